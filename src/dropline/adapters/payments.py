@@ -1,0 +1,153 @@
+"""The payment provider behind a small interface, and a working local provider.
+
+The local provider behaves like a card network with idempotent requests: it remembers every
+charge by idempotency key in its own ledger (its own transaction, apart from the shop's), so a
+retried charge returns the first outcome and never takes money twice.
+
+Test cards (any future expiry, any CVC):
+
+    4242 4242 4242 4242   succeeds
+    4000 0000 0000 0002   declined (card_declined)
+    4000 0000 0000 9995   declined (insufficient_funds)
+    4000 0000 0000 0119   the provider fails transiently on the first try of each
+                          idempotency key; retrying the same key succeeds
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dropline.clock import Clock
+
+SUCCEEDS = "4242424242424242"
+DECLINED = "4000000000000002"
+INSUFFICIENT_FUNDS = "4000000000009995"
+TRANSIENT_FAILURE = "4000000000000119"
+
+
+class ProviderUnavailable(Exception):
+    """Transient: nothing was decided; retry with the same idempotency key."""
+
+
+@dataclass(frozen=True)
+class Card:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+    @property
+    def fingerprint(self) -> str:
+        # Same card -> same fingerprint, for linking accounts in risk scoring; never the number.
+        return hashlib.sha256(f"card:{self.number}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: Literal["succeeded", "declined"]
+    reference: str
+    decline_code: str | None = None
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def charge(self, *, amount: int, currency: str, card: Card, idempotency_key: str) -> ChargeResult:
+        ...
+
+    def refund(self, *, charge_reference: str, amount: int, currency: str,
+               idempotency_key: str) -> str:
+        """Returns the refund reference."""
+        ...
+
+
+def luhn_valid(number: str) -> bool:
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char)
+        if index % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+class LocalCardProvider:
+    name = "local"
+
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._transient_seen: set[str] = set()
+
+    def _remembered(self, idempotency_key: str) -> ChargeResult | None:
+        from dropline.payments.models import LocalProviderCharge
+
+        with self._sessions() as session:
+            row = session.scalar(
+                select(LocalProviderCharge).where(
+                    LocalProviderCharge.idempotency_key == idempotency_key)
+            )
+            if row is None:
+                return None
+            if row.outcome == "succeeded":
+                return ChargeResult("succeeded", row.reference)
+            return ChargeResult("declined", row.reference, row.outcome.split(":", 1)[1])
+
+    def _record(self, *, kind: str, key: str, outcome: str, amount: int, currency: str,
+                charge_reference: str | None = None) -> str:
+        from dropline.payments.models import LocalProviderCharge
+
+        reference = f"{'ch' if kind == 'charge' else 're'}_{uuid.uuid4().hex[:24]}"
+        with self._sessions() as session:
+            session.add(LocalProviderCharge(
+                kind=kind, idempotency_key=key, reference=reference, outcome=outcome,
+                amount=amount, currency=currency, charge_reference=charge_reference,
+                created_at=self._clock.now(),
+            ))
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent retry of the same key recorded first
+                session.rollback()
+                existing = session.scalar(select(LocalProviderCharge.reference).where(
+                    LocalProviderCharge.idempotency_key == key))
+                assert existing is not None
+                return existing
+        return reference
+
+    def charge(self, *, amount: int, currency: str, card: Card, idempotency_key: str) -> ChargeResult:
+        if (remembered := self._remembered(idempotency_key)) is not None:
+            return remembered
+        if card.number == TRANSIENT_FAILURE and idempotency_key not in self._transient_seen:
+            self._transient_seen.add(idempotency_key)
+            raise ProviderUnavailable("processor timeout (simulated); retry with the same key")
+        if card.number == DECLINED:
+            outcome = "declined:card_declined"
+        elif card.number == INSUFFICIENT_FUNDS:
+            outcome = "declined:insufficient_funds"
+        elif not luhn_valid(card.number):
+            outcome = "declined:invalid_number"
+        else:
+            outcome = "succeeded"
+        self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
+                     currency=currency)
+        result = self._remembered(idempotency_key)
+        assert result is not None
+        return result
+
+    def refund(self, *, charge_reference: str, amount: int, currency: str,
+               idempotency_key: str) -> str:
+        return self._record(kind="refund", key=idempotency_key, outcome="succeeded",
+                            amount=amount, currency=currency, charge_reference=charge_reference)

@@ -1,0 +1,115 @@
+"""Admin users and scoped API tokens."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dropline.admin.models import AdminUser, ApiToken
+from dropline.clock import Clock
+from dropline.customers.service import normalise_email
+from dropline.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
+from dropline.security import hash_password, token_digest, verify_password
+
+SCOPES: dict[str, str] = {
+    "catalog:write": "create and change products, variants, prices and stock",
+    "orders:read": "read every order",
+    "orders:refund": "refund orders",
+    "customers:read": "read customer accounts",
+    "events:read": "read the domain event log",
+    "webhooks:manage": "register and remove webhook endpoints, read deliveries",
+    "tokens:manage": "create and revoke API tokens",
+}
+ALL_SCOPES = "*"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str  # shown once; only its digest is stored
+
+
+def create_admin_user(
+    session: Session, *, clock: Clock, email: str, password: str, name: str = ""
+) -> AdminUser:
+    email = normalise_email(email)
+    if session.scalar(select(AdminUser.id).where(AdminUser.email == email)) is not None:
+        raise AlreadyExists(f"admin {email} already exists")
+    user = AdminUser(email=email, name=name, password_hash=hash_password(password),
+                     created_at=clock.now())
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate_admin(session: Session, *, email: str, password: str) -> AdminUser:
+    user = session.scalar(select(AdminUser).where(AdminUser.email == normalise_email(email)))
+    if not verify_password(user.password_hash if user else None, password):
+        raise NotAuthenticated("wrong email or password")
+    assert user is not None
+    return user
+
+
+def validate_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(SCOPES) - {ALL_SCOPES})
+    if unknown:
+        raise InvalidInput(
+            f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(sorted(SCOPES))} or *",
+            field="scopes",
+        )
+    if not scopes:
+        raise InvalidInput("a token needs at least one scope", field="scopes")
+    return sorted(set(scopes))
+
+
+def issue_token(
+    session: Session,
+    *,
+    clock: Clock,
+    name: str,
+    scopes: list[str],
+    admin_user_id: int | None = None,
+    expires_at: datetime | None = None,
+) -> IssuedToken:
+    scopes = validate_scopes(scopes)
+    prefix = secrets.token_hex(4)
+    secret = f"dl_{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(
+        name=name, prefix=prefix, token_hash=token_digest(secret), scopes=scopes,
+        admin_user_id=admin_user_id, created_at=clock.now(), expires_at=expires_at,
+    )
+    session.add(token)
+    session.flush()
+    return IssuedToken(token=token, secret=secret)
+
+
+def resolve_token(session: Session, *, clock: Clock, secret: str) -> ApiToken | None:
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_digest(secret)))
+    now = clock.now()
+    if token is None or token.revoked_at is not None:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    return token
+
+
+def has_scope(token: ApiToken, scope: str) -> bool:
+    return ALL_SCOPES in token.scopes or scope in token.scopes
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+
+def revoke_token(session: Session, *, clock: Clock, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"API token {token_id} not found")
+    if token.revoked_at is None:
+        token.revoked_at = clock.now()
+    session.flush()
+    return token

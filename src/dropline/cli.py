@@ -1,0 +1,221 @@
+"""The ``dropline`` command. Each domain mounts its own sub-app; all call the same services as
+the web API."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dropline.clock import SystemClock
+from dropline.config import Settings, get_settings
+from dropline.errors import DomainError
+
+F = TypeVar("F", bound=Callable[..., Any])
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="dropline",
+    help="Dropline: a commerce engine for creator brands (memberships, micro-drops, edge "
+         "fulfilment, LTV telemetry).\n\nSettings come from DROPLINE_* environment variables; "
+         "DROPLINE_DATABASE_URL defaults to a SQLite file in ./var.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+admin_app = typer.Typer(help="Admin users and scoped API tokens.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Webhook endpoints and deliveries.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+def friendly_errors(func: F) -> F:
+    """Domain errors become one readable line and exit code 2, not a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DomainError as exc:
+            err.print(f"[bold red]error:[/] {exc.detail}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from dropline.db import Database
+
+    return Database(settings.database_url)
+
+
+@app.command(epilog="Example: dropline serve --port 8000")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    migrate_first: Annotated[bool, typer.Option(
+        "--migrate/--no-migrate", help="Apply pending migrations before serving.")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the storefront, the JSON API (/api/v1, docs at /docs) and background jobs."""
+    import uvicorn
+
+    settings = get_settings()
+    if migrate_first:
+        from dropline.migrate import upgrade
+
+        upgrade(settings.database_url)
+    console.print(f"[bold]Dropline[/] serving {settings.shop_name} on http://{host}:{port} "
+                  f"(API docs: http://{host}:{port}/docs)")
+    uvicorn.run("dropline.web.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level)
+
+
+@app.command(epilog="Example: dropline migrate   |   dropline migrate --revision base")
+def migrate(
+    revision: Annotated[str, typer.Option(help="Target revision ('head', or 'base' to "
+                                          "downgrade everything).")] = "head",
+) -> None:
+    """Apply (or roll back) database migrations on DROPLINE_DATABASE_URL."""
+    from dropline.migrate import current_revision, downgrade, upgrade
+
+    settings = get_settings()
+    if revision == "base":
+        downgrade(settings.database_url, "base")
+    else:
+        upgrade(settings.database_url, revision)
+    console.print(f"database at revision [bold]{current_revision(settings.database_url)}[/]")
+
+
+@app.command(epilog="Example: dropline demo --customers 300 --reset")
+@friendly_errors
+def demo(
+    customers: Annotated[int, typer.Option(min=1, max=100_000,
+                                           help="How many customers to invent.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same shop.")] = 7,
+    reset: Annotated[bool, typer.Option(help="Drop everything first.")] = False,
+) -> None:
+    """Seed a believable demo brand (a London perfumer) with stock, customers and orders."""
+    from dropline.demo import seed_demo
+    from dropline.migrate import downgrade, upgrade
+
+    settings = get_settings()
+    if reset:
+        downgrade(settings.database_url, "base")
+    upgrade(settings.database_url)
+    db = _database(settings)
+    summary = seed_demo(db, settings=settings, customers=customers, seed=seed, console=console)
+    table = Table(title="Demo shop", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command(epilog="Example: dropline worker --interval 2")
+def worker(
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 2.0,
+    once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
+) -> None:
+    """Run background jobs (webhook delivery) outside the web process."""
+    import time
+
+    import httpx
+
+    from dropline.webhooks.jobs import deliver_due
+
+    settings = get_settings()
+    db = _database(settings)
+    with httpx.Client(timeout=settings.webhook_timeout_seconds) as client:
+        while True:
+            report = deliver_due(db, clock=SystemClock(), client=client,
+                                 max_attempts=settings.webhook_max_attempts)
+            if report.attempted:
+                console.print(f"webhooks: {report.delivered} delivered, {report.retrying} "
+                              f"retrying, {report.failed} failed")
+            if once:
+                return
+            time.sleep(interval)
+
+
+@admin_app.command("create-user", epilog="Example: dropline admin create-user ops@brand.example")
+@friendly_errors
+def create_user(
+    email: Annotated[str, typer.Argument(help="Admin's email.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True, help="At least 10 chars.")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Create an admin user."""
+    from dropline.admin.service import create_admin_user
+
+    if len(password) < 10:
+        err.print("[bold red]error:[/] the password needs at least 10 characters")
+        raise typer.Exit(2)
+    settings = get_settings()
+    with _database(settings).transaction() as session:
+        user = create_admin_user(session, clock=SystemClock(), email=email, password=password,
+                                 name=name)
+        console.print(f"admin user {user.email} created (id {user.id})")
+
+
+@admin_app.command("token", epilog="Example: dropline admin token ci-bot --scope orders:read "
+                                   "--scope catalog:write")
+@friendly_errors
+def token(
+    name: Annotated[str, typer.Argument(help="What the token is for.")],
+    scope: Annotated[list[str], typer.Option(help="A scope (repeat), or '*' for all. "
+                                             "See `dropline admin scopes`.")],
+) -> None:
+    """Issue a scoped API token. It is printed once; only its hash is stored."""
+    from dropline.admin.service import issue_token
+
+    settings = get_settings()
+    with _database(settings).transaction() as session:
+        issued = issue_token(session, clock=SystemClock(), name=name, scopes=scope)
+        console.print(f"token {issued.token.id} ({', '.join(issued.token.scopes)}):")
+        print(issued.secret)
+
+
+@admin_app.command("scopes", epilog="Example: dropline admin scopes")
+def scopes() -> None:
+    """List the scopes an API token can hold."""
+    from dropline.admin.service import SCOPES
+
+    table = Table("scope", "allows")
+    for key, text in SCOPES.items():
+        table.add_row(key, text)
+    table.add_row("*", "everything")
+    console.print(table)
+
+
+@webhooks_app.command("add", epilog="Example: dropline webhooks add https://example.com/hook "
+                                    "--event order.paid")
+@friendly_errors
+def webhooks_add(
+    url: Annotated[str, typer.Argument(help="Receiver URL (http or https).")],
+    event: Annotated[list[str], typer.Option(help="Event type to send (repeat); '*' for all.")]
+    = ["*"],  # noqa: B006 - Typer needs a literal default
+) -> None:
+    """Register a webhook endpoint; prints its signing secret once."""
+    from dropline.webhooks.service import create_endpoint
+
+    with _database(get_settings()).transaction() as session:
+        endpoint = create_endpoint(session, clock=SystemClock(), url=url, event_types=event)
+        console.print(f"endpoint {endpoint.id} → {endpoint.url} ({', '.join(endpoint.event_types)})")
+        console.print(f"signing secret: {endpoint.secret}")
+
+
+@webhooks_app.command("deliver", epilog="Example: dropline webhooks deliver")
+def webhooks_deliver() -> None:
+    """Deliver due webhooks once (what the worker does on each pass)."""
+    worker(interval=0, once=True)
+
+
+def main() -> None:  # pragma: no cover
+    app()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from dropline.schemas import Email, Input, Output
+
+
+class CustomerCreate(Input):
+    email: Email
+    password: str = Field(min_length=10, max_length=200,
+                          description="at least 10 characters")
+    name: str = Field("", max_length=120)
+    acquisition_source: str | None = Field(
+        None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+        description="where the customer came from (instagram, pop-up, referral ...); "
+                    "defaults to the utm_source seen on the storefront, else 'direct'")
+    acquisition_campaign: str | None = Field(None, max_length=120)
+
+
+class SessionCreate(Input):
+    email: Email
+    password: str = Field(min_length=1, max_length=200)
+
+
+class CustomerRead(Output):
+    id: int
+    email: str
+    name: str
+    acquisition_source: str
+    acquisition_campaign: str
+    created_at: datetime

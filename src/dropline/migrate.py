@@ -1,0 +1,42 @@
+"""Run the Alembic migrations shipped inside the package (so an installed Dropline migrates too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str, connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # '%' must be doubled for ConfigParser interpolation (passwords in URLs).
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(url: str, revision: str = "head", connection: Connection | None = None) -> None:
+    command.upgrade(alembic_config(url, connection), revision)
+
+
+def downgrade(url: str, revision: str, connection: Connection | None = None) -> None:
+    command.downgrade(alembic_config(url, connection), revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    from dropline.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

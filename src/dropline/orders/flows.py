@@ -1,0 +1,295 @@
+"""Checkout and refund: orchestration with a side effect (the card charge) in the middle.
+
+The charge is never made inside a database transaction: the order is written first (stock
+taken, status ``pending-payment``), committed, then charged with the payment's own idempotency
+key, then settled. A crash at any point leaves a state a retry resumes from:
+
+    crash before commit 1   -> nothing happened; the retry starts afresh
+    crash after commit 1    -> the retry finds the order by its checkout reference and charges
+                               with the same provider key (the provider never charges twice)
+    crash after the charge  -> the same: the provider replays its outcome, the order settles
+
+So a paid order exists exactly once per checkout attempt and no payment lacks its order.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dropline.adapters.payments import Card, ChargeResult, PaymentProvider, ProviderUnavailable
+from dropline.carts.models import Cart, CartStatus
+from dropline.carts.service import load_cart, view_cart
+from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
+from dropline.catalog.service import get_location_by_code, return_stock, take_stock
+from dropline.clock import Clock
+from dropline.config import Settings
+from dropline.customers.models import Customer
+from dropline.db import Database
+from dropline.errors import (
+    IdempotencyKeyReused,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    OutOfStock,
+    PaymentDeclined,
+    ServiceUnavailable,
+)
+from dropline.events.service import record_event
+from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.orders.service import find_by_checkout_reference
+from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
+
+PROVIDER_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    customer_id: int
+    cart_id: str
+    card: Card
+    shipping_address: dict[str, Any]
+    checkout_reference: str  # stable per attempt (derived from the Idempotency-Key)
+
+
+def _order_payload(session: Session, order: Order) -> dict[str, Any]:
+    """What telemetry cuts by, carried on every order event."""
+    families = sorted(set(session.scalars(
+        select(OrderLine.product_family).where(OrderLine.order_id == order.id))))
+    return {
+        "order_id": order.id, "total_amount": order.total_amount, "currency": order.currency,
+        "acquisition_source": order.acquisition_source,
+        "acquisition_campaign": order.acquisition_campaign,
+        "product_families": families, "fulfilment_path": order.fulfilment_path,
+    }
+
+
+def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
+                          request: CheckoutRequest) -> Order:
+    customer = session.get(Customer, request.customer_id)
+    if customer is None:
+        raise NotFound("customer not found")
+    cart = load_cart(session, cart_id=request.cart_id, customer_id=customer.id)
+    if cart.status is not CartStatus.open:
+        raise InvalidState("this cart has already been checked out")
+    view = view_cart(session, cart=cart, flat_shipping=settings.flat_shipping_amount,
+                     free_shipping_threshold=settings.free_shipping_threshold)
+    if view.totals is None:
+        raise InvalidInput("the cart is empty; add something before checking out")
+    location = get_location_by_code(session, settings.default_location_code)
+
+    rows = {
+        variant.id: (variant, product, family)
+        for variant, product, family in session.execute(
+            select(Variant, Product, ProductFamily)
+            .join(Product, Product.id == Variant.product_id)
+            .join(ProductFamily, ProductFamily.id == Product.family_id)
+            .where(Variant.id.in_([line.variant_id for line in view.lines]))
+        )
+    }
+    # Lines are sorted by variant id, so concurrent checkouts take stock rows in one order
+    # (no deadlocks on PostgreSQL); each take is one conditional UPDATE.
+    for line in view.lines:
+        variant, product, _ = rows[line.variant_id]
+        if not variant.active or product.status is not ProductStatus.active:
+            raise OutOfStock(f"{variant.sku} is no longer for sale", sku=variant.sku)
+        if not take_stock(session, location_id=location.id, variant_id=variant.id,
+                          quantity=line.quantity):
+            raise OutOfStock(f"not enough {variant.sku} left for {line.quantity}",
+                             sku=variant.sku)
+
+    totals = view.totals
+    now = clock.now()
+    order = Order(
+        customer_id=customer.id, email=customer.email, status=OrderStatus.pending_payment,
+        currency=totals.currency, subtotal_amount=totals.subtotal_amount,
+        discount_amount=totals.discount_amount, shipping_amount=totals.shipping_amount,
+        total_amount=totals.total_amount, refunded_amount=0,
+        checkout_reference=request.checkout_reference, cart_id=cart.id, location_id=location.id,
+        fulfilment_path="central", acquisition_source=customer.acquisition_source,
+        acquisition_campaign=customer.acquisition_campaign,
+        shipping_address=request.shipping_address, created_at=now,
+    )
+    session.add(order)
+    session.flush()
+    for line in view.lines:
+        variant, product, family = rows[line.variant_id]
+        session.add(OrderLine(
+            order_id=order.id, variant_id=variant.id, sku=variant.sku, product_name=product.name,
+            variant_name=variant.name, product_family=family.slug,
+            condition_grade=variant.condition_grade,
+            condition_disclosure=variant.condition_disclosure,
+            unit_price_amount=line.unit_price_amount, quantity=line.quantity,
+            line_total_amount=line.line_total_amount,
+        ))
+    session.add(Payment(
+        order_id=order.id, provider="pending", idempotency_key=f"pay_{uuid.uuid4().hex}",
+        status=PaymentStatus.pending, amount=order.total_amount, currency=order.currency,
+        card_last4=request.card.last4, card_fingerprint=request.card.fingerprint,
+        created_at=now, updated_at=now,
+    ))
+    cart.status = CartStatus.checked_out
+    session.flush()
+    record_event(session, clock=clock, type="order.created", subject_type="order",
+                 subject_id=order.id, customer_id=customer.id,
+                 payload=_order_payload(session, order))
+    return order
+
+
+def _charge(provider: PaymentProvider, *, payment: Payment, card: Card) -> ChargeResult:
+    for attempt in range(PROVIDER_ATTEMPTS):
+        try:
+            return provider.charge(amount=payment.amount, currency=payment.currency, card=card,
+                                   idempotency_key=payment.idempotency_key)
+        except ProviderUnavailable:
+            if attempt + 1 < PROVIDER_ATTEMPTS:
+                time.sleep(0.05 * 2**attempt)
+    raise ServiceUnavailable(
+        "the payment provider is not answering; nothing was charged twice. Retry with the "
+        "same Idempotency-Key", retry_after=5)
+
+
+def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
+            provider_name: str, result: ChargeResult) -> Order:
+    order = session.get(Order, order_id)
+    assert order is not None
+    now = clock.now()
+    status = PaymentStatus.succeeded if result.status == "succeeded" else PaymentStatus.declined
+    # Only the first settler moves the payment out of pending; a concurrent resumer no-ops.
+    moved = session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id, Payment.status == PaymentStatus.pending)
+        .values(status=status, provider=provider_name, provider_ref=result.reference,
+                decline_code=result.decline_code, updated_at=now)
+    ).rowcount
+    if moved != 1:
+        session.refresh(order)
+        return order
+    if status is PaymentStatus.succeeded:
+        order.status = OrderStatus.paid
+        order.paid_at = now
+        event = "order.paid"
+    else:
+        order.status = OrderStatus.payment_failed
+        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
+                                    .order_by(OrderLine.variant_id)):
+            return_stock(session, location_id=order.location_id or 0,
+                         variant_id=line.variant_id, quantity=line.quantity)
+        # The shopper may try another card with the same basket (and a new Idempotency-Key).
+        session.execute(update(Cart).where(Cart.id == order.cart_id).values(status=CartStatus.open))
+        event = "order.payment_failed"
+    session.flush()
+    record_event(session, clock=clock, type=event, subject_type="order", subject_id=order.id,
+                 customer_id=order.customer_id,
+                 payload={**_order_payload(session, order), "decline_code": result.decline_code})
+    return order
+
+
+def checkout(
+    db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
+    request: CheckoutRequest,
+) -> int:
+    """Returns the order id once it is paid; raises PaymentDeclined (order kept, stock
+    returned) or OutOfStock / InvalidInput (nothing written)."""
+    with db.transaction() as session:
+        order = find_by_checkout_reference(session, request.checkout_reference)
+        if order is None:
+            order = _create_pending_order(session, clock=clock, settings=settings,
+                                          request=request)
+        order_id, status = order.id, order.status
+        payment = session.scalar(select(Payment).where(Payment.order_id == order.id)
+                                 .order_by(Payment.id.desc()))
+        assert payment is not None
+
+    if status is OrderStatus.pending_payment:
+        result = _charge(provider, payment=payment, card=request.card)
+        with db.transaction() as session:
+            order = _settle(session, clock=clock, order_id=order_id, payment_id=payment.id,
+                            provider_name=provider.name, result=result)
+            status = order.status
+    if status is OrderStatus.payment_failed:
+        with db.transaction() as session:
+            decline = session.scalar(select(Payment.decline_code).where(
+                Payment.order_id == order_id).order_by(Payment.id.desc()))
+        raise PaymentDeclined(f"the card was declined ({decline}); nothing was charged",
+                              decline_code=decline, order_id=order_id)
+    return order_id
+
+
+def refund_order(
+    db: Database, *, clock: Clock, provider: PaymentProvider, order_id: int, amount: int,
+    reason: str, actor: str, idempotency_key: str,
+) -> int:
+    """Refunds part or all of a paid order; returns the refund id. The refunded total can never
+    exceed the order total: it is raised by one conditional UPDATE whose row count decides. As
+    with checkout, the provider is called between two transactions, so a retry with the same
+    key resumes a refund that crashed half-way and never pays out twice."""
+    with db.transaction() as session:
+        refund = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
+        if refund is None:
+            refund = _open_refund(session, clock=clock, order_id=order_id, amount=amount,
+                                  reason=reason, actor=actor, idempotency_key=idempotency_key)
+        elif refund.order_id != order_id or refund.amount != amount:
+            raise IdempotencyKeyReused("this key was used for a different refund")
+        refund_id, status = refund.id, refund.status
+        payment = session.get(Payment, refund.payment_id)
+        assert payment is not None and payment.provider_ref is not None
+        charge_ref, currency = payment.provider_ref, refund.currency
+
+    if status is RefundStatus.pending:
+        reference = provider.refund(charge_reference=charge_ref, amount=amount, currency=currency,
+                                    idempotency_key=f"refund_{idempotency_key}")
+        with db.transaction() as session:
+            moved = session.execute(
+                update(Refund).where(Refund.id == refund_id, Refund.status == RefundStatus.pending)
+                .values(status=RefundStatus.succeeded, provider_ref=reference)
+            ).rowcount
+            if moved == 1:
+                order = session.get(Order, order_id)
+                assert order is not None
+                record_event(session, clock=clock, type="order.refunded", subject_type="order",
+                             subject_id=order.id, customer_id=order.customer_id,
+                             payload={**_order_payload(session, order), "refund_id": refund_id,
+                                      "refund_amount": amount,
+                                      "refunded_amount": order.refunded_amount,
+                                      "reason": reason, "actor": actor})
+    return refund_id
+
+
+def _open_refund(session: Session, *, clock: Clock, order_id: int, amount: int, reason: str,
+                 actor: str, idempotency_key: str) -> Refund:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} not found")
+    if order.status not in (OrderStatus.paid, OrderStatus.partially_refunded):
+        raise InvalidState(f"order {order_id} is {order.status.value}; only paid orders can be "
+                           "refunded")
+    if amount <= 0:
+        raise InvalidInput("refund amount must be positive", field="amount")
+    payment = session.scalar(select(Payment).where(Payment.order_id == order_id,
+                                                   Payment.status == PaymentStatus.succeeded))
+    if payment is None or payment.provider_ref is None:
+        raise InvalidState(f"order {order_id} has no captured payment")
+    raised = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.refunded_amount + amount <= Order.total_amount)
+        .values(refunded_amount=Order.refunded_amount + amount)
+    ).rowcount
+    if raised != 1:
+        remaining = order.total_amount - order.refunded_amount
+        raise InvalidInput(f"refund exceeds what is left to refund ({remaining} minor units of "
+                           f"{order.currency})", field="amount", remaining=remaining)
+    session.refresh(order)
+    order.status = (OrderStatus.refunded if order.refunded_amount == order.total_amount
+                    else OrderStatus.partially_refunded)
+    refund = Refund(order_id=order.id, payment_id=payment.id, amount=amount,
+                    currency=order.currency, reason=reason, status=RefundStatus.pending,
+                    idempotency_key=idempotency_key, actor=actor, created_at=clock.now())
+    session.add(refund)
+    session.flush()
+    return refund

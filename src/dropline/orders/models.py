@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dropline.catalog.models import ConditionGrade
+from dropline.db import Base, BigIntPK
+
+
+class OrderStatus(enum.StrEnum):
+    pending_payment = "pending-payment"
+    paid = "paid"
+    payment_failed = "payment-failed"
+    partially_refunded = "partially-refunded"
+    refunded = "refunded"
+
+
+class Order(Base):
+    """Totals are stored and also constrained by the database to reconcile with each other;
+    ``orders.rules.order_totals`` reconciles them with the lines."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    status: Mapped[OrderStatus] = mapped_column(Enum(OrderStatus, native_enum=False, length=24))
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_amount: Mapped[int] = mapped_column(BigInteger)
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_amount: Mapped[int] = mapped_column(BigInteger)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # One order per checkout attempt: the idempotency record it came from (unique).
+    checkout_reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    cart_id: Mapped[str | None] = mapped_column(String(36))
+    location_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("locations.id"))
+    fulfilment_path: Mapped[str] = mapped_column(String(24), default="central")
+    acquisition_source: Mapped[str] = mapped_column(String(64), default="direct")
+    acquisition_campaign: Mapped[str] = mapped_column(String(120), default="")
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    paid_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(
+            "total_amount = subtotal_amount - discount_amount + shipping_amount",
+            name="total_reconciles",
+        ),
+        CheckConstraint("subtotal_amount >= 0 AND discount_amount >= 0 AND shipping_amount >= 0",
+                        name="amounts_non_negative"),
+        CheckConstraint("refunded_amount >= 0 AND refunded_amount <= total_amount",
+                        name="refund_within_total"),
+    )
+
+
+class OrderLine(Base):
+    """A snapshot of what was sold, including the condition disclosure the buyer saw."""
+
+    __tablename__ = "order_lines"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), index=True
+    )
+    variant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("variants.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    product_name: Mapped[str] = mapped_column(String(200))
+    variant_name: Mapped[str] = mapped_column(String(120))
+    product_family: Mapped[str] = mapped_column(String(64))
+    condition_grade: Mapped[ConditionGrade] = mapped_column(
+        Enum(ConditionGrade, native_enum=False, length=16)
+    )
+    condition_disclosure: Mapped[str] = mapped_column(Text, default="")
+    unit_price_amount: Mapped[int] = mapped_column(BigInteger)
+    quantity: Mapped[int]
+    line_total_amount: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("line_total_amount = unit_price_amount * quantity", name="line_reconciles"),
+    )

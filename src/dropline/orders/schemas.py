@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field, field_validator
+
+from dropline.catalog.models import ConditionGrade
+from dropline.orders.models import OrderStatus
+from dropline.payments.models import PaymentStatus, RefundStatus
+from dropline.schemas import Input, Output, PositiveAmount, ShortText
+
+
+class CardIn(Input):
+    number: str = Field(min_length=12, max_length=23, examples=["4242424242424242"])
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=2100)
+    cvc: str = Field(pattern=r"^[0-9]{3,4}$")
+
+    @field_validator("number")
+    @classmethod
+    def digits_only(cls, value: str) -> str:
+        digits = value.replace(" ", "").replace("-", "")
+        if not digits.isdigit():
+            raise ValueError("card number must contain digits only")
+        return digits
+
+
+class AddressIn(Input):
+    name: str = Field(min_length=1, max_length=120)
+    line1: str = Field(min_length=1, max_length=200)
+    line2: str = Field("", max_length=200)
+    city: str = Field(min_length=1, max_length=100)
+    postcode: str = Field(min_length=2, max_length=16)
+    country: str = Field("GB", pattern=r"^[A-Z]{2}$")
+
+
+class CheckoutCreate(Input):
+    cart_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    card: CardIn
+    shipping_address: AddressIn
+
+
+class RefundCreate(Input):
+    amount: PositiveAmount
+    reason: ShortText = ""
+
+
+class OrderLineRead(Output):
+    variant_id: int
+    sku: str
+    product_name: str
+    variant_name: str
+    product_family: str
+    condition_grade: ConditionGrade
+    condition_disclosure: str
+    unit_price_amount: int
+    quantity: int
+    line_total_amount: int
+
+
+class PaymentRead(Output):
+    id: int
+    status: PaymentStatus
+    amount: int
+    currency: str
+    card_last4: str
+    decline_code: str | None
+
+
+class RefundRead(Output):
+    id: int
+    amount: int
+    currency: str
+    reason: str
+    status: RefundStatus
+    created_at: datetime
+
+
+class OrderRead(Output):
+    id: int
+    status: OrderStatus
+    email: str
+    currency: str
+    subtotal_amount: int
+    discount_amount: int
+    shipping_amount: int
+    total_amount: int
+    refunded_amount: int
+    fulfilment_path: str
+    created_at: datetime
+    paid_at: datetime | None
+    lines: list[OrderLineRead]
+    payments: list[PaymentRead]
+    refunds: list[RefundRead]
+
+
+class OrderSummary(Output):
+    id: int
+    status: OrderStatus
+    currency: str
+    total_amount: int
+    created_at: datetime

@@ -1,0 +1,41 @@
+"""Shared Pydantic field types. Every number a client sends is bounded, so no value can
+overflow a column and every string has a length limit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_ID = 2**53  # safe in JSON numbers and in BIGINT
+MAX_AMOUNT = 10**11  # minor units: a billion in major units
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="numeric id")]
+Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="integer minor units (pence)")]
+PositiveAmount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="integer minor units")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"),
+                     Field(description="ISO 4217 code", examples=["GBP"])]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(max_length=300)]
+LongText = Annotated[str, StringConstraints(max_length=10_000)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,119}$")]
+Email = Annotated[str, StringConstraints(
+    strip_whitespace=True, to_lower=True, max_length=254,
+    pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class Input(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel):
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=10_000_000)

@@ -1,0 +1,89 @@
+"""The ASGI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+
+import dropline
+from dropline.adapters.payments import LocalCardProvider, PaymentProvider
+from dropline.admin.api import router as admin_router
+from dropline.carts.api import router as carts_router
+from dropline.catalog.api import router as catalog_router
+from dropline.clock import Clock, SystemClock
+from dropline.config import Settings, get_settings
+from dropline.customers.api import router as customers_router
+from dropline.db import Database
+from dropline.orders.api import router as orders_router
+from dropline.web.deps import Services
+from dropline.web.pages import router as pages_router
+from dropline.web.problems import install_problem_handlers
+from dropline.web.scheduler import BackgroundWorker
+from dropline.webhooks.api import router as webhooks_router
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+DESCRIPTION = """
+Dropline's headless API. Amounts are **integer minor units** with an ISO 4217 currency; times
+are UTC (ISO 8601). Errors are `application/problem+json` (RFC 9457).
+
+* Customers sign in with `POST /api/v1/sessions` (a cookie session).
+* Admin endpoints take a scoped API token: `Authorization: Bearer dl_...`
+  (`dropline admin token --scope ...` issues one).
+* Writes that move money take an `Idempotency-Key` header.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    payments: PaymentProvider | None = None,
+    run_worker: bool | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+    db = db or Database(settings.database_url)
+    services = Services(settings=settings, db=db, clock=clock,
+                        payments=payments or LocalCardProvider(db.sessions, clock))
+    worker = BackgroundWorker(db, clock, settings)
+    start_worker = settings.run_scheduler if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if start_worker:
+            services.after_commit.append(worker.kick)
+            worker.start()
+        yield
+        if start_worker:
+            worker.stop()
+
+    app = FastAPI(
+        title=f"Dropline API — {settings.shop_name}", version=dropline.__version__,
+        description=DESCRIPTION, lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.worker = worker
+    install_problem_handlers(app)
+
+    api = APIRouter(prefix="/api/v1")
+    for router in (catalog_router, customers_router, carts_router, orders_router,
+                   admin_router, webhooks_router):
+        api.include_router(router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
+    def healthz() -> dict[str, str]:
+        with db.transaction() as session:
+            session.execute(text("SELECT 1"))
+        return {"status": "ok", "version": dropline.__version__}
+
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

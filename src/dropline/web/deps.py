@@ -1,0 +1,132 @@
+"""FastAPI dependencies: the app's services, the unit of work, and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from dropline.adapters.payments import PaymentProvider
+from dropline.admin.service import has_scope, resolve_token
+from dropline.clock import Clock
+from dropline.config import Settings
+from dropline.customers.service import customer_for_session
+from dropline.db import Database
+from dropline.errors import NotAuthenticated, PermissionDenied
+
+
+@dataclass
+class Services:
+    """Everything a request needs from the process, built once by ``create_app``."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    payments: PaymentProvider
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_db(services: ServicesDep) -> Database:
+    return services.db
+
+
+def get_clock(services: ServicesDep) -> Clock:
+    return services.clock
+
+
+def get_settings(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+DatabaseDep = Annotated[Database, Depends(get_db)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def unit_of_work(services: ServicesDep) -> Iterator[Session]:
+    """One transaction per request, committed once the endpoint returns and *before* the
+    response is sent (scope="function"), so a client never sees success for an uncommitted
+    change. Domain errors roll back."""
+    with services.db.transaction() as session:
+        yield session
+    for hook in services.after_commit:
+        hook()
+
+
+SessionDep = Annotated[Session, Depends(unit_of_work, scope="function")]
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Literal["customer", "token"]
+    id: int
+    email: str = ""
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def optional_customer(request: Request, services: ServicesDep) -> Principal | None:
+    """Resolved in its own short transaction, and handed on as a plain value, so no
+    transaction stays open while a flow talks to the payment provider."""
+    token = request.cookies.get(services.settings.session_cookie_name)
+    if not token or len(token) > 200:
+        return None
+    with services.db.transaction() as session:
+        customer = customer_for_session(session, clock=services.clock, token=token)
+        if customer is None:
+            return None
+        return Principal(kind="customer", id=customer.id, email=customer.email)
+
+
+OptionalCustomer = Annotated[Principal | None, Depends(optional_customer)]
+
+
+def require_customer(principal: OptionalCustomer) -> Principal:
+    if principal is None:
+        raise NotAuthenticated("sign in first (POST /api/v1/sessions)")
+    return principal
+
+
+CustomerDep = Annotated[Principal, Depends(require_customer)]
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    def dependency(request: Request, services: ServicesDep) -> Principal:
+        secret = _bearer(request)
+        if secret is None:
+            raise NotAuthenticated("send an API token: 'Authorization: Bearer dl_...'")
+        with services.db.transaction() as session:
+            token = resolve_token(session, clock=services.clock, secret=secret[:200])
+            if token is None:
+                raise NotAuthenticated("the API token is unknown, revoked or expired")
+            if not has_scope(token, scope):
+                raise PermissionDenied(f"this token lacks the {scope!r} scope", scope=scope)
+            token.last_used_at = services.clock.now()
+            return Principal(kind="token", id=token.id, scopes=tuple(token.scopes))
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
+
+
+def admin(scope: str) -> object:
+    """``Depends`` on a token holding ``scope``, for use as ``Annotated[Principal, admin(...)]``."""
+    return Depends(require_scope(scope))

@@ -1,0 +1,79 @@
+"""Render every refusal as RFC 9457 ``application/problem+json``. Nothing a client sends may
+surface as a 500: validation, malformed JSON, unknown routes and out-of-range values all map to
+a 4xx problem here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dropline.errors import PROBLEM_BASE, DomainError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("dropline.web")
+
+
+def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+                     ) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON,
+                        headers=headers)
+
+
+def _problem(status: int, slug: str, title: str, detail: str, instance: str,
+             **extra: Any) -> dict[str, Any]:
+    return {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
+            "instance": instance, **extra}
+
+
+def domain_error_response(exc: DomainError, instance: str) -> JSONResponse:
+    headers = {}
+    if "retry_after" in exc.extensions:
+        headers["Retry-After"] = str(exc.extensions["retry_after"])
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem_response(exc.status, exc.to_problem(instance), headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return domain_error_response(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        if any(err["type"] == "json_invalid" for err in errors):
+            return problem_response(400, _problem(
+                400, "malformed-json", "Malformed JSON",
+                "the request body is not valid JSON", request.url.path, errors=errors))
+        return problem_response(422, _problem(
+            422, "validation-failed", "Validation failed",
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:2000],
+            request.url.path, errors=errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return problem_response(exc.status_code, _problem(
+            exc.status_code, slug, title, detail, request.url.path), dict(exc.headers or {}))
+
+    @app.exception_handler(DataError)
+    async def on_data_error(request: Request, exc: DataError) -> JSONResponse:
+        # Validation bounds every value; this is the net under it (e.g. an overflow on an
+        # engine with narrower types). The transaction has already rolled back.
+        log.warning("DataError reached the handler: %s", exc)
+        return problem_response(422, _problem(
+            422, "value-out-of-range", "Value out of range",
+            "a value is outside what can be stored", request.url.path))

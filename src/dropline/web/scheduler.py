@@ -1,0 +1,55 @@
+"""The in-process background worker for the embedded default: delivers webhooks soon after
+each commit (woken by an after-commit hook) and on a timer for retries. Production runs the
+same loop in ``dropline worker`` processes instead."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import httpx
+
+from dropline.clock import Clock
+from dropline.config import Settings
+from dropline.db import Database
+from dropline.webhooks.jobs import deliver_due
+
+log = logging.getLogger("dropline.worker")
+
+
+class BackgroundWorker:
+    def __init__(self, db: Database, clock: Clock, settings: Settings,
+                 interval_seconds: float = 5.0) -> None:
+        self._db, self._clock, self._settings = db, clock, settings
+        self._interval = interval_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dropline-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def run_once(self, client: httpx.Client) -> int:
+        report = deliver_due(self._db, clock=self._clock, client=client,
+                             max_attempts=self._settings.webhook_max_attempts)
+        return report.attempted
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self._settings.webhook_timeout_seconds) as client:
+            while not self._stop.is_set():
+                try:
+                    self.run_once(client)
+                except Exception:  # keep the worker alive; the failure is logged
+                    log.exception("background job failed")
+                self._wake.wait(self._interval)
+                self._wake.clear()

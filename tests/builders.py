@@ -1,0 +1,81 @@
+"""Small builders, one per concept (no giant fixtures module)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from dropline.admin.service import issue_token
+from dropline.catalog.models import ConditionGrade
+from dropline.catalog.service import VariantSpec, create_product, set_stock
+from dropline.clock import Clock
+from dropline.db import Database
+from dropline.locations.models import Location, LocationKind
+
+PASSWORD = "correct horse battery"
+GOOD_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+ADDRESS = {"name": "Ada Lovelace", "line1": "1 Fournier St", "city": "London",
+           "postcode": "E1 6QE", "country": "GB"}
+
+
+def make_location(db: Database, *, code: str = "central",
+                  kind: LocationKind = LocationKind.central_warehouse) -> int:
+    with db.transaction() as session:
+        location = Location(code=code, name=code.title(), kind=kind, latitude=51.5,
+                            longitude=-0.1)
+        session.add(location)
+        session.flush()
+        return location.id
+
+
+def make_product(
+    db: Database, clock: Clock, *, name: str | None = None, price: int = 4200, stock: int = 10,
+    family: str = "eau-de-parfum", grade: ConditionGrade = ConditionGrade.new,
+    disclosure: str = "", location: str = "central",
+) -> tuple[int, int]:
+    """Returns (product_id, variant_id); the variant has ``stock`` units at ``location``."""
+    suffix = uuid.uuid4().hex[:8]
+    with db.transaction() as session:
+        product = create_product(
+            session, clock=clock, name=name or f"Fig Leaf {suffix}", family_slug=family,
+            variants=[VariantSpec(sku=f"SKU-{suffix}", name="50 ml", price_amount=price,
+                                  currency="GBP", condition_grade=grade,
+                                  condition_disclosure=disclosure)],
+        )
+        from dropline.catalog.service import variants_of
+
+        variant = variants_of(session, [product.id])[product.id][0]
+        set_stock(session, clock=clock, location_code=location, variant_id=variant.id,
+                  on_hand=stock, actor="test")
+        return product.id, variant.id
+
+
+def sign_up(client: TestClient, *, email: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Registers a customer; the client then carries their session cookie."""
+    email = email or f"shopper-{uuid.uuid4().hex[:8]}@example.com"
+    response = client.post("/api/v1/customers",
+                           json={"email": email, "password": PASSWORD, **extra})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def cart_with(client: TestClient, variant_id: int, quantity: int = 1) -> str:
+    cart = client.post("/api/v1/carts")
+    assert cart.status_code == 201, cart.text
+    cart_id = cart.json()["id"]
+    line = client.put(f"/api/v1/carts/{cart_id}/lines/{variant_id}", json={"quantity": quantity})
+    assert line.status_code == 200, line.text
+    return cart_id
+
+
+def checkout_body(cart_id: str, card: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"cart_id": cart_id, "card": card or GOOD_CARD, "shipping_address": ADDRESS}
+
+
+def api_token(db: Database, clock: Clock, *scopes: str) -> dict[str, str]:
+    """Authorization header for a fresh token with these scopes."""
+    with db.transaction() as session:
+        issued = issue_token(session, clock=clock, name="test", scopes=list(scopes))
+        return {"Authorization": f"Bearer {issued.secret}"}

@@ -1,0 +1,83 @@
+"""Test set-up: a real database built by the migrations, SQLite by default, PostgreSQL when
+DROPLINE_TEST_DATABASE_URL is set (CI does). Each test that touches the database starts from
+empty tables: the flows under test commit for real (as in production), so isolation is by
+emptying tables afterwards rather than by an outer rolled-back transaction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from dropline.clock import FrozenClock
+from dropline.config import Settings
+from dropline.db import Database
+from dropline.migrate import downgrade, upgrade
+from dropline.models import metadata
+from dropline.web.app import create_app
+
+TEST_DATABASE_URL = os.environ.get("DROPLINE_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if TEST_DATABASE_URL:
+        url = TEST_DATABASE_URL
+        downgrade(url, "base")  # a previous run may have left tables behind
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    upgrade(url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def _engine_db(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+def _empty_tables(db: Database) -> None:
+    tables = [t.name for t in reversed(metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for name in tables:
+                conn.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(_engine_db: Database) -> Iterator[Database]:
+    yield _engine_db
+    _empty_tables(_engine_db)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, run_scheduler=False, secret_key="test-secret",
+                    currency="GBP", flat_shipping_amount=395, free_shipping_threshold=5000)
+
+
+@pytest.fixture
+def client(db: Database, clock: FrozenClock, settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings, clock=clock, db=db, run_worker=False)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"dropline database: {TEST_DATABASE_URL or 'sqlite (temporary file)'}"
+
+
+DATA_DIR = Path(__file__).parent / "data"

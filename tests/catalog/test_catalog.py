@@ -1,0 +1,94 @@
+"""Catalog: graded goods must disclose their condition; prices are integer minor units."""
+
+import pytest
+
+from dropline.catalog.models import ConditionGrade
+from dropline.catalog.rules import disclosure_problem
+from dropline.catalog.service import VariantSpec, create_product
+from dropline.errors import AlreadyExists, InvalidInput
+from tests.builders import api_token, make_location, make_product
+
+
+def test_new_goods_need_no_disclosure_but_graded_goods_do():
+    assert disclosure_problem(ConditionGrade.new, "") is None
+    assert "disclosure" in disclosure_problem(ConditionGrade.refurbished_b, "ok")
+    assert disclosure_problem(ConditionGrade.used, "Small chip on the base, fully working") is None
+
+
+def test_a_graded_variant_without_disclosure_is_refused(db, clock):
+    with pytest.raises(InvalidInput, match="disclosure"), db.transaction() as session:
+        create_product(session, clock=clock, name="Diffuser", family_slug="diffusers",
+                       variants=[VariantSpec("D-1", "Stone", 3000, "GBP",
+                                             ConditionGrade.refurbished_a, "")])
+
+
+def test_duplicate_skus_are_refused(db, clock):
+    spec = VariantSpec("DUP-1", "50 ml", 3000, "GBP")
+    with db.transaction() as session:
+        create_product(session, clock=clock, name="First", family_slug="edp", variants=[spec])
+    with pytest.raises(AlreadyExists, match="DUP-1"), db.transaction() as session:
+        create_product(session, clock=clock, name="Second", family_slug="edp", variants=[spec])
+
+
+def test_product_api_shows_price_grade_disclosure_and_availability(client, db, clock):
+    make_location(db)
+    make_product(db, clock, name="Oud Noir", price=8500, stock=3,
+                 grade=ConditionGrade.refurbished_a, disclosure="Atomiser replaced, as new.")
+
+    response = client.get("/api/v1/products/oud-noir")
+
+    assert response.status_code == 200
+    variant = response.json()["variants"][0]
+    assert variant["price_amount"] == 8500 and variant["currency"] == "GBP"
+    assert variant["condition_grade"] == "refurbished-a"
+    assert variant["condition_disclosure"] == "Atomiser replaced, as new."
+    assert variant["available"] == 3
+
+
+def test_admin_creates_a_product_and_sets_stock_and_price(client, db, clock):
+    make_location(db)
+    headers = api_token(db, clock, "catalog:write")
+    created = client.post("/api/v1/admin/products", headers=headers, json={
+        "name": "Smoke & Fig", "family": "eau-de-parfum",
+        "variants": [{"sku": "SF-50", "name": "50 ml", "price_amount": 9500, "currency": "GBP"}],
+    })
+    assert created.status_code == 201, created.text
+    variant_id = created.json()["variants"][0]["id"]
+
+    stock = client.put("/api/v1/admin/stock", headers=headers,
+                       json={"location": "central", "variant_id": variant_id, "on_hand": 12})
+    price = client.put(f"/api/v1/admin/variants/{variant_id}/price", headers=headers,
+                       json={"price_amount": 9900})
+
+    assert stock.status_code == 200 and stock.json()["on_hand"] == 12
+    assert price.status_code == 200 and price.json()["price_amount"] == 9900
+    product = client.get("/api/v1/products/smoke-fig").json()
+    assert product["variants"][0]["available"] == 12
+    assert product["variants"][0]["price_amount"] == 9900
+
+
+def test_storefront_pages_render_products_and_a_readable_404(client, db, clock):
+    make_location(db)
+    make_product(db, clock, name="Vetiver Rain", price=6200,
+                 grade=ConditionGrade.used, disclosure="Half-full bottle, box missing.")
+
+    home = client.get("/")
+    page = client.get("/products/vetiver-rain")
+    missing = client.get("/products/nothing-here")
+
+    assert home.status_code == 200 and "Vetiver Rain" in home.text and "£62.00" in home.text
+    assert page.status_code == 200 and "Half-full bottle, box missing." in page.text
+    assert "Used" in page.text
+    assert missing.status_code == 404 and "could not find" in missing.text
+
+
+def test_utm_source_on_a_page_becomes_the_acquisition_source_at_sign_up(client, db, clock):
+    make_location(db)
+    client.get("/?utm_source=instagram&utm_campaign=spring-drop")
+
+    response = client.post("/api/v1/customers",
+                           json={"email": "ig@example.com", "password": "long enough pass"})
+
+    assert response.status_code == 201
+    assert response.json()["acquisition_source"] == "instagram"
+    assert response.json()["acquisition_campaign"] == "spring-drop"

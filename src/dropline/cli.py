@@ -122,22 +122,20 @@ def worker(
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between passes.")] = 2.0,
     once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
 ) -> None:
-    """Run background jobs (webhook delivery) outside the web process."""
+    """Run background jobs (webhook delivery, clean-up) outside the web process."""
     import time
 
     import httpx
 
-    from dropline.webhooks.jobs import deliver_due
+    from dropline.web.scheduler import BackgroundWorker
 
     settings = get_settings()
-    db = _database(settings)
+    jobs = BackgroundWorker(_database(settings), SystemClock(), settings)
     with httpx.Client(timeout=settings.webhook_timeout_seconds) as client:
         while True:
-            report = deliver_due(db, clock=SystemClock(), client=client,
-                                 max_attempts=settings.webhook_max_attempts)
-            if report.attempted:
-                console.print(f"webhooks: {report.delivered} delivered, {report.retrying} "
-                              f"retrying, {report.failed} failed")
+            attempted = jobs.run_once(client)
+            if attempted:
+                console.print(f"webhooks: {attempted} deliveries attempted")
             if once:
                 return
             time.sleep(interval)

@@ -205,3 +205,28 @@ def test_checkout_event_is_delivered_after_commit_by_the_request_hook(db, clock,
 
     assert [json.loads(r.body)["data"]["order_id"] for r in receiver.requests] == [
         response.json()["id"]]
+
+
+def test_worker_pass_purges_completed_idempotency_records_after_retention(client, db, clock,
+                                                                          settings):
+    from dropline.idempotency.models import IdempotencyRecord
+    from dropline.web.scheduler import BackgroundWorker
+    from tests.builders import cart_with, checkout_body, make_location, make_product, sign_up
+
+    make_location(db)
+    _, variant = make_product(db, clock)
+    sign_up(client)
+    assert client.post("/api/v1/checkout", json=checkout_body(cart_with(client, variant)),
+                       headers={"Idempotency-Key": "keep-me"}).status_code == 201
+    worker = BackgroundWorker(db, clock, settings)
+
+    def records():
+        with db.transaction() as session:
+            return session.scalar(select(func.count()).select_from(IdempotencyRecord))
+
+    with httpx.Client() as http:
+        worker.run_once(http)
+        assert records() == 1  # still inside the retention window
+        clock.advance(hours=settings.idempotency_retention_hours + 1)
+        worker.run_once(http)
+    assert records() == 0

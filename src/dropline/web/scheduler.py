@@ -1,17 +1,19 @@
-"""The in-process background worker for the embedded default: delivers webhooks soon after
-each commit (woken by an after-commit hook) and on a timer for retries. Production runs the
-same loop in ``dropline worker`` processes instead."""
+"""The background worker: delivers webhooks soon after each commit (woken by an after-commit
+hook) and on a timer for retries, and purges old idempotency records hourly. ``serve`` runs it
+in-process for the embedded default; production runs the same passes in ``dropline worker``."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 import httpx
 
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.idempotency.jobs import purge_idempotency_records
 from dropline.webhooks.jobs import deliver_due
 
 log = logging.getLogger("dropline.worker")
@@ -25,6 +27,7 @@ class BackgroundWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_purge: datetime | None = None
 
     def kick(self) -> None:
         self._wake.set()
@@ -40,8 +43,14 @@ class BackgroundWorker:
             self._thread.join(timeout=10)
 
     def run_once(self, client: httpx.Client) -> int:
+        """One pass of every job; returns how many webhook deliveries were attempted."""
         report = deliver_due(self._db, clock=self._clock, client=client,
                              max_attempts=self._settings.webhook_max_attempts)
+        now = self._clock.now()
+        if self._last_purge is None or (now - self._last_purge).total_seconds() >= 3600:
+            purge_idempotency_records(self._db, clock=self._clock,
+                                      retention_hours=self._settings.idempotency_retention_hours)
+            self._last_purge = now
         return report.attempted
 
     def _run(self) -> None:

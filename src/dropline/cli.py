@@ -79,18 +79,19 @@ def serve(
 
 @app.command(epilog="Example: dropline migrate   |   dropline migrate --revision base")
 def migrate(
-    revision: Annotated[str, typer.Option(help="Target revision ('head', or 'base' to "
-                                          "downgrade everything).")] = "head",
+    revision: Annotated[str, typer.Option(help="Target revision ('heads' for all, or 'base' "
+                                          "to downgrade everything).")] = "heads",
 ) -> None:
     """Apply (or roll back) database migrations on DROPLINE_DATABASE_URL."""
-    from dropline.migrate import current_revision, downgrade, upgrade
+    from dropline.migrate import current_revisions, downgrade, upgrade
 
     settings = get_settings()
     if revision == "base":
         downgrade(settings.database_url, "base")
     else:
         upgrade(settings.database_url, revision)
-    console.print(f"database at revision [bold]{current_revision(settings.database_url)}[/]")
+    revisions = ", ".join(current_revisions(settings.database_url)) or "base (empty)"
+    console.print(f"database at revision [bold]{revisions}[/]")
 
 
 @app.command(epilog="Example: dropline demo --customers 300 --reset")

@@ -1,4 +1,7 @@
-"""Run the Alembic migrations shipped inside the package (so an installed Dropline migrates too)."""
+"""Run the Alembic migrations shipped inside the package (so an installed Dropline migrates too).
+
+Each domain keeps its migrations on its own branch off the foundation revision, so domains built
+in parallel never fight over one linear history; "heads" applies every branch."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def alembic_config(url: str, connection: Connection | None = None) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head", connection: Connection | None = None) -> None:
+def upgrade(url: str, revision: str = "heads", connection: Connection | None = None) -> None:
     command.upgrade(alembic_config(url, connection), revision)
 
 
@@ -29,7 +32,7 @@ def downgrade(url: str, revision: str, connection: Connection | None = None) -> 
     command.downgrade(alembic_config(url, connection), revision)
 
 
-def current_revision(url: str) -> str | None:
+def current_revisions(url: str) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     from dropline.db import make_engine
@@ -37,6 +40,12 @@ def current_revision(url: str) -> str | None:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
     finally:
         engine.dispose()
+
+
+def head_revisions(url: str) -> tuple[str, ...]:
+    from alembic.script import ScriptDirectory
+
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads()))

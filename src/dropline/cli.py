@@ -34,6 +34,15 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(webhooks_app, name="webhooks")
 
 
+def _mount_domain_apps() -> None:
+    from dropline.fulfilment.cli import routes_app
+
+    app.add_typer(routes_app, name="routes")
+
+
+_mount_domain_apps()
+
+
 def friendly_errors(func: F) -> F:
     """Domain errors become one readable line and exit code 2, not a traceback."""
 

@@ -92,3 +92,12 @@ def test_utm_source_on_a_page_becomes_the_acquisition_source_at_sign_up(client, 
     assert response.status_code == 201
     assert response.json()["acquisition_source"] == "instagram"
     assert response.json()["acquisition_campaign"] == "spring-drop"
+
+
+def test_money_filter_formats_minor_units_with_sign_and_symbol():
+    from dropline.web.pages import money
+
+    assert money(4200) == "£42.00"
+    assert money(-150) == "-£1.50"
+    assert money(123456789) == "£1,234,567.89"
+    assert money(5, "SEK") == "0.05 SEK"

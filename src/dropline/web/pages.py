@@ -21,9 +21,12 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def money(amount: int, currency: str = "GBP") -> str:
+    """Minor units to a display string: -150 GBP -> "-£1.50" (two-decimal currencies)."""
+    sign = "-" if amount < 0 else ""
+    units, cents = divmod(abs(amount), 100)
     symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency)
-    major = f"{amount // 100:,}.{amount % 100:02d}"
-    return f"{symbol}{major}" if symbol else f"{major} {currency}"
+    major = f"{units:,}.{cents:02d}"
+    return f"{sign}{symbol}{major}" if symbol else f"{sign}{major} {currency}"
 
 
 templates.env.filters["money"] = money

@@ -79,3 +79,18 @@ def api_token(db: Database, clock: Clock, *scopes: str) -> dict[str, str]:
     with db.transaction() as session:
         issued = issue_token(session, clock=clock, name="test", scopes=list(scopes))
         return {"Authorization": f"Bearer {issued.secret}"}
+
+
+CONSOLE_PASSWORD = "console password 1"
+
+
+def sign_in_console(client: TestClient, db: Database, clock: Clock,
+                    email: str = "ops@brand.example") -> None:
+    """Creates an admin user and signs the client in to the /admin console (cookie)."""
+    from dropline.admin.service import create_admin_user
+
+    with db.transaction() as session:
+        create_admin_user(session, clock=clock, email=email, password=CONSOLE_PASSWORD)
+    response = client.post("/admin/login", data={"email": email, "password": CONSOLE_PASSWORD},
+                           follow_redirects=False)
+    assert response.status_code == 303, response.text

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -19,9 +20,14 @@ from dropline.config import Settings
 from dropline.db import Database
 from dropline.migrate import downgrade, upgrade
 from dropline.models import metadata
+from dropline.security import use_password_hasher
 from dropline.web.app import create_app
 
 TEST_DATABASE_URL = os.environ.get("DROPLINE_TEST_DATABASE_URL")
+
+# argon2id at production cost takes ~0.5 s a hash on this machine and the suite signs up
+# hundreds of customers; the cheapest parameters run the same code path.
+use_password_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture(scope="session")

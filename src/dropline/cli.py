@@ -17,7 +17,7 @@ from dropline.errors import DomainError
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors stay one greppable line
 
 app = typer.Typer(
     name="dropline",
@@ -35,9 +35,13 @@ app.add_typer(webhooks_app, name="webhooks")
 
 
 def _mount_domain_apps() -> None:
-    from dropline.fulfilment.cli import routes_app
+    from dropline.fulfilment.cli import fulfilment_app, routes_app
 
     app.add_typer(routes_app, name="routes")
+    from dropline.telemetry.cli import app as ltv_app
+
+    app.add_typer(ltv_app, name="ltv")
+    app.add_typer(fulfilment_app, name="fulfilment")
 
 
 _mount_domain_apps()
@@ -122,6 +126,8 @@ def demo(
     db = _database(settings)
     summary = seed_demo(db, settings=settings, customers=customers, seed=seed, console=console)
     table = Table(title="Demo shop", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # secrets must print whole, never cut with an ellipsis
     for key, value in summary.items():
         table.add_row(key, str(value))
     console.print(table)

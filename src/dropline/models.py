@@ -1,11 +1,15 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic, tests)."""
 
-from dropline.admin.models import AdminUser, ApiToken
+from dropline.admin.models import AdminSession, AdminUser, ApiToken
 from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.customers.models import Customer, CustomerSession
 from dropline.db import Base
 from dropline.events.models import DomainEvent
+from dropline.fulfilment.models import (
+    CarrierRateRow, DeliveryWindow, FulfilmentDecisionRow, FulfilmentRuleRow, FulfilmentSite,
+    RoutePlanRow, RouteRow, RouteStopRow, StockMovement, Vehicle, WindowBooking,
+)
 from dropline.idempotency.models import IdempotencyRecord
 from dropline.locations.models import Location, StockLevel
 from dropline.orders.models import Order, OrderLine
@@ -15,8 +19,10 @@ from dropline.webhooks.models import WebhookDelivery, WebhookEndpoint
 metadata = Base.metadata
 
 __all__ = [
-    "AdminUser", "ApiToken", "Cart", "CartLine", "Customer", "CustomerSession", "DomainEvent",
-    "IdempotencyRecord", "LocalProviderCharge", "Location", "Order", "OrderLine", "Payment",
-    "Product", "ProductFamily", "Refund", "StockLevel", "Variant", "WebhookDelivery",
-    "WebhookEndpoint", "metadata",
+    "AdminSession", "AdminUser", "ApiToken", "Cart", "CartLine", "Customer", "CustomerSession",
+    "DomainEvent", "IdempotencyRecord", "LocalProviderCharge", "Location", "Order", "OrderLine",
+    "Payment", "Product", "ProductFamily", "Refund", "StockLevel", "Variant", "WebhookDelivery",
+    "WebhookEndpoint", "metadata", "CarrierRateRow", "DeliveryWindow", "FulfilmentDecisionRow",
+    "FulfilmentRuleRow", "FulfilmentSite", "RoutePlanRow", "RouteRow", "RouteStopRow",
+    "StockMovement", "Vehicle", "WindowBooking",
 ]

@@ -3,10 +3,10 @@ overflow a column and every string has a length limit."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_ID = 2**53  # safe in JSON numbers and in BIGINT
 MAX_AMOUNT = 10**11  # minor units: a billion in major units
@@ -26,10 +26,38 @@ Email = Annotated[str, StringConstraints(
     pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
+def refuse_unstorable_text(value: Any) -> Any:
+    """NUL cannot be stored in a PostgreSQL text column (SQLite would keep it, so the engines
+    would disagree) and a lone surrogate cannot be encoded at all: both are refused up front,
+    in strings at any depth."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL (\\u0000) characters")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            refuse_unstorable_text(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_unstorable_text(key)
+            refuse_unstorable_text(item)
+    return value
+
+
 class Input(BaseModel):
-    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
+    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored,
+    and text that no engine can store."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_unstorable_text(cls, value: Any) -> Any:
+        return refuse_unstorable_text(value)
 
 
 class Output(BaseModel):

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from dropline.admin import service
 from dropline.events.service import list_events
@@ -18,7 +18,8 @@ TokenManager = Annotated[Principal, admin("tokens:manage")]
 class TokenCreate(Input):
     name: str = Field(min_length=1, max_length=120)
     scopes: list[str] = Field(min_length=1, max_length=20)
-    expires_at: datetime | None = None
+    # A naive time has no meaning here (and the UTC column refuses it).
+    expires_at: AwareDatetime | None = None
 
 
 class TokenRead(Output):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dropline.admin.models import AdminUser, ApiToken
+from dropline.admin.models import AdminSession, AdminUser, ApiToken
 from dropline.clock import Clock
 from dropline.customers.service import normalise_email
 from dropline.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
-from dropline.security import hash_password, token_digest, verify_password
+from dropline.security import hash_password, new_token, token_digest, verify_password
 
 SCOPES: dict[str, str] = {
     "catalog:write": "create and change products, variants, prices and stock",
@@ -23,6 +23,11 @@ SCOPES: dict[str, str] = {
     "events:read": "read the domain event log",
     "webhooks:manage": "register and remove webhook endpoints, read deliveries",
     "tokens:manage": "create and revoke API tokens",
+    "drops:manage": "create, schedule and restock drops, read drop reports",
+    "fulfilment:manage": "fulfilment network, rules, delivery windows and route plans",
+    "memberships:read": "read members, metrics, the cohort map, segment rules and polls",
+    "memberships:manage": "create tiers, change segment rules, recompute segments, open polls",
+    "telemetry:read": "read cohorts, shop LTV and the decisions built on them",
 }
 ALL_SCOPES = "*"
 
@@ -113,3 +118,38 @@ def revoke_token(session: Session, *, clock: Clock, token_id: int) -> ApiToken:
         token.revoked_at = clock.now()
     session.flush()
     return token
+
+
+ADMIN_SESSION_HOURS = 12
+
+
+def start_admin_session(session: Session, *, clock: Clock, user: AdminUser) -> str:
+    """Returns the raw cookie token; only its digest is stored."""
+    token = new_token()
+    now = clock.now()
+    session.add(AdminSession(token_hash=token_digest(token), admin_user_id=user.id,
+                             created_at=now, expires_at=now + timedelta(hours=ADMIN_SESSION_HOURS)))
+    session.flush()
+    return token
+
+
+def admin_for_session(session: Session, *, clock: Clock, token: str) -> AdminUser | None:
+    row = session.execute(
+        select(AdminUser, AdminSession)
+        .join(AdminSession, AdminSession.admin_user_id == AdminUser.id)
+        .where(AdminSession.token_hash == token_digest(token))
+    ).first()
+    if row is None:
+        return None
+    user, admin_session = row
+    if admin_session.revoked_at is not None or admin_session.expires_at <= clock.now():
+        return None
+    return user
+
+
+def end_admin_session(session: Session, *, clock: Clock, token: str) -> None:
+    session.execute(
+        update(AdminSession)
+        .where(AdminSession.token_hash == token_digest(token), AdminSession.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, status
 
 from dropline.carts import service
 from dropline.carts.models import Cart
-from dropline.carts.schemas import CartLineRead, CartRead, LineSet
+from dropline.carts.schemas import CartCreate, CartLineRead, CartRead, LineSet
 from dropline.schemas import IdPath
 from dropline.web.deps import ClockDep, OptionalCustomer, SessionDep, SettingsDep
 
@@ -35,7 +35,7 @@ def _view(session: SessionDep, settings: SettingsDep, cart: Cart) -> CartRead:
 @router.post("/carts", response_model=CartRead, status_code=status.HTTP_201_CREATED,
              summary="Start a cart (guest or signed-in)")
 def create_cart(session: SessionDep, clock: ClockDep, settings: SettingsDep,
-                customer: OptionalCustomer) -> CartRead:
+                customer: OptionalCustomer, body: CartCreate | None = None) -> CartRead:
     cart = service.create_cart(session, clock=clock, currency=settings.currency,
                                customer_id=customer.id if customer else None)
     return _view(session, settings, cart)

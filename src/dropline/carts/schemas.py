@@ -6,6 +6,11 @@ from dropline.carts.models import CartStatus
 from dropline.schemas import Input, Output
 
 
+class CartCreate(Input):
+    """No fields yet: declared so that a body sent to start a cart is validated (an unknown
+    field is refused) rather than silently ignored."""
+
+
 class LineSet(Input):
     quantity: int = Field(ge=0, le=99, description="0 removes the line")
 

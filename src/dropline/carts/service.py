@@ -78,8 +78,10 @@ def set_line(session: Session, *, clock: Clock, cart: Cart, variant_id: int,
     line = session.scalar(select(CartLine).where(CartLine.cart_id == cart.id,
                                                  CartLine.variant_id == variant_id))
     if quantity == 0:
-        if line is not None:
-            session.delete(line)
+        if line is None:  # nothing to remove: a no-op, but an unknown variant is still a 404
+            get_variant(session, variant_id)
+            return
+        session.delete(line)
     else:
         variant = get_variant(session, variant_id)
         product = session.get(Product, variant.product_id)

@@ -1,11 +1,15 @@
-"""`dropline routes`: plan delivery routes from the command line."""
+"""`dropline routes`: solve benchmark instances; `dropline fulfilment`: the network, rules,
+windows, plans and route sheets (calling the same services as the web API)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -121,3 +125,282 @@ def _print_summary(console: Console, report: dict[str, object]) -> None:
         line += f"  best known {report['bks']:.1f}  gap {report['gap_pct']:.2f}%"
     line += f"  {'feasible' if report['feasible'] else 'INFEASIBLE'}  {report['seconds']} s"
     console.print(line, highlight=False)
+
+
+# --- `dropline fulfilment`: the network, rules, windows and plans ---------------------------
+
+fulfilment_app = typer.Typer(
+    help="Edge fulfilment: the brand's rules and decision tree, delivery windows, route plans "
+         "and sheets, restocking.",
+    no_args_is_help=True,
+)
+rules_app = typer.Typer(help="The brand's fulfilment rules.", no_args_is_help=True)
+windows_app = typer.Typer(help="Hub delivery windows.", no_args_is_help=True)
+fulfilment_app.add_typer(rules_app, name="rules")
+fulfilment_app.add_typer(windows_app, name="windows")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _unit_of_work() -> Iterator[tuple[Any, Any]]:
+    """One transaction per command; domain errors become one line and exit code 2."""
+    from dropline.clock import SystemClock
+    from dropline.config import get_settings
+    from dropline.db import Database
+    from dropline.errors import DomainError
+
+    db = Database(get_settings().database_url)
+    try:
+        with db.transaction() as session:
+            yield session, SystemClock()
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+    finally:
+        db.dispose()
+
+
+@rules_app.command("show", epilog="Example: dropline fulfilment rules show --json")
+def rules_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
+               ) -> None:
+    """List the rules, in the order they are tried."""
+    from dropline.fulfilment.rules import describe_rule, rule_to_data
+    from dropline.fulfilment.service import load_rules
+
+    with _unit_of_work() as (session, _):
+        rules = load_rules(session)
+    if as_json:
+        typer.echo(json.dumps([rule_to_data(r) for r in rules], indent=2))
+        return
+    for number, rule in enumerate(rules, start=1):
+        state = "" if rule.enabled else " (disabled)"
+        typer.echo(f"{number}. {rule.name}{state}: {describe_rule(rule)}")
+    if not rules:
+        typer.echo("no rules: every order goes the cheapest way that has stock and keeps the "
+                   "promise")
+
+
+@rules_app.command("set", epilog="Example: dropline fulfilment rules set rules.json")
+def rules_set(file: Annotated[Path, typer.Argument(help="JSON list of rules.")]) -> None:
+    """Replace the rules with those in FILE: [{name, conditions: [{field, op, value}],
+    action: prefer-hub|prefer-central, max_premium_amount?, enabled?}, ...]."""
+    from dropline.fulfilment.service import replace_rules
+
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot read {file}: {exc}") from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise _fail("the file must hold a JSON list of rule objects")
+    with _unit_of_work() as (session, clock):
+        rules = replace_rules(session, clock=clock, rules=data, actor="cli")
+    typer.echo(f"{len(rules)} rule(s) saved")
+
+
+@fulfilment_app.command("tree", epilog="Example: dropline fulfilment tree --format svg -o tree.svg")
+def tree(
+    fmt: Annotated[str, typer.Option("--format", help="markdown, svg or html.")] = "markdown",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")]
+    = None,
+) -> None:
+    """Generate the one-page fulfilment decision tree from the configured rules."""
+    from dropline.fulfilment.decision_tree import tree_html, tree_markdown, tree_svg
+    from dropline.fulfilment.service import load_rules
+
+    renderers = {"markdown": tree_markdown, "svg": tree_svg, "html": tree_html}
+    if fmt not in renderers:
+        raise _fail(f"unknown format {fmt!r}; one of {', '.join(renderers)}")
+    with _unit_of_work() as (session, _):
+        text = renderers[fmt](load_rules(session))
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}")
+
+
+@windows_app.command("create", epilog="Example: dropline fulfilment windows create "
+                                      "--hub hub-hackney --day 2026-03-03 --capacity 40")
+def windows_create(
+    hub: Annotated[str, typer.Option(help="Hub location code.")],
+    day: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Local date.")],
+    minutes: Annotated[int, typer.Option(min=15, max=720, help="Window length.")] = 120,
+    capacity: Annotated[int, typer.Option(min=1, max=10_000, help="Orders per window.")] = 40,
+    cutoff: Annotated[int, typer.Option(min=0, max=2880,
+                                        help="Minutes before the start that booking stops.")]
+    = 120,
+) -> None:
+    """Slot a hub's day into delivery windows from its opening hours (idempotent)."""
+    from dropline.fulfilment.service import create_windows
+
+    with _unit_of_work() as (session, _):
+        windows = create_windows(session, location_code=hub, day=day.date(),
+                                 window_minutes=minutes, capacity=capacity,
+                                 cutoff_minutes=cutoff)
+        rows = [(w.id, w.starts_at, w.ends_at, w.cutoff_at, w.booked, w.capacity)
+                for w in windows]
+    for wid, starts, ends, cut, booked, cap in rows:
+        typer.echo(f"window {wid}: {starts:%Y-%m-%d %H:%M}–{ends:%H:%M} UTC, cutoff "
+                   f"{cut:%H:%M}, {booked}/{cap} booked")
+
+
+@windows_app.command("list", epilog="Example: dropline fulfilment windows list --hub hub-camden")
+def windows_list(hub: Annotated[str | None, typer.Option(help="Hub location code.")] = None
+                 ) -> None:
+    """List delivery windows with their bookings."""
+    from dropline.catalog.service import get_location_by_code
+    from dropline.fulfilment.service import list_windows
+
+    with _unit_of_work() as (session, _):
+        location_id = get_location_by_code(session, hub).id if hub else None
+        windows = list_windows(session, location_id=location_id)
+        table = Table("id", "hub", "starts (UTC)", "ends", "cutoff", "booked", "status")
+        for w in windows:
+            table.add_row(str(w.id), str(w.location_id), f"{w.starts_at:%Y-%m-%d %H:%M}",
+                          f"{w.ends_at:%H:%M}", f"{w.cutoff_at:%H:%M}",
+                          f"{w.booked}/{w.capacity}", w.status.value)
+    Console().print(table)
+
+
+@fulfilment_app.command("options", epilog="Example: dropline fulfilment options --line 12x2 "
+                                          "--postcode 'E8 3PN'")
+def options(
+    line: Annotated[list[str], typer.Option(help="variant_id x quantity, e.g. 12x2 (repeat).")],
+    postcode: Annotated[str | None, typer.Option(help="A London postcode (approximate).")]
+    = None,
+    lat: Annotated[float | None, typer.Option(help="Latitude.")] = None,
+    lon: Annotated[float | None, typer.Option(help="Longitude.")] = None,
+) -> None:
+    """Decide how an order would be fulfilled, and list the windows it could book."""
+    from dropline.adapters.geocoding import LondonDistrictGeocoder
+    from dropline.fulfilment.service import (
+        LineRequest, decide_with_options, resolve_destination, window_options,
+    )
+
+    try:
+        lines = [LineRequest(*(int(part) for part in item.split("x", 1))) for item in line]
+    except (TypeError, ValueError):
+        raise _fail("--line takes variant_id x quantity, e.g. 12x2") from None
+    with _unit_of_work() as (session, clock):
+        destination = resolve_destination(geocoder=LondonDistrictGeocoder(), latitude=lat,
+                                          longitude=lon, postcode=postcode)
+        decision, found = decide_with_options(session, lines=lines, destination=destination,
+                                              at=clock.now())
+        windows = window_options(session, found.options)
+    typer.echo(f"{decision.chosen.path} via {decision.chosen.location_code}: "
+               f"{decision.explanation}")
+    for w in windows:
+        typer.echo(f"  window {w['window_id']} {w['hub']} {w['starts_at']:%a %H:%M} "
+                   f"price {w['price_amount']} cost {w['cost_amount']} {w['label']}")
+
+
+@fulfilment_app.command("plan", epilog="Example: dropline fulfilment plan 42 --seconds 5")
+def plan(
+    window_id: Annotated[int, typer.Argument(min=1, help="Window id.")],
+    seconds: Annotated[float, typer.Option(min=0.1, max=600, help="Solver time.")] = 5.0,
+    replan: Annotated[bool, typer.Option(help="Replace an existing plan.")] = False,
+) -> None:
+    """Plan one window's routes now (the worker does this at each window's cutoff)."""
+    from dropline.fulfilment.planning import plan_window
+
+    with _unit_of_work() as (session, clock):
+        planned = plan_window(session, clock=clock, window_id=window_id,
+                              solver=PyVRPSolver(), max_seconds=seconds, replan=replan)
+        summary = (len(planned.plan.routes), planned.row.cost_amount, planned.plan.feasible,
+                   len(planned.plan.unassigned))
+    typer.echo(f"window {window_id}: {summary[0]} route(s), cost {summary[1]}, "
+               f"{'feasible' if summary[2] else 'INFEASIBLE'}, {summary[3]} unassigned")
+
+
+@fulfilment_app.command("sheet", epilog="Example: dropline fulfilment sheet 42 --json")
+def sheet(
+    window_id: Annotated[int, typer.Argument(min=1, help="Window id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a planned window's route sheet: stop order, ETAs, load."""
+    from dropline.fulfilment.planning import route_sheet
+    from dropline.fulfilment.schemas import RouteSheetRead
+
+    with _unit_of_work() as (session, _):
+        found = route_sheet(session, window_id=window_id)
+    if as_json:
+        typer.echo(RouteSheetRead.model_validate(found, from_attributes=True)
+                   .model_dump_json(indent=2))
+        return
+    console = Console()
+    console.print(f"[bold]{found.hub_name}[/] window {found.window_id}: "
+                  f"{found.starts_at:%Y-%m-%d %H:%M}–{found.ends_at:%H:%M} UTC, "
+                  f"{len(found.routes)} route(s), cost {found.cost_amount}")
+    for route in found.routes:
+        table = Table("#", "ETA (UTC)", "order", "address", "g",
+                      title=f"route {route.number} ({route.vehicle}): leaves "
+                            f"{route.departs_at:%H:%M}, back {route.returns_at:%H:%M}, "
+                            f"load {route.load_grams}/{route.capacity_grams} g")
+        for stop in route.stops:
+            table.add_row(str(stop.position), f"{stop.eta:%H:%M}", str(stop.order_id),
+                          stop.label, str(stop.weight_grams))
+        console.print(table)
+    if found.unassigned:
+        console.print(f"not on a route (send by carrier): "
+                      f"{', '.join(str(s.order_id) for s in found.unassigned)}")
+
+
+@fulfilment_app.command("map", epilog="Example: dropline fulfilment map 42 -o window-42.svg")
+def route_map(
+    window_id: Annotated[int, typer.Argument(min=1, help="Window id.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="SVG file to write.")],
+) -> None:
+    """Draw a planned window's routes as an SVG picture."""
+    from dropline.fulfilment.planning import route_sheet
+    from dropline.fulfilment.routemap import route_map_svg
+
+    with _unit_of_work() as (session, _):
+        svg = route_map_svg(route_sheet(session, window_id=window_id))
+    output.write_text(svg)
+    typer.echo(f"wrote {output}")
+
+
+@fulfilment_app.command("restock", epilog="Example: dropline fulfilment restock --kind "
+                        "production --source factory-bermondsey --destination hub-hackney "
+                        "--variant 12 --quantity 30 --lead-hours 48")
+def restock(
+    kind: Annotated[str, typer.Option(help="transfer or production.")],
+    source: Annotated[str, typer.Option(help="Location code it comes from.")],
+    destination: Annotated[str, typer.Option(help="Location code it goes to.")],
+    variant: Annotated[int, typer.Option(min=1, help="Variant id.")],
+    quantity: Annotated[int, typer.Option(min=1, help="Units.")],
+    lead_hours: Annotated[float, typer.Option(min=0, help="Hours until it arrives.")] = 48.0,
+) -> None:
+    """Start a transfer or a micro-factory production run that restocks a location."""
+    from dropline.fulfilment.models import MovementKind
+    from dropline.fulfilment.service import start_movement
+
+    if kind not in ("transfer", "production"):
+        raise _fail("--kind is transfer or production")
+    with _unit_of_work() as (session, clock):
+        movement = start_movement(session, clock=clock, kind=MovementKind(kind),
+                                  source_code=source, destination_code=destination,
+                                  variant_id=variant, quantity=quantity, lead_hours=lead_hours)
+        due = movement.due_at
+    typer.echo(f"{kind} started: {quantity} units due {due:%Y-%m-%d %H:%M} UTC")
+
+
+@fulfilment_app.command("jobs", epilog="Example: dropline fulfilment jobs")
+def jobs() -> None:
+    """Complete due transfers and production runs, and plan windows past their cutoff."""
+    from dropline.clock import SystemClock
+    from dropline.config import get_settings
+    from dropline.db import Database
+    from dropline.fulfilment.jobs import run_fulfilment_jobs
+
+    db = Database(get_settings().database_url)
+    try:
+        report = run_fulfilment_jobs(db, clock=SystemClock())
+    finally:
+        db.dispose()
+    typer.echo(f"{len(report.movements_completed)} movement(s) completed, "
+               f"{len(report.windows_planned)} window(s) planned, "
+               f"{len(report.windows_failed)} failed")

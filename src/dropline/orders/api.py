@@ -100,6 +100,11 @@ def any_order(order_id: IdPath, session: SessionDep,
 def refund(order_id: IdPath, body: RefundCreate, request: Request, services: ServicesDep,
            principal: Annotated[Principal, admin("orders:refund")],
            idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    # A URL naming no order is refused before the key is claimed, so probing ids leaves no
+    # idempotency record behind.
+    with services.db.transaction() as session:
+        service.get_order(session, order_id)
+
     def operation(claim: Claim) -> tuple[int, RefundRead]:
         refund_id = flows.refund_order(
             services.db, clock=services.clock, provider=services.payments, order_id=order_id,

@@ -19,7 +19,11 @@ from dropline.clock import Clock, SystemClock
 from dropline.config import Settings, get_settings
 from dropline.customers.api import router as customers_router
 from dropline.db import Database
+from dropline.fulfilment.api import router as fulfilment_router
+from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.orders.api import router as orders_router
+from dropline.web.admin import LoginRequired, login_redirect
+from dropline.web.admin import router as admin_pages_router
 from dropline.web.deps import Services
 from dropline.web.pages import router as pages_router
 from dropline.web.problems import install_problem_handlers
@@ -71,10 +75,11 @@ def create_app(
     app.state.services = services
     app.state.worker = worker
     install_problem_handlers(app)
+    app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
 
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,
-                   admin_router, webhooks_router):
+                   admin_router, webhooks_router, fulfilment_router):
         api.include_router(router)
     app.include_router(api)
 
@@ -85,5 +90,7 @@ def create_app(
         return {"status": "ok", "version": dropline.__version__}
 
     app.include_router(pages_router)
+    app.include_router(admin_pages_router)
+    app.include_router(fulfilment_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -13,6 +13,7 @@ import httpx
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.idempotency.jobs import purge_idempotency_records
 from dropline.webhooks.jobs import deliver_due
 
@@ -51,6 +52,7 @@ class BackgroundWorker:
             purge_idempotency_records(self._db, clock=self._clock,
                                       retention_hours=self._settings.idempotency_retention_hours)
             self._last_purge = now
+        run_fulfilment_jobs(self._db, clock=self._clock)
         return report.attempted
 
     def _run(self) -> None:

@@ -1,0 +1,50 @@
+"""Scheduled fulfilment work, idempotent: complete stock movements that are due (restocking
+hubs) and plan every window whose booking cutoff has passed. Each window is planned in its own
+transaction, so one bad window never holds back the others, and a window planned already is
+skipped (its status is no longer open)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+
+from dropline.adapters.routing import PyVRPSolver, RouteSolver
+from dropline.clock import Clock
+from dropline.db import Database
+from dropline.errors import DomainError
+from dropline.fulfilment.planning import plan_window, windows_due_for_planning
+from dropline.fulfilment.service import complete_due_movements
+
+log = logging.getLogger("dropline.fulfilment")
+
+# Enough for a window of a few dozen stops to reach a good plan; jobs run on shared workers.
+DEFAULT_SECONDS_PER_WINDOW = 5.0
+
+
+@dataclass
+class JobReport:
+    movements_completed: list[int] = field(default_factory=list)
+    windows_planned: list[int] = field(default_factory=list)
+    windows_failed: list[int] = field(default_factory=list)
+
+
+def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver | None = None,
+                        seconds_per_window: float = DEFAULT_SECONDS_PER_WINDOW) -> JobReport:
+    report = JobReport()
+    with db.transaction() as session:
+        report.movements_completed = complete_due_movements(session, clock=clock)
+    with db.transaction() as session:
+        due = windows_due_for_planning(session, at=clock.now())
+    solver = solver or PyVRPSolver()
+    for window_id in due:
+        try:
+            with db.transaction() as session:
+                plan_window(session, clock=clock, window_id=window_id, solver=solver,
+                            max_seconds=seconds_per_window)
+            report.windows_planned.append(window_id)
+        except (DomainError, IntegrityError) as exc:  # planned meanwhile, or misconfigured
+            log.warning("window %s not planned: %s", window_id, exc)
+            report.windows_failed.append(window_id)
+    return report

@@ -1,0 +1,45 @@
+"""Admin pages for fulfilment, rendered on the server: a window's route sheet with its route
+map (inline SVG, no CDN), printable for the drivers, and the decision tree.
+
+Both are console pages: an admin signed in to /admin (cookie session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from dropline.fulfilment.decision_tree import tree_html
+from dropline.fulfilment.planning import route_sheet
+from dropline.fulfilment.routemap import LONDON, route_map_svg
+from dropline.fulfilment.rules import format_money
+from dropline.fulfilment.service import load_rules
+from dropline.schemas import IdPath
+from dropline.web.admin import NAV, AdminPageUser, NavItem
+from dropline.web.deps import SessionDep, SettingsDep
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["money"] = format_money
+templates.env.filters["local"] = lambda value, fmt: value.astimezone(LONDON).strftime(fmt)
+router = APIRouter(prefix="/admin/fulfilment", include_in_schema=False)
+NAV.append(NavItem("Fulfilment rules", "/admin/fulfilment/decision-tree"))
+
+
+@router.get("/windows/{window_id}", response_class=HTMLResponse)
+def route_sheet_page(request: Request, window_id: IdPath, session: SessionDep,
+                     _: AdminPageUser) -> HTMLResponse:
+    sheet = route_sheet(session, window_id=window_id)
+    response = templates.TemplateResponse(request, "route_sheet.html", {
+        "sheet": sheet, "map_svg": route_map_svg(sheet)})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@router.get("/decision-tree", response_class=HTMLResponse)
+def decision_tree_page(session: SessionDep, settings: SettingsDep,
+                       _: AdminPageUser) -> HTMLResponse:
+    response = HTMLResponse(tree_html(load_rules(session),
+                                  title=f"Fulfilment decision tree — {settings.shop_name}"))
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

@@ -49,13 +49,23 @@ def _engine_db(database_url: str) -> Iterator[Database]:
 
 
 def _empty_tables(db: Database) -> None:
+    """Empties only the tables a test wrote to: one query finds them (TRUNCATE of ~50 tables
+    costs about a second on PostgreSQL; most tests touch a handful)."""
     tables = [t.name for t in reversed(metadata.sorted_tables)]
+    probe = " UNION ALL ".join(
+        f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM \"{name}\")" for name in tables)
     with db.engine.begin() as conn:
+        used = {row[0] for row in conn.execute(text(probe))}
+        if not used:
+            return
         if db.is_sqlite:
             for name in tables:
-                conn.execute(text(f'DELETE FROM "{name}"'))
+                if name in used:
+                    conn.execute(text(f'DELETE FROM "{name}"'))
         else:
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            # CASCADE also empties tables that reference these; RESTART IDENTITY resets ids.
+            names = ", ".join(f'"{name}"' for name in tables if name in used)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture

@@ -42,6 +42,9 @@ def _mount_domain_apps() -> None:
 
     app.add_typer(ltv_app, name="ltv")
     app.add_typer(fulfilment_app, name="fulfilment")
+    from dropline.memberships.cli import members_app
+
+    app.add_typer(members_app, name="members")
 
 
 _mount_domain_apps()

@@ -12,6 +12,10 @@ from dropline.fulfilment.models import (
 )
 from dropline.idempotency.models import IdempotencyRecord
 from dropline.locations.models import Location, StockLevel
+from dropline.memberships.models import (
+    Membership, MembershipCharge, MembershipNotice, MembershipPaymentMethod, MembershipSetting,
+    MembershipTier, OnboardingProgress, Poll, PollVote, WaitlistEntry,
+)
 from dropline.orders.models import Order, OrderLine
 from dropline.payments.models import LocalProviderCharge, Payment, Refund
 from dropline.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -20,9 +24,11 @@ metadata = Base.metadata
 
 __all__ = [
     "AdminSession", "AdminUser", "ApiToken", "Cart", "CartLine", "Customer", "CustomerSession",
-    "DomainEvent", "IdempotencyRecord", "LocalProviderCharge", "Location", "Order", "OrderLine",
-    "Payment", "Product", "ProductFamily", "Refund", "StockLevel", "Variant", "WebhookDelivery",
-    "WebhookEndpoint", "metadata", "CarrierRateRow", "DeliveryWindow", "FulfilmentDecisionRow",
-    "FulfilmentRuleRow", "FulfilmentSite", "RoutePlanRow", "RouteRow", "RouteStopRow",
-    "StockMovement", "Vehicle", "WindowBooking",
+    "DomainEvent", "IdempotencyRecord", "LocalProviderCharge", "Location", "Membership",
+    "MembershipCharge", "MembershipNotice", "MembershipPaymentMethod", "MembershipSetting",
+    "MembershipTier", "OnboardingProgress", "Poll", "PollVote", "WaitlistEntry", "Order",
+    "OrderLine", "Payment", "Product", "ProductFamily", "Refund", "StockLevel", "Variant",
+    "WebhookDelivery", "WebhookEndpoint", "metadata", "CarrierRateRow", "DeliveryWindow",
+    "FulfilmentDecisionRow", "FulfilmentRuleRow", "FulfilmentSite", "RoutePlanRow", "RouteRow",
+    "RouteStopRow", "StockMovement", "Vehicle", "WindowBooking",
 ]

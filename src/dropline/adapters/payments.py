@@ -11,6 +11,10 @@ Test cards (any future expiry, any CVC):
     4000 0000 0000 9995   declined (insufficient_funds)
     4000 0000 0000 0119   the provider fails transiently on the first try of each
                           idempotency key; retrying the same key succeeds
+
+Saved cards (for renewals, charged off-session): ``save_card`` returns a token with the card's
+last4 and fingerprint, which is all the shop keeps; ``charge_saved`` charges the token with an
+idempotency key and gives the same outcomes as the card it stands for.
 """
 
 from __future__ import annotations
@@ -60,6 +64,23 @@ class ChargeResult:
     decline_code: str | None = None
 
 
+@dataclass(frozen=True)
+class SavedCard:
+    """What the shop stores of a saved card: the provider's token, never the number."""
+
+    token: str
+    last4: str
+    fingerprint: str
+
+
+class CardRefused(Exception):
+    """The provider would not save the card (e.g. an impossible number)."""
+
+    def __init__(self, decline_code: str) -> None:
+        self.decline_code = decline_code
+        super().__init__(decline_code)
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -69,6 +90,18 @@ class PaymentProvider(Protocol):
     def refund(self, *, charge_reference: str, amount: int, currency: str,
                idempotency_key: str) -> str:
         """Returns the refund reference."""
+        ...
+
+
+class RecurringPaymentProvider(PaymentProvider, Protocol):
+    """A provider that can also keep a card and charge it later without the customer present
+    (membership renewals). Checkout needs only ``PaymentProvider``."""
+
+    def save_card(self, *, card: Card) -> SavedCard:
+        ...
+
+    def charge_saved(self, *, amount: int, currency: str, token: str,
+                     idempotency_key: str) -> ChargeResult:
         ...
 
 
@@ -141,6 +174,48 @@ class LocalCardProvider:
             outcome = "declined:invalid_number"
         else:
             outcome = "succeeded"
+        self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
+                     currency=currency)
+        result = self._remembered(idempotency_key)
+        assert result is not None
+        return result
+
+    def save_card(self, *, card: Card) -> SavedCard:
+        """The local vault keeps only how the test card behaves (a ledger row of kind "card"),
+        not its number: charging the token later reproduces the card's behaviour."""
+        if not luhn_valid(card.number):
+            raise CardRefused("invalid_number")
+        behaviour = {DECLINED: "declined:card_declined",
+                     INSUFFICIENT_FUNDS: "declined:insufficient_funds",
+                     TRANSIENT_FAILURE: "transient"}.get(card.number, "succeeded")
+        token = f"pm_{uuid.uuid4().hex[:24]}"
+        from dropline.payments.models import LocalProviderCharge
+
+        with self._sessions() as session:
+            session.add(LocalProviderCharge(
+                kind="card", idempotency_key=f"vault_{token}", reference=token,
+                outcome=behaviour, amount=0, currency="XXX", created_at=self._clock.now()))
+            session.commit()
+        return SavedCard(token=token, last4=card.last4, fingerprint=card.fingerprint)
+
+    def charge_saved(self, *, amount: int, currency: str, token: str,
+                     idempotency_key: str) -> ChargeResult:
+        from dropline.payments.models import LocalProviderCharge
+
+        if (remembered := self._remembered(idempotency_key)) is not None:
+            return remembered
+        with self._sessions() as session:
+            behaviour = session.scalar(select(LocalProviderCharge.outcome).where(
+                LocalProviderCharge.kind == "card", LocalProviderCharge.reference == token))
+        if behaviour is None:
+            outcome = "declined:unknown_payment_method"
+        elif behaviour == "transient":
+            if idempotency_key not in self._transient_seen:
+                self._transient_seen.add(idempotency_key)
+                raise ProviderUnavailable("processor timeout (simulated); retry with the same key")
+            outcome = "succeeded"
+        else:
+            outcome = behaviour
         self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
                      currency=currency)
         result = self._remembered(idempotency_key)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
 
 from dropline.admin.service import (
     admin_for_session, authenticate_admin, end_admin_session, start_admin_session,
@@ -62,10 +63,11 @@ def current_admin(request: Request, services: ServicesDep) -> AdminViewer:
 AdminPageUser = Annotated[AdminViewer, Depends(current_admin)]
 
 
-def render(request: Request, template: str, viewer: AdminViewer, status_code: int = 200,
-           **context: object) -> HTMLResponse:
-    """Render a console page with the layout's navigation and no caching (private data)."""
-    response = templates.TemplateResponse(request, template, {
+def render(request: Request, template: str, viewer: AdminViewer, status_code: int = 200, *,
+           using: Jinja2Templates = templates, **context: object) -> HTMLResponse:
+    """Render a console page with the layout's navigation and no caching (private data).
+    ``using``: a domain's own Jinja2Templates whose loader also reaches web/templates."""
+    response = using.TemplateResponse(request, template, {
         "nav": NAV, "viewer": viewer, "current": request.url.path,
         "shop_name": request.app.state.services.settings.shop_name, **context,
     }, status_code=status_code)

@@ -21,6 +21,8 @@ from dropline.customers.api import router as customers_router
 from dropline.db import Database
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
+from dropline.memberships.api import router as memberships_router
+from dropline.memberships.pages import router as memberships_pages_router
 from dropline.orders.api import router as orders_router
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
@@ -79,7 +81,7 @@ def create_app(
 
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,
-                   admin_router, webhooks_router, fulfilment_router):
+                   admin_router, webhooks_router, fulfilment_router, memberships_router):
         api.include_router(router)
     app.include_router(api)
 
@@ -92,5 +94,6 @@ def create_app(
     app.include_router(pages_router)
     app.include_router(admin_pages_router)
     app.include_router(fulfilment_pages_router)
+    app.include_router(memberships_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

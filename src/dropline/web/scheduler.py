@@ -15,6 +15,7 @@ from dropline.config import Settings
 from dropline.db import Database
 from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.idempotency.jobs import purge_idempotency_records
+from dropline.memberships.jobs import run_membership_jobs
 from dropline.webhooks.jobs import deliver_due
 
 log = logging.getLogger("dropline.worker")
@@ -53,6 +54,7 @@ class BackgroundWorker:
                                       retention_hours=self._settings.idempotency_retention_hours)
             self._last_purge = now
         run_fulfilment_jobs(self._db, clock=self._clock)
+        run_membership_jobs(self._db, clock=self._clock, settings=self._settings)
         return report.attempted
 
     def _run(self) -> None:

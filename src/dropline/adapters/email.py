@@ -1,0 +1,104 @@
+"""Outgoing email behind a small interface.
+
+    EmailSender (Protocol)   send(message) -> message id
+    ├── FolderSender         writes each message as an .eml file into a folder (var/outbox by
+    │                        default), where a developer opens it with any mail client or `cat`
+    └── SmtpSender           production: one SMTP (optionally STARTTLS) connection per message
+
+``sender_from_env()`` picks one: ``DROPLINE_SMTP_URL=smtp://user:pass@host:587`` selects SMTP
+(``smtps://`` for implicit TLS), otherwise ``DROPLINE_EMAIL_DIR`` (default ``var/outbox``).
+Senders are called only after the change that caused the message has committed (the notice
+outbox in ``memberships.jobs`` does that), so a rolled-back change never mails anyone.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import smtplib
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlparse
+
+DEFAULT_SENDER = "Dropline <no-reply@dropline.example>"
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    text: str
+    # Stable per logical message: a resend after a crash carries the same Message-ID, so a
+    # receiving system (or a developer reading the folder) can de-duplicate.
+    message_id: str
+
+
+class EmailSender(Protocol):
+    def send(self, message: OutgoingEmail) -> str: ...
+
+
+def build_mime(message: OutgoingEmail, *, sender: str, cte: str | None = None) -> EmailMessage:
+    mime = EmailMessage()
+    mime["From"] = sender
+    mime["To"] = message.to
+    mime["Subject"] = message.subject
+    mime["Date"] = email.utils.formatdate(usegmt=True)
+    mime["Message-ID"] = f"<{message.message_id}@dropline>"
+    mime.set_content(message.text, cte=cte)
+    return mime
+
+
+class FolderSender:
+    """Writes ``<message_id>.eml``; sending the same message twice rewrites the same file."""
+
+    def __init__(self, directory: Path | str, *, sender: str = DEFAULT_SENDER) -> None:
+        self.directory = Path(directory)
+        self.sender = sender
+
+    def send(self, message: OutgoingEmail) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message.message_id)
+        path = self.directory / f"{safe}.eml"
+        tmp = path.with_suffix(".eml.tmp")
+        # 8-bit body: readable with `cat` or `less`, not quoted-printable.
+        tmp.write_bytes(bytes(build_mime(message, sender=self.sender, cte="8bit")))
+        tmp.replace(path)  # a reader never sees half a message
+        return message.message_id
+
+
+class SmtpSender:
+    def __init__(self, host: str, port: int = 587, *, username: str | None = None,
+                 password: str | None = None, starttls: bool = True, implicit_tls: bool = False,
+                 sender: str = DEFAULT_SENDER, timeout: float = 10.0) -> None:
+        self.host, self.port = host, port
+        self.username, self.password = username, password
+        self.starttls, self.implicit_tls = starttls, implicit_tls
+        self.sender, self.timeout = sender, timeout
+
+    def send(self, message: OutgoingEmail) -> str:
+        mime = build_mime(message, sender=self.sender)
+        smtp_class = smtplib.SMTP_SSL if self.implicit_tls else smtplib.SMTP
+        with smtp_class(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.starttls and not self.implicit_tls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(mime)
+        return message.message_id
+
+
+def sender_from_env(environ: dict[str, str] | None = None) -> EmailSender:
+    env = os.environ if environ is None else environ
+    sender = env.get("DROPLINE_EMAIL_FROM", DEFAULT_SENDER)
+    url = env.get("DROPLINE_SMTP_URL")
+    if url:
+        parsed = urlparse(url)
+        implicit = parsed.scheme == "smtps"
+        return SmtpSender(
+            parsed.hostname or "localhost", parsed.port or (465 if implicit else 587),
+            username=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            starttls=not implicit, implicit_tls=implicit, sender=sender)
+    return FolderSender(env.get("DROPLINE_EMAIL_DIR", "var/outbox"), sender=sender)

@@ -1,0 +1,249 @@
+"""The member portal: server-rendered pages whose every action is a plain HTML form (no
+JavaScript needed). Each POST calls the same service or flow as the JSON API, then redirects
+back to the portal (303) with a one-line message. Refusals re-render the portal with the
+reason and the error's status code."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from dropline.adapters.payments import Card
+from dropline.customers.service import authenticate_customer, start_session
+from dropline.errors import DomainError, InvalidInput, NotAuthenticated
+from dropline.memberships import flows, onboarding, polls, reports, segments, service
+from dropline.memberships.api import config_of, recurring
+from dropline.memberships.models import MembershipPaymentMethod
+from dropline.memberships.rules import PERK_STATUSES
+from dropline.orders.schemas import CardIn
+from dropline.web.admin import NAV, AdminPageUser, NavItem
+from dropline.web.admin import render as render_console
+from dropline.web.deps import OptionalCustomer, Principal, ServicesDep
+from dropline.web.pages import money
+
+WEB_TEMPLATES = Path(__file__).resolve().parents[1] / "web" / "templates"
+templates = Jinja2Templates(env=jinja2.Environment(
+    loader=jinja2.FileSystemLoader([Path(__file__).parent / "templates", WEB_TEMPLATES]),
+    autoescape=True))
+templates.env.filters["money"] = money
+router = APIRouter(include_in_schema=False)
+MESSAGES = {
+    "joined": "Welcome in: your membership has started.",
+    "changed": "Your tier has changed.",
+    "paused": "Your membership is paused; nothing will be charged until you resume.",
+    "resumed": "Welcome back: your membership is running again.",
+    "cancelled": "Your membership will end at the end of this period.",
+    "kept": "Your membership will carry on.",
+    "card": "Your card is updated.",
+    "waitlist": "You are on the waitlist; we will email you when a spot opens.",
+    "voted": "Thank you: your vote is in.",
+}
+Short = Annotated[str, Form(max_length=200)]
+Key = Annotated[str, Form(max_length=64)]
+
+
+def _portal(request: Request, services: ServicesDep, customer: Principal | None, *,
+            message: str = "", error: str = "", status_code: int = 200) -> HTMLResponse:
+    clock = services.clock
+    with services.db.transaction() as session:
+        tiers = service.list_tiers(session)
+        context: dict[str, Any] = {
+            "shop_name": services.settings.shop_name, "customer": customer,
+            "tiers": tiers, "spots_left": service.spots_left, "message": message,
+            "error": error, "form_key": uuid.uuid4().hex, "membership": None,
+        }
+        if customer is not None:
+            membership = service.live_membership(session, customer_id=customer.id)
+            context["membership"] = membership
+            if membership is not None:
+                context.update(
+                    tier=service.get_tier(session, membership.tier_id),
+                    card=session.get(MembershipPaymentMethod, membership.payment_method_id or 0),
+                    has_perks=membership.status in PERK_STATUSES,
+                    polls=polls.open_polls_for(session, clock=clock, customer_id=customer.id),
+                    steps=onboarding.progress(session, membership=membership))
+    return templates.TemplateResponse(request, "membership.html", context,
+                                      status_code=status_code)
+
+
+def _done(what: str) -> RedirectResponse:
+    return RedirectResponse(f"/membership?done={what}", status_code=303)
+
+
+def _act(request: Request, services: ServicesDep, customer: Principal | None,
+         action: Any, done: str) -> Response:
+    """Run one portal action; a refusal re-renders the portal with its reason."""
+    if customer is None:
+        return RedirectResponse("/membership/sign-in", status_code=303)
+    try:
+        action(customer)
+    except DomainError as exc:
+        return _portal(request, services, customer, error=exc.detail, status_code=exc.status)
+    for hook in services.after_commit:
+        hook()
+    return _done(done)
+
+
+def _signup_reference(customer_id: int, key: str) -> str:
+    return "portal-" + hashlib.sha256(f"{customer_id}:{key}".encode()).hexdigest()[:48]
+
+
+def _card(number: str, exp_month: str, exp_year: str, cvc: str) -> Card:
+    try:
+        card = CardIn(number=number, exp_month=int(exp_month or 0), exp_year=int(exp_year or 0),
+                      cvc=cvc)
+    except (ValidationError, ValueError):
+        raise InvalidInput("check the card number, expiry month and year, and CVC") from None
+    return Card(**card.model_dump())
+
+
+@router.get("/membership", response_class=HTMLResponse)
+def portal(request: Request, services: ServicesDep, customer: OptionalCustomer,
+           done: Annotated[str, Query(max_length=20)] = "") -> HTMLResponse:
+    return _portal(request, services, customer, message=MESSAGES.get(done, ""))
+
+
+@router.get("/membership/sign-in", response_class=HTMLResponse)
+def sign_in_page(request: Request, services: ServicesDep) -> HTMLResponse:
+    return templates.TemplateResponse(request, "member_sign_in.html",
+                                      {"shop_name": services.settings.shop_name, "error": ""})
+
+
+@router.post("/membership/sign-in")
+def sign_in(request: Request, services: ServicesDep, email: Short, password: Short) -> Response:
+    try:
+        with services.db.transaction() as session:
+            customer = authenticate_customer(session, email=email, password=password)
+            token = start_session(session, clock=services.clock, customer=customer,
+                                  days=services.settings.session_days)
+    except NotAuthenticated as exc:
+        return templates.TemplateResponse(
+            request, "member_sign_in.html",
+            {"shop_name": services.settings.shop_name, "error": exc.detail}, status_code=401)
+    response = RedirectResponse("/membership", status_code=303)
+    response.set_cookie(services.settings.session_cookie_name, token,
+                        max_age=services.settings.session_days * 86400, httponly=True,
+                        samesite="lax", secure=services.settings.cookie_secure, path="/")
+    return response
+
+
+@router.post("/membership/join")
+def join(request: Request, services: ServicesDep, customer: OptionalCustomer,
+         tier_id: Annotated[int, Form(ge=1, le=2**53)], key: Key, number: Short,
+         exp_month: Short, exp_year: Short, cvc: Short) -> Response:
+    def action(who: Principal) -> None:
+        # The form's key makes a double-submitted form one sign-up.
+        flows.subscribe(services.db, clock=services.clock, config=config_of(services),
+                        provider=recurring(services),
+                        request=flows.SubscribeRequest(
+                            who.id, tier_id, _card(number, exp_month, exp_year, cvc),
+                            _signup_reference(who.id, key)))
+
+    return _act(request, services, customer, action, "joined")
+
+
+@router.get("/membership/change", response_class=HTMLResponse)
+def change_page(request: Request, services: ServicesDep, customer: OptionalCustomer,
+                tier_id: Annotated[int, Query(ge=1, le=2**53)]) -> Response:
+    if customer is None:
+        return RedirectResponse("/membership/sign-in", status_code=303)
+    try:
+        with services.db.transaction() as session:
+            plan = service.plan_change(session, clock=services.clock, customer_id=customer.id,
+                                       new_tier_id=tier_id)
+            context = {"shop_name": services.settings.shop_name, "plan": plan,
+                       "form_key": uuid.uuid4().hex}
+    except DomainError as exc:
+        return _portal(request, services, customer, error=exc.detail, status_code=exc.status)
+    return templates.TemplateResponse(request, "member_change.html", context)
+
+
+@router.post("/membership/change")
+def change(request: Request, services: ServicesDep, customer: OptionalCustomer,
+           tier_id: Annotated[int, Form(ge=1, le=2**53)]) -> Response:
+    return _act(request, services, customer, lambda who: flows.change_tier(
+        services.db, clock=services.clock, config=config_of(services),
+        provider=recurring(services), customer_id=who.id, new_tier_id=tier_id), "changed")
+
+
+def _in_session(services: ServicesDep, use_case: Any) -> Any:
+    def action(who: Principal) -> None:
+        with services.db.transaction() as session:
+            use_case(session, clock=services.clock, customer_id=who.id)
+    return action
+
+
+@router.post("/membership/pause")
+def pause(request: Request, services: ServicesDep, customer: OptionalCustomer) -> Response:
+    return _act(request, services, customer, _in_session(services, service.pause), "paused")
+
+
+@router.post("/membership/resume")
+def resume(request: Request, services: ServicesDep, customer: OptionalCustomer) -> Response:
+    return _act(request, services, customer, _in_session(services, service.resume), "resumed")
+
+
+@router.post("/membership/cancel")
+def cancel(request: Request, services: ServicesDep, customer: OptionalCustomer) -> Response:
+    return _act(request, services, customer, _in_session(services, service.cancel), "cancelled")
+
+
+@router.post("/membership/keep")
+def keep(request: Request, services: ServicesDep, customer: OptionalCustomer) -> Response:
+    return _act(request, services, customer, _in_session(services, service.keep), "kept")
+
+
+@router.post("/membership/card")
+def card(request: Request, services: ServicesDep, customer: OptionalCustomer, number: Short,
+         exp_month: Short, exp_year: Short, cvc: Short) -> Response:
+    return _act(request, services, customer, lambda who: flows.update_payment_method(
+        services.db, clock=services.clock, config=config_of(services),
+        provider=recurring(services), customer_id=who.id,
+        card=_card(number, exp_month, exp_year, cvc)), "card")
+
+
+@router.post("/membership/waitlist")
+def waitlist(request: Request, services: ServicesDep, customer: OptionalCustomer,
+             tier_id: Annotated[int, Form(ge=1, le=2**53)]) -> Response:
+    def action(who: Principal) -> None:
+        with services.db.transaction() as session:
+            service.join_waitlist(session, clock=services.clock, tier_id=tier_id,
+                                  customer_id=who.id)
+
+    return _act(request, services, customer, action, "waitlist")
+
+
+@router.post("/membership/polls/{poll_id}/vote")
+def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, poll_id: int,
+         option: Annotated[int, Form(ge=0, le=19)]) -> Response:
+    def action(who: Principal) -> None:
+        with services.db.transaction() as session:
+            polls.vote(session, clock=services.clock, poll_id=poll_id, customer_id=who.id,
+                       option_index=option)
+
+    return _act(request, services, customer, action, "voted")
+
+
+# ------------------------------------------------------------------ the brand's cohort map
+
+
+NAV.append(NavItem("Members", "/admin/memberships/cohort-map"))
+
+
+@router.get("/admin/memberships/cohort-map", response_class=HTMLResponse)
+def cohort_map_page(request: Request, services: ServicesDep,
+                    viewer: AdminPageUser) -> HTMLResponse:
+    """The membership cohort map: segments by join month, a console page."""
+    with services.db.transaction() as session:
+        cells = reports.membership_cohort_map(session, now=services.clock.now())
+        rules = segments.get_rules(session).as_dict()
+    return render_console(request, "cohort_map.html", viewer, using=templates, cells=cells,
+                          rules=rules)

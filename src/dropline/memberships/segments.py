@@ -1,0 +1,104 @@
+"""Frequency segments, from each member's own behaviour (``rules.classify_member``), and the
+thresholds the brand sets for them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dropline.clock import Clock
+from dropline.events.models import DomainEvent
+from dropline.memberships.models import ChargeStatus, Membership, MembershipCharge
+from dropline.memberships.rules import (
+    MemberActivity, MembershipStatus, PurchaseRecord, SegmentRules, classify_member, peak_days,
+)
+from dropline.memberships.settings_store import read_setting, write_setting
+from dropline.orders.models import Order, OrderLine, OrderStatus
+
+SETTING = "segment_rules"
+LAST_RUN = "segments_computed_at"
+# Drop and event days, when the drop engine records them; otherwise the shop's peak days.
+EVENT_TYPES = ("drop.opened", "drop.started", "event.held")
+PAID = (OrderStatus.paid, OrderStatus.partially_refunded)
+
+
+def get_rules(session: Session) -> SegmentRules:
+    return SegmentRules.from_dict(read_setting(session, SETTING) or {})
+
+
+def set_rules(session: Session, *, clock: Clock, changes: dict[str, Any]) -> SegmentRules:
+    rules = SegmentRules.from_dict({**get_rules(session).as_dict(), **changes})
+    write_setting(session, clock=clock, key=SETTING, value=rules.as_dict())
+    return rules
+
+
+def claim_segment_run(session: Session, *, clock: Clock, every: timedelta, force: bool) -> bool:
+    from dropline.memberships.models import MembershipSetting
+
+    now = clock.now()
+    if session.get(MembershipSetting, LAST_RUN) is None:
+        write_setting(session, clock=clock, key=LAST_RUN, value=now.isoformat())
+        return True
+    condition = [MembershipSetting.key == LAST_RUN]
+    if not force:
+        condition.append(MembershipSetting.updated_at <= now - every)
+    return session.execute(update(MembershipSetting).where(*condition)
+                           .values(value=now.isoformat(), updated_at=now)).rowcount == 1
+
+
+def event_days(session: Session) -> set[date]:
+    days = {at.date() for at in session.scalars(
+        select(DomainEvent.occurred_at).where(DomainEvent.type.in_(EVENT_TYPES)))}
+    if days:
+        return days
+    return peak_days([at.date() for at in session.scalars(
+        select(Order.created_at).where(Order.status.in_(PAID), Order.total_amount > 0))])
+
+
+def classify_all(session: Session, *, clock: Clock) -> int:
+    now = clock.now()
+    rules = get_rules(session)
+    members = session.scalars(select(Membership).where(
+        Membership.status != MembershipStatus.failed)).all()
+    if not members:
+        return 0
+    programme_start = min(m.started_at for m in members)
+    customer_ids = sorted({m.customer_id for m in members})
+    families: dict[int, set[str]] = {}
+    for order_id, family in session.execute(
+            select(OrderLine.order_id, OrderLine.product_family)
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.customer_id.in_(customer_ids), Order.status.in_(PAID))):
+        families.setdefault(order_id, set()).add(family)
+    purchases: dict[int, list[PurchaseRecord]] = {}
+    for order_id, customer_id, at, total, refunded in session.execute(
+            select(Order.id, Order.customer_id, Order.created_at, Order.total_amount,
+                   Order.refunded_amount)
+            .where(Order.customer_id.in_(customer_ids), Order.status.in_(PAID),
+                   Order.total_amount > 0)):
+        purchases.setdefault(customer_id, []).append(
+            PurchaseRecord(at, total - refunded, tuple(sorted(families.get(order_id, ())))))
+    paid = dict(session.execute(
+        select(MembershipCharge.membership_id, func.sum(MembershipCharge.amount))
+        .where(MembershipCharge.status == ChargeStatus.succeeded)
+        .group_by(MembershipCharge.membership_id)).all())
+    days = event_days(session)
+    for membership in members:
+        result = classify_member(
+            MemberActivity(joined_at=membership.started_at,
+                           membership_paid=int(paid.get(membership.id) or 0),
+                           purchases=tuple(purchases.get(membership.customer_id, ()))),
+            rules=rules, programme_started_at=programme_start, event_days=days, now=now)
+        membership.segment = result.segment.value
+        membership.segment_reason = result.reason[:300]
+        membership.segment_computed_at = now
+    session.flush()
+    return len(members)
+
+
+def last_run(session: Session) -> datetime | None:
+    value = read_setting(session, LAST_RUN)
+    return datetime.fromisoformat(value) if value else None

@@ -41,10 +41,16 @@ def _mount_domain_apps() -> None:
     from dropline.telemetry.cli import app as ltv_app
 
     app.add_typer(ltv_app, name="ltv")
+    from dropline.telemetry.shop_cli import telemetry_app
+
+    app.add_typer(telemetry_app, name="telemetry")
     app.add_typer(fulfilment_app, name="fulfilment")
     from dropline.memberships.cli import members_app
 
     app.add_typer(members_app, name="members")
+    from dropline.drops.cli import drops_app
+
+    app.add_typer(drops_app, name="drops")
 
 
 _mount_domain_apps()

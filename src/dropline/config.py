@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = 24
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 5.0
+    web_threads: int = Field(
+        default=32, ge=4, le=200,
+        description="Threads for synchronous endpoints; the database pool is sized above it.",
+    )
     run_scheduler: bool = Field(
         default=True, description="Run background jobs (webhook delivery) inside `serve`."
     )

@@ -5,6 +5,9 @@ from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.customers.models import Customer, CustomerSession
 from dropline.db import Base
+from dropline.drops.models import (
+    Drop, DropBuyer, DropHold, DropQueueEntry, DropSlot, DropVariant, DropWaitlistEntry,
+)
 from dropline.events.models import DomainEvent
 from dropline.fulfilment.models import (
     CarrierRateRow, DeliveryWindow, FulfilmentDecisionRow, FulfilmentRuleRow, FulfilmentSite,
@@ -23,12 +26,15 @@ from dropline.webhooks.models import WebhookDelivery, WebhookEndpoint
 metadata = Base.metadata
 
 __all__ = [
-    "AdminSession", "AdminUser", "ApiToken", "Cart", "CartLine", "Customer", "CustomerSession",
-    "DomainEvent", "IdempotencyRecord", "LocalProviderCharge", "Location", "Membership",
-    "MembershipCharge", "MembershipNotice", "MembershipPaymentMethod", "MembershipSetting",
-    "MembershipTier", "OnboardingProgress", "Poll", "PollVote", "WaitlistEntry", "Order",
-    "OrderLine", "Payment", "Product", "ProductFamily", "Refund", "StockLevel", "Variant",
-    "WebhookDelivery", "WebhookEndpoint", "metadata", "CarrierRateRow", "DeliveryWindow",
-    "FulfilmentDecisionRow", "FulfilmentRuleRow", "FulfilmentSite", "RoutePlanRow", "RouteRow",
-    "RouteStopRow", "StockMovement", "Vehicle", "WindowBooking",
+    "AdminSession", "AdminUser", "ApiToken", "Cart", "CartLine", "Customer", "CustomerSession", "DomainEvent",
+    "Drop", "DropBuyer", "DropHold", "DropQueueEntry", "DropSlot", "DropVariant",
+    "DropWaitlistEntry",
+    "IdempotencyRecord", "LocalProviderCharge", "Location", "Membership", "MembershipCharge",
+    "MembershipNotice", "MembershipPaymentMethod", "MembershipSetting", "MembershipTier",
+    "OnboardingProgress", "Poll", "PollVote", "WaitlistEntry", "Order", "OrderLine", "Payment",
+    "Product", "ProductFamily", "Refund", "StockLevel", "Variant", "WebhookDelivery",
+    "WebhookEndpoint", "metadata",
+    "CarrierRateRow", "DeliveryWindow", "FulfilmentDecisionRow", "FulfilmentRuleRow",
+    "FulfilmentSite", "RoutePlanRow", "RouteRow", "RouteStopRow", "StockMovement", "Vehicle",
+    "WindowBooking",
 ]

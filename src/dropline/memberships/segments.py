@@ -20,7 +20,7 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 
 SETTING = "segment_rules"
 LAST_RUN = "segments_computed_at"
-# Drop and event days, when the drop engine records them; otherwise the shop's peak days.
+# Event days recorded as events (pop-ups, launches); drop days come from the drops table.
 EVENT_TYPES = ("drop.opened", "drop.started", "event.held")
 PAID = (OrderStatus.paid, OrderStatus.partially_refunded)
 
@@ -49,9 +49,14 @@ def claim_segment_run(session: Session, *, clock: Clock, every: timedelta, force
                            .values(value=now.isoformat(), updated_at=now)).rowcount == 1
 
 
-def event_days(session: Session) -> set[date]:
+def event_days(session: Session, *, now: datetime) -> set[date]:
+    """Days of drops that have started and of recorded events; with none, the shop's peaks."""
+    from dropline.drops.models import Drop
+
     days = {at.date() for at in session.scalars(
         select(DomainEvent.occurred_at).where(DomainEvent.type.in_(EVENT_TYPES)))}
+    days |= {at.date() for at in session.scalars(select(Drop.starts_at)
+                                                  .where(Drop.starts_at <= now))}
     if days:
         return days
     return peak_days([at.date() for at in session.scalars(
@@ -85,7 +90,7 @@ def classify_all(session: Session, *, clock: Clock) -> int:
         select(MembershipCharge.membership_id, func.sum(MembershipCharge.amount))
         .where(MembershipCharge.status == ChargeStatus.succeeded)
         .group_by(MembershipCharge.membership_id)).all())
-    days = event_days(session)
+    days = event_days(session, now=now)
     for membership in members:
         result = classify_member(
             MemberActivity(joined_at=membership.started_at,

@@ -54,6 +54,8 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
                 card=Card(**body.card.model_dump()),
                 shipping_address=body.shipping_address.model_dump(),
                 checkout_reference=claim.reference,
+                delivery=flows.DeliveryChoice(**body.delivery.model_dump())
+                if body.delivery else None,
             ),
         )
         with services.db.transaction() as session:

@@ -10,12 +10,19 @@ key, then settled. A crash at any point leaves a state a retry resumes from:
     crash after the charge  -> the same: the provider replays its outcome, the order settles
 
 So a paid order exists exactly once per checkout attempt and no payment lacks its order.
+
+Both halves are shared by every way of buying: ``write_pending_order`` writes the order once the
+caller has taken the units (from stock rows for a cart, from a hold for a drop, see
+``drops.flows``), and ``pay_order`` charges and settles, handing a failed payment back to the
+caller's hook so the units return to where they came from.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +49,23 @@ from dropline.errors import (
 )
 from dropline.events.service import record_event
 from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.orders.rules import Totals, shipping_for
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 
 PROVIDER_ATTEMPTS = 3
+# Gives an order's units back when its payment fails, inside the settling transaction.
+PaymentFailedHook = Callable[[Session, Order], None]
+
+
+@dataclass(frozen=True)
+class DeliveryChoice:
+    """A hub delivery window the shopper picked (from GET /api/v1/delivery-options), and where
+    to: latitude/longitude when known, else the address's postcode is geocoded."""
+
+    window_id: int
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,7 @@ class CheckoutRequest:
     card: Card
     shipping_address: dict[str, Any]
     checkout_reference: str  # stable per attempt (derived from the Idempotency-Key)
+    delivery: DeliveryChoice | None = None  # None: central shipping
 
 
 def _order_payload(session: Session, order: Order) -> dict[str, Any]:
@@ -69,8 +90,156 @@ def _order_payload(session: Session, order: Order) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class DraftLine:
+    """One line of an order about to be written, whatever it was bought from (a cart, a hold)."""
+
+    variant: Variant
+    product: Product
+    family: ProductFamily
+    unit_price_amount: int
+    quantity: int
+
+    @property
+    def line_total_amount(self) -> int:
+        return self.unit_price_amount * self.quantity
+
+
+def draft_lines(session: Session, quantities: list[tuple[int, int | None, int]]
+                ) -> list[DraftLine]:
+    """(variant_id, unit_price_amount or None for the variant's price, quantity) -> lines
+    sorted by variant id, each variant checked to be still for sale."""
+    rows = {
+        variant.id: (variant, product, family)
+        for variant, product, family in session.execute(
+            select(Variant, Product, ProductFamily)
+            .join(Product, Product.id == Variant.product_id)
+            .join(ProductFamily, ProductFamily.id == Product.family_id)
+            .where(Variant.id.in_([variant_id for variant_id, _, _ in quantities]))
+        )
+    }
+    lines = []
+    for variant_id, unit_price, quantity in sorted(quantities, key=lambda item: item[0]):
+        variant, product, family = rows[variant_id]
+        if not variant.active or product.status is not ProductStatus.active:
+            raise OutOfStock(f"{variant.sku} is no longer for sale", sku=variant.sku)
+        price = variant.price_amount if unit_price is None else unit_price
+        lines.append(DraftLine(variant, product, family, price, quantity))
+    return lines
+
+
+def write_pending_order(
+    session: Session, *, clock: Clock, customer: Customer, lines: list[DraftLine],
+    totals: Totals, checkout_reference: str, card: Card, shipping_address: dict[str, Any],
+    location_id: int | None, cart_id: str | None = None, fulfilment_path: str = "central",
+    extra_payload: dict[str, Any] | None = None,
+) -> Order:
+    """Writes an order awaiting payment, its lines and its payment (with the payment's own
+    idempotency key), and records ``order.created``. The caller has already taken the units,
+    in the same transaction, from wherever they come from (stock rows, a drop hold)."""
+    now = clock.now()
+    order = Order(
+        customer_id=customer.id, email=customer.email, status=OrderStatus.pending_payment,
+        currency=totals.currency, subtotal_amount=totals.subtotal_amount,
+        discount_amount=totals.discount_amount, shipping_amount=totals.shipping_amount,
+        total_amount=totals.total_amount, refunded_amount=0,
+        checkout_reference=checkout_reference, cart_id=cart_id, location_id=location_id,
+        fulfilment_path=fulfilment_path, acquisition_source=customer.acquisition_source,
+        acquisition_campaign=customer.acquisition_campaign,
+        shipping_address=shipping_address, created_at=now,
+    )
+    session.add(order)
+    session.flush()
+    session.add_all([OrderLine(
+        order_id=order.id, variant_id=line.variant.id, sku=line.variant.sku,
+        product_name=line.product.name, variant_name=line.variant.name,
+        product_family=line.family.slug, condition_grade=line.variant.condition_grade,
+        condition_disclosure=line.variant.condition_disclosure,
+        unit_price_amount=line.unit_price_amount, quantity=line.quantity,
+        line_total_amount=line.line_total_amount,
+    ) for line in lines])
+    session.add(Payment(
+        order_id=order.id, provider="pending", idempotency_key=f"pay_{uuid.uuid4().hex}",
+        status=PaymentStatus.pending, amount=order.total_amount, currency=order.currency,
+        card_last4=card.last4, card_fingerprint=card.fingerprint,
+        created_at=now, updated_at=now,
+    ))
+    session.flush()
+    record_event(session, clock=clock, type="order.created", subject_type="order",
+                 subject_id=order.id, customer_id=customer.id,
+                 payload={**_order_payload_of(order, lines), **(extra_payload or {})})
+    return order
+
+
+def _order_payload_of(order: Order, lines: list[DraftLine]) -> dict[str, Any]:
+    """``_order_payload`` without reading the lines back (they were just written)."""
+    return {
+        "order_id": order.id, "total_amount": order.total_amount, "currency": order.currency,
+        "acquisition_source": order.acquisition_source,
+        "acquisition_campaign": order.acquisition_campaign,
+        "product_families": sorted({line.family.slug for line in lines}),
+        "fulfilment_path": order.fulfilment_path,
+    }
+
+
+@dataclass(frozen=True)
+class _Fulfilment:
+    """Where the units come from and what delivery costs the shopper."""
+
+    location_id: int
+    path: str
+    shipping_amount: int
+    subsidised: bool
+    window_id: int | None = None
+    destination: Any = None
+    decision: Any = None
+
+
+def _central(session: Session, settings: Settings, subtotal: int) -> _Fulfilment:
+    location = get_location_by_code(session, settings.default_location_code)
+    shipping = shipping_for(subtotal, flat_amount=settings.flat_shipping_amount,
+                            free_threshold=settings.free_shipping_threshold)
+    return _Fulfilment(location.id, "central", shipping, subsidised=False)
+
+
+def _hub_window(session: Session, *, clock: Clock, customer_id: int, lines: list[DraftLine],
+                choice: DeliveryChoice, postcode: str) -> _Fulfilment:
+    """The picked window, re-decided now: it must still be open, in stock at its hub, and
+    able to take the order; its price comes from the marginal cost of the stop, and a
+    member's delivery subsidy applies to it."""
+    from dropline.adapters.geocoding import LondonDistrictGeocoder
+    from dropline.fulfilment.service import (
+        CustomerFacts, LineRequest, decide_with_options, resolve_destination,
+    )
+    from dropline.memberships import perks
+
+    now = clock.now()
+    subsidy = perks.delivery_subsidy(session, customer_id=customer_id, at=now)
+    member = perks.active_tier(session, customer_id=customer_id, at=now) is not None
+    destination = resolve_destination(geocoder=LondonDistrictGeocoder(),
+                                      latitude=choice.latitude, longitude=choice.longitude,
+                                      postcode=postcode)
+    decision, options = decide_with_options(
+        session, lines=[LineRequest(line.variant.id, line.quantity) for line in lines],
+        destination=destination, at=now,
+        customer=CustomerFacts(is_member=member,
+                               member_delivery_subsidy=subsidy.kind.value != "none"))
+    option = next((o for o in options.options if o.window_id == choice.window_id), None)
+    if option is None or not option.eligible:
+        why = option.excluded if option is not None else "it does not serve this address"
+        raise InvalidState(f"delivery window {choice.window_id} cannot take this order ({why}); "
+                           "pick another from GET /api/v1/delivery-options",
+                           window_id=choice.window_id)
+    price = option.price_amount or 0
+    return _Fulfilment(option.location_id, "hub-window", subsidy.apply(price),
+                       subsidised=subsidy.apply(price) < price, window_id=choice.window_id,
+                       destination=destination, decision=decision)
+
+
 def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                           request: CheckoutRequest) -> Order:
+    from dropline.memberships import perks
+
     customer = session.get(Customer, request.customer_id)
     if customer is None:
         raise NotFound("customer not found")
@@ -81,63 +250,47 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                      free_shipping_threshold=settings.free_shipping_threshold)
     if view.totals is None:
         raise InvalidInput("the cart is empty; add something before checking out")
-    location = get_location_by_code(session, settings.default_location_code)
-
-    rows = {
-        variant.id: (variant, product, family)
-        for variant, product, family in session.execute(
-            select(Variant, Product, ProductFamily)
-            .join(Product, Product.id == Variant.product_id)
-            .join(ProductFamily, ProductFamily.id == Product.family_id)
-            .where(Variant.id.in_([line.variant_id for line in view.lines]))
-        )
-    }
+    now = clock.now()
+    # Members pay their tier's price, decided here on the server, not in the page.
+    lines = draft_lines(session, [
+        (line.variant_id, perks.member_price(session, customer_id=customer.id,
+                                             variant_id=line.variant_id,
+                                             base_amount=line.unit_price_amount, at=now),
+         line.quantity)
+        for line in view.lines])
+    subtotal = sum(line.line_total_amount for line in lines)
+    if request.delivery is None:
+        where = _central(session, settings, subtotal)
+    else:
+        where = _hub_window(session, clock=clock, customer_id=customer.id, lines=lines,
+                            choice=request.delivery,
+                            postcode=str(request.shipping_address.get("postcode", "")))
     # Lines are sorted by variant id, so concurrent checkouts take stock rows in one order
     # (no deadlocks on PostgreSQL); each take is one conditional UPDATE.
-    for line in view.lines:
-        variant, product, _ = rows[line.variant_id]
-        if not variant.active or product.status is not ProductStatus.active:
-            raise OutOfStock(f"{variant.sku} is no longer for sale", sku=variant.sku)
-        if not take_stock(session, location_id=location.id, variant_id=variant.id,
+    for line in lines:
+        if not take_stock(session, location_id=where.location_id, variant_id=line.variant.id,
                           quantity=line.quantity):
-            raise OutOfStock(f"not enough {variant.sku} left for {line.quantity}",
-                             sku=variant.sku)
+            raise OutOfStock(f"not enough {line.variant.sku} left for {line.quantity}",
+                             sku=line.variant.sku)
+    totals = Totals(cart.currency, subtotal, 0, where.shipping_amount)
+    order = write_pending_order(
+        session, clock=clock, customer=customer, lines=lines, totals=totals,
+        checkout_reference=request.checkout_reference, card=request.card,
+        shipping_address=request.shipping_address, location_id=where.location_id,
+        cart_id=cart.id, fulfilment_path=where.path,
+        extra_payload={"delivery_subsidised": where.subsidised,
+                       "window_id": where.window_id})
+    if where.window_id is not None:
+        from dropline.fulfilment.service import book_window, order_weight, record_decision
 
-    totals = view.totals
-    now = clock.now()
-    order = Order(
-        customer_id=customer.id, email=customer.email, status=OrderStatus.pending_payment,
-        currency=totals.currency, subtotal_amount=totals.subtotal_amount,
-        discount_amount=totals.discount_amount, shipping_amount=totals.shipping_amount,
-        total_amount=totals.total_amount, refunded_amount=0,
-        checkout_reference=request.checkout_reference, cart_id=cart.id, location_id=location.id,
-        fulfilment_path="central", acquisition_source=customer.acquisition_source,
-        acquisition_campaign=customer.acquisition_campaign,
-        shipping_address=request.shipping_address, created_at=now,
-    )
-    session.add(order)
-    session.flush()
-    for line in view.lines:
-        variant, product, family = rows[line.variant_id]
-        session.add(OrderLine(
-            order_id=order.id, variant_id=variant.id, sku=variant.sku, product_name=product.name,
-            variant_name=variant.name, product_family=family.slug,
-            condition_grade=variant.condition_grade,
-            condition_disclosure=variant.condition_disclosure,
-            unit_price_amount=line.unit_price_amount, quantity=line.quantity,
-            line_total_amount=line.line_total_amount,
-        ))
-    session.add(Payment(
-        order_id=order.id, provider="pending", idempotency_key=f"pay_{uuid.uuid4().hex}",
-        status=PaymentStatus.pending, amount=order.total_amount, currency=order.currency,
-        card_last4=request.card.last4, card_fingerprint=request.card.fingerprint,
-        created_at=now, updated_at=now,
-    ))
+        # The window's capacity is taken in this same transaction: a full window rolls the
+        # whole order back (409), so no order exists without its place in the van.
+        book_window(session, clock=clock, window_id=where.window_id, order_id=order.id,
+                    destination=where.destination, weight_grams=order_weight(session, order.id))
+        record_decision(session, clock=clock, decision=where.decision, order_id=order.id,
+                        customer_id=customer.id)
     cart.status = CartStatus.checked_out
     session.flush()
-    record_event(session, clock=clock, type="order.created", subject_type="order",
-                 subject_id=order.id, customer_id=customer.id,
-                 payload=_order_payload(session, order))
     return order
 
 
@@ -154,8 +307,24 @@ def _charge(provider: PaymentProvider, *, payment: Payment, card: Card) -> Charg
         "same Idempotency-Key", retry_after=5)
 
 
+def return_cart_stock(session: Session, order: Order, *, clock: Clock) -> None:
+    """A cart order whose payment failed gives its units back to the stock rows (and its place
+    in a delivery window), and the shopper may try another card with the same basket (and a
+    new Idempotency-Key)."""
+    if order.fulfilment_path == "hub-window":
+        from dropline.fulfilment.service import cancel_booking
+
+        cancel_booking(session, clock=clock, order_id=order.id)
+    for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
+                                .order_by(OrderLine.variant_id)):
+        return_stock(session, location_id=order.location_id or 0,
+                     variant_id=line.variant_id, quantity=line.quantity)
+    session.execute(update(Cart).where(Cart.id == order.cart_id).values(status=CartStatus.open))
+
+
 def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
-            provider_name: str, result: ChargeResult) -> Order:
+            provider_name: str, result: ChargeResult,
+            on_payment_failed: PaymentFailedHook) -> Order:
     order = session.get(Order, order_id)
     assert order is not None
     now = clock.now()
@@ -176,12 +345,7 @@ def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
         event = "order.paid"
     else:
         order.status = OrderStatus.payment_failed
-        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
-                                    .order_by(OrderLine.variant_id)):
-            return_stock(session, location_id=order.location_id or 0,
-                         variant_id=line.variant_id, quantity=line.quantity)
-        # The shopper may try another card with the same basket (and a new Idempotency-Key).
-        session.execute(update(Cart).where(Cart.id == order.cart_id).values(status=CartStatus.open))
+        on_payment_failed(session, order)
         event = "order.payment_failed"
     session.flush()
     record_event(session, clock=clock, type=event, subject_type="order", subject_id=order.id,
@@ -201,17 +365,35 @@ def checkout(
         if order is None:
             order = _create_pending_order(session, clock=clock, settings=settings,
                                           request=request)
-        order_id, status = order.id, order.status
-        payment = session.scalar(select(Payment).where(Payment.order_id == order.id)
-                                 .order_by(Payment.id.desc()))
-        assert payment is not None
+        payment = latest_payment(session, order.id)
+    return pay_order(db, clock=clock, provider=provider, order=order, payment=payment,
+                     card=request.card,
+                     on_payment_failed=functools.partial(return_cart_stock, clock=clock))
 
+
+def latest_payment(session: Session, order_id: int) -> Payment:
+    payment = session.scalar(select(Payment).where(Payment.order_id == order_id)
+                             .order_by(Payment.id.desc()).limit(1))
+    assert payment is not None
+    return payment
+
+
+def pay_order(
+    db: Database, *, clock: Clock, provider: PaymentProvider, order: Order, payment: Payment,
+    card: Card, on_payment_failed: PaymentFailedHook,
+) -> int:
+    """The second half of every checkout (cart or drop hold), on an order written and
+    committed by the first: charge outside any transaction with the payment's own idempotency
+    key, then settle. ``on_payment_failed`` gives the units back to where they were taken from,
+    in the settling transaction. Returns the order id once paid; raises PaymentDeclined."""
+    order_id, status = order.id, order.status
     if status is OrderStatus.pending_payment:
-        result = _charge(provider, payment=payment, card=request.card)
+        result = _charge(provider, payment=payment, card=card)
         with db.transaction() as session:
-            order = _settle(session, clock=clock, order_id=order_id, payment_id=payment.id,
-                            provider_name=provider.name, result=result)
-            status = order.status
+            settled = _settle(session, clock=clock, order_id=order_id, payment_id=payment.id,
+                              provider_name=provider.name, result=result,
+                              on_payment_failed=on_payment_failed)
+            status = settled.status
     if status is OrderStatus.payment_failed:
         with db.transaction() as session:
             decline = session.scalar(select(Payment.decline_code).where(

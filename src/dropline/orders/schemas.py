@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from dropline.catalog.models import ConditionGrade
 from dropline.orders.models import OrderStatus
 from dropline.payments.models import PaymentStatus, RefundStatus
-from dropline.schemas import Input, Output, PositiveAmount, ShortText
+from dropline.schemas import Id, Input, Output, PositiveAmount, ShortText
 
 
 class CardIn(Input):
@@ -34,10 +34,19 @@ class AddressIn(Input):
     country: str = Field("GB", pattern=r"^[A-Z]{2}$")
 
 
+class DeliveryIn(Input):
+    """A hub delivery window from GET /api/v1/delivery-options; without it, central shipping."""
+
+    window_id: Id
+    latitude: float | None = Field(None, ge=-90, le=90, allow_inf_nan=False)
+    longitude: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
+
+
 class CheckoutCreate(Input):
     cart_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
     card: CardIn
     shipping_address: AddressIn
+    delivery: DeliveryIn | None = None
 
 
 class RefundCreate(Input):

@@ -193,6 +193,27 @@ def probability_alive(
     return expit(-_pareto_log_dead_odds(params, xa, ta, Ta))
 
 
+# Beyond this a + b the drop-out probabilities no longer vary between customers (the fit
+# ran a and b to infinity together, e.g. on a young shop), and the 2F1 terms of the general
+# form overflow: the limit with one drop-out probability p = a / (a + b) is used instead.
+FIXED_DROPOUT_AB = 1e5
+
+
+def _fixed_dropout_where_needed(head: FloatArray, a: float, b: float, shape: ArrayLike,
+                                scale: ArrayLike, t: ArrayLike) -> FloatArray:
+    """E[purchases in t | alive] in the BG/NBD limit a, b -> infinity with a/(a+b) = p fixed:
+    with rate lambda ~ Gamma(shape, scale), (1 - E[exp(-lambda p t)]) / p =
+    (1 - (scale / (scale + p t))^shape) / p. Used where the general form is not finite."""
+    if a + b <= FIXED_DROPOUT_AB and np.isfinite(head).all():
+        return head
+    p = a / (a + b)
+    limit = -np.expm1(np.asarray(shape) * (np.log(scale) - np.log(np.asarray(scale)
+                                                                  + p * np.asarray(t)))) / p
+    if a + b > FIXED_DROPOUT_AB:
+        return np.asarray(limit, dtype=np.float64)
+    return np.where(np.isfinite(head), head, limit)
+
+
 def expected_purchases(
     params: BgNbdFit | ParetoNbdFit, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike
 ) -> FloatArray:
@@ -209,8 +230,11 @@ def expected_purchases(
         # Euler's transformation of FHL's ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x;
         # a+b+x-1; z): the same value without the two factors of size ~ 2^x that overflow
         # for heavy buyers.
-        tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + xa - 1.0, z)
-        head = (a + b + xa - 1.0) / (a - 1.0) * (1.0 - tail)
+        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+            tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0,
+                                                   a + b + xa - 1.0, z)
+            head = (a + b + xa - 1.0) / (a - 1.0) * (1.0 - tail)
+        head = _fixed_dropout_where_needed(head, a, b, r + xa, alpha + Ta, ta_)
         return head * expit(-_bgnbd_log_dead_odds(params, xa, txa, Ta))
     r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
     s_ = s if abs(s - 1.0) > 1e-8 else 1.0 + 1e-8
@@ -226,8 +250,11 @@ def expected_purchases_population(params: BgNbdFit | ParetoNbdFit, t: ArrayLike)
         r, alpha, a, b = params.r, params.alpha, params.a, params.b
         a = a if abs(a - 1.0) > 1e-8 else 1.0 + 1e-8
         z = ta / (alpha + ta)
-        tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b - 1.0, z)
-        return (a + b - 1.0) / (a - 1.0) * (1.0 - tail)
+        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+            tail = (1.0 - z) ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b - 1.0, z)
+            head = (a + b - 1.0) / (a - 1.0) * (1.0 - tail)
+        return _fixed_dropout_where_needed(np.asarray(head, dtype=np.float64), a, b, r, alpha,
+                                           ta)
     r, alpha, s, beta = params.r, params.alpha, params.s, params.beta
     s = s if abs(s - 1.0) > 1e-8 else 1.0 + 1e-8
     return r * beta / (alpha * (s - 1.0)) * (1.0 - (beta / (beta + ta)) ** (s - 1.0))

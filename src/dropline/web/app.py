@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -18,12 +19,16 @@ from dropline.catalog.api import router as catalog_router
 from dropline.clock import Clock, SystemClock
 from dropline.config import Settings, get_settings
 from dropline.customers.api import router as customers_router
+from dropline.drops.api import router as drops_router
+from dropline.drops.pages import router as drops_pages_router
 from dropline.db import Database
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.memberships.api import router as memberships_router
 from dropline.memberships.pages import router as memberships_pages_router
 from dropline.orders.api import router as orders_router
+from dropline.telemetry.api import router as telemetry_router
+from dropline.telemetry.pages import router as telemetry_pages_router
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
 from dropline.web.deps import Services
@@ -63,6 +68,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
         if start_worker:
             services.after_commit.append(worker.kick)
             worker.start()
@@ -81,7 +87,8 @@ def create_app(
 
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,
-                   admin_router, webhooks_router, fulfilment_router, memberships_router):
+                   admin_router, webhooks_router, fulfilment_router, memberships_router,
+                   drops_router, telemetry_router):
         api.include_router(router)
     app.include_router(api)
 
@@ -93,7 +100,9 @@ def create_app(
 
     app.include_router(pages_router)
     app.include_router(admin_pages_router)
+    app.include_router(drops_pages_router)
     app.include_router(fulfilment_pages_router)
     app.include_router(memberships_pages_router)
+    app.include_router(telemetry_pages_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

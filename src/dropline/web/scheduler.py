@@ -13,6 +13,7 @@ import httpx
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.drops.jobs import reclaim_drops
 from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.idempotency.jobs import purge_idempotency_records
 from dropline.memberships.jobs import run_membership_jobs
@@ -55,6 +56,7 @@ class BackgroundWorker:
             self._last_purge = now
         run_fulfilment_jobs(self._db, clock=self._clock)
         run_membership_jobs(self._db, clock=self._clock, settings=self._settings)
+        reclaim_drops(self._db, clock=self._clock)
         return report.attempted
 
     def _run(self) -> None:

@@ -1,0 +1,212 @@
+"""Drop orchestration: each function owns its transactions (and the card charge between them).
+
+    place_hold      admission checked, units taken, hold written           (one transaction)
+    checkout_hold   hold converted, order written; charged; settled         (orders.flows halves)
+    purchase        place_hold + checkout_hold in one request ("express"): the same
+                    transactions, one round trip fewer for the shopper
+
+A take that misses reclaims the drop's expired holds in a transaction of its own (so the
+reclaim is kept even though the missed attempt rolls back), offers what came back to the
+waitlist first, and retries once. PostgreSQL deadlock victims are retried (bounded).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from dropline.adapters.payments import Card, PaymentProvider
+from dropline.clock import Clock
+from dropline.config import Settings
+from dropline.customers.models import Customer
+from dropline.db import Database
+from dropline.drops import service, waiting_room
+from dropline.drops.errors import SoldOut
+from dropline.drops.models import Drop, DropHold, HoldSource
+from dropline.errors import InvalidState, NotFound
+from dropline.orders import flows as orders
+from dropline.orders.models import Order
+from dropline.orders.rules import PricedLine, order_totals
+from dropline.orders.service import find_by_checkout_reference
+
+T = TypeVar("T")
+TRANSACTION_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """Who is asking, as the web layer resolved them: the customer and a digest of their
+    session token (admission tokens are bound to it)."""
+
+    customer_id: int
+    session_digest: str
+
+
+def in_transaction(db: Database, work: Callable[[Session], T]) -> T:
+    """Runs ``work`` in one transaction, retrying it when PostgreSQL aborts it as a deadlock
+    victim or a serialisation failure (both leave nothing behind)."""
+    for attempt in range(TRANSACTION_ATTEMPTS):
+        try:
+            with db.transaction() as session:
+                return work(session)
+        except OperationalError as exc:
+            code = getattr(exc.orig, "sqlstate", None)
+            if code not in ("40P01", "40001") or attempt + 1 == TRANSACTION_ATTEMPTS:
+                raise
+            time.sleep(0.005 * (attempt + 1) + random.random() * 0.01)
+    raise AssertionError("unreachable")
+
+
+def _with_reclaim(db: Database, *, clock: Clock, drop_id: int,
+                  work: Callable[[Session], T]) -> T:
+    try:
+        return in_transaction(db, work)
+    except SoldOut:
+        left = in_transaction(db, lambda session: service.reclaim_and_offer(
+            session, clock=clock, drop=service.get_drop(session, drop_id)))
+        if not left:
+            raise
+    return in_transaction(db, work)
+
+
+def _admit(session: Session, *, clock: Clock, settings: Settings, drop: Drop, shopper: Shopper,
+           admission_token: str | None, early_access: service.EarlyAccess) -> HoldSource:
+    """With the queue on, the admission token is the proof of admission (it is issued only
+    once the shopper's own opening time and place allow); with it off, early access is checked
+    here directly."""
+    if drop.queue_enabled:
+        waiting_room.redeem_admission(session, clock=clock, secret=settings.secret_key, drop=drop,
+                                 customer_id=shopper.customer_id,
+                                 session_digest=shopper.session_digest, token=admission_token)
+        return HoldSource.queue
+    service.ensure_open(session, clock=clock, drop=drop, customer_id=shopper.customer_id,
+                        early_access=early_access)
+    return HoldSource.direct
+
+
+def place_hold(
+    db: Database, *, clock: Clock, settings: Settings, drop_id: int, shopper: Shopper,
+    lines: Sequence[service.HoldLine], admission_token: str | None,
+    early_access: service.EarlyAccess = service.membership_early_access,
+    rng: random.Random | None = None,
+) -> DropHold:
+    def work(session: Session) -> DropHold:
+        drop = service.get_drop(session, drop_id)
+        source = _admit(session, clock=clock, settings=settings, drop=drop, shopper=shopper,
+                        admission_token=admission_token, early_access=early_access)
+        return service.create_hold(session, clock=clock, drop=drop,
+                                   customer_id=shopper.customer_id, lines=lines,
+                                   source=source, rng=rng)
+
+    return _with_reclaim(db, clock=clock, drop_id=drop_id, work=work)
+
+
+def _order_from_hold(session: Session, *, clock: Clock, settings: Settings, hold: DropHold,
+                     card: Card, shipping_address: dict[str, Any],
+                     checkout_reference: str) -> Order:
+    customer = session.get(Customer, hold.customer_id)
+    if customer is None:
+        raise NotFound("customer not found")
+    drop = service.get_drop(session, hold.drop_id)
+    lines = orders.draft_lines(session, [(line["variant_id"], None, line["quantity"])
+                                         for line in hold.lines])
+    totals = order_totals(
+        [PricedLine(line.variant.id, line.unit_price_amount, line.quantity,
+                    line.variant.currency) for line in lines],
+        currency=settings.currency, flat_shipping=settings.flat_shipping_amount,
+        free_shipping_threshold=settings.free_shipping_threshold)
+    order = orders.write_pending_order(
+        session, clock=clock, customer=customer, lines=lines, totals=totals,
+        checkout_reference=checkout_reference, card=card, shipping_address=shipping_address,
+        location_id=drop.location_id)
+    service.attach_order(session, hold=hold, order_id=order.id)
+    return order
+
+
+def _pay(db: Database, *, clock: Clock, provider: PaymentProvider, order: Order,
+         payment: Any, card: Card) -> int:
+    return orders.pay_order(
+        db, clock=clock, provider=provider, order=order, payment=payment, card=card,
+        on_payment_failed=lambda session, failed: service.return_units_of_order(
+            session, clock=clock, order=failed))
+
+
+def _resume(db: Database, checkout_reference: str) -> tuple[Order, Any]:
+    """A concurrent attempt with the same reference wrote its order first (the unique
+    reference refused ours, and our transaction, units included, rolled back): carry on with
+    that order, as a retry would."""
+    def find(session: Session) -> tuple[Order, Any]:
+        order = find_by_checkout_reference(session, checkout_reference)
+        if order is None:
+            raise InvalidState("this checkout clashed with another; retry it")
+        return order, orders.latest_payment(session, order.id)
+
+    return in_transaction(db, find)
+
+
+def checkout_hold(
+    db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
+    customer_id: int, hold_id: int, card: Card, shipping_address: dict[str, Any],
+    checkout_reference: str,
+) -> int:
+    """Pays for a hold; returns the paid order's id. A retry with the same reference resumes
+    (finds the order, charges with the same payment key); a declined card returns the units."""
+    def write(session: Session) -> tuple[Order, Any]:
+        order = find_by_checkout_reference(session, checkout_reference)
+        if order is None:
+            hold = service.convert_hold(session, clock=clock, hold_id=hold_id,
+                                        customer_id=customer_id)
+            order = _order_from_hold(session, clock=clock, settings=settings, hold=hold,
+                                     card=card, shipping_address=shipping_address,
+                                     checkout_reference=checkout_reference)
+        return order, orders.latest_payment(session, order.id)
+
+    try:
+        order, payment = in_transaction(db, write)
+    except IntegrityError:
+        order, payment = _resume(db, checkout_reference)
+    return _pay(db, clock=clock, provider=provider, order=order, payment=payment, card=card)
+
+
+def purchase(
+    db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider, drop_id: int,
+    shopper: Shopper, lines: Sequence[service.HoldLine], admission_token: str | None,
+    card: Card, shipping_address: dict[str, Any], checkout_reference: str,
+    early_access: service.EarlyAccess = service.membership_early_access,
+    rng: random.Random | None = None,
+) -> int:
+    """Admission, hold, order and payment in one request: the hold is taken and converted in
+    the same transaction as the order is written, so the whole take-and-write is one commit."""
+    def write(session: Session) -> tuple[Order, Any]:
+        order = find_by_checkout_reference(session, checkout_reference)
+        if order is None:
+            drop = service.get_drop(session, drop_id)
+            source = _admit(session, clock=clock, settings=settings, drop=drop,
+                            shopper=shopper, admission_token=admission_token,
+                            early_access=early_access)
+            hold = service.create_hold(session, clock=clock, drop=drop,
+                                       customer_id=shopper.customer_id, lines=lines,
+                                       source=source, rng=rng)
+            hold = service.convert_hold(session, clock=clock, hold_id=hold.id,
+                                        customer_id=shopper.customer_id)
+            order = _order_from_hold(session, clock=clock, settings=settings, hold=hold,
+                                     card=card, shipping_address=shipping_address,
+                                     checkout_reference=checkout_reference)
+        return order, orders.latest_payment(session, order.id)
+
+    try:
+        order, payment = _with_reclaim(db, clock=clock, drop_id=drop_id, work=write)
+    except IntegrityError:
+        order, payment = _resume(db, checkout_reference)
+    return _pay(db, clock=clock, provider=provider, order=order, payment=payment, card=card)
+
+
+def release_hold(db: Database, *, clock: Clock, customer_id: int, hold_id: int) -> None:
+    in_transaction(db, lambda session: service.release_hold(
+        session, clock=clock, hold_id=hold_id, customer_id=customer_id))

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from dropline.drops.models import HoldSource, HoldStatus, WaitlistStatus
+from dropline.drops.rules import MAX_SLOTS, DropState
+from dropline.orders.schemas import AddressIn, CardIn
+from dropline.schemas import Id, Input, Name, Output, Slug
+
+MAX_UNITS = 10_000_000
+
+
+class DropVariantIn(Input):
+    variant_id: Id
+    cap: int | None = Field(None, ge=0, le=MAX_UNITS,
+                            description="its own cap; omit to share the drop's cap")
+
+
+class DropScheduleIn(Input):
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    early_access_minutes: int = Field(0, ge=0, le=10_080, description="longest member lead")
+    admission_per_minute: int = Field(600, ge=1, le=1_000_000)
+    queue_enabled: bool = True
+    hold_ttl_seconds: int = Field(600, ge=10, le=86_400)
+    offer_ttl_seconds: int = Field(900, ge=10, le=86_400)
+
+    @model_validator(mode="after")
+    def ends_after_start(self) -> DropScheduleIn:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class DropCreate(DropScheduleIn):
+    slug: Slug
+    name: Name
+    variants: list[DropVariantIn] = Field(min_length=1, max_length=100)
+    cap: int = Field(0, ge=0, le=MAX_UNITS, description="units shared by uncapped variants")
+    per_person_limit: int = Field(2, ge=1, le=1000)
+    slots: int = Field(32, ge=1, le=MAX_SLOTS, description="rows the units are split over")
+    location_code: str | None = Field(None, max_length=64)
+
+
+class RestockIn(Input):
+    units: int = Field(ge=1, le=MAX_UNITS)
+    variant_id: Id | None = None
+
+
+class DropVariantRead(Output):
+    variant_id: int
+    cap: int | None
+
+
+class DropRead(Output):
+    id: int
+    slug: str
+    name: str
+    state: DropState
+    cap: int
+    remaining: int
+    per_person_limit: int
+    starts_at: datetime
+    ends_at: datetime
+    early_access_minutes: int
+    admission_per_minute: int
+    queue_enabled: bool
+    hold_ttl_seconds: int
+    offer_ttl_seconds: int
+    variants: list[DropVariantRead]
+
+
+class QueueStatusRead(Output):
+    drop_id: int
+    position: int
+    opens_at: datetime
+    admitted_at: datetime
+    admitted: bool
+    eta_seconds: int
+    state: DropState
+    poll_after_seconds: int
+
+
+class AdmissionRead(Output):
+    token: str
+    expires_at: datetime
+
+
+class HoldLineIn(Input):
+    variant_id: Id
+    quantity: int = Field(ge=1, le=1000)
+
+
+class HoldCreate(Input):
+    lines: list[HoldLineIn] = Field(min_length=1, max_length=20)
+    admission_token: str | None = Field(None, max_length=1000)
+
+
+class HoldRead(Output):
+    id: int
+    drop_id: int
+    status: HoldStatus
+    source: HoldSource
+    quantity: int
+    lines: list[dict[str, int]]
+    created_at: datetime
+    expires_at: datetime
+    order_id: int | None
+
+
+class HoldCheckout(Input):
+    card: CardIn
+    shipping_address: AddressIn
+
+
+class PurchaseCreate(HoldCreate):
+    card: CardIn
+    shipping_address: AddressIn
+
+
+class WaitlistJoin(Input):
+    variant_id: Id
+    quantity: int = Field(1, ge=1, le=1000)
+
+
+class WaitlistRead(Output):
+    id: int
+    drop_id: int
+    variant_id: int
+    quantity: int
+    status: WaitlistStatus
+    joined_at: datetime
+    hold_id: int | None

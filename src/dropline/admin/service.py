@@ -6,14 +6,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dropline import sessions
 from dropline.admin.models import AdminSession, AdminUser, ApiToken
 from dropline.clock import Clock
 from dropline.customers.service import normalise_email
 from dropline.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
-from dropline.security import hash_password, new_token, token_digest, verify_password
+from dropline.security import hash_password, token_digest, verify_password
 
 SCOPES: dict[str, str] = {
     "catalog:write": "create and change products, variants, prices and stock",
@@ -125,31 +126,15 @@ ADMIN_SESSION_HOURS = 12
 
 def start_admin_session(session: Session, *, clock: Clock, user: AdminUser) -> str:
     """Returns the raw cookie token; only its digest is stored."""
-    token = new_token()
-    now = clock.now()
-    session.add(AdminSession(token_hash=token_digest(token), admin_user_id=user.id,
-                             created_at=now, expires_at=now + timedelta(hours=ADMIN_SESSION_HOURS)))
-    session.flush()
-    return token
+    return sessions.start(session, clock=clock, model=AdminSession, owner="admin_user_id",
+                          owner_id=user.id, lifetime=timedelta(hours=ADMIN_SESSION_HOURS))
 
 
 def admin_for_session(session: Session, *, clock: Clock, token: str) -> AdminUser | None:
-    row = session.execute(
-        select(AdminUser, AdminSession)
-        .join(AdminSession, AdminSession.admin_user_id == AdminUser.id)
-        .where(AdminSession.token_hash == token_digest(token))
-    ).first()
-    if row is None:
-        return None
-    user, admin_session = row
-    if admin_session.revoked_at is not None or admin_session.expires_at <= clock.now():
-        return None
-    return user
+    user_id = sessions.owner_of(session, clock=clock, model=AdminSession,
+                                owner=AdminSession.admin_user_id, token=token)
+    return session.get(AdminUser, user_id) if user_id is not None else None
 
 
 def end_admin_session(session: Session, *, clock: Clock, token: str) -> None:
-    session.execute(
-        update(AdminSession)
-        .where(AdminSession.token_hash == token_digest(token), AdminSession.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
-    )
+    sessions.revoke(session, clock=clock, model=AdminSession, token=token)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dropline import sessions
 from dropline.clock import Clock
 from dropline.customers.models import Customer, CustomerSession
 from dropline.errors import AlreadyExists, NotAuthenticated, NotFound
 from dropline.events.service import record_event
-from dropline.security import hash_password, new_token, token_digest, verify_password
+from dropline.security import hash_password, verify_password
 
 
 def normalise_email(email: str) -> str:
@@ -67,37 +68,18 @@ def authenticate_customer(session: Session, *, email: str, password: str) -> Cus
 
 def start_session(session: Session, *, clock: Clock, customer: Customer, days: int) -> str:
     """Returns the raw token for the cookie; only its digest is stored."""
-    token = new_token()
-    now = clock.now()
-    session.add(CustomerSession(
-        token_hash=token_digest(token), customer_id=customer.id, created_at=now,
-        expires_at=now + timedelta(days=days),
-    ))
-    session.flush()
-    return token
+    return sessions.start(session, clock=clock, model=CustomerSession, owner="customer_id",
+                          owner_id=customer.id, lifetime=timedelta(days=days))
 
 
 def customer_for_session(session: Session, *, clock: Clock, token: str) -> Customer | None:
-    row = session.execute(
-        select(Customer, CustomerSession)
-        .join(CustomerSession, CustomerSession.customer_id == Customer.id)
-        .where(CustomerSession.token_hash == token_digest(token))
-    ).first()
-    if row is None:
-        return None
-    customer, customer_session = row
-    if customer_session.revoked_at is not None or customer_session.expires_at <= clock.now():
-        return None
-    return customer
+    customer_id = sessions.owner_of(session, clock=clock, model=CustomerSession,
+                                    owner=CustomerSession.customer_id, token=token)
+    return session.get(Customer, customer_id) if customer_id is not None else None
 
 
 def end_session(session: Session, *, clock: Clock, token: str) -> None:
-    session.execute(
-        update(CustomerSession)
-        .where(CustomerSession.token_hash == token_digest(token),
-               CustomerSession.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
-    )
+    sessions.revoke(session, clock=clock, model=CustomerSession, token=token)
 
 
 def get_customer(session: Session, customer_id: int) -> Customer:

@@ -1,11 +1,14 @@
-"""The background worker: delivers webhooks soon after each commit (woken by an after-commit
-hook) and on a timer for retries, and purges old idempotency records hourly. ``serve`` runs it
-in-process for the embedded default; production runs the same passes in ``dropline worker``."""
+"""The background worker. Webhooks go out soon after each commit (an after-commit hook wakes
+the worker) and on a short timer for retries; the domain jobs (fulfilment planning, membership
+renewals, drop reclaim, idempotency clean-up) run on their own, slower timer, never on every
+commit: a flash crowd commits hundreds of times a second. ``serve`` runs it in-process for the
+embedded default; production runs the same passes in ``dropline worker``."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 
 import httpx
@@ -24,9 +27,11 @@ log = logging.getLogger("dropline.worker")
 
 class BackgroundWorker:
     def __init__(self, db: Database, clock: Clock, settings: Settings,
-                 interval_seconds: float = 5.0) -> None:
+                 interval_seconds: float = 5.0, jobs_interval_seconds: float = 30.0) -> None:
         self._db, self._clock, self._settings = db, clock, settings
         self._interval = interval_seconds
+        self._jobs_interval = jobs_interval_seconds
+        self._last_jobs: float | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -47,8 +52,16 @@ class BackgroundWorker:
 
     def run_once(self, client: httpx.Client) -> int:
         """One pass of every job; returns how many webhook deliveries were attempted."""
+        attempted = self.deliver_webhooks(client)
+        self.run_domain_jobs()
+        return attempted
+
+    def deliver_webhooks(self, client: httpx.Client) -> int:
         report = deliver_due(self._db, clock=self._clock, client=client,
                              max_attempts=self._settings.webhook_max_attempts)
+        return report.attempted
+
+    def run_domain_jobs(self) -> None:
         now = self._clock.now()
         if self._last_purge is None or (now - self._last_purge).total_seconds() >= 3600:
             purge_idempotency_records(self._db, clock=self._clock,
@@ -57,14 +70,20 @@ class BackgroundWorker:
         run_fulfilment_jobs(self._db, clock=self._clock)
         run_membership_jobs(self._db, clock=self._clock, settings=self._settings)
         reclaim_drops(self._db, clock=self._clock)
-        return report.attempted
 
     def _run(self) -> None:
         with httpx.Client(timeout=self._settings.webhook_timeout_seconds) as client:
             while not self._stop.is_set():
                 try:
-                    self.run_once(client)
+                    self.deliver_webhooks(client)
+                    due = self._last_jobs is None or \
+                        time.monotonic() - self._last_jobs >= self._jobs_interval
+                    if due:
+                        self._last_jobs = time.monotonic()
+                        self.run_domain_jobs()
                 except Exception:  # keep the worker alive; the failure is logged
                     log.exception("background job failed")
+                # At most five passes a second however often commits wake it.
+                self._stop.wait(0.2)
                 self._wake.wait(self._interval)
                 self._wake.clear()

@@ -142,3 +142,18 @@ def test_without_a_window_the_order_ships_centrally(client, db, clock):
     assert response.status_code == 201, response.text
     assert response.json()["fulfilment_path"] == "central"
     assert _stock(db)[(network.central_id, variant)] == 9
+
+
+def test_central_checkout_of_hub_only_stock_says_to_pick_a_window(client, db, clock):
+    make_network(db, clock)
+    variant = make_item(db, clock, central=0, hub=4)
+    _shopper(client)
+    cart = _cart(client, variant)
+
+    central = client.post("/api/v1/checkout", json=checkout_body(cart),
+                          headers={"Idempotency-Key": "central-none"})
+    windowed = _buy(client, cart, make_windows(db)[-1], "hub-instead")
+
+    assert central.status_code == 409
+    assert "pick a delivery window" in central.json()["detail"]
+    assert windowed.status_code == 201, windowed.text

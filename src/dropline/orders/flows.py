@@ -33,7 +33,9 @@ from dropline.adapters.payments import Card, ChargeResult, PaymentProvider, Prov
 from dropline.carts.models import Cart, CartStatus
 from dropline.carts.service import load_cart, view_cart
 from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
-from dropline.catalog.service import get_location_by_code, return_stock, take_stock
+from dropline.catalog.service import (
+    available_stock, get_location_by_code, return_stock, take_stock,
+)
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.customers.models import Customer
@@ -270,7 +272,11 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     for line in lines:
         if not take_stock(session, location_id=where.location_id, variant_id=line.variant.id,
                           quantity=line.quantity):
-            raise OutOfStock(f"not enough {line.variant.sku} left for {line.quantity}",
+            elsewhere = available_stock(session, [line.variant.id])[line.variant.id]
+            hint = ("; it can still come from a micro-hub: pick a delivery window from "
+                    "GET /api/v1/delivery-options" if where.window_id is None
+                    and elsewhere >= line.quantity else "")
+            raise OutOfStock(f"not enough {line.variant.sku} left for {line.quantity}{hint}",
                              sku=line.variant.sku)
     totals = Totals(cart.currency, subtotal, 0, where.shipping_amount)
     order = write_pending_order(

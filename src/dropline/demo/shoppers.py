@@ -18,6 +18,7 @@ from dropline.demo.brand import CURRENCY
 from dropline.demo.history import PlannedOrder, plan_orders, plan_shoppers
 from dropline.demo.steps import DemoContext, demo_step
 from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.orders.rules import order_event_payload
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.security import hash_password
 
@@ -107,11 +108,10 @@ def seed_orders(ctx: DemoContext) -> str:
 
 def order_payload(order_id: int, plan: PlannedOrder) -> dict[str, Any]:
     """The payload ``orders.flows`` puts on every order event (what telemetry cuts by)."""
-    return {
-        "order_id": order_id, "total_amount": plan.totals.total_amount, "currency": CURRENCY,
-        "acquisition_source": plan.shopper.source, "acquisition_campaign": plan.shopper.campaign,
-        "product_families": plan.families, "fulfilment_path": plan.fulfilment_path,
-    }
+    return order_event_payload(
+        order_id=order_id, total_amount=plan.totals.total_amount, currency=CURRENCY,
+        acquisition_source=plan.shopper.source, acquisition_campaign=plan.shopper.campaign,
+        product_families=plan.families, fulfilment_path=plan.fulfilment_path)
 
 
 def _order_row(ctx: DemoContext, plan: PlannedOrder, customer_id: int) -> dict[str, Any]:

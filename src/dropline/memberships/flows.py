@@ -42,6 +42,7 @@ from dropline.memberships.models import (
 )
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy
 from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.orders.rules import order_event_payload
 
 PROVIDER_ATTEMPTS = 3
 Outcome = Literal["succeeded", "declined", "busy", "unavailable", "settled"]
@@ -415,9 +416,10 @@ def _send_consumable(session: Session, *, clock: Clock, config: MembershipConfig
     session.flush()
     record_event(session, clock=clock, type="order.created", subject_type="order",
                  subject_id=order.id, customer_id=customer.id,
-                 payload={"order_id": order.id, "total_amount": 0, "currency": order.currency,
-                          "acquisition_source": order.acquisition_source,
-                          "acquisition_campaign": order.acquisition_campaign,
-                          "product_families": [family.slug], "fulfilment_path": "central",
+                 payload={**order_event_payload(
+                     order_id=order.id, total_amount=0, currency=order.currency,
+                     acquisition_source=order.acquisition_source,
+                     acquisition_campaign=order.acquisition_campaign,
+                     product_families=[family.slug], fulfilment_path="central"),
                           "membership_id": membership.id})
 

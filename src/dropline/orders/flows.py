@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from dropline.errors import (
 )
 from dropline.events.service import record_event
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.rules import Totals, shipping_for
+from dropline.orders.rules import Totals, order_event_payload, shipping_for
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 
@@ -80,16 +80,18 @@ class CheckoutRequest:
     delivery: DeliveryChoice | None = None  # None: central shipping
 
 
-def _order_payload(session: Session, order: Order) -> dict[str, Any]:
-    """What telemetry cuts by, carried on every order event."""
-    families = sorted(set(session.scalars(
-        select(OrderLine.product_family).where(OrderLine.order_id == order.id))))
-    return {
-        "order_id": order.id, "total_amount": order.total_amount, "currency": order.currency,
-        "acquisition_source": order.acquisition_source,
-        "acquisition_campaign": order.acquisition_campaign,
-        "product_families": families, "fulfilment_path": order.fulfilment_path,
-    }
+def _order_payload(session: Session, order: Order,
+                   families: Iterable[str] | None = None) -> dict[str, Any]:
+    """What telemetry cuts by, carried on every order event; the families are read from the
+    order's lines unless the caller has them at hand."""
+    if families is None:
+        families = session.scalars(
+            select(OrderLine.product_family).where(OrderLine.order_id == order.id))
+    return order_event_payload(
+        order_id=order.id, total_amount=order.total_amount, currency=order.currency,
+        acquisition_source=order.acquisition_source,
+        acquisition_campaign=order.acquisition_campaign, product_families=families,
+        fulfilment_path=order.fulfilment_path)
 
 
 @dataclass(frozen=True)
@@ -169,19 +171,9 @@ def write_pending_order(
     session.flush()
     record_event(session, clock=clock, type="order.created", subject_type="order",
                  subject_id=order.id, customer_id=customer.id,
-                 payload={**_order_payload_of(order, lines), **(extra_payload or {})})
+                 payload={**_order_payload(session, order, (line.family.slug for line in lines)),
+                          **(extra_payload or {})})
     return order
-
-
-def _order_payload_of(order: Order, lines: list[DraftLine]) -> dict[str, Any]:
-    """``_order_payload`` without reading the lines back (they were just written)."""
-    return {
-        "order_id": order.id, "total_amount": order.total_amount, "currency": order.currency,
-        "acquisition_source": order.acquisition_source,
-        "acquisition_campaign": order.acquisition_campaign,
-        "product_families": sorted({line.family.slug for line in lines}),
-        "fulfilment_path": order.fulfilment_path,
-    }
 
 
 @dataclass(frozen=True)

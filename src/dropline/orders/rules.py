@@ -3,8 +3,9 @@ must reconcile with its lines: total = sum(unit x qty) - discount + shipping."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dropline.errors import InvalidInput
 
@@ -62,3 +63,14 @@ def reconciles(*, subtotal_amount: int, discount_amount: int, shipping_amount: i
     subtotal_ok = sum(total for _, _, total in line_totals) == subtotal_amount
     return lines_ok and subtotal_ok and (
         total_amount == subtotal_amount - discount_amount + shipping_amount)
+
+
+def order_event_payload(*, order_id: int, total_amount: int, currency: str,
+                        acquisition_source: str, acquisition_campaign: str,
+                        product_families: Iterable[str], fulfilment_path: str) -> dict[str, Any]:
+    """What every order event carries, so telemetry can cut by source, family and path."""
+    return {
+        "order_id": order_id, "total_amount": total_amount, "currency": currency,
+        "acquisition_source": acquisition_source, "acquisition_campaign": acquisition_campaign,
+        "product_families": sorted(set(product_families)), "fulfilment_path": fulfilment_path,
+    }

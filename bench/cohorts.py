@@ -29,7 +29,11 @@ import numpy as np
 from sqlalchemy import insert
 
 from dropline.telemetry.cohorts import (
-    PurchaseLog, cohort_curves, cohort_table, summarise_customers, value_by,
+    PurchaseLog,
+    cohort_curves,
+    cohort_table,
+    summarise_customers,
+    value_by,
 )
 
 SOURCES = np.array(["direct", "google", "instagram", "newsletter", "pop-up", "referral",

@@ -26,22 +26,23 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy loads; see the module docstring
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-import scipy  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn  # noqa: E402
+import numpy as np
+import scipy
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
 
-from dropline.telemetry.ltv import (  # noqa: E402
+from dropline.telemetry.ltv import (
     CustomerSummary,
     expected_purchases,
     fit_bgnbd,
@@ -49,12 +50,12 @@ from dropline.telemetry.ltv import (  # noqa: E402
     fit_pareto_nbd,
     summarise_transactions,
 )
-from dropline.telemetry.ltv_fit import (  # noqa: E402
+from dropline.telemetry.ltv_fit import (
     bgnbd_loglik_terms,
     gamma_gamma_loglik_terms,
     pareto_loglik_terms,
 )
-from dropline.telemetry.transactions import load_transactions  # noqa: E402
+from dropline.telemetry.transactions import load_transactions
 
 BENCH = Path(__file__).resolve().parent
 LIFETIMES_VENV = BENCH / ".venv-lifetimes"

@@ -13,12 +13,22 @@ from dropline.events.models import DomainEvent
 from dropline.fulfilment import service
 from dropline.fulfilment.errors import WindowClosed, WindowFull
 from dropline.fulfilment.models import (
-    DeliveryWindow, FulfilmentDecisionRow, MovementKind, WindowBooking,
+    DeliveryWindow,
+    FulfilmentDecisionRow,
+    MovementKind,
+    WindowBooking,
 )
 from dropline.locations.models import Location, LocationKind, StockLevel
 
 from .builders import (
-    DALSTON, HACKNEY, MANCHESTER, NEAR_HACKNEY, make_item, make_network, make_orders, make_windows,
+    DALSTON,
+    HACKNEY,
+    MANCHESTER,
+    NEAR_HACKNEY,
+    make_item,
+    make_network,
+    make_orders,
+    make_windows,
 )
 
 LINE = service.LineRequest

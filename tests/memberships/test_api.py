@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from dropline.events.service import record_event
 from dropline.memberships import jobs, perks
 from dropline.memberships.models import Membership, OnboardingProgress
 from dropline.memberships.perks import DeliverySubsidy
 from dropline.memberships.rules import MemberPriceKind, MembershipStatus, SubsidyKind
-from dropline.events.service import record_event
 from tests.builders import GOOD_CARD, api_token, sign_up
 from tests.memberships.support import CONFIG, make_tier
 from tests.web.support import assert_problem, changed_tables, snapshot
@@ -158,7 +158,8 @@ def test_metrics_count_mrr_per_tier_churn_by_cause_and_trial_conversion(client, 
     annual = make_tier(db, clock, slug="annual", price=12006,
                        interval=__import__("dropline.memberships.rules",
                                            fromlist=["Interval"]).Interval.annual)
-    from tests.memberships.support import ScriptedProvider, join as join_flow, make_customer
+    from tests.memberships.support import ScriptedProvider, make_customer
+    from tests.memberships.support import join as join_flow
     provider = ScriptedProvider()
     a = join_flow(db, clock, provider, customer_id=make_customer(db, clock), tier_id=monthly)
     join_flow(db, clock, provider, customer_id=make_customer(db, clock), tier_id=monthly)
@@ -189,7 +190,8 @@ def test_metrics_count_mrr_per_tier_churn_by_cause_and_trial_conversion(client, 
 
 
 def test_perks_follow_the_members_tier_and_status(db, clock, inner):
-    from tests.memberships.support import ScriptedProvider, join as join_flow, make_customer
+    from tests.memberships.support import ScriptedProvider, make_customer
+    from tests.memberships.support import join as join_flow
 
     member, stranger = make_customer(db, clock), make_customer(db, clock)
     join_flow(db, clock, ScriptedProvider(), customer_id=member, tier_id=inner)
@@ -298,14 +300,15 @@ def test_a_non_founding_member_may_not_vote_in_a_founders_poll(client, db, clock
 
 def test_onboarding_advances_by_time_and_events_and_compares_retention(client, db, clock,
                                                                        inner):
-    from tests.memberships.support import ScriptedProvider, join as join_flow, make_customer
+    from tests.memberships.support import ScriptedProvider, make_customer
+    from tests.memberships.support import join as join_flow
 
     engaged, quiet = make_customer(db, clock), make_customer(db, clock)
     provider = ScriptedProvider()
     ids = [join_flow(db, clock, provider, customer_id=c, tier_id=inner)
            for c in (engaged, quiet)]
     steps_done = []
-    for day in range(0, 31):
+    for day in range(31):
         if day == 4:  # the drop engine records the engaged member's first early access
             with db.transaction() as session:
                 record_event(session, clock=clock, type="drop.early_access_used",

@@ -16,13 +16,25 @@ from dropline.errors import AlreadyExists, OutOfStock, PaymentDeclined
 from dropline.locations.models import StockLevel
 from dropline.memberships import flows, jobs, perks, service
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipNotice, MembershipTier,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipNotice,
+    MembershipTier,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy, add_months
 from dropline.orders.models import Order, OrderLine
 from tests.builders import make_location, make_product
 from tests.memberships.support import (
-    CONFIG, DECLINED, GOOD, NO_FUNDS, ScriptedProvider, join, make_customer, make_tier,
+    CONFIG,
+    DECLINED,
+    GOOD,
+    NO_FUNDS,
+    ScriptedProvider,
+    join,
+    make_customer,
+    make_tier,
 )
 
 
@@ -159,7 +171,7 @@ def test_dunning_retries_four_times_twelve_hours_apart_then_lapses_after_grace(d
     period_end = membership(db, member_id).current_period_end
 
     attempts_at = []
-    for hours in range(0, 60):
+    for hours in range(60):
         clock.current = period_end + timedelta(hours=hours)
         before = provider.calls
         renew(db, clock, provider)

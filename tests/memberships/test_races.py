@@ -15,7 +15,12 @@ from dropline.adapters.payments import LocalCardProvider
 from dropline.errors import DomainError
 from dropline.memberships import jobs, polls
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipTier, PollVote,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipTier,
+    PollVote,
 )
 from dropline.memberships.rules import MembershipStatus
 from dropline.payments.models import LocalProviderCharge

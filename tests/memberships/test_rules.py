@@ -8,10 +8,25 @@ import pytest
 
 from dropline.errors import InvalidInput
 from dropline.memberships.rules import (
-    CohortMember, DunningPolicy, Interval, MemberActivity, MemberPriceKind, OnboardingStep,
-    PurchaseRecord, Segment, SegmentRules, add_months, classify_member, cohort_map,
-    member_unit_price, next_period, onboarding_due, peak_days, prorate, prorate_new_interval,
     DEFAULT_ONBOARDING,
+    CohortMember,
+    DunningPolicy,
+    Interval,
+    MemberActivity,
+    MemberPriceKind,
+    OnboardingStep,
+    PurchaseRecord,
+    Segment,
+    SegmentRules,
+    add_months,
+    classify_member,
+    cohort_map,
+    member_unit_price,
+    next_period,
+    onboarding_due,
+    peak_days,
+    prorate,
+    prorate_new_interval,
 )
 
 T0 = datetime(2026, 1, 31, 9, 0, tzinfo=UTC)

@@ -11,7 +11,12 @@ from dropline.locations.models import StockLevel
 from dropline.orders.models import Order
 from dropline.payments.models import LocalProviderCharge, Payment
 from tests.builders import (
-    GOOD_CARD, cart_with, checkout_body, make_location, make_product, sign_up,
+    GOOD_CARD,
+    cart_with,
+    checkout_body,
+    make_location,
+    make_product,
+    sign_up,
 )
 
 

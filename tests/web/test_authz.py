@@ -18,7 +18,13 @@ from dropline.customers.models import CustomerSession
 from dropline.security import token_digest
 from dropline.web.app import create_app
 from tests.builders import (
-    PASSWORD, api_token, cart_with, checkout_body, make_location, make_product, sign_up,
+    PASSWORD,
+    api_token,
+    cart_with,
+    checkout_body,
+    make_location,
+    make_product,
+    sign_up,
 )
 from tests.web.support import assert_problem, changed_tables, second_client, snapshot
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+
 import httpx
 import pytest
 from sqlalchemy import func, select

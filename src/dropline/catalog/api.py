@@ -8,7 +8,13 @@ from sqlalchemy.orm import Session
 from dropline.catalog import service
 from dropline.catalog.models import Product
 from dropline.catalog.schemas import (
-    FamilyRead, PriceUpdate, ProductCreate, ProductRead, StockRead, StockUpdate, VariantRead,
+    FamilyRead,
+    PriceUpdate,
+    ProductCreate,
+    ProductRead,
+    StockRead,
+    StockUpdate,
+    VariantRead,
 )
 from dropline.schemas import IdPath
 from dropline.web.deps import ClockDep, Principal, SessionDep, admin

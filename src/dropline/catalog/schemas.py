@@ -4,7 +4,15 @@ from pydantic import Field
 
 from dropline.catalog.models import ConditionGrade, ProductStatus
 from dropline.schemas import (
-    Amount, Currency, Id, Input, LongText, Name, Output, ShortText, Slug,
+    Amount,
+    Currency,
+    Id,
+    Input,
+    LongText,
+    Name,
+    Output,
+    ShortText,
+    Slug,
 )
 
 

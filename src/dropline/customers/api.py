@@ -8,7 +8,12 @@ from dropline.customers import service
 from dropline.customers.schemas import CustomerCreate, CustomerRead, SessionCreate
 from dropline.schemas import IdPath
 from dropline.web.deps import (
-    ClockDep, CustomerDep, Principal, SessionDep, SettingsDep, admin,
+    ClockDep,
+    CustomerDep,
+    Principal,
+    SessionDep,
+    SettingsDep,
+    admin,
 )
 
 router = APIRouter(tags=["customers"])

@@ -23,15 +23,39 @@ from dropline.fulfilment.models import FulfilmentSite, MovementKind
 from dropline.fulfilment.planning import RouteSheet, plan_window, route_sheet
 from dropline.fulfilment.routemap import route_map_svg
 from dropline.fulfilment.schemas import (
-    AddressRead, BookingCreate, BookingRead, CentralOptionRead, DecisionRead,
-    DeliveryOptionsRead, JobsRead, MovementCreate, MovementRead, PlanCreate, RateCardPut,
-    RateRead, RouteSheetRead, RuleRead, RulesPut, SitePut, SiteRead, VehicleCreate, VehicleRead,
-    WindowOptionRead, WindowRead, WindowsCreate,
+    AddressRead,
+    BookingCreate,
+    BookingRead,
+    CentralOptionRead,
+    DecisionRead,
+    DeliveryOptionsRead,
+    JobsRead,
+    MovementCreate,
+    MovementRead,
+    PlanCreate,
+    RateCardPut,
+    RateRead,
+    RouteSheetRead,
+    RuleRead,
+    RulesPut,
+    SitePut,
+    SiteRead,
+    VehicleCreate,
+    VehicleRead,
+    WindowOptionRead,
+    WindowRead,
+    WindowsCreate,
 )
 from dropline.locations.models import Location
 from dropline.schemas import IdPath
 from dropline.web.deps import (
-    ClockDep, DatabaseDep, OptionalCustomer, Principal, SessionDep, SettingsDep, admin,
+    ClockDep,
+    DatabaseDep,
+    OptionalCustomer,
+    Principal,
+    SessionDep,
+    SettingsDep,
+    admin,
 )
 
 router = APIRouter(tags=["fulfilment"])

@@ -277,7 +277,10 @@ def options(
     """Decide how an order would be fulfilled, and list the windows it could book."""
     from dropline.adapters.geocoding import LondonDistrictGeocoder
     from dropline.fulfilment.service import (
-        LineRequest, decide_with_options, resolve_destination, window_options,
+        LineRequest,
+        decide_with_options,
+        resolve_destination,
+        window_options,
     )
 
     try:

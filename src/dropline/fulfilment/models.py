@@ -9,7 +9,15 @@ from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, CheckConstraint, Enum, Float, ForeignKey, Index, String, Time,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Time,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column

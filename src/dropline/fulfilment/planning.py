@@ -27,12 +27,27 @@ from dropline.errors import InvalidState, NotFound
 from dropline.events.service import record_event
 from dropline.fulfilment import rules as R
 from dropline.fulfilment.models import (
-    BookingStatus, DeliveryWindow, FulfilmentSite, RoutePlanRow, RouteRow, RouteStopRow, Vehicle,
-    WindowBooking, WindowStatus,
+    BookingStatus,
+    DeliveryWindow,
+    FulfilmentSite,
+    RoutePlanRow,
+    RouteRow,
+    RouteStopRow,
+    Vehicle,
+    WindowBooking,
+    WindowStatus,
 )
 from dropline.fulfilment.vrp import (
-    NO_LIMIT, Depot, Fleet, RoutePlan, RoutingProblem, Stop, StopId, build_geographic_problem,
-    plan_routes_from_sequences, schedule_route,
+    NO_LIMIT,
+    Depot,
+    Fleet,
+    RoutePlan,
+    RoutingProblem,
+    Stop,
+    StopId,
+    build_geographic_problem,
+    plan_routes_from_sequences,
+    schedule_route,
 )
 from dropline.locations.models import Location
 

@@ -35,8 +35,17 @@ from dropline.events.service import record_event
 from dropline.fulfilment import rules as R
 from dropline.fulfilment.errors import AddressNotFound, WindowClosed, WindowFull
 from dropline.fulfilment.models import (
-    BookingStatus, CarrierRateRow, DeliveryWindow, FulfilmentDecisionRow, FulfilmentRuleRow,
-    FulfilmentSite, MovementKind, MovementStatus, StockMovement, Vehicle, WindowBooking,
+    BookingStatus,
+    CarrierRateRow,
+    DeliveryWindow,
+    FulfilmentDecisionRow,
+    FulfilmentRuleRow,
+    FulfilmentSite,
+    MovementKind,
+    MovementStatus,
+    StockMovement,
+    Vehicle,
+    WindowBooking,
     WindowStatus,
 )
 from dropline.locations.models import Location, LocationKind, StockLevel

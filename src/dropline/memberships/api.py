@@ -22,13 +22,30 @@ from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import Membership, MembershipPaymentMethod, MembershipTier
 from dropline.memberships.rules import MembershipStatus
 from dropline.memberships.schemas import (
-    ChangePreview, CohortCellRead, MembershipCreate, MembershipRead, MetricsRead, PauseCreate,
-    PaymentMethodUpdate, PollCreate, PollRead, SegmentRulesUpdate, TierChange, TierCreate,
-    TierRead, VoteCreate,
+    ChangePreview,
+    CohortCellRead,
+    MembershipCreate,
+    MembershipRead,
+    MetricsRead,
+    PauseCreate,
+    PaymentMethodUpdate,
+    PollCreate,
+    PollRead,
+    SegmentRulesUpdate,
+    TierChange,
+    TierCreate,
+    TierRead,
+    VoteCreate,
 )
 from dropline.schemas import IdPath
 from dropline.web.deps import (
-    ClockDep, CustomerDep, Principal, Services, ServicesDep, SessionDep, admin,
+    ClockDep,
+    CustomerDep,
+    Principal,
+    Services,
+    ServicesDep,
+    SessionDep,
+    admin,
 )
 
 router = APIRouter(tags=["memberships"])

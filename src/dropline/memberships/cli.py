@@ -22,7 +22,12 @@ from dropline.errors import DomainError, InvalidInput
 from dropline.memberships import jobs, onboarding, polls, reports, segments, service
 from dropline.memberships.models import Membership
 from dropline.memberships.rules import (
-    Interval, MemberPriceKind, MembershipStatus, OutOfStockPolicy, Segment, SubsidyKind,
+    Interval,
+    MemberPriceKind,
+    MembershipStatus,
+    OutOfStockPolicy,
+    Segment,
+    SubsidyKind,
 )
 
 console = Console()

@@ -23,7 +23,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dropline.adapters.payments import (
-    Card, CardRefused, ChargeResult, ProviderUnavailable, RecurringPaymentProvider,
+    Card,
+    CardRefused,
+    ChargeResult,
+    ProviderUnavailable,
+    RecurringPaymentProvider,
 )
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.catalog.service import get_location_by_code, take_stock
@@ -31,13 +35,21 @@ from dropline.clock import Clock
 from dropline.customers.models import Customer
 from dropline.db import Database
 from dropline.errors import (
-    AlreadyExists, NotFound, PaymentDeclined, RequestInFlight, ServiceUnavailable,
+    AlreadyExists,
+    NotFound,
+    PaymentDeclined,
+    RequestInFlight,
+    ServiceUnavailable,
 )
 from dropline.events.service import record_event
 from dropline.memberships import service
 from dropline.memberships.config import MembershipConfig
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipPaymentMethod,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipPaymentMethod,
     MembershipTier,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy

@@ -28,7 +28,11 @@ from dropline.db import Database
 from dropline.memberships import flows, service
 from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipNotice,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipNotice,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus
 
@@ -188,7 +192,7 @@ def advance_onboarding(db: Database, *, clock: Clock) -> int:
 def recompute_segments(db: Database, *, clock: Clock, force: bool = False) -> int | None:
     """Reclassifies every member; None if it ran within the last day (unless ``force``).
     Workers take turns through a conditional UPDATE of the last-run stamp."""
-    from dropline.memberships.segments import classify_all, claim_segment_run
+    from dropline.memberships.segments import claim_segment_run, classify_all
 
     with db.transaction() as session:
         if not claim_segment_run(session, clock=clock, every=SEGMENT_INTERVAL, force=force):

@@ -5,13 +5,25 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, BigInteger, CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint,
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropline.db import Base, BigIntPK
 from dropline.memberships.rules import (
-    EndReason, Interval, MemberPriceKind, MembershipStatus, OutOfStockPolicy, SubsidyKind,
+    EndReason,
+    Interval,
+    MemberPriceKind,
+    MembershipStatus,
+    OutOfStockPolicy,
+    SubsidyKind,
 )
 
 

@@ -15,7 +15,11 @@ from dropline.events.models import DomainEvent
 from dropline.memberships import service
 from dropline.memberships.models import Membership, OnboardingProgress
 from dropline.memberships.rules import (
-    ONBOARDING_DAYS, MembershipStatus, OnboardingStep, onboarding_due, retained,
+    ONBOARDING_DAYS,
+    MembershipStatus,
+    OnboardingStep,
+    onboarding_due,
+    retained,
     steps_from_config,
 )
 from dropline.memberships.settings_store import read_setting, write_setting

@@ -10,10 +10,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipTier,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipTier,
 )
 from dropline.memberships.rules import (
-    LIVE_STATUSES, CohortCell, CohortMember, EndReason, MembershipStatus, cohort_map,
+    LIVE_STATUSES,
+    CohortCell,
+    CohortMember,
+    EndReason,
+    MembershipStatus,
+    cohort_map,
     monthly_equivalent,
 )
 from dropline.orders.models import Order, OrderStatus

@@ -5,12 +5,17 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from dropline.orders.schemas import AddressIn, CardIn
-from dropline.schemas import Amount, Currency, Id, Input, Name, Output, PositiveAmount, Slug
 from dropline.memberships.rules import (
-    EndReason, Interval, MemberPriceKind, MembershipStatus, OutOfStockPolicy, Segment,
+    EndReason,
+    Interval,
+    MemberPriceKind,
+    MembershipStatus,
+    OutOfStockPolicy,
+    Segment,
     SubsidyKind,
 )
+from dropline.orders.schemas import AddressIn, CardIn
+from dropline.schemas import Amount, Currency, Id, Input, Name, Output, PositiveAmount, Slug
 
 Minutes = Annotated[int, Field(ge=0, le=60 * 24 * 30, description="minutes")]
 

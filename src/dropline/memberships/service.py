@@ -22,12 +22,28 @@ from dropline.customers.models import Customer
 from dropline.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, OutOfStock
 from dropline.events.service import record_event
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipNotice,
-    MembershipPaymentMethod, MembershipTier, WaitlistEntry,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipNotice,
+    MembershipPaymentMethod,
+    MembershipTier,
+    WaitlistEntry,
 )
 from dropline.memberships.rules import (
-    LIVE_STATUSES, EndReason, Interval, MemberPriceKind, MembershipStatus, OutOfStockPolicy,
-    Proration, SubsidyKind, next_period, period_shift, prorate, prorate_new_interval,
+    LIVE_STATUSES,
+    EndReason,
+    Interval,
+    MemberPriceKind,
+    MembershipStatus,
+    OutOfStockPolicy,
+    Proration,
+    SubsidyKind,
+    next_period,
+    period_shift,
+    prorate,
+    prorate_new_interval,
 )
 
 

@@ -12,7 +12,13 @@ from dropline.idempotency.web import run_idempotent
 from dropline.orders import flows, service
 from dropline.orders.models import OrderStatus
 from dropline.orders.schemas import (
-    CheckoutCreate, OrderLineRead, OrderRead, OrderSummary, PaymentRead, RefundCreate, RefundRead,
+    CheckoutCreate,
+    OrderLineRead,
+    OrderRead,
+    OrderSummary,
+    PaymentRead,
+    RefundCreate,
+    RefundRead,
 )
 from dropline.schemas import IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin

@@ -34,7 +34,10 @@ from dropline.carts.models import Cart, CartStatus
 from dropline.carts.service import load_cart, view_cart
 from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
 from dropline.catalog.service import (
-    available_stock, get_location_by_code, return_stock, take_stock,
+    available_stock,
+    get_location_by_code,
+    return_stock,
+    take_stock,
 )
 from dropline.clock import Clock
 from dropline.config import Settings
@@ -203,7 +206,10 @@ def _hub_window(session: Session, *, clock: Clock, customer_id: int, lines: list
     member's delivery subsidy applies to it."""
     from dropline.adapters.geocoding import LondonDistrictGeocoder
     from dropline.fulfilment.service import (
-        CustomerFacts, LineRequest, decide_with_options, resolve_destination,
+        CustomerFacts,
+        LineRequest,
+        decide_with_options,
+        resolve_destination,
     )
     from dropline.memberships import perks
 

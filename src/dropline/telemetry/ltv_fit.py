@@ -17,8 +17,8 @@ fit (2.75 million purchases) cost about a hundred thousand likelihood terms per 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray

@@ -21,7 +21,10 @@ from dropline.telemetry import service
 from dropline.telemetry.charts import Series, bar_chart_svg, heatmap_svg, line_chart_svg
 from dropline.telemetry.cohorts import CUT_LABELS, cohort_curves, cohort_table, value_by
 from dropline.telemetry.decisions import (
-    DEFAULT_GROSS_MARGIN, DEFAULT_TARGET_RATIO, cac_ceilings, delivery_subsidy_decision,
+    DEFAULT_GROSS_MARGIN,
+    DEFAULT_TARGET_RATIO,
+    cac_ceilings,
+    delivery_subsidy_decision,
 )
 from dropline.telemetry.shop_ltv import estimate_shop_ltv
 from dropline.web.admin import NAV, AdminPageUser, NavItem

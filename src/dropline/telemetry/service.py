@@ -27,9 +27,9 @@ from dropline.telemetry.cohorts import (
     Customers,
     Period,
     PurchaseLog,
-    period_bounds,
     cohort_curves,
     cohort_table,
+    period_bounds,
     summarise_customers,
     value_by,
 )

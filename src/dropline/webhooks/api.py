@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query, status
 from pydantic import Field
 
 from dropline.schemas import IdPath, Input, Output
+from dropline.web.deps import ClockDep, Principal, SessionDep, admin
 from dropline.webhooks import service
 from dropline.webhooks.models import DeliveryStatus
-from dropline.web.deps import ClockDep, Principal, SessionDep, admin
 
 router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"])
 Manager = Annotated[Principal, admin("webhooks:manage")]

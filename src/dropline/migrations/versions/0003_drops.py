@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-import dropline.db
 
+import dropline.db
 
 revision: str = '0003_drops'
 down_revision: str | None = '0001'

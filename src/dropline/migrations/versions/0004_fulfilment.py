@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-import dropline.db
 
+import dropline.db
 
 revision: str = '0004_fulfilment'
 down_revision: str | None = '0001'

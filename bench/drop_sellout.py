@@ -13,16 +13,21 @@ What it does, in one run:
    precomputed argon2 hash (signing 3,000 people up through the API would measure argon2).
 3. Starts ``uvicorn`` with ``--workers`` processes (what ``dropline serve --workers`` runs),
    plus one bench-only route: the naive baseline.
-4. Every shopper joins the waiting room before the start (not timed), then, all at once:
-   asks for an admission token and buys 2 units with the express purchase endpoint
-   (``Idempotency-Key``; admission, hold, order, card charge, settle). Timed from the first
-   request to the last response: ``units_per_s``; ``p50_ms``/``p99_ms`` are the purchase
-   request latencies.
+4. Every shopper has joined the waiting room before the start (seeded in bulk, not timed).
+   At the start all of them ask for an admission token (timed apart: ``admission_seconds``),
+   then all at once buy 2 units with the express purchase endpoint (``Idempotency-Key``;
+   gate, order, card charge, settle). Timed from the first purchase request to the last
+   response: ``units_per_s``; ``p50_ms``/``p99_ms`` are the purchase request latencies.
+   ``units_per_s_with_admission`` counts both phases. The purchase path runs on the Redis gate
+   and batched writes (``drops.gate``, ``drops.batch``; Redis DB 3, prefix ``dl:``, whose keys
+   alone are flushed first), the server is uvicorn with uvloop and httptools, and the crowd
+   is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part.
 5. The same crowd then buys the baseline: ``POST /bench/baseline/checkout``, the classic
    design (as Saleor/Vendure/Medusa): ``SELECT ... FOR UPDATE`` on the one stock row, decrement,
-   write the order in that same transaction, commit, charge, settle. Same order writing and
-   payment code as the drop path (``orders.flows``); only the way units are taken differs. One
-   request per shopper (it has no waiting room), so the comparison favours the baseline.
+   write the order in that same transaction, commit, charge, settle. Same lean order writing
+   and settling code as the drop batches (``drops.batch.insert_orders`` / ``settle_orders``),
+   same async endpoint shape and session cache; only the design differs (one hot row and a
+   transaction per order vs a Redis gate and many orders per transaction).
 6. Checks the database: ``oversold`` (units in paid orders beyond the cap) and
    ``lost_paid_orders`` (succeeded provider charges without a paid order, plus paid orders
    without a succeeded charge), for both runs.
@@ -41,15 +46,17 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from leanhttp import Pool
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "dropline_bench"
@@ -59,6 +66,20 @@ ADDRESS = {"name": "Bench Shopper", "line1": "1 Fournier St", "city": "London",
            "postcode": "E1 6QE", "country": "GB"}
 PER_PERSON = 2
 MAX_ATTEMPTS = 6  # per request: retries of 409 in-flight / 503 / connection errors
+REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_PREFIX = "dl:"  # the gate's default prefix; only keys under it are flushed
+
+
+def flush_bench_keys() -> int:
+    """Deletes the bench's own Redis keys (DB 3, prefix ``dl:``): the drop's gate state of a
+    previous run (the database is recreated, so ids repeat) and rate-limit windows."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{REDIS_PREFIX}*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start:start + 1000])
+    return len(keys)
 
 
 # --- the baseline: bench-only, mounted by create_bench_app ------------------------------------
@@ -66,60 +87,68 @@ MAX_ATTEMPTS = 6  # per request: retries of 409 in-flight / 503 / connection err
 
 def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, customer_id: int,
                       variant_id: int, location_id: int, quantity: int, card: Any,
-                      shipping_address: dict[str, Any], checkout_reference: str) -> int:
-    """The classic design: lock the one stock row for the whole order-writing transaction."""
-    from sqlalchemy import select
+                      shipping_address: dict[str, Any], checkout_reference: str
+                      ) -> tuple[int, Any]:
+    """The classic design: one transaction per checkout that locks the one stock row
+    (``SELECT ... FOR UPDATE``), decrements it and writes the order, then the charge, then a
+    settling transaction. Orders are written and settled by the same lean code as the drop
+    batches (``drops.batch.insert_orders`` / ``settle_orders``, one order per call), so the
+    ratio measures the design (one hot row, a transaction per order), not ORM overhead.
+    Idempotent on the checkout reference (unique), like the drop path."""
+    from sqlalchemy import select, text
 
-    from dropline.customers.models import Customer
-    from dropline.errors import OutOfStock
-    from dropline.locations.models import StockLevel
-    from dropline.orders import flows as orders
-    from dropline.orders.rules import PricedLine, order_totals
-    from dropline.orders.service import find_by_checkout_reference
+    from dropline.drops import batch
+    from dropline.errors import OutOfStock, PaymentDeclined
+    from dropline.orders.models import Order
+
+    job = batch.Job(drop_id=0, customer_id=customer_id, lines=[(variant_id, quantity)],
+                    pools={}, card=card, shipping_address=shipping_address,
+                    reference=checkout_reference)
+    with db.transaction() as session:
+        found = session.execute(select(Order.id, Order.status).where(
+            Order.checkout_reference == checkout_reference)).first()
+        if found is not None:
+            return 200, {"id": found.id, "status": found.status.value}
+        on_hand = session.execute(text(
+            "SELECT on_hand FROM stock_levels WHERE location_id = :l AND variant_id = :v "
+            "FOR UPDATE"), {"l": location_id, "v": variant_id}).scalar()
+        if on_hand is None or on_hand < quantity:
+            raise OutOfStock("sold out")
+        session.execute(text("UPDATE stock_levels SET on_hand = on_hand - :q "
+                             "WHERE location_id = :l AND variant_id = :v"),
+                        {"q": quantity, "l": location_id, "v": variant_id})
+        catalog = batch._catalog(session, {variant_id})
+        customers = batch.insert_orders(session, now=clock.now(), settings=settings,
+                                        catalog=catalog, location_id=location_id, jobs=[job])
+    result = provider.charge(amount=job.totals.total_amount, currency=job.totals.currency,
+                             card=card, idempotency_key=job.payment_key)
+
+    def give_back(declined: list[Any]) -> None:
+        session.execute(text("UPDATE stock_levels SET on_hand = on_hand + :q "
+                             "WHERE location_id = :l AND variant_id = :v"),
+                        {"q": quantity, "l": location_id, "v": variant_id})
 
     with db.transaction() as session:
-        order = find_by_checkout_reference(session, checkout_reference)
-        if order is None:
-            level = session.scalar(select(StockLevel).where(
-                StockLevel.location_id == location_id, StockLevel.variant_id == variant_id)
-                .with_for_update())
-            if level is None or level.on_hand < quantity:
-                raise OutOfStock("sold out")
-            level.on_hand -= quantity
-            customer = session.get(Customer, customer_id)
-            lines = orders.draft_lines(session, [(variant_id, None, quantity)])
-            totals = order_totals([PricedLine(variant_id, lines[0].unit_price_amount, quantity,
-                                              lines[0].variant.currency)],
-                                  currency=settings.currency,
-                                  flat_shipping=settings.flat_shipping_amount,
-                                  free_shipping_threshold=settings.free_shipping_threshold)
-            order = orders.write_pending_order(
-                session, clock=clock, customer=customer, lines=lines, totals=totals,
-                checkout_reference=checkout_reference, card=card,
-                shipping_address=shipping_address, location_id=location_id)
-        payment = orders.latest_payment(session, order.id)
-
-    def give_back(session: Any, failed: Any) -> None:
-        from sqlalchemy import update
-
-        session.execute(update(StockLevel).where(
-            StockLevel.location_id == location_id, StockLevel.variant_id == variant_id)
-            .values(on_hand=StockLevel.on_hand + quantity))
-
-    return orders.pay_order(db, clock=clock, provider=provider, order=order, payment=payment,
-                            card=card, on_payment_failed=give_back)
+        batch.settle_orders(session, now=clock.now(), provider_name=provider.name, jobs=[job],
+                            results=[result], customers=customers, on_declined=give_back)
+    if job.outcome[0] != "paid":
+        raise PaymentDeclined("the card was declined")
+    return 201, job.outcome[1]
 
 
 def create_bench_app() -> Any:
-    """``dropline.web.app.create_app`` plus the baseline route (bench only)."""
+    """``dropline.web.app.create_app`` plus the baseline route (bench only). The baseline's
+    endpoint is as lean as the drop's: async, the same cached session look-up, its database
+    work in a worker thread (a transaction per checkout is the design being measured)."""
+    import anyio.to_thread
     from fastapi import Header, Request
     from fastapi.responses import JSONResponse
 
     from dropline.adapters.payments import Card
+    from dropline.drops.hot import hot_path
     from dropline.drops.schemas import HoldCheckout
-    from dropline.idempotency.web import run_idempotent
+    from dropline.idempotency.service import reference_for, validate_key
     from dropline.web.app import create_app
-    from dropline.web.deps import CustomerDep
 
     app = create_app()
     services = app.state.services
@@ -130,21 +159,21 @@ def create_bench_app() -> Any:
         quantity: int = PER_PERSON
 
     @app.post("/bench/baseline/checkout", include_in_schema=False)
-    def baseline(body: BaselineBody, request: Request, customer: CustomerDep,
-                 idempotency_key: str | None = Header(None, alias="Idempotency-Key")
-                 ) -> JSONResponse:
-        def operation(claim: Any) -> tuple[int, dict[str, int]]:
-            order_id = baseline_checkout(
-                services.db, clock=services.clock, settings=services.settings,
-                provider=services.payments, customer_id=customer.id, variant_id=variant_id,
-                location_id=location_id, quantity=body.quantity,
-                card=Card(**body.card.model_dump()),
-                shipping_address=body.shipping_address.model_dump(),
-                checkout_reference=claim.reference)
-            return 201, {"id": order_id}
-
-        return run_idempotent(services, request=request, principal=customer,
-                              key=idempotency_key, body=body, operation=operation)
+    async def baseline(body: BaselineBody, request: Request,
+                       idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+                       ) -> JSONResponse:
+        hot = hot_path(app.state)
+        customer_id, _ = await hot.customer(
+            request.cookies.get(services.settings.session_cookie_name))
+        reference = reference_for(f"customer:{customer_id}", validate_key(idempotency_key))
+        status, payload = await anyio.to_thread.run_sync(lambda: baseline_checkout(
+            services.db, clock=services.clock, settings=services.settings,
+            provider=services.payments, customer_id=customer_id, variant_id=variant_id,
+            location_id=location_id, quantity=body.quantity,
+            card=Card(**body.card.model_dump()),
+            shipping_address=body.shipping_address.model_dump(),
+            checkout_reference=reference))
+        return JSONResponse(payload, status_code=status)
 
     return app
 
@@ -173,6 +202,8 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
     from dropline.customers.models import Customer, CustomerSession
     from dropline.db import Database
     from dropline.drops import service
+    from dropline.drops.models import DropQueueEntry
+    from dropline.drops.rules import queue_sort_key
     from dropline.locations.models import Location, LocationKind
     from dropline.security import hash_password, new_token, token_digest
 
@@ -211,6 +242,14 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
             {"token_hash": token_digest(token), "customer_id": cid, "created_at": now,
              "expires_at": now + timedelta(days=1)}
             for cid, token in zip(customer_ids, tokens, strict=True)])
+        if queue:
+            # Everyone joined the waiting room before the start (the pre-queue, randomised as
+            # join_queue does): written in bulk, untimed, as the customers are.
+            session.execute(insert(DropQueueEntry), [
+                {"drop_id": ids["drop_id"], "customer_id": cid, "joined_at": now,
+                 "sort_key": queue_sort_key(joined_at=now, starts_at=ids["starts_at"]),
+                 "ip": "127.0.0.1", "tokens_issued": 0, "tokens_used": 0}
+                for cid in customer_ids])
     db.dispose()
     return {**ids, "tokens": tokens}
 
@@ -224,19 +263,25 @@ def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: 
            "DROPLINE_DROPS_IP_PER_MINUTE": str(10**9),
            "BENCH_BASELINE_VARIANT": str(ids["base_variant"]),
            "BENCH_BASELINE_LOCATION": str(ids["location_id"]),
+           "DROPLINE_REDIS_URL": REDIS_URL,
            "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{ROOT / 'src'}"}
     if async_commit:
         env["PGOPTIONS"] = "-c synchronous_commit=off"
     command = [sys.executable, "-m", "uvicorn", "drop_sellout:create_bench_app", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+               "--loop", "uvloop", "--http", "httptools",
+               # A worker busy with a crowd on a loaded machine must not be taken for dead
+               # and restarted (uvicorn pings workers, 5 s by default).
+               "--timeout-worker-healthcheck", "60",
                "--log-level", "warning", "--no-access-log"]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return server
+        except OSError:
             pass
         if server.poll() is not None:
             raise SystemExit("the server exited during start-up")
@@ -258,8 +303,8 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 # --- the crowd ----------------------------------------------------------------------------------
 
 
-async def send(client: httpx.AsyncClient, method: str, path: str, *, token: str,
-               json_body: Any = None, key: str | None = None) -> tuple[int, dict[str, Any], float]:
+async def send(pool: Pool, method: str, path: str, *, token: str, json_body: Any = None,
+               key: str | None = None) -> tuple[int, dict[str, Any], float]:
     """One logical request, retried (same Idempotency-Key) on 409 in-flight, 503 and dropped
     connections; returns (status, body, seconds of the last attempt)."""
     headers = {"Cookie": f"dl_session={token}"}
@@ -269,37 +314,27 @@ async def send(client: httpx.AsyncClient, method: str, path: str, *, token: str,
     for attempt in range(MAX_ATTEMPTS):
         started = time.perf_counter()
         try:
-            response = await client.request(method, path, json=json_body, headers=headers)
-        except httpx.TransportError:
+            status, response_headers, body = await pool.request(method, path, headers=headers,
+                                                                json_body=json_body)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
             await asyncio.sleep(0.05 * (attempt + 1))
             continue
         elapsed = time.perf_counter() - started
-        status = response.status_code
-        body = response.json() if response.content else {}
         retry = status == 503 or (status == 409 and str(body.get("type", "")).endswith(
             "/request-in-flight"))
         if not retry:
             break
-        await asyncio.sleep(float(response.headers.get("Retry-After", "0.2")) * 0.1)
+        await asyncio.sleep(float(response_headers.get("retry-after", "0.2")) * 0.1)
     return status, body, elapsed
 
 
-async def crowd(base: str, tokens: list[str], shopper: Any, *, concurrency: int
+async def crowd(pool: Pool, items: list[Any], shopper: Any
                 ) -> tuple[float, list[tuple[int, dict[str, Any], float]]]:
-    """Every shopper is a task from the start; they share ``concurrency`` keep-alive
-    connections, handed out by a semaphore (httpx's own pool slows down badly with thousands
-    of queued requests, which would measure the load generator, not the server)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    gate = asyncio.Semaphore(concurrency)
-
-    async def gated(client: httpx.AsyncClient, token: str) -> tuple[int, dict[str, Any], float]:
-        async with gate:
-            return await shopper(client, token)
-
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
-        started = time.perf_counter()
-        results = await asyncio.gather(*(gated(client, token) for token in tokens))
-        return time.perf_counter() - started, list(results)
+    """Every shopper is a task from the start; they share the pool's keep-alive connections
+    (opened before this, untimed)."""
+    started = time.perf_counter()
+    results = await asyncio.gather(*(shopper(pool, item) for item in items))
+    return time.perf_counter() - started, list(results)
 
 
 def summarise(seconds: float, results: list[tuple[int, dict[str, Any], float]]
@@ -307,8 +342,11 @@ def summarise(seconds: float, results: list[tuple[int, dict[str, Any], float]]
     paid = [r for r in results if r[0] == 201]
     latencies = sorted(r[2] * 1000 for r in results if r[0] in (201, 409, 402))
     statuses: dict[str, int] = {}
-    for status, _, _ in results:
+    samples: dict[str, Any] = {}
+    for status, body, _ in results:
         statuses[str(status)] = statuses.get(str(status), 0) + 1
+        if status >= 400 and str(status) not in samples:
+            samples[str(status)] = str(body.get("detail", body))[:160]
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1) \
@@ -317,7 +355,8 @@ def summarise(seconds: float, results: list[tuple[int, dict[str, Any], float]]
     units = len(paid) * PER_PERSON
     return {"seconds": round(seconds, 3), "orders": len(paid), "units": units,
             "units_per_s": round(units / seconds, 1) if seconds else 0.0,
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "statuses": statuses}
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "statuses": statuses,
+            "errors": samples}
 
 
 def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
@@ -360,13 +399,73 @@ def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
     return out
 
 
+def load() -> str:
+    """The machine's load average, as ``uptime`` reports it (the machine may be shared)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
+                     ) -> dict[str, Any]:
+    drop_id = ids["drop_id"]
+    pool = Pool("127.0.0.1", args.port, args.connections)
+    await pool.open()
+    try:
+        wait = (ids["starts_at"] - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait + 0.1)
+
+        async def admit(pool: Pool, token: str) -> tuple[int, dict, float]:
+            return await send(pool, "POST", f"/api/v1/drops/{drop_id}/admission", token=token)
+
+        admitted: list[Any] = [{"token": None}] * len(tokens)
+        admission_load = load()
+        if not args.no_queue:
+            seconds, results = await crowd(pool, tokens, admit)
+            admission = summarise(seconds, results)
+            log(f"admission ({admission_load} load): {seconds:.2f} s, "
+                f"{admission['statuses']}")
+            admitted = [body if status == 200 else None for status, body, _ in results]
+        else:
+            admission = {"seconds": 0.0, "statuses": {}}
+
+        async def buy(pool: Pool, item: tuple[str, Any]) -> tuple[int, dict, float]:
+            token, body = item
+            if body is None:
+                return 0, {}, 0.0
+            return await send(pool, "POST", f"/api/v1/drops/{drop_id}/purchase", token=token,
+                              key=uuid.uuid4().hex, json_body={
+                                  "lines": [{"variant_id": ids["drop_variant"],
+                                             "quantity": PER_PERSON}],
+                                  "admission_token": body["token"], "card": CARD,
+                                  "shipping_address": ADDRESS})
+
+        drop_load = load()
+        drop_run = summarise(*await crowd(pool, list(zip(tokens, admitted, strict=True)), buy))
+        drop_run["load"] = drop_load
+        log(f"drop ({drop_load} load): {drop_run}")
+
+        async def naive(pool: Pool, token: str) -> tuple[int, dict, float]:
+            return await send(pool, "POST", "/bench/baseline/checkout", token=token,
+                              key=uuid.uuid4().hex, json_body={
+                                  "card": CARD, "shipping_address": ADDRESS,
+                                  "quantity": PER_PERSON})
+
+        base_load = load()
+        base_run = summarise(*await crowd(pool, tokens, naive))
+        base_run["load"] = base_load
+        log(f"baseline ({base_load} load): {base_run}")
+    finally:
+        pool.close()
+    return {"drop": drop_run, "baseline": base_run, "admission": admission}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--shoppers", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--connections", type=int, default=256,
-                        help="HTTP connections the crowd shares")
+                        help="HTTP keep-alive connections the crowd shares")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--async-commit", action="store_true",
                         help="synchronous_commit=off for the server's connections")
@@ -375,55 +474,25 @@ def main() -> None:
                              "like the baseline)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
-    log = (lambda *a: None) if args.json else print  # noqa: E731
+    # `timeout` (or Ctrl-C) still stops the server: the finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    log = (lambda *a: None) if args.json else print
 
     recreate_database()
+    flushed = flush_bench_keys()
     ids = seed(units=args.units, shoppers=args.shoppers, queue=not args.no_queue)
     tokens = ids.pop("tokens")
-    log(f"seeded drop {ids['drop_id']} ({args.units} units), {args.shoppers} shoppers")
+    log(f"seeded drop {ids['drop_id']} ({args.units} units), {args.shoppers} shoppers; "
+        f"{flushed} old bench keys flushed from Redis")
     server = start_server(port=args.port, workers=args.workers, ids=ids,
                           async_commit=args.async_commit)
-    base = f"http://127.0.0.1:{args.port}"
-    drop_id = ids["drop_id"]
     try:
-        async def join(client: httpx.AsyncClient, token: str) -> tuple[int, dict, float]:
-            return await send(client, "POST", f"/api/v1/drops/{drop_id}/queue", token=token)
-
-        joined = asyncio.run(crowd(base, tokens, join, concurrency=args.connections))
-        log(f"waiting room joined: {summarise(*joined)['statuses']}")
-        wait = (ids["starts_at"] - datetime.now(UTC)).total_seconds()
-        if wait > 0:
-            time.sleep(wait + 0.1)
-
-        async def buy(client: httpx.AsyncClient, token: str) -> tuple[int, dict, float]:
-            body: dict[str, Any] = {"token": None}
-            if not args.no_queue:
-                status, body, _ = await send(client, "POST",
-                                             f"/api/v1/drops/{drop_id}/admission", token=token)
-                if status != 200:
-                    return status, body, 0.0
-            return await send(client, "POST", f"/api/v1/drops/{drop_id}/purchase", token=token,
-                              key=uuid.uuid4().hex, json_body={
-                                  "lines": [{"variant_id": ids["drop_variant"],
-                                             "quantity": PER_PERSON}],
-                                  "admission_token": body["token"], "card": CARD,
-                                  "shipping_address": ADDRESS})
-
-        drop_run = summarise(*asyncio.run(crowd(base, tokens, buy, concurrency=args.connections)))
-        log(f"drop: {drop_run}")
-
-        async def naive(client: httpx.AsyncClient, token: str) -> tuple[int, dict, float]:
-            return await send(client, "POST", "/bench/baseline/checkout", token=token,
-                              key=uuid.uuid4().hex, json_body={
-                                  "card": CARD, "shipping_address": ADDRESS,
-                                  "quantity": PER_PERSON})
-
-        base_run = summarise(*asyncio.run(crowd(base, tokens, naive,
-                                                concurrency=args.connections)))
-        log(f"baseline: {base_run}")
+        runs = asyncio.run(run_crowds(args, ids, tokens, log))
     finally:
         stop_server(server)
+    drop_run, base_run, admission = runs["drop"], runs["baseline"], runs["admission"]
     checks = verify(ids, units=args.units)
+    with_admission = drop_run["seconds"] + admission["seconds"]
     result = {
         "units_per_s": drop_run["units_per_s"], "p50_ms": drop_run["p50_ms"],
         "p99_ms": drop_run["p99_ms"], "oversold": checks["drop"]["oversold"],
@@ -433,14 +502,23 @@ def main() -> None:
         "baseline_lost_paid_orders": checks["baseline"]["lost_paid_orders"],
         "ratio": round(drop_run["units_per_s"] / base_run["units_per_s"], 2)
         if base_run["units_per_s"] else None,
+        "admission_seconds": admission["seconds"],
+        "units_per_s_with_admission": round(drop_run["units"] / with_admission, 1)
+        if with_admission else None,
         "units": args.units, "shoppers": args.shoppers, "units_sold": checks["drop"]["sold"],
+        "slots_remaining": checks["drop"]["slots_remaining"],
         "drop_seconds": drop_run["seconds"], "baseline_seconds": base_run["seconds"],
         "drop_statuses": drop_run["statuses"], "baseline_statuses": base_run["statuses"],
+        "admission_statuses": admission["statuses"],
+        "load_average": {"drop": drop_run["load"], "baseline": base_run["load"],
+                         "end": load()},
         "settings": {"workers": args.workers, "connections": args.connections,
+                     "server": "uvicorn --loop uvloop --http httptools",
+                     "gate": f"redis {REDIS_URL} prefix {REDIS_PREFIX}",
+                     "client": "bench/leanhttp.py (asyncio keep-alive)",
                      "synchronous_commit": "off" if args.async_commit else "on",
                      "waiting_room": not args.no_queue,
-                     "requests_per_drop_shopper": 1 if args.no_queue else 2,
-                     "requests_per_baseline_shopper": 1,
+                     "timed": "purchase requests (admission timed apart: admission_seconds)",
                      "cpus": os.cpu_count()},
     }
     print(json.dumps(result))

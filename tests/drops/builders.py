@@ -73,5 +73,5 @@ class LeadTimes:
     def __init__(self, minutes: dict[int, int] | None = None) -> None:
         self.minutes = minutes or {}
 
-    def __call__(self, session, *, customer_id: int, at: datetime) -> int:  # noqa: ANN001
+    def __call__(self, session, *, customer_id: int, at: datetime) -> int:
         return self.minutes.get(customer_id, 0)

@@ -11,7 +11,12 @@ from sqlalchemy import func, select
 from dropline.adapters.payments import LocalCardProvider
 from dropline.drops import flows, service
 from dropline.drops.errors import (
-    DropEnded, HoldAlreadyActive, HoldExpired, LimitReached, NotOpenYet, SoldOut,
+    DropEnded,
+    HoldAlreadyActive,
+    HoldExpired,
+    LimitReached,
+    NotOpenYet,
+    SoldOut,
 )
 from dropline.drops.models import DropBuyer, DropHold, DropSlot, HoldStatus
 from dropline.errors import PaymentDeclined

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,10 +82,23 @@ class CardRefused(Exception):
         super().__init__(decline_code)
 
 
+@dataclass(frozen=True)
+class ChargeRequest:
+    amount: int
+    currency: str
+    card: Card
+    idempotency_key: str
+
+
 class PaymentProvider(Protocol):
     name: str
 
     def charge(self, *, amount: int, currency: str, card: Card, idempotency_key: str) -> ChargeResult:
+        ...
+
+    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
+        """Charges several cards, each with its own idempotency key (batched drop orders).
+        Providers without a batch API use ``charge_each``."""
         ...
 
     def refund(self, *, charge_reference: str, amount: int, currency: str,
@@ -105,6 +119,34 @@ class RecurringPaymentProvider(PaymentProvider, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TerminalReading:
+    """What a card reader at a counter hands over: the card (tapped or inserted) and the
+    reader's id. The local provider's simulated terminal accepts ids starting ``term_``."""
+
+    terminal_id: str
+    card: Card
+    entry_mode: Literal["contactless", "chip"] = "contactless"
+
+
+class CardPresentProvider(PaymentProvider, Protocol):
+    """A provider that can also take a card in person, through a reader (pop-up counters)."""
+
+    def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
+                       idempotency_key: str) -> ChargeResult:
+        ...
+
+
+CONTACTLESS_LIMIT = 10_000  # minor units: above this a tap is refused and the card inserted
+
+
+def charge_each(provider: PaymentProvider, requests: Sequence[ChargeRequest]
+                ) -> list[ChargeResult]:
+    """The default ``charge_many``: one ``charge`` per request, in order."""
+    return [provider.charge(amount=r.amount, currency=r.currency, card=r.card,
+                            idempotency_key=r.idempotency_key) for r in requests]
+
+
 def luhn_valid(number: str) -> bool:
     if not number.isdigit() or not 12 <= len(number) <= 19:
         return False
@@ -115,6 +157,16 @@ def luhn_valid(number: str) -> bool:
             digit = digit * 2 - 9 if digit > 4 else digit * 2
         total += digit
     return total % 10 == 0
+
+
+def _outcome_of(number: str) -> str:
+    if number == DECLINED:
+        return "declined:card_declined"
+    if number == INSUFFICIENT_FUNDS:
+        return "declined:insufficient_funds"
+    if not luhn_valid(number):
+        return "declined:invalid_number"
+    return "succeeded"
 
 
 class LocalCardProvider:
@@ -166,19 +218,69 @@ class LocalCardProvider:
         if card.number == TRANSIENT_FAILURE and idempotency_key not in self._transient_seen:
             self._transient_seen.add(idempotency_key)
             raise ProviderUnavailable("processor timeout (simulated); retry with the same key")
-        if card.number == DECLINED:
-            outcome = "declined:card_declined"
-        elif card.number == INSUFFICIENT_FUNDS:
-            outcome = "declined:insufficient_funds"
-        elif not luhn_valid(card.number):
-            outcome = "declined:invalid_number"
-        else:
-            outcome = "succeeded"
+        outcome = _outcome_of(card.number)
         self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
                      currency=currency)
         result = self._remembered(idempotency_key)
         assert result is not None
         return result
+
+    def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
+                       idempotency_key: str) -> ChargeResult:
+        """Card present, through the simulated terminal: the same ledger and the same test
+        cards as ``charge``; a tap above ``CONTACTLESS_LIMIT`` is declined (insert the card)."""
+        if (remembered := self._remembered(idempotency_key)) is not None:
+            return remembered
+        if not reading.terminal_id.startswith("term_"):
+            outcome = "declined:unknown_terminal"
+        elif reading.entry_mode == "contactless" and amount > CONTACTLESS_LIMIT:
+            outcome = "declined:contactless_limit"
+        else:
+            return self.charge(amount=amount, currency=currency, card=reading.card,
+                               idempotency_key=idempotency_key)
+        self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
+                     currency=currency)
+        result = self._remembered(idempotency_key)
+        assert result is not None
+        return result
+
+    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
+        """The batched charge: one read of remembered keys and one multi-row ledger insert
+        (what a card network's batch API would do). Same outcomes as ``charge`` per key; the
+        simulated transient card keeps its one-request behaviour, and a key recorded
+        concurrently falls back to ``charge`` (which replays the remembered outcome)."""
+        from dropline.payments.models import LocalProviderCharge
+
+        if any(r.card.number == TRANSIENT_FAILURE for r in requests) or \
+                len({r.idempotency_key for r in requests}) != len(requests):
+            return charge_each(self, requests)
+        keys = [r.idempotency_key for r in requests]
+        with self._sessions() as session:
+            known = {row.idempotency_key: row for row in session.scalars(
+                select(LocalProviderCharge).where(LocalProviderCharge.idempotency_key.in_(keys)))}
+        now = self._clock.now()
+        rows, results = [], []
+        for r in requests:
+            if (row := known.get(r.idempotency_key)) is not None:
+                outcome, reference = row.outcome, row.reference
+            else:
+                outcome = _outcome_of(r.card.number)
+                reference = f"ch_{uuid.uuid4().hex[:24]}"
+                rows.append({"kind": "charge", "idempotency_key": r.idempotency_key,
+                             "reference": reference, "outcome": outcome, "amount": r.amount,
+                             "currency": r.currency, "charge_reference": None,
+                             "created_at": now})
+            results.append(ChargeResult("succeeded", reference) if outcome == "succeeded"
+                           else ChargeResult("declined", reference, outcome.split(":", 1)[1]))
+        if rows:
+            with self._sessions() as session:
+                try:
+                    session.execute(insert(LocalProviderCharge), rows)
+                    session.commit()
+                except IntegrityError:  # a concurrent retry recorded some key first
+                    session.rollback()
+                    return charge_each(self, requests)
+        return results
 
     def save_card(self, *, card: Card) -> SavedCard:
         """The local vault keeps only how the test card behaves (a ledger row of kind "card"),

@@ -6,31 +6,54 @@ from __future__ import annotations
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+import anyio.to_thread
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
+from dropline.drops.hot import forget_drop, gate_hold_closed, gate_hold_placed, hot_path
+from dropline.drops.hot import purchase as gated_purchase
 from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
 from dropline.drops.models import Drop
 from dropline.drops.report import drop_report
 from dropline.drops.rules import drop_state
 from dropline.drops.schemas import (
-    AdmissionRead, DropCreate, DropRead, DropScheduleIn, DropVariantRead, HoldCheckout,
-    HoldCreate, HoldRead, PurchaseCreate, QueueStatusRead, RestockIn, WaitlistJoin,
+    AdmissionRead,
+    DropCreate,
+    DropRead,
+    DropScheduleIn,
+    DropVariantRead,
+    HoldCheckout,
+    HoldCreate,
+    HoldRead,
+    PurchaseCreate,
+    QueueStatusRead,
+    RestockIn,
+    WaitlistJoin,
     WaitlistRead,
 )
-from dropline.errors import InvalidState, RateLimited
+from dropline.errors import InvalidState, PaymentDeclined, RateLimited, ServiceUnavailable
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.orders.api import order_read
 from dropline.schemas import IdPath
 from dropline.security import token_digest
 from dropline.web.deps import (
-    ClockDep, CustomerDep, Principal, ServicesDep, SessionDep, admin,
+    ClockDep,
+    CustomerDep,
+    Principal,
+    Services,
+    ServicesDep,
+    SessionDep,
+    admin,
+    optional_customer,
+    require_customer,
 )
+from dropline.web.problems import PROBLEM_JSON
 
 router = APIRouter(tags=["drops"])
 PROBLEM = {"content": {"application/problem+json": {}}}
@@ -130,7 +153,8 @@ def list_drops(session: SessionDep, clock: ClockDep, _: Manager,
 @router.put("/admin/drops/{drop_id}/schedule", response_model=DropRead, tags=["admin"],
             summary="Reschedule a drop (times, early access, admission rate, queue)")
 def reschedule(drop_id: IdPath, body: DropScheduleIn, session: SessionDep, clock: ClockDep,
-               principal: Manager) -> DropRead:
+               principal: Manager, request: Request, tasks: BackgroundTasks) -> DropRead:
+    tasks.add_task(forget_drop, request.app.state, drop_id)  # after the commit
     drop = service.reschedule_drop(session, clock=clock, drop=service.get_drop(session, drop_id),
                                    schedule=_schedule(body), actor=principal.key)
     return drop_read(session, clock=clock, drop=drop)
@@ -139,7 +163,8 @@ def reschedule(drop_id: IdPath, body: DropScheduleIn, session: SessionDep, clock
 @router.post("/admin/drops/{drop_id}/restock", response_model=DropRead, tags=["admin"],
              summary="Raise a cap; freed units go to the waitlist first")
 def restock(drop_id: IdPath, body: RestockIn, session: SessionDep, clock: ClockDep,
-            principal: Manager) -> DropRead:
+            principal: Manager, request: Request, tasks: BackgroundTasks) -> DropRead:
+    tasks.add_task(forget_drop, request.app.state, drop_id)  # after the commit
     drop = service.get_drop(session, drop_id)
     service.restock_drop(session, clock=clock, drop=drop, units=body.units,
                          variant_id=body.variant_id, actor=principal.key)
@@ -231,6 +256,7 @@ def create_hold(drop_id: IdPath, body: HoldCreate, request: Request, services: S
                             drop_id=drop_id, shopper=who, lines=_lines(body),
                             admission_token=body.admission_token,
                             early_access=early_access_of(request))
+    gate_hold_placed(request.app.state, hold)
     return HoldRead.model_validate(hold)
 
 
@@ -243,9 +269,18 @@ def get_hold(hold_id: IdPath, services: ServicesDep, customer: CustomerDep) -> H
 
 @router.delete("/drops/holds/{hold_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Give a hold's units back")
-def release_hold(hold_id: IdPath, services: ServicesDep, who: ShopperDep) -> None:
+def release_hold(hold_id: IdPath, request: Request, services: ServicesDep,
+                 who: ShopperDep) -> None:
     flows.release_hold(services.db, clock=services.clock, customer_id=who.customer_id,
                        hold_id=hold_id)
+    _close_in_gate(request, services, hold_id, units_back=True)
+
+
+def _close_in_gate(request: Request, services: Services, hold_id: int, *,
+                   units_back: bool) -> None:
+    with services.db.transaction() as session:
+        hold = service.get_hold(session, hold_id)
+    gate_hold_closed(request.app.state, hold, units_back=units_back)
 
 
 @router.post("/drops/holds/{hold_id}/checkout", status_code=status.HTTP_201_CREATED,
@@ -256,12 +291,17 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
     customer = Principal(kind="customer", id=who.customer_id)
 
     def operation(claim: Claim) -> tuple[int, object]:
-        order_id = flows.checkout_hold(
-            services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments, customer_id=who.customer_id, hold_id=hold_id,
-            card=Card(**body.card.model_dump()),
-            shipping_address=body.shipping_address.model_dump(),
-            checkout_reference=claim.reference)
+        try:
+            order_id = flows.checkout_hold(
+                services.db, clock=services.clock, settings=services.settings,
+                provider=services.payments, customer_id=who.customer_id, hold_id=hold_id,
+                card=Card(**body.card.model_dump()),
+                shipping_address=body.shipping_address.model_dump(),
+                checkout_reference=claim.reference)
+        except PaymentDeclined:
+            _close_in_gate(request, services, hold_id, units_back=True)
+            raise
+        _close_in_gate(request, services, hold_id, units_back=False)
         with services.db.transaction() as session:
             return 201, order_read(session, order_id)
 
@@ -272,8 +312,33 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
 @router.post("/drops/{drop_id}/purchase", status_code=status.HTTP_201_CREATED,
              summary="Express: admission, hold and payment in one idempotent request",
              responses={402: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
-def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request, services: ServicesDep,
-             who: ShopperDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
+                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes
+    (``drops.hot``), on the event loop. Otherwise the database path, in a worker thread."""
+    services: Services = request.app.state.services
+    hot = hot_path(request.app.state)
+    if hot is not None:
+        try:
+            status_code, payload = await gated_purchase(
+                hot, drop_id=drop_id, body=body, path=request.url.path,
+                session_token=request.cookies.get(services.settings.session_cookie_name),
+                idempotency_key=idempotency_key, ip=client_ip(request),
+                early_access=early_access_of(request))
+        except RedisError:
+            raise ServiceUnavailable("the drop's gate is not answering; retry with the same "
+                                     "Idempotency-Key in a moment", retry_after=2) from None
+        if status_code >= 400:
+            return JSONResponse(payload, status_code=status_code, media_type=PROBLEM_JSON,
+                                headers={"Idempotent-Replayed": "true"})
+        return JSONResponse(payload, status_code=status_code)
+    return await anyio.to_thread.run_sync(
+        _purchase_in_database, drop_id, body, request, services, idempotency_key)
+
+
+def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
+                          services: Services, idempotency_key: str | None) -> JSONResponse:
+    who = shopper(request, require_customer(optional_customer(request, services)), services)
     customer = Principal(kind="customer", id=who.customer_id)
 
     def operation(claim: Claim) -> tuple[int, object]:

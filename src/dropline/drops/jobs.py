@@ -9,13 +9,18 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from dropline.clock import Clock
+from dropline.config import get_settings
 from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.models import Drop
 
 
-def reclaim_drops(db: Database, *, clock: Clock) -> int:
-    """One pass over drops that are open (or opening within the hour): returns drops visited."""
+def reclaim_drops(db: Database, *, clock: Clock, redis_url: str | None = None,
+                  redis_prefix: str = "dl:") -> int:
+    """One pass over drops that are open (or opening within the hour): returns drops visited.
+    With the Redis gate on (``redis_url``, else ``DROPLINE_REDIS_URL``; PostgreSQL only), a drop
+    whose gate keys are missing (Redis restarted, flushed) is rebuilt from the database now,
+    rather than by the next shopper."""
     now = clock.now()
     with db.transaction() as session:
         drop_ids = list(session.scalars(select(Drop.id).where(
@@ -24,4 +29,25 @@ def reclaim_drops(db: Database, *, clock: Clock) -> int:
         with db.transaction() as session:
             service.reclaim_and_offer(session, clock=clock,
                                       drop=service.get_drop(session, drop_id))
+    _rebuild_missing_gates(db, clock=clock, drop_ids=drop_ids, redis_url=redis_url,
+                           prefix=redis_prefix)
     return len(drop_ids)
+
+
+def _rebuild_missing_gates(db: Database, *, clock: Clock, drop_ids: list[int],
+                           redis_url: str | None, prefix: str) -> None:
+    url = redis_url or get_settings().redis_url
+    if not url or db.is_sqlite or not drop_ids:
+        return
+    import redis
+
+    from dropline.drops.gate import DropKeys, SyncGate
+    from dropline.drops.hot import reconcile
+
+    gate = SyncGate(redis.Redis.from_url(url, socket_timeout=5), prefix=prefix)
+    try:
+        for drop_id in drop_ids:
+            if not gate.client.exists(DropKeys(prefix, drop_id).meta):
+                reconcile(db, gate, clock=clock, drop_id=drop_id)
+    finally:
+        gate.client.close()

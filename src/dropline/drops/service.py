@@ -56,11 +56,24 @@ from dropline.catalog.service import get_location_by_code
 from dropline.clock import Clock
 from dropline.drops import rules
 from dropline.drops.errors import (
-    DropEnded, HoldAlreadyActive, HoldExpired, LimitReached, NotOpenYet, SoldOut,
+    DropEnded,
+    HoldAlreadyActive,
+    HoldExpired,
+    LimitReached,
+    NotOpenYet,
+    SoldOut,
 )
 from dropline.drops.models import (
-    SHARED_POOL, Drop, DropBuyer, DropHold, DropSlot, DropVariant, DropWaitlistEntry,
-    HoldSource, HoldStatus, WaitlistStatus,
+    SHARED_POOL,
+    Drop,
+    DropBuyer,
+    DropHold,
+    DropSlot,
+    DropVariant,
+    DropWaitlistEntry,
+    HoldSource,
+    HoldStatus,
+    WaitlistStatus,
 )
 from dropline.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from dropline.events.service import record_event

@@ -1,0 +1,539 @@
+"""Batched order writes for gated drop purchases: many orders per PostgreSQL transaction.
+
+Each purchase the Redis gate (``drops.gate``) let through becomes a ``Job``; a per-worker
+``BatchWriter`` collects the jobs that arrive while the previous batch is being written and
+hands them to ``write_batch``, which runs the same three steps as ``orders.flows`` (write
+pending, charge outside any transaction, settle), once per batch instead of once per order:
+
+    1. one transaction: the per-person counts (one guarded upsert), the admission tokens used
+       (one guarded UPDATE), the units (the drop's slot rows locked in slot order, decremented
+       by arithmetic, never below zero), then orders, lines, payments, drop holds (converted)
+       and ``order.created`` events with their webhook deliveries, each one multi-row INSERT;
+    2. the charges, through ``PaymentProvider.charge_many`` (one ledger write for the local
+       provider), outside the shop's transaction as a real card network would be;
+    3. one transaction: payments and orders settled, declined orders' units given back,
+       ``order.paid`` / ``order.payment_failed`` events.
+
+Only then does each request get its answer, so nothing acknowledged is lost by a crash; a crash
+between steps leaves pending orders that a retry (same Idempotency-Key, so the same checkout
+reference) resumes from PostgreSQL, as ``orders.flows`` does. The unique checkout reference makes
+each paid order exist once under any replay: a job whose reference already has an order is
+answered from that order and its gate units are given back.
+
+PostgreSQL is the source of truth: the guarded statements refuse what the rows cannot give, so
+whatever the gate admitted, nothing is oversold. A refused job is answered sold out (or limit
+reached / token used) and the caller corrects Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+
+from dropline.adapters.payments import (
+    Card,
+    ChargeRequest,
+    ChargeResult,
+    PaymentProvider,
+    charge_each,
+)
+from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
+from dropline.clock import Clock
+from dropline.config import Settings
+from dropline.customers.models import Customer
+from dropline.db import Database
+from dropline.drops import service
+from dropline.drops.flows import in_transaction
+from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
+from dropline.orders.models import Order, OrderStatus
+from dropline.orders.rules import PricedLine, order_event_payload, order_totals
+from dropline.payments.models import PaymentStatus
+from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from dropline.webhooks.service import subscribes_to
+
+
+@dataclass
+class Job:
+    """One gated purchase waiting to be written. ``outcome`` is set by ``write_batch``:
+    ("paid", body) | ("declined", problem fields) | ("refused", reason) | ("existing", ...)."""
+
+    drop_id: int
+    customer_id: int
+    lines: list[tuple[int, int]]  # (variant_id, quantity), sorted by variant
+    pools: dict[int, int]  # pool -> units (what the gate took)
+    card: Card
+    shipping_address: dict[str, Any]
+    reference: str
+    token_n: int = 0
+    source: HoldSource = HoldSource.queue
+    outcome: tuple[str, Any] | None = None
+    # filled while writing
+    order_id: int = 0
+    payment_id: int = 0
+    payment_key: str = ""
+    totals: Any = None
+    drafted: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def quantity(self) -> int:
+        return sum(q for _, q in self.lines)
+
+
+_rng = random.SystemRandom()
+
+
+class Shortfall(Exception):
+    """The slot rows had fewer units than the batch's jobs wanted (the gate admitted too many,
+    or expired holds still await reclaiming)."""
+
+
+def _catalog(session: Session, variant_ids: set[int]) -> dict[int, tuple[Any, ...]]:
+    return {v.id: (v, p, f) for v, p, f in session.execute(
+        select(Variant, Product, ProductFamily)
+        .join(Product, Product.id == Variant.product_id)
+        .join(ProductFamily, ProductFamily.id == Product.family_id)
+        .where(Variant.id.in_(variant_ids)))}
+
+
+def _guard_buyers(session: Session, drop: Drop, jobs: list[Job]) -> set[int]:
+    """Raises each buyer's count by their jobs' units only where it stays within the limit;
+    returns the customers refused. One statement for the whole batch."""
+    per_customer: dict[int, int] = defaultdict(int)
+    for job in jobs:
+        per_customer[job.customer_id] += job.quantity
+    customers = sorted(per_customer)
+    accepted = {row[0] for row in _raw_execute(
+        session,
+        "INSERT INTO drop_buyers (drop_id, customer_id, units, holding) "
+        "SELECT %b, u.c, u.n, false FROM unnest(%b::bigint[], %b::integer[]) AS u(c, n) "
+        "ON CONFLICT (drop_id, customer_id) DO UPDATE SET units = drop_buyers.units + "
+        "excluded.units WHERE drop_buyers.units + excluded.units <= %b "
+        "RETURNING customer_id",
+        (drop.id, customers, [per_customer[c] for c in customers], drop.per_person_limit))}
+    return set(per_customer) - accepted
+
+
+def _guard_tokens(session: Session, drop: Drop, jobs: list[Job]) -> set[int]:
+    """Marks admission tokens used in PostgreSQL too (``tokens_used < n``), so a token replayed
+    after a Redis loss is still refused. Returns customers whose token was already used."""
+    wanted: dict[int, list[int]] = defaultdict(list)
+    for job in jobs:
+        if job.token_n:
+            wanted[job.customer_id].append(job.token_n)
+    if not wanted:
+        return set()
+    customers = sorted(wanted)
+    accepted = {row[0] for row in _raw_execute(
+        session,
+        "UPDATE drop_queue_entries AS q SET tokens_used = v.hi FROM unnest(%b::bigint[], "
+        "%b::integer[], %b::integer[]) AS v(c, lo, hi) WHERE q.drop_id = %b "
+        "AND q.customer_id = v.c AND q.tokens_used < v.lo AND q.tokens_issued >= v.hi "
+        "RETURNING q.customer_id",
+        (customers, [min(wanted[c]) for c in customers], [max(wanted[c]) for c in customers],
+         drop.id))}
+    return set(wanted) - accepted
+
+
+def _take_slots(session: Session, drop: Drop, jobs: list[Job]) -> list[list[int]]:
+    """Takes every job's units from the slot rows, locked in (pool, slot) order; returns each
+    job's takes [[pool, slot, qty]]. Raises Shortfall if the rows have too few."""
+    wanted: dict[int, int] = defaultdict(int)
+    for job in jobs:
+        for pool, q in job.pools.items():
+            wanted[pool] += q
+    remaining: dict[int, list[list[int]]] = {}
+    for pool in sorted(wanted):
+        remaining[pool] = _lock_slots(session, drop, pool, wanted[pool])
+    takes: list[list[int]] = []
+    decrements: dict[tuple[int, int], int] = defaultdict(int)
+    for job in jobs:
+        job_takes = []
+        for pool, q in sorted(job.pools.items()):
+            for entry in remaining[pool]:
+                if q == 0:
+                    break
+                part = min(q, entry[1])
+                if part:
+                    entry[1] -= part
+                    q -= part
+                    decrements[(pool, entry[0])] += part
+                    job_takes.append([pool, entry[0], part])
+        takes.append(job_takes)
+    session.execute(text(
+        "UPDATE drop_slots SET remaining = remaining - :q WHERE drop_id = :d AND pool = :p "
+        "AND slot_no = :s AND remaining >= :q"),
+        [{"d": drop.id, "p": p, "s": s, "q": q} for (p, s), q in sorted(decrements.items())])
+    return takes
+
+
+def _lock_slots(session: Session, drop: Drop, pool: int, need: int) -> list[list[int]]:
+    """Locks slot rows holding at least ``need`` units. ``SKIP LOCKED``, a few rows at a time
+    from a random place, so concurrent batches (two per worker) lock different rows and never
+    wait on each other; only when the unlocked rows are too few (the drop's last units) does it
+    wait for all of them, in slot order. Raises Shortfall if even all rows have too few."""
+    got: list[list[int]] = []
+    total = 0
+    start = _rng.randrange(drop.slot_count)
+    while total < need:
+        rows = session.execute(text(
+            "SELECT slot_no, remaining FROM drop_slots WHERE drop_id = :d AND pool = :p "
+            "AND remaining > 0 AND NOT (slot_no = ANY(:seen)) "
+            "ORDER BY (slot_no + :start) % :n LIMIT 4 FOR UPDATE SKIP LOCKED"),
+            {"d": drop.id, "p": pool, "seen": [slot for slot, _ in got], "start": start,
+             "n": drop.slot_count}).all()
+        if not rows:
+            break
+        got.extend([slot, left] for slot, left in rows)
+        total += sum(left for _, left in rows)
+    if total < need:
+        got = [[slot, left] for slot, left in session.execute(text(
+            "SELECT slot_no, remaining FROM drop_slots WHERE drop_id = :d AND pool = :p "
+            "AND remaining > 0 ORDER BY slot_no FOR UPDATE"), {"d": drop.id, "p": pool})]
+        if sum(left for _, left in got) < need:
+            raise Shortfall(pool)
+    return got
+
+
+def _give_back_slots(session: Session, drop: Drop, takes: Sequence[list[int]]) -> None:
+    back: dict[tuple[int, int], int] = defaultdict(int)
+    for pool, slot, q in takes:
+        back[(pool, slot)] += q
+    if back:
+        session.execute(text(
+            "UPDATE drop_slots SET remaining = remaining + :q WHERE drop_id = :d AND pool = :p "
+            "AND slot_no = :s"),
+            [{"d": drop.id, "p": p, "s": s, "q": q} for (p, s), q in sorted(back.items())])
+
+
+def _ids(session: Session, table: str, n: int) -> list[int]:
+    """n ids from the table's sequence in one round trip, so the rows can be written without
+    RETURNING and children can refer to them in the same batch."""
+    return list(session.execute(text(
+        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
+        {"n": n}).scalars())
+
+
+def _bulk_insert(session: Session, table: str, columns: Sequence[tuple[str, str]],
+                 rows: Sequence[Sequence[Any]]) -> None:
+    """``INSERT ... SELECT FROM unnest(arrays)``: one statement whose text does not depend on
+    the number of rows (psycopg parses it once) with one array parameter per column. Measured
+    ~10x cheaper per row than SQLAlchemy's multi-row VALUES (whose statement text grows with
+    the batch and is re-parsed by the driver each time). ``columns``: (name, SQL type); JSON
+    values are passed as text and cast."""
+    if not rows:
+        return
+    names = ", ".join(name for name, _ in columns)
+    arrays = ", ".join(f"%b::{'text' if kind == 'json' else kind}[]" for _, kind in columns)
+    select_list = ", ".join(f"u.{name}::json" if kind == "json" else f"u.{name}"
+                            for name, kind in columns)
+    params = tuple(
+        [json.dumps(row[i]) if kind == "json" else row[i] for row in rows]
+        for i, (_, kind) in enumerate(columns))
+    _raw_execute(session, f"INSERT INTO {table} ({names}) SELECT {select_list} "
+                          f"FROM unnest({arrays}) AS u({names})", params)
+
+
+def _raw_execute(session: Session, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """On the session's own connection (same transaction), with psycopg's binary protocol:
+    arrays are then sent without per-element text escaping (most of the cost otherwise)."""
+    driver = session.connection().connection.dbapi_connection
+    with driver.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _record_events(session: Session, *, now: datetime, events: list[dict[str, Any]]) -> None:
+    """``events.record_event`` for many events: one INSERT, then the webhook deliveries of the
+    active endpoints that subscribe to them (one read, one INSERT)."""
+    if not events:
+        return
+    ids = _ids(session, "domain_events", len(events))
+    _bulk_insert(session, "domain_events", [
+        ("id", "bigint"), ("event_id", "text"), ("type", "text"), ("subject_type", "text"),
+        ("subject_id", "text"), ("customer_id", "bigint"), ("occurred_at", "timestamptz"),
+        ("payload", "json")], [
+        (event_id, str(uuid.uuid4()), e["type"], e["subject_type"], e["subject_id"],
+         e["customer_id"], now, e["payload"]) for event_id, e in zip(ids, events, strict=True)])
+    endpoints = session.scalars(select(WebhookEndpoint).where(
+        WebhookEndpoint.active.is_(True))).all()
+    deliveries = [{"endpoint_id": endpoint.id, "event_id": event_id,
+                   "status": DeliveryStatus.pending, "next_attempt_at": now, "attempts": 0}
+                  for event_id, e in zip(ids, events, strict=True) for endpoint in endpoints
+                  if subscribes_to(endpoint, e["type"])]
+    if deliveries:
+        session.execute(insert(WebhookDelivery), deliveries)
+
+
+def _payload(job: Job, customer: Any, families: list[str]) -> dict[str, Any]:
+    return order_event_payload(
+        order_id=job.order_id, total_amount=job.totals.total_amount,
+        currency=job.totals.currency, acquisition_source=customer.acquisition_source,
+        acquisition_campaign=customer.acquisition_campaign, product_families=families,
+        fulfilment_path="central")
+
+
+def insert_orders(session: Session, *, now: datetime, settings: Settings,
+                  catalog: dict[int, tuple[Any, ...]], location_id: int | None,
+                  jobs: list[Job]) -> dict[int, Any]:
+    """Writes pending orders, their lines and payments, and ``order.created`` events, for
+    jobs whose units are taken: one multi-row INSERT per table, the same columns and event
+    payloads as ``orders.flows.write_pending_order``. Returns the customers by id. Shared by
+    the drop batches and the bench's classic baseline (so both pay the same writing cost)."""
+    customers = {c.id: c for c in session.scalars(select(Customer).where(
+        Customer.id.in_({j.customer_id for j in jobs})))}
+    for job in jobs:
+        priced = []
+        job.drafted = []
+        for variant_id, q in job.lines:
+            variant, product, family = catalog[variant_id]
+            priced.append(PricedLine(variant_id, variant.price_amount, q, variant.currency))
+            job.drafted.append({
+                "variant_id": variant_id, "sku": variant.sku, "product_name": product.name,
+                "variant_name": variant.name, "product_family": family.slug,
+                "condition_grade": variant.condition_grade,
+                "condition_disclosure": variant.condition_disclosure,
+                "unit_price_amount": variant.price_amount, "quantity": q,
+                "line_total_amount": variant.price_amount * q})
+        job.totals = order_totals(priced, currency=settings.currency,
+                                  flat_shipping=settings.flat_shipping_amount,
+                                  free_shipping_threshold=settings.free_shipping_threshold)
+    order_ids = _ids(session, "orders", len(jobs))
+    payment_ids = _ids(session, "payments", len(jobs))
+    for job, order_id, payment_id in zip(jobs, order_ids, payment_ids, strict=True):
+        job.order_id, job.payment_id = order_id, payment_id
+        job.payment_key = f"pay_{uuid.uuid4().hex}"
+    _bulk_insert(session, "orders", [
+        ("id", "bigint"), ("customer_id", "bigint"), ("email", "text"), ("status", "text"),
+        ("currency", "text"), ("subtotal_amount", "bigint"), ("discount_amount", "bigint"),
+        ("shipping_amount", "bigint"), ("total_amount", "bigint"),
+        ("refunded_amount", "bigint"), ("checkout_reference", "text"), ("cart_id", "text"),
+        ("location_id", "bigint"), ("fulfilment_path", "text"), ("acquisition_source", "text"),
+        ("acquisition_campaign", "text"), ("shipping_address", "json"),
+        ("created_at", "timestamptz")], [
+        (j.order_id, j.customer_id, customers[j.customer_id].email,
+         OrderStatus.pending_payment.name, j.totals.currency, j.totals.subtotal_amount,
+         j.totals.discount_amount, j.totals.shipping_amount, j.totals.total_amount, 0,
+         j.reference, None, location_id, "central",
+         customers[j.customer_id].acquisition_source,
+         customers[j.customer_id].acquisition_campaign, j.shipping_address, now)
+        for j in jobs])
+    _bulk_insert(session, "order_lines", [
+        ("order_id", "bigint"), ("variant_id", "bigint"), ("sku", "text"),
+        ("product_name", "text"), ("variant_name", "text"), ("product_family", "text"),
+        ("condition_grade", "text"), ("condition_disclosure", "text"),
+        ("unit_price_amount", "bigint"), ("quantity", "integer"),
+        ("line_total_amount", "bigint")], [
+        (j.order_id, d["variant_id"], d["sku"], d["product_name"], d["variant_name"],
+         d["product_family"], d["condition_grade"].name, d["condition_disclosure"],
+         d["unit_price_amount"], d["quantity"], d["line_total_amount"])
+        for j in jobs for d in j.drafted])
+    _bulk_insert(session, "payments", [
+        ("id", "bigint"), ("order_id", "bigint"), ("provider", "text"),
+        ("idempotency_key", "text"), ("status", "text"), ("amount", "bigint"),
+        ("currency", "text"), ("card_last4", "text"), ("card_fingerprint", "text"),
+        ("created_at", "timestamptz"), ("updated_at", "timestamptz")], [
+        (j.payment_id, j.order_id, "pending", j.payment_key, PaymentStatus.pending.name,
+         j.totals.total_amount, j.totals.currency, j.card.last4, j.card.fingerprint, now, now)
+        for j in jobs])
+    _record_events(session, now=now, events=[{
+        "type": "order.created", "subject_type": "order", "subject_id": str(j.order_id),
+        "customer_id": j.customer_id,
+        "payload": _payload(j, customers[j.customer_id],
+                            [d["product_family"] for d in j.drafted])}
+        for j in jobs])
+    return customers
+
+
+def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: Drop,
+                   jobs: list[Job]) -> tuple[list[Job], dict[int, Any]]:
+    """Step 1. Returns the jobs written (others have their outcome set) and the customers."""
+    now = clock.now()
+    existing = dict(session.execute(select(Order.checkout_reference, Order.id).where(
+        Order.checkout_reference.in_([j.reference for j in jobs]))).all())
+    fresh, seen = [], set()
+    for job in jobs:
+        if job.reference in existing or job.reference in seen:
+            job.outcome = ("existing", existing.get(job.reference))
+        else:
+            seen.add(job.reference)
+            fresh.append(job)
+    if not fresh:
+        return [], {}
+    if now >= drop.ends_at:
+        for job in fresh:
+            job.outcome = ("refused", "ended")
+        return [], {}
+    catalog = _catalog(session, {v for job in fresh for v, _ in job.lines})
+    for job in fresh:
+        if any(not catalog[v][0].active or catalog[v][1].status is not ProductStatus.active
+               for v, _ in job.lines):
+            job.outcome = ("refused", "unavailable")
+    live = [j for j in fresh if j.outcome is None]
+    # Lock order as in drops.service: buyer counters (by customer), then slot rows.
+    refused = _guard_buyers(session, drop, live) if live else set()
+    for job in live:
+        if job.customer_id in refused:
+            job.outcome = ("refused", "limit")
+    live = [j for j in live if j.outcome is None]
+    used = _guard_tokens(session, drop, live)
+    for job in live:
+        if job.customer_id in used:
+            job.outcome = ("refused", "token_used")
+    if used:  # their counts were raised above: lower them again
+        session.execute(text("UPDATE drop_buyers SET units = units - :u WHERE drop_id = :d "
+                             "AND customer_id = :c"),
+                        [{"d": drop.id, "c": j.customer_id, "u": j.quantity}
+                         for j in jobs if j.outcome == ("refused", "token_used")])
+    live = [j for j in live if j.outcome is None]
+    if not live:
+        return [], {}
+    customers = insert_orders(session, now=now, settings=settings, catalog=catalog,
+                              location_id=drop.location_id, jobs=live)
+    # The units last: slot rows stay locked only from here to the commit.
+    takes = _take_slots(session, drop, live)
+    _bulk_insert(session, "drop_holds", [
+        ("drop_id", "bigint"), ("customer_id", "bigint"), ("status", "text"),
+        ("source", "text"), ("quantity", "integer"), ("lines", "json"), ("takes", "json"),
+        ("created_at", "timestamptz"), ("expires_at", "timestamptz"),
+        ("closed_at", "timestamptz"), ("order_id", "bigint")], [
+        (drop.id, j.customer_id, HoldStatus.converted.name, j.source.name, j.quantity,
+         [{"variant_id": v, "quantity": q} for v, q in j.lines], t, now,
+         now + timedelta(seconds=drop.hold_ttl_seconds), now, j.order_id)
+        for j, t in zip(live, takes, strict=True)])
+    events: list[dict[str, Any]] = []
+    if now < drop.starts_at:
+        events += [{"type": "drop.early_access_used", "subject_type": "drop",
+                    "subject_id": str(drop.id), "customer_id": j.customer_id,
+                    "payload": {"drop_id": drop.id, "order_id": j.order_id,
+                                "quantity": j.quantity}} for j in live]
+    _record_events(session, now=now, events=events)
+    return live, customers
+
+
+def settle_orders(session: Session, *, now: datetime, provider_name: str, jobs: list[Job],
+                  results: list[ChargeResult], customers: dict[int, Any],
+                  on_declined: Callable[[list[Job]], None]) -> None:
+    """Step 3, for many orders: payments leave pending only once (guarded), orders become
+    paid or payment-failed, ``on_declined`` gives the declined jobs' units back, and the
+    ``order.paid`` / ``order.payment_failed`` events are written. Sets each job's outcome."""
+    _raw_execute(
+        session, "UPDATE payments AS p SET status = u.st, provider = %s, provider_ref = u.ref, "
+        "decline_code = u.code, updated_at = %s FROM unnest(%b::bigint[], %b::text[], "
+        "%b::text[], %b::text[]) AS u(id, st, ref, code) WHERE p.id = u.id "
+        "AND p.status = 'pending'",
+        (provider_name, now, [j.payment_id for j in jobs],
+         [(PaymentStatus.succeeded if r.status == "succeeded" else PaymentStatus.declined).name
+          for r in results], [r.reference for r in results],
+         [r.decline_code for r in results]))
+    paid = [j for j, r in zip(jobs, results, strict=True) if r.status == "succeeded"]
+    if paid:
+        _raw_execute(session, "UPDATE orders SET status = %s, paid_at = %s WHERE id = ANY(%s)",
+                     (OrderStatus.paid.name, now, [j.order_id for j in paid]))
+    declined = [j for j, r in zip(jobs, results, strict=True) if r.status != "succeeded"]
+    if declined:
+        _raw_execute(session, "UPDATE orders SET status = %s WHERE id = ANY(%s)",
+                     (OrderStatus.payment_failed.name, [j.order_id for j in declined]))
+        on_declined(declined)
+    events = []
+    for job, result in zip(jobs, results, strict=True):
+        families = [d["product_family"] for d in job.drafted]
+        events.append({"type": "order.paid" if result.status == "succeeded"
+                       else "order.payment_failed", "subject_type": "order",
+                       "subject_id": str(job.order_id), "customer_id": job.customer_id,
+                       "payload": {**_payload(job, customers[job.customer_id], families),
+                                   "decline_code": result.decline_code}})
+        if result.status == "succeeded":
+            job.outcome = ("paid", _order_body(job, customers[job.customer_id], now))
+        else:
+            job.outcome = ("declined", {"decline_code": result.decline_code,
+                                        "order_id": job.order_id})
+    _record_events(session, now=now, events=events)
+
+
+def _return_drop_units(session: Session, drop: Drop, declined: list[Job]) -> None:
+    """Declined drop orders: their holds become payment-failed, units go back to the slot
+    rows and the buyers' counts come down (what ``service.return_units_of_order`` does)."""
+    takes = session.execute(update(DropHold).where(
+        DropHold.order_id.in_([j.order_id for j in declined]),
+        DropHold.status == HoldStatus.converted)
+        .values(status=HoldStatus.payment_failed).returning(DropHold.takes)).scalars().all()
+    _give_back_slots(session, drop, [t for ts in takes for t in ts])
+    session.execute(text("UPDATE drop_buyers SET units = units - :u WHERE drop_id = :d "
+                         "AND customer_id = :c"),
+                    [{"d": drop.id, "c": j.customer_id, "u": j.quantity} for j in declined])
+
+
+def _order_body(job: Job, customer: Any, now: datetime) -> dict[str, Any]:
+    """The same fields as ``orders.api.OrderRead``, from what the batch already has."""
+    t = job.totals
+    return {
+        "id": job.order_id, "status": OrderStatus.paid.value, "email": customer.email,
+        "currency": t.currency, "subtotal_amount": t.subtotal_amount,
+        "discount_amount": t.discount_amount, "shipping_amount": t.shipping_amount,
+        "total_amount": t.total_amount, "refunded_amount": 0, "fulfilment_path": "central",
+        "created_at": now.isoformat(), "paid_at": now.isoformat(),
+        "lines": [{**d, "condition_grade": getattr(d["condition_grade"], "value",
+                                                   d["condition_grade"])} for d in job.drafted],
+        "payments": [{"id": job.payment_id, "status": PaymentStatus.succeeded.value,
+                      "amount": t.total_amount, "currency": t.currency,
+                      "card_last4": job.card.last4, "decline_code": None}],
+        "refunds": []}
+
+
+def _write_all(session: Session, *, clock: Clock, settings: Settings, drop_id: int,
+               jobs: list[Job]) -> tuple[list[Job], dict[int, Any], Drop]:
+    for job in jobs:  # a retried transaction starts from scratch
+        job.outcome = None
+    drop = service.get_drop(session, drop_id)
+    written, customers = _write_pending(session, clock=clock, settings=settings, drop=drop,
+                                        jobs=jobs)
+    return written, customers, drop
+
+
+def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
+                jobs: list[Job]) -> list[Job]:
+    """Writes, charges and settles a batch of one drop's jobs (see the module docstring); sets
+    each job's ``outcome``. Blocking: the web layer runs it in a worker thread."""
+    drop_id = jobs[0].drop_id
+    assert all(j.drop_id == drop_id for j in jobs)
+    for attempt in range(2):
+        try:
+            written, customers, drop = in_transaction(db, lambda session: _write_all(
+                session, clock=clock, settings=settings, drop_id=drop_id, jobs=jobs))
+            break
+        except Shortfall:
+            for job in jobs:
+                job.outcome = None
+            if attempt == 0:  # expired holds may be waiting: reclaim them, then try once more
+                with db.transaction() as session:
+                    service.reclaim_and_offer(session, clock=clock,
+                                              drop=service.get_drop(session, drop_id))
+                continue
+            if len(jobs) == 1:
+                jobs[0].outcome = ("refused", "soldout")
+                return jobs
+            # Serve as many as the rows can, one by one (only near the very end of a drop).
+            for job in jobs:
+                write_batch(db, clock=clock, settings=settings, provider=provider, jobs=[job])
+            return jobs
+    if written:
+        charge_many = getattr(provider, "charge_many", None) or (
+            lambda requests: charge_each(provider, requests))
+        results = charge_many([ChargeRequest(
+            amount=j.totals.total_amount, currency=j.totals.currency, card=j.card,
+            idempotency_key=j.payment_key) for j in written])
+        with db.transaction() as session:
+            settle_orders(session, now=clock.now(), provider_name=provider.name,
+                          jobs=written, results=results, customers=customers,
+                          on_declined=lambda declined: _return_drop_units(session, drop,
+                                                                          declined))
+    return jobs

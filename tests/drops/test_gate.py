@@ -1,0 +1,319 @@
+"""The Redis gate and batched writes (``drops.gate``, ``drops.batch``, ``drops.hot``), raced
+for real: a uvicorn server in a thread on PostgreSQL with Redis (DB 3, a prefix of its own per
+test), shoppers as concurrent HTTP clients on threads.
+
+PostgreSQL only: the gate's guarded batch statements are PostgreSQL's (on SQLite the purchase
+endpoint runs the database path, tested in test_races.py). Redis must be reachable: these
+tests fail, not skip, without it (CI runs Redis)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from sqlalchemy import func, select
+
+from dropline.customers.models import Customer
+from dropline.customers.service import start_session
+from dropline.drops import waiting_room
+from dropline.drops.gate import SyncGate
+from dropline.drops.hot import reconcile
+from dropline.drops.models import DropBuyer, DropSlot
+from dropline.drops.service import get_drop
+from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.payments.models import LocalProviderCharge
+from dropline.security import token_digest
+from dropline.web.app import create_app
+from tests.builders import ADDRESS
+from tests.drops.builders import LeadTimes, make_drop
+from tests.orders.test_races import race
+
+REDIS_URL = os.environ.get("DROPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+DECLINED = {**CARD, "number": "4000000000000002"}
+
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql"),
+    reason="the Redis gate runs on PostgreSQL only (set DROPLINE_TEST_DATABASE_URL)")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}): start it, or set "
+                    "DROPLINE_TEST_REDIS_URL")
+    yield client
+    client.close()
+
+
+class Server:
+    def __init__(self, app: Any) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = app
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                     log_level="warning", lifespan="on"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def gated(db, clock, settings, redis_client) -> Iterator[Server]:
+    prefix = f"dl:h3t:{uuid.uuid4().hex[:8]}:"
+    app = create_app(settings.model_copy(update={"redis_url": REDIS_URL}), clock=clock, db=db,
+                     run_worker=False)
+    app.state.drops_redis_prefix = prefix
+    server = Server(app)
+    server.prefix = prefix  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+    keys = list(redis_client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        redis_client.delete(*keys)
+
+
+def shopper_token(db, clock) -> tuple[int, str]:
+    with db.transaction() as session:
+        customer = Customer(email=f"g-{uuid.uuid4().hex[:10]}@example.com", password_hash="x",
+                            created_at=clock.now())
+        session.add(customer)
+        session.flush()
+        return customer.id, start_session(session, clock=clock, customer=customer, days=1)
+
+
+def buy(server: Server, token: str, variant_id: int, *, quantity: int = 1,
+        key: str | None = None, card: dict[str, Any] = CARD,
+        admission: str | None = None, drop_id: int) -> httpx.Response:
+    with httpx.Client(base_url=server.url, timeout=30, cookies={"dl_session": token}) as client:
+        return client.post(
+            f"/api/v1/drops/{drop_id}/purchase",
+            headers={"Idempotency-Key": key or uuid.uuid4().hex},
+            json={"lines": [{"variant_id": variant_id, "quantity": quantity}],
+                  "admission_token": admission, "card": card, "shipping_address": ADDRESS})
+
+
+def facts(db, drop_id: int) -> dict[str, int]:
+    with db.transaction() as session:
+        return {
+            "sold": session.scalar(select(func.coalesce(func.sum(OrderLine.quantity), 0))
+                                   .join(Order, Order.id == OrderLine.order_id)
+                                   .where(Order.status == OrderStatus.paid)),
+            "paid": session.scalar(select(func.count()).select_from(Order)
+                                   .where(Order.status == OrderStatus.paid)),
+            "left": session.scalar(select(func.sum(DropSlot.remaining))
+                                   .where(DropSlot.drop_id == drop_id)),
+            "charges": session.scalar(select(func.count()).select_from(LocalProviderCharge)
+                                      .where(LocalProviderCharge.outcome == "succeeded")),
+        }
+
+
+def redis_left(server: Server, client: redis.Redis, drop_id: int) -> int:
+    values = client.hgetall(f"{server.prefix}d:{drop_id}:left")  # type: ignore[attr-defined]
+    return sum(int(v) for v in values.values())
+
+
+def test_a_gated_crowd_never_buys_more_than_the_cap_and_pays_each_order_once(
+        db, clock, gated, redis_client):
+    world = make_drop(db, clock, cap=15, limit=2, slots=4)
+    tokens = [shopper_token(db, clock)[1] for _ in range(24)]
+
+    responses = race(24, lambda i: buy(gated, tokens[i], world.variant_ids[0],
+                                       quantity=1 + i % 2, drop_id=world.drop_id))
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, [r.text for r in responses if r.status_code >= 500]
+    after = facts(db, world.drop_id)
+    assert after["sold"] + after["left"] == 15 and after["left"] <= 1
+    assert after["paid"] == statuses[201] == after["charges"]
+    assert redis_left(gated, redis_client, world.drop_id) == after["left"]
+    assert all(r.json()["status"] == "paid" for r in responses if r.status_code == 201)
+
+
+def test_the_per_person_limit_holds_across_parallel_gated_requests(db, clock, gated):
+    world = make_drop(db, clock, cap=50, limit=3)
+    customer_id, token = shopper_token(db, clock)
+
+    responses = race(8, lambda i: buy(gated, token, world.variant_ids[0],
+                                      drop_id=world.drop_id))
+
+    assert Counter(r.status_code for r in responses) == {201: 3, 409: 5}
+    assert {r.json()["type"].rsplit("/", 1)[1] for r in responses if r.status_code == 409} \
+        == {"per-person-limit"}
+    with db.transaction() as session:
+        assert session.get(DropBuyer, (world.drop_id, customer_id)).units == 3
+    assert facts(db, world.drop_id)["sold"] == 3
+
+
+def test_one_idempotency_key_replayed_concurrently_makes_one_paid_order(db, clock, gated):
+    world = make_drop(db, clock, cap=10, limit=2)
+    _, token = shopper_token(db, clock)
+
+    responses = race(6, lambda i: buy(gated, token, world.variant_ids[0], key="double-click",
+                                      drop_id=world.drop_id))
+
+    assert [r.status_code for r in responses] == [201] * 6, [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert facts(db, world.drop_id) == {"sold": 1, "paid": 1, "left": 9, "charges": 1}
+
+
+def test_an_admission_token_admits_once_even_when_replayed_in_parallel(db, clock, gated):
+    world = make_drop(db, clock, cap=10, limit=2, queue=True)
+    customer_id, token = shopper_token(db, clock)
+    with db.transaction() as session:
+        drop = get_drop(session, world.drop_id)
+        waiting_room.join_queue(session, clock=clock, drop=drop, customer_id=customer_id)
+        issued = waiting_room.issue_admission(
+            session, clock=clock, secret="test-secret", drop=drop, customer_id=customer_id,
+            session_digest=token_digest(token), early_access=LeadTimes())
+
+    responses = race(5, lambda i: buy(gated, token, world.variant_ids[0], admission=issued.token,
+                                      drop_id=world.drop_id))
+
+    assert Counter(r.status_code for r in responses) == {201: 1, 403: 4}
+    assert facts(db, world.drop_id)["sold"] == 1
+
+
+def test_early_access_refuses_non_members_before_their_window(db, clock, gated):
+    world = make_drop(db, clock, cap=10, limit=2, starts_in=10, early_access_minutes=30)
+    member_id, member = shopper_token(db, clock)
+    _, stranger = shopper_token(db, clock)
+    gated.app.state.drops_early_access = LeadTimes({member_id: 30})
+
+    refused = buy(gated, stranger, world.variant_ids[0], drop_id=world.drop_id)
+    bought = buy(gated, member, world.variant_ids[0], drop_id=world.drop_id)
+
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/drop-not-open")
+    assert bought.status_code == 201
+    assert facts(db, world.drop_id)["sold"] == 1
+
+
+def test_a_redis_flush_then_reconcile_neither_oversells_nor_loses_units(
+        db, clock, gated, redis_client):
+    world = make_drop(db, clock, cap=12, limit=2, slots=4)
+    tokens = [shopper_token(db, clock)[1] for _ in range(16)]
+    first = race(4, lambda i: buy(gated, tokens[i], world.variant_ids[0], quantity=2,
+                                  key=f"first-{i}", drop_id=world.drop_id))
+    assert [r.status_code for r in first] == [201] * 4
+    keys = list(redis_client.scan_iter(match=f"{gated.prefix}*"))
+    redis_client.delete(*keys)  # Redis lost everything, idempotency records included
+
+    gate = SyncGate(redis_client, prefix=gated.prefix)
+    assert reconcile(db, gate, clock=clock, drop_id=world.drop_id)["left"] == 4
+    rest = race(12, lambda i: buy(gated, tokens[4 + i], world.variant_ids[0], quantity=1,
+                                  drop_id=world.drop_id))
+    # a replay of a purchase paid before the flush is answered from PostgreSQL, not sold again
+    replay = buy(gated, tokens[0], world.variant_ids[0], quantity=2, drop_id=world.drop_id,
+                 key="first-0")
+
+    assert Counter(r.status_code for r in rest) == {201: 4, 409: 8}
+    assert replay.status_code == 201 and replay.json()["id"] == first[0].json()["id"]
+    after = facts(db, world.drop_id)
+    assert (after["sold"], after["left"]) == (12, 0)
+    assert redis_left(gated, redis_client, world.drop_id) == 0
+
+
+def test_a_declined_card_gives_the_units_back_to_the_drop_and_redis(
+        db, clock, gated, redis_client):
+    world = make_drop(db, clock, cap=2, limit=2)
+    customer_id, token = shopper_token(db, clock)
+
+    declined = buy(gated, token, world.variant_ids[0], quantity=2, card=DECLINED,
+                   drop_id=world.drop_id, key="k1")
+    replayed = buy(gated, token, world.variant_ids[0], quantity=2, card=DECLINED,
+                   drop_id=world.drop_id, key="k1")
+
+    assert declined.status_code == 402 and replayed.status_code == 402
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert facts(db, world.drop_id)["left"] == 2
+    assert redis_left(gated, redis_client, world.drop_id) == 2
+    with db.transaction() as session:
+        assert session.get(DropBuyer, (world.drop_id, customer_id)).units == 0
+    paid = buy(gated, token, world.variant_ids[0], quantity=2, drop_id=world.drop_id)
+    assert paid.status_code == 201
+    assert facts(db, world.drop_id)["sold"] == 2
+
+
+def test_holds_draw_from_the_gate_and_give_their_units_back_when_they_lapse(
+        db, clock, gated, redis_client):
+    world = make_drop(db, clock, cap=2, limit=2, hold_ttl=60)
+    _, holder = shopper_token(db, clock)
+    _, buyer = shopper_token(db, clock)
+    buy(gated, buyer, world.variant_ids[0], drop_id=world.drop_id)  # loads the gate: 1 left
+    with httpx.Client(base_url=gated.url, cookies={"dl_session": holder}) as client:
+        held = client.post(f"/api/v1/drops/{world.drop_id}/holds",
+                           json={"lines": [{"variant_id": world.variant_ids[0], "quantity": 1}]})
+    assert held.status_code == 201, held.text
+    assert redis_left(gated, redis_client, world.drop_id) == 0
+
+    refused = buy(gated, buyer, world.variant_ids[0], drop_id=world.drop_id)
+    clock.advance(seconds=61)  # the hold lapses: no sweeper runs
+    bought = buy(gated, buyer, world.variant_ids[0], drop_id=world.drop_id)
+
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/sold-out")
+    assert bought.status_code == 201, bought.text
+    after = facts(db, world.drop_id)
+    assert (after["sold"], after["left"]) == (2, 0)
+    assert redis_left(gated, redis_client, world.drop_id) == 0
+
+
+def test_a_released_hold_returns_its_units_to_the_gate(db, clock, gated, redis_client):
+    world = make_drop(db, clock, cap=3, limit=3)
+    _, holder = shopper_token(db, clock)
+    buy(gated, holder, world.variant_ids[0], drop_id=world.drop_id)
+    with httpx.Client(base_url=gated.url, cookies={"dl_session": holder}) as client:
+        hold = client.post(f"/api/v1/drops/{world.drop_id}/holds",
+                           json={"lines": [{"variant_id": world.variant_ids[0], "quantity": 2}]})
+        assert redis_left(gated, redis_client, world.drop_id) == 0
+        released = client.delete(f"/api/v1/drops/holds/{hold.json()['id']}")
+
+    assert released.status_code == 204
+    assert redis_left(gated, redis_client, world.drop_id) == 2
+    assert facts(db, world.drop_id)["left"] == 2
+
+
+def test_the_drops_job_rebuilds_a_drop_whose_gate_keys_are_gone(db, clock, gated,
+                                                               redis_client):
+    from dropline.drops.jobs import reclaim_drops
+
+    world = make_drop(db, clock, cap=5, limit=2)
+    _, token = shopper_token(db, clock)
+    assert buy(gated, token, world.variant_ids[0], quantity=2,
+               drop_id=world.drop_id).status_code == 201
+    redis_client.delete(*redis_client.scan_iter(match=f"{gated.prefix}*"))
+
+    reclaim_drops(db, clock=clock, redis_url=REDIS_URL, redis_prefix=gated.prefix)
+
+    assert redis_left(gated, redis_client, world.drop_id) == 3
+    assert redis_client.hget(f"{gated.prefix}d:{world.drop_id}:buyers",
+                             str(_customer_of(db, token))) == b"2"
+
+
+def _customer_of(db, token: str) -> int:
+    from dropline.customers.models import CustomerSession
+
+    with db.transaction() as session:
+        return session.scalar(select(CustomerSession.customer_id).where(
+            CustomerSession.token_hash == token_digest(token)))

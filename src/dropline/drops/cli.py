@@ -161,6 +161,7 @@ def schedule(
             _show(session, found)
     except DomainError as exc:
         _fail(exc)
+    _refresh_gate(drop)
 
 
 @drops_app.command("restock", epilog="Example: dropline drops restock midnight-fig --units 50")
@@ -178,6 +179,7 @@ def restock(
             console.print(f"{units} units added; {offers} waitlist offers made")
     except DomainError as exc:
         _fail(exc)
+    _refresh_gate(drop)
 
 
 @drops_app.command("reclaim", epilog="Example: dropline drops reclaim midnight-fig")
@@ -190,6 +192,77 @@ def reclaim(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
             console.print(f"{left} units left to hold")
     except DomainError as exc:
         _fail(exc)
+
+
+def _sync_gate():  # type: ignore[no-untyped-def]
+    """The Redis gate when ``DROPLINE_REDIS_URL`` is set and the database is PostgreSQL."""
+    settings = get_settings()
+    if not settings.redis_url or settings.is_sqlite:
+        return None
+    import redis
+
+    from dropline.drops.gate import DEFAULT_PREFIX, SyncGate
+
+    return SyncGate(redis.Redis.from_url(settings.redis_url, socket_timeout=5),
+                    prefix=DEFAULT_PREFIX)
+
+
+def _refresh_gate(drop: str) -> None:
+    """After a change committed here, the drop's Redis state is rebuilt from the database."""
+    gate = _sync_gate()
+    if gate is None:
+        return
+    from dropline.drops.hot import reconcile as rebuild
+
+    db = _db()
+    with db.transaction() as session:
+        drop_id = service.find_drop(session, drop).id
+    rebuild(db, gate, clock=SystemClock(), drop_id=drop_id)
+
+
+@drops_app.command("reconcile", epilog="Example: dropline drops reconcile midnight-fig")
+def reconcile(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
+    """Rebuild a drop's Redis gate state (units left, buyers' counts, active holds, tokens
+    used) from the database, the source of truth: after a Redis loss or a crash, which can
+    only have leaked units (an undersell), never oversold. Needs DROPLINE_REDIS_URL."""
+    gate = _sync_gate()
+    if gate is None:
+        err.print("[bold red]error:[/] set DROPLINE_REDIS_URL (and a PostgreSQL "
+                  "DROPLINE_DATABASE_URL): without Redis there is nothing to reconcile")
+        raise typer.Exit(2)
+    from dropline.drops.hot import reconcile as rebuild
+
+    try:
+        db = _db()
+        with db.transaction() as session:
+            drop_id = service.find_drop(session, drop).id
+        figures = rebuild(db, gate, clock=SystemClock(), drop_id=drop_id)
+    except DomainError as exc:
+        _fail(exc)
+    console.print(f"drop {drop_id}: {figures['left']} units left, {figures['buyers']} buyers, "
+                  f"{figures['holds']} active holds now in Redis")
+
+
+@drops_app.command("prewarm", epilog="Example: dropline drops prewarm midnight-fig "
+                   "--base-url https://shop.example")
+def prewarm(
+    drop: Annotated[str, typer.Argument(help="Slug or id.")],
+    base_url: Annotated[str | None, typer.Option(
+        help="Also GET each page through this edge (CDN or the server) to fill its cache.")
+    ] = None,
+) -> None:
+    """Renders a drop's public pages (drop page, its product pages, home) before launch and
+    prints what it warmed: path, bytes, ETag, render ms (and the edge's answer)."""
+    from dropline.web.prewarm import prewarm_drop, print_warmed
+
+    try:
+        with console.status("warming pages…") as status:
+            rows = prewarm_drop(_db(), clock=SystemClock(), settings=get_settings(),
+                                drop_ref=drop, base_url=base_url,
+                                progress=lambda path: status.update(f"warming {path}…"))
+    except DomainError as exc:
+        _fail(exc)
+    print_warmed(console, rows)
 
 
 @drops_app.command("report", epilog="Example: dropline drops report midnight-fig --json")

@@ -1,73 +1,259 @@
-"""The waiting page: a shell with no personal data, so any cache (or CDN) may serve it to the
-whole crowd, and a small script that polls ``/api/v1/drops/{id}/queue/me`` (no-store) for the
-shopper's own position. The storefront will style it; it works as is."""
+"""The drop page and its no-JavaScript actions.
+
+``GET /drops/{ref}`` is public and edge-cacheable (``web.caching``): it shows the drop's state
+as of its render (countdown, early access, live, sold out with the waitlist form) and nothing
+about the visitor, so the whole crowd can be served one cached copy. Its script
+(``/static/pwa/drop.js``) ticks the countdown, reads the live state from the uncached drop API
+and the shopper's own place from ``/api/v1/me/summary``.
+
+The actions are plain forms (POST, then 303): join the waiting room, join the waitlist, buy once
+admitted. They land on ``/drops/{id}/me``, a private page with the shopper's own place.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from dropline.drops import service
-from dropline.errors import NotFound
-from dropline.web.deps import SessionDep, SettingsDep
+from dropline.adapters.payments import Card
+from dropline.catalog.models import Product, Variant
+from dropline.clock import Clock
+from dropline.drops import flows, service, waiting_room
+from dropline.drops.api import client_ip, early_access_of
+from dropline.drops.models import Drop, DropWaitlistEntry
+from dropline.drops.rules import DropState
+from dropline.errors import DomainError, InvalidInput, NotFound
+from dropline.orders.schemas import AddressIn, CardIn
+from dropline.security import token_digest
+from dropline.web import caching
+from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
+from dropline.web.templating import render_html, templates
 
 router = APIRouter(include_in_schema=False)
-CACHE_SECONDS = 60
-
-_env = Environment(autoescape=True)
-_PAGE = _env.from_string("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ name }} · waiting room · {{ shop }}</title></head>
-<body>
-<main data-drop-id="{{ drop_id }}">
-  <h1>{{ name }}</h1>
-  <p>Opens {{ starts_at }} (UTC). Keep this page open: you keep your place.</p>
-  <p id="status" aria-live="polite">Checking your place in the queue…</p>
-  <noscript><p>Your place: <a href="/api/v1/drops/{{ drop_id }}/queue/me">see it here</a>.</p></noscript>
-</main>
-<script>
-(function () {
-  var id = {{ drop_id }}, el = document.getElementById("status");
-  function show(q) {
-    el.textContent = q.admitted ? "It's your turn: you can buy now."
-      : "You are number " + q.position + " in the queue; about " + q.eta_seconds + " s to go.";
-    return q.admitted ? 0 : q.poll_after_seconds;
-  }
-  function poll(method) {
-    fetch("/api/v1/drops/" + id + "/queue" + (method === "POST" ? "" : "/me"),
-          {method: method, credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
-      .then(function (q) { var s = show(q); if (s) setTimeout(function () { poll("GET"); }, s * 1000); })
-      .catch(function (s) {
-        el.textContent = s === 401 ? "Sign in to join the queue." : "Reconnecting…";
-        if (s !== 401) setTimeout(function () { poll("GET"); }, 5000);
-      });
-  }
-  poll("POST");
-})();
-</script>
-</body></html>
-""")
+Small = Annotated[int, Form(ge=1, le=99)]
+Short = Annotated[str, Form(max_length=200)]
 
 
-@router.get("/drops/{slug}/waiting-room", response_class=HTMLResponse)
-def waiting_room(slug: str, request: Request, session: SessionDep, settings: SettingsDep,
-                 if_none_match: Annotated[str | None, Header()] = None) -> Response:
+@dataclass(frozen=True)
+class DropItem:
+    variant_id: int
+    product_name: str
+    product_slug: str
+    variant_name: str
+    price_amount: int
+    currency: str
+    condition_grade: str
+    condition_disclosure: str
+
+
+def upcoming_drops(session: Session, *, clock: Clock, limit: int = 6
+                   ) -> list[tuple[Drop, DropState]]:
+    """Drops that have not ended, soonest first, with their state (for the home page)."""
+    rows = session.scalars(select(Drop).where(Drop.ends_at > clock.now())
+                           .order_by(Drop.starts_at, Drop.id).limit(limit))
+    return [(drop, service.state_of(session, clock=clock, drop=drop)) for drop in rows]
+
+
+def drop_items(session: Session, drop_id: int) -> list[DropItem]:
+    ids = [v.variant_id for v in service.drop_variants(session, drop_id)]
+    rows = session.execute(select(Variant, Product).join(Product, Product.id == Variant.product_id)
+                           .where(Variant.id.in_(ids)).order_by(Variant.id))
+    return [DropItem(v.id, p.name, p.slug, v.name, v.price_amount, v.currency,
+                     v.condition_grade.value, v.condition_disclosure) for v, p in rows]
+
+
+def _next_change(drop: Drop, now: datetime) -> float:
+    """Seconds until the drop's state changes by the clock alone (opening, start, end)."""
+    moments = [drop.starts_at - timedelta(minutes=drop.early_access_minutes), drop.starts_at,
+               drop.ends_at]
+    ahead = [(m - now).total_seconds() for m in moments if m > now]
+    return min(ahead) if ahead else caching.DROP.s_maxage
+
+
+def render_drop(services: Services, ref: str) -> tuple[str, list[str], int, float]:
+    """(html, surrogate keys, status, seconds the render stays true)."""
+    shop_name = services.settings.shop_name
+    now = services.clock.now()
+    with services.db.transaction() as session:
+        try:
+            drop = service.find_drop(session, ref)
+        except NotFound:
+            return (render_html("not_found.html", shop_name=shop_name, what="drop"),
+                    ["drop-list"], 404, caching.DROP.s_maxage)
+        state = service.state_of(session, clock=services.clock, drop=drop)
+        items = drop_items(session, drop.id)
+        product_ids = set(session.scalars(select(Variant.product_id).where(
+            Variant.id.in_([i.variant_id for i in items]))))
+    html = render_html(
+        "drop.html", shop_name=shop_name, drop=drop, state=state.value, items=items,
+        opens_at=drop.starts_at - timedelta(minutes=drop.early_access_minutes),
+        rendered_at=now)
+    keys = [f"drop-{drop.id}", *(f"product-{p}" for p in sorted(product_ids))]
+    return html, keys, 200, _next_change(drop, now)
+
+
+async def drop_page_response(request: Request, ref: str) -> Response:
+    services = caching.services_of(request)
+    return await caching.serve_public(request, policy=caching.DROP, key=f"/drops/{ref}",
+                                      render=lambda: render_drop(services, ref))
+
+
+@router.get("/drops/{ref}")
+async def drop_page(ref: str, request: Request) -> Response:
+    return await drop_page_response(request, ref[:120])
+
+
+@router.get("/drops/{ref}/waiting-room")
+async def waiting_room_page(ref: str, request: Request) -> Response:
+    """The waiting room is the drop page (kept for links shared before the storefront)."""
+    return await drop_page_response(request, ref[:120])
+
+
+# --- the shopper's own place (private) --------------------------------------------------------
+
+
+def _sign_in(next_path: str) -> RedirectResponse:
+    return RedirectResponse(f"/sign-in?next={next_path}", status_code=303)
+
+
+def _me_page(request: Request, services: Services, customer: Principal, drop_id: int, *,
+             error: str = "", message: str = "", status_code: int = 200) -> HTMLResponse:
+    clock = services.clock
+    with services.db.transaction() as session:
+        drop = service.get_drop(session, drop_id)
+        state = service.state_of(session, clock=clock, drop=drop)
+        items = drop_items(session, drop.id)
+        try:
+            queue = waiting_room.queue_status(session, clock=clock, drop=drop,
+                                              customer_id=customer.id,
+                                              early_access=early_access_of(request))
+        except NotFound:
+            queue = None
+        waitlist = session.scalar(select(DropWaitlistEntry).where(
+            DropWaitlistEntry.drop_id == drop.id, DropWaitlistEntry.customer_id == customer.id))
+    can_buy = state in (DropState.live, DropState.early_access) and (
+        not drop.queue_enabled or (queue is not None and queue.admitted))
+    response = templates.TemplateResponse(request, "drop_me.html", {
+        "shop_name": services.settings.shop_name, "drop": drop, "state": state.value,
+        "items": items, "queue": queue, "waitlist": waitlist, "can_buy": can_buy,
+        "error": error, "message": message, "form_key": uuid.uuid4().hex,
+        "eta": int((queue.admitted_at - clock.now()).total_seconds()) if queue else 0,
+    }, status_code=status_code)
+    return caching.private_response(response)  # type: ignore[return-value]
+
+
+def _drop_id(services: Services, ref: str) -> int:
+    with services.db.transaction() as session:
+        return service.find_drop(session, ref[:120]).id
+
+
+@router.get("/drops/{ref}/me")
+def my_place(ref: str, request: Request, services: ServicesDep,
+             customer: OptionalCustomer) -> Response:
+    if customer is None:
+        return _sign_in(f"/drops/{ref[:120]}/me")
+    message = {"queue": "You are in the waiting room.",
+               "waitlist": "You are on the waitlist: we will offer you units that come back."}
+    return _me_page(request, services, customer, _drop_id(services, ref),
+                    message=message.get(request.query_params.get("done", ""), ""))
+
+
+def _act(request: Request, services: Services, customer: Principal | None, ref: str,
+         action: Any, done: str) -> Response:
+    if customer is None:
+        return _sign_in(f"/drops/{ref[:120]}")
+    drop_id = _drop_id(services, ref)
     try:
-        drop = service.find_drop(session, slug[:120])
-    except NotFound:
-        return HTMLResponse("<!doctype html><title>Not found</title><h1>No such drop</h1>",
-                            status_code=404)
-    body = _PAGE.render(drop_id=drop.id, name=drop.name, shop=settings.shop_name,
-                        starts_at=drop.starts_at.strftime("%Y-%m-%d %H:%M"))
-    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
-    headers = {"Cache-Control": f"public, max-age={CACHE_SECONDS}", "ETag": etag,
-               "Surrogate-Key": f"drop-{drop.id}"}
-    if if_none_match == etag:
-        return Response(status_code=304, headers=headers)
-    return HTMLResponse(body, headers=headers)
+        action(drop_id, customer)
+    except DomainError as exc:
+        return _me_page(request, services, customer, drop_id, error=exc.detail,
+                        status_code=exc.status)
+    for hook in services.after_commit:
+        hook()
+    return RedirectResponse(f"/drops/{drop_id}/me?done={done}", status_code=303)
+
+
+@router.post("/drops/{ref}/queue")
+def join_queue(ref: str, request: Request, services: ServicesDep,
+               customer: OptionalCustomer) -> Response:
+    def action(drop_id: int, who: Principal) -> None:
+        with services.db.transaction() as session:
+            waiting_room.join_queue(session, clock=services.clock,
+                                    drop=service.get_drop(session, drop_id),
+                                    customer_id=who.id, ip=client_ip(request))
+
+    return _act(request, services, customer, ref, action, "queue")
+
+
+@router.post("/drops/{ref}/waitlist")
+def join_waitlist(ref: str, request: Request, services: ServicesDep,
+                  customer: OptionalCustomer, variant_id: Annotated[int, Form(ge=1)],
+                  quantity: Small = 1) -> Response:
+    def action(drop_id: int, who: Principal) -> None:
+        with services.db.transaction() as session:
+            service.join_waitlist(session, clock=services.clock,
+                                  drop=service.get_drop(session, drop_id), customer_id=who.id,
+                                  variant_id=variant_id, quantity=quantity)
+
+    return _act(request, services, customer, ref, action, "waitlist")
+
+
+def _buy_inputs(form: dict[str, str]) -> tuple[Card, dict[str, Any]]:
+    try:
+        card = CardIn(number=form["number"], exp_month=int(form["exp_month"] or 0),
+                      exp_year=int(form["exp_year"] or 0), cvc=form["cvc"])
+        address = AddressIn(name=form["name"], line1=form["line1"], city=form["city"],
+                            postcode=form["postcode"], country=form["country"] or "GB")
+    except (ValidationError, ValueError):
+        raise InvalidInput("check the address and the card number, expiry and CVC") from None
+    return Card(**card.model_dump()), address.model_dump()
+
+
+@router.post("/drops/{ref}/buy")
+def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCustomer,
+        variant_id: Annotated[int, Form(ge=1)], key: Annotated[str, Form(max_length=64)],
+        name: Short, line1: Short, city: Short, postcode: Short, number: Short,
+        exp_month: Short, exp_year: Short, cvc: Short, quantity: Small = 1,
+        country: Short = "GB") -> Response:
+    """Buys once admitted: an admission token is issued and redeemed in this one request. The
+    form's key makes a double submit the same purchase (its checkout reference)."""
+    if customer is None:
+        return _sign_in(f"/drops/{ref[:120]}")
+    drop_id = _drop_id(services, ref)
+    cookie = request.cookies.get(services.settings.session_cookie_name, "")[:200]
+    shopper = flows.Shopper(customer.id, token_digest(cookie))
+    reference = "page-" + hashlib.sha256(f"{customer.id}:{key}".encode()).hexdigest()[:48]
+    try:
+        card, address = _buy_inputs({"number": number, "exp_month": exp_month,
+                                     "exp_year": exp_year, "cvc": cvc, "name": name,
+                                     "line1": line1, "city": city, "postcode": postcode,
+                                     "country": country})
+        token = None
+        with services.db.transaction() as session:
+            drop = service.get_drop(session, drop_id)
+            if drop.queue_enabled:
+                token = waiting_room.issue_admission(
+                    session, clock=services.clock, secret=services.settings.secret_key,
+                    drop=drop, customer_id=customer.id, session_digest=shopper.session_digest,
+                    early_access=early_access_of(request)).token
+        order_id = flows.purchase(
+            services.db, clock=services.clock, settings=services.settings,
+            provider=services.payments, drop_id=drop_id, shopper=shopper,
+            lines=[service.HoldLine(variant_id, quantity)], admission_token=token, card=card,
+            shipping_address=address, checkout_reference=reference,
+            early_access=early_access_of(request))
+    except DomainError as exc:
+        return _me_page(request, services, customer, drop_id, error=exc.detail,
+                        status_code=exc.status)
+    for hook in services.after_commit:
+        hook()
+    return RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)

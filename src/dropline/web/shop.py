@@ -1,0 +1,239 @@
+"""Cart, checkout and order pages: private (``no-store``), plain forms that POST and redirect,
+calling the same services and flows as the JSON API. The checkout page's script
+(``/static/pwa/checkout.js``) turns the same form into an offline-first, idempotent
+``POST /api/v1/checkout`` through the outbox (``/static/pwa/outbox.js``)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from dropline.adapters.payments import Card
+from dropline.carts import service as carts
+from dropline.carts.models import Cart, CartStatus
+from dropline.errors import DomainError, InvalidInput, NotFound
+from dropline.orders import flows
+from dropline.orders import service as orders
+from dropline.orders.schemas import AddressIn, CardIn
+from dropline.web.caching import private_response
+from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
+from dropline.web.templating import templates
+
+router = APIRouter(include_in_schema=False)
+CART_COOKIE = "dl_cart"
+_UUID = re.compile(r"^[0-9a-f-]{36}$")
+Short = Annotated[str, Form(max_length=200)]
+
+
+def current_cart(session: Session, request: Request, customer: Principal | None) -> Cart | None:
+    """The cart named by the cart cookie, if it is still open and this visitor may see it."""
+    cart_id = request.cookies.get(CART_COOKIE, "")
+    if not _UUID.match(cart_id):
+        return None
+    try:
+        cart = carts.load_cart(session, cart_id=cart_id,
+                               customer_id=customer.id if customer else None)
+    except NotFound:
+        return None
+    return cart if cart.status is CartStatus.open else None
+
+
+def _view(session: Session, services: Services, cart: Cart | None) -> carts.CartView | None:
+    if cart is None:
+        return None
+    return carts.view_cart(session, cart=cart,
+                           flat_shipping=services.settings.flat_shipping_amount,
+                           free_shipping_threshold=services.settings.free_shipping_threshold)
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200
+          ) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    private_response(response)
+    return response
+
+
+def _sign_in(next_path: str) -> RedirectResponse:
+    return RedirectResponse(f"/sign-in?next={next_path}", status_code=303)
+
+
+# --- cart -------------------------------------------------------------------------------------
+
+
+def _cart_page(request: Request, services: Services, customer: Principal | None, *,
+               error: str = "", status_code: int = 200) -> HTMLResponse:
+    with services.db.transaction() as session:
+        view = _view(session, services, current_cart(session, request, customer))
+    return _page(request, "cart.html", {"shop_name": services.settings.shop_name,
+                                        "view": view, "error": error}, status_code)
+
+
+@router.get("/cart")
+def cart_page(request: Request, services: ServicesDep, customer: OptionalCustomer) -> Response:
+    return _cart_page(request, services, customer)
+
+
+@router.post("/cart/lines")
+def add_to_cart(request: Request, services: ServicesDep, customer: OptionalCustomer,
+                variant_id: Annotated[int, Form(ge=1)],
+                quantity: Annotated[int, Form(ge=0, le=99)] = 1,
+                mode: Annotated[str, Form(pattern="^(add|set)$")] = "add") -> Response:
+    """``add`` adds to what is in the cart (the product page); ``set`` sets it (the cart)."""
+    try:
+        with services.db.transaction() as session:
+            cart = current_cart(session, request, customer) or carts.create_cart(
+                session, clock=services.clock, currency=services.settings.currency,
+                customer_id=customer.id if customer else None)
+            had = next((line.quantity for line in carts.view_cart(
+                session, cart=cart, flat_shipping=0, free_shipping_threshold=0).lines
+                if line.variant_id == variant_id), 0)
+            carts.set_line(session, clock=services.clock, cart=cart, variant_id=variant_id,
+                           quantity=quantity + had if mode == "add" else quantity)
+            cart_id = cart.id
+    except DomainError as exc:
+        return _cart_page(request, services, customer, error=exc.detail, status_code=exc.status)
+    response = RedirectResponse("/cart", status_code=303)
+    response.set_cookie(CART_COOKIE, cart_id, max_age=30 * 86400, samesite="lax",
+                        httponly=True, secure=services.settings.cookie_secure)
+    return response
+
+
+# --- checkout ---------------------------------------------------------------------------------
+
+
+def delivery_windows(session: Session, services: Services, view: carts.CartView,
+                     postcode: str) -> list[Any]:
+    """The hub windows the fulfilment module offers for this cart and postcode (eligible
+    ones), or none when it offers none (no hub nearby, unknown postcode, no stock there)."""
+    from dropline.adapters.geocoding import LondonDistrictGeocoder
+    from dropline.fulfilment.service import LineRequest, decide_with_options, resolve_destination
+
+    if not postcode:
+        return []
+    try:
+        destination = resolve_destination(geocoder=LondonDistrictGeocoder(), postcode=postcode)
+        _, options = decide_with_options(
+            session, lines=[LineRequest(line.variant_id, line.quantity) for line in view.lines],
+            destination=destination, at=services.clock.now())
+    except DomainError:
+        return []
+    return [o for o in options.options if o.window_id is not None and o.eligible]
+
+
+def _checkout_page(request: Request, services: Services, customer: Principal, *,
+                   postcode: str = "", error: str = "", form: dict[str, str] | None = None,
+                   status_code: int = 200) -> Response:
+    with services.db.transaction() as session:
+        view = _view(session, services, current_cart(session, request, customer))
+        if view is None or not view.lines:
+            return RedirectResponse("/cart", status_code=303)
+        windows = delivery_windows(session, services, view, postcode)
+    return _page(request, "checkout.html", {
+        "shop_name": services.settings.shop_name, "view": view, "windows": windows,
+        "postcode": postcode, "error": error, "form": form or {"postcode": postcode},
+        "form_key": str(uuid.uuid4()), "customer": customer,
+    }, status_code)
+
+
+@router.get("/checkout")
+def checkout_page(request: Request, services: ServicesDep, customer: OptionalCustomer,
+                  postcode: Annotated[str, Query(max_length=16)] = "") -> Response:
+    if customer is None:
+        return _sign_in("/checkout")
+    return _checkout_page(request, services, customer, postcode=postcode.strip().upper())
+
+
+def _inputs(form: dict[str, str]) -> tuple[Card, dict[str, Any], flows.DeliveryChoice | None]:
+    try:
+        card = CardIn(number=form["number"], exp_month=int(form["exp_month"] or 0),
+                      exp_year=int(form["exp_year"] or 0), cvc=form["cvc"])
+        address = AddressIn(name=form["name"], line1=form["line1"], line2=form["line2"],
+                            city=form["city"], postcode=form["postcode"],
+                            country=form["country"] or "GB")
+    except (ValidationError, ValueError):
+        raise InvalidInput("check the address, and the card number, expiry and CVC") from None
+    delivery = None
+    if form["delivery"] not in ("", "central"):
+        if not form["delivery"].isdigit():
+            raise InvalidInput("pick a delivery option", field="delivery")
+        delivery = flows.DeliveryChoice(window_id=int(form["delivery"]))
+    return Card(**card.model_dump()), address.model_dump(), delivery
+
+
+@router.post("/checkout")
+def place_order(request: Request, services: ServicesDep, customer: OptionalCustomer,
+                key: Annotated[str, Form(max_length=64)], name: Short, line1: Short,
+                city: Short, postcode: Short, number: Short, exp_month: Short, exp_year: Short,
+                cvc: Short, line2: Short = "", country: Short = "GB",
+                delivery: Short = "central") -> Response:
+    """The no-JavaScript checkout. The form's key (fresh per page) makes a double submit the
+    same attempt: the flow finds the order by its checkout reference and does not charge again."""
+    if customer is None:
+        return _sign_in("/checkout")
+    form = {"name": name, "line1": line1, "line2": line2, "city": city, "postcode": postcode,
+            "country": country, "number": number, "exp_month": exp_month,
+            "exp_year": exp_year, "cvc": cvc, "delivery": delivery}
+    with services.db.transaction() as session:
+        cart = current_cart(session, request, customer)
+        cart_id = cart.id if cart else None
+    if cart_id is None:
+        existing = _order_for_key(services, customer, key)
+        if existing is not None:  # the cart was checked out by this very form: a resubmit
+            return RedirectResponse(f"/orders/{existing}", status_code=303)
+        return RedirectResponse("/cart", status_code=303)
+    try:
+        card, address, choice = _inputs(form)
+        order_id = flows.checkout(
+            services.db, clock=services.clock, settings=services.settings,
+            provider=services.payments, request=flows.CheckoutRequest(
+                customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
+                checkout_reference=_reference(customer, key), delivery=choice))
+    except DomainError as exc:
+        safe = {k: v for k, v in form.items() if k not in ("number", "cvc")}
+        return _checkout_page(request, services, customer, postcode=postcode, form=safe,
+                              error=exc.detail, status_code=exc.status)
+    for hook in services.after_commit:
+        hook()
+    response = RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)
+    response.delete_cookie(CART_COOKIE)
+    return response
+
+
+def _reference(customer: Principal, key: str) -> str:
+    return "page-" + hashlib.sha256(f"{customer.id}:{key}".encode()).hexdigest()[:48]
+
+
+def _order_for_key(services: Services, customer: Principal, key: str) -> int | None:
+    with services.db.transaction() as session:
+        order = orders.find_by_checkout_reference(session, _reference(customer, key))
+        return order.id if order is not None and order.customer_id == customer.id else None
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+@router.get("/orders/{order_id}")
+def order_page(order_id: int, request: Request, services: ServicesDep,
+               customer: OptionalCustomer,
+               placed: Annotated[int, Query(ge=0, le=1)] = 0) -> Response:
+    if customer is None:
+        return _sign_in(f"/orders/{order_id}")
+    with services.db.transaction() as session:
+        try:
+            detail = orders.order_detail(session, orders.get_order(
+                session, order_id, customer_id=customer.id))
+        except NotFound:
+            return _page(request, "not_found.html", {"shop_name": services.settings.shop_name,
+                                                     "what": "order"}, 404)
+    response = _page(request, "order.html", {"shop_name": services.settings.shop_name,
+                                             "detail": detail, "placed": bool(placed)})
+    if placed:
+        response.delete_cookie(CART_COOKIE)
+    return response

@@ -1,0 +1,75 @@
+// Offline-first checkout: the checkout form becomes an idempotent POST /api/v1/checkout kept in
+// the outbox (IndexedDB) until the server answers. Without this script the same form posts
+// to /checkout and works as a plain page.
+import { outbox } from "/static/pwa/outbox.js";
+
+const form = document.getElementById("checkout-form");
+const panel = document.getElementById("outbox");
+const list = document.getElementById("outbox-list");
+const newKey = () => { form.elements.key.value = crypto.randomUUID(); };
+newKey();  // the attempt's key is chosen here, on the device
+
+function body() {
+  const f = form.elements;
+  const delivery = form.querySelector('input[name="delivery"]:checked');
+  const out = {
+    cart_id: form.dataset.cartId,
+    card: { number: f.number.value, exp_month: Number(f.exp_month.value), exp_year: Number(f.exp_year.value), cvc: f.cvc.value },
+    shipping_address: { name: f.name.value, line1: f.line1.value, line2: f.line2.value, city: f.city.value, postcode: f.postcode.value, country: f.country.value || "GB" },
+  };
+  if (delivery && delivery.value !== "central") out.delivery = { window_id: Number(delivery.value) };
+  return out;
+}
+
+function row(entry) {
+  let li = list.querySelector(`[data-idempotency-key="${entry.idempotencyKey}"]`);
+  if (!li) {
+    li = document.createElement("li");
+    li.dataset.idempotencyKey = entry.idempotencyKey;
+    list.append(li);
+  }
+  li.dataset.body = JSON.stringify(entry.body);
+  panel.hidden = false;
+  return li;
+}
+
+function pending(entry) {
+  const li = row(entry);
+  li.dataset.state = "pending";
+  li.textContent = `${entry.label}: pending. It is kept on this device and sent as soon as you are online.`;
+}
+
+outbox.addEventListener("queued", (e) => pending(e.detail.entry));
+outbox.addEventListener("retry", (e) => pending(e.detail.entry));
+outbox.addEventListener("sent", ({ detail }) => {
+  const li = row(detail.entry);
+  li.dataset.state = "sent";
+  li.dataset.orderId = detail.body.id;
+  li.innerHTML = "";
+  const link = document.createElement("a");
+  link.href = `/orders/${detail.body.id}`;
+  link.textContent = `Order ${detail.body.id} placed`;
+  li.append(link, ` (${detail.body.status}).`);
+  form.hidden = true;
+});
+outbox.addEventListener("failed", ({ detail }) => {
+  const li = row(detail.entry);
+  li.dataset.state = "failed";
+  const problem = detail.body || {};
+  const soldOut = detail.status === 409 && String(problem.type || "").endsWith("/out-of-stock");
+  li.setAttribute("role", "alert");
+  li.textContent = soldOut
+    ? `Sold out while you were offline: ${problem.detail}. Your order was not placed and nothing was charged.`
+    : `Your order was not placed: ${problem.detail || "refused"} (nothing was charged).`;
+});
+
+form.addEventListener("submit", async (event) => {
+  if (!form.reportValidity()) return;
+  event.preventDefault();
+  const lines = form.closest("main").querySelectorAll(".items li").length;
+  await outbox.enqueue({ url: "/api/v1/checkout", body: body(), idempotencyKey: form.elements.key.value,
+                         label: `Order of ${lines} item${lines === 1 ? "" : "s"}` });
+  newKey();  // a second, deliberate order is a new attempt
+});
+
+outbox.pending().then((entries) => entries.forEach(pending));

@@ -1,0 +1,117 @@
+/**
+ * Offline-first outbox: idempotent writes kept in IndexedDB until the server has answered.
+ *
+ * Reusable by any page (checkout, a pop-up counter sale...). The API:
+ *
+ *   import { outbox } from "/static/pwa/outbox.js";
+ *   const entry = await outbox.enqueue({ url, method, body, idempotencyKey, label });
+ *   await outbox.pending();   // entries not yet answered, oldest first
+ *   await outbox.flush();     // send them now (also runs on `online` and on start())
+ *   outbox.start();           // once per page: flush now and whenever the browser is online
+ *   outbox.addEventListener("queued" | "sent" | "failed" | "retry", (e) => e.detail);
+ *
+ * `detail` is { entry } for "queued", and { entry, status, body } otherwise (`body` is the
+ * parsed JSON answer, a problem+json object on "failed").
+ *
+ * Rules that make replays safe:
+ * - every entry carries an Idempotency-Key chosen once, on this device (crypto.randomUUID()),
+ *   and resent unchanged with the same body, so the server returns the first answer instead of
+ *   acting twice, however many times the entry is sent;
+ * - an entry leaves the store only once the server has given a final answer: a 2xx ("sent") or
+ *   a refusal that will not change on retry ("failed": 4xx, e.g. 409 out of stock, 402
+ *   declined). Network errors, 5xx, 429 and "request in flight" keep it pending ("retry").
+ */
+
+const DB_NAME = "dropline-outbox";
+const STORE = "entries";
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB_NAME, 1);
+    request.onupgradeneeded = () =>
+      request.result.createObjectStore(STORE, { keyPath: "id", autoIncrement: true });
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function withStore(mode, work) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORE, mode);
+      const result = work(tx.objectStore(STORE));
+      tx.oncomplete = () => resolve(result && "result" in result ? result.result : result);
+      tx.onerror = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+function retryable(status, problem) {
+  return status >= 500 || status === 408 || status === 429 ||
+    (problem && typeof problem.type === "string" && problem.type.endsWith("/request-in-flight"));
+}
+
+class Outbox extends EventTarget {
+  #flushing = null;
+  #started = false;
+
+  async enqueue({ url, method = "POST", body, idempotencyKey, label = "" }) {
+    if (!url || !idempotencyKey) throw new Error("outbox.enqueue needs url and idempotencyKey");
+    const entry = { url, method, body, idempotencyKey, label, createdAt: Date.now(), attempts: 0 };
+    entry.id = await withStore("readwrite", (store) => store.add(entry));
+    this.dispatchEvent(new CustomEvent("queued", { detail: { entry } }));
+    this.flush();
+    return entry;
+  }
+
+  pending() {
+    return withStore("readonly", (store) => store.getAll());
+  }
+
+  flush() {
+    // One flush at a time per page; a second call waits for the running one.
+    if (!this.#flushing) {
+      this.#flushing = this.#send().finally(() => { this.#flushing = null; });
+    }
+    return this.#flushing;
+  }
+
+  start() {
+    if (this.#started) return;
+    this.#started = true;
+    window.addEventListener("online", () => this.flush());
+    this.flush();
+  }
+
+  async #send() {
+    if (!navigator.onLine) return;
+    for (const entry of await this.pending()) {
+      let response;
+      try {
+        response = await fetch(entry.url, {
+          method: entry.method, credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "Idempotency-Key": entry.idempotencyKey },
+          body: entry.body === undefined ? undefined : JSON.stringify(entry.body),
+        });
+      } catch (error) {  // offline or the server unreachable: keep it, try again later
+        this.dispatchEvent(new CustomEvent("retry", { detail: { entry, status: 0, body: null } }));
+        return;
+      }
+      const body = await response.json().catch(() => null);
+      const detail = { entry, status: response.status, body };
+      if (!response.ok && retryable(response.status, body)) {
+        entry.attempts += 1;
+        await withStore("readwrite", (store) => store.put(entry));
+        this.dispatchEvent(new CustomEvent("retry", { detail }));
+        return;
+      }
+      await withStore("readwrite", (store) => store.delete(entry.id));
+      this.dispatchEvent(new CustomEvent(response.ok ? "sent" : "failed", { detail }));
+    }
+  }
+}
+
+export const outbox = new Outbox();

@@ -1,0 +1,190 @@
+"""The storefront as a PWA in real Chromium: buy and see the order; the drop page in the
+waiting room and after sell-out; install criteria; and offline-first checkout (pending while
+offline, exactly one order once online, a replay creates no second order, sold out meanwhile
+is told clearly and charges nothing). Screenshots of each main page go to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from dropline.catalog.models import ConditionGrade
+from dropline.catalog.service import set_stock
+from dropline.drops import service as drops
+from dropline.drops.models import HoldSource
+from tests.builders import PASSWORD, make_location, make_product
+from tests.drops.builders import make_drop, make_shopper
+from tests.e2e.conftest import ARTIFACTS
+from tests.storefront.builders import counts
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"storefront-{name}.png"), full_page=True)
+
+
+def sign_up(page, url: str, next_path: str = "/account") -> str:
+    email = f"shopper-{uuid.uuid4().hex[:8]}@example.com"
+    page.goto(f"{url}/sign-up?next={next_path}")
+    page.get_by_label("Name").fill("Ada")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    return email
+
+
+def fill_checkout(page) -> None:
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Address", exact=True).fill("1 Fournier St")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").last.fill("E1 6QE")
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_label("Expiry month").fill("12")
+    page.get_by_label("Expiry year").fill("2030")
+    page.get_by_label("CVC").fill("123")
+
+
+def wait_for_service_worker(page) -> None:
+    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
+
+
+def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock):
+    make_location(db)
+    make_product(db, clock, name="Neroli Tide", price=7400, stock=4)
+    make_product(db, clock, name="Atomiser Stone", price=2900, family="diffusers",
+                 grade=ConditionGrade.refurbished_b, disclosure="Hairline glaze crack, sealed.")
+    sign_up(page, live_server.url, next_path="/")
+    shot(page, "home")
+
+    page.get_by_text("Atomiser Stone").click()
+    assert page.get_by_text("Hairline glaze crack, sealed.").is_visible()
+    shot(page, "product")
+    page.get_by_role("button", name="Add 50 ml to cart").click()
+    assert page.url.endswith("/cart")
+    page.wait_for_function("document.querySelector('[data-me=cart]').textContent === '(1)'")
+    shot(page, "cart")
+    page.get_by_role("link", name="Check out").click()
+    fill_checkout(page)
+    shot(page, "checkout")
+    page.get_by_role("button", name="Place order").click()
+
+    page.locator("#outbox-list li[data-state=sent] a").click()
+    assert page.get_by_role("heading", name="Order").is_visible()
+    assert page.locator("[data-status=paid]").is_visible()
+    assert page.get_by_text("Hairline glaze crack, sealed.").is_visible()
+    shot(page, "order")
+    page.get_by_role("link", name="All my orders").click()
+    assert page.get_by_role("link", name="Open the membership portal").is_visible()
+    shot(page, "account")
+    assert counts(db) == {"orders": 1, "payments": 1, "charges": 1}
+
+
+def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server, db, clock):
+    world = make_drop(db, clock, cap=1, queue=True, starts_in=30, early_access_minutes=10)
+    sign_up(page, live_server.url)
+
+    page.goto(f"{live_server.url}/drops/{world.drop_id}")
+    assert page.locator("#countdown").is_visible()
+    page.get_by_role("button", name="Join the waiting room").click()
+    assert page.get_by_text("You are number 1 in the waiting room").is_visible()
+    page.goto(f"{live_server.url}/drops/{world.drop_id}")
+    page.wait_for_function(
+        "document.querySelector('[data-me=queue]').textContent.includes('number 1')")
+    shot(page, "drop-waiting-room")
+
+    clock.advance(minutes=31)
+    other = make_shopper(db, clock)
+    with db.transaction() as session:
+        drops.create_hold(session, clock=clock, drop=drops.get_drop(session, world.drop_id),
+                          customer_id=other.customer_id,
+                          lines=[drops.HoldLine(world.variant_ids[0], 1)],
+                          source=HoldSource.direct)
+    page.reload()  # a plain visit may reuse the browser's copy for its max-age (5 s)
+
+    assert page.get_by_text("Sold out.").is_visible()
+    assert page.get_by_role("button", name="Join the waitlist").is_visible()
+    shot(page, "drop-sold-out")
+    page.get_by_role("button", name="Join the waitlist").click()
+    assert page.get_by_text("Waitlist: waiting").is_visible()
+
+
+def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_server, db):
+    page.goto(live_server.url + "/")
+    href = page.locator("link[rel=manifest]").get_attribute("href")
+    manifest = page.request.get(live_server.url + href)
+
+    assert manifest.headers["content-type"].startswith("application/manifest+json")
+    body = manifest.json()
+    assert body["display"] == "standalone" and body["start_url"].startswith("/")
+    assert body["name"] and body["theme_color"].startswith("#")
+    sizes = {icon["sizes"] for icon in body["icons"]}
+    assert {"192x192", "512x512"} <= sizes
+    for icon in body["icons"]:
+        png = page.request.get(live_server.url + icon["src"])
+        assert png.ok and png.body()[:8] == b"\x89PNG\r\n\x1a\n"
+    wait_for_service_worker(page)
+    assert page.evaluate("navigator.serviceWorker.controller.scriptURL").endswith("/sw.js")
+    page.context.set_offline(True)
+    page.goto(live_server.url + "/products/never-seen")  # not cached: the offline page
+    assert page.get_by_role("heading", name="You are offline").is_visible()
+    shot(page, "offline")
+    page.context.set_offline(False)
+
+
+def _offline_checkout(page, live_server, db, clock) -> int:
+    make_location(db)
+    _, variant_id = make_product(db, clock, name="Neroli Tide", price=7400, stock=1)
+    sign_up(page, live_server.url, next_path="/products/neroli-tide")
+    page.get_by_role("button", name="Add 50 ml to cart").click()
+    page.goto(live_server.url + "/checkout")
+    wait_for_service_worker(page)
+    fill_checkout(page)
+    page.context.set_offline(True)
+    page.get_by_role("button", name="Place order").click()
+    pending = page.locator("#outbox-list li[data-state=pending]")
+    pending.wait_for()
+    assert "pending" in pending.inner_text()
+    assert page.locator("#net").is_visible()
+    shot(page, "checkout-pending-offline")
+    assert counts(db)["orders"] == 0
+    return variant_id
+
+
+def test_an_offline_checkout_is_sent_once_online_and_a_replay_makes_no_second_order(
+        page, live_server, db, clock):
+    _offline_checkout(page, live_server, db, clock)
+
+    page.context.set_offline(False)
+    sent = page.locator("#outbox-list li[data-state=sent]")
+    sent.wait_for()
+    assert counts(db) == {"orders": 1, "payments": 1, "charges": 1}
+    shot(page, "checkout-sent")
+
+    key = sent.get_attribute("data-idempotency-key")
+    body = json.loads(sent.get_attribute("data-body"))
+    replay = page.evaluate("""([key, body]) => fetch('/api/v1/checkout', {method: 'POST',
+        headers: {'Content-Type': 'application/json', 'Idempotency-Key': key},
+        body: JSON.stringify(body)}).then(async r => ({status: r.status,
+        replayed: r.headers.get('Idempotent-Replayed'), id: (await r.json()).id}))""",
+                           [key, body])
+    assert replay == {"status": 201, "replayed": "true",
+                      "id": int(sent.get_attribute("data-order-id"))}
+    assert counts(db) == {"orders": 1, "payments": 1, "charges": 1}
+    assert page.evaluate("import('/static/pwa/outbox.js').then(m => m.outbox.pending())") == []
+
+
+def test_an_offline_checkout_that_sold_out_meanwhile_says_so_and_charges_nothing(
+        page, live_server, db, clock):
+    variant_id = _offline_checkout(page, live_server, db, clock)
+    with db.transaction() as session:  # the last unit sells elsewhere while we are offline
+        set_stock(session, clock=clock, location_code="central", variant_id=variant_id,
+                  on_hand=0, actor="pop-up till")
+
+    page.context.set_offline(False)
+    failed = page.locator("#outbox-list li[data-state=failed]")
+    failed.wait_for()
+
+    assert "Sold out while you were offline" in failed.inner_text()
+    assert "nothing was charged" in failed.inner_text()
+    shot(page, "checkout-sold-out")
+    assert counts(db) == {"orders": 0, "payments": 0, "charges": 0}

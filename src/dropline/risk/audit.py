@@ -1,0 +1,274 @@
+"""The shop-wide audit trail: ONE mechanism, a pair of SQLAlchemy session listeners over a
+registry of audited models, writing ``audit_log`` rows in the same transaction as the change.
+
+* ``after_flush`` sees every object the unit of work inserted, changed or deleted, with each
+  attribute's history (old -> new), and writes one row per object.
+* ``do_orm_execute`` catches the ORM-enabled ``update(Model)`` statements the services use for
+  counters and conditional state moves (``refunded_amount = refunded_amount + x WHERE ...``),
+  which bypass the unit of work: it reads the matching rows before, runs the statement, reads
+  them after, and writes the differences. The "before" read takes no lock, so under a race
+  the recorded old value may be one a concurrent transaction had just replaced; the new
+  value is always the one this transaction wrote.
+
+The actor comes from ``risk.actor`` (filled by the web layer; ``system`` otherwise). Bulk
+``insert(Model)`` statements (history imports, the demo's order lines) are not logged: they
+create history, they do not change it.
+
+Rows are never updated or deleted: there is no API for it, and migration 0007 adds a trigger
+refusing UPDATE (and DELETE on PostgreSQL; SQLite keeps DELETE so the test suite can empty
+tables between tests)."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, inspect, select, tuple_
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+
+from dropline.catalog.models import Variant
+from dropline.drops.models import Drop
+from dropline.memberships.models import Membership
+from dropline.orders.models import Order
+from dropline.payments.models import Payment, Refund
+from dropline.risk.actor import audit_now, current_actor
+from dropline.risk.models import (
+    AuditLog,
+    Chargeback,
+    ReturnPolicy,
+    ReturnRequest,
+    RiskCase,
+    RiskSetting,
+    SerialUnit,
+)
+
+
+@dataclass(frozen=True)
+class Audited:
+    """Which columns of a model are audited (attribute keys); None means all."""
+
+    columns: tuple[str, ...] | None = None
+    ignore: tuple[str, ...] = ()
+
+    def keys(self, model: type) -> list[str]:
+        keys = [attr.key for attr in inspect(model).column_attrs]
+        chosen = keys if self.columns is None else [k for k in keys if k in self.columns]
+        return [k for k in chosen if k not in self.ignore]
+
+
+# The registry: add a model here and its changes are audited everywhere.
+AUDITED: dict[type, Audited] = {
+    Order: Audited(ignore=("shipping_address",)),
+    Payment: Audited(ignore=("card_fingerprint",)),
+    Refund: Audited(),
+    Variant: Audited(columns=("sku", "price_amount", "currency", "condition_grade",
+                              "condition_disclosure", "final_sale", "active")),
+    Drop: Audited(),
+    Membership: Audited(),
+    ReturnRequest: Audited(),
+    ReturnPolicy: Audited(),
+    RiskCase: Audited(columns=("status", "score", "threshold")),
+    RiskSetting: Audited(),
+    SerialUnit: Audited(),
+    Chargeback: Audited(),
+}
+_KEYS: dict[type, list[str]] = {}
+
+
+def _keys(model: type) -> list[str]:
+    if model not in _KEYS:
+        _KEYS[model] = AUDITED[model].keys(model)
+    return _KEYS[model]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: enums by value, times as ISO 8601."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def _row(action: str, model: type, entity_id: Any, changes: dict[str, list[Any]]
+         ) -> dict[str, Any]:
+    return {"occurred_at": audit_now(), "actor": current_actor(), "action": action,
+            "entity": model.__tablename__, "entity_id": str(entity_id)[:64],  # type: ignore
+            "changes": changes}
+
+
+def _identity(obj: Any) -> str:
+    # The primary key from the instance: new objects have no identity key until the flush
+    # has finished, but their key values are already set.
+    key = inspect(obj).mapper.primary_key_from_instance(obj)
+    return "/".join("?" if v is None else str(v) for v in key)
+
+
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    rows: list[dict[str, Any]] = []
+    for obj in session.new:
+        model = type(obj)
+        if model in AUDITED:
+            rows.append(_row("create", model, _identity(obj), {
+                key: [None, _plain(getattr(obj, key, None))] for key in _keys(model)}))
+    for obj in session.dirty:
+        model = type(obj)
+        if model not in AUDITED or not session.is_modified(obj, include_collections=False):
+            continue
+        state = inspect(obj)
+        changes: dict[str, list[Any]] = {}
+        for key in _keys(model):
+            history = state.attrs[key].history
+            if history.added or history.deleted:
+                old = history.deleted[0] if history.deleted else None
+                new = history.added[0] if history.added else None
+                if old != new:
+                    changes[key] = [_plain(old), _plain(new)]
+        if changes:
+            rows.append(_row("update", model, _identity(obj), changes))
+    for obj in session.deleted:
+        model = type(obj)
+        if model in AUDITED:
+            rows.append(_row("delete", model, _identity(obj), {
+                key: [_plain(getattr(obj, key, None)), None] for key in _keys(model)}))
+    if rows:
+        session.connection().execute(AuditLog.__table__.insert(), rows)
+
+
+def _on_orm_execute(state: ORMExecuteState) -> Any:
+    if not (state.is_update or state.is_delete) or state.execution_options.get("_audit_skip"):
+        return None
+    mapper = state.bind_mapper
+    if mapper is None or mapper.class_ not in AUDITED:
+        return None
+    model = mapper.class_
+    where = state.statement.whereclause  # type: ignore[attr-defined]
+    pk = list(mapper.primary_key)
+    cols = [mapper.column_attrs[key].columns[0] for key in _keys(model)]
+    query = select(*pk, *cols)
+    if where is not None:
+        query = query.where(where)
+    skip = {"_audit_skip": True}
+    before = {tuple(row[:len(pk)]): row[len(pk):]
+              for row in state.session.execute(query, execution_options=skip)}
+    result = state.invoke_statement()
+    if not before:
+        return result
+    keys = _keys(model)
+    rows: list[dict[str, Any]] = []
+    if state.is_delete:
+        for ident, old in before.items():
+            rows.append(_row("delete", model, "/".join(map(str, ident)),
+                             {k: [_plain(v), None] for k, v in zip(keys, old, strict=True)}))
+    else:
+        key_col = tuple_(*pk) if len(pk) > 1 else pk[0]
+        idents = list(before)
+        match = key_col.in_(idents if len(pk) > 1 else [i[0] for i in idents])
+        after = {tuple(row[:len(pk)]): row[len(pk):] for row in state.session.execute(
+            select(*pk, *cols).where(match), execution_options=skip)}
+        for ident, old in before.items():
+            new = after.get(ident)
+            if new is None:
+                continue
+            changes = {k: [_plain(o), _plain(n)]
+                       for k, o, n in zip(keys, old, new, strict=True) if o != n}
+            if changes:
+                rows.append(_row("update", model, "/".join(map(str, ident)), changes))
+    if rows:
+        state.session.connection().execute(AuditLog.__table__.insert(), rows)
+    return result
+
+
+def install() -> None:
+    """Idempotent: listens on every Session of the process."""
+    if not event.contains(Session, "after_flush", _after_flush):
+        event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "do_orm_execute", _on_orm_execute)
+
+
+install()
+
+
+# --- reading and exporting ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditFilter:
+    entity: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _query(f: AuditFilter) -> Any:
+    query = select(AuditLog)
+    if f.entity:
+        query = query.where(AuditLog.entity == f.entity)
+    if f.entity_id:
+        query = query.where(AuditLog.entity_id == f.entity_id)
+    if f.actor:
+        query = query.where(AuditLog.actor == f.actor)
+    if f.action:
+        query = query.where(AuditLog.action == f.action)
+    if f.since:
+        query = query.where(AuditLog.occurred_at >= f.since)
+    if f.until:
+        query = query.where(AuditLog.occurred_at < f.until)
+    return query
+
+
+def list_audit(session: Session, f: AuditFilter, *, before_id: int | None = None,
+               limit: int = 100) -> list[AuditLog]:
+    """Newest first; page with ``before_id`` (the last id of the previous page)."""
+    query = _query(f)
+    if before_id:
+        query = query.where(AuditLog.id < before_id)
+    return list(session.scalars(query.order_by(AuditLog.id.desc()).limit(limit)))
+
+
+CSV_COLUMNS = ("id", "occurred_at", "actor", "action", "entity", "entity_id", "column", "old",
+               "new")
+
+
+def iter_audit_csv(session: Session, f: AuditFilter, *, batch: int = 1000) -> Iterator[str]:
+    """CSV text, oldest first, one line per changed column (so it pivots in a spreadsheet)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    after_id = 0
+    while True:
+        rows = list(session.scalars(_query(f).where(AuditLog.id > after_id)
+                                    .order_by(AuditLog.id).limit(batch)))
+        for row in rows:
+            for column, (old, new) in sorted(row.changes.items()) or [("", (None, None))]:
+                writer.writerow([row.id, row.occurred_at.isoformat(), row.actor, row.action,
+                                 row.entity, row.entity_id, column, _cell(old), _cell(new)])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < batch:
+            return
+        after_id = rows[-1].id
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def audited_entities() -> list[str]:
+    return sorted(model.__tablename__ for model in AUDITED)  # type: ignore[attr-defined]
+
+
+def entity_ids(values: Iterable[Any]) -> list[str]:
+    return [str(v) for v in values]

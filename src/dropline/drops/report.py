@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 from dropline.clock import Clock
 from dropline.drops import service
 from dropline.drops.models import (
-    Drop, DropHold, DropQueueEntry, DropVariant, DropWaitlistEntry, HoldSource, HoldStatus,
+    Drop,
+    DropHold,
+    DropQueueEntry,
+    DropVariant,
+    DropWaitlistEntry,
+    HoldSource,
+    HoldStatus,
 )
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import Payment
@@ -47,6 +53,7 @@ class DropReport:
     waitlist: dict[str, int]
     bot_flags: list[dict[str, Any]] = field(default_factory=list)
     bypassed_queue_order_ids: list[int] = field(default_factory=list)
+    sustainability: dict[str, Any] | None = None  # planning.sustainability: waste, totals
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,7 +94,7 @@ def drop_report(session: Session, *, clock: Clock, drop: Drop) -> DropReport:
         select(DropWaitlistEntry.status, func.count()).where(DropWaitlistEntry.drop_id == drop.id)
         .group_by(DropWaitlistEntry.status))}
 
-    return DropReport(
+    report = DropReport(
         drop_id=drop.id, slug=drop.slug,
         state=service.state_of(session, clock=clock, drop=drop).value, cap=cap,
         units_sold=sold, units_held=int(held), units_remaining=left,
@@ -101,6 +108,17 @@ def drop_report(session: Session, *, clock: Clock, drop: Drop) -> DropReport:
         payment_failures=failures, waitlist=waitlist,
         bot_flags=_bot_flags(session, drop=drop),
         bypassed_queue_order_ids=_bypassed(session, drop=drop, opened_at=opened_at))
+    report.sustainability = _sustainability(session, clock=clock, drop=drop)
+    return report
+
+
+def _sustainability(session: Session, *, clock: Clock, drop: Drop) -> dict[str, Any] | None:
+    """Units left over, made to order, hours to sell out and the running totals to this drop
+    (``dropline.planning``; imported here, late, because planning reads the drops package)."""
+    from dropline.planning.service import drop_sustainability
+
+    row = drop_sustainability(session, clock=clock, slug=drop.slug)
+    return row.as_dict() if row else None
 
 
 def _bot_flags(session: Session, *, drop: Drop) -> list[dict[str, Any]]:

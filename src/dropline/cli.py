@@ -51,6 +51,20 @@ def _mount_domain_apps() -> None:
     from dropline.drops.cli import drops_app
 
     app.add_typer(drops_app, name="drops")
+    from dropline.risk.cli import audit_app, returns_app, risk_app
+
+    app.add_typer(returns_app, name="returns")
+    app.add_typer(risk_app, name="risk")
+    app.add_typer(audit_app, name="audit")
+    from dropline.console.cli import playbook_app
+
+    app.add_typer(playbook_app, name="playbook")
+    from dropline.popups.cli import popups_app
+
+    app.add_typer(popups_app, name="popups")
+    from dropline.planning.cli import mount as mount_planning
+
+    mount_planning(app, drops_app)
 
 
 _mount_domain_apps()
@@ -95,8 +109,12 @@ def serve(
         upgrade(settings.database_url)
     console.print(f"[bold]Dropline[/] serving {settings.shop_name} on http://{host}:{port} "
                   f"(API docs: http://{host}:{port}/docs)")
+    # uvloop and httptools are pinned (uvicorn's "auto" picks them); a worker busy with a
+    # flash crowd answers the supervisor's ping late, so it gets a minute, not uvicorn's 5 s,
+    # before being restarted mid-drop.
     uvicorn.run("dropline.web.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+                workers=workers, log_level=log_level, loop="uvloop", http="httptools",
+                timeout_worker_healthcheck=60)
 
 
 @app.command(epilog="Example: dropline migrate   |   dropline migrate --revision base")

@@ -1,40 +1,133 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic, tests)."""
 
+import dropline.risk.audit  # noqa: F401 - installs the audit trail's session listener
 from dropline.admin.models import AdminSession, AdminUser, ApiToken
 from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.customers.models import Customer, CustomerSession
 from dropline.db import Base
 from dropline.drops.models import (
-    Drop, DropBuyer, DropHold, DropQueueEntry, DropSlot, DropVariant, DropWaitlistEntry,
+    Drop,
+    DropBuyer,
+    DropHold,
+    DropQueueEntry,
+    DropSlot,
+    DropVariant,
+    DropWaitlistEntry,
 )
 from dropline.events.models import DomainEvent
 from dropline.fulfilment.models import (
-    CarrierRateRow, DeliveryWindow, FulfilmentDecisionRow, FulfilmentRuleRow, FulfilmentSite,
-    RoutePlanRow, RouteRow, RouteStopRow, StockMovement, Vehicle, WindowBooking,
+    CarrierRateRow,
+    DeliveryWindow,
+    FulfilmentDecisionRow,
+    FulfilmentRuleRow,
+    FulfilmentSite,
+    RoutePlanRow,
+    RouteRow,
+    RouteStopRow,
+    StockMovement,
+    Vehicle,
+    WindowBooking,
 )
 from dropline.idempotency.models import IdempotencyRecord
 from dropline.locations.models import Location, StockLevel
 from dropline.memberships.models import (
-    Membership, MembershipCharge, MembershipNotice, MembershipPaymentMethod, MembershipSetting,
-    MembershipTier, OnboardingProgress, Poll, PollVote, WaitlistEntry,
+    Membership,
+    MembershipCharge,
+    MembershipNotice,
+    MembershipPaymentMethod,
+    MembershipSetting,
+    MembershipTier,
+    OnboardingProgress,
+    Poll,
+    PollVote,
+    WaitlistEntry,
 )
 from dropline.orders.models import Order, OrderLine
 from dropline.payments.models import LocalProviderCharge, Payment, Refund
+from dropline.popups.models import (
+    Experiment,
+    ExperimentObservation,
+    Popup,
+    PopupCount,
+    PopupSale,
+)
+from dropline.risk.models import (
+    AuditLog,
+    Chargeback,
+    ReturnPolicy,
+    ReturnRequest,
+    RiskCase,
+    RiskDecision,
+    RiskSetting,
+    SerialUnit,
+)
 from dropline.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
 
 __all__ = [
-    "AdminSession", "AdminUser", "ApiToken", "Cart", "CartLine", "Customer", "CustomerSession", "DomainEvent",
-    "Drop", "DropBuyer", "DropHold", "DropQueueEntry", "DropSlot", "DropVariant",
+    "AdminSession",
+    "AdminUser",
+    "ApiToken",
+    "AuditLog",
+    "CarrierRateRow",
+    "Cart",
+    "CartLine",
+    "Chargeback",
+    "Customer",
+    "CustomerSession",
+    "DeliveryWindow",
+    "DomainEvent",
+    "Drop",
+    "DropBuyer",
+    "DropHold",
+    "DropQueueEntry",
+    "DropSlot",
+    "DropVariant",
     "DropWaitlistEntry",
-    "IdempotencyRecord", "LocalProviderCharge", "Location", "Membership", "MembershipCharge",
-    "MembershipNotice", "MembershipPaymentMethod", "MembershipSetting", "MembershipTier",
-    "OnboardingProgress", "Poll", "PollVote", "WaitlistEntry", "Order", "OrderLine", "Payment",
-    "Product", "ProductFamily", "Refund", "StockLevel", "Variant", "WebhookDelivery",
-    "WebhookEndpoint", "metadata",
-    "CarrierRateRow", "DeliveryWindow", "FulfilmentDecisionRow", "FulfilmentRuleRow",
-    "FulfilmentSite", "RoutePlanRow", "RouteRow", "RouteStopRow", "StockMovement", "Vehicle",
+    "Experiment",
+    "ExperimentObservation",
+    "FulfilmentDecisionRow",
+    "FulfilmentRuleRow",
+    "FulfilmentSite",
+    "IdempotencyRecord",
+    "LocalProviderCharge",
+    "Location",
+    "Membership",
+    "MembershipCharge",
+    "MembershipNotice",
+    "MembershipPaymentMethod",
+    "MembershipSetting",
+    "MembershipTier",
+    "OnboardingProgress",
+    "Order",
+    "OrderLine",
+    "Payment",
+    "Poll",
+    "PollVote",
+    "Popup",
+    "PopupCount",
+    "PopupSale",
+    "Product",
+    "ProductFamily",
+    "Refund",
+    "ReturnPolicy",
+    "ReturnRequest",
+    "RiskCase",
+    "RiskDecision",
+    "RiskSetting",
+    "RoutePlanRow",
+    "RouteRow",
+    "RouteStopRow",
+    "SerialUnit",
+    "StockLevel",
+    "StockMovement",
+    "Variant",
+    "Vehicle",
+    "WaitlistEntry",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WindowBooking",
+    "metadata",
 ]

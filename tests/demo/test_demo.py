@@ -144,7 +144,7 @@ def test_demo_catalog_has_families_sizes_and_graded_variants_with_honest_disclos
         assert all(disclosure_problem(v.condition_grade, v.condition_disclosure) is None
                    and len(v.condition_disclosure) > 40 for v in graded)
         kinds = Counter(kind for kind in s.scalars(select(Location.kind)))
-        assert kinds == {"central-warehouse": 1, "micro-hub": 4, "micro-factory": 1, "pop-up": 2}
+        assert kinds == {"central-warehouse": 1, "micro-hub": 4, "micro-factory": 1, "pop-up": 3}
         assert s.scalar(select(Location.code).where(Location.kind == "central-warehouse")) \
             == settings.default_location_code
         # Live checkout takes stock from the central warehouse: it holds every variant.
@@ -275,7 +275,7 @@ def test_summary_names_the_shop_counts_revenue_and_the_demo_credentials(db, sett
         orders = _count(s, Order)
         assert summary["customers"] == str(CUSTOMERS)
         assert summary["orders"].startswith(f"{orders} paid")
-        assert summary["locations"] == "8"
+        assert summary["locations"] == "9"  # with the third pop-up (popups demo)
     assert summary["shop"] == "Ember & Fig — London perfumers"
     assert "demo" in summary["note"]
     assert summary["revenue"].startswith("£")

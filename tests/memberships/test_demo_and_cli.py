@@ -10,7 +10,11 @@ from typer.testing import CliRunner
 from dropline.cli import app
 from dropline.demo import seed_demo
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipTier,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipTier,
 )
 from dropline.memberships.rules import LIVE_STATUSES, EndReason, MembershipStatus
 

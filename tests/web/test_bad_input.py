@@ -31,8 +31,14 @@ from dropline.customers.schemas import CustomerCreate, SessionCreate
 from dropline.orders.schemas import CheckoutCreate, RefundCreate
 from dropline.webhooks.api import EndpointCreate
 from tests.builders import (
-    GOOD_CARD, PASSWORD, api_token, cart_with, checkout_body, make_location,
-    make_product, sign_up,
+    GOOD_CARD,
+    PASSWORD,
+    api_token,
+    cart_with,
+    checkout_body,
+    make_location,
+    make_product,
+    sign_up,
 )
 from tests.web.support import assert_problem, changed_tables, snapshot
 
@@ -259,7 +265,7 @@ def bad_bodies(kind: str, world: World, endpoint: Endpoint) -> list[tuple[str, A
     valid = endpoint.valid_body(world)
     leaves = [(p, v) for p, v in nodes(valid) if not isinstance(v, (dict, list))]
     objects = [((), valid)] + [(p, v) for p, v in nodes(valid) if isinstance(v, dict)]
-    label = lambda path: ".".join(map(str, path)) or "<body>"  # noqa: E731
+    label = lambda path: ".".join(map(str, path)) or "<body>"
     if kind == "wrong-types":
         return [(f"{label(p)}={w!r:.40}", replaced(valid, p, w))
                 for p, v in nodes(valid) for w in wrong_types(v)]

@@ -6,6 +6,7 @@ Both are console pages: an admin signed in to /admin (cookie session)."""
 from __future__ import annotations
 
 from pathlib import Path
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -16,14 +17,15 @@ from dropline.fulfilment.routemap import LONDON, route_map_svg
 from dropline.fulfilment.rules import format_money
 from dropline.fulfilment.service import load_rules
 from dropline.schemas import IdPath
-from dropline.web.admin import NAV, AdminPageUser, NavItem
+from dropline.web.admin import AdminPageUser
 from dropline.web.deps import SessionDep, SettingsDep
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["money"] = format_money
 templates.env.filters["local"] = lambda value, fmt: value.astimezone(LONDON).strftime(fmt)
 router = APIRouter(prefix="/admin/fulfilment", include_in_schema=False)
-NAV.append(NavItem("Fulfilment rules", "/admin/fulfilment/decision-tree"))
+# No navigation entry: the printable tree is linked from the console's Fulfilment page and
+# shown inside the console as the decision-tree playbook.
 
 
 @router.get("/windows/{window_id}", response_class=HTMLResponse)

@@ -20,13 +20,32 @@ from dropline.clock import FrozenClock
 from dropline.demo import DemoContext, demo_step
 from dropline.memberships import segments, service
 from dropline.memberships.models import (
-    ChargeKind, ChargeStatus, Membership, MembershipCharge, MembershipPaymentMethod,
-    MembershipTier, OnboardingProgress, Poll, PollVote,
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipPaymentMethod,
+    MembershipTier,
+    OnboardingProgress,
+    Poll,
+    PollVote,
 )
 from dropline.memberships.rules import (
-    DEFAULT_ONBOARDING, LIVE_STATUSES, DunningPolicy, EndReason, Interval, MemberActivity,
-    MemberPriceKind, MembershipStatus, OutOfStockPolicy, PurchaseRecord, Segment, SegmentRules,
-    SubsidyKind, classify_member, period_shift,
+    DEFAULT_ONBOARDING,
+    LIVE_STATUSES,
+    DunningPolicy,
+    EndReason,
+    Interval,
+    MemberActivity,
+    MemberPriceKind,
+    MembershipStatus,
+    OutOfStockPolicy,
+    PurchaseRecord,
+    Segment,
+    SegmentRules,
+    SubsidyKind,
+    classify_member,
+    period_shift,
 )
 from dropline.orders.models import Order, OrderLine
 
@@ -211,16 +230,27 @@ def seed_memberships(ctx: DemoContext) -> str:
     segments.classify_all(session, clock=FrozenClock(now))
     segments.claim_segment_run(session, clock=FrozenClock(now), every=timedelta(0), force=True)
     votes = _poll(ctx)
-    by_segment: dict[str, int] = {}
-    for seg in session.scalars(select(Membership.segment)):
-        by_segment[seg or "unclassified"] = by_segment.get(seg or "unclassified", 0) + 1
     renewals = sum(len(p.charges) for p in plans)
-    live = sum(1 for p in plans if p.status in LIVE_STATUSES)
-    ctx.summary["members"] = (f"{live} live of {len(plans)} ("
-                              + ", ".join(f"{n} {s}" for s, n in sorted(by_segment.items()))
-                              + ")")
     ctx.summary["member login"] = "any demo customer; portal at /membership"
     return f"{len(plans)} members, {renewals} charges, {votes} poll votes"
+
+
+@demo_step("member-segments", order=990, label="Member segments")
+def classify_demo_members(ctx: DemoContext) -> str:
+    """Runs after every step: later steps sign members up too (counter sign-ups at the
+    pop-ups), and each of them needs its frequency segment like the rest."""
+    session, now = ctx.session, ctx.now
+    segments.classify_all(session, clock=FrozenClock(now), only_unclassified=True)
+    by_segment: dict[str, int] = {}
+    live = 0
+    for seg, status in session.execute(select(Membership.segment, Membership.status)):
+        by_segment[seg or "unclassified"] = by_segment.get(seg or "unclassified", 0) + 1
+        live += status in LIVE_STATUSES
+    total = sum(by_segment.values())
+    ctx.summary["members"] = (f"{live} live of {total} ("
+                              + ", ".join(f"{n} {s}" for s, n in sorted(by_segment.items()))
+                              + ")")
+    return ", ".join(f"{n} {s}" for s, n in sorted(by_segment.items()))
 
 
 def _purchases(ctx: DemoContext) -> dict[int, list[PurchaseRecord]]:

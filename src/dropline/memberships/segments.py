@@ -13,7 +13,12 @@ from dropline.clock import Clock
 from dropline.events.models import DomainEvent
 from dropline.memberships.models import ChargeStatus, Membership, MembershipCharge
 from dropline.memberships.rules import (
-    MemberActivity, MembershipStatus, PurchaseRecord, SegmentRules, classify_member, peak_days,
+    MemberActivity,
+    MembershipStatus,
+    PurchaseRecord,
+    SegmentRules,
+    classify_member,
+    peak_days,
 )
 from dropline.memberships.settings_store import read_setting, write_setting
 from dropline.orders.models import Order, OrderLine, OrderStatus
@@ -63,14 +68,19 @@ def event_days(session: Session, *, now: datetime) -> set[date]:
         select(Order.created_at).where(Order.status.in_(PAID), Order.total_amount > 0))])
 
 
-def classify_all(session: Session, *, clock: Clock) -> int:
+def classify_all(session: Session, *, clock: Clock, only_unclassified: bool = False) -> int:
+    """Classifies every member (or, with ``only_unclassified``, those who have no segment
+    yet, e.g. members signed up since the last run)."""
     now = clock.now()
     rules = get_rules(session)
-    members = session.scalars(select(Membership).where(
+    everyone = session.scalars(select(Membership).where(
         Membership.status != MembershipStatus.failed)).all()
+    if not everyone:
+        return 0
+    programme_start = min(m.started_at for m in everyone)
+    members = [m for m in everyone if m.segment is None] if only_unclassified else everyone
     if not members:
         return 0
-    programme_start = min(m.started_at for m in members)
     customer_ids = sorted({m.customer_id for m in members})
     families: dict[int, set[str]] = {}
     for order_id, family in session.execute(

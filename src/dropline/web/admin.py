@@ -17,13 +17,27 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from dropline.admin.service import (
-    admin_for_session, authenticate_admin, end_admin_session, start_admin_session,
+    admin_for_session,
+    authenticate_admin,
+    end_admin_session,
+    start_admin_session,
 )
 from dropline.errors import NotAuthenticated
+from dropline.risk.actor import set_actor
 from dropline.web.deps import ServicesDep, SessionDep
 from dropline.web.pages import templates
 
 ADMIN_COOKIE = "dl_admin"
+
+
+# Where the areas sit in the side navigation (an ops lead's day: overview, selling, customers,
+# delivery, numbers, safeguards, then the how-to). Paths not listed go after, in the order
+# they were appended.
+NAV_RANKS = {"/admin": 0, "/admin/drops": 10, "/admin/popups": 15,
+             "/admin/memberships/cohort-map": 20, "/admin/fulfilment": 30,
+             "/admin/telemetry": 40,
+             "/admin/planning": 45, "/admin/risk": 50, "/admin/audit": 51,
+             "/admin/playbooks": 80, "/admin/checklist": 90}
 
 
 @dataclass(frozen=True)
@@ -31,8 +45,12 @@ class NavItem:
     label: str
     path: str
 
+    @property
+    def rank(self) -> int:
+        return NAV_RANKS.get(self.path, 60)
 
-# Order is the navigation order. Domains append their own entry.
+
+# Domains append their own entry; the layout sorts by ``rank``.
 NAV: list[NavItem] = [NavItem("Overview", "/admin")]
 
 
@@ -56,6 +74,7 @@ def current_admin(request: Request, services: ServicesDep) -> AdminViewer:
         with services.db.transaction() as session:
             user = admin_for_session(session, clock=services.clock, token=token)
             if user is not None:
+                set_actor(f"admin:{user.id}")  # the audit trail's actor (risk.actor)
                 return AdminViewer(user.id, user.email, user.name)
     raise LoginRequired(request.url.path)
 
@@ -125,10 +144,15 @@ def logout(request: Request, session: SessionDep, services: ServicesDep) -> Resp
 
 
 @router.get("", response_class=HTMLResponse)
-def overview(request: Request, viewer: AdminPageUser, session: SessionDep) -> HTMLResponse:
+def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
+             services: ServicesDep) -> HTMLResponse:
     from dropline.admin.overview import shop_overview
+    from dropline.console.figures import overview as console_overview
 
-    return render(request, "admin/overview.html", viewer, overview=shop_overview(session))
+    currency = services.settings.currency
+    return render(request, "admin/overview.html", viewer, overview=shop_overview(
+        session, currency=currency), today=console_overview(
+        session, clock=services.clock, currency=currency))
 
 
 def login_redirect(request: Request, exc: LoginRequired) -> RedirectResponse:

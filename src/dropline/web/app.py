@@ -18,19 +18,29 @@ from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
 from dropline.clock import Clock, SystemClock
 from dropline.config import Settings, get_settings
+from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
+from dropline.db import Database
 from dropline.drops.api import router as drops_router
 from dropline.drops.pages import router as drops_pages_router
-from dropline.db import Database
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.memberships.api import router as memberships_router
 from dropline.memberships.pages import router as memberships_pages_router
 from dropline.orders.api import router as orders_router
+from dropline.planning.api import router as planning_router
+from dropline.planning.pages import router as planning_pages_router
+from dropline.popups.api import api_router as popups_api_router
+from dropline.popups.api import feeds_router
+from dropline.popups.pages import router as popups_pages_router
+from dropline.risk.actor import ActorMiddleware
+from dropline.risk.api import router as risk_router
+from dropline.risk.pages import router as risk_pages_router
 from dropline.telemetry.api import router as telemetry_router
 from dropline.telemetry.pages import router as telemetry_pages_router
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
+from dropline.web.caching import install as install_page_cache
 from dropline.web.deps import Services
 from dropline.web.pages import router as pages_router
 from dropline.web.problems import install_problem_handlers
@@ -82,13 +92,15 @@ def create_app(
     )
     app.state.services = services
     app.state.worker = worker
+    install_page_cache(app, services)
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
+    app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (risk.actor)
 
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,
                    admin_router, webhooks_router, fulfilment_router, memberships_router,
-                   drops_router, telemetry_router):
+                   drops_router, telemetry_router, risk_router, planning_router):
         api.include_router(router)
     app.include_router(api)
 
@@ -104,5 +116,11 @@ def create_app(
     app.include_router(fulfilment_pages_router)
     app.include_router(memberships_pages_router)
     app.include_router(telemetry_pages_router)
+    app.include_router(planning_pages_router)
+    app.include_router(risk_pages_router)
+    app.include_router(popups_api_router)
+    app.include_router(feeds_router)
+    app.include_router(popups_pages_router)
+    app.include_router(console_pages_router)  # last: a domain's own page wins its path
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,70 +1,109 @@
-"""Server-rendered storefront pages (Jinja2). Every page works without JavaScript."""
+"""Server-rendered public storefront pages (Jinja2): home and product. Both are edge-cacheable
+(see ``web.caching``): rendered with nothing about the visitor, tagged with the objects they
+show. The signed-in pages (cart, checkout, orders, account) live in ``web.shop`` and
+``web.account``; the PWA files in ``web.pwa``. Every page works without JavaScript."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import Response
 
 from dropline.catalog import service as catalog
 from dropline.catalog.api import product_reads
-from dropline.catalog.rules import GRADE_LABELS
-from dropline.catalog.models import ConditionGrade
 from dropline.customers.api import ACQUISITION_COOKIE
 from dropline.errors import NotFound
-from dropline.web.deps import SessionDep, SettingsDep
+from dropline.web import caching
+from dropline.web.account import router as account_router
+from dropline.web.deps import Services
+from dropline.web.pwa import router as pwa_router
+from dropline.web.shop import router as shop_router
+from dropline.web.templating import money, render_html, templates
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-
-
-def money(amount: int, currency: str = "GBP") -> str:
-    """Minor units to a display string: -150 GBP -> "-£1.50" (two-decimal currencies)."""
-    sign = "-" if amount < 0 else ""
-    units, cents = divmod(abs(amount), 100)
-    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency)
-    major = f"{units:,}.{cents:02d}"
-    return f"{sign}{symbol}{major}" if symbol else f"{sign}{major} {currency}"
-
-
-templates.env.filters["money"] = money
-templates.env.globals["grade_label"] = lambda g: GRADE_LABELS[ConditionGrade(g)]
+__all__ = ["money", "render_home", "render_product", "router", "templates"]
 router = APIRouter(include_in_schema=False)
 
 
-def _remember_acquisition(request: Request, response: HTMLResponse) -> HTMLResponse:
-    """First touch wins: the utm_source a visitor arrived with is kept for sign-up."""
+def _remember_acquisition(request: Request, response: Response) -> Response:
+    """First touch wins: the utm_source a visitor arrived with is kept for sign-up. A response
+    that sets the cookie is personal, so it is marked private (the cached copy is not)."""
     source = request.query_params.get("utm_source", "")[:64]
     if source and ACQUISITION_COOKIE not in request.cookies:
         campaign = request.query_params.get("utm_campaign", "")[:120]
         response.set_cookie(ACQUISITION_COOKIE, f"{source}|{campaign}", max_age=90 * 86400,
                             samesite="lax", httponly=True)
+        caching.private_response(response)
     return response
 
 
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep, settings: SettingsDep,
-         family: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
-    products = product_reads(session, catalog.list_products(session, family_slug=family))
-    families = catalog.list_families(session)
-    response = templates.TemplateResponse(request, "home.html", {
-        "shop_name": settings.shop_name, "products": products, "families": families,
-        "family": family,
-    })
+def render_home(services: Services, family: str | None = None) -> tuple[str, list[str], int]:
+    from dropline.drops.pages import upcoming_drops
+
+    with services.db.transaction() as session:
+        products = product_reads(session, catalog.list_products(session, family_slug=family))
+        families = catalog.list_families(session)
+        drops = upcoming_drops(session, clock=services.clock)
+    html = render_html("home.html", shop_name=services.settings.shop_name, products=products,
+                       families=families, family=family, drops=drops)
+    keys = ["home", "product-list", "drop-list", *(f"product-{p.id}" for p in products),
+            *(f"drop-{d.id}" for d, _ in drops)]
+    return html, keys, 200
+
+
+def render_product(services: Services, slug: str,
+                   variant_key: str | None = None) -> tuple[str, list[str], int]:
+    """``variant_key``: the A/B variant asked for by URL (``?v=``) or edge header, never by
+    who the visitor is, so each variant is one cacheable copy (``popups.experiments``)."""
+    from dropline.popups import experiments
+
+    shop_name = services.settings.shop_name
+    with services.db.transaction() as session:
+        try:
+            product = product_reads(session, [catalog.get_product_by_slug(session, slug)])[0]
+        except NotFound:
+            return (render_html("not_found.html", shop_name=shop_name, what="product"),
+                    ["product-list", experiments.page_key("product")], 404)
+        variant = experiments.page_variant(session, page_kind="product", slug=slug,
+                                           query_variant=variant_key, header_variant=None)
+    html = render_html("product.html", shop_name=shop_name, product=product,
+                       experiment=variant)
+    return html, [f"product-{product.id}", experiments.page_key("product")], 200
+
+
+def requested_variant(request: Request) -> str | None:
+    """The variant key a request names (``?v=`` first, then ``X-Dropline-Variant`` set by an
+    edge that assigns variants itself); anything else is ignored, so the cache cannot be
+    flooded with copies."""
+    wanted = (request.query_params.get("v") or request.headers.get("x-dropline-variant")
+              or "")[:16]
+    return wanted if wanted.isalnum() else None
+
+
+@router.get("/")
+async def home(request: Request,
+               family: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    services = caching.services_of(request)
+    response = await caching.serve_public(request, policy=caching.CATALOGUE,
+                                   render=lambda: render_home(services, family),
+                                   key="/?family=" + family if family else "/")
     return _remember_acquisition(request, response)
 
 
-@router.get("/products/{slug}", response_class=HTMLResponse)
-def product_page(request: Request, slug: str, session: SessionDep,
-                 settings: SettingsDep) -> HTMLResponse:
-    try:
-        product = product_reads(session, [catalog.get_product_by_slug(session, slug[:200])])[0]
-    except NotFound:
-        return templates.TemplateResponse(
-            request, "not_found.html", {"shop_name": settings.shop_name, "what": "product"},
-            status_code=404)
-    response = templates.TemplateResponse(request, "product.html", {
-        "shop_name": settings.shop_name, "product": product})
+@router.get("/products/{slug}")
+async def product_page(request: Request, slug: str) -> Response:
+    from dropline.popups.rules import cache_key
+
+    services = caching.services_of(request)
+    variant = requested_variant(request)
+    response = await caching.serve_public(
+        request, policy=caching.CATALOGUE,
+        render=lambda: render_product(services, slug[:200], variant),
+        key=cache_key(f"/products/{slug[:200]}", variant))
+    response.headers["Vary"] = "X-Dropline-Variant"
     return _remember_acquisition(request, response)
+
+
+router.include_router(shop_router)
+router.include_router(account_router)
+router.include_router(pwa_router)

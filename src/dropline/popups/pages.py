@@ -1,0 +1,225 @@
+"""Server-rendered pages of the pop-up domain.
+
+* ``/counter/{code}`` -> ``/admin/counter/{code}``: the staff counter (behind the console
+  sign-in; the console cookie is scoped to ``/admin``, so the counter lives there). Its JSON
+  writes (a sale, a sign-up, a sign-up link) are under the same prefix, authenticated by that
+  cookie and answering 401 problem+json (never a login redirect a script could mistake for
+  success).
+* ``/admin/popups``: pop-ups with sales, conversion to membership (with its interval), close
+  reconciliations, value by acquisition source, and the experiments with their results.
+* ``/stores``: hubs and pop-ups with LocalBusiness (Store) JSON-LD; ``/search``: on-device
+  search over the downloaded index. Both public and cacheable (nothing about the visitor).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader
+from markupsafe import Markup
+from sqlalchemy import select
+
+from dropline.admin.service import admin_for_session
+from dropline.catalog.models import Product, ProductFamily, Variant
+from dropline.errors import NotAuthenticated, NotFound
+from dropline.memberships import service as members
+from dropline.memberships.config import membership_config
+from dropline.popups import counter, experiments, listings, service
+from dropline.popups.api import sale_read, sell_idempotent
+from dropline.popups.discovery import tags_for
+from dropline.popups.schemas import CounterSaleCreate, CounterSignUp, SaleRead
+from dropline.telemetry.charts import bar_chart_svg
+from dropline.web.admin import ADMIN_COOKIE, NAV, AdminPageUser, NavItem, render
+from dropline.web.deps import Principal, ServicesDep, SessionDep
+from dropline.web.pages import money
+from dropline.web.pages import templates as web_templates
+
+TEMPLATES = Path(__file__).parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATES)
+templates.env.loader = ChoiceLoader([FileSystemLoader(TEMPLATES), web_templates.env.loader])
+templates.env.filters["money"] = money
+PATH = "/admin/popups"
+if not any(item.path == PATH for item in NAV):
+    NAV.append(NavItem("Pop-ups", PATH))
+router = APIRouter(include_in_schema=False)
+PUBLIC_CACHE = "public, max-age=300, s-maxage=600, stale-while-revalidate=3600"
+
+
+def jsonld_script(data: Any) -> Markup:
+    """A JSON-LD block safe inside HTML: ``<``, ``>`` and ``&`` escaped as JSON unicode."""
+    raw = (json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+           .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    return Markup(f'<script type="application/ld+json">{raw}</script>')
+
+
+# The storefront's product template includes ``popups/product_jsonld.html``, which calls this.
+web_templates.env.globals["product_jsonld"] = lambda product, base_url="": jsonld_script(
+    listings.product_jsonld(product, base_url=base_url))
+templates.env.globals["jsonld_script"] = jsonld_script
+
+
+# ------------------------------------------------------------------ staff counter
+
+
+class StaffPrincipal(Principal):
+    """A console user ringing up sales: Idempotency-Keys are scoped to them."""
+
+    @property
+    def key(self) -> str:
+        return f"admin:{self.id}"
+
+
+def staff_api(request: Request, services: ServicesDep) -> StaffPrincipal:
+    token = request.cookies.get(ADMIN_COOKIE, "")[:200]
+    if token:
+        with services.db.transaction() as session:
+            user = admin_for_session(session, clock=services.clock, token=token)
+            if user is not None:
+                return StaffPrincipal(kind="token", id=user.id, email=user.email)
+    raise NotAuthenticated("sign in to the console first (/admin/login)")
+
+
+StaffDep = Annotated[StaffPrincipal, Depends(staff_api)]
+
+
+@router.get("/counter/{code}")
+def counter_redirect(code: str) -> RedirectResponse:
+    return RedirectResponse(f"/admin/counter/{code[:32]}", status_code=307)
+
+
+def counter_data(session: Any, *, code: str) -> dict[str, Any]:
+    """What the counter page searches locally: the variants stocked at this pop-up."""
+    view = service.get_popup(session, code)
+    stock = service.stock_at(session, view.location.id)
+    rows = session.execute(
+        select(Variant, Product, ProductFamily.slug)
+        .join(Product, Product.id == Variant.product_id)
+        .join(ProductFamily, ProductFamily.id == Product.family_id)
+        .where(Variant.id.in_(stock), Variant.active.is_(True)).order_by(Product.name,
+                                                                          Variant.id)).all()
+    return {
+        "popup": code, "name": view.location.name, "status": view.popup.status.value,
+        "terminal": f"term_{code}"[:64],
+        "variants": [{"id": v.id, "sku": v.sku, "name": f"{p.name} · {v.name}",
+                      "family": fam, "tags": tags_for(p.name, "", fam),
+                      "price": v.price_amount, "currency": v.currency, "stock": stock[v.id]}
+                     for v, p, fam in rows],
+        "tiers": [{"slug": t.slug, "name": t.name, "price": t.price_amount,
+                   "currency": t.currency, "interval": t.interval.value}
+                  for t in members.list_tiers(session)],
+    }
+
+
+@router.get("/admin/counter/{code}", response_class=HTMLResponse)
+def counter_page(code: str, request: Request, viewer: AdminPageUser,
+                 session: SessionDep) -> HTMLResponse:
+    data = counter_data(session, code=code[:32])
+    return render(request, "popups/counter.html", viewer, using=templates, data=data,
+                  data_json=json.dumps(data).replace("<", "\\u003c"))
+
+
+@router.post("/admin/counter/{code}/sales", response_model=SaleRead, status_code=201)
+def counter_sale(code: str, body: CounterSaleCreate, request: Request, services: ServicesDep,
+                 staff: StaffDep,
+                 idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key",
+                                                               max_length=255)] = None
+                 ) -> JSONResponse:
+    return sell_idempotent(services, request=request, principal=staff, code=code[:32],
+                           key=idempotency_key, body=body)
+
+
+@router.post("/admin/counter/{code}/sales/{order_id}/membership")
+def counter_sign_up(code: str, order_id: int, body: CounterSignUp, services: ServicesDep,
+                    staff: StaffDep) -> dict[str, Any]:
+    with services.db.transaction() as session:
+        if counter.sale_summary(session, order_id=min(order_id, 2**53)).popup_code != code:
+            raise NotFound(f"counter sale {order_id} not found at {code[:32]}")
+    membership_id = counter.sign_up_at_counter(
+        services.db, clock=services.clock, config=membership_config(services.settings),
+        provider=services.payments,  # type: ignore[arg-type]
+        order_id=min(order_id, 2**53), tier_slug=body.tier)
+    with services.db.transaction() as session:
+        membership = members.get_membership(session, membership_id)
+        return {"membership_id": membership_id, "status": membership.status.value,
+                "tier": body.tier}
+
+
+@router.post("/admin/counter/{code}/sales/{order_id}/signup-link")
+def counter_signup_link(code: str, order_id: int, request: Request, services: ServicesDep,
+                        staff: StaffDep) -> SaleRead:
+    with services.db.transaction() as session:
+        summary = counter.sale_summary(session, order_id=min(order_id, 2**53))
+    counter.send_after_commit(counter.signup_link_email(
+        summary, shop_name=services.settings.shop_name, base_url=str(request.base_url)))
+    return sale_read(summary)
+
+
+# ------------------------------------------------------------------ console
+
+
+def popups_context(session: Any, *, as_of: Any, currency: str,
+                   within_days: int) -> dict[str, Any]:
+    from dropline.telemetry import service as telemetry
+    from dropline.telemetry.cohorts import value_by
+
+    rows = service.conversion_report(session, within_days=within_days)
+    chart = bar_chart_svg([(r.name, r.rate * 100) for r in rows],
+                          title=f"Pop-up buyers who became members within {within_days} days",
+                          fmt=lambda v: f"{v:.1f}%")
+    closes = {r.code: service.close_report(session, code=r.code) for r in rows
+              if r.status == "closed"}
+    _, customers = telemetry.load_customers(session, as_of=as_of, currency=currency)
+    by_source = value_by(customers, "source", days=90) if len(customers) else []
+    return {"rows": rows, "chart_svg": Markup(chart), "closes": closes,
+            "within_days": within_days, "by_source": by_source, "currency": currency,
+            "experiments": [experiments.experiment_report(session, slug=e.slug)
+                            for e in experiments.list_experiments(session)]}
+
+
+@router.get(PATH, response_class=HTMLResponse)
+def popups_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+                services: ServicesDep,
+                within_days: Annotated[int, Query(ge=1, le=365)] = service.CONVERSION_DAYS
+                ) -> HTMLResponse:
+    context = popups_context(session, as_of=services.clock.now(),
+                             currency=services.settings.currency, within_days=within_days)
+    return render(request, "popups/console.html", viewer, using=templates, **context)
+
+
+# ------------------------------------------------------------------ public pages
+
+
+def _public(request: Request, html: str) -> Response:
+    from dropline.web.caching import etag_matches, strong_etag
+
+    body = html.encode()
+    etag = strong_etag(body)
+    headers = {"ETag": etag, "Cache-Control": PUBLIC_CACHE}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, headers=headers, media_type="text/html; charset=utf-8")
+
+
+@router.get("/stores", response_class=HTMLResponse)
+def stores_page(request: Request, session: SessionDep, services: ServicesDep) -> Response:
+    stores = listings.list_stores(session)
+    base = str(request.base_url).rstrip("/")
+    blocks = [jsonld_script(listings.store_jsonld(s, base_url=base,
+                                                  brand=services.settings.shop_name))
+              for s in stores]
+    html = templates.env.get_template("popups/stores.html").render(
+        shop_name=services.settings.shop_name, stores=stores, jsonld=blocks)
+    return _public(request, html)
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(request: Request, services: ServicesDep) -> Response:
+    """The page never reads the query: search runs in the browser (discovery.js)."""
+    html = templates.env.get_template("popups/search.html").render(
+        shop_name=services.settings.shop_name)
+    return _public(request, html)

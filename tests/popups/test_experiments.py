@@ -1,0 +1,159 @@
+"""Experiments: assignment stable per visitor and spread evenly, the page depends only on the
+variant key (so the edge cache keeps one copy per variant), observations counted once, and
+results with Wilson / Newcombe intervals."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from dropline.catalog.models import Product
+from dropline.popups import experiments, rules
+from dropline.popups.models import ExperimentObservation
+from dropline.web.caching import CATALOGUE, PageCache, warm
+from tests.builders import api_token, make_location, make_product
+from tests.web.support import assert_problem
+
+VARIANTS = [{"key": "a", "headline": "Fig Leaf"}, {"key": "b", "headline": "Green fig, cedar"}]
+
+
+def test_a_visitor_always_gets_the_same_variant_and_variants_split_evenly():
+    visitors = [uuid.uuid4().hex for _ in range(4000)]
+    first = [rules.assign_variant("fig-headline", v, ["a", "b"]) for v in visitors]
+    again = [rules.assign_variant("fig-headline", v, ["a", "b"]) for v in visitors]
+
+    assert first == again
+    split = Counter(first)
+    assert 1800 < split["a"] < 2200  # 4000 fair coin flips: this holds with p > 0.9999
+    other = [rules.assign_variant("another-test", v, ["a", "b"]) for v in visitors]
+    assert 0.4 < sum(x == y for x, y in zip(first, other, strict=True)) / 4000 < 0.6
+
+
+def test_buckets_match_the_browser_script_mapping():
+    # experiments.js: keys[floor(bucket * n / 100)] with bucket = first 8 bytes of
+    # sha256(slug \0 visitor) mod 100, big-endian.
+    import hashlib
+
+    digest = hashlib.sha256(b"fig-headline\x00visitor-1").digest()
+    assert rules.bucket_of("fig-headline", "visitor-1") == int.from_bytes(digest[:8],
+                                                                           "big") % 100
+    assert [rules.variant_for_bucket(b, ["a", "b", "c"]) for b in (0, 33, 34, 66, 67, 99)] == [
+        "a", "a", "b", "b", "c", "c"]
+
+
+def test_the_page_depends_on_the_variant_key_only_and_the_cache_key_varies_by_it(db, clock):
+    with db.transaction() as session:
+        experiments.create_experiment(session, clock=clock, slug="fig-headline",
+                                      name="Fig headline", page_kind="product",
+                                      target="fig-leaf", variants=VARIANTS)
+        pick = {(q, h): experiments.page_variant(session, page_kind="product", slug="fig-leaf",
+                                                 query_variant=q, header_variant=h)
+                for q, h in ((None, None), ("b", None), (None, "b"), ("b", "a"),
+                             ("zzz", None))}
+        assert experiments.page_variant(session, page_kind="product", slug="other",
+                                        query_variant="b", header_variant=None) is None
+
+    assert {k: v.key for k, v in pick.items()} == {
+        (None, None): "a", ("b", None): "b", (None, "b"): "b", ("b", "a"): "b",
+        ("zzz", None): "a"}
+    cache = PageCache()
+    pages = {}
+    for variant in (pick[(None, None)], pick[("b", None)], pick[(None, "b")]):
+        key = variant.cache_key("/products/fig-leaf")
+        pages[key] = warm(cache, key, policy=CATALOGUE, render=lambda v=variant: (
+            f"<h1>{v.content['headline']}</h1>", {"product-1"}, 200))
+    assert sorted(cache.paths()) == ["/products/fig-leaf|v=a", "/products/fig-leaf|v=b"]
+    assert pages["/products/fig-leaf|v=a"].etag != pages["/products/fig-leaf|v=b"].etag
+
+
+def test_wilson_and_newcombe_intervals_match_published_values():
+    # Newcombe (1998), table II, example (e): 56/70 vs 48/80: difference 0.2,
+    # hybrid score interval 0.0524 to 0.3339.
+    diff = rules.newcombe_difference(48, 80, 56, 70)
+    assert (round(diff.low, 4), round(diff.high, 4)) == (0.0524, 0.3339)
+    w = rules.wilson(81, 263)  # Wilson interval for 81/263: 0.2553 to 0.3662
+    assert (round(w.low, 4), round(w.high, 4)) == (0.2553, 0.3662)
+    assert rules.wilson(0, 0) == rules.Interval(0.0, 1.0)
+
+
+def test_observations_count_once_per_visitor_and_the_result_has_intervals(client, db, clock):
+    headers = api_token(db, clock, "popups:write", "popups:read")
+    created = client.post("/api/v1/admin/experiments", headers=headers, json={
+        "slug": "fig-headline", "name": "Fig headline", "page_kind": "product",
+        "target": "fig-leaf", "variants": VARIANTS})
+    assert created.status_code == 201, created.text
+    url = "/api/v1/experiments/fig-headline/observations"
+
+    for number in range(20):
+        visitor = f"visitor-{number:03d}"
+        variant = rules.assign_variant("fig-headline", visitor, ["a", "b"])
+        assert client.post(url, json={"visitor": visitor, "variant": variant,
+                                      "kind": "exposure"}).json() == {"recorded": True}
+        if number % 4 == 0:
+            client.post(url, json={"visitor": visitor, "variant": variant,
+                                   "kind": "conversion"})
+    again = client.post(url, json={"visitor": "visitor-000", "variant": rules.assign_variant(
+        "fig-headline", "visitor-000", ["a", "b"]), "kind": "exposure"})
+    assert again.json() == {"recorded": False}
+    assert_problem(client.post(url, json={"visitor": "never-seen", "variant": "a",
+                                          "kind": "conversion"}), 422)
+    assert_problem(client.post(url, json={"visitor": "visitor-001", "variant": "zz",
+                                          "kind": "exposure"}), 422)
+
+    report = client.get("/api/v1/admin/experiments/fig-headline", headers=headers).json()
+    arms = {a["variant"]: a for a in report["arms"]}
+    assert sum(a["exposures"] for a in arms.values()) == 20
+    assert sum(a["conversions"] for a in arms.values()) == 5
+    assert arms["a"]["lift_low"] is None and arms["b"]["lift_low"] < arms["b"]["lift_high"]
+    for arm in arms.values():
+        assert arm["low"] <= arm["rate"] <= arm["high"]
+    with db.transaction() as session:
+        visitors = session.scalars(select(ExperimentObservation.visitor)).all()
+        assert all(not v.startswith("visitor-") for v in visitors)  # stored hashed
+        assert session.scalar(select(func.count()).select_from(ExperimentObservation)) == 25
+
+
+@pytest.mark.parametrize("variants", [[{"key": "a"}], [{"key": "a"}, {"key": "a"}],
+                                      [{"key": "a"}, {"key": "b-c"}]])
+def test_bad_experiment_definitions_are_refused(client, db, clock, variants):
+    headers = api_token(db, clock, "popups:write")
+    response = client.post("/api/v1/admin/experiments", headers=headers, json={
+        "slug": "x", "name": "X", "page_kind": "product", "variants": variants})
+    assert_problem(response, 422)
+
+
+def test_the_product_page_renders_the_variant_named_by_the_url_as_its_own_cached_copy(
+        client, db, clock):
+    make_location(db)
+    product_id, _ = make_product(db, clock, name="Fig Leaf")
+    with db.transaction() as session:
+        slug = session.get(Product, product_id).slug
+    before = client.get(f"/products/{slug}")
+    assert before.status_code == 200 and 'name="dl-experiment"' not in before.text
+    headers = api_token(db, clock, "popups:write")
+    assert client.post("/api/v1/admin/experiments", headers=headers, json={
+        "slug": "fig-headline", "name": "Fig headline", "page_kind": "product",
+        "target": slug, "variants": VARIANTS}).status_code == 201
+
+    # Starting the experiment purged the copy cached without it.
+    control = client.get(f"/products/{slug}")
+    variant_b = client.get(f"/products/{slug}?v=b")
+    by_header = client.get(f"/products/{slug}", headers={"X-Dropline-Variant": "b"})
+    assert 'data-variant="a"' in control.text and "<h1>Fig Leaf</h1>" in control.text
+    assert 'data-variant="b"' in variant_b.text and "Green fig, cedar" in variant_b.text
+    assert by_header.text == variant_b.text  # an edge may name the variant in a header
+    assert control.headers["etag"] != variant_b.headers["etag"]
+    assert variant_b.headers["cache-control"].startswith("public")
+    assert "dl_vid" not in variant_b.headers.get("set-cookie", "")  # nothing per visitor
+    assert client.get(f"/products/{slug}?v=b", headers={
+        "If-None-Match": variant_b.headers["etag"]}).status_code == 304
+    junk = client.get(f"/products/{slug}?v=<script>")
+    assert junk.status_code == 200 and 'data-variant="a"' in junk.text
+
+    with db.transaction() as session:
+        experiments.stop_experiment(session, clock=clock, slug="fig-headline")
+    after = client.get(f"/products/{slug}?v=b")
+    assert 'name="dl-experiment"' not in after.text and "Green fig" not in after.text

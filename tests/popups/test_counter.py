@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from dropline.catalog.models import ConditionGrade, Variant
 from dropline.customers.models import Customer
 from dropline.locations.models import Location, StockLevel
 from dropline.memberships.models import Membership
@@ -152,3 +153,27 @@ def test_the_counter_api_needs_a_console_sign_in(client, db, clock):
         "/admin/counter/popup-test"
     with db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(PopupSale)) == 0
+
+
+def test_the_receipt_of_a_graded_item_carries_its_condition_disclosure(client, db, clock,
+                                                                        outbox_dir):
+    shop = open_popup(db, clock)
+    with db.transaction() as session:
+        graded = session.get(Variant, shop.variants[0])
+        graded.condition_grade = ConditionGrade.refurbished_b
+        graded.condition_disclosure = "Hairline glaze crack, sealed."
+    headers = {**api_token(db, clock, "popups:sell"), "Idempotency-Key": "sale-graded"}
+
+    graded_sale = client.post("/api/v1/admin/popups/popup-test/sales",
+                              json=sale_body(shop.variants[0], 1), headers=headers)
+    new_sale = client.post("/api/v1/admin/popups/popup-test/sales",
+                           json=sale_body(shop.variants[1], 1),
+                           headers={**headers, "Idempotency-Key": "sale-new"})
+
+    assert graded_sale.status_code == 201 and new_sale.status_code == 201
+    graded_receipt = (outbox_dir / f"popup-receipt-{graded_sale.json()['order_id']}.eml")
+    new_receipt = (outbox_dir / f"popup-receipt-{new_sale.json()['order_id']}.eml")
+    text = graded_receipt.read_text()
+    assert "Condition: Refurbished, grade B. Hairline glaze crack, sealed." in text
+    assert "/returns-policy#grades" in text
+    assert "Condition" not in new_receipt.read_text()  # nothing to disclose on a new item

@@ -197,6 +197,7 @@ class SaleSummary:
     card_last4: str
     can_sign_up: bool
     lines: list[tuple[str, str, int, int]]  # product, variant, quantity, line total
+    disclosures: list[str]  # the graded items' required disclosures, for the receipt
 
 
 def sale_summary(session: Session, *, order_id: int) -> SaleSummary:
@@ -206,11 +207,15 @@ def sale_summary(session: Session, *, order_id: int) -> SaleSummary:
         raise NotFound(f"counter sale {order_id} not found")
     sale, order = row
     code = service.popup_code_of(session, sale.popup_id)
+    from dropline.risk.disclosure import receipt_disclosures
+
+    order_lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)
+                                  .order_by(OrderLine.id)).all()
     lines = [(li.product_name, li.variant_name, li.quantity, li.line_total_amount)
-             for li in session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)
-                                       .order_by(OrderLine.id))]
+             for li in order_lines]
     return SaleSummary(order.id, code, order.email, order.customer_id, order.total_amount,
-                       order.currency, sale.card_last4, sale.card_token is not None, lines)
+                       order.currency, sale.card_last4, sale.card_token is not None, lines,
+                       receipt_disclosures(order_lines))
 
 
 def receipt_email(summary: SaleSummary, *, shop_name: str) -> OutgoingEmail:
@@ -222,6 +227,7 @@ def receipt_email(summary: SaleSummary, *, shop_name: str) -> OutgoingEmail:
              for product, variant, qty, total in summary.lines]
     paid = money(summary.total_amount, summary.currency)
     body += ["", f"Total paid: {paid} (card ending {summary.card_last4})"]
+    body += summary.disclosures
     return OutgoingEmail(to=summary.email, subject=f"Your receipt from {shop_name}",
                          text="\n".join(body) + "\n",
                          message_id=f"popup-receipt-{summary.order_id}")

@@ -11,10 +11,12 @@ import pytest
 from sqlalchemy import func, select
 
 from dropline.catalog.models import Product
+from dropline.drops.models import Drop
 from dropline.popups import experiments, rules
 from dropline.popups.models import ExperimentObservation
 from dropline.web.caching import CATALOGUE, PageCache, warm
 from tests.builders import api_token, make_location, make_product
+from tests.drops.builders import make_drop
 from tests.web.support import assert_problem
 
 VARIANTS = [{"key": "a", "headline": "Fig Leaf"}, {"key": "b", "headline": "Green fig, cedar"}]
@@ -157,3 +159,25 @@ def test_the_product_page_renders_the_variant_named_by_the_url_as_its_own_cached
         experiments.stop_experiment(session, clock=clock, slug="fig-headline")
     after = client.get(f"/products/{slug}?v=b")
     assert 'name="dl-experiment"' not in after.text and "Green fig" not in after.text
+
+
+def test_the_drop_page_renders_the_variant_named_by_the_url_as_its_own_cached_copy(
+        client, db, clock):
+    world = make_drop(db, clock, starts_in=60)
+    with db.transaction() as session:
+        slug = session.get(Drop, world.drop_id).slug
+    assert 'name="dl-experiment"' not in client.get(f"/drops/{slug}").text
+    headers = api_token(db, clock, "popups:write")
+    assert client.post("/api/v1/admin/experiments", headers=headers, json={
+        "slug": "drop-copy", "name": "Drop copy", "page_kind": "drop", "target": slug,
+        "variants": [{"key": "a", "headline": "Midnight Fig"},
+                     {"key": "b", "headline": "Midnight Fig: 40 bottles, once"}]}
+    ).status_code == 201
+
+    control, variant_b = client.get(f"/drops/{slug}"), client.get(f"/drops/{slug}?v=b")
+    assert 'data-variant="a"' in control.text and "<h1>Midnight Fig</h1>" in control.text
+    assert 'data-variant="b"' in variant_b.text and "40 bottles, once" in variant_b.text
+    assert control.headers["etag"] != variant_b.headers["etag"]
+    assert variant_b.headers["vary"] == "X-Dropline-Variant"
+    assert client.get(f"/drops/{slug}?v=b", headers={
+        "If-None-Match": variant_b.headers["etag"]}).status_code == 304

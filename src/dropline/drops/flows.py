@@ -36,7 +36,7 @@ from dropline.orders.rules import PricedLine, order_totals
 from dropline.orders.service import find_by_checkout_reference
 
 T = TypeVar("T")
-TRANSACTION_ATTEMPTS = 4
+TRANSACTION_ATTEMPTS = 8  # a crowd on a few slot rows can pick the same victim a few times
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ def in_transaction(db: Database, work: Callable[[Session], T]) -> T:
             code = getattr(exc.orig, "sqlstate", None)
             if code not in ("40P01", "40001") or attempt + 1 == TRANSACTION_ATTEMPTS:
                 raise
-            time.sleep(0.005 * (attempt + 1) + random.random() * 0.01)
+            # Exponential, jittered backoff (5 ms .. 0.32 s) so the victims stop meeting again.
+            time.sleep(0.005 * 2 ** min(attempt, 6) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
 

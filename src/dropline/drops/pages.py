@@ -79,8 +79,12 @@ def _next_change(drop: Drop, now: datetime) -> float:
     return min(ahead) if ahead else caching.DROP.s_maxage
 
 
-def render_drop(services: Services, ref: str) -> tuple[str, list[str], int, float]:
-    """(html, surrogate keys, status, seconds the render stays true)."""
+def render_drop(services: Services, ref: str,
+                variant_key: str | None = None) -> tuple[str, list[str], int, float]:
+    """(html, surrogate keys, status, seconds the render stays true). ``variant_key``: the A/B
+    variant named by the URL or edge (``popups.experiments``), never by the visitor."""
+    from dropline.popups import experiments
+
     shop_name = services.settings.shop_name
     now = services.clock.now()
     with services.db.transaction() as session:
@@ -88,23 +92,34 @@ def render_drop(services: Services, ref: str) -> tuple[str, list[str], int, floa
             drop = service.find_drop(session, ref)
         except NotFound:
             return (render_html("not_found.html", shop_name=shop_name, what="drop"),
-                    ["drop-list"], 404, caching.DROP.s_maxage)
+                    ["drop-list", experiments.page_key("drop")], 404, caching.DROP.s_maxage)
         state = service.state_of(session, clock=services.clock, drop=drop)
         items = drop_items(session, drop.id)
         product_ids = set(session.scalars(select(Variant.product_id).where(
             Variant.id.in_([i.variant_id for i in items]))))
+        variant = experiments.page_variant(session, page_kind="drop", slug=drop.slug,
+                                           query_variant=variant_key, header_variant=None)
     html = render_html(
         "drop.html", shop_name=shop_name, drop=drop, state=state.value, items=items,
         opens_at=drop.starts_at - timedelta(minutes=drop.early_access_minutes),
-        rendered_at=now)
-    keys = [f"drop-{drop.id}", *(f"product-{p}" for p in sorted(product_ids))]
+        rendered_at=now, experiment=variant)
+    keys = [f"drop-{drop.id}", *(f"product-{p}" for p in sorted(product_ids)),
+            experiments.page_key("drop")]
     return html, keys, 200, _next_change(drop, now)
 
 
 async def drop_page_response(request: Request, ref: str) -> Response:
+    from dropline.popups.experiments import requested_variant
+    from dropline.popups.rules import cache_key
+
     services = caching.services_of(request)
-    return await caching.serve_public(request, policy=caching.DROP, key=f"/drops/{ref}",
-                                      render=lambda: render_drop(services, ref))
+    variant = requested_variant(request.query_params.get("v"),
+                                request.headers.get("x-dropline-variant"))
+    response = await caching.serve_public(
+        request, policy=caching.DROP, key=cache_key(f"/drops/{ref}", variant),
+        render=lambda: render_drop(services, ref, variant))
+    response.headers["Vary"] = "X-Dropline-Variant"
+    return response
 
 
 @router.get("/drops/{ref}")

@@ -114,6 +114,14 @@ def running_for(session: Session, *, page_kind: str, slug: str) -> Experiment | 
                 else None)
 
 
+def requested_variant(query: str | None, header: str | None) -> str | None:
+    """The variant key a request names (``?v=`` first, then ``X-Dropline-Variant`` set by an
+    edge that assigns variants itself); anything else is ignored, so the page cache cannot be
+    flooded with copies."""
+    wanted = (query or header or "")[:16]
+    return wanted if wanted.isalnum() else None
+
+
 def page_variant(session: Session, *, page_kind: str, slug: str, query_variant: str | None,
                  header_variant: str | None) -> PageVariant | None:
     """What a page under test renders: chosen only from the request's variant key (``?v=``,

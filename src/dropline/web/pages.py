@@ -71,15 +71,6 @@ def render_product(services: Services, slug: str,
     return html, [f"product-{product.id}", experiments.page_key("product")], 200
 
 
-def requested_variant(request: Request) -> str | None:
-    """The variant key a request names (``?v=`` first, then ``X-Dropline-Variant`` set by an
-    edge that assigns variants itself); anything else is ignored, so the cache cannot be
-    flooded with copies."""
-    wanted = (request.query_params.get("v") or request.headers.get("x-dropline-variant")
-              or "")[:16]
-    return wanted if wanted.isalnum() else None
-
-
 @router.get("/")
 async def home(request: Request,
                family: Annotated[str | None, Query(max_length=64)] = None) -> Response:
@@ -92,10 +83,12 @@ async def home(request: Request,
 
 @router.get("/products/{slug}")
 async def product_page(request: Request, slug: str) -> Response:
+    from dropline.popups.experiments import requested_variant
     from dropline.popups.rules import cache_key
 
     services = caching.services_of(request)
-    variant = requested_variant(request)
+    variant = requested_variant(request.query_params.get("v"),
+                                request.headers.get("x-dropline-variant"))
     response = await caching.serve_public(
         request, policy=caching.CATALOGUE,
         render=lambda: render_product(services, slug[:200], variant),

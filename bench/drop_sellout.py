@@ -451,8 +451,12 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
                                   "quantity": PER_PERSON})
 
         base_load = load()
-        base_run = summarise(*await crowd(pool, tokens, naive))
-        base_run["load"] = base_load
+        if args.no_baseline:
+            base_run = {"units_per_s": 0.0, "p50_ms": None, "p99_ms": None, "seconds": None,
+                        "statuses": {}, "load": base_load}
+        else:
+            base_run = summarise(*await crowd(pool, tokens, naive))
+            base_run["load"] = base_load
         log(f"baseline ({base_load} load): {base_run}")
     finally:
         pool.close()
@@ -472,6 +476,9 @@ def main() -> None:
     parser.add_argument("--no-queue", action="store_true",
                         help="run the drop without its waiting room (one request per shopper, "
                              "like the baseline)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the baseline crowd (a quicker run while tuning; the JSON then "
+                             "has no ratio)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     # `timeout` (or Ctrl-C) still stops the server: the finally below runs.

@@ -23,6 +23,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from sqlalchemy import insert, select
@@ -245,42 +246,67 @@ class LocalCardProvider:
         return result
 
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
-        """The batched charge: one read of remembered keys and one multi-row ledger insert
-        (what a card network's batch API would do). Same outcomes as ``charge`` per key; the
-        simulated transient card keeps its one-request behaviour, and a key recorded
-        concurrently falls back to ``charge`` (which replays the remembered outcome)."""
+        """The batched charge (what a card network's batch API would do): same outcomes as
+        ``charge`` per key. On PostgreSQL one statement records every new key and skips the
+        remembered ones (``ON CONFLICT DO NOTHING``), whose outcomes are then read back; on
+        SQLite one read of remembered keys and one multi-row insert. The simulated transient
+        card keeps its one-request behaviour, and a clash with a concurrent writer falls back
+        to ``charge`` per key (which replays the remembered outcome)."""
         from dropline.payments.models import LocalProviderCharge
 
         if any(r.card.number == TRANSIENT_FAILURE for r in requests) or \
                 len({r.idempotency_key for r in requests}) != len(requests):
             return charge_each(self, requests)
-        keys = [r.idempotency_key for r in requests]
-        with self._sessions() as session:
-            known = {row.idempotency_key: row for row in session.scalars(
-                select(LocalProviderCharge).where(LocalProviderCharge.idempotency_key.in_(keys)))}
         now = self._clock.now()
-        rows, results = [], []
-        for r in requests:
-            if (row := known.get(r.idempotency_key)) is not None:
-                outcome, reference = row.outcome, row.reference
-            else:
-                outcome = _outcome_of(r.card.number)
-                reference = f"ch_{uuid.uuid4().hex[:24]}"
-                rows.append({"kind": "charge", "idempotency_key": r.idempotency_key,
-                             "reference": reference, "outcome": outcome, "amount": r.amount,
+        fresh = {r.idempotency_key: (_outcome_of(r.card.number), f"ch_{uuid.uuid4().hex[:24]}")
+                 for r in requests}
+        with self._sessions() as session:
+            try:
+                if session.get_bind().dialect.name == "postgresql":
+                    known = self._record_many_pg(session, requests, fresh, now)
+                else:
+                    known = {row.idempotency_key: (row.outcome, row.reference)
+                             for row in session.scalars(select(LocalProviderCharge).where(
+                                 LocalProviderCharge.idempotency_key.in_(fresh)))}
+                    rows = [{"kind": "charge", "idempotency_key": r.idempotency_key,
+                             "reference": fresh[r.idempotency_key][1],
+                             "outcome": fresh[r.idempotency_key][0], "amount": r.amount,
                              "currency": r.currency, "charge_reference": None,
-                             "created_at": now})
+                             "created_at": now}
+                            for r in requests if r.idempotency_key not in known]
+                    if rows:
+                        session.execute(insert(LocalProviderCharge), rows)
+                session.commit()
+            except IntegrityError:  # a concurrent retry recorded some key first
+                session.rollback()
+                return charge_each(self, requests)
+        results = []
+        for r in requests:
+            outcome, reference = known.get(r.idempotency_key) or fresh[r.idempotency_key]
             results.append(ChargeResult("succeeded", reference) if outcome == "succeeded"
                            else ChargeResult("declined", reference, outcome.split(":", 1)[1]))
-        if rows:
-            with self._sessions() as session:
-                try:
-                    session.execute(insert(LocalProviderCharge), rows)
-                    session.commit()
-                except IntegrityError:  # a concurrent retry recorded some key first
-                    session.rollback()
-                    return charge_each(self, requests)
         return results
+
+    @staticmethod
+    def _record_many_pg(session: Session, requests: Sequence[ChargeRequest],
+                        fresh: dict[str, tuple[str, str]], now: datetime
+                        ) -> dict[str, tuple[str, str]]:
+        """Inserts the new keys; returns (outcome, reference) of keys recorded earlier."""
+        from dropline import bulk
+
+        inserted = {row[0] for row in bulk.insert_unnest(session, "local_provider_charges", [
+            ("kind", "text"), ("idempotency_key", "text"), ("reference", "text"),
+            ("outcome", "text"), ("amount", "bigint"), ("currency", "text"),
+            ("created_at", "timestamptz")], [
+            ("charge", r.idempotency_key, fresh[r.idempotency_key][1],
+             fresh[r.idempotency_key][0], r.amount, r.currency, now) for r in requests],
+            suffix="ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key")}
+        if len(inserted) == len(requests):
+            return {}
+        return {key: (outcome, reference) for key, outcome, reference in bulk.execute(
+            session, "SELECT idempotency_key, outcome, reference FROM local_provider_charges "
+            "WHERE idempotency_key = ANY(%s)",
+            ([r.idempotency_key for r in requests if r.idempotency_key not in inserted],))}
 
     def save_card(self, *, card: Card) -> SavedCard:
         """The local vault keeps only how the test card behaves (a ledger row of kind "card"),

@@ -4,19 +4,18 @@ limited per identity and per IP)."""
 from __future__ import annotations
 
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
 from dropline.drops.hot import forget_drop, gate_hold_closed, gate_hold_placed, hot_path
-from dropline.drops.hot import purchase as gated_purchase
+from dropline.drops.hot import respond as gated_response
 from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
 from dropline.drops.models import Drop
 from dropline.drops.report import drop_report
@@ -36,7 +35,7 @@ from dropline.drops.schemas import (
     WaitlistJoin,
     WaitlistRead,
 )
-from dropline.errors import InvalidState, PaymentDeclined, RateLimited, ServiceUnavailable
+from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.orders.api import order_read
@@ -53,7 +52,6 @@ from dropline.web.deps import (
     optional_customer,
     require_customer,
 )
-from dropline.web.problems import PROBLEM_JSON
 
 router = APIRouter(tags=["drops"])
 PROBLEM = {"content": {"application/problem+json": {}}}
@@ -79,9 +77,12 @@ def _limiter(request: Request) -> tuple[RateLimiter, DropLimitSettings]:
 
 
 def early_access_of(request: Request) -> service.EarlyAccess:
+    return early_access_for(request.app.state)
+
+
+def early_access_for(app_state: Any) -> service.EarlyAccess:
     """Tests (and a future memberships wiring) may set ``app.state.drops_early_access``."""
-    return getattr(request.app.state, "drops_early_access", None) \
-        or service.membership_early_access
+    return getattr(app_state, "drops_early_access", None) or service.membership_early_access
 
 
 def client_ip(request: Request) -> str:
@@ -313,25 +314,17 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
              summary="Express: admission, hold and payment in one idempotent request",
              responses={402: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
 async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
-                   idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                   idempotency_key: IdempotencyKey = None) -> Response:
     """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes
     (``drops.hot``), on the event loop. Otherwise the database path, in a worker thread."""
     services: Services = request.app.state.services
     hot = hot_path(request.app.state)
-    if hot is not None:
-        try:
-            status_code, payload = await gated_purchase(
-                hot, drop_id=drop_id, body=body, path=request.url.path,
-                session_token=request.cookies.get(services.settings.session_cookie_name),
-                idempotency_key=idempotency_key, ip=client_ip(request),
-                early_access=early_access_of(request))
-        except RedisError:
-            raise ServiceUnavailable("the drop's gate is not answering; retry with the same "
-                                     "Idempotency-Key in a moment", retry_after=2) from None
-        if status_code >= 400:
-            return JSONResponse(payload, status_code=status_code, media_type=PROBLEM_JSON,
-                                headers={"Idempotent-Replayed": "true"})
-        return JSONResponse(payload, status_code=status_code)
+    if hot is not None:  # served by the fast lane (drops.lane) before routing, normally
+        return await gated_response(
+            hot, drop_id=drop_id, body=body, path=request.url.path,
+            session_token=request.cookies.get(services.settings.session_cookie_name),
+            idempotency_key=idempotency_key, ip=client_ip(request),
+            early_access=early_access_of(request))
     return await anyio.to_thread.run_sync(
         _purchase_in_database, drop_id, body, request, services, idempotency_key)
 

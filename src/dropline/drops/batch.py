@@ -27,18 +27,18 @@ reached / token used) and the caller corrects Redis.
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from dropline import bulk
 from dropline.adapters.payments import (
     Card,
     ChargeRequest,
@@ -49,12 +49,11 @@ from dropline.adapters.payments import (
 from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
 from dropline.clock import Clock
 from dropline.config import Settings
-from dropline.customers.models import Customer
 from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
-from dropline.orders.models import Order, OrderStatus
+from dropline.orders.models import OrderStatus
 from dropline.orders.rules import PricedLine, order_event_payload, order_totals
 from dropline.payments.models import PaymentStatus
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
@@ -75,7 +74,9 @@ class Job:
     reference: str
     token_n: int = 0
     source: HoldSource = HoldSource.queue
+    fingerprint: str = ""  # the request's, for its idempotency record in Redis
     outcome: tuple[str, Any] | None = None
+    response: str = ""  # the paid order as JSON text, once (stored in Redis, sent as is)
     # filled while writing
     order_id: int = 0
     payment_id: int = 0
@@ -111,7 +112,7 @@ def _guard_buyers(session: Session, drop: Drop, jobs: list[Job]) -> set[int]:
     for job in jobs:
         per_customer[job.customer_id] += job.quantity
     customers = sorted(per_customer)
-    accepted = {row[0] for row in _raw_execute(
+    accepted = {row[0] for row in bulk.execute(
         session,
         "INSERT INTO drop_buyers (drop_id, customer_id, units, holding) "
         "SELECT %b, u.c, u.n, false FROM unnest(%b::bigint[], %b::integer[]) AS u(c, n) "
@@ -132,7 +133,7 @@ def _guard_tokens(session: Session, drop: Drop, jobs: list[Job]) -> set[int]:
     if not wanted:
         return set()
     customers = sorted(wanted)
-    accepted = {row[0] for row in _raw_execute(
+    accepted = {row[0] for row in bulk.execute(
         session,
         "UPDATE drop_queue_entries AS q SET tokens_used = v.hi FROM unnest(%b::bigint[], "
         "%b::integer[], %b::integer[]) AS v(c, lo, hi) WHERE q.drop_id = %b "
@@ -214,60 +215,47 @@ def _give_back_slots(session: Session, drop: Drop, takes: Sequence[list[int]]) -
             [{"d": drop.id, "p": p, "s": s, "q": q} for (p, s), q in sorted(back.items())])
 
 
-def _ids(session: Session, table: str, n: int) -> list[int]:
-    """n ids from the table's sequence in one round trip, so the rows can be written without
+def _next_ids(session: Session, tables: Sequence[str], n: int) -> list[tuple[int, ...]]:
+    """n ids from each table's sequence in one round trip, so rows can be written without
     RETURNING and children can refer to them in the same batch."""
-    return list(session.execute(text(
-        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :n)"),
-        {"n": n}).scalars())
+    nextvals = ", ".join(f"nextval(pg_get_serial_sequence('{t}', 'id'))" for t in tables)
+    return [tuple(row) for row in session.execute(text(
+        f"SELECT {nextvals} FROM generate_series(1, :n)"), {"n": n})]
 
 
-def _bulk_insert(session: Session, table: str, columns: Sequence[tuple[str, str]],
-                 rows: Sequence[Sequence[Any]]) -> None:
-    """``INSERT ... SELECT FROM unnest(arrays)``: one statement whose text does not depend on
-    the number of rows (psycopg parses it once) with one array parameter per column. Measured
-    ~10x cheaper per row than SQLAlchemy's multi-row VALUES (whose statement text grows with
-    the batch and is re-parsed by the driver each time). ``columns``: (name, SQL type); JSON
-    values are passed as text and cast."""
-    if not rows:
-        return
-    names = ", ".join(name for name, _ in columns)
-    arrays = ", ".join(f"%b::{'text' if kind == 'json' else kind}[]" for _, kind in columns)
-    select_list = ", ".join(f"u.{name}::json" if kind == "json" else f"u.{name}"
-                            for name, kind in columns)
-    params = tuple(
-        [json.dumps(row[i]) if kind == "json" else row[i] for row in rows]
-        for i, (_, kind) in enumerate(columns))
-    _raw_execute(session, f"INSERT INTO {table} ({names}) SELECT {select_list} "
-                          f"FROM unnest({arrays}) AS u({names})", params)
+class Buyer(NamedTuple):
+    """The customer fields an order copies (read as plain rows, not ORM objects)."""
 
-
-def _raw_execute(session: Session, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """On the session's own connection (same transaction), with psycopg's binary protocol:
-    arrays are then sent without per-element text escaping (most of the cost otherwise)."""
-    driver = session.connection().connection.dbapi_connection
-    with driver.cursor(binary=True) as cursor:  # type: ignore[union-attr]
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+    id: int
+    email: str
+    acquisition_source: str
+    acquisition_campaign: str
 
 
 def _record_events(session: Session, *, now: datetime, events: list[dict[str, Any]]) -> None:
     """``events.record_event`` for many events: one INSERT, then the webhook deliveries of the
-    active endpoints that subscribe to them (one read, one INSERT)."""
+    active endpoints that subscribe to them (one read, one INSERT). With no subscriber, the
+    events take their ids from the table's default (one round trip fewer)."""
     if not events:
         return
-    ids = _ids(session, "domain_events", len(events))
-    _bulk_insert(session, "domain_events", [
-        ("id", "bigint"), ("event_id", "text"), ("type", "text"), ("subject_type", "text"),
-        ("subject_id", "text"), ("customer_id", "bigint"), ("occurred_at", "timestamptz"),
-        ("payload", "json")], [
-        (event_id, str(uuid.uuid4()), e["type"], e["subject_type"], e["subject_id"],
-         e["customer_id"], now, e["payload"]) for event_id, e in zip(ids, events, strict=True)])
     endpoints = session.scalars(select(WebhookEndpoint).where(
         WebhookEndpoint.active.is_(True))).all()
+    wanted = [endpoint for endpoint in endpoints
+              if any(subscribes_to(endpoint, kind) for kind in {e["type"] for e in events})]
+    columns = [("event_id", "text"), ("type", "text"), ("subject_type", "text"),
+               ("subject_id", "text"), ("customer_id", "bigint"), ("occurred_at", "timestamptz"),
+               ("payload", "json")]
+    rows = [(str(uuid.uuid4()), e["type"], e["subject_type"], e["subject_id"], e["customer_id"],
+             now, e["payload"]) for e in events]
+    if not wanted:
+        bulk.insert_unnest(session, "domain_events", columns, rows)
+        return
+    ids = [row[0] for row in _next_ids(session, ["domain_events"], len(events))]
+    bulk.insert_unnest(session, "domain_events", [("id", "bigint"), *columns],
+                       [(event_id, *row) for event_id, row in zip(ids, rows, strict=True)])
     deliveries = [{"endpoint_id": endpoint.id, "event_id": event_id,
                    "status": DeliveryStatus.pending, "next_attempt_at": now, "attempts": 0}
-                  for event_id, e in zip(ids, events, strict=True) for endpoint in endpoints
+                  for event_id, e in zip(ids, events, strict=True) for endpoint in wanted
                   if subscribes_to(endpoint, e["type"])]
     if deliveries:
         session.execute(insert(WebhookDelivery), deliveries)
@@ -288,8 +276,9 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
     jobs whose units are taken: one multi-row INSERT per table, the same columns and event
     payloads as ``orders.flows.write_pending_order``. Returns the customers by id. Shared by
     the drop batches and the bench's classic baseline (so both pay the same writing cost)."""
-    customers = {c.id: c for c in session.scalars(select(Customer).where(
-        Customer.id.in_({j.customer_id for j in jobs})))}
+    customers = {row[0]: Buyer(*row) for row in bulk.execute(
+        session, "SELECT id, email, acquisition_source, acquisition_campaign FROM customers "
+        "WHERE id = ANY(%s)", (sorted({j.customer_id for j in jobs}),))}
     for job in jobs:
         priced = []
         job.drafted = []
@@ -306,12 +295,11 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
         job.totals = order_totals(priced, currency=settings.currency,
                                   flat_shipping=settings.flat_shipping_amount,
                                   free_shipping_threshold=settings.free_shipping_threshold)
-    order_ids = _ids(session, "orders", len(jobs))
-    payment_ids = _ids(session, "payments", len(jobs))
-    for job, order_id, payment_id in zip(jobs, order_ids, payment_ids, strict=True):
+    for job, (order_id, payment_id) in zip(
+            jobs, _next_ids(session, ["orders", "payments"], len(jobs)), strict=True):
         job.order_id, job.payment_id = order_id, payment_id
         job.payment_key = f"pay_{uuid.uuid4().hex}"
-    _bulk_insert(session, "orders", [
+    bulk.insert_unnest(session, "orders", [
         ("id", "bigint"), ("customer_id", "bigint"), ("email", "text"), ("status", "text"),
         ("currency", "text"), ("subtotal_amount", "bigint"), ("discount_amount", "bigint"),
         ("shipping_amount", "bigint"), ("total_amount", "bigint"),
@@ -326,7 +314,7 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
          customers[j.customer_id].acquisition_source,
          customers[j.customer_id].acquisition_campaign, j.shipping_address, now)
         for j in jobs])
-    _bulk_insert(session, "order_lines", [
+    bulk.insert_unnest(session, "order_lines", [
         ("order_id", "bigint"), ("variant_id", "bigint"), ("sku", "text"),
         ("product_name", "text"), ("variant_name", "text"), ("product_family", "text"),
         ("condition_grade", "text"), ("condition_disclosure", "text"),
@@ -336,7 +324,7 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
          d["product_family"], d["condition_grade"].name, d["condition_disclosure"],
          d["unit_price_amount"], d["quantity"], d["line_total_amount"])
         for j in jobs for d in j.drafted])
-    _bulk_insert(session, "payments", [
+    bulk.insert_unnest(session, "payments", [
         ("id", "bigint"), ("order_id", "bigint"), ("provider", "text"),
         ("idempotency_key", "text"), ("status", "text"), ("amount", "bigint"),
         ("currency", "text"), ("card_last4", "text"), ("card_fingerprint", "text"),
@@ -357,8 +345,9 @@ def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: 
                    jobs: list[Job]) -> tuple[list[Job], dict[int, Any]]:
     """Step 1. Returns the jobs written (others have their outcome set) and the customers."""
     now = clock.now()
-    existing = dict(session.execute(select(Order.checkout_reference, Order.id).where(
-        Order.checkout_reference.in_([j.reference for j in jobs]))).all())
+    existing = dict(bulk.execute(
+        session, "SELECT checkout_reference, id FROM orders WHERE checkout_reference = ANY(%s)",
+        ([j.reference for j in jobs],)))
     fresh, seen = [], set()
     for job in jobs:
         if job.reference in existing or job.reference in seen:
@@ -400,7 +389,7 @@ def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: 
                               location_id=drop.location_id, jobs=live)
     # The units last: slot rows stay locked only from here to the commit.
     takes = _take_slots(session, drop, live)
-    _bulk_insert(session, "drop_holds", [
+    bulk.insert_unnest(session, "drop_holds", [
         ("drop_id", "bigint"), ("customer_id", "bigint"), ("status", "text"),
         ("source", "text"), ("quantity", "integer"), ("lines", "json"), ("takes", "json"),
         ("created_at", "timestamptz"), ("expires_at", "timestamptz"),
@@ -425,7 +414,7 @@ def settle_orders(session: Session, *, now: datetime, provider_name: str, jobs: 
     """Step 3, for many orders: payments leave pending only once (guarded), orders become
     paid or payment-failed, ``on_declined`` gives the declined jobs' units back, and the
     ``order.paid`` / ``order.payment_failed`` events are written. Sets each job's outcome."""
-    _raw_execute(
+    bulk.execute(
         session, "UPDATE payments AS p SET status = u.st, provider = %s, provider_ref = u.ref, "
         "decline_code = u.code, updated_at = %s FROM unnest(%b::bigint[], %b::text[], "
         "%b::text[], %b::text[]) AS u(id, st, ref, code) WHERE p.id = u.id "
@@ -436,11 +425,11 @@ def settle_orders(session: Session, *, now: datetime, provider_name: str, jobs: 
          [r.decline_code for r in results]))
     paid = [j for j, r in zip(jobs, results, strict=True) if r.status == "succeeded"]
     if paid:
-        _raw_execute(session, "UPDATE orders SET status = %s, paid_at = %s WHERE id = ANY(%s)",
+        bulk.execute(session, "UPDATE orders SET status = %s, paid_at = %s WHERE id = ANY(%s)",
                      (OrderStatus.paid.name, now, [j.order_id for j in paid]))
     declined = [j for j, r in zip(jobs, results, strict=True) if r.status != "succeeded"]
     if declined:
-        _raw_execute(session, "UPDATE orders SET status = %s WHERE id = ANY(%s)",
+        bulk.execute(session, "UPDATE orders SET status = %s WHERE id = ANY(%s)",
                      (OrderStatus.payment_failed.name, [j.order_id for j in declined]))
         on_declined(declined)
     events = []

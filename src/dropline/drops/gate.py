@@ -166,12 +166,13 @@ class DropKeys:
         return [self.meta, self.left, self.buyers, self.holds, self.hold_info, self.tokens]
 
 
-def stored_outcome(stored: str) -> tuple[int, Any] | None:
-    """``D|fp|status|body`` -> (status, body); None while the first attempt is pending."""
+def stored_outcome(stored: str) -> tuple[int, str] | None:
+    """``D|fp|status|body`` -> (status, body as JSON text); None while the first attempt is
+    pending."""
     if not stored.startswith("D|"):
         return None
     _, _, status, body = stored.split("|", 3)
-    return int(status), json.loads(body)
+    return int(status), body
 
 
 def _pairs(quantities: Mapping[int, int]) -> list[str]:
@@ -224,6 +225,24 @@ class RedisGate:
         keys, args = self._take_args(request)
         raw = await self._take(keys=keys, args=args)
         return Verdict(_text(raw[0]), tuple(_text(v) for v in raw[1:]))
+
+    async def take_many(self, requests: list[TakeRequest]) -> list[Verdict]:
+        """The script once per request, all in one pipeline (one round trip; Redis still runs
+        each script alone, in order). What the hot path's coalescer calls."""
+        pipe = self.client.pipeline(transaction=False)
+        for request in requests:
+            keys, args = self._take_args(request)
+            await self._take(keys=keys, args=args, client=pipe)
+        return [Verdict(_text(raw[0]), tuple(_text(v) for v in raw[1:]))
+                for raw in await pipe.execute()]
+
+    async def complete_many(self, records: list[tuple[int, str, str, int, str]]) -> None:
+        """Stores many outcomes at once: (drop, reference, fingerprint, status, body JSON)."""
+        pipe = self.client.pipeline(transaction=False)
+        for drop_id, reference, fingerprint, status, body in records:
+            pipe.set(self.keys(drop_id).idem(reference), f"D|{fingerprint}|{status}|{body}",
+                     ex=IDEMPOTENCY_TTL_SECONDS)
+        await pipe.execute()
 
     async def give_back(self, drop_id: int, *, customer_id: int, quantities: Mapping[int, int],
                         reference: str | None = None) -> None:

@@ -15,9 +15,10 @@ the orders' unique checkout reference in PostgreSQL catches a replay Redis has f
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,15 +26,19 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi.encoders import jsonable_encoder
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from starlette.responses import Response
 
 from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.config import Settings
-from dropline.customers.service import customer_for_session
+from dropline.customers.models import CustomerSession
 from dropline.db import Database
 from dropline.drops import gate as gates
 from dropline.drops import rules, service
 from dropline.drops.batch import Job, write_batch
+from dropline.drops.coalesce import Coalescer
 from dropline.drops.errors import (
     AdmissionRefused,
     DropEnded,
@@ -59,72 +64,16 @@ from dropline.idempotency import service as idempotency
 from dropline.orders import flows as orders
 from dropline.orders.api import order_read
 from dropline.orders.service import find_by_checkout_reference
+from dropline.risk.actor import set_actor
 from dropline.security import token_digest
+from dropline.web.problems import PROBLEM_JSON, domain_error_response
 
 SESSION_CACHE_SECONDS = 5.0
 DROP_CACHE_SECONDS = 2.0
 MAX_BATCH = 400
+MAX_GATE_BATCH = 500
 PARALLEL_BATCHES = 2
-
-
-class BatchWriter:
-    """Collects jobs while earlier batches are being written: with ``parallel`` batches in
-    flight, every job that arrives meanwhile joins the next one, so batches grow with load and
-    a lone shopper is written at once (no timer)."""
-
-    def __init__(self, write: Callable[[list[Job]], list[Job]], *, max_batch: int = MAX_BATCH,
-                 parallel: int = PARALLEL_BATCHES) -> None:
-        self._write = write
-        self._max = max_batch
-        self._pending: list[tuple[Job, asyncio.Future[Job]]] = []
-        self._slots = asyncio.Semaphore(parallel)
-        self._executor = ThreadPoolExecutor(parallel, thread_name_prefix="drop-batch")
-        self._pumping = False
-
-    async def submit(self, job: Job) -> Job:
-        future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
-        self._pending.append((job, future))
-        if not self._pumping:
-            self._pumping = True
-            asyncio.get_running_loop().create_task(self._pump())
-        return await future
-
-    async def _pump(self) -> None:
-        try:
-            while self._pending:
-                await self._slots.acquire()
-                batch, self._pending = self._pending[:self._max], self._pending[self._max:]
-                if not batch:
-                    self._slots.release()
-                    break
-                asyncio.get_running_loop().create_task(self._run(batch))
-                await asyncio.sleep(0)  # let arrivals join the next batch
-        finally:
-            self._pumping = False
-            if self._pending and not self._pumping:
-                self._pumping = True
-                asyncio.get_running_loop().create_task(self._pump())
-
-    async def _run(self, batch: list[tuple[Job, asyncio.Future[Job]]]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            by_drop: dict[int, list[tuple[Job, asyncio.Future[Job]]]] = {}
-            for item in batch:
-                by_drop.setdefault(item[0].drop_id, []).append(item)
-            for items in by_drop.values():
-                try:
-                    await loop.run_in_executor(self._executor, self._write,
-                                               [job for job, _ in items])
-                except Exception as exc:  # noqa: BLE001 - the whole batch failed: each request learns why
-                    for _, future in items:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for job, future in items:
-                    if not future.done():
-                        future.set_result(job)
-        finally:
-            self._slots.release()
+log = logging.getLogger("dropline.drops")
 
 
 @dataclass(frozen=True)
@@ -157,9 +106,18 @@ class HotPath:
                                                            timeout=10)), prefix=prefix)
         self.sync_gate = gates.SyncGate(redis.Redis.from_url(redis_url), prefix=prefix)
         self.limits = DropLimitSettings()
-        self.writer = BatchWriter(lambda jobs: write_batch(
-            db, clock=clock, settings=settings, provider=provider, jobs=jobs))
-        self._sessions: dict[str, tuple[float, int, str]] = {}
+        # Each round trip of the hot path is coalesced across concurrent requests
+        # (drops.coalesce): sessions in one query, gate verdicts in one pipeline, orders in
+        # batched transactions. Blocking database work runs in threads of its own.
+        self._writers = ThreadPoolExecutor(PARALLEL_BATCHES, thread_name_prefix="drop-batch")
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="drop-read")
+        self.writer: Coalescer[Job, Job] = Coalescer(self._write_jobs, max_batch=MAX_BATCH,
+                                                     parallel=PARALLEL_BATCHES)
+        self.takes: Coalescer[gates.TakeRequest, gates.Verdict] = Coalescer(
+            self.gate.take_many, max_batch=MAX_GATE_BATCH)
+        self.session_lookups: Coalescer[str, int | None] = Coalescer(
+            self._resolve_sessions, max_batch=MAX_BATCH)
+        self._sessions: dict[str, tuple[float, int]] = {}
         self._drops: dict[int, tuple[float, DropFacts]] = {}
         self._load_lock = threading.Lock()
         self._resynced: dict[int, float] = {}
@@ -168,7 +126,8 @@ class HotPath:
     # --- caches -----------------------------------------------------------------------------
 
     async def customer(self, token: str | None) -> tuple[int, str]:
-        """(customer id, session digest) of a live session, cached briefly."""
+        """(customer id, session digest) of a live session, cached briefly. Sessions not in
+        the cache are resolved together: one query for all the shoppers arriving at once."""
         if not token or len(token) > 200:
             raise NotAuthenticated("sign in first (POST /api/v1/sessions)")
         digest = token_digest(token)
@@ -176,19 +135,59 @@ class HotPath:
         cached = self._sessions.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1], digest
-
-        def look_up() -> int | None:
-            with self.db.transaction() as session:
-                customer = customer_for_session(session, clock=self.clock, token=token)
-                return customer.id if customer is not None else None
-
-        customer_id = await anyio.to_thread.run_sync(look_up)
+        customer_id = await self.session_lookups.submit(digest)
         if customer_id is None:
             raise NotAuthenticated("sign in first (POST /api/v1/sessions)")
         if len(self._sessions) > 200_000:
             self._sessions.clear()
-        self._sessions[digest] = (now + SESSION_CACHE_SECONDS, customer_id, digest)
+        self._sessions[digest] = (now + SESSION_CACHE_SECONDS, customer_id)
         return customer_id, digest
+
+    async def _resolve_sessions(self, digests: list[str]) -> list[int | None]:
+        """Live (unrevoked, unexpired) sessions by token digest, as ``sessions.owner_of``."""
+        at = self.clock.now()
+
+        def query() -> dict[str, int]:
+            with self.db.engine.connect() as conn:
+                return dict(conn.execute(
+                    select(CustomerSession.token_hash, CustomerSession.customer_id).where(
+                        CustomerSession.token_hash.in_(set(digests)),
+                        CustomerSession.revoked_at.is_(None), CustomerSession.expires_at > at)
+                ).all())
+
+        found = await asyncio.get_running_loop().run_in_executor(self._readers, query)
+        return [found.get(digest) for digest in digests]
+
+    async def _write_jobs(self, jobs: list[Job]) -> list[Job | BaseException]:
+        """One coalesced batch: each drop's jobs written, charged and settled
+        (``drops.batch.write_batch``, in a thread), then every outcome stored in Redis in one
+        pipeline, before any request is answered."""
+        loop = asyncio.get_running_loop()
+        failed: dict[int, BaseException] = {}
+        by_drop: dict[int, list[Job]] = {}
+        for job in jobs:
+            by_drop.setdefault(job.drop_id, []).append(job)
+        for items in by_drop.values():
+            try:
+                await loop.run_in_executor(self._writers, lambda items=items: write_batch(
+                    self.db, clock=self.clock, settings=self.settings, provider=self.provider,
+                    jobs=items))
+            except Exception as exc:  # noqa: BLE001 - those requests learn why (503)
+                failed.update((id(job), exc) for job in items)
+        records = []
+        for job in jobs:
+            if id(job) not in failed and job.outcome is not None and job.outcome[0] == "paid":
+                job.response = json.dumps(job.outcome[1], separators=(",", ":"))
+                records.append((job.drop_id, job.reference, job.fingerprint, 201, job.response))
+        if records:
+            try:
+                await self.gate.complete_many(records)
+            except RedisError:
+                # The orders are paid and committed: they are answered. A replay then finds
+                # its key pending in Redis and, once the lease lapses, is answered from
+                # PostgreSQL by the unique checkout reference.
+                log.warning("could not store %d drop outcomes in Redis", len(records))
+        return [failed.get(id(job), job) for job in jobs]
 
     async def drop(self, drop_id: int) -> DropFacts:
         cached = self._drops.get(drop_id)
@@ -372,7 +371,7 @@ def _refused(reason: str, facts: DropFacts) -> DomainError:
                    drop_id=facts.drop_id)
 
 
-async def _await_stored(hot: HotPath, drop_id: int, reference: str) -> tuple[int, Any]:
+async def _await_stored(hot: HotPath, drop_id: int, reference: str) -> tuple[int, str]:
     """A replay of a pending purchase waits for the first attempt's answer (bounded)."""
     deadline = time.monotonic() + hot.settings.idempotency_lease_seconds
     while time.monotonic() < deadline:
@@ -409,7 +408,7 @@ def _has_order(hot: HotPath, reference: str) -> bool:
 
 
 async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
-                           card: Card) -> tuple[int, Any]:
+                           card: Card) -> tuple[int, str]:
     try:
         status, answer = await anyio.to_thread.run_sync(_resume, hot, reference, card)
     except PaymentDeclined as exc:
@@ -418,15 +417,18 @@ async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: st
         raise
     await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=status,
                             body=answer)
-    return status, answer
+    return status, json.dumps(answer, separators=(",", ":"))
 
 
 async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
                    session_token: str | None, idempotency_key: str | None, ip: str,
-                   early_access: service.EarlyAccess) -> tuple[int, Any]:
-    """Returns (status, body) for a paid order or a stored replay; raises DomainError."""
+                   early_access: service.EarlyAccess) -> tuple[int, str]:
+    """Returns (status, JSON text) for a paid order or a stored replay; raises DomainError.
+    Three awaits on the common path, each coalesced with the other requests of the moment:
+    the session (when not cached), the gate's verdict, the batch that writes the order."""
     key = idempotency.validate_key(idempotency_key)
     customer_id, digest = await hot.customer(session_token)
+    set_actor(f"customer:{customer_id}")
     facts = await hot.drop(drop_id)
     reference = idempotency.reference_for(f"customer:{customer_id}", key)
     fp = idempotency.fingerprint("POST", path, body.model_dump(mode="json"))
@@ -462,10 +464,10 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         now_ms=int(now.timestamp() * 1000), reference=reference, fingerprint=fp,
         token_n=token_n, lead_ms=lead_ms, identity_limit=hot.limits.identity_per_minute,
         ip=ip, ip_limit=hot.limits.ip_per_minute)
-    verdict = await hot.gate.take(request)
+    verdict = await hot.takes.submit(request)
     if verdict.outcome == "missing":
         await anyio.to_thread.run_sync(hot.load, drop_id)
-        verdict = await hot.gate.take(request)
+        verdict = await hot.takes.submit(request)
     if verdict.outcome == "replay":
         stored = gates.stored_outcome(verdict.values[0])
         return stored if stored is not None else await _await_stored(hot, drop_id, reference)
@@ -480,7 +482,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     card = Card(**body.card.model_dump())
     job = Job(drop_id=drop_id, customer_id=customer_id, lines=sorted(lines.items()),
               pools=quantities, card=card, shipping_address=body.shipping_address.model_dump(),
-              reference=reference, token_n=token_n,
+              reference=reference, token_n=token_n, fingerprint=fp,
               source=HoldSource.queue if facts.queue_enabled else HoldSource.direct)
     try:
         await hot.writer.submit(job)
@@ -496,9 +498,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                                  "Retry with the same Idempotency-Key", retry_after=1) from None
     kind, detail = job.outcome or ("refused", "soldout")
     if kind == "paid":
-        await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=201,
-                                body=detail)
-        return 201, detail
+        return 201, job.response  # stored in Redis by the batch, with the others
     if kind == "declined":
         await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities)
         error = PaymentDeclined(f"the card was declined ({detail['decline_code']}); nothing "
@@ -520,3 +520,24 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                                       path=path, card=card)
     raise _refused(str(detail), facts)
 
+
+async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
+                  session_token: str | None, idempotency_key: str | None, ip: str,
+                  early_access: service.EarlyAccess) -> Response:
+    """``purchase`` as an HTTP response: the JSON text sent as it is (encoded once, shared
+    with the Redis record), refusals as problem+json, a silent gate as 503. Used by the
+    FastAPI route and by the fast lane (``drops.lane``) alike."""
+    try:
+        status_code, text = await purchase(
+            hot, drop_id=drop_id, body=body, path=path, session_token=session_token,
+            idempotency_key=idempotency_key, ip=ip, early_access=early_access)
+    except RedisError:
+        return domain_error_response(ServiceUnavailable(
+            "the drop's gate is not answering; retry with the same Idempotency-Key in a "
+            "moment", retry_after=2), path)
+    except DomainError as exc:
+        return domain_error_response(exc, path)
+    if status_code >= 400:
+        return Response(text, status_code=status_code, media_type=PROBLEM_JSON,
+                        headers={"Idempotent-Replayed": "true"})
+    return Response(text, status_code=status_code, media_type="application/json")

@@ -5,6 +5,7 @@ a 4xx problem here."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,6 +42,23 @@ def domain_error_response(exc: DomainError, instance: str) -> JSONResponse:
     return problem_response(exc.status, exc.to_problem(instance), headers)
 
 
+def validation_problem(raw_errors: Sequence[Any], instance: str) -> JSONResponse:
+    """400 for a body that is not JSON, else 422 with every field's error (``loc`` as
+    FastAPI reports it, e.g. ``["body", "lines", 0, "quantity"]``)."""
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
+        for err in raw_errors
+    ]
+    if any(err["type"] == "json_invalid" for err in errors):
+        return problem_response(400, _problem(
+            400, "malformed-json", "Malformed JSON",
+            "the request body is not valid JSON", instance, errors=errors))
+    return problem_response(422, _problem(
+        422, "validation-failed", "Validation failed",
+        "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:2000],
+        instance, errors=errors))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -48,18 +66,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
-            for err in exc.errors()
-        ]
-        if any(err["type"] == "json_invalid" for err in errors):
-            return problem_response(400, _problem(
-                400, "malformed-json", "Malformed JSON",
-                "the request body is not valid JSON", request.url.path, errors=errors))
-        return problem_response(422, _problem(
-            422, "validation-failed", "Validation failed",
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:2000],
-            request.url.path, errors=errors))
+        return validation_problem(exc.errors(), request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,0 +1,45 @@
+"""Many rows per statement on PostgreSQL, for the paths that write in batches (drop orders,
+the local provider's ledger).
+
+``insert_unnest`` writes ``INSERT ... SELECT FROM unnest(arrays)``: one statement whose text
+does not depend on the number of rows (psycopg parses it once, PostgreSQL plans it once), with
+one array parameter per column, sent in psycopg's binary format (no per-element escaping).
+Measured ~10x cheaper per row than SQLAlchemy's multi-row VALUES or ``IN (...)`` lists, whose
+text grows with the batch and is split and parsed again each time (``_split_query`` was a tenth
+of the batch writer's CPU). Both helpers run on the session's own connection, so inside its
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+
+def execute(session: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Raw psycopg (``%s`` / ``%b`` placeholders, binary protocol) on the session's connection;
+    returns the rows, if the statement has any."""
+    driver = session.connection().connection.dbapi_connection
+    with driver.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def insert_unnest(session: Session, table: str, columns: Sequence[tuple[str, str]],
+                  rows: Sequence[Sequence[Any]], *, suffix: str = "") -> list[tuple[Any, ...]]:
+    """``columns``: (name, SQL type); a ``json`` column takes any JSON-able value. ``suffix``
+    is appended (``ON CONFLICT ... RETURNING ...``); its rows are returned."""
+    if not rows:
+        return []
+    names = ", ".join(name for name, _ in columns)
+    arrays = ", ".join(f"%b::{'text' if kind == 'json' else kind}[]" for _, kind in columns)
+    select_list = ", ".join(f"u.{name}::json" if kind == "json" else f"u.{name}"
+                            for name, kind in columns)
+    params = tuple(
+        [json.dumps(row[i]) for row in rows] if kind == "json" else [row[i] for row in rows]
+        for i, (_, kind) in enumerate(columns))
+    return execute(session, f"INSERT INTO {table} ({names}) SELECT {select_list} "
+                            f"FROM unnest({arrays}) AS u({names}) {suffix}", params)

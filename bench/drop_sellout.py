@@ -21,7 +21,10 @@ What it does, in one run:
    ``units_per_s_with_admission`` counts both phases. The purchase path runs on the Redis gate
    and batched writes (``drops.gate``, ``drops.batch``; Redis DB 3, prefix ``dl:``, whose keys
    alone are flushed first), the server is uvicorn with uvloop and httptools, and the crowd
-   is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part.
+   is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part: one per
+   shopper by default, as a crowd of browsers has (``--connections N`` makes the crowd share
+   N; with 256 shared connections at most 256 purchases are ever in flight, so the server's
+   batches stay small and the run measures the client's concurrency, not the server).
 5. The same crowd then buys the baseline: ``POST /bench/baseline/checkout``, the classic
    design (as Saleor/Vendure/Medusa): ``SELECT ... FOR UPDATE`` on the one stock row, decrement,
    write the order in that same transaction, commit, charge, settle. Same lean order writing
@@ -56,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import uvloop
 from leanhttp import Pool
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -269,7 +273,7 @@ def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: 
         env["PGOPTIONS"] = "-c synchronous_commit=off"
     command = [sys.executable, "-m", "uvicorn", "drop_sellout:create_bench_app", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-               "--loop", "uvloop", "--http", "httptools",
+               "--loop", "uvloop", "--http", "httptools", "--backlog", "4096",
                # A worker busy with a crowd on a loaded machine must not be taken for dead
                # and restarted (uvicorn pings workers, 5 s by default).
                "--timeout-worker-healthcheck", "60",
@@ -330,7 +334,7 @@ async def send(pool: Pool, method: str, path: str, *, token: str, json_body: Any
 
 async def crowd(pool: Pool, items: list[Any], shopper: Any
                 ) -> tuple[float, list[tuple[int, dict[str, Any], float]]]:
-    """Every shopper is a task from the start; they share the pool's keep-alive connections
+    """Every shopper is a task from the start; they use the pool's keep-alive connections
     (opened before this, untimed)."""
     started = time.perf_counter()
     results = await asyncio.gather(*(shopper(pool, item) for item in items))
@@ -407,7 +411,7 @@ def load() -> str:
 async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
                      ) -> dict[str, Any]:
     drop_id = ids["drop_id"]
-    pool = Pool("127.0.0.1", args.port, args.connections)
+    pool = Pool("127.0.0.1", args.port, args.connections or len(tokens))
     await pool.open()
     try:
         wait = (ids["starts_at"] - datetime.now(UTC)).total_seconds()
@@ -468,8 +472,9 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--shoppers", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    parser.add_argument("--connections", type=int, default=256,
-                        help="HTTP keep-alive connections the crowd shares")
+    parser.add_argument("--connections", type=int, default=0,
+                        help="HTTP keep-alive connections the crowd shares (default: one per "
+                             "shopper)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--async-commit", action="store_true",
                         help="synchronous_commit=off for the server's connections")
@@ -519,7 +524,8 @@ def main() -> None:
         "admission_statuses": admission["statuses"],
         "load_average": {"drop": drop_run["load"], "baseline": base_run["load"],
                          "end": load()},
-        "settings": {"workers": args.workers, "connections": args.connections,
+        "settings": {"workers": args.workers,
+                     "connections": args.connections or args.shoppers,
                      "server": "uvicorn --loop uvloop --http httptools",
                      "gate": f"redis {REDIS_URL} prefix {REDIS_PREFIX}",
                      "client": "bench/leanhttp.py (asyncio keep-alive)",

@@ -82,7 +82,9 @@ def early_access_of(request: Request) -> service.EarlyAccess:
 
 def early_access_for(app_state: Any) -> service.EarlyAccess:
     """Tests (and a future memberships wiring) may set ``app.state.drops_early_access``."""
-    return getattr(app_state, "drops_early_access", None) or service.membership_early_access
+    # State's own dict: getattr on a missing name would raise and catch an AttributeError on
+    # every purchase (the fast lane asks each time).
+    return app_state._state.get("drops_early_access") or service.membership_early_access
 
 
 def client_ip(request: Request) -> str:

@@ -31,6 +31,8 @@ What it does, in one run:
    and settling code as the drop batches (``drops.batch.insert_orders`` / ``settle_orders``),
    same async endpoint shape and session cache; only the design differs (one hot row and a
    transaction per order vs a Redis gate and many orders per transaction).
+   Before each timed crowd the database is settled (``VACUUM ANALYZE``, ``CHECKPOINT``, a
+   second of quiet), so autovacuum and checkpoints woken by the untimed parts stay out of it.
 6. Checks the database: ``oversold`` (units in paid orders beyond the cap) and
    ``lost_paid_orders`` (succeeded provider charges without a paid order, plus paid orders
    without a succeeded charge), for both runs.
@@ -403,6 +405,20 @@ def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
     return out
 
 
+def settle_database() -> None:
+    """Between the untimed and the timed parts: VACUUM ANALYZE and a CHECKPOINT, so that
+    autovacuum (woken by the admission phase's writes) and a checkpoint do not land at random
+    inside a timed crowd of a couple of seconds; then a second of quiet."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(DB_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+        conn.execute(text("CHECKPOINT"))
+    engine.dispose()
+    time.sleep(1)
+
+
 def load() -> str:
     """The machine's load average, as ``uptime`` reports it (the machine may be shared)."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -443,6 +459,7 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
                                   "admission_token": body["token"], "card": CARD,
                                   "shipping_address": ADDRESS})
 
+        await asyncio.to_thread(settle_database)
         drop_load = load()
         drop_run = summarise(*await crowd(pool, list(zip(tokens, admitted, strict=True)), buy))
         drop_run["load"] = drop_load
@@ -454,6 +471,8 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
                                   "card": CARD, "shipping_address": ADDRESS,
                                   "quantity": PER_PERSON})
 
+        if not args.no_baseline:
+            await asyncio.to_thread(settle_database)
         base_load = load()
         if args.no_baseline:
             base_run = {"units_per_s": 0.0, "p50_ms": None, "p99_ms": None, "seconds": None,

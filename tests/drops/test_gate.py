@@ -317,3 +317,46 @@ def _customer_of(db, token: str) -> int:
     with db.transaction() as session:
         return session.scalar(select(CustomerSession.customer_id).where(
             CustomerSession.token_hash == token_digest(token)))
+
+
+def test_a_purchase_still_goes_through_after_redis_lost_its_scripts(db, clock, gated,
+                                                                      redis_client):
+    # The gate sends EVALSHA without asking first (drops.gate.take_many): after a Redis
+    # restart (here: SCRIPT FLUSH) it must load the script and send the pipeline again.
+    world = make_drop(db, clock, cap=5, limit=2)
+    _, token = shopper_token(db, clock)
+    assert buy(gated, token, world.variant_ids[0], drop_id=world.drop_id).status_code == 201
+
+    redis_client.script_flush()
+    response = buy(gated, token, world.variant_ids[0], drop_id=world.drop_id)
+
+    assert response.status_code == 201, response.text
+    assert facts(db, world.drop_id)["paid"] == 2
+
+
+def test_the_fast_lane_refuses_bad_bodies_as_the_api_does_and_changes_nothing(
+        db, clock, gated, redis_client):
+    world = make_drop(db, clock, cap=5, limit=2)
+    _, token = shopper_token(db, clock)
+    url = f"{gated.url}/api/v1/drops/{world.drop_id}/purchase"
+    with httpx.Client(timeout=30, cookies={"dl_session": token}) as client:
+        malformed = client.post(url, content=b"{not json", headers={
+            "Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"})
+        invalid = client.post(url, headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+            "lines": [{"variant_id": world.variant_ids[0], "quantity": 0}], "card": CARD,
+            "shipping_address": ADDRESS})
+        keyless = client.post(url, json={
+            "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}], "card": CARD,
+            "shipping_address": ADDRESS})
+        stranger = httpx.post(url, headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+            "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}], "card": CARD,
+            "shipping_address": ADDRESS}, timeout=30)
+
+    assert malformed.status_code == 400
+    assert malformed.json()["type"].endswith("/malformed-json")
+    assert invalid.status_code == 422
+    assert invalid.headers["content-type"].startswith("application/problem+json")
+    assert ["body", "lines", 0, "quantity"] in [e["loc"] for e in invalid.json()["errors"]]
+    assert keyless.status_code == 422 and "Idempotency-Key" in keyless.json()["detail"]
+    assert stranger.status_code == 401
+    assert facts(db, world.drop_id) == {"sold": 0, "paid": 0, "left": 5, "charges": 0}

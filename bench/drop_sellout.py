@@ -61,7 +61,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import uvloop
 from leanhttp import Pool
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -58,10 +58,10 @@ class Coalescer(Generic[T, R]):
         self._start()
         return await future
 
-    def _start(self) -> None:
+    def _start(self, *, lingered: bool = False) -> None:
         while self._pending and self._in_flight < self._parallel:
             busy = self._in_flight or time.monotonic() - self._last_launch < BUSY_SECONDS
-            if busy and len(self._pending) < self._min and self._linger:
+            if busy and len(self._pending) < self._min and self._linger and not lingered:
                 if self._lingering is None:  # wait a little for more (or for a free slot)
                     self._lingering = asyncio.get_running_loop().call_later(
                         self._linger, self._lingered)
@@ -71,14 +71,11 @@ class Coalescer(Generic[T, R]):
                 self._lingering = None
             batch, self._pending = self._pending[:self._max], self._pending[self._max:]
             self._launch(batch)
+            lingered = False  # the wait served this batch; a next one waits afresh
 
     def _lingered(self) -> None:
         self._lingering = None
-        if not self._pending or self._in_flight >= self._parallel:
-            return
-        batch, self._pending = self._pending[:self._max], self._pending[self._max:]
-        self._launch(batch)
-        self._start()
+        self._start(lingered=True)
 
     def _launch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self._last_launch = time.monotonic()

@@ -153,6 +153,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _verdict(raw: list[Any]) -> Verdict:
+    """The script's reply: the outcome, then its values."""
+    return Verdict(_text(raw[0]), tuple(_text(v) for v in raw[1:]))
+
+
 class DropKeys:
     def __init__(self, prefix: str, drop_id: int) -> None:
         base = f"{prefix}d:{drop_id}:"
@@ -222,11 +227,6 @@ class RedisGate:
                 r.ip_limit if r.ip else 0, 60, *_pairs(r.quantities)]
         return keys, args
 
-    async def take(self, request: TakeRequest) -> Verdict:
-        keys, args = self._take_args(request)
-        raw = await self._take(keys=keys, args=args)
-        return Verdict(_text(raw[0]), tuple(_text(v) for v in raw[1:]))
-
     async def take_many(self, requests: list[TakeRequest]) -> list[Verdict]:
         """The script once per request, all in one pipeline (one round trip; Redis still runs
         each script alone, in order). What the hot path's coalescer calls. EVALSHA is sent
@@ -238,17 +238,12 @@ class RedisGate:
         for request in requests:
             keys, args = self._take_args(request)
             commands.append([b"EVALSHA", sha, b"%d" % len(keys), *keys, *args])
-        for attempt in (1, 2):
-            try:
-                replies = await self._send_all(commands)
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-                await self.client.script_load(TAKE)
-                continue
-            return [Verdict(_text(raw[0]), tuple(_text(v) for v in raw[1:]))
-                    for raw in replies]
-        raise AssertionError("unreachable")
+        try:
+            replies = await self._send_all(commands)
+        except NoScriptError:
+            await self.client.script_load(TAKE)
+            replies = await self._send_all(commands)
+        return [_verdict(raw) for raw in replies]
 
     async def complete_many(self, records: list[tuple[int, str, str, int, str]]) -> None:
         """Stores many outcomes at once: (drop, reference, fingerprint, status, body JSON)."""
@@ -274,6 +269,7 @@ class RedisGate:
             raise
         finally:
             await pool.release(conn)
+
     async def give_back(self, drop_id: int, *, customer_id: int, quantities: Mapping[int, int],
                         reference: str | None = None) -> None:
         k = self.keys(drop_id)
@@ -285,9 +281,7 @@ class RedisGate:
 
     async def complete(self, drop_id: int, *, reference: str, fingerprint: str, status: int,
                        body: Any) -> None:
-        await self.client.set(self.keys(drop_id).idem(reference),
-                              f"D|{fingerprint}|{status}|{json.dumps(body)}",
-                              ex=IDEMPOTENCY_TTL_SECONDS)
+        await self.complete_many([(drop_id, reference, fingerprint, status, json.dumps(body))])
 
     async def stored(self, drop_id: int, reference: str) -> str | None:
         value = await self.client.get(self.keys(drop_id).idem(reference))
@@ -299,8 +293,7 @@ class SyncGate(RedisGate):
 
     def take_sync(self, request: TakeRequest) -> Verdict:
         keys, args = self._take_args(request)
-        raw = self._take(keys=keys, args=args)
-        return Verdict(_text(raw[0]), tuple(_text(v) for v in raw[1:]))
+        return _verdict(self._take(keys=keys, args=args))
 
     def give_back_sync(self, drop_id: int, *, customer_id: int, quantities: Mapping[int, int],
                        reference: str | None = None) -> None:

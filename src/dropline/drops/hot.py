@@ -70,7 +70,7 @@ from dropline.web.problems import PROBLEM_JSON, domain_error_response
 
 SESSION_CACHE_SECONDS = 5.0
 DROP_CACHE_SECONDS = 2.0
-MAX_BATCH = 1000
+MAX_BATCH = 400
 # While a batch is being written, a second one waits up to BATCH_LINGER_SECONDS for MIN_BATCH
 # jobs rather than writing a handful: a batch costs ~15 round trips and 3 commits whatever its
 # size (in one crowd, 89 of 125 batches held a single order before this).
@@ -155,27 +155,24 @@ class HotPath:
 
     async def _resolve_sessions(self, digests: list[str]) -> list[int | None]:
         """Live (unrevoked, unexpired) sessions by token digest, as ``sessions.owner_of``."""
-        at = self.clock.now()
-
-        def query() -> dict[str, int]:
-            with self.db.transaction() as session:
-                return dict(bulk.execute(
-                    session, "SELECT token_hash, customer_id FROM customer_sessions "
-                    "WHERE token_hash = ANY(%s) AND revoked_at IS NULL AND expires_at > %s",
-                    (list(set(digests)), at)))
-
-        found = await asyncio.get_running_loop().run_in_executor(self._readers, query)
+        found = dict(await self._read(
+            "SELECT token_hash, customer_id FROM customer_sessions WHERE token_hash = ANY(%s) "
+            "AND revoked_at IS NULL AND expires_at > %s", (list(set(digests)), self.clock.now())))
         return [found.get(digest) for digest in digests]
 
     async def _have_orders(self, references: list[str]) -> list[bool]:
-        def query() -> set[str]:
-            with self.db.transaction() as session:
-                return {row[0] for row in bulk.execute(
-                    session, "SELECT checkout_reference FROM orders "
-                    "WHERE checkout_reference = ANY(%s)", (list(set(references)),))}
-
-        found = await asyncio.get_running_loop().run_in_executor(self._readers, query)
+        found = {row[0] for row in await self._read(
+            "SELECT checkout_reference FROM orders WHERE checkout_reference = ANY(%s)",
+            (list(set(references)),))}
         return [reference in found for reference in references]
+
+    async def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """One query (``bulk.execute``) in a reader thread."""
+        def query() -> list[tuple[Any, ...]]:
+            with self.db.transaction() as session:
+                return bulk.execute(session, sql, params)
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, query)
 
     async def _write_jobs(self, jobs: list[Job]) -> list[Job | BaseException]:
         """One coalesced batch: each drop's jobs written, charged and settled

@@ -4,8 +4,6 @@ polls, through the same services as the API."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -14,11 +12,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from dropline.cli_support import command_transaction
 from dropline.clock import SystemClock
 from dropline.config import get_settings
-from dropline.errors import DomainError, InvalidInput
+from dropline.errors import InvalidInput
 from dropline.memberships import jobs, onboarding, polls, reports, segments, service
 from dropline.memberships.models import Membership
 from dropline.memberships.rules import (
@@ -36,20 +34,6 @@ members_app = typer.Typer(help="Membership tiers, renewals, segments, cohort map
                                "and founders' polls.", no_args_is_help=True)
 
 
-@contextmanager
-def _transaction() -> Iterator[Session]:
-    """One transaction per command; a domain error is one readable line and exit code 2."""
-    from dropline.db import Database
-
-    db = Database(get_settings().database_url)
-    try:
-        with db.transaction() as session:
-            yield session
-    except DomainError as exc:
-        err.print(f"[bold red]error:[/] {exc.detail}")
-        raise typer.Exit(2) from None
-    finally:
-        db.dispose()
 
 
 def _money(amount: int, currency: str = "GBP") -> str:
@@ -59,7 +43,7 @@ def _money(amount: int, currency: str = "GBP") -> str:
 @members_app.command("tiers", epilog="Example: dropline members tiers")
 def tiers() -> None:
     """List the tiers with price, perks and spots left."""
-    with _transaction() as session:
+    with command_transaction() as session:
         table = Table(box=box.SIMPLE_HEAD)
         for name in ("id", "slug", "price", "spots left", "trial", "perks"):
             table.add_column(name, no_wrap=name != "perks")
@@ -95,7 +79,7 @@ def create_tier(
     free_delivery: Annotated[bool, typer.Option(help="Free local delivery.")] = False,
 ) -> None:
     """Create a membership tier."""
-    with _transaction() as session:
+    with command_transaction() as session:
         tier = service.create_tier(session, clock=SystemClock(), spec=service.TierSpec(
             slug=slug, name=name, interval=interval, price_amount=price,
             currency=currency.upper(), cap=cap, trial_days=trial_days,
@@ -114,7 +98,7 @@ def list_members(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """List memberships (newest first)."""
-    with _transaction() as session:
+    with command_transaction() as session:
         query = select(Membership).order_by(Membership.id.desc()).limit(limit)
         if status is not None:
             query = query.where(Membership.status == status)
@@ -132,7 +116,7 @@ def list_members(
 def metrics(days: Annotated[int, typer.Option(min=1, max=3650, help="Churn window.")] = 30
             ) -> None:
     """MRR, members per tier, churn (voluntary / failed payment) and trial conversion."""
-    with _transaction() as session:
+    with command_transaction() as session:
         now = SystemClock().now()
         m = reports.metrics(session, since=now - timedelta(days=days), until=now)
         table = Table("tier", "live", "paying", "trialing", "paused", "MRR")
@@ -152,7 +136,7 @@ def metrics(days: Annotated[int, typer.Option(min=1, max=3650, help="Churn windo
 def cohort_map(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
                ) -> None:
     """The cohort map: members, active, revenue and retention per segment and join month."""
-    with _transaction() as session:
+    with command_transaction() as session:
         cells = reports.membership_cohort_map(session, now=SystemClock().now())
     if as_json:
         print(json.dumps([c.__dict__ for c in cells], indent=2))
@@ -190,7 +174,7 @@ def segment_rules(
     set_: Annotated[list[str] | None, typer.Option("--set", help="key=value (repeat).")] = None,
 ) -> None:
     """Show the segment rule and its thresholds, or change them."""
-    with _transaction() as session:
+    with command_transaction() as session:
         if set_:
             changes = dict(_parse_setting(item) for item in set_)
             rules = segments.set_rules(session, clock=SystemClock(), changes=changes)
@@ -206,7 +190,7 @@ def segment_rules(
 @members_app.command("segments", epilog="Example: dropline members segments")
 def recompute_segments() -> None:
     """Reclassify every member now and print how many fall in each segment."""
-    with _transaction() as session:
+    with command_transaction() as session:
         clock = SystemClock()
         segments.claim_segment_run(session, clock=clock, every=timedelta(0), force=True)
         count = segments.classify_all(session, clock=clock)
@@ -236,7 +220,7 @@ def renew() -> None:
 @members_app.command("onboarding", epilog="Example: dropline members onboarding")
 def onboarding_report() -> None:
     """The onboarding steps, and retention of members who completed them or not."""
-    with _transaction() as session:
+    with command_transaction() as session:
         steps = onboarding.get_steps(session)
         groups = onboarding.retention_by_completion(session, clock=SystemClock())
     table = Table("step", "when", "subject")
@@ -261,7 +245,7 @@ def create_poll(
                                                   "founding members.")] = None,
 ) -> None:
     """Ask founding members (or one tier) a question; one vote each."""
-    with _transaction() as session:
+    with command_transaction() as session:
         clock = SystemClock()
         tier_id = service.get_tier_by_slug(session, tier).id if tier else None
         poll = polls.create_poll(session, clock=clock, question=question, options=option,
@@ -274,7 +258,7 @@ def create_poll(
 @members_app.command("poll-results", epilog="Example: dropline members poll-results 1")
 def poll_results(poll_id: Annotated[int, typer.Argument(min=1, help="Poll id.")]) -> None:
     """Votes per option."""
-    with _transaction() as session:
+    with command_transaction() as session:
         result = polls.results(session, poll_id=poll_id)
     table = Table("option", "votes", title=result.poll.question)
     for text, count in zip(result.poll.options, result.counts, strict=True):

@@ -5,8 +5,6 @@ API and the console."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -18,9 +16,9 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dropline.cli_support import command_transaction
 from dropline.clock import SystemClock
-from dropline.config import get_settings
-from dropline.errors import DomainError, InvalidInput, NotFound
+from dropline.errors import InvalidInput, NotFound
 
 console = Console()
 err = Console(stderr=True)
@@ -28,20 +26,6 @@ popups_app = typer.Typer(help="Pop-up shops, local listings and experiments.",
                          no_args_is_help=True)
 
 
-@contextmanager
-def _transaction() -> Iterator[Session]:
-    """One transaction per command; a domain error is one readable line and exit code 2."""
-    from dropline.db import Database
-
-    db = Database(get_settings().database_url)
-    try:
-        with db.transaction() as session:
-            yield session
-    except DomainError as exc:
-        err.print(f"[bold red]error:[/] {exc.detail}")
-        raise typer.Exit(2) from None
-    finally:
-        db.dispose()
 
 
 def _quantities(session: Session, pairs: list[str]) -> dict[int, int]:
@@ -83,7 +67,7 @@ def create(code: str, hub: Annotated[str, typer.Option(help="hub or warehouse co
     from dropline.locations.models import Location, LocationKind
     from dropline.popups import service
 
-    with _transaction() as session:
+    with command_transaction() as session:
         if name and session.scalar(select(Location.id).where(Location.code == code)) is None:
             session.add(Location(code=code, name=name, kind=LocationKind.pop_up,
                                  address=address, latitude=lat, longitude=lon, active=True))
@@ -99,7 +83,7 @@ def open_(code: str) -> None:
     """Open a planned pop-up: the counter starts selling."""
     from dropline.popups import service
 
-    with _transaction() as session:
+    with command_transaction() as session:
         service.open_popup(session, clock=SystemClock(), code=code)
     console.print(f"{code} is open; counter: /counter/{code}")
 
@@ -111,7 +95,7 @@ def transfer(code: str, lines: Annotated[list[str], typer.Argument(help="SKU=QTY
     """Transfer stock from the pop-up's hub (stock movement records)."""
     from dropline.popups import service
 
-    with _transaction() as session:
+    with command_transaction() as session:
         moved = service.transfer_in(session, clock=SystemClock(), code=code,
                                     quantities=_quantities(session, lines),
                                     lead_hours=lead_hours)
@@ -127,7 +111,7 @@ def restock(code: str, lines: Annotated[list[str], typer.Argument(help="SKU=QTY 
     """Request a production run from a micro-factory, delivered to the pop-up (48 h)."""
     from dropline.popups import service
 
-    with _transaction() as session:
+    with command_transaction() as session:
         runs = service.request_restock(session, clock=SystemClock(), code=code,
                                        factory_code=factory,
                                        quantities=_quantities(session, lines),
@@ -145,7 +129,7 @@ def close(code: str,
     """Close with a count: reconciliation (expected vs counted) and stock back to the hub."""
     from dropline.popups import service
 
-    with _transaction() as session:
+    with command_transaction() as session:
         report = service.close_popup(session, clock=SystemClock(), code=code,
                                      counted=_quantities(session, counts or []))
         table = Table(box=box.SIMPLE_HEAD)
@@ -164,7 +148,7 @@ def report(days: Annotated[int, typer.Option(min=1, max=365, help="conversion wi
     """Sales and pop-up-to-member conversion per pop-up (95% Wilson interval)."""
     from dropline.popups import service
 
-    with _transaction() as session:
+    with command_transaction() as session:
         rows = service.conversion_report(session, within_days=days)
     if as_json:
         typer.echo(json.dumps([{"code": r.code, "sales": r.sales, "buyers": r.buyers,
@@ -191,7 +175,7 @@ def feed(fmt: Annotated[str, typer.Option("--format", help="tsv or json")] = "ts
 
     if fmt not in ("tsv", "json"):
         raise typer.BadParameter("--format is tsv or json")
-    with console.status("building the feed…"), _transaction() as session:
+    with console.status("building the feed…"), command_transaction() as session:
         version = listings.stock_version(session)
         rows = listings.feed_rows(session)
     text = listings.feed_tsv(rows) if fmt == "tsv" else json.dumps(
@@ -223,7 +207,7 @@ def experiment_start(slug: str, name: Annotated[str, typer.Option()],
     for item in variant:
         key, _, headline = item.partition("=")
         variants.append({"key": key.strip(), "headline": headline.strip(), "label": key})
-    with _transaction() as session:
+    with command_transaction() as session:
         experiments.create_experiment(session, clock=SystemClock(), slug=slug, name=name,
                                       page_kind=page, target=target, variants=variants)
     console.print(f"experiment {slug} running on {page} pages")
@@ -235,7 +219,7 @@ def experiment_report(slug: str) -> None:
     """Exposures, conversions, rate and difference vs control with 95% intervals."""
     from dropline.popups import experiments
 
-    with _transaction() as session:
+    with command_transaction() as session:
         result = experiments.experiment_report(session, slug=slug)
     table = Table(box=box.SIMPLE_HEAD, title=f"{result.name} ({result.status})")
     for column in ("variant", "exposed", "converted", "rate (95% CI)", "vs control (95% CI)"):

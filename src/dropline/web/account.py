@@ -3,10 +3,12 @@ Plain forms; the session cookie is the same one the JSON API sets."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from dropline.customers import service as customers
 from dropline.customers.api import _set_session_cookie, acquisition_from_cookie
@@ -14,7 +16,7 @@ from dropline.errors import DomainError
 from dropline.memberships import perks
 from dropline.orders import service as orders
 from dropline.web.caching import private_response
-from dropline.web.deps import OptionalCustomer, ServicesDep
+from dropline.web.deps import OptionalCustomer, Services, ServicesDep
 from dropline.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -45,15 +47,24 @@ def sign_in_page(request: Request, services: ServicesDep, next: Next = "/account
 @router.post("/sign-in")
 def sign_in(request: Request, services: ServicesDep, email: Short, password: Short,
             next: Short = "/account") -> Response:
+    return _start_session(request, services, "sign_in.html", next_path=next, email=email,
+                          customer_of=lambda session: customers.authenticate_customer(
+                              session, email=email, password=password))
+
+
+def _start_session(request: Request, services: Services, template: str, *, next_path: str,
+                   email: str, customer_of: Callable[[Session], Any]) -> Response:
+    """Finds (or creates) the customer and starts their session in one transaction, then
+    redirects with the cookie set; a refusal re-renders the form with the reason."""
     try:
         with services.db.transaction() as session:
-            customer = customers.authenticate_customer(session, email=email, password=password)
+            customer = customer_of(session)
             token = customers.start_session(session, clock=services.clock, customer=customer,
                                             days=services.settings.session_days)
     except DomainError as exc:
-        return _auth_page(request, services, "sign_in.html", next_path=next, email=email,
+        return _auth_page(request, services, template, next_path=next_path, email=email,
                           error=exc.detail, status_code=exc.status)
-    response = RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next_path), status_code=303)
     _set_session_cookie(response, services.settings, token)
     return response
 
@@ -78,20 +89,12 @@ def sign_up(request: Request, services: ServicesDep, email: Short,
         return _auth_page(request, services, "sign_up.html", next_path=next, email=email,
                           error=why, status_code=422)
     source, campaign = acquisition_from_cookie(request)
-    try:
-        with services.db.transaction() as session:
-            customer = customers.register_customer(
-                session, clock=services.clock, email=body.email, password=body.password,
-                name=body.name, acquisition_source=source or "direct",
-                acquisition_campaign=campaign)
-            token = customers.start_session(session, clock=services.clock, customer=customer,
-                                            days=services.settings.session_days)
-    except DomainError as exc:
-        return _auth_page(request, services, "sign_up.html", next_path=next, email=email,
-                          error=exc.detail, status_code=exc.status)
-    response = RedirectResponse(safe_next(next), status_code=303)
-    _set_session_cookie(response, services.settings, token)
-    return response
+    return _start_session(request, services, "sign_up.html", next_path=next, email=email,
+                          customer_of=lambda session: customers.register_customer(
+                              session, clock=services.clock, email=body.email,
+                              password=body.password, name=body.name,
+                              acquisition_source=source or "direct",
+                              acquisition_campaign=campaign))
 
 
 @router.post("/sign-out")

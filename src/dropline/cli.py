@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dropline.cli_support import readable_errors
 from dropline.clock import SystemClock
 from dropline.config import Settings, get_settings
-from dropline.errors import DomainError
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
@@ -75,11 +75,8 @@ def friendly_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with readable_errors():
             return func(*args, **kwargs)
-        except DomainError as exc:
-            err.print(f"[bold red]error:[/] {exc.detail}")
-            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -17,16 +17,24 @@ err = Console(stderr=True)
 
 
 @contextmanager
+def readable_errors() -> Iterator[None]:
+    """A domain error inside becomes one readable line on stderr and exit code 2, not a
+    traceback."""
+    try:
+        yield
+    except DomainError as exc:
+        err.print(f"[bold red]error:[/] {exc.detail}")
+        raise typer.Exit(2) from None
+
+
+@contextmanager
 def command_transaction() -> Iterator[Session]:
-    """One transaction per command; a domain error is one readable line and exit code 2."""
+    """One transaction per command, with ``readable_errors``."""
     from dropline.db import Database
 
     db = Database(get_settings().database_url)
     try:
-        with db.transaction() as session:
+        with readable_errors(), db.transaction() as session:
             yield session
-    except DomainError as exc:
-        err.print(f"[bold red]error:[/] {exc.detail}")
-        raise typer.Exit(2) from None
     finally:
         db.dispose()

@@ -17,10 +17,11 @@ from rich.table import Table
 
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
 from dropline.catalog.models import ConditionGrade
+from dropline.cli_support import readable_errors
 from dropline.clock import SystemClock
 from dropline.config import get_settings
 from dropline.db import Database
-from dropline.errors import DomainError, InvalidInput
+from dropline.errors import InvalidInput
 from dropline.risk import audit, config, flows, queue, returns
 from dropline.risk.actor import acting_as
 from dropline.risk.models import ReturnStatus
@@ -40,11 +41,8 @@ audit_app = typer.Typer(help="The append-only audit log: list and export (CSV)."
 def _db() -> Iterator[Database]:
     db = Database(get_settings().database_url)
     try:
-        with acting_as(ACTOR):
+        with readable_errors(), acting_as(ACTOR):
             yield db
-    except DomainError as exc:
-        err.print(f"[bold red]error:[/] {exc.detail}")
-        raise typer.Exit(2) from None
     finally:
         db.dispose()
 

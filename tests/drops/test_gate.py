@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -80,19 +81,28 @@ class Server:
         self._thread.join(timeout=10)
 
 
-@pytest.fixture
-def gated(db, clock, settings, redis_client) -> Iterator[Server]:
+@contextmanager
+def serve_gated(db, clock, settings, redis_client, **overrides: Any) -> Iterator[Server]:
+    """A real server on the gate, its Redis keys under a prefix of its own (removed after)."""
     prefix = f"dl:h3t:{uuid.uuid4().hex[:8]}:"
-    app = create_app(settings.model_copy(update={"redis_url": REDIS_URL}), clock=clock, db=db,
-                     run_worker=False)
+    app = create_app(settings.model_copy(update={"redis_url": REDIS_URL, **overrides}),
+                     clock=clock, db=db, run_worker=False)
     app.state.drops_redis_prefix = prefix
     server = Server(app)
     server.prefix = prefix  # type: ignore[attr-defined]
-    yield server
-    server.stop()
-    keys = list(redis_client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        redis_client.delete(*keys)
+    try:
+        yield server
+    finally:
+        server.stop()
+        keys = list(redis_client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            redis_client.delete(*keys)
+
+
+@pytest.fixture
+def gated(db, clock, settings, redis_client) -> Iterator[Server]:
+    with serve_gated(db, clock, settings, redis_client) as server:
+        yield server
 
 
 def shopper_token(db, clock) -> tuple[int, str]:
@@ -360,3 +370,63 @@ def test_the_fast_lane_refuses_bad_bodies_as_the_api_does_and_changes_nothing(
     assert keyless.status_code == 422 and "Idempotency-Key" in keyless.json()["detail"]
     assert stranger.status_code == 401
     assert facts(db, world.drop_id) == {"sold": 0, "paid": 0, "left": 5, "charges": 0}
+
+
+@pytest.fixture
+def gated_short_lease(db, clock, settings, redis_client) -> Iterator[Server]:
+    with serve_gated(db, clock, settings, redis_client, idempotency_lease_seconds=1) as server:
+        yield server
+
+
+def _idempotency_key_name(server: Server, drop_id: int, customer_id: int, key: str) -> str:
+    from dropline.idempotency.service import reference_for
+
+    reference = reference_for(f"customer:{customer_id}", key)
+    return f"{server.prefix}d:{drop_id}:i:{reference}"  # type: ignore[attr-defined]
+
+
+def test_a_replay_stuck_pending_after_a_crash_is_answered_from_postgresql(
+        db, clock, gated_short_lease, redis_client):
+    # A worker that died after committing the order but before storing its outcome leaves the
+    # key pending in Redis. Once the lease lapses, a replay is answered from the order.
+    world = make_drop(db, clock, cap=5, limit=2)
+    customer_id, token = shopper_token(db, clock)
+    first = buy(gated_short_lease, token, world.variant_ids[0], key="crash-1",
+                drop_id=world.drop_id)
+    assert first.status_code == 201
+    name = _idempotency_key_name(gated_short_lease, world.drop_id, customer_id, "crash-1")
+    stored = redis_client.get(name).decode()
+    redis_client.set(name, "P|" + stored.split("|")[1])  # as the crash left it
+
+    replay = buy(gated_short_lease, token, world.variant_ids[0], key="crash-1",
+                 drop_id=world.drop_id)
+
+    assert replay.status_code == 201, replay.text
+    assert replay.json()["id"] == first.json()["id"]
+    assert facts(db, world.drop_id)["paid"] == 1 == facts(db, world.drop_id)["charges"]
+    assert redis_client.get(name).decode().startswith("D|")  # later replays: from Redis
+
+
+def test_a_replay_stuck_pending_with_no_order_lets_the_retry_start_afresh(
+        db, clock, gated_short_lease, redis_client):
+    # The worker died before writing anything: the replay is told to retry (409), and the
+    # retry buys, once.
+    world = make_drop(db, clock, cap=5, limit=2)
+    customer_id, token = shopper_token(db, clock)
+    name = _idempotency_key_name(gated_short_lease, world.drop_id, customer_id, "crash-2")
+    other = buy(gated_short_lease, token, world.variant_ids[0], key="probe",
+                drop_id=world.drop_id)  # only to learn this body's fingerprint
+    probe = _idempotency_key_name(gated_short_lease, world.drop_id, customer_id, "probe")
+    fingerprint = redis_client.get(probe).decode().split("|")[1]
+    redis_client.set(name, f"P|{fingerprint}")
+
+    stuck = buy(gated_short_lease, token, world.variant_ids[0], key="crash-2",
+                drop_id=world.drop_id)
+    retry = buy(gated_short_lease, token, world.variant_ids[0], key="crash-2",
+                drop_id=world.drop_id)
+
+    assert other.status_code == 201
+    assert stuck.status_code == 409
+    assert stuck.json()["type"].endswith("/request-in-flight")
+    assert retry.status_code == 201, retry.text
+    assert facts(db, world.drop_id)["paid"] == 2 == facts(db, world.drop_id)["charges"]

@@ -201,7 +201,7 @@ class HotPath:
             except RedisError:
                 # The orders are paid and committed: they are answered. A replay then finds
                 # its key pending in Redis and, once the lease lapses, is answered from
-                # PostgreSQL by the unique checkout reference.
+                # PostgreSQL by the unique checkout reference (``purchase``).
                 log.warning("could not store %d drop outcomes in Redis", len(records))
         return [failed.get(id(job), job) for job in jobs]
 
@@ -484,7 +484,21 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         verdict = await hot.takes.submit(request)
     if verdict.outcome == "replay":
         stored = gates.stored_outcome(verdict.values[0])
-        return stored if stored is not None else await _await_stored(hot, drop_id, reference)
+        if stored is not None:
+            return stored
+        try:
+            return await _await_stored(hot, drop_id, reference)
+        except RequestInFlight:
+            # Still pending after the lease: the first attempt's worker died (or its outcome
+            # could not be stored). PostgreSQL knows whether its order was written: answer
+            # from it, else forget the key so the client's retry starts afresh (the order's
+            # unique checkout reference still makes it one order).
+            if await hot.order_lookups.submit(reference):
+                return await _answer_existing(hot, drop_id=drop_id, reference=reference,
+                                              fp=fp, path=path,
+                                              card=Card(**body.card.model_dump()))
+            await hot.gate.forget(drop_id, reference)
+            raise
     if verdict.outcome != "ok":
         if verdict.outcome in ("limit", "soldout", "token_used", "ended") \
                 and await hot.order_lookups.submit(reference):

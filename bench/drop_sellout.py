@@ -404,6 +404,50 @@ def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
     return out
 
 
+def cpu_seconds(server_session: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the server's processes, PostgreSQL's, Redis's and
+    this client (and, as ``*_kernel``, the part of the server's and the client's spent in the
+    kernel): read from /proc, so a run can say where each paid order's CPU went (a steadier
+    figure than throughput on a shared machine). Zeros where there is no /proc."""
+    totals = {"server": 0.0, "postgres": 0.0, "redis": 0.0, "client": 0.0,
+              "server_kernel": 0.0, "client_kernel": 0.0}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()) if os.path.isdir("/proc") else ():
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it ended meanwhile
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        kernel = int(fields[12]) / tick
+        used = int(fields[11]) / tick + kernel
+        if int(pid) == os.getpid():
+            totals["client"] += used
+            totals["client_kernel"] += kernel
+        elif int(fields[3]) == server_session:
+            totals["server"] += used
+            totals["server_kernel"] += kernel
+        elif comm == "postgres":
+            totals["postgres"] += used
+        elif comm.startswith("redis-server"):
+            totals["redis"] += used
+    return totals
+
+
+def cpu_shares() -> list[int]:
+    """The machine's CPU time so far from /proc/stat: [busy, idle, steal] in ticks. Steal is
+    time the hypervisor gave this VM's cores to someone else: on a shared host it can take a
+    third of a run, which no change to the code can win back."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return [0, 0, 0]
+    idle, steal = fields[3] + fields[4], fields[7] if len(fields) > 7 else 0
+    return [sum(fields[:8]) - idle - steal, idle, steal]
+
+
 def settle_database() -> None:
     """Between the untimed and the timed parts: VACUUM ANALYZE and a CHECKPOINT, so that
     autovacuum (woken by the admission phase's writes) and a checkpoint do not land at random
@@ -460,8 +504,17 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
 
         await asyncio.to_thread(settle_database)
         drop_load = load()
+        cpu_before, shares_before = cpu_seconds(args.server_session), cpu_shares()
         drop_run = summarise(*await crowd(pool, list(zip(tokens, admitted, strict=True)), buy))
+        cpu_after, shares = cpu_seconds(args.server_session), cpu_shares()
+        spent = [after - before for after, before in zip(shares, shares_before, strict=True)]
+        drop_run["machine"] = {name: round(part / max(1, sum(spent)), 3)
+                               for name, part in zip(("busy", "idle", "steal"), spent,
+                                                     strict=True)}
         drop_run["load"] = drop_load
+        drop_run["cpu_ms_per_order"] = {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / drop_run["orders"], 3)
+            for name in cpu_before} if drop_run["orders"] else {}
         log(f"drop ({drop_load} load): {drop_run}")
 
         async def naive(pool: Pool, token: str) -> tuple[int, dict, float]:
@@ -516,6 +569,7 @@ def main() -> None:
         f"{flushed} old bench keys flushed from Redis")
     server = start_server(port=args.port, workers=args.workers, ids=ids,
                           async_commit=args.async_commit)
+    args.server_session = server.pid  # start_new_session: its workers share its session id
     try:
         runs = asyncio.run(run_crowds(args, ids, tokens, log))
     finally:
@@ -537,6 +591,8 @@ def main() -> None:
         if with_admission else None,
         "units": args.units, "shoppers": args.shoppers, "units_sold": checks["drop"]["sold"],
         "slots_remaining": checks["drop"]["slots_remaining"],
+        "drop_cpu_ms_per_order": drop_run["cpu_ms_per_order"],
+        "drop_machine_shares": drop_run["machine"],
         "drop_seconds": drop_run["seconds"], "baseline_seconds": base_run["seconds"],
         "drop_statuses": drop_run["statuses"], "baseline_statuses": base_run["statuses"],
         "admission_statuses": admission["statuses"],

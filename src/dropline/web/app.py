@@ -22,7 +22,7 @@ from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
 from dropline.db import Database
 from dropline.drops.api import router as drops_router
-from dropline.drops.lane import DropPurchaseLane
+from dropline.drops.lane import LaneFastAPI
 from dropline.drops.pages import router as drops_pages_router
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
@@ -87,7 +87,8 @@ def create_app(
         if start_worker:
             worker.stop()
 
-    app = FastAPI(
+    # FastAPI with the drop purchase lane in front (drops.lane): purchases skip the routing
+    app = LaneFastAPI(
         title=f"Dropline API — {settings.shop_name}", version=dropline.__version__,
         description=DESCRIPTION, lifespan=lifespan,
     )
@@ -97,7 +98,6 @@ def create_app(
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (risk.actor)
-    app.add_middleware(DropPurchaseLane)  # a drop's purchases skip the routing (drops.lane)
 
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,

@@ -308,6 +308,9 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 # --- the crowd ----------------------------------------------------------------------------------
 
 
+RETRIES: dict[str, int] = {}  # retried attempts by cause, for the crowd being run
+
+
 async def send(pool: Pool, method: str, path: str, *, token: str, json_body: Any = None,
                key: str | None = None) -> tuple[int, dict[str, Any], float]:
     """One logical request, retried (same Idempotency-Key) on 409 in-flight, 503 and dropped
@@ -322,6 +325,7 @@ async def send(pool: Pool, method: str, path: str, *, token: str, json_body: Any
             status, response_headers, body = await pool.request(method, path, headers=headers,
                                                                 json_body=json_body)
         except (OSError, asyncio.IncompleteReadError, ValueError):
+            RETRIES["connection"] = RETRIES.get("connection", 0) + 1
             await asyncio.sleep(0.05 * (attempt + 1))
             continue
         elapsed = time.perf_counter() - started
@@ -329,6 +333,7 @@ async def send(pool: Pool, method: str, path: str, *, token: str, json_body: Any
             "/request-in-flight"))
         if not retry:
             break
+        RETRIES[str(status)] = RETRIES.get(str(status), 0) + 1
         await asyncio.sleep(float(response_headers.get("retry-after", "0.2")) * 0.1)
     return status, body, elapsed
 
@@ -504,6 +509,7 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
 
         await asyncio.to_thread(settle_database)
         drop_load = load()
+        RETRIES.clear()
         cpu_before, shares_before = cpu_seconds(args.server_session), cpu_shares()
         drop_run = summarise(*await crowd(pool, list(zip(tokens, admitted, strict=True)), buy))
         cpu_after, shares = cpu_seconds(args.server_session), cpu_shares()
@@ -512,6 +518,7 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
                                for name, part in zip(("busy", "idle", "steal"), spent,
                                                      strict=True)}
         drop_run["load"] = drop_load
+        drop_run["retries"] = dict(RETRIES)
         drop_run["cpu_ms_per_order"] = {
             name: round((cpu_after[name] - cpu_before[name]) * 1000 / drop_run["orders"], 3)
             for name in cpu_before} if drop_run["orders"] else {}
@@ -593,6 +600,7 @@ def main() -> None:
         "slots_remaining": checks["drop"]["slots_remaining"],
         "drop_cpu_ms_per_order": drop_run["cpu_ms_per_order"],
         "drop_machine_shares": drop_run["machine"],
+        "drop_retries": drop_run["retries"],
         "drop_seconds": drop_run["seconds"], "baseline_seconds": base_run["seconds"],
         "drop_statuses": drop_run["statuses"], "baseline_statuses": base_run["statuses"],
         "admission_statuses": admission["statuses"],

@@ -27,6 +27,7 @@ reached / token used) and the caller corrects Redis.
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections import defaultdict
@@ -58,6 +59,8 @@ from dropline.orders.rules import PricedLine, order_event_payload, order_totals
 from dropline.payments.models import PaymentStatus
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dropline.webhooks.service import subscribes_to
+
+log = logging.getLogger("dropline.drops")
 
 
 @dataclass
@@ -145,15 +148,13 @@ def _guard_tokens(session: Session, drop: Drop, jobs: list[Job]) -> set[int]:
 
 
 def _take_slots(session: Session, drop: Drop, jobs: list[Job]) -> list[list[int]]:
-    """Takes every job's units from the slot rows, locked in (pool, slot) order; returns each
-    job's takes [[pool, slot, qty]]. Raises Shortfall if the rows have too few."""
+    """Takes every job's units from the slot rows; returns each job's takes
+    [[pool, slot, qty]]. Raises Shortfall if the rows have too few."""
     wanted: dict[int, int] = defaultdict(int)
     for job in jobs:
         for pool, q in job.pools.items():
             wanted[pool] += q
-    remaining: dict[int, list[list[int]]] = {}
-    for pool in sorted(wanted):
-        remaining[pool] = _lock_slots(session, drop, pool, wanted[pool])
+    remaining = _lock_slots(session, drop, wanted)
     takes: list[list[int]] = []
     decrements: dict[tuple[int, int], int] = defaultdict(int)
     for job in jobs:
@@ -176,11 +177,42 @@ def _take_slots(session: Session, drop: Drop, jobs: list[Job]) -> list[list[int]
     return takes
 
 
-def _lock_slots(session: Session, drop: Drop, pool: int, need: int) -> list[list[int]]:
-    """Locks slot rows holding at least ``need`` units. ``SKIP LOCKED``, a few rows at a time
-    from a random place, so concurrent batches (two per worker) lock different rows and never
-    wait on each other; only when the unlocked rows are too few (the drop's last units) does it
-    wait for all of them, in slot order. Raises Shortfall if even all rows have too few."""
+def _lock_slots(session: Session, drop: Drop, wanted: dict[int, int]
+                ) -> dict[int, list[list[int]]]:
+    """Locks, per pool, slot rows holding at least ``wanted[pool]`` units: [[slot, left]].
+
+    First without waiting: ``SKIP LOCKED``, a few rows at a time from a random place, so
+    concurrent batches (two per worker) lock different rows and never wait on each other. Only
+    when the unlocked rows are too few (the drop's last units) does a batch wait, and then it
+    first gives back the rows it grabbed (a savepoint rolled back releases them) and waits for
+    all the rows in (pool, slot) order: two batches that both came up short would otherwise
+    each hold rows the other waits for, a deadlock PostgreSQL breaks only after
+    ``deadlock_timeout`` (1 s) by aborting one. Raises Shortfall if even all rows are too few.
+    """
+    savepoint = session.begin_nested()
+    got: dict[int, list[list[int]]] = {}
+    for pool in sorted(wanted):
+        rows = _lock_free_slots(session, drop, pool, wanted[pool])
+        if rows is None:
+            break
+        got[pool] = rows
+    else:
+        savepoint.commit()  # the savepoint is released; its row locks stay with the batch
+        return got
+    savepoint.rollback()
+    for pool in sorted(wanted):
+        got[pool] = [[slot, left] for slot, left in session.execute(text(
+            "SELECT slot_no, remaining FROM drop_slots WHERE drop_id = :d AND pool = :p "
+            "AND remaining > 0 ORDER BY slot_no FOR UPDATE"), {"d": drop.id, "p": pool})]
+        if sum(left for _, left in got[pool]) < wanted[pool]:
+            raise Shortfall(pool)
+    return got
+
+
+def _lock_free_slots(session: Session, drop: Drop, pool: int, need: int
+                     ) -> list[list[int]] | None:
+    """Unlocked slot rows of ``pool`` holding at least ``need`` units, locked; None if the
+    unlocked rows hold too few."""
     got: list[list[int]] = []
     total = 0
     start = _rng.randrange(drop.slot_count)
@@ -192,15 +224,9 @@ def _lock_slots(session: Session, drop: Drop, pool: int, need: int) -> list[list
             {"d": drop.id, "p": pool, "seen": [slot for slot, _ in got], "start": start,
              "n": drop.slot_count}).all()
         if not rows:
-            break
+            return None
         got.extend([slot, left] for slot, left in rows)
         total += sum(left for _, left in rows)
-    if total < need:
-        got = [[slot, left] for slot, left in session.execute(text(
-            "SELECT slot_no, remaining FROM drop_slots WHERE drop_id = :d AND pool = :p "
-            "AND remaining > 0 ORDER BY slot_no FOR UPDATE"), {"d": drop.id, "p": pool})]
-        if sum(left for _, left in got) < need:
-            raise Shortfall(pool)
     return got
 
 
@@ -511,6 +537,8 @@ def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: Pay
                 jobs[0].outcome = ("refused", "soldout")
                 return jobs
             # Serve as many as the rows can, one by one (only near the very end of a drop).
+            log.warning("drop %d: the slot rows have fewer units than a batch of %d needs; "
+                        "writing its orders one by one", drop_id, len(jobs))
             for job in jobs:
                 write_batch(db, clock=clock, settings=settings, provider=provider, jobs=[job])
             return jobs

@@ -277,6 +277,8 @@ class HotPath:
         if self._resynced.get(drop_id, 0.0) > now - 1.0:
             return
         self._resynced[drop_id] = now
+        log.warning("drop %d: PostgreSQL refused units the gate had given; rebuilding the "
+                    "gate's keys from PostgreSQL", drop_id)
         self.load(drop_id, force=True)
 
 

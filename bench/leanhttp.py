@@ -104,6 +104,13 @@ class Pool:
         for conn in await asyncio.gather(*(self._connect() for _ in range(self.size))):
             self._idle.put_nowait(conn)
 
+    async def reopen(self) -> None:
+        """Every connection closed and opened anew (a server closes idle keep-alive
+        connections after a few seconds: a crowd after a pause would otherwise pay the
+        reconnects in its timed part)."""
+        self.close()
+        await self.open()
+
     async def request(self, method: str, path: str, *, headers: dict[str, str],
                       json_body: Any = None) -> tuple[int, dict[str, str], Any]:
         body = json.dumps(json_body).encode() if json_body is not None else b""

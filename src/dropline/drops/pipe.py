@@ -28,13 +28,19 @@ from redis.exceptions import NoScriptError, ResponseError
 
 def pack(commands: list[list[Any]]) -> bytes:
     """RESP arrays of bulk strings (ints and strs encoded as redis-py would: str(n), UTF-8)."""
-    out = []
+    out: list[bytes] = []
+    append = out.append
     for command in commands:
-        out.append(b"*%d\r\n" % len(command))
+        append(b"*%d\r\n" % len(command))
         for arg in command:
-            if not isinstance(arg, bytes):
-                arg = str(arg).encode() if not isinstance(arg, str) else arg.encode()
-            out.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+            kind = type(arg)
+            if kind is str:
+                arg = arg.encode()
+            elif kind is int:
+                arg = b"%d" % arg
+            elif kind is not bytes:
+                arg = str(arg).encode()
+            append(b"$%d\r\n%b\r\n" % (len(arg), arg))
     return b"".join(out)
 
 

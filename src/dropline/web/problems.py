@@ -33,13 +33,18 @@ def _problem(status: int, slug: str, title: str, detail: str, instance: str,
             "instance": instance, **extra}
 
 
-def domain_error_response(exc: DomainError, instance: str) -> JSONResponse:
+def problem_headers(exc: DomainError) -> dict[str, str]:
+    """The headers a refusal carries besides its body: Retry-After, and for a 401 the scheme."""
     headers = {}
     if "retry_after" in exc.extensions:
         headers["Retry-After"] = str(exc.extensions["retry_after"])
     if exc.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return problem_response(exc.status, exc.to_problem(instance), headers)
+    return headers
+
+
+def domain_error_response(exc: DomainError, instance: str) -> JSONResponse:
+    return problem_response(exc.status, exc.to_problem(instance), problem_headers(exc))
 
 
 def validation_problem(raw_errors: Sequence[Any], instance: str) -> JSONResponse:

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
+from dropline.drops.gated import respond as gated_response
 from dropline.drops.hot import forget_drop, gate_hold_closed, gate_hold_placed, hot_path
-from dropline.drops.hot import respond as gated_response
 from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
 from dropline.drops.models import Drop
 from dropline.drops.report import drop_report
@@ -318,7 +318,7 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
 async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
                    idempotency_key: IdempotencyKey = None) -> Response:
     """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes
-    (``drops.hot``), on the event loop. Otherwise the database path, in a worker thread."""
+    (``drops.gated``), on the event loop. Otherwise the database path, in a worker thread."""
     services: Services = request.app.state.services
     hot = hot_path(request.app.state)
     if hot is not None:  # served by the fast lane (drops.lane) before routing, normally

@@ -1,22 +1,17 @@
-"""The gated purchase path: ``POST /api/v1/drops/{id}/purchase`` when Redis is configured.
+"""The drops hot path's per-worker machinery, used when Redis is configured (and PostgreSQL).
 
-Per request, on the event loop (no thread hop on the common path): the body validated by
-pydantic, the customer's session from a short in-process cache (``SESSION_CACHE_SECONDS``: a
-revoked session may still buy for up to that long in a worker that saw it; a session's expiry
-is still honoured exactly), the admission token's HMAC, one EVALSHA (``drops.gate``), then an
-await on the per-worker batch writer (``drops.batch``), which answers only once the order is
-committed and paid. Without Redis, or on SQLite, the endpoint runs ``drops.flows.purchase`` as
-before (correct, slower).
-
-Idempotency: the gate keeps each key's state in Redis (pending, then the stored response), and
-the orders' unique checkout reference in PostgreSQL catches a replay Redis has forgotten.
+``HotPath`` holds what every gated purchase of a worker shares: the async gate (``drops.gate``,
+with its pipelined connection), a blocking gate for loads and the two-step hold flows, the
+coalescers that turn concurrent requests' round trips into one each (sessions, gate verdicts,
+order look-ups, the batch writer: ``drops.coalesce``) and the short caches of sessions and drop
+facts. The request itself is ``drops.gated``. Without Redis, or on SQLite, the endpoint runs
+``drops.flows.purchase`` (correct, slower).
 """
+
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -26,48 +21,23 @@ from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
-from fastapi.encoders import jsonable_encoder
 from pydantic_core import to_json
 from redis.exceptions import RedisError
-from starlette.responses import Response
 
 from dropline import bulk
-from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
 from dropline.drops import gate as gates
-from dropline.drops import rules, service
+from dropline.drops import service
 from dropline.drops.batch import Job, write_batch
 from dropline.drops.coalesce import Coalescer
-from dropline.drops.errors import (
-    AdmissionRefused,
-    DropEnded,
-    LimitReached,
-    NotOpenYet,
-    SoldOut,
-)
 from dropline.drops.limits import DropLimitSettings
-from dropline.drops.models import SHARED_POOL, HoldSource
-from dropline.drops.schemas import PurchaseCreate
+from dropline.drops.models import SHARED_POOL
 from dropline.errors import (
-    DomainError,
-    IdempotencyKeyReused,
     NotAuthenticated,
-    NotFound,
-    OutOfStock,
-    PaymentDeclined,
-    RateLimited,
-    RequestInFlight,
-    ServiceUnavailable,
 )
-from dropline.idempotency import service as idempotency
-from dropline.orders import flows as orders
-from dropline.orders.api import order_read
-from dropline.orders.service import find_by_checkout_reference
-from dropline.risk.actor import set_actor
 from dropline.security import token_digest
-from dropline.web.problems import PROBLEM_JSON, problem_headers
 
 SESSION_CACHE_SECONDS = 5.0
 DROP_CACHE_SECONDS = 2.0
@@ -362,256 +332,3 @@ def gate_hold_closed(app_state: Any, hold: Any, *, units_back: bool) -> None:
     if present and units_back:
         hot.sync_gate.give_back_sync(hold.drop_id, customer_id=hold.customer_id,
                                      quantities=_per_pool(hold.takes))
-
-
-# --- the request ----------------------------------------------------------------------------
-
-
-def _refusal(verdict: gates.Verdict, facts: DropFacts) -> DomainError:
-    o, v = verdict.outcome, verdict.values
-    if o == "mismatch":
-        return IdempotencyKeyReused("this Idempotency-Key was used for a different request; "
-                                    "use a new key for a new request")
-    if o == "ended":
-        return DropEnded(f"{facts.name} has ended")
-    if o == "notopen":
-        opens = datetime.fromtimestamp(int(v[0]) / 1000, tz=facts.starts_at.tzinfo)
-        return NotOpenYet(f"{facts.name} opens to you at {opens.isoformat()}",
-                          opens_at=opens.isoformat())
-    if o == "ratelimited":
-        return RateLimited("too many requests to drops; slow down",
-                           retry_after=max(1, int(v[0])))
-    if o == "token_used":
-        return AdmissionRefused("this admission token has already been used; ask for a new one")
-    if o == "limit":
-        return LimitReached(f"the limit is {v[1]} per person; you have {v[0]} held or bought",
-                            limit=int(v[1]), already=int(v[0]))
-    return SoldOut(f"{facts.name} has not enough left; join the waitlist",
-                   drop_id=facts.drop_id)
-
-
-def _refused(reason: str, facts: DropFacts) -> DomainError:
-    if reason == "limit":
-        return LimitReached(f"the limit is {facts.per_person_limit} per person",
-                            limit=facts.per_person_limit)
-    if reason == "token_used":
-        return AdmissionRefused("this admission token has already been used; ask for a new one")
-    if reason == "ended":
-        return DropEnded(f"{facts.name} has ended")
-    if reason == "unavailable":
-        return OutOfStock("this variant is no longer for sale")
-    return SoldOut(f"{facts.name} has not enough left; join the waitlist",
-                   drop_id=facts.drop_id)
-
-
-async def _await_stored(hot: HotPath, drop_id: int, reference: str) -> tuple[int, str]:
-    """A replay of a pending purchase waits for the first attempt's answer (bounded)."""
-    deadline = time.monotonic() + hot.settings.idempotency_lease_seconds
-    while time.monotonic() < deadline:
-        stored = await hot.gate.stored(drop_id, reference)
-        if stored is None:
-            break
-        if (outcome := gates.stored_outcome(stored)) is not None:
-            return outcome
-        await asyncio.sleep(0.02)
-    raise RequestInFlight("the first request with this Idempotency-Key is still being "
-                          "processed; retry in a few seconds", retry_after=2)
-
-
-def _resume(hot: HotPath, reference: str, card: Card) -> tuple[int, Any]:
-    """The reference already has an order (a replay Redis forgot): answer from PostgreSQL,
-    charging it first if a crash left it pending (as ``orders.flows`` resumes)."""
-    db, clock = hot.db, hot.clock
-    with db.transaction() as session:
-        order = find_by_checkout_reference(session, reference)
-        assert order is not None
-        payment = orders.latest_payment(session, order.id)
-    order_id = orders.pay_order(
-        db, clock=clock, provider=hot.provider, order=order,
-        payment=payment, card=card,
-        on_payment_failed=lambda session, failed: service.return_units_of_order(
-            session, clock=clock, order=failed))
-    with db.transaction() as session:
-        return 201, jsonable_encoder(order_read(session, order_id))
-
-
-async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
-                           card: Card) -> tuple[int, str]:
-    try:
-        status, answer = await anyio.to_thread.run_sync(_resume, hot, reference, card)
-    except PaymentDeclined as exc:
-        await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=402,
-                                body=jsonable_encoder(exc.to_problem(path)))
-        raise
-    await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=status,
-                            body=answer)
-    return status, json.dumps(answer, separators=(",", ":"))
-
-
-async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
-                   session_token: str | None, idempotency_key: str | None, ip: str,
-                   early_access: service.EarlyAccess) -> tuple[int, str]:
-    """Returns (status, JSON text) for a paid order or a stored replay; raises DomainError.
-    Three awaits on the common path, each coalesced with the other requests of the moment:
-    the session (when not cached), the gate's verdict, the batch that writes the order."""
-    key = idempotency.validate_key(idempotency_key)
-    customer_id, digest = await hot.customer(session_token)
-    set_actor(f"customer:{customer_id}")
-    facts = await hot.drop(drop_id)
-    reference = idempotency.reference_for(f"customer:{customer_id}", key)
-    # The request's fingerprint for its idempotency record: the validated body serialised by
-    # pydantic-core (fields in model order, so the same request always hashes the same).
-    fp = hashlib.sha256(b"POST " + path.encode() + b"\n" + body.model_dump_json().encode()
-                        ).hexdigest()
-    quantities: dict[int, int] = {}
-    lines: dict[int, int] = {}
-    for line in body.lines:
-        if line.variant_id not in facts.pools:
-            raise NotFound(f"variant {line.variant_id} is not in this drop")
-        pool = facts.pools[line.variant_id]
-        quantities[pool] = quantities.get(pool, 0) + line.quantity
-        lines[line.variant_id] = lines.get(line.variant_id, 0) + line.quantity
-    now = hot.clock.now()
-    token_n, lead_ms = 0, 0
-    if facts.queue_enabled:
-        if not body.admission_token:
-            raise AdmissionRefused("this drop has a waiting room: join it and ask for an "
-                                   "admission token (POST /api/v1/drops/{id}/admission)")
-        try:
-            token_n = rules.verify_admission(
-                body.admission_token[:1000], secret=hot.settings.secret_key, drop_id=drop_id,
-                customer_id=customer_id, session=rules.session_binding(digest), now=now).n
-        except rules.BadToken as exc:
-            raise AdmissionRefused(str(exc)) from None
-        lead_ms = 7 * 24 * 3600 * 1000  # the token proves the shopper's own opening time
-    elif now < facts.starts_at and facts.early_access_minutes:
-        def lead() -> int:
-            with hot.db.transaction() as session:
-                return early_access(session, customer_id=customer_id, at=now)
-        lead_ms = min(await anyio.to_thread.run_sync(lead),
-                      facts.early_access_minutes) * 60_000
-    request = gates.TakeRequest(
-        drop_id=drop_id, customer_id=customer_id, quantities=quantities,
-        now_ms=int(now.timestamp() * 1000), reference=reference, fingerprint=fp,
-        token_n=token_n, lead_ms=lead_ms, identity_limit=hot.limits.identity_per_minute,
-        ip=ip, ip_limit=hot.limits.ip_per_minute)
-    verdict = await hot.takes.submit(request)
-    if verdict.outcome == "missing":
-        await hot.loaded(drop_id)
-        verdict = await hot.takes.submit(request)
-    if verdict.outcome == "replay":
-        stored = gates.stored_outcome(verdict.values[0])
-        if stored is not None:
-            return stored
-        try:
-            return await _await_stored(hot, drop_id, reference)
-        except RequestInFlight:
-            # Still pending after the lease: the first attempt's worker died (or its outcome
-            # could not be stored). PostgreSQL knows whether its order was written: answer
-            # from it, else forget the key so the client's retry starts afresh (the order's
-            # unique checkout reference still makes it one order).
-            if await hot.order_lookups.submit(reference):
-                return await _answer_existing(hot, drop_id=drop_id, reference=reference,
-                                              fp=fp, path=path,
-                                              card=Card(**body.card.model_dump()))
-            await hot.gate.forget(drop_id, reference)
-            raise
-    if verdict.outcome != "ok":
-        if verdict.outcome in ("limit", "soldout", "token_used", "ended") \
-                and await hot.order_lookups.submit(reference):
-            # Redis forgot this key (flushed, lost) but PostgreSQL has its order: a replay.
-            return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
-                                          path=path, card=Card(**body.card.model_dump()))
-        raise _refusal(verdict, facts)
-
-    card = Card(**body.card.model_dump())
-    job = Job(drop_id=drop_id, customer_id=customer_id, lines=sorted(lines.items()),
-              pools=quantities, card=card, shipping_address=body.shipping_address.model_dump(),
-              reference=reference, token_n=token_n, fingerprint=fp,
-              source=HoldSource.queue if facts.queue_enabled else HoldSource.direct)
-    try:
-        await hot.writer.submit(job)
-    except Exception:  # noqa: BLE001 - answered as 503 below
-        # Units leak only if step 1 committed; otherwise they go back. Either way the key is
-        # forgotten, so the client's retry (same key) runs again and resumes from PostgreSQL.
-        if not job.order_id:
-            await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities,
-                                     reference=reference)
-        else:
-            await hot.gate.forget(drop_id, reference)
-        raise ServiceUnavailable("the order could not be written; nothing was charged twice. "
-                                 "Retry with the same Idempotency-Key", retry_after=1) from None
-    kind, detail = job.outcome or ("refused", "soldout")
-    if kind == "paid":
-        return 201, job.response  # stored in Redis by the batch, with the others
-    if kind == "declined":
-        await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities)
-        error = PaymentDeclined(f"the card was declined ({detail['decline_code']}); nothing "
-                                "was charged", **detail)
-        await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=402,
-                                body=jsonable_encoder(error.to_problem(path)))
-        raise error
-    if (kind, detail) == ("refused", "soldout"):
-        # PostgreSQL had fewer units than Redis believed (units held through the database
-        # path, or a stale Redis): giving these back would keep Redis too high, so the drop's
-        # keys are rebuilt from PostgreSQL instead (at most once a second per worker).
-        await hot.gate.forget(drop_id, reference)
-        await anyio.to_thread.run_sync(hot.resync, drop_id)
-        raise _refused("soldout", facts)
-    await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities,
-                             reference=reference)
-    if kind == "existing":
-        return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
-                                      path=path, card=card)
-    raise _refused(str(detail), facts)
-
-
-async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
-                  session_token: str | None, idempotency_key: str | None, ip: str,
-                  early_access: service.EarlyAccess) -> Response:
-    """``purchase`` as an HTTP response: the JSON text sent as it is (encoded once, shared
-    with the Redis record), refusals as problem+json, a silent gate as 503. Used by the
-    FastAPI route and by the fast lane (``drops.lane``) alike."""
-    try:
-        status_code, text = await purchase(
-            hot, drop_id=drop_id, body=body, path=path, session_token=session_token,
-            idempotency_key=idempotency_key, ip=ip, early_access=early_access)
-    except RedisError:
-        return _problem(ServiceUnavailable(
-            "the drop's gate is not answering; retry with the same Idempotency-Key in a "
-            "moment", retry_after=2), path)
-    except DomainError as exc:
-        return _problem(exc, path)
-    if status_code >= 400:
-        return EncodedJSON(text, status_code, PROBLEM_JSON,
-                           headers={"Idempotent-Replayed": "true"})
-    return EncodedJSON(text, status_code, "application/json")
-
-
-def _problem(exc: DomainError, path: str) -> EncodedJSON:
-    """``web.problems.domain_error_response``, encoded by pydantic-core (FastAPI's
-    ``jsonable_encoder`` walks the body in Python: a sell-out answers thousands of these)."""
-    return EncodedJSON(to_json(exc.to_problem(path)), exc.status, PROBLEM_JSON,
-                       headers=problem_headers(exc))
-
-
-class EncodedJSON(Response):
-    """A response whose JSON is already encoded (the order as the batch encoded it, the same
-    text stored in Redis): its headers built once, as two ASGI messages. Starlette's
-    ``Response`` would re-derive them per instance, a few microseconds per purchase."""
-
-    def __init__(self, body: str | bytes, status_code: int, media_type: str, *,
-                 headers: dict[str, str] | None = None) -> None:
-        self.body = body.encode() if isinstance(body, str) else body
-        self.status_code = status_code
-        self.media_type = media_type
-        self.background = None
-        self.raw_headers = [(b"content-type", media_type.encode()),
-                            (b"content-length", str(len(self.body)).encode())]
-        self.raw_headers += [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                             for name, value in (headers or {}).items()]
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": self.status_code,
-                    "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body})

@@ -5,7 +5,7 @@ During a drop nearly every request is this one. Through the full stack it paid f
 worker's CPU in the profile of ``bench/drop_sellout.py``), and FastAPI's own ``__call__`` reads
 the environment on every request to see whether telemetry is on. ``LaneFastAPI`` is FastAPI
 with one check in front: a purchase of a gated drop is recognised by its path, its body is
-validated with the same pydantic model, and the same ``drops.hot.respond`` as the FastAPI route
+validated with the same pydantic model, and the same ``drops.gated.respond`` as the FastAPI route
 answers it, so the answers are the same: problem+json refusals, 413 for a body over
 ``MAX_BODY``, 400 for malformed JSON, 422 with FastAPI's ``loc`` for invalid fields.
 
@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from dropline.drops.api import early_access_for
-from dropline.drops.hot import hot_path, respond
+from dropline.drops.gated import respond
+from dropline.drops.hot import hot_path
 from dropline.drops.schemas import PurchaseCreate
 from dropline.errors import PROBLEM_BASE
 from dropline.web.problems import problem_response, validation_problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from dropline.drops.flows import Shopper
 from dropline.security import hash_password, token_digest
 from tests.builders import make_location, make_product
 
+REDIS_URL = os.environ.get("DROPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 CARD = Card("4242424242424242", 12, 2030, "123")
 DECLINED_CARD = Card("4000000000000002", 12, 2030, "123")
 

@@ -36,28 +36,15 @@ from dropline.payments.models import LocalProviderCharge
 from dropline.security import token_digest
 from dropline.web.app import create_app
 from tests.builders import ADDRESS
-from tests.drops.builders import LeadTimes, make_drop
+from tests.drops.builders import REDIS_URL, LeadTimes, make_drop
 from tests.orders.test_races import race
 
-REDIS_URL = os.environ.get("DROPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 DECLINED = {**CARD, "number": "4000000000000002"}
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql"),
     reason="the Redis gate runs on PostgreSQL only (set DROPLINE_TEST_DATABASE_URL)")
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}): start it, or set "
-                    "DROPLINE_TEST_REDIS_URL")
-    yield client
-    client.close()
 
 
 class Server:

@@ -6,7 +6,6 @@ reconnects, and the URL's database is the one written."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import Any
 
@@ -19,8 +18,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from dropline.drops.gate import RedisGate
 from dropline.drops.pipe import Pipe, pack, reply_error
-
-REDIS_URL = os.environ.get("DROPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
+from tests.drops.builders import REDIS_URL
 
 
 def kwargs() -> dict[str, Any]:
@@ -28,19 +26,13 @@ def kwargs() -> dict[str, Any]:
 
 
 @pytest.fixture
-def client() -> Any:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}): start it, or set "
-                    "DROPLINE_TEST_REDIS_URL")
+def client(redis_client) -> Any:
+    """The test Redis and a key prefix of this test's own, whose keys are removed after."""
     prefix = f"test:pipe:{uuid.uuid4().hex[:8]}:"
-    yield client, prefix
-    keys = list(client.scan_iter(match=f"{prefix}*"))
+    yield redis_client, prefix
+    keys = list(redis_client.scan_iter(match=f"{prefix}*"))
     if keys:
-        client.delete(*keys)
-    client.close()
+        redis_client.delete(*keys)
 
 
 def test_concurrent_batches_on_one_connection_each_get_their_own_replies(client):

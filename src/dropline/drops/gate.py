@@ -37,13 +37,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import hiredis
 from redis.exceptions import NoScriptError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dropline.drops.models import Drop, DropBuyer, DropHold, DropQueueEntry, DropSlot, HoldStatus
-from dropline.drops.pipe import Pipe, pack, reply_error
+from dropline.drops.pipe import Pipe, pack, raise_first_error
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 DEFAULT_PREFIX = "dl:"
@@ -268,11 +267,7 @@ class RedisGate:
         reply of the batch was read."""
         if self._pipe is None:
             return await self._send_pooled(commands)
-        replies = await self._pipe.send(pack(commands), len(commands))
-        for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
-                raise reply_error(reply)
-        return replies
+        return raise_first_error(await self._pipe.send(pack(commands), len(commands)))
 
     async def _send_pooled(self, commands: list[list[Any]]) -> list[Any]:
         """The same over one of redis-py's pooled connections (a TLS URL, which the pipe does

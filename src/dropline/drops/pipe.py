@@ -49,6 +49,14 @@ def reply_error(reply: hiredis.ReplyError) -> ResponseError:
     return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
 
 
+def raise_first_error(replies: list[Any]) -> list[Any]:
+    """The replies, unless one is an error reply: then the first as redis-py's exception."""
+    for reply in replies:
+        if isinstance(reply, hiredis.ReplyError):
+            raise reply_error(reply)
+    return replies
+
+
 class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -145,10 +153,11 @@ class Pipe:
         if kw.get("db"):
             hello.append(["SELECT", kw["db"]])
         if hello:
-            for reply in await connection.send(pack(hello), len(hello)):
-                if isinstance(reply, hiredis.ReplyError):
-                    connection.close()
-                    raise reply_error(reply)
+            try:
+                raise_first_error(await connection.send(pack(hello), len(hello)))
+            except ResponseError:
+                connection.close()
+                raise
         return connection
 
     def close(self) -> None:

@@ -11,8 +11,11 @@ What it does, in one run:
    enough to admit the whole crowd at once), the same number of units as one ordinary stock
    row for the baseline, and ``--shoppers`` customers with sessions, written in bulk with one
    precomputed argon2 hash (signing 3,000 people up through the API would measure argon2).
-3. Starts ``uvicorn`` with ``--workers`` processes (what ``dropline serve --workers`` runs),
-   plus one bench-only route: the naive baseline.
+3. Starts the server as ``dropline serve --workers`` does (``dropline.web.serving``: uvicorn's
+   supervisor, each worker listening on a ``SO_REUSEPORT`` socket of its own so the kernel
+   spreads the crowd's connections evenly; ``--shared-socket`` for uvicorn's one shared socket,
+   where one worker of two was seen taking two thirds of them), plus one bench-only route: the
+   naive baseline.
 4. Every shopper has joined the waiting room before the start (seeded in bulk, not timed).
    At the start all of them ask for an admission token (timed apart: ``admission_seconds``),
    then all at once buy 2 units with the express purchase endpoint (``Idempotency-Key``;
@@ -259,8 +262,8 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
     return {**ids, "tokens": tokens}
 
 
-def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: bool
-                 ) -> subprocess.Popen[bytes]:
+def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: bool,
+                 shared_socket: bool = False) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DROPLINE_DATABASE_URL": DB_URL, "DROPLINE_RUN_SCHEDULER": "false",
            "DROPLINE_SECRET_KEY": uuid.uuid4().hex * 2,
            # Every simulated shopper comes from 127.0.0.1: the per-IP limit would stop the
@@ -272,13 +275,12 @@ def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: 
            "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{ROOT / 'src'}"}
     if async_commit:
         env["PGOPTIONS"] = "-c synchronous_commit=off"
-    command = [sys.executable, "-m", "uvicorn", "drop_sellout:create_bench_app", "--factory",
-               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-               "--loop", "uvloop", "--http", "httptools", "--backlog", "4096",
-               # A worker busy with a crowd on a loaded machine must not be taken for dead
-               # and restarted (uvicorn pings workers, 5 s by default).
-               "--timeout-worker-healthcheck", "60",
-               "--log-level", "warning", "--no-access-log"]
+    # What `dropline serve --workers N` runs (dropline.web.serving): on Linux a SO_REUSEPORT
+    # socket per worker; --shared-socket runs uvicorn's own --workers (one shared socket).
+    serve = (f"from dropline.web.serving import run; run('drop_sellout:create_bench_app', "
+             f"host='127.0.0.1', port={port}, workers={workers}, log_level='warning', "
+             f"access_log=False, backlog=4096, shared_socket={shared_socket})")
+    command = [sys.executable, "-c", serve]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -568,6 +570,9 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the baseline crowd (a quicker run while tuning; the JSON then "
                              "has no ratio)")
+    parser.add_argument("--shared-socket", action="store_true",
+                        help="workers share one listening socket (uvicorn's --workers) instead "
+                             "of a SO_REUSEPORT socket each (dropline serve's default on Linux)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     # `timeout` (or Ctrl-C) still stops the server: the finally below runs.
@@ -581,7 +586,7 @@ def main() -> None:
     log(f"seeded drop {ids['drop_id']} ({args.units} units), {args.shoppers} shoppers; "
         f"{flushed} old bench keys flushed from Redis")
     server = start_server(port=args.port, workers=args.workers, ids=ids,
-                          async_commit=args.async_commit)
+                          async_commit=args.async_commit, shared_socket=args.shared_socket)
     args.server_session = server.pid  # start_new_session: its workers share its session id
     try:
         runs = asyncio.run(run_crowds(args, ids, tokens, log))
@@ -614,7 +619,9 @@ def main() -> None:
                          "end": load()},
         "settings": {"workers": args.workers,
                      "connections": args.connections or args.shoppers,
-                     "server": "uvicorn --loop uvloop --http httptools",
+                     "server": "uvicorn --loop uvloop --http httptools, "
+                               + ("one shared socket" if args.shared_socket
+                                  else "a SO_REUSEPORT socket per worker (dropline serve)"),
                      "gate": f"redis {REDIS_URL} prefix {REDIS_PREFIX}",
                      "client": "bench/leanhttp.py (asyncio keep-alive)",
                      "synchronous_commit": "off" if args.async_commit else "on",

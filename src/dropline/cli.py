@@ -96,8 +96,11 @@ def serve(
         "--migrate/--no-migrate", help="Apply pending migrations before serving.")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the storefront, the JSON API (/api/v1, docs at /docs) and background jobs."""
-    import uvicorn
+    """Serve the storefront, the JSON API (/api/v1, docs at /docs) and background jobs.
+
+    With --workers N on Linux each worker process listens on a socket of its own
+    (SO_REUSEPORT) and the kernel spreads connections evenly over them."""
+    from dropline.web import serving
 
     settings = get_settings()
     if migrate_first:
@@ -106,12 +109,8 @@ def serve(
         upgrade(settings.database_url)
     console.print(f"[bold]Dropline[/] serving {settings.shop_name} on http://{host}:{port} "
                   f"(API docs: http://{host}:{port}/docs)")
-    # uvloop and httptools are pinned (uvicorn's "auto" picks them); a worker busy with a
-    # flash crowd answers the supervisor's ping late, so it gets a minute, not uvicorn's 5 s,
-    # before being restarted mid-drop.
-    uvicorn.run("dropline.web.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, loop="uvloop", http="httptools",
-                timeout_worker_healthcheck=60)
+    serving.run("dropline.web.app:create_app", host=host, port=port, workers=workers,
+                log_level=log_level)
 
 
 @app.command(epilog="Example: dropline migrate   |   dropline migrate --revision base")

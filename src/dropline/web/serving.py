@@ -1,0 +1,99 @@
+"""Running the app under uvicorn: one process, or several with a listening socket each.
+
+uvicorn's ``--workers`` binds one socket in the supervisor and every worker accepts from it.
+Which worker accepts a connection is then a race between their event loops, and keep-alive
+connections stay where they landed: at a drop's launch, with a crowd connecting at once, one
+worker of two was seen holding two thirds of the connections (``bench/drop_sellout.py``), and
+it set the pace while the other idled. On Linux each worker here listens on a socket of its own
+bound with ``SO_REUSEPORT``, and the kernel spreads new connections over them by a hash of the
+client's address and port (as nginx's ``reuseport``), whatever each worker is doing.
+
+uvicorn's supervisor (restarts of dead or hung workers, signals, health checks) is used as it
+is; each worker is handed a ``ReusePortListener`` in place of a socket, which becomes that
+worker's own listening socket when the worker process unpickles it. The supervisor itself
+listens on nothing: a socket in the group that nobody accepts from would strand the
+connections the kernel gave it. Elsewhere (no ``SO_REUSEPORT`` balancing), the workers share one
+socket, as with uvicorn's own ``--workers``.
+
+Caveat, as with any ``SO_REUSEPORT`` server: connections a worker had accepted into its backlog
+but not yet served are reset if that worker dies; clients retry (the purchase endpoint is
+idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+log = logging.getLogger("uvicorn.error")
+
+# uvloop and httptools are pinned (uvicorn's "auto" picks them when installed); a worker busy
+# with a flash crowd answers the supervisor's ping late, so it gets a minute, not uvicorn's 5 s,
+# before being restarted mid-drop.
+UVICORN_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools",
+                                   "timeout_worker_healthcheck": 60}
+
+
+def balanced_by_kernel() -> bool:
+    """Whether this platform spreads connections over ``SO_REUSEPORT`` listeners (Linux)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) with ``SO_REUSEPORT`` (not yet listening)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_in_worker(host: str, port: int) -> socket.socket:
+    try:
+        return reuseport_socket(host, port)
+    except OSError as exc:  # the supervisor stops rather than restarting a worker forever
+        log.error("could not listen on %s:%d: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
+
+
+class ReusePortListener:
+    """Stands in for a socket in uvicorn's supervisor; unpickled in a worker process (uvicorn
+    starts workers with ``spawn``), it is that worker's own ``SO_REUSEPORT`` socket."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return _bind_in_worker, (self.host, self.port)
+
+
+def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "info",
+        access_log: bool = True, backlog: int = 2048, shared_socket: bool = False) -> None:
+    """Serve ``app`` (an import string of an app factory, e.g.
+    ``dropline.web.app:create_app``) with ``workers`` processes; returns once stopped.
+    ``shared_socket`` runs uvicorn's own ``--workers`` (one socket for all) anyway."""
+    options = dict(factory=True, host=host, port=port, workers=workers, log_level=log_level,
+                   access_log=access_log, backlog=backlog, **UVICORN_OPTIONS)
+    if workers == 1 or shared_socket or not balanced_by_kernel():
+        uvicorn.run(app, **options)
+        return
+    config = uvicorn.Config(app, **options)
+    try:  # the port is free (for us): say so now, not once per worker
+        reuseport_socket(host, port).close()
+    except OSError as exc:
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
+                         "another port (--port) or stop what is using it") from None
+    log.info("Uvicorn running on http://%s:%d with %d workers, a SO_REUSEPORT socket each",
+             host, port, workers)
+    Multiprocess(config, sockets=[ReusePortListener(host, port)]).run()  # type: ignore[list-item]

@@ -193,6 +193,27 @@ def test_an_admission_token_admits_once_even_when_replayed_in_parallel(db, clock
     assert facts(db, world.drop_id)["sold"] == 1
 
 
+def test_an_admission_builds_the_gate_keys_before_the_purchase_needs_them(
+        db, clock, gated, redis_client):
+    world = make_drop(db, clock, cap=10, limit=2, queue=True)
+    customer_id, token = shopper_token(db, clock)
+    with db.transaction() as session:
+        waiting_room.join_queue(session, clock=clock, drop=get_drop(session, world.drop_id),
+                                customer_id=customer_id)
+    meta = f"{gated.prefix}d:{world.drop_id}:meta"
+    assert not redis_client.exists(meta)
+
+    with httpx.Client(base_url=gated.url, timeout=30, cookies={"dl_session": token}) as client:
+        admitted = client.post(f"/api/v1/drops/{world.drop_id}/admission")
+
+    assert admitted.status_code == 200, admitted.text
+    assert redis_client.exists(meta)
+    assert redis_left(gated, redis_client, world.drop_id) == 10
+    assert buy(gated, token, world.variant_ids[0], quantity=2, admission=admitted.json()["token"],
+               drop_id=world.drop_id).status_code == 201
+    assert redis_left(gated, redis_client, world.drop_id) == 8
+
+
 def test_early_access_refuses_non_members_before_their_window(db, clock, gated):
     world = make_drop(db, clock, cap=10, limit=2, starts_in=10, early_access_minutes=30)
     member_id, member = shopper_token(db, clock)

@@ -15,7 +15,13 @@ from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
 from dropline.drops.gated import respond as gated_response
-from dropline.drops.hot import forget_drop, gate_hold_closed, gate_hold_placed, hot_path
+from dropline.drops.hot import (
+    forget_drop,
+    gate_hold_closed,
+    gate_hold_placed,
+    hot_path,
+)
+from dropline.drops.hot import prepare as prepare_gate
 from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
 from dropline.drops.models import Drop
 from dropline.drops.report import drop_report
@@ -243,6 +249,7 @@ def admission(drop_id: IdPath, request: Request, response: Response, services: S
             session, clock=services.clock, secret=services.settings.secret_key,
             drop=service.get_drop(session, drop_id), customer_id=who.customer_id,
             session_digest=who.session_digest, early_access=early_access_of(request))
+    prepare_gate(request.app.state, drop_id)  # the purchase follows: its gate keys now
     return AdmissionRead(token=issued.token, expires_at=issued.expires_at)
 
 

@@ -51,6 +51,9 @@ MIN_BATCH = 32
 BATCH_LINGER_SECONDS = 0.005
 MAX_GATE_BATCH = 500
 PARALLEL_BATCHES = 2
+# After a shopper's admission to a drop, this worker checks the drop's gate keys again only
+# after this long (``prepare``).
+PREPARED_SECONDS = 30.0
 log = logging.getLogger("dropline.drops")
 
 
@@ -106,6 +109,7 @@ class HotPath:
         self._resynced: dict[int, float] = {}
         self._drop_lock: asyncio.Lock | None = None
         self._loading: dict[int, asyncio.Future[None]] = {}
+        self._prepared: dict[int, float] = {}
 
     # --- caches -----------------------------------------------------------------------------
 
@@ -284,6 +288,27 @@ def hot_path(app_state: Any) -> HotPath | None:
     return app_state.drops_hot
 
 
+def prepare(app_state: Any, drop_id: int) -> None:
+    """A shopper was admitted to the drop, so a purchase will follow within seconds: the
+    worker's hot path is set up and the drop's gate keys built now, once per worker and drop
+    per ``PREPARED_SECONDS``, rather than by the crowd's first purchases, which would all find
+    them missing and wait for one rebuild. Blocking (admission runs in a thread). A failure
+    is only logged: the admission has committed and its token is answered, and the purchase
+    path rebuilds missing keys itself."""
+    hot = hot_path(app_state)
+    if hot is None:
+        return
+    now = time.monotonic()
+    if hot._prepared.get(drop_id, 0.0) > now:
+        return
+    hot._prepared[drop_id] = now + PREPARED_SECONDS
+    try:
+        hot.load(drop_id)
+    except Exception as exc:  # noqa: BLE001 - see above
+        hot._prepared.pop(drop_id, None)
+        log.warning("drop %d: could not prepare the gate's keys at admission: %s", drop_id, exc)
+
+
 def forget_drop(app_state: Any, drop_id: int) -> None:
     """After a reschedule or restock has committed: the drop's Redis state is dropped, so the
     next purchase rebuilds it from PostgreSQL (``reconcile``); the worker's facts cache
@@ -291,6 +316,7 @@ def forget_drop(app_state: Any, drop_id: int) -> None:
     hot = hot_path(app_state)
     if hot is not None:
         hot._drops.pop(drop_id, None)
+        hot._prepared.pop(drop_id, None)
         hot.sync_gate.client.delete(hot.sync_gate.keys(drop_id).meta)
 
 

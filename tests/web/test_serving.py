@@ -112,10 +112,28 @@ def test_a_dead_worker_is_replaced_with_a_socket_of_its_own(served) -> None:
     assert len(pids_seen(port, 40)) == 40  # nothing refused once replaced
 
 
-def test_a_port_in_use_is_a_clear_error_before_any_worker_starts() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_port_in_use_is_a_clear_error_before_any_worker_starts(workers: int) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1:{port}.*--port"):
-            serving.run("dropline.web.app:create_app", host="127.0.0.1", port=port, workers=2)
+            serving.run("dropline.web.app:create_app", host="127.0.0.1", port=port,
+                        workers=workers)
+
+
+def tiny_app_factory() -> object:
+    return {"built": True}  # stands for an ASGI app; worker_app only calls the factory
+
+
+def test_a_worker_builds_its_app_then_freezes_what_is_alive_out_of_the_collectors_sight() -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    try:
+        app = serving.worker_app("tests.web.test_serving:tiny_app_factory")
+        assert app == {"built": True}
+        assert gc.get_freeze_count() > 10_000  # modules, classes, functions: all frozen
+    finally:
+        gc.unfreeze()

@@ -48,6 +48,7 @@ bounded. Settings used are stated in the JSON (``settings``); PostgreSQL runs wi
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -65,6 +66,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from leanhttp import Pool
+
+from dropline.web.serving import GC_THRESHOLDS
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "dropline_bench"
@@ -589,6 +592,11 @@ def main() -> None:
                           async_commit=args.async_commit, shared_socket=args.shared_socket)
     args.server_session = server.pid  # start_new_session: its workers share its session id
     try:
+        # The crowd's client shares the server's cores: its garbage collector is set as the
+        # server workers' (dropline.web.serving.worker_app), so it spends less of them.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         runs = asyncio.run(run_crowds(args, ids, tokens, log))
     finally:
         stop_server(server)

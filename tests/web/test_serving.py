@@ -131,9 +131,12 @@ def test_a_worker_builds_its_app_then_freezes_what_is_alive_out_of_the_collector
     import gc
 
     assert gc.get_freeze_count() == 0
+    thresholds = gc.get_threshold()
     try:
         app = serving.worker_app("tests.web.test_serving:tiny_app_factory")
         assert app == {"built": True}
         assert gc.get_freeze_count() > 10_000  # modules, classes, functions: all frozen
+        assert gc.get_threshold() == serving.GC_THRESHOLDS
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)

@@ -493,8 +493,13 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
         admitted: list[Any] = [{"token": None}] * len(tokens)
         admission_load = load()
         if not args.no_queue:
+            cpu_before = cpu_seconds(args.server_session)
             seconds, results = await crowd(pool, tokens, admit)
+            cpu_after = cpu_seconds(args.server_session)
             admission = summarise(seconds, results)
+            admission["cpu_ms_per_token"] = {
+                name: round((cpu_after[name] - cpu_before[name]) * 1000 / len(tokens), 3)
+                for name in ("server", "postgres", "redis", "client")}
             log(f"admission ({admission_load} load): {seconds:.2f} s, "
                 f"{admission['statuses']}")
             admitted = [body if status == 200 else None for status, body, _ in results]
@@ -613,6 +618,7 @@ def main() -> None:
         "ratio": round(drop_run["units_per_s"] / base_run["units_per_s"], 2)
         if base_run["units_per_s"] else None,
         "admission_seconds": admission["seconds"],
+        "admission_cpu_ms_per_token": admission.get("cpu_ms_per_token", {}),
         "units_per_s_with_admission": round(drop_run["units"] / with_admission, 1)
         if with_admission else None,
         "units": args.units, "shoppers": args.shoppers, "units_sold": checks["drop"]["sold"],

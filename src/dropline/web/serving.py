@@ -50,7 +50,8 @@ def balanced_by_kernel() -> bool:
 
 
 def reuseport_socket(host: str, port: int, *, reuseport: bool = True) -> socket.socket:
-    """A TCP socket bound to (host, port) with ``SO_REUSEPORT`` (not yet listening)."""
+    """A TCP socket bound to (host, port), not yet listening; with ``SO_REUSEPORT`` unless
+    ``reuseport`` is false (then only to check that the port is free)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

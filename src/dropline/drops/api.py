@@ -72,7 +72,11 @@ _state_lock = threading.Lock()
 
 
 def _limiter(request: Request) -> tuple[RateLimiter, DropLimitSettings]:
-    state = request.app.state
+    return limiter_for(request.app.state)
+
+
+def limiter_for(state: Any) -> tuple[RateLimiter, DropLimitSettings]:
+    """The worker's drop rate limiter (shared by the routes and the fast lane) and its limits."""
     if getattr(state, "drops_limiter", None) is None:
         with _state_lock:
             if getattr(state, "drops_limiter", None) is None:

@@ -269,18 +269,18 @@ async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str
             hot, drop_id=drop_id, body=body, path=path, session_token=session_token,
             idempotency_key=idempotency_key, ip=ip, early_access=early_access)
     except RedisError:
-        return _problem(ServiceUnavailable(
+        return problem_json(ServiceUnavailable(
             "the drop's gate is not answering; retry with the same Idempotency-Key in a "
             "moment", retry_after=2), path)
     except DomainError as exc:
-        return _problem(exc, path)
+        return problem_json(exc, path)
     if status_code >= 400:
         return EncodedJSON(text, status_code, PROBLEM_JSON,
                            headers={"Idempotent-Replayed": "true"})
     return EncodedJSON(text, status_code, "application/json")
 
 
-def _problem(exc: DomainError, path: str) -> EncodedJSON:
+def problem_json(exc: DomainError, path: str) -> EncodedJSON:
     """``web.problems.domain_error_response``, encoded by pydantic-core (FastAPI's
     ``jsonable_encoder`` walks the body in Python: a sell-out answers thousands of these)."""
     return EncodedJSON(to_json(exc.to_problem(path)), exc.status, PROBLEM_JSON,

@@ -30,6 +30,7 @@ from dropline.config import Settings
 from dropline.db import Database
 from dropline.drops import gate as gates
 from dropline.drops import service
+from dropline.drops.admit import Ask, admit_batch
 from dropline.drops.batch import Job, write_batch
 from dropline.drops.coalesce import Coalescer
 from dropline.drops.limits import DropLimitSettings
@@ -76,7 +77,8 @@ class HotPath:
     the small caches. Created on the first gated request (inside the running event loop)."""
 
     def __init__(self, *, db: Database, clock: Clock, settings: Settings, provider: Any,
-                 redis_url: str, prefix: str = gates.DEFAULT_PREFIX) -> None:
+                 redis_url: str, prefix: str = gates.DEFAULT_PREFIX,
+                 app_state: Any = None) -> None:
         import redis
         import redis.asyncio as aredis
 
@@ -103,6 +105,10 @@ class HotPath:
         # order? (At a sell-out, every late shopper asks at once.)
         self.order_lookups: Coalescer[str, bool] = Coalescer(
             self._have_orders, max_batch=MAX_BATCH)
+        # Admission tokens for the crowd at a drop's start, a transaction per batch
+        # (drops.admit); the limiter and the early-access seam are the app's, as the routes'.
+        self.admissions: Coalescer[Ask, Ask] = Coalescer(self._admit, max_batch=MAX_BATCH)
+        self._app_state = app_state
         self._sessions: dict[str, tuple[float, int]] = {}
         self._drops: dict[int, tuple[float, DropFacts]] = {}
         self._load_lock = threading.Lock()
@@ -183,6 +189,15 @@ class HotPath:
                 log.warning("could not store %d drop outcomes in Redis", len(records))
         return [failed.get(id(job), job) for job in jobs]
 
+    async def _admit(self, asks: list[Ask]) -> list[Ask]:
+        from dropline.drops.api import early_access_for, limiter_for
+
+        limiter, limits = limiter_for(self._app_state)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, lambda: admit_batch(
+                self.db, clock=self.clock, limiter=limiter, limits=limits,
+                early_access=early_access_for(self._app_state), asks=asks))
+
     async def drop(self, drop_id: int) -> DropFacts:
         cached = self._drops.get(drop_id)
         if cached is not None and cached[0] > time.monotonic():
@@ -246,6 +261,32 @@ class HotPath:
         while time.monotonic() < deadline and not client.exists(meta):
             time.sleep(0.02)  # another worker is rebuilding it
 
+    async def prepared(self, drop_id: int) -> None:
+        """``prepare`` from the event loop: the first admission of a drop in this worker (per
+        ``PREPARED_SECONDS``) waits while a reader thread builds the keys; the others do not."""
+        if self.due_for_prepare(drop_id):
+            await asyncio.get_running_loop().run_in_executor(self._readers, self.prepare_now,
+                                                             drop_id)
+
+    def due_for_prepare(self, drop_id: int) -> bool:
+        """True once per ``PREPARED_SECONDS`` per drop (and marks it done)."""
+        now = time.monotonic()
+        if self._prepared.get(drop_id, 0.0) > now:
+            return False
+        self._prepared[drop_id] = now + PREPARED_SECONDS
+        return True
+
+    def prepare_now(self, drop_id: int) -> None:
+        """The drop's gate keys built if missing (``load``). A failure is only logged: the
+        admission has committed and its token is answered, and the purchase path rebuilds
+        missing keys itself."""
+        try:
+            self.load(drop_id)
+        except Exception as exc:  # noqa: BLE001 - see above
+            self._prepared.pop(drop_id, None)
+            log.warning("drop %d: could not prepare the gate's keys at admission: %s",
+                        drop_id, exc)
+
     def resync(self, drop_id: int) -> None:
         now = time.monotonic()
         if self._resynced.get(drop_id, 0.0) > now - 1.0:
@@ -284,7 +325,8 @@ def hot_path(app_state: Any) -> HotPath | None:
             app_state.drops_hot = HotPath(
                 db=services.db, clock=services.clock, settings=services.settings,
                 provider=services.payments, redis_url=url,
-                prefix=getattr(app_state, "drops_redis_prefix", gates.DEFAULT_PREFIX))
+                prefix=getattr(app_state, "drops_redis_prefix", gates.DEFAULT_PREFIX),
+                app_state=app_state)
     return app_state.drops_hot
 
 
@@ -292,21 +334,11 @@ def prepare(app_state: Any, drop_id: int) -> None:
     """A shopper was admitted to the drop, so a purchase will follow within seconds: the
     worker's hot path is set up and the drop's gate keys built now, once per worker and drop
     per ``PREPARED_SECONDS``, rather than by the crowd's first purchases, which would all find
-    them missing and wait for one rebuild. Blocking (admission runs in a thread). A failure
-    is only logged: the admission has committed and its token is answered, and the purchase
-    path rebuilds missing keys itself."""
+    them missing and wait for one rebuild. Blocking (the admission route runs in a thread; the
+    fast lane awaits ``HotPath.prepared``)."""
     hot = hot_path(app_state)
-    if hot is None:
-        return
-    now = time.monotonic()
-    if hot._prepared.get(drop_id, 0.0) > now:
-        return
-    hot._prepared[drop_id] = now + PREPARED_SECONDS
-    try:
-        hot.load(drop_id)
-    except Exception as exc:  # noqa: BLE001 - see above
-        hot._prepared.pop(drop_id, None)
-        log.warning("drop %d: could not prepare the gate's keys at admission: %s", drop_id, exc)
+    if hot is not None and hot.due_for_prepare(drop_id):
+        hot.prepare_now(drop_id)
 
 
 def forget_drop(app_state: Any, drop_id: int) -> None:

@@ -1,6 +1,6 @@
-"""The fast lane: ``POST /api/v1/drops/{id}/purchase`` served before FastAPI's own machinery.
+"""The fast lane: a drop's purchases and admissions served before FastAPI's own machinery.
 
-During a drop nearly every request is this one. Through the full stack it paid for matching
+During a drop nearly every request is a purchase. Through the full stack it paid for matching
 ~300 routes, the dependency machinery and four middlewares before any drop code ran (~11 % of a
 worker's CPU in the profile of ``bench/drop_sellout.py``), and FastAPI's own ``__call__`` reads
 the environment on every request to see whether telemetry is on. ``LaneFastAPI`` is FastAPI
@@ -9,8 +9,12 @@ validated with the same pydantic model, and the same ``drops.gated.respond`` as 
 answers it, so the answers are the same: problem+json refusals, 413 for a body over
 ``MAX_BODY``, 400 for malformed JSON, 422 with FastAPI's ``loc`` for invalid fields.
 
-Everything else, and this path too when the gate is off (no Redis, or SQLite), goes on to
-FastAPI, where the documented route (OpenAPI) serves it.
+``POST /api/v1/drops/{id}/admission`` takes the lane too (``drops.admit``): at a drop's start the
+whole waiting room asks for its tokens at once, and the lane answers them in batches, with the
+route's answers.
+
+Everything else, and these paths too when the gate is off (no Redis, or SQLite), goes on to
+FastAPI, where the documented routes (OpenAPI) serve them.
 """
 
 from __future__ import annotations
@@ -23,15 +27,16 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from dropline.drops.admit import Ask, token_json
 from dropline.drops.api import early_access_for
-from dropline.drops.gated import respond
+from dropline.drops.gated import EncodedJSON, problem_json, respond
 from dropline.drops.hot import hot_path
 from dropline.drops.schemas import PurchaseCreate
-from dropline.errors import PROBLEM_BASE
+from dropline.errors import PROBLEM_BASE, DomainError
 from dropline.web.problems import problem_response, validation_problem
 
 # A positive id that fits a bigint; anything else goes to FastAPI, whose path check says why.
-PURCHASE_PATH = re.compile(r"/api/v1/drops/([1-9][0-9]{0,17})/purchase")
+LANE_PATH = re.compile(r"/api/v1/drops/([1-9][0-9]{0,17})/(purchase|admission)")
 MAX_BODY = 64 * 1024
 
 
@@ -40,15 +45,36 @@ class LaneFastAPI(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            match = PURCHASE_PATH.fullmatch(scope["path"])
+            match = LANE_PATH.fullmatch(scope["path"])
             hot = hot_path(self.state) if match is not None else None
             if hot is not None:
                 scope["app"] = self
-                response = await _serve(hot, self.state, scope, receive, int(match[1]))
+                serve = _serve if match[2] == "purchase" else _serve_admission
+                response = await serve(hot, self.state, scope, receive, int(match[1]))
                 if response is not None:
                     await response(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,
+                           drop_id: int) -> Any:
+    """The admission route's answers (``drops.admit``); the body, which it ignores, is left
+    to the server to discard."""
+    path = scope["path"]
+    cookie, _ = session_cookie(scope["headers"], hot.settings.session_cookie_name)
+    client = scope.get("client")
+    try:
+        customer_id, digest = await hot.customer(cookie)
+        ask = await hot.admissions.submit(Ask(drop_id=drop_id, customer_id=customer_id,
+                                              ip=client[0] if client else "unknown"))
+    except DomainError as exc:
+        return problem_json(exc, path)
+    if ask.error is not None:
+        return problem_json(ask.error, path)
+    await hot.prepared(drop_id)  # the purchase follows: its gate keys now
+    return EncodedJSON(token_json(ask, secret=hot.settings.secret_key, session_digest=digest),
+                       200, "application/json", headers={"Cache-Control": "no-store"})
 
 
 def session_cookie(headers: Any, name: str) -> tuple[str | None, str | None]:

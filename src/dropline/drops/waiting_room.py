@@ -66,12 +66,43 @@ def _place(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
     """(position, this shopper's own opening, their admission time)."""
     entry = queue_entry(session, drop_id=drop.id, customer_id=customer_id)
     position = queue_position(session, entry)
+    return (position, *admission_schedule(session, clock=clock, drop=drop,
+                                          customer_id=customer_id, position=position,
+                                          early_access=early_access))
+
+
+def admission_schedule(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
+                       position: int, early_access: EarlyAccess) -> tuple[datetime, datetime]:
+    """(this shopper's own opening, their admission time) for their place in the queue."""
     lead = early_access(session, customer_id=customer_id, at=clock.now()) \
         if drop.early_access_minutes else 0
     opens = rules.opening_time(starts_at=drop.starts_at, lead_minutes=lead,
                                drop_early_access_minutes=drop.early_access_minutes)
-    return position, opens, rules.admission_time(opens_at=opens, position=position,
-                                                 per_minute=drop.admission_per_minute)
+    return opens, rules.admission_time(opens_at=opens, position=position,
+                                       per_minute=drop.admission_per_minute)
+
+
+def check_admitted(drop: Drop, *, now: datetime, position: int, admitted_at: datetime) -> None:
+    """Raises ``DropEnded`` once the drop has ended, ``NotAdmittedYet`` (with the place, when,
+    and a Retry-After) before this shopper's admission time."""
+    if now >= drop.ends_at:
+        raise DropEnded(f"{drop.name} has ended")
+    if now < admitted_at:
+        wait = max(1, int((admitted_at - now).total_seconds() + 0.999))
+        raise NotAdmittedYet(f"you are number {position}; admitted at "
+                             f"{admitted_at.isoformat()}", position=position,
+                             admitted_at=admitted_at.isoformat(), retry_after=wait)
+
+
+def sign_token(*, secret: str, drop_id: int, customer_id: int, session_digest: str, n: int,
+               now: datetime) -> Admission:
+    """The ``n``-th admission token of this shopper for this drop, bound to their session."""
+    expires = now + timedelta(seconds=ADMISSION_TOKEN_SECONDS)
+    token = rules.sign_admission(rules.AdmissionClaims(
+        drop_id=drop_id, customer_id=customer_id,
+        session=rules.session_binding(session_digest), n=n,
+        expires=int(expires.timestamp())), secret=secret)
+    return Admission(token=token, expires_at=expires)
 
 
 def queue_status(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
@@ -97,24 +128,14 @@ def issue_admission(session: Session, *, clock: Clock, secret: str, drop: Drop,
     position, _, admitted_at = _place(session, clock=clock, drop=drop,
                                       customer_id=customer_id, early_access=early_access)
     now = clock.now()
-    if now >= drop.ends_at:
-        raise DropEnded(f"{drop.name} has ended")
-    if now < admitted_at:
-        wait = max(1, int((admitted_at - now).total_seconds() + 0.999))
-        raise NotAdmittedYet(f"you are number {position}; admitted at "
-                             f"{admitted_at.isoformat()}", position=position,
-                             admitted_at=admitted_at.isoformat(), retry_after=wait)
+    check_admitted(drop, now=now, position=position, admitted_at=admitted_at)
     n = session.execute(
         update(DropQueueEntry)
         .where(DropQueueEntry.drop_id == drop.id, DropQueueEntry.customer_id == customer_id)
         .values(tokens_issued=DropQueueEntry.tokens_issued + 1)
         .returning(DropQueueEntry.tokens_issued)).scalar_one()
-    expires = now + timedelta(seconds=ADMISSION_TOKEN_SECONDS)
-    token = rules.sign_admission(rules.AdmissionClaims(
-        drop_id=drop.id, customer_id=customer_id,
-        session=rules.session_binding(session_digest), n=n,
-        expires=int(expires.timestamp())), secret=secret)
-    return Admission(token=token, expires_at=expires)
+    return sign_token(secret=secret, drop_id=drop.id, customer_id=customer_id,
+                      session_digest=session_digest, n=n, now=now)
 
 
 def redeem_admission(session: Session, *, clock: Clock, secret: str, drop: Drop,

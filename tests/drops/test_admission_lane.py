@@ -171,3 +171,20 @@ def test_asks_of_one_shopper_in_one_batch_take_consecutive_numbers(db, clock):
     admit_batch(db, clock=clock, limiter=MemoryRateLimiter(), limits=DropLimitSettings(),
                 early_access=LeadTimes(), asks=[again := Ask(world.drop_id, first, "10.0.0.1")])
     assert again.n == 3
+
+
+def test_a_limiter_that_cannot_be_reached_is_a_503_and_issues_nothing(db, clock, gated):
+    from dropline.drops.limits import RedisRateLimiter
+
+    world = make_drop(db, clock, queue=True)
+    [(_, token)] = joined(db, clock, world.drop_id, 1)
+    gated.app.state.drops_limits = DropLimitSettings()
+    gated.app.state.drops_limiter = RedisRateLimiter.from_url("redis://127.0.0.1:1/0")
+
+    refused = admit(gated, world.drop_id, token)
+
+    assert refused.status_code == 503
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["retry-after"] == "1"
+    with db.transaction() as session:
+        assert session.scalar(select(DropQueueEntry.tokens_issued)) == 0

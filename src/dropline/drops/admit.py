@@ -37,12 +37,15 @@ PLACES_SQL = (
     "SELECT customer_id, position FROM (SELECT customer_id, row_number() OVER "
     "(ORDER BY sort_key, id) AS position FROM drop_queue_entries WHERE drop_id = %s) q "
     "WHERE customer_id = ANY(%s)")
-# k tokens more for each customer (a shopper may ask twice in one batch); their new count.
+# k tokens more for each customer (a shopper may ask twice in one batch); their new count. The
+# rows are locked in id order first, so two workers' batches that share a shopper (one person,
+# two tabs) wait for each other instead of deadlocking.
 COUNT_SQL = (
-    "UPDATE drop_queue_entries e SET tokens_issued = e.tokens_issued + c.k "
-    "FROM unnest(%s::bigint[], %s::int[]) AS c(customer_id, k) "
-    "WHERE e.drop_id = %s AND e.customer_id = c.customer_id "
-    "RETURNING e.customer_id, e.tokens_issued")
+    "WITH c AS (SELECT * FROM unnest(%s::bigint[], %s::int[]) AS c(customer_id, k)), "
+    "locked AS (SELECT e.id, c.k FROM drop_queue_entries e JOIN c USING (customer_id) "
+    "WHERE e.drop_id = %s ORDER BY e.id FOR UPDATE OF e) "
+    "UPDATE drop_queue_entries e SET tokens_issued = e.tokens_issued + locked.k FROM locked "
+    "WHERE e.id = locked.id RETURNING e.customer_id, e.tokens_issued")
 
 
 @dataclass
@@ -112,6 +115,9 @@ def admit_batch(db: Database, *, clock: Clock, limiter: RateLimiter, limits: Dro
             issued = dict(bulk.execute(session, COUNT_SQL, (
                 customers, [wanted[c] for c in customers], drop_id)))
             for ask in admitted:  # a shopper's asks take their new numbers in order
+                if ask.customer_id not in issued:  # left the queue since it was read
+                    ask.error = NotFound("you have not joined this drop's waiting room")
+                    continue
                 wanted[ask.customer_id] -= 1
                 ask.n = int(issued[ask.customer_id]) - wanted[ask.customer_id]
     return asks

@@ -19,6 +19,7 @@ FastAPI, where the documented routes (OpenAPI) serve them.
 
 from __future__ import annotations
 
+import logging
 import re
 from http.cookies import _unquote  # type: ignore[attr-defined]
 from typing import Any
@@ -32,12 +33,13 @@ from dropline.drops.api import early_access_for
 from dropline.drops.gated import EncodedJSON, problem_json, respond
 from dropline.drops.hot import hot_path
 from dropline.drops.schemas import PurchaseCreate
-from dropline.errors import PROBLEM_BASE, DomainError
+from dropline.errors import PROBLEM_BASE, DomainError, ServiceUnavailable
 from dropline.web.problems import problem_response, validation_problem
 
 # A positive id that fits a bigint; anything else goes to FastAPI, whose path check says why.
 LANE_PATH = re.compile(r"/api/v1/drops/([1-9][0-9]{0,17})/(purchase|admission)")
 MAX_BODY = 64 * 1024
+log = logging.getLogger("dropline.drops")
 
 
 class LaneFastAPI(FastAPI):
@@ -70,6 +72,11 @@ async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,
                                               ip=client[0] if client else "unknown"))
     except DomainError as exc:
         return problem_json(exc, path)
+    except Exception:  # the database or the limiter's Redis failed: nothing was issued
+        log.exception("drop %d: admission batch failed", drop_id)
+        return problem_json(ServiceUnavailable(
+            "admission tokens cannot be issued at the moment; retry in a moment",
+            retry_after=1), path)
     if ask.error is not None:
         return problem_json(ask.error, path)
     await hot.prepared(drop_id)  # the purchase follows: its gate keys now

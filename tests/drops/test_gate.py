@@ -438,3 +438,41 @@ def test_a_replay_stuck_pending_with_no_order_lets_the_retry_start_afresh(
     assert stuck.json()["type"].endswith("/request-in-flight")
     assert retry.status_code == 201, retry.text
     assert facts(db, world.drop_id)["paid"] == 2 == facts(db, world.drop_id)["charges"]
+
+
+def test_a_gated_order_is_in_the_audit_trail_as_the_database_paths_orders_are(
+        db, clock, settings, gated, redis_client):
+    from dropline.payments.models import Payment
+    from dropline.risk.models import AuditLog
+
+    world = make_drop(db, clock, cap=10, limit=2)
+    customer_id, token = shopper_token(db, clock)
+    gated_order = buy(gated, token, world.variant_ids[0], quantity=2, drop_id=world.drop_id)
+    assert gated_order.status_code == 201
+    with serve_gated(db, clock, settings, redis_client, redis_url=None) as database_path:
+        _, other = shopper_token(db, clock)
+        reference_order = buy(database_path, other, world.variant_ids[0], quantity=2,
+                              drop_id=world.drop_id)
+    assert reference_order.status_code == 201
+
+    def trail(entity: str, entity_id: int) -> list[AuditLog]:
+        with db.transaction() as session:
+            return list(session.scalars(select(AuditLog).where(
+                AuditLog.entity == entity, AuditLog.entity_id == str(entity_id))
+                .order_by(AuditLog.id)))
+
+    def payment_of(order_id: int) -> int:
+        with db.transaction() as session:
+            return session.scalar(select(Payment.id).where(Payment.order_id == order_id))
+
+    mine, theirs = gated_order.json()["id"], reference_order.json()["id"]
+    created, paid = trail("orders", mine)
+    assert (created.action, created.actor) == ("create", f"customer:{customer_id}")
+    assert set(created.changes) == set(trail("orders", theirs)[0].changes)
+    assert created.changes["status"] == [None, "pending-payment"]
+    assert created.changes["total_amount"][1] == gated_order.json()["total_amount"]
+    assert (paid.action, paid.changes["status"]) == ("update", ["pending-payment", "paid"])
+    pay_created, pay_settled = trail("payments", payment_of(mine))
+    assert set(pay_created.changes) == set(trail("payments", payment_of(theirs))[0].changes)
+    assert "card_fingerprint" not in pay_created.changes
+    assert pay_settled.changes["status"] == ["pending", "succeeded"]

@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select, text, update
@@ -54,9 +55,10 @@ from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
-from dropline.orders.models import OrderStatus
+from dropline.orders.models import Order, OrderStatus
 from dropline.orders.rules import PricedLine, order_event_payload, order_totals
-from dropline.payments.models import PaymentStatus
+from dropline.payments.models import Payment, PaymentStatus
+from dropline.risk import audit
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dropline.webhooks.service import subscribes_to
 
@@ -86,6 +88,7 @@ class Job:
     payment_key: str = ""
     totals: Any = None
     drafted: list[dict[str, Any]] = field(default_factory=list)
+    written_at: datetime | None = None  # when its pending order and payment were written
 
     @property
     def quantity(self) -> int:
@@ -241,6 +244,14 @@ def _give_back_slots(session: Session, drop: Drop, takes: Sequence[list[int]]) -
             [{"d": drop.id, "p": p, "s": s, "q": q} for (p, s), q in sorted(back.items())])
 
 
+def _insert_dicts(session: Session, table: str, columns: Sequence[tuple[str, str]],
+                  rows: list[dict[str, Any]]) -> None:
+    """``bulk.insert_unnest`` of dict rows; enum members are stored by name, as the ORM does."""
+    bulk.insert_unnest(session, table, columns, [
+        tuple(v.name if isinstance(v := row[name], Enum) else v for name, _ in columns)
+        for row in rows])
+
+
 def _next_ids(session: Session, tables: Sequence[str], n: int) -> list[tuple[int, ...]]:
     """n ids from each table's sequence in one round trip, so rows can be written without
     RETURNING and children can refer to them in the same batch."""
@@ -325,21 +336,24 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
             jobs, _next_ids(session, ["orders", "payments"], len(jobs)), strict=True):
         job.order_id, job.payment_id = order_id, payment_id
         job.payment_key = f"pay_{uuid.uuid4().hex}"
-    bulk.insert_unnest(session, "orders", [
+    orders = [{
+        "id": j.order_id, "customer_id": j.customer_id, "email": customers[j.customer_id].email,
+        "status": OrderStatus.pending_payment, "currency": j.totals.currency,
+        "subtotal_amount": j.totals.subtotal_amount, "discount_amount": j.totals.discount_amount,
+        "shipping_amount": j.totals.shipping_amount, "total_amount": j.totals.total_amount,
+        "refunded_amount": 0, "checkout_reference": j.reference, "cart_id": None,
+        "location_id": location_id, "fulfilment_path": "central",
+        "acquisition_source": customers[j.customer_id].acquisition_source,
+        "acquisition_campaign": customers[j.customer_id].acquisition_campaign,
+        "shipping_address": j.shipping_address, "created_at": now} for j in jobs]
+    _insert_dicts(session, "orders", [
         ("id", "bigint"), ("customer_id", "bigint"), ("email", "text"), ("status", "text"),
         ("currency", "text"), ("subtotal_amount", "bigint"), ("discount_amount", "bigint"),
         ("shipping_amount", "bigint"), ("total_amount", "bigint"),
         ("refunded_amount", "bigint"), ("checkout_reference", "text"), ("cart_id", "text"),
         ("location_id", "bigint"), ("fulfilment_path", "text"), ("acquisition_source", "text"),
         ("acquisition_campaign", "text"), ("shipping_address", "json"),
-        ("created_at", "timestamptz")], [
-        (j.order_id, j.customer_id, customers[j.customer_id].email,
-         OrderStatus.pending_payment.name, j.totals.currency, j.totals.subtotal_amount,
-         j.totals.discount_amount, j.totals.shipping_amount, j.totals.total_amount, 0,
-         j.reference, None, location_id, "central",
-         customers[j.customer_id].acquisition_source,
-         customers[j.customer_id].acquisition_campaign, j.shipping_address, now)
-        for j in jobs])
+        ("created_at", "timestamptz")], orders)
     bulk.insert_unnest(session, "order_lines", [
         ("order_id", "bigint"), ("variant_id", "bigint"), ("sku", "text"),
         ("product_name", "text"), ("variant_name", "text"), ("product_family", "text"),
@@ -350,14 +364,24 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
          d["product_family"], d["condition_grade"].name, d["condition_disclosure"],
          d["unit_price_amount"], d["quantity"], d["line_total_amount"])
         for j in jobs for d in j.drafted])
-    bulk.insert_unnest(session, "payments", [
+    payments = [{
+        "id": j.payment_id, "order_id": j.order_id, "provider": "pending",
+        "idempotency_key": j.payment_key, "status": PaymentStatus.pending,
+        "amount": j.totals.total_amount, "currency": j.totals.currency,
+        "card_last4": j.card.last4, "card_fingerprint": j.card.fingerprint,
+        "created_at": now, "updated_at": now} for j in jobs]
+    _insert_dicts(session, "payments", [
         ("id", "bigint"), ("order_id", "bigint"), ("provider", "text"),
         ("idempotency_key", "text"), ("status", "text"), ("amount", "bigint"),
         ("currency", "text"), ("card_last4", "text"), ("card_fingerprint", "text"),
-        ("created_at", "timestamptz"), ("updated_at", "timestamptz")], [
-        (j.payment_id, j.order_id, "pending", j.payment_key, PaymentStatus.pending.name,
-         j.totals.total_amount, j.totals.currency, j.card.last4, j.card.fingerprint, now, now)
-        for j in jobs])
+        ("created_at", "timestamptz"), ("updated_at", "timestamptz")], payments)
+    # The audit trail, as the ORM's listeners would have written it (risk.audit).
+    for model, rows in ((Order, orders), (Payment, payments)):
+        audit.record_bulk(session, model, "create", at=now, entries=[
+            (row["id"], f"customer:{j.customer_id}", {k: (None, v) for k, v in row.items()})
+            for j, row in zip(jobs, rows, strict=True)])
+    for job in jobs:
+        job.written_at = now
     _record_events(session, now=now, events=[{
         "type": "order.created", "subject_type": "order", "subject_id": str(j.order_id),
         "customer_id": j.customer_id,
@@ -440,15 +464,15 @@ def settle_orders(session: Session, *, now: datetime, provider_name: str, jobs: 
     """Step 3, for many orders: payments leave pending only once (guarded), orders become
     paid or payment-failed, ``on_declined`` gives the declined jobs' units back, and the
     ``order.paid`` / ``order.payment_failed`` events are written. Sets each job's outcome."""
-    bulk.execute(
+    statuses = [PaymentStatus.succeeded if r.status == "succeeded" else PaymentStatus.declined
+                for r in results]
+    settled = {row[0] for row in bulk.execute(
         session, "UPDATE payments AS p SET status = u.st, provider = %s, provider_ref = u.ref, "
         "decline_code = u.code, updated_at = %s FROM unnest(%b::bigint[], %b::text[], "
         "%b::text[], %b::text[]) AS u(id, st, ref, code) WHERE p.id = u.id "
-        "AND p.status = 'pending'",
-        (provider_name, now, [j.payment_id for j in jobs],
-         [(PaymentStatus.succeeded if r.status == "succeeded" else PaymentStatus.declined).name
-          for r in results], [r.reference for r in results],
-         [r.decline_code for r in results]))
+        "AND p.status = 'pending' RETURNING p.id",
+        (provider_name, now, [j.payment_id for j in jobs], [st.name for st in statuses],
+         [r.reference for r in results], [r.decline_code for r in results]))}
     paid = [j for j, r in zip(jobs, results, strict=True) if r.status == "succeeded"]
     if paid:
         bulk.execute(session, "UPDATE orders SET status = %s, paid_at = %s WHERE id = ANY(%s)",
@@ -458,6 +482,18 @@ def settle_orders(session: Session, *, now: datetime, provider_name: str, jobs: 
         bulk.execute(session, "UPDATE orders SET status = %s WHERE id = ANY(%s)",
                      (OrderStatus.payment_failed.name, [j.order_id for j in declined]))
         on_declined(declined)
+    audit.record_bulk(session, Payment, "update", at=now, entries=[
+        (j.payment_id, f"customer:{j.customer_id}", {
+            "status": (PaymentStatus.pending, st), "provider": ("pending", provider_name),
+            "provider_ref": (None, r.reference), "decline_code": (None, r.decline_code),
+            "updated_at": (j.written_at, now)})
+        for j, r, st in zip(jobs, results, statuses, strict=True) if j.payment_id in settled])
+    audit.record_bulk(session, Order, "update", at=now, entries=[
+        (j.order_id, f"customer:{j.customer_id}",
+         {"status": (OrderStatus.pending_payment, OrderStatus.paid), "paid_at": (None, now)}
+         if r.status == "succeeded" else
+         {"status": (OrderStatus.pending_payment, OrderStatus.payment_failed)})
+        for j, r in zip(jobs, results, strict=True)])
     events = []
     for job, result in zip(jobs, results, strict=True):
         families = [d["product_family"] for d in job.drafted]

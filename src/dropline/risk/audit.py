@@ -12,7 +12,8 @@ registry of audited models, writing ``audit_log`` rows in the same transaction a
 
 The actor comes from ``risk.actor`` (filled by the web layer; ``system`` otherwise). Bulk
 ``insert(Model)`` statements (history imports, the demo's order lines) are not logged: they
-create history, they do not change it.
+create history, they do not change it. Code that writes audited rows with its own bulk SQL (the
+drop batch writer: thousands of orders a second) records them with ``record_bulk``.
 
 Rows are never updated or deleted: there is no API for it, and migration 0007 adds a trigger
 refusing UPDATE (and DELETE on PostgreSQL; SQLite keeps DELETE so the test suite can empty
@@ -23,7 +24,7 @@ from __future__ import annotations
 import csv
 import enum
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,6 +33,7 @@ from typing import Any
 from sqlalchemy import event, inspect, select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from dropline import bulk
 from dropline.catalog.models import Variant
 from dropline.drops.models import Drop
 from dropline.memberships.models import Membership
@@ -87,8 +89,13 @@ def _keys(model: type) -> list[str]:
     return _KEYS[model]
 
 
+_AS_IS = frozenset({int, str, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """JSON-safe: enums by value, times as ISO 8601."""
+    if type(value) in _AS_IS:  # most values: one set look-up (the batch writer's thousands)
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, datetime | date):
@@ -187,6 +194,44 @@ def _on_orm_execute(state: ORMExecuteState) -> Any:
     if rows:
         state.session.connection().execute(AuditLog.__table__.insert(), rows)
     return result
+
+
+def record_bulk(session: Session, model: type, action: str, *, at: datetime,
+                entries: Sequence[tuple[Any, str, dict[str, tuple[Any, Any]]]]) -> None:
+    """Audit rows for changes written by bulk SQL, which the listeners above do not see (the
+    drop batch writer's orders and payments): one row per (entity id, actor, {column: (old,
+    new)}), in the same transaction. As the listeners do, only the model's audited columns are
+    kept and values are made JSON-safe. One statement for them all on PostgreSQL."""
+    keys = _keys(model)
+    table = model.__tablename__  # type: ignore[attr-defined]
+    memo: dict[int, Any] = {}  # a batch's rows share their timestamps: each formatted once
+
+    def plain(value: Any) -> Any:
+        if type(value) in _AS_IS:
+            return value
+        if id(value) not in memo:
+            memo[id(value)] = _plain(value)
+        return memo[id(value)]
+
+    if action == "create":  # a create lists every audited column, as the listener's do
+        rows = [(at, actor[:120], action, table, str(entity_id)[:64],
+                 {k: [None, plain(changes[k][1]) if k in changes else None] for k in keys})
+                for entity_id, actor, changes in entries]
+    else:
+        rows = [(at, actor[:120], action, table, str(entity_id)[:64],
+                 {k: [plain(old), plain(new)] for k, (old, new) in changes.items()
+                  if k in keys})
+                for entity_id, actor, changes in entries]
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        bulk.insert_unnest(session, "audit_log", [
+            ("occurred_at", "timestamptz"), ("actor", "text"), ("action", "text"),
+            ("entity", "text"), ("entity_id", "text"), ("changes", "json")], rows)
+        return
+    names = ("occurred_at", "actor", "action", "entity", "entity_id", "changes")
+    session.connection().execute(AuditLog.__table__.insert(),
+                                 [dict(zip(names, row, strict=True)) for row in rows])
 
 
 def install() -> None:

@@ -31,7 +31,7 @@ What it does, in one run:
 5. The same crowd then buys the baseline: ``POST /bench/baseline/checkout``, the classic
    design (as Saleor/Vendure/Medusa): ``SELECT ... FOR UPDATE`` on the one stock row, decrement,
    write the order in that same transaction, commit, charge, settle. Same lean order writing
-   and settling code as the drop batches (``drops.batch.insert_orders`` / ``settle_orders``),
+   and settling code as the drop batches (``drops.bulk_orders.insert_orders`` / ``settle_orders``),
    same async endpoint shape and session cache; only the design differs (one hot row and a
    transaction per order vs a Redis gate and many orders per transaction).
    Before each timed crowd the database is settled (``VACUUM ANALYZE``, ``CHECKPOINT``, a
@@ -103,12 +103,12 @@ def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, cust
     """The classic design: one transaction per checkout that locks the one stock row
     (``SELECT ... FOR UPDATE``), decrements it and writes the order, then the charge, then a
     settling transaction. Orders are written and settled by the same lean code as the drop
-    batches (``drops.batch.insert_orders`` / ``settle_orders``, one order per call), so the
+    batches (``drops.bulk_orders.insert_orders`` / ``settle_orders``, one order per call), so the
     ratio measures the design (one hot row, a transaction per order), not ORM overhead.
     Idempotent on the checkout reference (unique), like the drop path."""
     from sqlalchemy import select, text
 
-    from dropline.drops import batch
+    from dropline.drops import batch, bulk_orders
     from dropline.errors import OutOfStock, PaymentDeclined
     from dropline.orders.models import Order
 
@@ -129,8 +129,9 @@ def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, cust
                              "WHERE location_id = :l AND variant_id = :v"),
                         {"q": quantity, "l": location_id, "v": variant_id})
         catalog = batch._catalog(session, {variant_id})
-        customers = batch.insert_orders(session, now=clock.now(), settings=settings,
-                                        catalog=catalog, location_id=location_id, jobs=[job])
+        customers = bulk_orders.insert_orders(session, now=clock.now(), settings=settings,
+                                              catalog=catalog, location_id=location_id,
+                                              jobs=[job])
     result = provider.charge(amount=job.totals.total_amount, currency=job.totals.currency,
                              card=card, idempotency_key=job.payment_key)
 
@@ -140,8 +141,9 @@ def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, cust
                         {"q": quantity, "l": location_id, "v": variant_id})
 
     with db.transaction() as session:
-        batch.settle_orders(session, now=clock.now(), provider_name=provider.name, jobs=[job],
-                            results=[result], customers=customers, on_declined=give_back)
+        bulk_orders.settle_orders(session, now=clock.now(), provider_name=provider.name,
+                                  jobs=[job], results=[result], customers=customers,
+                                  on_declined=give_back)
     if job.outcome[0] != "paid":
         raise PaymentDeclined("the card was declined")
     return 201, job.outcome[1]

@@ -49,9 +49,10 @@ def balanced_by_kernel() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def reuseport_socket(host: str, port: int, *, reuseport: bool = True) -> socket.socket:
-    """A TCP socket bound to (host, port), not yet listening; with ``SO_REUSEPORT`` unless
-    ``reuseport`` is false (then only to check that the port is free)."""
+def bound_socket(host: str, port: int, *, reuseport: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port), not yet listening, with ``SO_REUSEPORT`` unless
+    ``reuseport`` is false: a worker's own socket (``_bind_in_worker``), or the supervisor's
+    check, closed at once, that the port is free for the sockets to come."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -67,7 +68,7 @@ def reuseport_socket(host: str, port: int, *, reuseport: bool = True) -> socket.
 
 def _bind_in_worker(host: str, port: int) -> socket.socket:
     try:
-        return reuseport_socket(host, port)
+        return bound_socket(host, port)
     except OSError as exc:  # the supervisor stops rather than restarting a worker forever
         log.error("could not listen on %s:%d: %s", host, port, exc)
         sys.exit(STARTUP_FAILURE)
@@ -114,7 +115,7 @@ def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "i
     ``shared_socket`` runs uvicorn's own ``--workers`` (one socket for all) anyway."""
     balanced = workers > 1 and not shared_socket and balanced_by_kernel()
     try:  # the port is free (for us): say so now, not once per worker
-        reuseport_socket(host, port, reuseport=balanced).close()
+        bound_socket(host, port, reuseport=balanced).close()
     except OSError as exc:
         raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
                          "another port (--port) or stop what is using it") from None

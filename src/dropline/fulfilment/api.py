@@ -11,8 +11,8 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.adapters.geocoding import Geocoder, LondonDistrictGeocoder
-from dropline.adapters.routing import PyVRPSolver, RouteSolver
+from dropline.adapters.geocoding import Geocoder
+from dropline.adapters.routing import RouteSolver
 from dropline.carts.models import Cart, CartLine
 from dropline.errors import InvalidInput, NotFound
 from dropline.fulfilment import rules as R
@@ -54,6 +54,7 @@ from dropline.web.deps import (
     OptionalCustomer,
     Principal,
     SessionDep,
+    ServicesDep,
     SettingsDep,
     admin,
 )
@@ -63,13 +64,12 @@ Manager = Annotated[Principal, admin("fulfilment:manage")]
 PREFIX = "/admin/fulfilment"
 
 
-def get_geocoder() -> Geocoder:
-    """Overridable (``app.dependency_overrides``) with a real geocoder."""
-    return LondonDistrictGeocoder()
+def get_geocoder(services: ServicesDep) -> Geocoder:
+    return services.geocoder
 
 
-def get_solver() -> RouteSolver:
-    return PyVRPSolver()
+def get_solver(services: ServicesDep) -> RouteSolver:
+    return services.solver
 
 
 GeocoderDep = Annotated[Geocoder, Depends(get_geocoder)]

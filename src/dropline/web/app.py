@@ -12,12 +12,13 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 import dropline
-from dropline.adapters.payments import LocalCardProvider, PaymentProvider
+from dropline.adapters.payments import PaymentProvider
 from dropline.admin.api import router as admin_router
 from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
-from dropline.clock import Clock, SystemClock
-from dropline.config import Settings, get_settings
+from dropline.bootstrap import build_services
+from dropline.clock import Clock
+from dropline.config import Settings
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
 from dropline.db import Database
@@ -42,7 +43,6 @@ from dropline.telemetry.pages import router as telemetry_pages_router
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
 from dropline.web.caching import install as install_page_cache
-from dropline.web.deps import Services
 from dropline.web.pages import router as pages_router
 from dropline.web.problems import install_problem_handlers
 from dropline.web.scheduler import BackgroundWorker
@@ -69,11 +69,8 @@ def create_app(
     payments: PaymentProvider | None = None,
     run_worker: bool | None = None,
 ) -> FastAPI:
-    settings = settings or get_settings()
-    clock = clock or SystemClock()
-    db = db or Database(settings.database_url)
-    services = Services(settings=settings, db=db, clock=clock,
-                        payments=payments or LocalCardProvider(db.sessions, clock))
+    services = build_services(settings, clock=clock, db=db, payments=payments)
+    settings, clock, db = services.settings, services.clock, services.db
     worker = BackgroundWorker(db, clock, settings)
     start_worker = settings.run_scheduler if run_worker is None else run_worker
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import PaymentProvider
 from dropline.admin.service import has_scope, resolve_token
 from dropline.clock import Clock
 from dropline.config import Settings
@@ -17,17 +16,7 @@ from dropline.customers.service import customer_for_session
 from dropline.db import Database
 from dropline.errors import NotAuthenticated, PermissionDenied
 from dropline.risk.actor import set_actor
-
-
-@dataclass
-class Services:
-    """Everything a request needs from the process, built once by ``create_app``."""
-
-    settings: Settings
-    db: Database
-    clock: Clock
-    payments: PaymentProvider
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
+from dropline.services import Services
 
 
 def get_services(request: Request) -> Services:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from dropline.adapters.payments import LocalCardProvider
+from dropline.bootstrap import build_services
 from dropline.catalog.models import Product, Variant
 from dropline.clock import Clock
 from dropline.config import Settings
@@ -24,7 +24,7 @@ from dropline.drops import service as drops
 from dropline.drops.pages import render_drop
 from dropline.errors import ServiceUnavailable
 from dropline.web import caching
-from dropline.web.deps import Services
+from dropline.services import Services
 from dropline.web.pages import render_home, render_product
 
 
@@ -62,8 +62,7 @@ def prewarm_drop(db: Database, *, clock: Clock, settings: Settings, drop_ref: st
                  base_url: str | None = None, cache: caching.PageCache | None = None,
                  http: httpx.Client | None = None,
                  progress: Callable[[str], None] | None = None) -> list[Warmed]:
-    services = Services(settings=settings, db=db, clock=clock,
-                        payments=LocalCardProvider(db.sessions, clock))
+    services = build_services(settings, db=db, clock=clock)
     cache = cache or caching.PageCache(now=lambda: clock.now().timestamp())
     rows = []
     client = http or (httpx.Client(base_url=base_url, timeout=10) if base_url else None)

@@ -1,0 +1,34 @@
+"""The application's services: what the composition root (``dropline.bootstrap``) builds once
+per process and hands to the web app, the background worker and the CLI alike.
+
+Fields are typed by the ports the domains define; which adapter stands behind each port is the
+root's decision, never a domain's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dropline.adapters.email import EmailSender
+from dropline.adapters.geocoding import Geocoder
+from dropline.adapters.payments import PaymentProvider
+from dropline.adapters.routing import RouteSolver
+from dropline.clock import Clock
+from dropline.config import Settings
+from dropline.db import Database
+
+__all__ = ["Services"]
+
+
+@dataclass
+class Services:
+    """Everything a request, a job or a command needs from the process."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    payments: PaymentProvider
+    geocoder: Geocoder
+    solver: RouteSolver
+    mailer: EmailSender
+    after_commit: list[Callable[[], None]] = field(default_factory=list)

@@ -30,7 +30,8 @@ from dropline.fulfilment.models import DeliveryWindow, RoutePlanRow, WindowBooki
 from dropline.fulfilment.planning import plan_window
 from dropline.locations.models import Location, LocationKind, StockLevel
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.rules import PricedLine, order_event_payload, order_totals
+from dropline.orders.rules import order_event_payload
+from dropline.pricing import PricedLine, order_totals
 from dropline.payments.models import Payment, PaymentStatus
 
 LONDON = ZoneInfo("Europe/London")

@@ -11,8 +11,8 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.adapters.geocoding import Geocoder
-from dropline.adapters.routing import RouteSolver
+from dropline.fulfilment.ports import Geocoder
+from dropline.fulfilment.ports import RouteSolver
 from dropline.carts.models import Cart, CartLine
 from dropline.errors import InvalidInput, NotFound
 from dropline.fulfilment import rules as R

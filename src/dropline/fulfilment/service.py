@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dropline.adapters.geocoding import Geocoder
+from dropline.fulfilment.ports import Geocoder
 from dropline.catalog.models import Variant
 from dropline.catalog.service import get_location_by_code, take_stock
 from dropline.clock import Clock

@@ -71,7 +71,7 @@ def create_app(
 ) -> FastAPI:
     services = build_services(settings, clock=clock, db=db, payments=payments)
     settings, clock, db = services.settings, services.clock, services.db
-    worker = BackgroundWorker(db, clock, settings, solver=services.solver)
+    worker = BackgroundWorker(db, clock, settings)
     start_worker = settings.run_scheduler if run_worker is None else run_worker
 
     @asynccontextmanager

@@ -18,6 +18,7 @@ from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
 from dropline.drops.jobs import reclaim_drops
+from dropline.drops.service import started_drop_days
 from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.fulfilment.ports import RouteSolver
 from dropline.idempotency.jobs import purge_idempotency_records
@@ -73,7 +74,8 @@ class BackgroundWorker:
                                       retention_hours=self._settings.idempotency_retention_hours)
             self._last_purge = now
         run_fulfilment_jobs(self._db, clock=self._clock, solver=self._solver)
-        run_membership_jobs(self._db, clock=self._clock, settings=self._settings)
+        run_membership_jobs(self._db, clock=self._clock, settings=self._settings,
+                            drop_days=started_drop_days)
         reclaim_drops(self._db, clock=self._clock)
 
     def _run(self) -> None:

@@ -7,12 +7,15 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.admin.service import issue_token
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.service import VariantSpec, create_product, set_stock
 from dropline.clock import Clock
 from dropline.db import Database
+from dropline.checkout_policy import build_checkout_policy
 from dropline.locations.models import Location, LocationKind
+from dropline.orders.policy import CheckoutPolicy
 
 PASSWORD = "correct horse battery"
 GOOD_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -94,3 +97,8 @@ def sign_in_console(client: TestClient, db: Database, clock: Clock,
     response = client.post("/admin/login", data={"email": email, "password": CONSOLE_PASSWORD},
                            follow_redirects=False)
     assert response.status_code == 303, response.text
+
+
+def checkout_policy() -> CheckoutPolicy:
+    """The checkout policy the composition root builds (member prices, delivery windows)."""
+    return build_checkout_policy(geocoder=LondonDistrictGeocoder())

@@ -10,12 +10,14 @@ from dropline.adapters.email import sender_from_env
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider, PaymentProvider
 from dropline.adapters.routing import PyVRPSolver
+from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock, SystemClock
 from dropline.config import Settings, get_settings
 from dropline.db import Database
+from dropline.fulfilment.ports import RouteSolver
 from dropline.services import Services
 
-__all__ = ["build_services"]
+__all__ = ["build_services", "build_solver"]
 
 
 def build_services(
@@ -30,10 +32,17 @@ def build_services(
     settings = settings or get_settings()
     clock = clock or SystemClock()
     db = db or Database(settings.database_url)
+    geocoder = LondonDistrictGeocoder()
     return Services(
         settings=settings, db=db, clock=clock,
         payments=payments or LocalCardProvider(db.sessions, clock),
-        geocoder=LondonDistrictGeocoder(),
-        solver=PyVRPSolver(),
+        geocoder=geocoder,
+        solver=build_solver(),
         mailer=sender_from_env(),
+        checkout=build_checkout_policy(geocoder=geocoder),
     )
+
+
+def build_solver() -> RouteSolver:
+    """The route solver, alone: for commands that plan routes without a database."""
+    return PyVRPSolver()

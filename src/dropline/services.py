@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dropline.adapters.email import EmailSender
-from dropline.adapters.geocoding import Geocoder
 from dropline.adapters.payments import PaymentProvider
-from dropline.adapters.routing import RouteSolver
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.fulfilment.ports import Geocoder, RouteSolver
+from dropline.orders.policy import CheckoutPolicy
 
 __all__ = ["Services"]
 
@@ -31,4 +31,5 @@ class Services:
     geocoder: Geocoder
     solver: RouteSolver
     mailer: EmailSender
+    checkout: CheckoutPolicy  # member prices and delivery windows for the cart checkout
     after_commit: list[Callable[[], None]] = field(default_factory=list)

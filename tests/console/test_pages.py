@@ -15,7 +15,7 @@ from dropline.db import Database
 from dropline.demo import seed_demo
 from dropline.drops import service as drops
 from dropline.drops.models import Drop
-from dropline.drops.report import drop_report
+from dropline.planning.drop_report import drop_report
 from dropline.fulfilment.models import RoutePlanRow, WindowBooking
 from dropline.memberships.reports import metrics
 from dropline.web.pages import money

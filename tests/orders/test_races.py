@@ -22,7 +22,7 @@ from dropline.locations.models import StockLevel
 from dropline.orders import flows
 from dropline.orders.models import Order, OrderStatus
 from dropline.payments.models import LocalProviderCharge
-from tests.builders import ADDRESS, make_location, make_product
+from tests.builders import ADDRESS, checkout_policy, make_location, make_product
 
 CARD = Card("4242424242424242", 12, 2030, "123")
 
@@ -58,6 +58,7 @@ def _shopper_with_cart(db, clock, settings: Settings, variant_id: int, n: int, q
 
 def _checkout(db, clock, settings, provider, customer_id, cart_id, reference):
     return flows.checkout(db, clock=clock, settings=settings, provider=provider,
+                          policy=checkout_policy(),
                           request=flows.CheckoutRequest(customer_id, cart_id, CARD, ADDRESS,
                                                         reference))
 

@@ -3,7 +3,7 @@
 import pytest
 
 from dropline.errors import InvalidInput
-from dropline.orders.rules import PricedLine, order_totals, reconciles
+from dropline.pricing import PricedLine, order_totals, reconciles
 
 
 def line(price, qty, currency="GBP", variant=1):

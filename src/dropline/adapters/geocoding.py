@@ -1,4 +1,5 @@
-"""Turning an address into a point, behind a tiny Protocol.
+"""Turning an address into a point, behind fulfilment's ``Geocoder`` Protocol
+(``dropline.fulfilment.ports``, re-exported here).
 
 `LondonDistrictGeocoder` is the built-in default: a small table of London postcode districts
 (the outward code, "E8" of "E8 3PN") and an approximate centre for each, typed in by hand from
@@ -12,17 +13,11 @@ latitude and longitude or to central shipping.
 from __future__ import annotations
 
 import re
-from typing import Protocol
 
+from dropline.fulfilment.ports import Geocoder
 from dropline.fulfilment.rules import GeoPoint
 
 __all__ = ["Geocoder", "LondonDistrictGeocoder", "outward_code"]
-
-
-class Geocoder(Protocol):
-    def locate(self, postcode: str) -> GeoPoint | None:
-        """A point for the postcode, or None when this geocoder does not know it."""
-        ...
 
 
 # (latitude, longitude) of each district's approximate centre.

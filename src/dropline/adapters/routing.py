@@ -1,4 +1,5 @@
-"""Route solvers behind one small Protocol.
+"""Route solvers behind fulfilment's ``RouteSolver`` Protocol (``dropline.fulfilment.ports``,
+re-exported here).
 
 `PyVRPSolver` is the production solver (PyVRP's iterated local search). `NearestNeighbourSolver`
 is a greedy baseline for benchmarks and a fallback that needs no native code. Both only decide
@@ -8,11 +9,10 @@ are computed by the same rules.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import pyvrp
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, StoppingCriterion
 
+from dropline.fulfilment.ports import RouteSolver
 from dropline.fulfilment.vrp import (
     RoutePlan,
     RoutingProblem,
@@ -22,12 +22,6 @@ from dropline.fulfilment.vrp import (
 )
 
 __all__ = ["NearestNeighbourSolver", "PyVRPSolver", "RouteSolver", "serviceable_stops"]
-
-
-class RouteSolver(Protocol):
-    def solve(self, problem: RoutingProblem, *, max_seconds: float, seed: int = 0) -> RoutePlan:
-        """Plans routes within `max_seconds` of search; the same seed gives the same search."""
-        ...
 
 
 def serviceable_stops(problem: RoutingProblem) -> list[StopId]:

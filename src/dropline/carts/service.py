@@ -13,7 +13,7 @@ from dropline.catalog.models import Product, ProductStatus, Variant
 from dropline.catalog.service import available_stock, get_variant
 from dropline.clock import Clock
 from dropline.errors import InvalidInput, InvalidState, NotFound, OutOfStock
-from dropline.orders.rules import PricedLine, Totals, order_totals
+from dropline.pricing import PricedLine, Totals, order_totals
 
 MAX_LINE_QUANTITY = 99
 

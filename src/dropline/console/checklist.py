@@ -26,6 +26,7 @@ from dropline.fulfilment.models import (
     WindowBooking,
 )
 from dropline.fulfilment.rules import format_money
+from dropline.memberships.models import Membership
 from dropline.orders.models import Order
 
 
@@ -42,8 +43,6 @@ def _cohorts(session: Session) -> CheckItem:
     if not figures.module_built("memberships"):
         return CheckItem("cohorts", "Cohorts mapped", False,
                          "the memberships module is not installed", "/admin")
-    from dropline.memberships.models import Membership
-
     counts = Counter(dict(session.execute(
         select(Membership.segment, func.count()).where(Membership.segment.is_not(None))
         .group_by(Membership.segment)).all()))

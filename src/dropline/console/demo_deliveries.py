@@ -29,8 +29,11 @@ from dropline.fulfilment import service as fulfilment
 from dropline.fulfilment.models import DeliveryWindow, RoutePlanRow, WindowBooking
 from dropline.fulfilment.planning import plan_window
 from dropline.locations.models import Location, LocationKind, StockLevel
+from dropline.memberships.models import Membership
+from dropline.memberships.perks import active_tier, delivery_subsidy
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.rules import PricedLine, order_event_payload, order_totals
+from dropline.orders.rules import order_event_payload
+from dropline.pricing import PricedLine, order_totals
 from dropline.payments.models import Payment, PaymentStatus
 
 LONDON = ZoneInfo("Europe/London")
@@ -93,19 +96,11 @@ def seed_deliveries(ctx: DemoContext) -> str:
 
 
 def _member_ids(ctx: DemoContext) -> list[int]:
-    try:
-        from dropline.memberships.models import Membership
-    except ModuleNotFoundError:
-        return []
     return sorted(set(ctx.session.scalars(select(Membership.customer_id))))
 
 
 def _facts(ctx: DemoContext, customer_id: int, at: Any) -> fulfilment.CustomerFacts:
-    """What checkout tells the rules about the shopper (memberships' perk, when installed)."""
-    try:
-        from dropline.memberships.perks import active_tier, delivery_subsidy
-    except ModuleNotFoundError:
-        return fulfilment.CustomerFacts()
+    """What checkout tells the rules about the shopper (memberships' perks)."""
     tier = active_tier(ctx.session, customer_id=customer_id, at=at)
     subsidy = delivery_subsidy(ctx.session, customer_id=customer_id, at=at)
     return fulfilment.CustomerFacts(is_member=tier is not None,

@@ -23,6 +23,7 @@ from dropline.fulfilment.models import (
     WindowBooking,
 )
 from dropline.locations.models import Location
+from dropline.memberships.reports import metrics
 from dropline.orders.models import Order, OrderStatus
 
 LONDON = ZoneInfo("Europe/London")
@@ -193,8 +194,6 @@ def overview(session: Session, *, clock: Clock, currency: str) -> Overview:
     customers = session.scalar(select(func.count()).select_from(Customer)) or 0
     mrr = members = None
     if module_built("memberships"):
-        from dropline.memberships.reports import metrics
-
         figures = metrics(session, since=since, until=now)
         if figures.tiers:
             mrr, members = figures.mrr, sum(t.live for t in figures.tiers)

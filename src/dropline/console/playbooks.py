@@ -37,6 +37,11 @@ from dropline.fulfilment.decision_tree import (
 from dropline.fulfilment.models import FulfilmentDecisionRow
 from dropline.fulfilment.rules import describe_rule, format_money
 from dropline.fulfilment.service import load_rules
+from dropline.memberships import onboarding
+from dropline.memberships.models import Membership, MembershipTier, OnboardingProgress
+from dropline.memberships.reports import membership_cohort_map
+from dropline.memberships.rules import LIVE_STATUSES
+from dropline.planning.service import plan_drops
 
 PLAYBOOKS = {"cohort-map": "Membership cohort map", "drop-runbook": "Micro-drop runbook",
              "decision-tree": "Fulfilment decision tree"}
@@ -72,11 +77,6 @@ def _when(at: datetime) -> str:
 
 
 def cohort_map(session: Session, *, clock: Clock, currency: str) -> Document:
-    from dropline.memberships import onboarding
-    from dropline.memberships.models import Membership, MembershipTier, OnboardingProgress
-    from dropline.memberships.reports import membership_cohort_map
-    from dropline.memberships.rules import LIVE_STATUSES
-
     now = clock.now()
     live = Counter(seg or "unclassified" for seg in session.scalars(
         select(Membership.segment).where(Membership.status.in_(LIVE_STATUSES))))
@@ -139,8 +139,6 @@ def _demand_signal(session: Session, *, clock: Clock, drop: Drop) -> tuple[str, 
     is installed, else the last ended drop's units sold plus its unserved
     waitlist, plus ten per cent."""
     if figures.module_built("planning"):
-        from dropline.planning.service import plan_drops
-
         plan = plan_drops(session, clock=clock, bootstrap=0)  # the cap needs no intervals
         for upcoming, _cap_now, cap_plan in plan.upcoming:
             if upcoming.id == drop.id:
@@ -179,8 +177,6 @@ def drop_runbook(session: Session, *, clock: Clock, currency: str,
 
     tiers: list[tuple[str, int]] = []
     if figures.module_built("memberships"):
-        from dropline.memberships.models import MembershipTier
-
         tiers = [(t.name, min(t.early_access_minutes, drop.early_access_minutes))
                  for t in session.scalars(select(MembershipTier).where(MembershipTier.active)
                                           .order_by(MembershipTier.early_access_minutes.desc()))]

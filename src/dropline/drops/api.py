@@ -24,7 +24,7 @@ from dropline.drops.hot import (
 from dropline.drops.hot import prepare as prepare_gate
 from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
 from dropline.drops.models import Drop
-from dropline.drops.report import drop_report
+from dropline.planning.drop_report import drop_report
 from dropline.drops.rules import drop_state
 from dropline.drops.schemas import (
     AdmissionRead,

@@ -14,7 +14,7 @@ from dropline.clock import SystemClock
 from dropline.config import get_settings
 from dropline.db import Database
 from dropline.drops import service
-from dropline.drops.report import drop_report
+from dropline.planning.drop_report import drop_report
 from dropline.errors import DomainError, InvalidInput
 
 drops_app = typer.Typer(

@@ -44,7 +44,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -201,6 +201,13 @@ def reschedule_drop(session: Session, *, clock: Clock, drop: Drop, schedule: Dro
                                               "ends_at": drop.ends_at.isoformat(),
                                               "actor": actor})
     return drop
+
+
+def started_drop_days(session: Session, now: datetime) -> set[date]:
+    """The days on which drops started, up to ``now`` (memberships' frequency segments count
+    them as event days: ``memberships.segments.DropDays``)."""
+    return {at.date() for at in session.scalars(select(Drop.starts_at)
+                                                  .where(Drop.starts_at <= now))}
 
 
 def get_drop(session: Session, drop_id: int) -> Drop:

@@ -11,9 +11,8 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.adapters.geocoding import Geocoder
-from dropline.adapters.routing import RouteSolver
 from dropline.carts.models import Cart, CartLine
+from dropline.catalog.service import get_location_by_code
 from dropline.errors import InvalidInput, NotFound
 from dropline.fulfilment import rules as R
 from dropline.fulfilment import service
@@ -21,6 +20,7 @@ from dropline.fulfilment.decision_tree import tree_html, tree_markdown, tree_svg
 from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.fulfilment.models import FulfilmentSite, MovementKind
 from dropline.fulfilment.planning import RouteSheet, plan_window, route_sheet
+from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.fulfilment.routemap import route_map_svg
 from dropline.fulfilment.schemas import (
     AddressRead,
@@ -47,6 +47,7 @@ from dropline.fulfilment.schemas import (
     WindowsCreate,
 )
 from dropline.locations.models import Location
+from dropline.orders.models import Order
 from dropline.schemas import IdPath
 from dropline.web.deps import (
     ClockDep,
@@ -253,8 +254,6 @@ def get_windows(
 ) -> list[WindowRead]:
     location_id = None
     if location is not None:
-        from dropline.catalog.service import get_location_by_code
-
         location_id = get_location_by_code(session, location).id
     return [WindowRead.model_validate(w) for w in service.list_windows(
         session, location_id=location_id, starting_from=starting_from, limit=limit)]
@@ -264,8 +263,6 @@ def get_windows(
              status_code=status.HTTP_201_CREATED, summary="Book an order into a window")
 def create_booking(window_id: IdPath, body: BookingCreate, session: SessionDep,
                    clock: ClockDep, geocoder: GeocoderDep, _: Manager) -> BookingRead:
-    from dropline.orders.models import Order
-
     order = session.get(Order, body.order_id)
     if order is None:
         raise NotFound(f"order {body.order_id} not found", field="order_id")

@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.adapters.routing import PyVRPSolver
 from dropline.fulfilment.solomon import (
     InstanceFormatError,
     dimacs_cost,
@@ -88,7 +87,9 @@ def _solve_file(
         raise _InputError(str(exc)) from exc
 
     started = time.perf_counter()
-    plan = PyVRPSolver().solve(problem, max_seconds=seconds, seed=seed)
+    from dropline.bootstrap import build_solver  # lazy, like every import of this CLI
+
+    plan = build_solver().solve(problem, max_seconds=seconds, seed=seed)
     elapsed = time.perf_counter() - started
 
     cost = dimacs_cost(problem, plan.sequences)
@@ -148,19 +149,24 @@ def _fail(message: str) -> typer.Exit:
 @contextmanager
 def _unit_of_work() -> Iterator[tuple[Any, Any]]:
     """One transaction per command; domain errors become one line and exit code 2."""
-    from dropline.clock import SystemClock
-    from dropline.config import get_settings
-    from dropline.db import Database
+    with _services_of_work() as (session, services):
+        yield session, services.clock
+
+
+@contextmanager
+def _services_of_work() -> Iterator[tuple[Any, Any]]:
+    """As ``_unit_of_work``, with the process's services (solver, geocoder) from the root."""
+    from dropline.bootstrap import build_services
     from dropline.errors import DomainError
 
-    db = Database(get_settings().database_url)
+    services = build_services()
     try:
-        with db.transaction() as session:
-            yield session, SystemClock()
+        with services.db.transaction() as session:
+            yield session, services
     except DomainError as exc:
         raise _fail(exc.detail) from None
     finally:
-        db.dispose()
+        services.db.dispose()
 
 
 @rules_app.command("show", epilog="Example: dropline fulfilment rules show --json")
@@ -275,7 +281,6 @@ def options(
     lon: Annotated[float | None, typer.Option(help="Longitude.")] = None,
 ) -> None:
     """Decide how an order would be fulfilled, and list the windows it could book."""
-    from dropline.adapters.geocoding import LondonDistrictGeocoder
     from dropline.fulfilment.service import (
         LineRequest,
         decide_with_options,
@@ -287,11 +292,11 @@ def options(
         lines = [LineRequest(*(int(part) for part in item.split("x", 1))) for item in line]
     except (TypeError, ValueError):
         raise _fail("--line takes variant_id x quantity, e.g. 12x2") from None
-    with _unit_of_work() as (session, clock):
-        destination = resolve_destination(geocoder=LondonDistrictGeocoder(), latitude=lat,
+    with _services_of_work() as (session, services):
+        destination = resolve_destination(geocoder=services.geocoder, latitude=lat,
                                           longitude=lon, postcode=postcode)
         decision, found = decide_with_options(session, lines=lines, destination=destination,
-                                              at=clock.now())
+                                              at=services.clock.now())
         windows = window_options(session, found.options)
     typer.echo(f"{decision.chosen.path} via {decision.chosen.location_code}: "
                f"{decision.explanation}")
@@ -309,9 +314,9 @@ def plan(
     """Plan one window's routes now (the worker does this at each window's cutoff)."""
     from dropline.fulfilment.planning import plan_window
 
-    with _unit_of_work() as (session, clock):
-        planned = plan_window(session, clock=clock, window_id=window_id,
-                              solver=PyVRPSolver(), max_seconds=seconds, replan=replan)
+    with _services_of_work() as (session, services):
+        planned = plan_window(session, clock=services.clock, window_id=window_id,
+                              solver=services.solver, max_seconds=seconds, replan=replan)
         summary = (len(planned.plan.routes), planned.row.cost_amount, planned.plan.feasible,
                    len(planned.plan.unassigned))
     typer.echo(f"window {window_id}: {summary[0]} route(s), cost {summary[1]}, "
@@ -394,16 +399,14 @@ def restock(
 @fulfilment_app.command("jobs", epilog="Example: dropline fulfilment jobs")
 def jobs() -> None:
     """Complete due transfers and production runs, and plan windows past their cutoff."""
-    from dropline.clock import SystemClock
-    from dropline.config import get_settings
-    from dropline.db import Database
+    from dropline.bootstrap import build_services
     from dropline.fulfilment.jobs import run_fulfilment_jobs
 
-    db = Database(get_settings().database_url)
+    services = build_services()
     try:
-        report = run_fulfilment_jobs(db, clock=SystemClock())
+        report = run_fulfilment_jobs(services.db, clock=services.clock, solver=services.solver)
     finally:
-        db.dispose()
+        services.db.dispose()
     typer.echo(f"{len(report.movements_completed)} movement(s) completed, "
                f"{len(report.windows_planned)} window(s) planned, "
                f"{len(report.windows_failed)} failed")

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
-from dropline.adapters.routing import PyVRPSolver, RouteSolver
 from dropline.clock import Clock
 from dropline.db import Database
 from dropline.errors import DomainError
 from dropline.fulfilment.planning import plan_window, windows_due_for_planning
+from dropline.fulfilment.ports import RouteSolver
 from dropline.fulfilment.service import complete_due_movements
 
 log = logging.getLogger("dropline.fulfilment")
@@ -30,14 +30,13 @@ class JobReport:
     windows_failed: list[int] = field(default_factory=list)
 
 
-def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver | None = None,
+def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver,
                         seconds_per_window: float = DEFAULT_SECONDS_PER_WINDOW) -> JobReport:
     report = JobReport()
     with db.transaction() as session:
         report.movements_completed = complete_due_movements(session, clock=clock)
     with db.transaction() as session:
         due = windows_due_for_planning(session, at=clock.now())
-    solver = solver or PyVRPSolver()
     for window_id in due:
         try:
             with db.transaction() as session:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dropline.adapters.routing import RouteSolver
+from dropline.fulfilment.ports import RouteSolver
 from dropline.clock import Clock
 from dropline.errors import InvalidState, NotFound
 from dropline.events.service import record_event

@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dropline.adapters.geocoding import Geocoder
+from dropline.fulfilment.ports import Geocoder
 from dropline.catalog.models import Variant
 from dropline.catalog.service import get_location_by_code, take_stock
 from dropline.clock import Clock
@@ -49,6 +49,7 @@ from dropline.fulfilment.models import (
     WindowStatus,
 )
 from dropline.locations.models import Location, LocationKind, StockLevel
+from dropline.orders.models import OrderLine
 
 # Windows further ahead than this are not offered (the shopper picks from the next few days).
 OFFER_HORIZON = timedelta(days=3)
@@ -478,8 +479,6 @@ def window_options(session: Session, options: Sequence[R.Option]) -> list[dict[s
 
 def order_weight(session: Session, order_id: int) -> int:
     """Packed weight of an order's lines, at least a gram."""
-    from dropline.orders.models import OrderLine
-
     weight = session.scalar(
         select(func.coalesce(func.sum(Variant.weight_grams * OrderLine.quantity), 0))
         .select_from(OrderLine).join(Variant, Variant.id == OrderLine.variant_id)

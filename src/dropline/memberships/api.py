@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from dropline.adapters.payments import Card, RecurringPaymentProvider
 from dropline.errors import ServiceUnavailable
+from dropline.drops.service import started_drop_days
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.memberships import flows, onboarding, polls, reports, segments, service
@@ -294,7 +295,8 @@ def put_segment_rules(body: SegmentRulesUpdate, session: SessionDep, clock: Cloc
              summary="Reclassify every member now")
 def recompute(session: SessionDep, clock: ClockDep, _: ManageScope) -> dict[str, int]:
     segments.claim_segment_run(session, clock=clock, every=timedelta(0), force=True)
-    return {"classified": segments.classify_all(session, clock=clock)}
+    return {"classified": segments.classify_all(session, clock=clock,
+                                                drop_days=started_drop_days)}
 
 
 @router.get("/admin/memberships/onboarding", tags=["admin"],

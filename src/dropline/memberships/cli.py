@@ -16,6 +16,7 @@ from sqlalchemy import select
 from dropline.cli_support import command_transaction
 from dropline.clock import SystemClock
 from dropline.config import get_settings
+from dropline.drops.service import started_drop_days
 from dropline.errors import InvalidInput
 from dropline.memberships import jobs, onboarding, polls, reports, segments, service
 from dropline.memberships.models import Membership
@@ -193,7 +194,7 @@ def recompute_segments() -> None:
     with command_transaction() as session:
         clock = SystemClock()
         segments.claim_segment_run(session, clock=clock, every=timedelta(0), force=True)
-        count = segments.classify_all(session, clock=clock)
+        count = segments.classify_all(session, clock=clock, drop_days=started_drop_days)
         by = {s.value: 0 for s in Segment}
         for seg in session.scalars(select(Membership.segment).where(
                 Membership.segment.is_not(None))):
@@ -210,7 +211,8 @@ def renew() -> None:
     settings = get_settings()
     db = Database(settings.database_url)
     try:
-        report = jobs.run_membership_jobs(db, clock=SystemClock(), settings=settings)
+        report = jobs.run_membership_jobs(db, clock=SystemClock(), settings=settings,
+                                          drop_days=started_drop_days)
     finally:
         db.dispose()
     console.print(f"renewals opened {report.opened}, ended {report.ended}, attempts "

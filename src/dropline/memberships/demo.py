@@ -18,6 +18,7 @@ from sqlalchemy import insert, select, update
 
 from dropline.clock import FrozenClock
 from dropline.demo import DemoContext, demo_step
+from dropline.drops.service import started_drop_days
 from dropline.memberships import segments, service
 from dropline.memberships.models import (
     ChargeKind,
@@ -227,7 +228,7 @@ def seed_memberships(ctx: DemoContext) -> str:
         live = sum(1 for p in plans if p.tier == key and p.status in LIVE_STATUSES)
         session.execute(update(MembershipTier).where(MembershipTier.id == tier.id)
                         .values(live_count=live))
-    segments.classify_all(session, clock=FrozenClock(now))
+    segments.classify_all(session, clock=FrozenClock(now), drop_days=started_drop_days)
     segments.claim_segment_run(session, clock=FrozenClock(now), every=timedelta(0), force=True)
     votes = _poll(ctx)
     renewals = sum(len(p.charges) for p in plans)
@@ -240,7 +241,8 @@ def classify_demo_members(ctx: DemoContext) -> str:
     """Runs after every step: later steps sign members up too (counter sign-ups at the
     pop-ups), and each of them needs its frequency segment like the rest."""
     session, now = ctx.session, ctx.now
-    segments.classify_all(session, clock=FrozenClock(now), only_unclassified=True)
+    segments.classify_all(session, clock=FrozenClock(now), drop_days=started_drop_days,
+                          only_unclassified=True)
     by_segment: dict[str, int] = {}
     live = 0
     for seg, status in session.execute(select(Membership.segment, Membership.status)):

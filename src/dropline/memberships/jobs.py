@@ -35,6 +35,7 @@ from dropline.memberships.models import (
     MembershipNotice,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus
+from dropline.memberships.segments import DropDays
 
 log = logging.getLogger("dropline.memberships")
 NOTICE_LEASE_SECONDS = 60
@@ -189,7 +190,8 @@ def advance_onboarding(db: Database, *, clock: Clock) -> int:
         return advance_all(session, clock=clock)
 
 
-def recompute_segments(db: Database, *, clock: Clock, force: bool = False) -> int | None:
+def recompute_segments(db: Database, *, clock: Clock, drop_days: DropDays,
+                       force: bool = False) -> int | None:
     """Reclassifies every member; None if it ran within the last day (unless ``force``).
     Workers take turns through a conditional UPDATE of the last-run stamp."""
     from dropline.memberships.segments import claim_segment_run, classify_all
@@ -197,7 +199,7 @@ def recompute_segments(db: Database, *, clock: Clock, force: bool = False) -> in
     with db.transaction() as session:
         if not claim_segment_run(session, clock=clock, every=SEGMENT_INTERVAL, force=force):
             return None
-        return classify_all(session, clock=clock)
+        return classify_all(session, clock=clock, drop_days=drop_days)
 
 
 @dataclass
@@ -209,6 +211,7 @@ class MembershipJobs:
     settings: Settings
     provider: RecurringPaymentProvider | None = None
     sender: EmailSender | None = None
+    drop_days: DropDays = field(kw_only=True)  # drops.service.started_drop_days in the shop
 
     def run_once(self) -> RenewalReport:
         config = membership_config(self.settings)
@@ -217,10 +220,11 @@ class MembershipJobs:
         report = renew_due(self.db, clock=self.clock, config=config, provider=provider)
         lapse_overdue(self.db, clock=self.clock)
         advance_onboarding(self.db, clock=self.clock)
-        recompute_segments(self.db, clock=self.clock)
+        recompute_segments(self.db, clock=self.clock, drop_days=self.drop_days)
         send_notices(self.db, clock=self.clock, sender=self.sender or sender_from_env())
         return report
 
 
-def run_membership_jobs(db: Database, *, clock: Clock, settings: Settings) -> RenewalReport:
-    return MembershipJobs(db, clock, settings).run_once()
+def run_membership_jobs(db: Database, *, clock: Clock, settings: Settings,
+                        drop_days: DropDays) -> RenewalReport:
+    return MembershipJobs(db, clock, settings, drop_days=drop_days).run_once()

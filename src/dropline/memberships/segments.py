@@ -1,8 +1,13 @@
 """Frequency segments, from each member's own behaviour (``rules.classify_member``), and the
-thresholds the brand sets for them."""
+thresholds the brand sets for them.
+
+Drop days count as event days. Drops sit above memberships (they ask it for early access), so
+the days drops started are passed in by the caller as ``drop_days`` (in the shop,
+``drops.service.started_drop_days``) rather than read from the drops package here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -11,7 +16,12 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 from dropline.events.models import DomainEvent
-from dropline.memberships.models import ChargeStatus, Membership, MembershipCharge
+from dropline.memberships.models import (
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipSetting,
+)
 from dropline.memberships.rules import (
     MemberActivity,
     MembershipStatus,
@@ -28,6 +38,8 @@ LAST_RUN = "segments_computed_at"
 # Event days recorded as events (pop-ups, launches); drop days come from the drops table.
 EVENT_TYPES = ("drop.opened", "drop.started", "event.held")
 PAID = (OrderStatus.paid, OrderStatus.partially_refunded)
+# (session, now) -> the days on which drops started, up to now.
+DropDays = Callable[[Session, datetime], Iterable[date]]
 
 
 def get_rules(session: Session) -> SegmentRules:
@@ -41,8 +53,6 @@ def set_rules(session: Session, *, clock: Clock, changes: dict[str, Any]) -> Seg
 
 
 def claim_segment_run(session: Session, *, clock: Clock, every: timedelta, force: bool) -> bool:
-    from dropline.memberships.models import MembershipSetting
-
     now = clock.now()
     if session.get(MembershipSetting, LAST_RUN) is None:
         write_setting(session, clock=clock, key=LAST_RUN, value=now.isoformat())
@@ -54,21 +64,19 @@ def claim_segment_run(session: Session, *, clock: Clock, every: timedelta, force
                            .values(value=now.isoformat(), updated_at=now)).rowcount == 1
 
 
-def event_days(session: Session, *, now: datetime) -> set[date]:
+def event_days(session: Session, *, now: datetime, drop_days: DropDays) -> set[date]:
     """Days of drops that have started and of recorded events; with none, the shop's peaks."""
-    from dropline.drops.models import Drop
-
     days = {at.date() for at in session.scalars(
         select(DomainEvent.occurred_at).where(DomainEvent.type.in_(EVENT_TYPES)))}
-    days |= {at.date() for at in session.scalars(select(Drop.starts_at)
-                                                  .where(Drop.starts_at <= now))}
+    days |= set(drop_days(session, now))
     if days:
         return days
     return peak_days([at.date() for at in session.scalars(
         select(Order.created_at).where(Order.status.in_(PAID), Order.total_amount > 0))])
 
 
-def classify_all(session: Session, *, clock: Clock, only_unclassified: bool = False) -> int:
+def classify_all(session: Session, *, clock: Clock, drop_days: DropDays,
+                 only_unclassified: bool = False) -> int:
     """Classifies every member (or, with ``only_unclassified``, those who have no segment
     yet, e.g. members signed up since the last run)."""
     now = clock.now()
@@ -100,7 +108,7 @@ def classify_all(session: Session, *, clock: Clock, only_unclassified: bool = Fa
         select(MembershipCharge.membership_id, func.sum(MembershipCharge.amount))
         .where(MembershipCharge.status == ChargeStatus.succeeded)
         .group_by(MembershipCharge.membership_id)).all())
-    days = event_days(session, now=now)
+    days = event_days(session, now=now, drop_days=drop_days)
     for membership in members:
         result = classify_member(
             MemberActivity(joined_at=membership.started_at,

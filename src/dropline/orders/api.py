@@ -54,7 +54,7 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
     def operation(claim: Claim) -> tuple[int, OrderRead]:
         order_id = flows.checkout(
             services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments,
+            provider=services.payments, policy=services.checkout,
             request=flows.CheckoutRequest(
                 customer_id=customer.id, cart_id=body.cart_id,
                 card=Card(**body.card.model_dump()),

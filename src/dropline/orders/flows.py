@@ -54,23 +54,15 @@ from dropline.errors import (
 )
 from dropline.events.service import record_event
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.rules import Totals, order_event_payload, shipping_for
+from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
+from dropline.orders.rules import order_event_payload
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
+from dropline.pricing import Totals, shipping_for
 
 PROVIDER_ATTEMPTS = 3
 # Gives an order's units back when its payment fails, inside the settling transaction.
 PaymentFailedHook = Callable[[Session, Order], None]
-
-
-@dataclass(frozen=True)
-class DeliveryChoice:
-    """A hub delivery window the shopper picked (from GET /api/v1/delivery-options), and where
-    to: latitude/longitude when known, else the address's postcode is geocoded."""
-
-    window_id: int
-    latitude: float | None = None
-    longitude: float | None = None
 
 
 @dataclass(frozen=True)
@@ -187,9 +179,7 @@ class _Fulfilment:
     path: str
     shipping_amount: int
     subsidised: bool
-    window_id: int | None = None
-    destination: Any = None
-    decision: Any = None
+    window: WindowQuote | None = None
 
 
 def _central(session: Session, settings: Settings, subtotal: int) -> _Fulfilment:
@@ -199,47 +189,21 @@ def _central(session: Session, settings: Settings, subtotal: int) -> _Fulfilment
     return _Fulfilment(location.id, "central", shipping, subsidised=False)
 
 
-def _hub_window(session: Session, *, clock: Clock, customer_id: int, lines: list[DraftLine],
-                choice: DeliveryChoice, postcode: str) -> _Fulfilment:
-    """The picked window, re-decided now: it must still be open, in stock at its hub, and
-    able to take the order; its price comes from the marginal cost of the stop, and a
+def _hub_window(session: Session, *, clock: Clock, policy: CheckoutPolicy, customer_id: int,
+                lines: list[DraftLine], choice: DeliveryChoice, postcode: str) -> _Fulfilment:
+    """The picked window, re-decided now by the policy: it must still be open, in stock at its
+    hub, and able to take the order; its price comes from the marginal cost of the stop, and a
     member's delivery subsidy applies to it."""
-    from dropline.adapters.geocoding import LondonDistrictGeocoder
-    from dropline.fulfilment.service import (
-        CustomerFacts,
-        LineRequest,
-        decide_with_options,
-        resolve_destination,
-    )
-    from dropline.memberships import perks
-
-    now = clock.now()
-    subsidy = perks.delivery_subsidy(session, customer_id=customer_id, at=now)
-    member = perks.active_tier(session, customer_id=customer_id, at=now) is not None
-    destination = resolve_destination(geocoder=LondonDistrictGeocoder(),
-                                      latitude=choice.latitude, longitude=choice.longitude,
-                                      postcode=postcode)
-    decision, options = decide_with_options(
-        session, lines=[LineRequest(line.variant.id, line.quantity) for line in lines],
-        destination=destination, at=now,
-        customer=CustomerFacts(is_member=member,
-                               member_delivery_subsidy=subsidy.kind.value != "none"))
-    option = next((o for o in options.options if o.window_id == choice.window_id), None)
-    if option is None or not option.eligible:
-        why = option.excluded if option is not None else "it does not serve this address"
-        raise InvalidState(f"delivery window {choice.window_id} cannot take this order ({why}); "
-                           "pick another from GET /api/v1/delivery-options",
-                           window_id=choice.window_id)
-    price = option.price_amount or 0
-    return _Fulfilment(option.location_id, "hub-window", subsidy.apply(price),
-                       subsidised=subsidy.apply(price) < price, window_id=choice.window_id,
-                       destination=destination, decision=decision)
+    quote = policy.quote_window(
+        session, customer_id=customer_id,
+        lines=[(line.variant.id, line.quantity) for line in lines], choice=choice,
+        postcode=postcode, at=clock.now())
+    return _Fulfilment(quote.location_id, "hub-window", quote.shipping_amount,
+                       subsidised=quote.subsidised, window=quote)
 
 
 def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
-                          request: CheckoutRequest) -> Order:
-    from dropline.memberships import perks
-
+                          policy: CheckoutPolicy, request: CheckoutRequest) -> Order:
     customer = session.get(Customer, request.customer_id)
     if customer is None:
         raise NotFound("customer not found")
@@ -253,16 +217,17 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     now = clock.now()
     # Members pay their tier's price, decided here on the server, not in the page.
     lines = draft_lines(session, [
-        (line.variant_id, perks.member_price(session, customer_id=customer.id,
-                                             variant_id=line.variant_id,
-                                             base_amount=line.unit_price_amount, at=now),
+        (line.variant_id, policy.member_price(session, customer_id=customer.id,
+                                              variant_id=line.variant_id,
+                                              base_amount=line.unit_price_amount, at=now),
          line.quantity)
         for line in view.lines])
     subtotal = sum(line.line_total_amount for line in lines)
     if request.delivery is None:
         where = _central(session, settings, subtotal)
     else:
-        where = _hub_window(session, clock=clock, customer_id=customer.id, lines=lines,
+        where = _hub_window(session, clock=clock, policy=policy, customer_id=customer.id,
+                            lines=lines,
                             choice=request.delivery,
                             postcode=str(request.shipping_address.get("postcode", "")))
     # Lines are sorted by variant id, so concurrent checkouts take stock rows in one order
@@ -272,7 +237,7 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                           quantity=line.quantity):
             elsewhere = available_stock(session, [line.variant.id])[line.variant.id]
             hint = ("; it can still come from a micro-hub: pick a delivery window from "
-                    "GET /api/v1/delivery-options" if where.window_id is None
+                    "GET /api/v1/delivery-options" if where.window is None
                     and elsewhere >= line.quantity else "")
             raise OutOfStock(f"not enough {line.variant.sku} left for {line.quantity}{hint}",
                              sku=line.variant.sku)
@@ -283,16 +248,12 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
         shipping_address=request.shipping_address, location_id=where.location_id,
         cart_id=cart.id, fulfilment_path=where.path,
         extra_payload={"delivery_subsidised": where.subsidised,
-                       "window_id": where.window_id})
-    if where.window_id is not None:
-        from dropline.fulfilment.service import book_window, order_weight, record_decision
-
+                       "window_id": where.window.window_id if where.window else None})
+    if where.window is not None:
         # The window's capacity is taken in this same transaction: a full window rolls the
         # whole order back (409), so no order exists without its place in the van.
-        book_window(session, clock=clock, window_id=where.window_id, order_id=order.id,
-                    destination=where.destination, weight_grams=order_weight(session, order.id))
-        record_decision(session, clock=clock, decision=where.decision, order_id=order.id,
-                        customer_id=customer.id)
+        policy.book_window(session, clock=clock, quote=where.window, order_id=order.id,
+                           customer_id=customer.id)
     cart.status = CartStatus.checked_out
     session.flush()
     return order
@@ -312,18 +273,23 @@ def _charge(provider: PaymentProvider, *, payment: Payment, card: Card) -> Charg
 
 
 def return_cart_stock(session: Session, order: Order, *, clock: Clock) -> None:
-    """A cart order whose payment failed gives its units back to the stock rows (and its place
-    in a delivery window), and the shopper may try another card with the same basket (and a
-    new Idempotency-Key)."""
-    if order.fulfilment_path == "hub-window":
-        from dropline.fulfilment.service import cancel_booking
-
-        cancel_booking(session, clock=clock, order_id=order.id)
+    """A cart order whose payment failed gives its units back to the stock rows, and the
+    shopper may try another card with the same basket (and a new Idempotency-Key). A hub-window
+    order's place in its window is given back first, by ``release_cart_order``."""
     for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)
                                 .order_by(OrderLine.variant_id)):
         return_stock(session, location_id=order.location_id or 0,
                      variant_id=line.variant_id, quantity=line.quantity)
     session.execute(update(Cart).where(Cart.id == order.cart_id).values(status=CartStatus.open))
+
+
+def release_cart_order(session: Session, order: Order, *, clock: Clock,
+                       policy: CheckoutPolicy) -> None:
+    """The checkout's hook for a failed payment: the order's place in its delivery window (if
+    any), then its units and its cart, go back."""
+    if order.fulfilment_path == "hub-window":
+        policy.cancel_window(session, clock=clock, order_id=order.id)
+    return_cart_stock(session, order, clock=clock)
 
 
 def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
@@ -360,19 +326,21 @@ def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
 
 def checkout(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
-    request: CheckoutRequest,
+    policy: CheckoutPolicy, request: CheckoutRequest,
 ) -> int:
     """Returns the order id once it is paid; raises PaymentDeclined (order kept, stock
-    returned) or OutOfStock / InvalidInput (nothing written)."""
+    returned) or OutOfStock / InvalidInput (nothing written). ``policy`` answers for member
+    prices and delivery windows (``services.checkout``)."""
     with db.transaction() as session:
         order = find_by_checkout_reference(session, request.checkout_reference)
         if order is None:
             order = _create_pending_order(session, clock=clock, settings=settings,
-                                          request=request)
+                                          policy=policy, request=request)
         payment = latest_payment(session, order.id)
     return pay_order(db, clock=clock, provider=provider, order=order, payment=payment,
                      card=request.card,
-                     on_payment_failed=functools.partial(return_cart_stock, clock=clock))
+                     on_payment_failed=functools.partial(release_cart_order, clock=clock,
+                                                         policy=policy))
 
 
 def latest_payment(session: Session, order_id: int) -> Payment:

@@ -1,68 +1,16 @@
-"""Pure order arithmetic. Money is integer minor units; every order total is derived here and
-must reconcile with its lines: total = sum(unit x qty) - discount + shipping."""
+"""Pure order arithmetic: what every order event carries. Priced lines and totals live in
+``dropline.pricing`` (below carts and orders); they are re-exported here for the modules that
+still import them from ``orders.rules``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-from dropline.errors import InvalidInput
+from dropline.pricing import PricedLine, Totals, order_totals, reconciles, shipping_for
 
-
-@dataclass(frozen=True)
-class PricedLine:
-    variant_id: int
-    unit_price_amount: int
-    quantity: int
-    currency: str
-
-    @property
-    def line_total_amount(self) -> int:
-        return self.unit_price_amount * self.quantity
-
-
-@dataclass(frozen=True)
-class Totals:
-    currency: str
-    subtotal_amount: int
-    discount_amount: int
-    shipping_amount: int
-
-    @property
-    def total_amount(self) -> int:
-        return self.subtotal_amount - self.discount_amount + self.shipping_amount
-
-
-def shipping_for(subtotal_amount: int, *, flat_amount: int, free_threshold: int) -> int:
-    return 0 if subtotal_amount >= free_threshold else flat_amount
-
-
-def order_totals(
-    lines: Sequence[PricedLine], *, currency: str, flat_shipping: int, free_shipping_threshold: int,
-    discount_amount: int = 0,
-) -> Totals:
-    if not lines:
-        raise InvalidInput("the cart is empty")
-    foreign = {line.currency for line in lines} - {currency}
-    if foreign:
-        raise InvalidInput(f"cannot mix currencies in one order: {', '.join(sorted(foreign))} "
-                           f"in a {currency} order")
-    subtotal = sum(line.line_total_amount for line in lines)
-    if not 0 <= discount_amount <= subtotal:
-        raise InvalidInput("discount must be between zero and the subtotal")
-    shipping = shipping_for(subtotal, flat_amount=flat_shipping,
-                            free_threshold=free_shipping_threshold)
-    return Totals(currency, subtotal, discount_amount, shipping)
-
-
-def reconciles(*, subtotal_amount: int, discount_amount: int, shipping_amount: int,
-               total_amount: int, line_totals: Sequence[tuple[int, int, int]]) -> bool:
-    """line_totals: (unit_price_amount, quantity, line_total_amount) per line."""
-    lines_ok = all(unit * qty == total for unit, qty, total in line_totals)
-    subtotal_ok = sum(total for _, _, total in line_totals) == subtotal_amount
-    return lines_ok and subtotal_ok and (
-        total_amount == subtotal_amount - discount_amount + shipping_amount)
+__all__ = ["PricedLine", "Totals", "order_event_payload", "order_totals", "reconciles",
+           "shipping_for"]
 
 
 def order_event_payload(*, order_id: int, total_amount: int, currency: str,

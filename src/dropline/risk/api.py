@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
+from dropline.catalog.service import get_product
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.risk import audit, config, flows, queue, returns
@@ -205,8 +206,6 @@ def chargeback(body: ChargebackCreate, session: SessionDep, clock: ClockDep,
             tags=["admin"], summary="Set a product's (or one variant's) return rules")
 def set_policy(product_id: IdPath, body: PolicyUpdate, session: SessionDep, clock: ClockDep,
                _: ReturnsAdmin) -> PolicyRead:
-    from dropline.catalog.service import get_product
-
     get_product(session, product_id)
     return PolicyRead.model_validate(returns.set_return_policy(
         session, clock=clock, product_id=product_id, variant_id=body.variant_id,

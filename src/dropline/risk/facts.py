@@ -50,7 +50,7 @@ def customer_history(session: Session, *, customer_id: int, now: datetime, t: Th
 
 def bypassed_orders(session: Session, *, customer_id: int) -> set[int]:
     """The customer's orders that took drop units without the waiting room (the rule of
-    ``drops.report``): a direct hold on a drop that has a queue, or drop variants bought
+    ``planning.drop_report``): a direct hold on a drop that has a queue, or drop variants bought
     during the drop with no hold at all."""
     direct = set(session.scalars(
         select(DropHold.order_id).join(Drop, Drop.id == DropHold.drop_id)

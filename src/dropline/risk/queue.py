@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from dropline.clock import Clock
 from dropline.customers.models import Customer
 from dropline.errors import NotFound
-from dropline.orders.models import OrderLine
+from dropline.orders.models import Order, OrderLine
 from dropline.risk import facts
 from dropline.risk.config import load_config
 from dropline.risk.models import CaseStatus, ReturnRequest, RiskCase, RiskDecision
@@ -48,8 +48,6 @@ def _items(session: Session, cases: list[RiskCase]) -> list[QueueItem]:
     for d in session.scalars(select(RiskDecision).where(
             RiskDecision.case_id.in_([c.id for c in cases])).order_by(RiskDecision.id)):
         decisions.setdefault(d.case_id, []).append(d)
-    from dropline.orders.models import Order
-
     currencies = dict(session.execute(select(Order.id, Order.currency).where(
         Order.id.in_([r.order_id for r in rets.values()]))).all())
     items = []

@@ -31,7 +31,14 @@ from dropline.risk.models import (
     SerialStatus,
     SerialUnit,
 )
-from dropline.risk.rules import RefundQuote, Score, refund_quote, return_eligibility, score_return
+from dropline.risk.rules import (
+    RefundQuote,
+    Score,
+    paid_for_units,
+    refund_quote,
+    return_eligibility,
+    score_return,
+)
 
 RETURNABLE_ORDERS = (OrderStatus.paid, OrderStatus.partially_refunded)
 OPEN = (ReturnStatus.requested, ReturnStatus.received, ReturnStatus.in_review,
@@ -281,8 +288,6 @@ def score_of(session: Session, *, clock: Clock, ret: ReturnRequest, line: OrderL
 
 def quote_for(session: Session, *, ret: ReturnRequest, requested_amount: int | None = None,
               waive_fee: bool = False) -> RefundQuote:
-    from dropline.risk.rules import paid_for_units
-
     line = session.get(OrderLine, ret.order_line_id)
     order = session.get(Order, ret.order_id)
     variant = session.get(Variant, line.variant_id) if line else None

@@ -16,8 +16,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from dropline.customers.models import Customer
+from dropline.drops.models import DropWaitlistEntry, WaitlistStatus
 from dropline.errors import InvalidInput
 from dropline.events.models import DomainEvent
+from dropline.memberships.models import Membership
+from dropline.memberships.rules import MembershipStatus
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import Refund, RefundStatus
 from dropline.telemetry.cohorts import (
@@ -210,10 +213,6 @@ class ShopDemand:
 
 def shop_demand(session: Session, *, as_of: dt.datetime, family: str | None,
                 window_weeks: int, windows: int = 3) -> ShopDemand:
-    from dropline.drops.models import DropWaitlistEntry, WaitlistStatus
-    from dropline.memberships.models import Membership
-    from dropline.memberships.rules import MembershipStatus
-
     members = session.scalar(select(func.count()).select_from(Membership).where(
         Membership.status.in_((MembershipStatus.active, MembershipStatus.past_due,
                                MembershipStatus.trialing)))) or 0

@@ -146,7 +146,7 @@ def logout(request: Request, session: SessionDep, services: ServicesDep) -> Resp
 @router.get("", response_class=HTMLResponse)
 def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
              services: ServicesDep) -> HTMLResponse:
-    from dropline.admin.overview import shop_overview
+    from dropline.console.overview import shop_overview
     from dropline.console.figures import overview as console_overview
 
     currency = services.settings.currency

@@ -19,6 +19,7 @@ from dropline.adapters.payments import Card
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
 from dropline.errors import DomainError, InvalidInput, NotFound
+from dropline.fulfilment.service import LineRequest, decide_with_options, resolve_destination
 from dropline.orders import flows
 from dropline.orders import service as orders
 from dropline.orders.schemas import AddressIn, CardIn
@@ -112,13 +113,10 @@ def delivery_windows(session: Session, services: Services, view: carts.CartView,
                      postcode: str) -> list[Any]:
     """The hub windows the fulfilment module offers for this cart and postcode (eligible
     ones), or none when it offers none (no hub nearby, unknown postcode, no stock there)."""
-    from dropline.adapters.geocoding import LondonDistrictGeocoder
-    from dropline.fulfilment.service import LineRequest, decide_with_options, resolve_destination
-
     if not postcode:
         return []
     try:
-        destination = resolve_destination(geocoder=LondonDistrictGeocoder(), postcode=postcode)
+        destination = resolve_destination(geocoder=services.geocoder, postcode=postcode)
         _, options = decide_with_options(
             session, lines=[LineRequest(line.variant_id, line.quantity) for line in view.lines],
             destination=destination, at=services.clock.now())
@@ -192,7 +190,8 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
         card, address, choice = _inputs(form)
         order_id = flows.checkout(
             services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments, request=flows.CheckoutRequest(
+            provider=services.payments, policy=services.checkout,
+            request=flows.CheckoutRequest(
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice))
     except DomainError as exc:

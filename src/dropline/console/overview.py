@@ -1,4 +1,5 @@
-"""Figures for the console's overview page (reads only)."""
+"""Figures for the console's overview page (reads only): console data, so it sits with the
+console, above orders, not in admin (users, tokens and scopes, which risk uses)."""
 
 from __future__ import annotations
 

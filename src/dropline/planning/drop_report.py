@@ -1,5 +1,7 @@
 """The post-drop report: what sold, how fast, how the waiting room converted, what lapsed or
-failed, and what looks like a bot. Reads only; the same function serves the CLI and the API."""
+failed, what looks like a bot, and the drop's sustainability row. Reads only; the same function
+serves the CLI and the API. It lives in planning (above drops) because it joins the drop's
+facts with planning's sustainability figures."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from dropline.drops.models import (
 )
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import Payment
+from dropline.planning.service import drop_sustainability
 
 SOLD = (OrderStatus.paid, OrderStatus.partially_refunded, OrderStatus.refunded)
 SHARED_IP_THRESHOLD = 5  # more queue entries than this from one address is flagged
@@ -113,10 +116,7 @@ def drop_report(session: Session, *, clock: Clock, drop: Drop) -> DropReport:
 
 
 def _sustainability(session: Session, *, clock: Clock, drop: Drop) -> dict[str, Any] | None:
-    """Units left over, made to order, hours to sell out and the running totals to this drop
-    (``dropline.planning``; imported here, late, because planning reads the drops package)."""
-    from dropline.planning.service import drop_sustainability
-
+    """Units left over, made to order, hours to sell out and the running totals to this drop."""
     row = drop_sustainability(session, clock=clock, slug=drop.slug)
     return row.as_dict() if row else None
 

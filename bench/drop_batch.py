@@ -63,7 +63,8 @@ def main() -> None:
 
     from sqlalchemy import text
 
-    from dropline.adapters.payments import Card, LocalCardProvider
+    from dropline.adapters.payments import LocalCardProvider
+    from dropline.payments.provider import Card
     from dropline.clock import FrozenClock
     from dropline.config import Settings
     from dropline.db import Database

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dropline.adapters.email import sender_from_env
 from dropline.adapters.geocoding import LondonDistrictGeocoder
-from dropline.adapters.payments import LocalCardProvider, PaymentProvider
+from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
 from dropline.clock import Clock, SystemClock
 from dropline.config import Settings, get_settings
 from dropline.db import Database
+from dropline.payments.provider import PaymentProvider
 from dropline.services import Services
 
 __all__ = ["build_services"]

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from dropline.adapters.email import EmailSender
 from dropline.adapters.geocoding import Geocoder
-from dropline.adapters.payments import PaymentProvider
 from dropline.adapters.routing import RouteSolver
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.payments.provider import PaymentProvider
 
 __all__ = ["Services"]
 

@@ -22,11 +22,11 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from dropline import bulk
-from dropline.adapters.payments import ChargeResult
 from dropline.config import Settings
 from dropline.orders.models import Order, OrderStatus
 from dropline.orders.rules import PricedLine, order_event_payload, order_totals
 from dropline.payments.models import Payment, PaymentStatus
+from dropline.payments.provider import ChargeResult
 from dropline.risk import audit
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dropline.webhooks.service import subscribes_to

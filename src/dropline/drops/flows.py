@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card, PaymentProvider
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.customers.models import Customer
@@ -34,6 +33,7 @@ from dropline.orders import flows as orders
 from dropline.orders.models import Order
 from dropline.orders.rules import PricedLine, order_totals
 from dropline.orders.service import find_by_checkout_reference
+from dropline.payments.provider import Card, PaymentProvider
 
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 8  # a crowd on a few slot rows can pick the same victim a few times

@@ -13,7 +13,6 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card, RecurringPaymentProvider
 from dropline.errors import ServiceUnavailable
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
@@ -37,6 +36,7 @@ from dropline.memberships.schemas import (
     TierRead,
     VoteCreate,
 )
+from dropline.payments.provider import Card, RecurringPaymentProvider
 from dropline.schemas import IdPath
 from dropline.web.deps import (
     ClockDep,

@@ -22,13 +22,6 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import (
-    Card,
-    CardRefused,
-    ChargeResult,
-    ProviderUnavailable,
-    RecurringPaymentProvider,
-)
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.catalog.service import get_location_by_code, take_stock
 from dropline.clock import Clock
@@ -55,6 +48,13 @@ from dropline.memberships.models import (
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
+from dropline.payments.provider import (
+    Card,
+    CardRefused,
+    ChargeResult,
+    ProviderUnavailable,
+    RecurringPaymentProvider,
+)
 
 PROVIDER_ATTEMPTS = 3
 Outcome = Literal["succeeded", "declined", "busy", "unavailable", "settled"]

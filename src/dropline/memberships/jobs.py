@@ -21,7 +21,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dropline.adapters.email import EmailSender, OutgoingEmail, sender_from_env
-from dropline.adapters.payments import LocalCardProvider, RecurringPaymentProvider
+from dropline.adapters.payments import LocalCardProvider
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
@@ -35,6 +35,7 @@ from dropline.memberships.models import (
     MembershipNotice,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus
+from dropline.payments.provider import RecurringPaymentProvider
 
 log = logging.getLogger("dropline.memberships")
 NOTICE_LEASE_SECONDS = 60

@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card, ChargeResult, PaymentProvider, ProviderUnavailable
 from dropline.carts.models import Cart, CartStatus
 from dropline.carts.service import load_cart, view_cart
 from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
@@ -57,6 +56,7 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import Totals, order_event_payload, shipping_for
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
+from dropline.payments.provider import Card, ChargeResult, PaymentProvider, ProviderUnavailable
 
 PROVIDER_ATTEMPTS = 3
 # Gives an order's units back when its payment fails, inside the settling transaction.

@@ -12,9 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from dropline.adapters.payments import Card, TerminalReading
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
+from dropline.payments.provider import Card, TerminalReading
 from dropline.popups import counter, discovery, experiments, listings, service
 from dropline.popups.schemas import (
     ArmRead,

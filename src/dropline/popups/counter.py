@@ -24,15 +24,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dropline.adapters.email import EmailSender, OutgoingEmail, sender_from_env
-from dropline.adapters.payments import (
-    CardPresentProvider,
-    CardRefused,
-    ChargeResult,
-    PaymentProvider,
-    ProviderUnavailable,
-    RecurringPaymentProvider,
-    TerminalReading,
-)
 from dropline.catalog.service import take_stock
 from dropline.clock import Clock
 from dropline.db import Database
@@ -60,6 +51,15 @@ from dropline.orders.flows import (
 from dropline.orders.models import Order, OrderLine
 from dropline.orders.rules import Totals
 from dropline.orders.service import find_by_checkout_reference
+from dropline.payments.provider import (
+    CardPresentProvider,
+    CardRefused,
+    ChargeResult,
+    PaymentProvider,
+    ProviderUnavailable,
+    RecurringPaymentProvider,
+    TerminalReading,
+)
 from dropline.popups import service
 from dropline.popups.models import PopupSale, PopupStatus
 

@@ -12,11 +12,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 import dropline
-from dropline.adapters.payments import PaymentProvider
 from dropline.admin.api import router as admin_router
+from dropline.bootstrap import build_services
 from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
-from dropline.bootstrap import build_services
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.console.pages import router as console_pages_router
@@ -30,6 +29,7 @@ from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.memberships.api import router as memberships_router
 from dropline.memberships.pages import router as memberships_pages_router
 from dropline.orders.api import router as orders_router
+from dropline.payments.provider import PaymentProvider
 from dropline.planning.api import router as planning_router
 from dropline.planning.pages import router as planning_pages_router
 from dropline.popups.api import api_router as popups_api_router

@@ -15,13 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
 from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.orders import flows
 from dropline.orders import service as orders
 from dropline.orders.schemas import AddressIn, CardIn
+from dropline.payments.provider import Card
 from dropline.web.caching import private_response
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
 from dropline.web.templating import templates

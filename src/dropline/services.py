@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dropline.adapters.email import EmailSender
 from dropline.adapters.geocoding import Geocoder
 from dropline.adapters.routing import RouteSolver
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.mail import EmailSender
 from dropline.payments.provider import PaymentProvider
 
 __all__ = ["Services"]

@@ -55,7 +55,7 @@ from dropline.orders import flows as orders
 from dropline.orders.api import order_read
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.provider import Card
-from dropline.risk.actor import set_actor
+from dropline.audit import set_actor
 from dropline.web.problems import PROBLEM_JSON, problem_headers
 
 

@@ -15,7 +15,7 @@ from dropline.config import Settings
 from dropline.customers.service import customer_for_session
 from dropline.db import Database
 from dropline.errors import NotAuthenticated, PermissionDenied
-from dropline.risk.actor import set_actor
+from dropline.audit import set_actor
 from dropline.services import Services
 
 
@@ -84,7 +84,7 @@ def optional_customer(request: Request, services: ServicesDep) -> Principal | No
         customer = customer_for_session(session, clock=services.clock, token=token)
         if customer is None:
             return None
-        set_actor(f"customer:{customer.id}")  # the audit trail's actor (risk.actor)
+        set_actor(f"customer:{customer.id}")  # the audit trail's actor (audit.actor)
         return Principal(kind="customer", id=customer.id, email=customer.email)
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from dropline.clock import Clock
 from dropline.events.models import DomainEvent
 
-__all__ = ["EventSubscriber", "list_events", "record_event", "subscribe", "subscribers"]
+__all__ = ["EventSubscriber", "list_events", "record_event", "subscribe"]
 
 
 class EventSubscriber(Protocol):
@@ -35,10 +35,6 @@ def subscribe(subscriber: EventSubscriber) -> None:
     changes nothing. Called by the composition root, never at import time."""
     if subscriber not in _subscribers:
         _subscribers.append(subscriber)
-
-
-def subscribers() -> tuple[EventSubscriber, ...]:
-    return tuple(_subscribers)
 
 
 def record_event(

@@ -55,13 +55,13 @@ from dropline.events.service import record_event
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import Totals, order_event_payload, shipping_for
 from dropline.orders.service import find_by_checkout_reference
-from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.payments.charging import (
     charge_with_retries,
     latest_payment,
     settle_payment,
     settle_refund,
 )
+from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.payments.provider import Card, ChargeResult, PaymentProvider
 
 # Gives an order's units back when its payment fails, inside the settling transaction.

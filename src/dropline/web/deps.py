@@ -112,7 +112,7 @@ def require_scope(scope: str) -> Callable[..., Principal]:
             if not has_scope(token, scope):
                 raise PermissionDenied(f"this token lacks the {scope!r} scope", scope=scope)
             token.last_used_at = services.clock.now()
-            set_actor(f"token:{token.id}")  # the audit trail's actor (risk.actor)
+            set_actor(f"token:{token.id}")  # the audit trail's actor (audit.actor)
             return Principal(kind="token", id=token.id, scopes=tuple(token.scopes))
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"

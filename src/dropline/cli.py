@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.bootstrap import install_listeners
+from dropline.bootstrap import build_services, install_listeners
 from dropline.cli_support import readable_errors
 from dropline.clock import SystemClock
 from dropline.config import Settings, get_settings
@@ -174,7 +174,6 @@ def worker(
 
     import httpx
 
-    from dropline.bootstrap import build_services
     from dropline.web.scheduler import BackgroundWorker
 
     services = build_services()

@@ -63,12 +63,16 @@ def main() -> None:
 
     from sqlalchemy import text
 
-    from dropline.adapters.payments import Card, LocalCardProvider
+    from dropline.adapters.payments import LocalCardProvider
+    from dropline.bootstrap import install_listeners
     from dropline.clock import FrozenClock
     from dropline.config import Settings
     from dropline.db import Database
     from dropline.drops.batch import Job, write_batch
     from dropline.drops.models import SHARED_POOL, HoldSource
+    from dropline.payments.provider import Card
+
+    install_listeners()  # the audit trail's registry, as in the app (record_bulk reads it)
 
     recreate_database()
     shoppers = args.units // PER_PERSON

@@ -157,10 +157,10 @@ def create_bench_app() -> Any:
     from fastapi import Header, Request
     from fastapi.responses import JSONResponse
 
-    from dropline.adapters.payments import Card
     from dropline.drops.hot import hot_path
     from dropline.drops.schemas import HoldCheckout
     from dropline.idempotency.service import reference_for, validate_key
+    from dropline.payments.provider import Card
     from dropline.web.app import create_app
 
     app = create_app()

@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from dropline.bootstrap import install_listeners
 from dropline.clock import FrozenClock
 from dropline.config import Settings
 from dropline.db import Database
@@ -28,6 +29,9 @@ TEST_DATABASE_URL = os.environ.get("DROPLINE_TEST_DATABASE_URL")
 # argon2id at production cost takes ~0.5 s a hash on this machine and the suite signs up
 # hundreds of customers; the cheapest parameters run the same code path.
 use_password_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+# As the app, the worker and the CLI do: webhooks subscribe to events, the audit trail listens
+# (tests that call services directly get the same deliveries and audit rows).
+install_listeners()
 
 
 @pytest.fixture(scope="session")

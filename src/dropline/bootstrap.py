@@ -1,23 +1,42 @@
 """The composition root: settings -> adapters -> services.
 
 The only place that chooses and constructs adapters (payment provider, geocoder, route solver,
-mailer). The web app (``dropline.web.app.create_app``), the background worker and the CLI are
-all built from ``build_services``."""
+mailer), and that registers what listens to the process's writes (``install_listeners``). The
+web app (``dropline.web.app.create_app``), the background worker and the CLI are all built
+from ``build_services``."""
 
 from __future__ import annotations
 
 from dropline.adapters.email import sender_from_env
 from dropline.adapters.geocoding import LondonDistrictGeocoder
-from dropline.adapters.payments import LocalCardProvider, PaymentProvider
+from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
+from dropline.audit import Audited
+from dropline.audit import install as install_audit_trail
+from dropline.catalog.models import Variant
 from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock, SystemClock
 from dropline.config import Settings, get_settings
 from dropline.db import Database
+from dropline.drops.models import Drop
+from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
+from dropline.memberships.models import Membership
+from dropline.orders.models import Order
+from dropline.payments.models import Payment, Refund
+from dropline.payments.provider import PaymentProvider
+from dropline.risk.models import (
+    Chargeback,
+    ReturnPolicy,
+    ReturnRequest,
+    RiskCase,
+    RiskSetting,
+    SerialUnit,
+)
 from dropline.services import Services
+from dropline.webhooks.service import enqueue_deliveries
 
-__all__ = ["build_services", "build_solver"]
+__all__ = ["AUDITED_MODELS", "build_services", "build_solver", "install_listeners"]
 
 
 def build_services(
@@ -29,6 +48,7 @@ def build_services(
 ) -> Services:
     """The process's services from its settings; tests pass their own clock, database or
     payment provider."""
+    install_listeners()
     settings = settings or get_settings()
     clock = clock or SystemClock()
     db = db or Database(settings.database_url)
@@ -46,3 +66,30 @@ def build_services(
 def build_solver() -> RouteSolver:
     """The route solver, alone: for commands that plan routes without a database."""
     return PyVRPSolver()
+
+
+# What the audit trail records: each audited model and its column rules.
+AUDITED_MODELS: dict[type, Audited] = {
+    Order: Audited(ignore=("shipping_address",)),
+    Payment: Audited(ignore=("card_fingerprint",)),
+    Refund: Audited(),
+    Variant: Audited(columns=("sku", "price_amount", "currency", "condition_grade",
+                              "condition_disclosure", "final_sale", "active")),
+    Drop: Audited(),
+    Membership: Audited(),
+    ReturnRequest: Audited(),
+    ReturnPolicy: Audited(),
+    RiskCase: Audited(columns=("status", "score", "threshold")),
+    RiskSetting: Audited(),
+    SerialUnit: Audited(),
+    Chargeback: Audited(),
+}
+
+
+def install_listeners() -> None:
+    """Registers what listens to the process's writes, in the writing transaction: webhooks
+    subscribe to domain events (a delivery queued per subscribed endpoint), and the audit
+    trail's session listeners record changes to ``AUDITED_MODELS``. Idempotent; called by
+    ``build_services``, the CLI and the test set-up."""
+    subscribe(enqueue_deliveries)
+    install_audit_trail(AUDITED_MODELS)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dropline.bootstrap import build_services, install_listeners
 from dropline.cli_support import readable_errors
 from dropline.clock import SystemClock
 from dropline.config import Settings, get_settings
@@ -32,6 +33,13 @@ admin_app = typer.Typer(help="Admin users and scoped API tokens.", no_args_is_he
 webhooks_app = typer.Typer(help="Webhook endpoints and deliveries.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(webhooks_app, name="webhooks")
+
+
+@app.callback()
+def install_process_listeners() -> None:
+    # Before any command: webhooks subscribe to events and the audit trail listens, as in
+    # the web app and the worker (the composition root's ``install_listeners``).
+    install_listeners()
 
 
 def _mount_domain_apps() -> None:
@@ -168,8 +176,9 @@ def worker(
 
     from dropline.web.scheduler import BackgroundWorker
 
-    settings = get_settings()
-    jobs = BackgroundWorker(_database(settings), SystemClock(), settings)
+    services = build_services()
+    settings = services.settings
+    jobs = BackgroundWorker(services)
     with httpx.Client(timeout=settings.webhook_timeout_seconds) as client:
         while True:
             attempted = jobs.run_once(client)

@@ -1,7 +1,8 @@
-"""Imports every table so ``Base.metadata`` is complete (Alembic, tests)."""
+"""Imports every table so ``Base.metadata`` is complete (Alembic, tests). Importing it installs
+nothing: the audit trail's listeners are installed by ``bootstrap.install_listeners``."""
 
-import dropline.risk.audit  # noqa: F401 - installs the audit trail's session listener
 from dropline.admin.models import AdminSession, AdminUser, ApiToken
+from dropline.audit.models import AuditLog
 from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.customers.models import Customer, CustomerSession
@@ -53,7 +54,6 @@ from dropline.popups.models import (
     PopupSale,
 )
 from dropline.risk.models import (
-    AuditLog,
     Chargeback,
     ReturnPolicy,
     ReturnRequest,

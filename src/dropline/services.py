@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dropline.adapters.email import EmailSender
-from dropline.adapters.payments import PaymentProvider
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
 from dropline.fulfilment.ports import Geocoder, RouteSolver
+from dropline.mail import EmailSender
 from dropline.orders.policy import CheckoutPolicy
+from dropline.payments.provider import PaymentProvider
 
 __all__ = ["Services"]
 

@@ -7,13 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.customers.models import Customer
 from dropline.customers.service import start_session
 from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.flows import Shopper
+from dropline.payments.provider import Card
 from dropline.security import hash_password, token_digest
 from tests.builders import make_location, make_product
 

@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dropline.adapters.payments import Card, ChargeResult, SavedCard
 from dropline.clock import Clock
 from dropline.customers.models import Customer
 from dropline.db import Database
@@ -15,6 +14,7 @@ from dropline.memberships import flows, service
 from dropline.memberships.config import MembershipConfig
 from dropline.memberships.rules import Interval
 from dropline.memberships.service import TierSpec
+from dropline.payments.provider import Card, ChargeResult, SavedCard
 
 GOOD = Card("4242424242424242", 12, 2030, "123")
 DECLINED = Card("4000000000000002", 12, 2030, "123")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from dropline.adapters.payments import Card, ChargeRequest, LocalCardProvider
+from dropline.adapters.payments import LocalCardProvider
 from dropline.payments.models import LocalProviderCharge
+from dropline.payments.provider import Card, ChargeRequest
 
 GOOD = Card(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
 DECLINED = Card(number="4000000000000002", exp_month=12, exp_year=2030, cvc="123")

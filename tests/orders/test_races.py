@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
-from dropline.adapters.payments import Card, LocalCardProvider
+from dropline.adapters.payments import LocalCardProvider
 from dropline.carts.service import create_cart, set_line
 from dropline.config import Settings
 from dropline.customers.service import register_customer
@@ -22,6 +22,7 @@ from dropline.locations.models import StockLevel
 from dropline.orders import flows
 from dropline.orders.models import Order, OrderStatus
 from dropline.payments.models import LocalProviderCharge
+from dropline.payments.provider import Card
 from tests.builders import ADDRESS, checkout_policy, make_location, make_product
 
 CARD = Card("4242424242424242", 12, 2030, "123")

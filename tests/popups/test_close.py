@@ -8,11 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from dropline.adapters.payments import Card, LocalCardProvider, TerminalReading
+from dropline.adapters.payments import LocalCardProvider
 from dropline.errors import InvalidState
 from dropline.fulfilment.models import MovementKind, MovementStatus, StockMovement
 from dropline.fulfilment.service import complete_due_movements
 from dropline.locations.models import Location, LocationKind, StockLevel
+from dropline.payments.provider import Card, TerminalReading
 from dropline.popups import counter, service
 from dropline.popups.models import PopupCount
 from tests.builders import make_location

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from dropline.adapters.payments import Card, LocalCardProvider, TerminalReading
+from dropline.adapters.payments import LocalCardProvider
 from dropline.errors import OutOfStock
 from dropline.locations.models import Location, StockLevel
 from dropline.orders.models import Order, OrderStatus
+from dropline.payments.provider import Card, TerminalReading
 from dropline.popups import counter
 from tests.orders.test_races import race
 from tests.popups.support import open_popup

@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from dropline.audit import AUDITED, acting_as
 from dropline.catalog.models import Variant
 from dropline.drops.models import Drop
 from dropline.memberships.models import Membership
 from dropline.orders.models import Order
-from dropline.risk.actor import acting_as
-from dropline.risk.audit import AUDITED
 from dropline.risk.models import AuditLog
 from tests.builders import api_token, sign_in_console
 from tests.risk.support import admin_headers, ask_return, buy, key, receive, shop

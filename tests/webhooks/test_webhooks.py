@@ -211,6 +211,7 @@ def test_checkout_event_is_delivered_after_commit_by_the_request_hook(db, clock,
 def test_worker_pass_purges_completed_idempotency_records_after_retention(client, db, clock,
                                                                           settings):
     from dropline.idempotency.models import IdempotencyRecord
+    from dropline.bootstrap import build_services
     from dropline.web.scheduler import BackgroundWorker
     from tests.builders import cart_with, checkout_body, make_location, make_product, sign_up
 
@@ -219,7 +220,7 @@ def test_worker_pass_purges_completed_idempotency_records_after_retention(client
     sign_up(client)
     assert client.post("/api/v1/checkout", json=checkout_body(cart_with(client, variant)),
                        headers={"Idempotency-Key": "keep-me"}).status_code == 201
-    worker = BackgroundWorker(db, clock, settings)
+    worker = BackgroundWorker(build_services(settings, clock=clock, db=db))
 
     def records():
         with db.transaction() as session:

@@ -1,6 +1,6 @@
-"""Outgoing email behind a small interface.
+"""Outgoing email: the senders behind the mail port (``dropline.mail``).
 
-    EmailSender (Protocol)   send(message) -> message id
+    EmailSender (Protocol)   send(message) -> message id   (dropline.mail)
     ├── FolderSender         writes each message as an .eml file into a folder (var/outbox by
     │                        default), where a developer opens it with any mail client or `cat`
     └── SmtpSender           production: one SMTP (optionally STARTTLS) connection per message
@@ -16,27 +16,15 @@ from __future__ import annotations
 import email.utils
 import os
 import smtplib
-from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+from dropline.mail import EmailSender, OutgoingEmail
+
+__all__ = ["EmailSender", "FolderSender", "OutgoingEmail", "SmtpSender", "sender_from_env"]
+
 DEFAULT_SENDER = "Dropline <no-reply@dropline.example>"
-
-
-@dataclass(frozen=True)
-class OutgoingEmail:
-    to: str
-    subject: str
-    text: str
-    # Stable per logical message: a resend after a crash carries the same Message-ID, so a
-    # receiving system (or a developer reading the folder) can de-duplicate.
-    message_id: str
-
-
-class EmailSender(Protocol):
-    def send(self, message: OutgoingEmail) -> str: ...
 
 
 def build_mime(message: OutgoingEmail, *, sender: str, cte: str | None = None) -> EmailMessage:

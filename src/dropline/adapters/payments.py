@@ -1,4 +1,4 @@
-"""The payment provider behind a small interface, and a working local provider.
+"""A working local card provider behind the payment port (``dropline.payments.provider``).
 
 The local provider behaves like a card network with idempotent requests: it remembers every
 charge by idempotency key in its own ledger (its own transaction, apart from the shop's), so a
@@ -19,133 +19,33 @@ idempotency key and gives the same outcomes as the card it stands for.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dropline import bulk
 from dropline.clock import Clock
+from dropline.payments.models import LocalProviderCharge
+from dropline.payments.provider import (
+    CONTACTLESS_LIMIT,
+    Card,
+    CardRefused,
+    ChargeRequest,
+    ChargeResult,
+    ProviderUnavailable,
+    SavedCard,
+    TerminalReading,
+    charge_each,
+)
 
 SUCCEEDS = "4242424242424242"
 DECLINED = "4000000000000002"
 INSUFFICIENT_FUNDS = "4000000000009995"
 TRANSIENT_FAILURE = "4000000000000119"
-
-
-class ProviderUnavailable(Exception):
-    """Transient: nothing was decided; retry with the same idempotency key."""
-
-
-@dataclass(frozen=True)
-class Card:
-    number: str
-    exp_month: int
-    exp_year: int
-    cvc: str
-
-    @property
-    def last4(self) -> str:
-        return self.number[-4:]
-
-    @property
-    def fingerprint(self) -> str:
-        # Same card -> same fingerprint, for linking accounts in risk scoring; never the number.
-        return hashlib.sha256(f"card:{self.number}".encode()).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class ChargeResult:
-    status: Literal["succeeded", "declined"]
-    reference: str
-    decline_code: str | None = None
-
-
-@dataclass(frozen=True)
-class SavedCard:
-    """What the shop stores of a saved card: the provider's token, never the number."""
-
-    token: str
-    last4: str
-    fingerprint: str
-
-
-class CardRefused(Exception):
-    """The provider would not save the card (e.g. an impossible number)."""
-
-    def __init__(self, decline_code: str) -> None:
-        self.decline_code = decline_code
-        super().__init__(decline_code)
-
-
-@dataclass(frozen=True)
-class ChargeRequest:
-    amount: int
-    currency: str
-    card: Card
-    idempotency_key: str
-
-
-class PaymentProvider(Protocol):
-    name: str
-
-    def charge(self, *, amount: int, currency: str, card: Card, idempotency_key: str) -> ChargeResult:
-        ...
-
-    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
-        """Charges several cards, each with its own idempotency key (batched drop orders).
-        Providers without a batch API use ``charge_each``."""
-        ...
-
-    def refund(self, *, charge_reference: str, amount: int, currency: str,
-               idempotency_key: str) -> str:
-        """Returns the refund reference."""
-        ...
-
-
-class RecurringPaymentProvider(PaymentProvider, Protocol):
-    """A provider that can also keep a card and charge it later without the customer present
-    (membership renewals). Checkout needs only ``PaymentProvider``."""
-
-    def save_card(self, *, card: Card) -> SavedCard:
-        ...
-
-    def charge_saved(self, *, amount: int, currency: str, token: str,
-                     idempotency_key: str) -> ChargeResult:
-        ...
-
-
-@dataclass(frozen=True)
-class TerminalReading:
-    """What a card reader at a counter hands over: the card (tapped or inserted) and the
-    reader's id. The local provider's simulated terminal accepts ids starting ``term_``."""
-
-    terminal_id: str
-    card: Card
-    entry_mode: Literal["contactless", "chip"] = "contactless"
-
-
-class CardPresentProvider(PaymentProvider, Protocol):
-    """A provider that can also take a card in person, through a reader (pop-up counters)."""
-
-    def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
-                       idempotency_key: str) -> ChargeResult:
-        ...
-
-
-CONTACTLESS_LIMIT = 10_000  # minor units: above this a tap is refused and the card inserted
-
-
-def charge_each(provider: PaymentProvider, requests: Sequence[ChargeRequest]
-                ) -> list[ChargeResult]:
-    """The default ``charge_many``: one ``charge`` per request, in order."""
-    return [provider.charge(amount=r.amount, currency=r.currency, card=r.card,
-                            idempotency_key=r.idempotency_key) for r in requests]
 
 
 def luhn_valid(number: str) -> bool:
@@ -179,8 +79,6 @@ class LocalCardProvider:
         self._transient_seen: set[str] = set()
 
     def _remembered(self, idempotency_key: str) -> ChargeResult | None:
-        from dropline.payments.models import LocalProviderCharge
-
         with self._sessions() as session:
             row = session.scalar(
                 select(LocalProviderCharge).where(
@@ -194,8 +92,6 @@ class LocalCardProvider:
 
     def _record(self, *, kind: str, key: str, outcome: str, amount: int, currency: str,
                 charge_reference: str | None = None) -> str:
-        from dropline.payments.models import LocalProviderCharge
-
         reference = f"{'ch' if kind == 'charge' else 're'}_{uuid.uuid4().hex[:24]}"
         with self._sessions() as session:
             session.add(LocalProviderCharge(
@@ -252,8 +148,6 @@ class LocalCardProvider:
         SQLite one read of remembered keys and one multi-row insert. The simulated transient
         card keeps its one-request behaviour, and a clash with a concurrent writer falls back
         to ``charge`` per key (which replays the remembered outcome)."""
-        from dropline.payments.models import LocalProviderCharge
-
         if any(r.card.number == TRANSIENT_FAILURE for r in requests) or \
                 len({r.idempotency_key for r in requests}) != len(requests):
             return charge_each(self, requests)
@@ -292,8 +186,6 @@ class LocalCardProvider:
                         fresh: dict[str, tuple[str, str]], now: datetime
                         ) -> dict[str, tuple[str, str]]:
         """Inserts the new keys; returns (outcome, reference) of keys recorded earlier."""
-        from dropline import bulk
-
         inserted = {row[0] for row in bulk.insert_unnest(session, "local_provider_charges", [
             ("kind", "text"), ("idempotency_key", "text"), ("reference", "text"),
             ("outcome", "text"), ("amount", "bigint"), ("currency", "text"),
@@ -317,8 +209,6 @@ class LocalCardProvider:
                      INSUFFICIENT_FUNDS: "declined:insufficient_funds",
                      TRANSIENT_FAILURE: "transient"}.get(card.number, "succeeded")
         token = f"pm_{uuid.uuid4().hex[:24]}"
-        from dropline.payments.models import LocalProviderCharge
-
         with self._sessions() as session:
             session.add(LocalProviderCharge(
                 kind="card", idempotency_key=f"vault_{token}", reference=token,
@@ -328,8 +218,6 @@ class LocalCardProvider:
 
     def charge_saved(self, *, amount: int, currency: str, token: str,
                      idempotency_key: str) -> ChargeResult:
-        from dropline.payments.models import LocalProviderCharge
-
         if (remembered := self._remembered(idempotency_key)) is not None:
             return remembered
         with self._sessions() as session:

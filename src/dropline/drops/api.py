@@ -11,7 +11,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request,
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
 from dropline.drops.gated import respond as gated_response
@@ -45,6 +44,7 @@ from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.orders.api import order_read
+from dropline.payments.provider import Card
 from dropline.schemas import IdPath
 from dropline.security import token_digest
 from dropline.web.deps import (

@@ -42,12 +42,6 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from dropline import bulk
-from dropline.adapters.payments import (
-    Card,
-    ChargeRequest,
-    PaymentProvider,
-    charge_each,
-)
 from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
 from dropline.clock import Clock
 from dropline.config import Settings
@@ -56,6 +50,7 @@ from dropline.drops import service
 from dropline.drops.bulk_orders import insert_orders, record_events, settle_orders
 from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
+from dropline.payments.provider import Card, ChargeRequest, PaymentProvider, charge_each
 
 log = logging.getLogger("dropline.drops")
 

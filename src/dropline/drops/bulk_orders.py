@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from dropline import bulk
-from dropline.adapters.payments import ChargeResult
+from dropline import audit, bulk
 from dropline.config import Settings
 from dropline.orders.models import Order, OrderStatus
 from dropline.orders.rules import PricedLine, order_event_payload, order_totals
 from dropline.payments.models import Payment, PaymentStatus
-from dropline.risk import audit
+from dropline.payments.provider import ChargeResult
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dropline.webhooks.service import subscribes_to
 
@@ -166,7 +165,7 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
         ("idempotency_key", "text"), ("status", "text"), ("amount", "bigint"),
         ("currency", "text"), ("card_last4", "text"), ("card_fingerprint", "text"),
         ("created_at", "timestamptz"), ("updated_at", "timestamptz")], payments)
-    # The audit trail, as the ORM's listeners would have written it (risk.audit).
+    # The audit trail, as the ORM's listeners would have written it (dropline.audit).
     for model, rows in ((Order, orders), (Payment, payments)):
         audit.record_bulk(session, model, "create", at=now, entries=[
             (row["id"], f"customer:{j.customer_id}", {k: (None, v) for k, v in row.items()})

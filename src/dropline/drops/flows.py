@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card, PaymentProvider
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.customers.models import Customer
@@ -34,6 +33,8 @@ from dropline.orders import flows as orders
 from dropline.orders.models import Order
 from dropline.orders.rules import PricedLine, order_totals
 from dropline.orders.service import find_by_checkout_reference
+from dropline.payments.charging import latest_payment
+from dropline.payments.provider import Card, PaymentProvider
 
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 8  # a crowd on a few slot rows can pick the same victim a few times
@@ -146,7 +147,7 @@ def _resume(db: Database, checkout_reference: str) -> tuple[Order, Any]:
         order = find_by_checkout_reference(session, checkout_reference)
         if order is None:
             raise InvalidState("this checkout clashed with another; retry it")
-        return order, orders.latest_payment(session, order.id)
+        return order, latest_payment(session, order.id)
 
     return in_transaction(db, find)
 
@@ -166,7 +167,7 @@ def checkout_hold(
             order = _order_from_hold(session, clock=clock, settings=settings, hold=hold,
                                      card=card, shipping_address=shipping_address,
                                      checkout_reference=checkout_reference)
-        return order, orders.latest_payment(session, order.id)
+        return order, latest_payment(session, order.id)
 
     try:
         order, payment = in_transaction(db, write)
@@ -199,7 +200,7 @@ def purchase(
             order = _order_from_hold(session, clock=clock, settings=settings, hold=hold,
                                      card=card, shipping_address=shipping_address,
                                      checkout_reference=checkout_reference)
-        return order, orders.latest_payment(session, order.id)
+        return order, latest_payment(session, order.id)
 
     try:
         order, payment = _with_reclaim(db, clock=clock, drop_id=drop_id, work=write)

@@ -27,7 +27,6 @@ from pydantic_core import to_json
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from dropline.adapters.payments import Card
 from dropline.drops import gate as gates
 from dropline.drops import rules, service
 from dropline.drops.batch import Job
@@ -55,7 +54,8 @@ from dropline.idempotency import service as idempotency
 from dropline.orders import flows as orders
 from dropline.orders.api import order_read
 from dropline.orders.service import find_by_checkout_reference
-from dropline.risk.actor import set_actor
+from dropline.payments.provider import Card
+from dropline.audit import set_actor
 from dropline.web.problems import PROBLEM_JSON, problem_headers
 
 

@@ -24,7 +24,6 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card
 from dropline.catalog.models import Product, Variant
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
@@ -33,6 +32,7 @@ from dropline.drops.models import Drop, DropWaitlistEntry
 from dropline.drops.rules import DropState
 from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.orders.schemas import AddressIn, CardIn
+from dropline.payments.provider import Card
 from dropline.security import token_digest
 from dropline.web import caching
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep

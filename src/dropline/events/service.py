@@ -1,17 +1,40 @@
-"""Write domain events. Each event also queues one webhook delivery per subscribed endpoint,
-in the same transaction, so a committed change always has its notifications queued and a
-rolled-back one never does."""
+"""Write domain events, and publish each to the subscribers the composition root registered.
+
+A subscriber runs inside ``record_event``, in the same session and transaction as the event, so
+what it writes commits with the change or not at all: webhooks (``webhooks.service.
+enqueue_deliveries``) queue one delivery per subscribed endpoint this way, so a committed change
+always has its notifications queued and a rolled-back one never does. The core knows no
+subscriber: ``dropline.bootstrap.install_listeners`` registers them when the process starts
+(the app, the worker, the CLI and the test set-up all call it)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 from dropline.events.models import DomainEvent
+
+__all__ = ["EventSubscriber", "list_events", "record_event", "subscribe"]
+
+
+class EventSubscriber(Protocol):
+    """Called with each event once it is flushed (it has its id), in the event's transaction."""
+
+    def __call__(self, session: Session, *, event: DomainEvent, clock: Clock) -> Any: ...
+
+
+_subscribers: list[EventSubscriber] = []
+
+
+def subscribe(subscriber: EventSubscriber) -> None:
+    """Registers ``subscriber`` for every event recorded from now on; registering it again
+    changes nothing. Called by the composition root, never at import time."""
+    if subscriber not in _subscribers:
+        _subscribers.append(subscriber)
 
 
 def record_event(
@@ -24,8 +47,6 @@ def record_event(
     payload: dict[str, Any] | None = None,
     customer_id: int | None = None,
 ) -> DomainEvent:
-    from dropline.webhooks.service import enqueue_deliveries
-
     event = DomainEvent(
         event_id=str(uuid.uuid4()),
         type=type,
@@ -37,7 +58,8 @@ def record_event(
     )
     session.add(event)
     session.flush()
-    enqueue_deliveries(session, event=event, clock=clock)
+    for subscriber in _subscribers:
+        subscriber(session, event=event, clock=clock)
     return event
 
 

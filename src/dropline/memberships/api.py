@@ -13,7 +13,6 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card, RecurringPaymentProvider
 from dropline.errors import ServiceUnavailable
 from dropline.drops.service import started_drop_days
 from dropline.idempotency.service import Claim
@@ -38,6 +37,7 @@ from dropline.memberships.schemas import (
     TierRead,
     VoteCreate,
 )
+from dropline.payments.provider import Card, RecurringPaymentProvider
 from dropline.schemas import IdPath
 from dropline.web.deps import (
     ClockDep,

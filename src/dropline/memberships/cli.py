@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
+from dropline.bootstrap import build_services
 from dropline.cli_support import command_transaction
 from dropline.clock import SystemClock
-from dropline.config import get_settings
 from dropline.drops.service import started_drop_days
 from dropline.errors import InvalidInput
 from dropline.memberships import jobs, onboarding, polls, reports, segments, service
@@ -206,15 +206,14 @@ def recompute_segments() -> None:
 @members_app.command("renew", epilog="Example: dropline members renew")
 def renew() -> None:
     """Run the membership jobs once (renewals, dunning, lapses, onboarding, notices)."""
-    from dropline.db import Database
-
-    settings = get_settings()
-    db = Database(settings.database_url)
+    services = build_services()
     try:
-        report = jobs.run_membership_jobs(db, clock=SystemClock(), settings=settings,
-                                          drop_days=started_drop_days)
+        report = jobs.run_membership_jobs(
+            services.db, clock=services.clock, settings=services.settings,
+            provider=services.payments,  # type: ignore[arg-type]
+            sender=services.mailer, drop_days=started_drop_days)
     finally:
-        db.dispose()
+        services.db.dispose()
     console.print(f"renewals opened {report.opened}, ended {report.ended}, attempts "
                   f"{report.outcomes or 'none'}")
 

@@ -4,9 +4,10 @@ As in checkout, a card is never charged inside a database transaction. Each char
 
     1. claimed   one conditional UPDATE (attempt_open false -> true, attempts + 1; or the lease
                  of a crashed attempt has run out) and committed: only one worker wins
-    2. charged   through the provider with the key ``<charge key>:<attempt>``; the charge key
-                 is derived from the membership and the period, so the same attempt sent twice
-                 (a crash, a retry) is answered from the provider's memory, never charged again
+    2. charged   through the provider (``payments.charging.charge_with_retries``) with the
+                 key ``<charge key>:<attempt>``; the charge key is derived from the membership
+                 and the period, so the same attempt sent twice (a crash, a retry) is answered
+                 from the provider's memory, never charged again
     3. settled   one conditional UPDATE closes the attempt; only its claimer's settle applies
 
 so a renewal is paid at most once whatever runs it, however often, on however many workers.
@@ -14,7 +15,7 @@ so a renewal is paid at most once whatever runs it, however often, on however ma
 
 from __future__ import annotations
 
-import time
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -22,13 +23,6 @@ from typing import Any, Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import (
-    Card,
-    CardRefused,
-    ChargeResult,
-    ProviderUnavailable,
-    RecurringPaymentProvider,
-)
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.catalog.service import get_location_by_code, take_stock
 from dropline.clock import Clock
@@ -55,8 +49,15 @@ from dropline.memberships.models import (
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
+from dropline.payments.charging import charge_with_retries
+from dropline.payments.provider import (
+    Card,
+    CardRefused,
+    ChargeResult,
+    ProviderUnavailable,
+    RecurringPaymentProvider,
+)
 
-PROVIDER_ATTEMPTS = 3
 Outcome = Literal["succeeded", "declined", "busy", "unavailable", "settled"]
 
 
@@ -218,26 +219,15 @@ def attempt_charge(db: Database, *, clock: Clock, config: MembershipConfig,
             .where(Membership.id == charge.membership_id))
         amount, currency, key = charge.amount, charge.currency, charge.idempotency_key
 
-    result = _charge(provider, amount=amount, currency=currency, token=token or "",
-                     idempotency_key=f"{key}:{attempt}")
+    result = charge_with_retries(functools.partial(
+        provider.charge_saved, amount=amount, currency=currency, token=token or "",
+        idempotency_key=f"{key}:{attempt}"))
     if result is None:
         return "unavailable"  # the lease runs out and the same attempt is resumed later
     with db.transaction() as session:
         settled = settle(session, clock=clock, config=config, charge_id=charge_id,
                          attempt=attempt, result=result)
     return result.status if settled else "settled"
-
-
-def _charge(provider: RecurringPaymentProvider, *, amount: int, currency: str, token: str,
-            idempotency_key: str) -> ChargeResult | None:
-    for attempt in range(PROVIDER_ATTEMPTS):
-        try:
-            return provider.charge_saved(amount=amount, currency=currency, token=token,
-                                         idempotency_key=idempotency_key)
-        except ProviderUnavailable:
-            if attempt + 1 < PROVIDER_ATTEMPTS:
-                time.sleep(0.05 * 2**attempt)
-    return None
 
 
 def settle(session: Session, *, clock: Clock, config: MembershipConfig, charge_id: int,

@@ -20,11 +20,10 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dropline.adapters.email import EmailSender, OutgoingEmail, sender_from_env
-from dropline.adapters.payments import LocalCardProvider, RecurringPaymentProvider
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.mail import EmailSender, OutgoingEmail
 from dropline.memberships import flows, service
 from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import (
@@ -34,8 +33,10 @@ from dropline.memberships.models import (
     MembershipCharge,
     MembershipNotice,
 )
+from dropline.memberships.onboarding import advance_all
 from dropline.memberships.rules import EndReason, MembershipStatus
-from dropline.memberships.segments import DropDays
+from dropline.memberships.segments import DropDays, claim_segment_run, classify_all
+from dropline.payments.provider import RecurringPaymentProvider
 
 log = logging.getLogger("dropline.memberships")
 NOTICE_LEASE_SECONDS = 60
@@ -184,8 +185,6 @@ def send_notices(db: Database, *, clock: Clock, sender: EmailSender, limit: int 
 
 
 def advance_onboarding(db: Database, *, clock: Clock) -> int:
-    from dropline.memberships.onboarding import advance_all
-
     with db.transaction() as session:
         return advance_all(session, clock=clock)
 
@@ -194,8 +193,6 @@ def recompute_segments(db: Database, *, clock: Clock, drop_days: DropDays,
                        force: bool = False) -> int | None:
     """Reclassifies every member; None if it ran within the last day (unless ``force``).
     Workers take turns through a conditional UPDATE of the last-run stamp."""
-    from dropline.memberships.segments import claim_segment_run, classify_all
-
     with db.transaction() as session:
         if not claim_segment_run(session, clock=clock, every=SEGMENT_INTERVAL, force=force):
             return None
@@ -204,27 +201,28 @@ def recompute_segments(db: Database, *, clock: Clock, drop_days: DropDays,
 
 @dataclass
 class MembershipJobs:
-    """The pass the background worker runs (``web.scheduler.BackgroundWorker.run_once``)."""
+    """The pass the background worker runs (``web.scheduler.BackgroundWorker.run_once``), with
+    the process's payment provider and mail sender (``Services.payments``, ``Services.mailer``)."""
 
     db: Database
     clock: Clock
     settings: Settings
-    provider: RecurringPaymentProvider | None = None
-    sender: EmailSender | None = None
-    drop_days: DropDays = field(kw_only=True)  # drops.service.started_drop_days in the shop
+    provider: RecurringPaymentProvider
+    sender: EmailSender
+    drop_days: DropDays  # drops.service.started_drop_days in the shop
 
     def run_once(self) -> RenewalReport:
         config = membership_config(self.settings)
-        provider = self.provider or LocalCardProvider(self.db.sessions, self.clock)
         resume_due(self.db, clock=self.clock)
-        report = renew_due(self.db, clock=self.clock, config=config, provider=provider)
+        report = renew_due(self.db, clock=self.clock, config=config, provider=self.provider)
         lapse_overdue(self.db, clock=self.clock)
         advance_onboarding(self.db, clock=self.clock)
         recompute_segments(self.db, clock=self.clock, drop_days=self.drop_days)
-        send_notices(self.db, clock=self.clock, sender=self.sender or sender_from_env())
+        send_notices(self.db, clock=self.clock, sender=self.sender)
         return report
 
 
 def run_membership_jobs(db: Database, *, clock: Clock, settings: Settings,
+                        provider: RecurringPaymentProvider, sender: EmailSender,
                         drop_days: DropDays) -> RenewalReport:
-    return MembershipJobs(db, clock, settings, drop_days=drop_days).run_once()
+    return MembershipJobs(db, clock, settings, provider, sender, drop_days).run_once()

@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from dropline.adapters.payments import Card
 from dropline.customers.service import authenticate_customer, start_session
 from dropline.errors import DomainError, InvalidInput, NotAuthenticated
 from dropline.memberships import flows, onboarding, polls, reports, segments, service
@@ -24,6 +23,7 @@ from dropline.memberships.api import config_of, recurring
 from dropline.memberships.models import MembershipPaymentMethod
 from dropline.memberships.rules import PERK_STATUSES
 from dropline.orders.schemas import CardIn
+from dropline.payments.provider import Card
 from dropline.web.admin import NAV, AdminPageUser, NavItem
 from dropline.web.admin import render as render_console
 from dropline.web.deps import OptionalCustomer, Principal, ServicesDep

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.orders import flows, service
@@ -20,6 +19,7 @@ from dropline.orders.schemas import (
     RefundCreate,
     RefundRead,
 )
+from dropline.payments.provider import Card
 from dropline.schemas import IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin
 

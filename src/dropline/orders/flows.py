@@ -9,7 +9,8 @@ key, then settled. A crash at any point leaves a state a retry resumes from:
                                with the same provider key (the provider never charges twice)
     crash after the charge  -> the same: the provider replays its outcome, the order settles
 
-So a paid order exists exactly once per checkout attempt and no payment lacks its order.
+So a paid order exists exactly once per checkout attempt and no payment lacks its order. The
+charge and the settle of the payment are ``payments.charging``'s, shared with memberships.
 
 Both halves are shared by every way of buying: ``write_pending_order`` writes the order once the
 caller has taken the units (from stock rows for a cart, from a hold for a drop, see
@@ -20,7 +21,6 @@ caller's hook so the units return to where they came from.
 from __future__ import annotations
 
 import functools
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card, ChargeResult, PaymentProvider, ProviderUnavailable
 from dropline.carts.models import Cart, CartStatus
 from dropline.carts.service import load_cart, view_cart
 from dropline.catalog.models import Product, ProductFamily, ProductStatus, Variant
@@ -57,10 +56,16 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
 from dropline.orders.rules import order_event_payload
 from dropline.orders.service import find_by_checkout_reference
+from dropline.payments.charging import (
+    charge_with_retries,
+    latest_payment,
+    settle_payment,
+    settle_refund,
+)
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
+from dropline.payments.provider import Card, ChargeResult, PaymentProvider
 from dropline.pricing import Totals, shipping_for
 
-PROVIDER_ATTEMPTS = 3
 # Gives an order's units back when its payment fails, inside the settling transaction.
 PaymentFailedHook = Callable[[Session, Order], None]
 
@@ -259,19 +264,6 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     return order
 
 
-def _charge(provider: PaymentProvider, *, payment: Payment, card: Card) -> ChargeResult:
-    for attempt in range(PROVIDER_ATTEMPTS):
-        try:
-            return provider.charge(amount=payment.amount, currency=payment.currency, card=card,
-                                   idempotency_key=payment.idempotency_key)
-        except ProviderUnavailable:
-            if attempt + 1 < PROVIDER_ATTEMPTS:
-                time.sleep(0.05 * 2**attempt)
-    raise ServiceUnavailable(
-        "the payment provider is not answering; nothing was charged twice. Retry with the "
-        "same Idempotency-Key", retry_after=5)
-
-
 def return_cart_stock(session: Session, order: Order, *, clock: Clock) -> None:
     """A cart order whose payment failed gives its units back to the stock rows, and the
     shopper may try another card with the same basket (and a new Idempotency-Key). A hub-window
@@ -298,15 +290,10 @@ def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
     order = session.get(Order, order_id)
     assert order is not None
     now = clock.now()
-    status = PaymentStatus.succeeded if result.status == "succeeded" else PaymentStatus.declined
     # Only the first settler moves the payment out of pending; a concurrent resumer no-ops.
-    moved = session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id, Payment.status == PaymentStatus.pending)
-        .values(status=status, provider=provider_name, provider_ref=result.reference,
-                decline_code=result.decline_code, updated_at=now)
-    ).rowcount
-    if moved != 1:
+    status = settle_payment(session, at=now, payment_id=payment_id,
+                            provider_name=provider_name, result=result)
+    if status is None:
         session.refresh(order)
         return order
     if status is PaymentStatus.succeeded:
@@ -343,13 +330,6 @@ def checkout(
                                                          policy=policy))
 
 
-def latest_payment(session: Session, order_id: int) -> Payment:
-    payment = session.scalar(select(Payment).where(Payment.order_id == order_id)
-                             .order_by(Payment.id.desc()).limit(1))
-    assert payment is not None
-    return payment
-
-
 def pay_order(
     db: Database, *, clock: Clock, provider: PaymentProvider, order: Order, payment: Payment,
     card: Card, on_payment_failed: PaymentFailedHook,
@@ -360,7 +340,13 @@ def pay_order(
     in the settling transaction. Returns the order id once paid; raises PaymentDeclined."""
     order_id, status = order.id, order.status
     if status is OrderStatus.pending_payment:
-        result = _charge(provider, payment=payment, card=card)
+        result = charge_with_retries(functools.partial(
+            provider.charge, amount=payment.amount, currency=payment.currency, card=card,
+            idempotency_key=payment.idempotency_key))
+        if result is None:
+            raise ServiceUnavailable(
+                "the payment provider is not answering; nothing was charged twice. Retry with "
+                "the same Idempotency-Key", retry_after=5)
         with db.transaction() as session:
             settled = _settle(session, clock=clock, order_id=order_id, payment_id=payment.id,
                               provider_name=provider.name, result=result,
@@ -399,11 +385,7 @@ def refund_order(
         reference = provider.refund(charge_reference=charge_ref, amount=amount, currency=currency,
                                     idempotency_key=f"refund_{idempotency_key}")
         with db.transaction() as session:
-            moved = session.execute(
-                update(Refund).where(Refund.id == refund_id, Refund.status == RefundStatus.pending)
-                .values(status=RefundStatus.succeeded, provider_ref=reference)
-            ).rowcount
-            if moved == 1:
+            if settle_refund(session, refund_id=refund_id, reference=reference):
                 order = session.get(Order, order_id)
                 assert order is not None
                 record_event(session, clock=clock, type="order.refunded", subject_type="order",

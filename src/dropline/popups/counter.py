@@ -17,22 +17,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import smtplib
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dropline.adapters.email import EmailSender, OutgoingEmail, sender_from_env
-from dropline.adapters.payments import (
-    CardPresentProvider,
-    CardRefused,
-    ChargeResult,
-    PaymentProvider,
-    ProviderUnavailable,
-    RecurringPaymentProvider,
-    TerminalReading,
-)
 from dropline.catalog.service import take_stock
 from dropline.clock import Clock
 from dropline.db import Database
@@ -46,13 +35,14 @@ from dropline.errors import (
     ServiceUnavailable,
 )
 from dropline.events.service import record_event
+from dropline.mail import EmailSender, OutgoingEmail
+from dropline.memberships import perks
 from dropline.memberships import service as members
 from dropline.memberships.config import MembershipConfig
 from dropline.memberships.flows import attempt_charge
 from dropline.memberships.models import ChargeKind, ChargeStatus, Membership, MembershipCharge
 from dropline.orders.flows import (
     draft_lines,
-    latest_payment,
     pay_order,
     return_cart_stock,
     write_pending_order,
@@ -60,8 +50,19 @@ from dropline.orders.flows import (
 from dropline.orders.models import Order, OrderLine
 from dropline.orders.rules import Totals
 from dropline.orders.service import find_by_checkout_reference
+from dropline.payments.charging import latest_payment
+from dropline.payments.provider import (
+    CardPresentProvider,
+    CardRefused,
+    ChargeResult,
+    PaymentProvider,
+    ProviderUnavailable,
+    RecurringPaymentProvider,
+    TerminalReading,
+)
 from dropline.popups import service
 from dropline.popups.models import PopupSale, PopupStatus
+from dropline.risk.disclosure import receipt_disclosures
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,6 @@ class _PresentCharge:
 
 
 def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) -> Order:
-    from dropline.memberships import perks
-
     view = service.get_popup(session, request.popup_code)
     if view.popup.status is not PopupStatus.open:
         raise InvalidState(f"{request.popup_code} is {view.popup.status.value}; the counter "
@@ -207,8 +206,6 @@ def sale_summary(session: Session, *, order_id: int) -> SaleSummary:
         raise NotFound(f"counter sale {order_id} not found")
     sale, order = row
     code = service.popup_code_of(session, sale.popup_id)
-    from dropline.risk.disclosure import receipt_disclosures
-
     order_lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)
                                   .order_by(OrderLine.id)).all()
     lines = [(li.product_name, li.variant_name, li.quantity, li.line_total_amount)
@@ -295,13 +292,13 @@ def sign_up_at_counter(db: Database, *, clock: Clock, config: MembershipConfig,
 
 
 
-def send_after_commit(message: OutgoingEmail, sender: EmailSender | None = None) -> bool:
+def send_after_commit(message: OutgoingEmail, sender: EmailSender) -> bool:
     """Sends a receipt or a sign-up link once the sale has committed. The message id is
     stable per order, so a replayed sale rewrites the same message rather than adding one; a
     mail failure never undoes a paid sale (it is logged, and the receipt can be resent)."""
     try:
-        (sender or sender_from_env()).send(message)
+        sender.send(message)
         return True
-    except (OSError, smtplib.SMTPException) as exc:
+    except OSError as exc:  # what a sender raises, SMTP errors included (see dropline.mail)
         log.warning("could not send %s: %s", message.message_id, exc)
         return False

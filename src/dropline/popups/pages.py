@@ -155,7 +155,8 @@ def counter_signup_link(code: str, order_id: int, request: Request, services: Se
     with services.db.transaction() as session:
         summary = counter.sale_summary(session, order_id=min(order_id, 2**53))
     counter.send_after_commit(counter.signup_link_email(
-        summary, shop_name=services.settings.shop_name, base_url=str(request.base_url)))
+        summary, shop_name=services.settings.shop_name, base_url=str(request.base_url)),
+        services.mailer)
     return sale_read(summary)
 
 

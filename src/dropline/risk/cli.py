@@ -16,15 +16,16 @@ from rich.progress import Progress
 from rich.table import Table
 
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
+from dropline.audit import acting_as
+from dropline.bootstrap import build_services
 from dropline.catalog.models import ConditionGrade
 from dropline.cli_support import readable_errors
 from dropline.clock import SystemClock
-from dropline.config import get_settings
 from dropline.db import Database
 from dropline.errors import InvalidInput
 from dropline.risk import audit, config, flows, queue, returns
-from dropline.risk.actor import acting_as
 from dropline.risk.models import ReturnStatus
+from dropline.services import Services
 
 console = Console()
 err = Console(stderr=True)
@@ -38,13 +39,21 @@ audit_app = typer.Typer(help="The append-only audit log: list and export (CSV)."
 
 
 @contextmanager
-def _db() -> Iterator[Database]:
-    db = Database(get_settings().database_url)
+def _services() -> Iterator[Services]:
+    """The process's services from the composition root (its payment provider pays refunds),
+    with readable errors and the CLI as the audit trail's actor."""
+    services = build_services()
     try:
         with readable_errors(), acting_as(ACTOR):
-            yield db
+            yield services
     finally:
-        db.dispose()
+        services.db.dispose()
+
+
+@contextmanager
+def _db() -> Iterator[Database]:
+    with _services() as services:
+        yield services.db
 
 
 def _show_return(ret: Any) -> None:
@@ -90,16 +99,14 @@ def show_cmd(return_id: int) -> None:
         _show_return(returns.get_return(session, return_id))
 
 
-def _pay(db: Database, return_id: int) -> None:
-    from dropline.adapters.payments import LocalCardProvider
-
-    clock = SystemClock()
+def _pay(services: Services, return_id: int) -> None:
+    db = services.db
     with db.transaction() as session:
         ret = returns.get_return(session, return_id)
         due = ret.status is ReturnStatus.approved and ret.outcome is not None \
             and ret.outcome.value == "refund"
     if due:
-        flows.refund_return(db, clock=clock, provider=LocalCardProvider(db.sessions, clock),
+        flows.refund_return(db, clock=services.clock, provider=services.payments,
                             return_id=return_id, actor=ACTOR)
 
 
@@ -113,20 +120,22 @@ def receive_cmd(return_id: int,
 
     Example: dropline returns receive 12 --grade refurbished-b --location park-royal
     """
-    with _db() as db:
+    with _services() as services:
+        db = services.db
         with db.transaction() as session:
             returns.receive_return(session, clock=SystemClock(), return_id=return_id,
                                    grade=grade, location_code=location, serial=serial)
-        _pay(db, return_id)
+        _pay(services, return_id)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
 
 
 def _decide(return_id: int, action: Callable[..., Any], **kwargs: Any) -> None:
-    with _db() as db:
+    with _services() as services:
+        db = services.db
         with db.transaction() as session:
             action(session, clock=SystemClock(), return_id=return_id, actor=ACTOR, **kwargs)
-        _pay(db, return_id)
+        _pay(services, return_id)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
 
@@ -161,17 +170,12 @@ def refund_cmd(return_id: int) -> None:
 
     Example: dropline returns refund 12
     """
-    with _db() as db:
-        flows.refund_return(db, clock=SystemClock(), provider=_provider(db),
+    with _services() as services:
+        db = services.db
+        flows.refund_return(db, clock=SystemClock(), provider=services.payments,
                             return_id=return_id, actor=ACTOR)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
-
-
-def _provider(db: Database) -> Any:
-    from dropline.adapters.payments import LocalCardProvider
-
-    return LocalCardProvider(db.sessions, SystemClock())
 
 
 @returns_app.command("policy")

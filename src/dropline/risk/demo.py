@@ -35,7 +35,7 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.risk import returns
-from dropline.risk.actor import acting_as
+from dropline.audit import acting_as
 from dropline.risk.models import ReturnRequest, ReturnStatus, SerialUnit
 from dropline.webhooks.models import WebhookDelivery
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from dropline.adapters.payments import PaymentProvider
 from dropline.clock import Clock
 from dropline.db import Database
 from dropline.errors import DomainError, InvalidState
 from dropline.orders import flows as order_flows
 from dropline.payments.models import Refund
+from dropline.payments.provider import PaymentProvider
 from dropline.risk.models import ReturnOutcome, ReturnRequest, ReturnStatus
 from dropline.risk.returns import _event, get_return, mark_refunding
 

@@ -1,5 +1,6 @@
 """Tables of the risk domain: returns (RMA), per-product return policies, serial units,
-chargebacks, risk cases and their decisions, risk settings, and the shop-wide audit log.
+chargebacks, risk cases and their decisions, risk settings. The shop-wide audit log's table is
+``audit.models.AuditLog`` (below the domains), which the risk console reads.
 
 No catalog or order table is altered: what returns need to know about a product (its window,
 final sale) lives in ``return_policies``; serials live in ``serial_units``."""
@@ -16,37 +17,18 @@ from sqlalchemy import (
     CheckConstraint,
     Enum,
     ForeignKey,
-    Index,
     Integer,
     String,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from dropline.audit.models import AuditLog  # noqa: F401 - the risk console reads the log
 from dropline.db import Base, BigIntPK
 
 
 def _enum(kind: type[enum.Enum], length: int = 16) -> Enum:
     return Enum(kind, native_enum=False, length=length)
-
-
-class AuditLog(Base):
-    """Append-only: who changed what, old -> new, on audited tables (``risk.audit.AUDITED``).
-    Written by a session listener, never by hand; no API updates or deletes it, and a
-    database trigger (migration 0007) refuses UPDATE (and DELETE on PostgreSQL)."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(index=True)
-    actor: Mapped[str] = mapped_column(String(120), index=True)
-    action: Mapped[str] = mapped_column(String(16))  # create | update | delete
-    entity: Mapped[str] = mapped_column(String(40))  # the table name
-    entity_id: Mapped[str] = mapped_column(String(64))
-    # {"column": [old, new]}, JSON-safe values (enums as their value, times as ISO 8601).
-    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
 
 
 class RiskSetting(Base):

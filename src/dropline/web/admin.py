@@ -23,7 +23,7 @@ from dropline.admin.service import (
     start_admin_session,
 )
 from dropline.errors import NotAuthenticated
-from dropline.risk.actor import set_actor
+from dropline.audit import set_actor
 from dropline.web.deps import ServicesDep, SessionDep
 from dropline.web.pages import templates
 
@@ -74,7 +74,7 @@ def current_admin(request: Request, services: ServicesDep) -> AdminViewer:
         with services.db.transaction() as session:
             user = admin_for_session(session, clock=services.clock, token=token)
             if user is not None:
-                set_actor(f"admin:{user.id}")  # the audit trail's actor (risk.actor)
+                set_actor(f"admin:{user.id}")  # the audit trail's actor (audit.actor)
                 return AdminViewer(user.id, user.email, user.name)
     raise LoginRequired(request.url.path)
 

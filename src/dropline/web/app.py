@@ -12,11 +12,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 import dropline
-from dropline.adapters.payments import PaymentProvider
 from dropline.admin.api import router as admin_router
+from dropline.bootstrap import build_services
 from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
-from dropline.bootstrap import build_services
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.console.pages import router as console_pages_router
@@ -30,16 +29,17 @@ from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.memberships.api import router as memberships_router
 from dropline.memberships.pages import router as memberships_pages_router
 from dropline.orders.api import router as orders_router
+from dropline.payments.provider import PaymentProvider
 from dropline.planning.api import router as planning_router
 from dropline.planning.pages import router as planning_pages_router
 from dropline.popups.api import api_router as popups_api_router
 from dropline.popups.api import feeds_router
 from dropline.popups.pages import router as popups_pages_router
-from dropline.risk.actor import ActorMiddleware
 from dropline.risk.api import router as risk_router
 from dropline.risk.pages import router as risk_pages_router
 from dropline.telemetry.api import router as telemetry_router
 from dropline.telemetry.pages import router as telemetry_pages_router
+from dropline.web.actor import ActorMiddleware
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
 from dropline.web.caching import install as install_page_cache
@@ -71,7 +71,7 @@ def create_app(
 ) -> FastAPI:
     services = build_services(settings, clock=clock, db=db, payments=payments)
     settings, clock, db = services.settings, services.clock, services.db
-    worker = BackgroundWorker(db, clock, settings)
+    worker = BackgroundWorker(services)
     start_worker = settings.run_scheduler if run_worker is None else run_worker
 
     @asynccontextmanager
@@ -94,7 +94,7 @@ def create_app(
     install_page_cache(app, services)
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
-    app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (risk.actor)
+    app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
 
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,

@@ -15,7 +15,7 @@ from dropline.config import Settings
 from dropline.customers.service import customer_for_session
 from dropline.db import Database
 from dropline.errors import NotAuthenticated, PermissionDenied
-from dropline.risk.actor import set_actor
+from dropline.audit import set_actor
 from dropline.services import Services
 
 
@@ -84,7 +84,7 @@ def optional_customer(request: Request, services: ServicesDep) -> Principal | No
         customer = customer_for_session(session, clock=services.clock, token=token)
         if customer is None:
             return None
-        set_actor(f"customer:{customer.id}")  # the audit trail's actor (risk.actor)
+        set_actor(f"customer:{customer.id}")  # the audit trail's actor (audit.actor)
         return Principal(kind="customer", id=customer.id, email=customer.email)
 
 
@@ -112,7 +112,7 @@ def require_scope(scope: str) -> Callable[..., Principal]:
             if not has_scope(token, scope):
                 raise PermissionDenied(f"this token lacks the {scope!r} scope", scope=scope)
             token.last_used_at = services.clock.now()
-            set_actor(f"token:{token.id}")  # the audit trail's actor (risk.actor)
+            set_actor(f"token:{token.id}")  # the audit trail's actor (audit.actor)
             return Principal(kind="token", id=token.id, scopes=tuple(token.scopes))
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"

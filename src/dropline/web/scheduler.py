@@ -13,28 +13,25 @@ from datetime import datetime
 
 import httpx
 
-from dropline.bootstrap import build_solver
-from dropline.clock import Clock
-from dropline.config import Settings
-from dropline.db import Database
 from dropline.drops.jobs import reclaim_drops
 from dropline.drops.service import started_drop_days
 from dropline.fulfilment.jobs import run_fulfilment_jobs
-from dropline.fulfilment.ports import RouteSolver
 from dropline.idempotency.jobs import purge_idempotency_records
 from dropline.memberships.jobs import run_membership_jobs
+from dropline.services import Services
 from dropline.webhooks.jobs import deliver_due
 
 log = logging.getLogger("dropline.worker")
 
 
 class BackgroundWorker:
-    def __init__(self, db: Database, clock: Clock, settings: Settings,
-                 interval_seconds: float = 5.0, jobs_interval_seconds: float = 30.0,
-                 solver: RouteSolver | None = None) -> None:
-        self._db, self._clock, self._settings = db, clock, settings
-        # The root's solver; a worker built without one (dropline.cli) falls back to PyVRP.
-        self._solver = solver if solver is not None else build_solver()
+    """Built from the process's services (``bootstrap.build_services``): its database, clock
+    and settings, and the payment provider and mail sender the membership jobs use."""
+
+    def __init__(self, services: Services, interval_seconds: float = 5.0,
+                 jobs_interval_seconds: float = 30.0) -> None:
+        self._services = services
+        self._db, self._clock, self._settings = services.db, services.clock, services.settings
         self._interval = interval_seconds
         self._jobs_interval = jobs_interval_seconds
         self._last_jobs: float | None = None
@@ -73,9 +70,10 @@ class BackgroundWorker:
             purge_idempotency_records(self._db, clock=self._clock,
                                       retention_hours=self._settings.idempotency_retention_hours)
             self._last_purge = now
-        run_fulfilment_jobs(self._db, clock=self._clock, solver=self._solver)
+        run_fulfilment_jobs(self._db, clock=self._clock, solver=self._services.solver)
         run_membership_jobs(self._db, clock=self._clock, settings=self._settings,
-                            drop_days=started_drop_days)
+                            provider=self._services.payments,  # type: ignore[arg-type]
+                            sender=self._services.mailer, drop_days=started_drop_days)
         reclaim_drops(self._db, clock=self._clock)
 
     def _run(self) -> None:

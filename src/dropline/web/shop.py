@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from dropline.adapters.payments import Card
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
 from dropline.errors import DomainError, InvalidInput, NotFound
@@ -23,6 +22,7 @@ from dropline.fulfilment.service import LineRequest, decide_with_options, resolv
 from dropline.orders import flows
 from dropline.orders import service as orders
 from dropline.orders.schemas import AddressIn, CardIn
+from dropline.payments.provider import Card
 from dropline.web.caching import private_response
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
 from dropline.web.templating import templates

@@ -1,10 +1,10 @@
 """Who is acting, for the audit trail: a context variable the web layer fills in.
 
-The variable holds a small mutable box, set once per request by ``ActorMiddleware``. FastAPI
-runs sync dependencies and endpoints in worker threads, each with a *copy* of the context, so
-a value set in a dependency would never reach the endpoint; a box shared by all the copies
-does. Outside a request (CLI, jobs, tests) the actor is ``system`` unless ``acting_as`` says
-otherwise. Importing nothing from the domain keeps this module safe to import anywhere."""
+The variable holds a small mutable box, set once per request by the web layer's
+``ActorMiddleware`` (``dropline.web.actor``). FastAPI runs sync dependencies and endpoints in
+worker threads, each with a *copy* of the context, so a value set in a dependency would never
+reach the endpoint; a box shared by all the copies does. Outside a request (CLI, jobs, tests) the actor is ``system`` unless ``acting_as`` says
+otherwise. Importing nothing from the domains keeps this module safe to import anywhere."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from dropline.clock import Clock, SystemClock
+
+__all__ = ["SYSTEM", "ActorBox", "acting_as", "audit_now", "current_actor", "set_actor"]
 
 SYSTEM = "system"
 
@@ -59,23 +60,3 @@ def acting_as(actor: str, clock: Clock | None = None) -> Iterator[ActorBox]:
         yield box
     finally:
         _current.reset(token)
-
-
-class ActorMiddleware:
-    """Pure ASGI middleware: a fresh box per HTTP request, carrying the app's clock. Requests
-    start as ``anonymous``; the auth dependencies name the caller."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        services = getattr(getattr(scope.get("app"), "state", None), "services", None)
-        clock = getattr(services, "clock", None) or SystemClock()
-        token = _current.set(ActorBox(actor="anonymous", clock=clock))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            _current.reset(token)

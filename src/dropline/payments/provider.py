@@ -1,0 +1,143 @@
+"""The payment port: what the shop asks of a card provider, and the values it gets back.
+
+Domains (orders, memberships, pop-ups, drops, risk) speak only to these Protocols; which
+provider stands behind them (``adapters.payments.LocalCardProvider`` or a real network) is the
+composition root's choice. Every request carries an idempotency key: a retried charge returns
+the first outcome and never takes money twice.
+
+    PaymentProvider             charge, charge_many, refund (checkout)
+    ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
+    └── CardPresentProvider       charge_present through a reader (pop-up counters)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+__all__ = [
+    "CONTACTLESS_LIMIT",
+    "Card",
+    "CardPresentProvider",
+    "CardRefused",
+    "ChargeRequest",
+    "ChargeResult",
+    "PaymentProvider",
+    "ProviderUnavailable",
+    "RecurringPaymentProvider",
+    "SavedCard",
+    "TerminalReading",
+    "charge_each",
+]
+
+
+class ProviderUnavailable(Exception):
+    """Transient: nothing was decided; retry with the same idempotency key."""
+
+
+@dataclass(frozen=True)
+class Card:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+    @property
+    def fingerprint(self) -> str:
+        # Same card -> same fingerprint, for linking accounts in risk scoring; never the number.
+        return hashlib.sha256(f"card:{self.number}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: Literal["succeeded", "declined"]
+    reference: str
+    decline_code: str | None = None
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    """What the shop stores of a saved card: the provider's token, never the number."""
+
+    token: str
+    last4: str
+    fingerprint: str
+
+
+class CardRefused(Exception):
+    """The provider would not save the card (e.g. an impossible number)."""
+
+    def __init__(self, decline_code: str) -> None:
+        self.decline_code = decline_code
+        super().__init__(decline_code)
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    amount: int
+    currency: str
+    card: Card
+    idempotency_key: str
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def charge(self, *, amount: int, currency: str, card: Card, idempotency_key: str) -> ChargeResult:
+        ...
+
+    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
+        """Charges several cards, each with its own idempotency key (batched drop orders).
+        Providers without a batch API use ``charge_each``."""
+        ...
+
+    def refund(self, *, charge_reference: str, amount: int, currency: str,
+               idempotency_key: str) -> str:
+        """Returns the refund reference."""
+        ...
+
+
+class RecurringPaymentProvider(PaymentProvider, Protocol):
+    """A provider that can also keep a card and charge it later without the customer present
+    (membership renewals). Checkout needs only ``PaymentProvider``."""
+
+    def save_card(self, *, card: Card) -> SavedCard:
+        ...
+
+    def charge_saved(self, *, amount: int, currency: str, token: str,
+                     idempotency_key: str) -> ChargeResult:
+        ...
+
+
+@dataclass(frozen=True)
+class TerminalReading:
+    """What a card reader at a counter hands over: the card (tapped or inserted) and the
+    reader's id. The local provider's simulated terminal accepts ids starting ``term_``."""
+
+    terminal_id: str
+    card: Card
+    entry_mode: Literal["contactless", "chip"] = "contactless"
+
+
+class CardPresentProvider(PaymentProvider, Protocol):
+    """A provider that can also take a card in person, through a reader (pop-up counters)."""
+
+    def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
+                       idempotency_key: str) -> ChargeResult:
+        ...
+
+
+CONTACTLESS_LIMIT = 10_000  # minor units: above this a tap is refused and the card inserted
+
+
+def charge_each(provider: PaymentProvider, requests: Sequence[ChargeRequest]
+                ) -> list[ChargeResult]:
+    """The default ``charge_many``: one ``charge`` per request, in order."""
+    return [provider.charge(amount=r.amount, currency=r.currency, card=r.card,
+                            idempotency_key=r.idempotency_key) for r in requests]

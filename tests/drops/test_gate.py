@@ -1,4 +1,4 @@
-"""The Redis gate and batched writes (``drops.gate``, ``drops.batch``, ``drops.hot``), raced
+"""The Redis gate and batched writes (``drops.crowd``: the gate, the batch writer, the worker state), raced
 for real: a uvicorn server in a thread on PostgreSQL with Redis (DB 3, a prefix of its own per
 test), shoppers as concurrent HTTP clients on threads.
 
@@ -27,8 +27,7 @@ from sqlalchemy import func, select
 from dropline.customers.models import Customer
 from dropline.customers.service import start_session
 from dropline.drops import waiting_room
-from dropline.drops.gate import SyncGate
-from dropline.drops.hot import reconcile
+from dropline.drops.crowd.gate import SyncGate, reconcile
 from dropline.drops.models import DropBuyer, DropSlot
 from dropline.drops.service import get_drop
 from dropline.orders.models import Order, OrderLine, OrderStatus
@@ -339,7 +338,7 @@ def _customer_of(db, token: str) -> int:
 
 def test_a_purchase_still_goes_through_after_redis_lost_its_scripts(db, clock, gated,
                                                                       redis_client):
-    # The gate sends EVALSHA without asking first (drops.gate.take_many): after a Redis
+    # The gate sends EVALSHA without asking first (drops.crowd.gate.take_many): after a Redis
     # restart (here: SCRIPT FLUSH) it must load the script and send the pipeline again.
     world = make_drop(db, clock, cap=5, limit=2)
     _, token = shopper_token(db, clock)

@@ -3,8 +3,7 @@ limited per identity and per IP)."""
 
 from __future__ import annotations
 
-import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
@@ -14,15 +13,17 @@ from sqlalchemy.orm import Session
 from dropline.adapters.payments import Card
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
-from dropline.drops.gated import respond as gated_response
-from dropline.drops.hot import (
+from dropline.drops.crowd.purchase import respond as engine_response
+from dropline.drops.crowd.wiring import (
+    early_access_for,
     forget_drop,
     gate_hold_closed,
     gate_hold_placed,
     hot_path,
+    limiter_for,
 )
-from dropline.drops.hot import prepare as prepare_gate
-from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
+from dropline.drops.crowd.wiring import prepare as prepare_gate
+from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import Drop
 from dropline.drops.report import drop_report
 from dropline.drops.rules import drop_state
@@ -45,6 +46,7 @@ from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.orders.api import order_read
+from dropline.ratelimit import RateLimiter
 from dropline.schemas import IdPath
 from dropline.security import token_digest
 from dropline.web.deps import (
@@ -65,7 +67,6 @@ IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 Manager = Annotated[Principal, admin("drops:manage")]
-_state_lock = threading.Lock()
 
 
 # --- process-wide drop state on the app: the limiter and the early-access seam --------------
@@ -75,26 +76,8 @@ def _limiter(request: Request) -> tuple[RateLimiter, DropLimitSettings]:
     return limiter_for(request.app.state)
 
 
-def limiter_for(state: Any) -> tuple[RateLimiter, DropLimitSettings]:
-    """The worker's drop rate limiter (shared by the routes and the fast lane) and its limits."""
-    if getattr(state, "drops_limiter", None) is None:
-        with _state_lock:
-            if getattr(state, "drops_limiter", None) is None:
-                limits = DropLimitSettings()
-                state.drops_limits = limits
-                state.drops_limiter = make_limiter(limits)
-    return state.drops_limiter, state.drops_limits
-
-
 def early_access_of(request: Request) -> service.EarlyAccess:
     return early_access_for(request.app.state)
-
-
-def early_access_for(app_state: Any) -> service.EarlyAccess:
-    """Tests (and a future memberships wiring) may set ``app.state.drops_early_access``."""
-    # State's own dict: getattr on a missing name would raise and catch an AttributeError on
-    # every purchase (the fast lane asks each time).
-    return app_state._state.get("drops_early_access") or service.membership_early_access
 
 
 def client_ip(request: Request) -> str:
@@ -329,11 +312,12 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
 async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
                    idempotency_key: IdempotencyKey = None) -> Response:
     """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes
-    (``drops.gated``), on the event loop. Otherwise the database path, in a worker thread."""
+    (``drops.crowd.purchase``), on the event loop. Otherwise the database path, in a worker
+    thread."""
     services: Services = request.app.state.services
     hot = hot_path(request.app.state)
-    if hot is not None:  # served by the fast lane (drops.lane) before routing, normally
-        return await gated_response(
+    if hot is not None:  # served by the fast lane (drops.crowd.lane) before routing, normally
+        return await engine_response(
             hot, drop_id=drop_id, body=body, path=request.url.path,
             session_token=request.cookies.get(services.settings.session_cookie_name),
             idempotency_key=idempotency_key, ip=client_ip(request),

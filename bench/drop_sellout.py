@@ -22,9 +22,9 @@ What it does, in one run:
    gate, order, card charge, settle). Timed from the first purchase request to the last
    response: ``units_per_s``; ``p50_ms``/``p99_ms`` are the purchase request latencies.
    ``units_per_s_with_admission`` counts both phases. The purchase path runs on the Redis gate
-   and batched writes (``drops.crowd``: its gate and batch writer; Redis DB 3, prefix ``dl:``, whose keys
-   alone are flushed first), the server is uvicorn with uvloop and httptools, and the crowd
-   is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part: one per
+   and batched writes (``drops.crowd``: its gate and batch writer; Redis DB 3, prefix ``dl:``,
+   whose keys alone are flushed first), the server is uvicorn with uvloop and httptools, and
+   the crowd is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part: one per
    shopper by default, as a crowd of browsers has (``--connections N`` makes the crowd share
    N; with 256 shared connections at most 256 purchases are ever in flight, so the server's
    batches stay small and the run measures the client's concurrency, not the server).

@@ -5,6 +5,10 @@ counters live in that process). ``RedisRateLimiter`` shares the counters between
 machines, as production needs. Both count in fixed windows: cheap, and good enough to make a
 bot farm's thousandth request per minute cost it a 429 rather than a hold. ``make_limiter``
 picks one from a Redis URL (or none).
+
+The counters are named here once (``identity_key``, ``ip_key``, ``counter_name``): the drop
+engine's gate (``drops.crowd.gate``) counts the same identity and IP limits inside its Lua
+script, so a purchase stays one round trip, in the same Redis counters as ``RedisRateLimiter``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,22 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
+
+
+DEFAULT_PREFIX = "dl:"
+
+
+def identity_key(customer_id: int) -> str:
+    return f"c:{customer_id}"
+
+
+def ip_key(ip: str) -> str:
+    return f"ip:{ip}"
+
+
+def counter_name(prefix: str, key: str, window: int) -> str:
+    """The Redis counter of ``key`` in fixed window number ``window``."""
+    return f"{prefix}rl:{key}:{window}"
 
 
 class RateLimiter(Protocol):
@@ -43,8 +63,9 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX) -> None:
         self._client = client
+        self._prefix = prefix
 
     @classmethod
     def from_url(cls, url: str) -> RedisRateLimiter:
@@ -53,7 +74,7 @@ class RedisRateLimiter:
     def hit(self, key: str, *, limit: int, window_seconds: int) -> int | None:
         now = time.time()
         window = int(now // window_seconds)
-        name = f"dl:rl:{key}:{window}"
+        name = counter_name(self._prefix, key, window)
         pipe = self._client.pipeline()
         pipe.incr(name)
         pipe.expire(name, window_seconds + 1)

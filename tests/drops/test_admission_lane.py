@@ -1,5 +1,5 @@
-"""Admission through the fast lane (``drops.crowd.admission``): the same answers as the FastAPI route,
-and correct when a crowd asks at once. Real servers on PostgreSQL and Redis: the lane's (hot
+"""Admission through the fast lane (``drops.crowd.admission``): the same answers as the FastAPI
+route, and correct when a crowd asks at once. Real servers on PostgreSQL and Redis: the lane's (hot
 path on) and the route's (the same app without Redis, so the route answers), on one database.
 """
 
@@ -16,12 +16,13 @@ from sqlalchemy import select
 from dropline.drops import rules, waiting_room
 from dropline.drops.crowd.admission import Ask, admit_batch
 from dropline.drops.limits import DropLimitSettings
-from dropline.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from dropline.drops.models import DropQueueEntry
 from dropline.drops.service import get_drop
+from dropline.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from dropline.security import token_digest
 from tests.drops.builders import make_drop
-from tests.drops.test_gate import Server, buy, facts, serve_gated, shopper_token
+from tests.drops.servers import Server, serve_gated
+from tests.drops.test_gate import buy, facts, shopper_token
 from tests.orders.test_races import race
 
 pytestmark = pytest.mark.skipif(

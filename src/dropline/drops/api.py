@@ -46,7 +46,7 @@ from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.orders.api import order_read
-from dropline.ratelimit import RateLimiter
+from dropline.ratelimit import RateLimiter, identity_key, ip_key
 from dropline.schemas import IdPath
 from dropline.security import token_digest
 from dropline.web.deps import (
@@ -87,8 +87,8 @@ def client_ip(request: Request) -> str:
 def shopper(request: Request, customer: CustomerDep, services: ServicesDep) -> flows.Shopper:
     """The signed-in customer, their session binding, and one count against both limits."""
     limiter, limits = _limiter(request)
-    for key, limit in ((f"c:{customer.id}", limits.identity_per_minute),
-                       (f"ip:{client_ip(request)}", limits.ip_per_minute)):
+    for key, limit in ((identity_key(customer.id), limits.identity_per_minute),
+                       (ip_key(client_ip(request)), limits.ip_per_minute)):
         retry_after = limiter.hit(key, limit=limit, window_seconds=60)
         if retry_after is not None:
             raise RateLimited("too many requests to drops; slow down", retry_after=retry_after)
@@ -314,20 +314,35 @@ async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
     """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes
     (``drops.crowd.purchase``), on the event loop. Otherwise the database path, in a worker
     thread."""
+    return await purchase_response(request, drop_id=drop_id, body=body,
+                                   idempotency_key=idempotency_key)
+
+
+async def purchase_response(request: Request, *, drop_id: int, body: PurchaseCreate,
+                            idempotency_key: str | None,
+                            admission_token: str | None = None) -> Response:
+    """The one entry point of a drop purchase, for the API and the storefront's form alike.
+    With ``DROPLINE_REDIS_URL`` on PostgreSQL: the engine (``drops.crowd.purchase``: the Redis
+    gate and batched order writes), on the event loop. Otherwise the database path, in a
+    worker thread: the shopper counted against the rate limits, then ``flows.purchase`` under
+    the Idempotency-Key rules. ``admission_token``: one the caller issued in this same request
+    (the form), used instead of the body's and not part of the request's fingerprint."""
     services: Services = request.app.state.services
     hot = hot_path(request.app.state)
-    if hot is not None:  # served by the fast lane (drops.crowd.lane) before routing, normally
+    if hot is not None:  # the API's are served by the fast lane (drops.crowd.lane), normally
         return await engine_response(
             hot, drop_id=drop_id, body=body, path=request.url.path,
             session_token=request.cookies.get(services.settings.session_cookie_name),
             idempotency_key=idempotency_key, ip=client_ip(request),
-            early_access=early_access_of(request))
+            early_access=early_access_of(request), admission_token=admission_token)
     return await anyio.to_thread.run_sync(
-        _purchase_in_database, drop_id, body, request, services, idempotency_key)
+        _purchase_in_database, drop_id, body, request, services, idempotency_key,
+        admission_token)
 
 
 def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
-                          services: Services, idempotency_key: str | None) -> JSONResponse:
+                          services: Services, idempotency_key: str | None,
+                          admission_token: str | None) -> JSONResponse:
     who = shopper(request, require_customer(optional_customer(request, services)), services)
     customer = Principal(kind="customer", id=who.customer_id)
 
@@ -335,7 +350,8 @@ def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
         order_id = flows.purchase(
             services.db, clock=services.clock, settings=services.settings,
             provider=services.payments, drop_id=drop_id, shopper=who, lines=_lines(body),
-            admission_token=body.admission_token, card=Card(**body.card.model_dump()),
+            admission_token=admission_token or body.admission_token,
+            card=Card(**body.card.model_dump()),
             shipping_address=body.shipping_address.model_dump(),
             checkout_reference=claim.reference, early_access=early_access_of(request))
         with services.db.transaction() as session:

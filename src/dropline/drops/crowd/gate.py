@@ -38,8 +38,10 @@ from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.crowd.redis_pipe import Pipe, pack, raise_first_error
 from dropline.drops.models import Drop, DropBuyer, DropHold, DropQueueEntry, DropSlot, HoldStatus
+from dropline.ratelimit import counter_name, identity_key, ip_key
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+RATE_WINDOW_SECONDS = 60  # the drop limits are per minute, as the routes count them
 DEFAULT_PREFIX = "dl:"
 
 # KEYS: 1 meta, 2 left, 3 buyers, 4 holds (zset member -> expiry ms), 5 hold info,
@@ -220,13 +222,14 @@ class RedisGate:
 
     def _take_args(self, r: TakeRequest) -> tuple[list[str], list[Any]]:
         k = self.keys(r.drop_id)
-        window = r.now_ms // 60_000
+        window = r.now_ms // (RATE_WINDOW_SECONDS * 1000)
+        # The app's rate-limit counters (dropline.ratelimit), counted inside the script.
         keys = [*k.all(), k.idem(r.reference or "-"),
-                f"{self.prefix}rl:c:{r.customer_id}:{window}",
-                f"{self.prefix}rl:ip:{r.ip}:{window}"]
+                counter_name(self.prefix, identity_key(r.customer_id), window),
+                counter_name(self.prefix, ip_key(r.ip), window)]
         args = [r.now_ms, r.customer_id, r.lead_ms, r.token_n, r.fingerprint,
                 IDEMPOTENCY_TTL_SECONDS, r.hold_member, r.hold_expires_ms, r.identity_limit,
-                r.ip_limit if r.ip else 0, 60, *_pairs(r.quantities)]
+                r.ip_limit if r.ip else 0, RATE_WINDOW_SECONDS, *_pairs(r.quantities)]
         return keys, args
 
     async def take_many(self, requests: list[TakeRequest]) -> list[Verdict]:
@@ -258,8 +261,8 @@ class RedisGate:
         """A pipeline without redis-py's per-argument packing and per-reply reading (pure
         Python in its asyncio client; together the largest cost of a gated purchase after the
         order's own writing): packed as RESP here, sent on the worker's one pipelined
-        connection (``drops.crowd.redis_pipe``). An error reply is raised (the first one), after every
-        reply of the batch was read."""
+        connection (``drops.crowd.redis_pipe``). An error reply is raised (the first one),
+        after every reply of the batch was read."""
         if self._pipe is None:
             return await self._send_pooled(commands)
         return raise_first_error(await self._pipe.send(pack(commands), len(commands)))

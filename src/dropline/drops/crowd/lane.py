@@ -5,12 +5,13 @@ matching ~300 routes, the dependency machinery and four middlewares before any d
 tenth of a worker's CPU under a crowd), and FastAPI's own ``__call__`` reads the environment on
 every request to see whether telemetry is on. ``LaneFastAPI`` is FastAPI with one check in
 front: a purchase of a drop is recognised by its path, its body is validated with the same
-pydantic model, and the same ``drops.crowd.purchase.respond`` as the FastAPI route answers it, so the answers are the same: problem+json refusals, 413 for a body over
-``MAX_BODY``, 400 for malformed JSON, 422 with FastAPI's ``loc`` for invalid fields.
+pydantic model, and the same ``drops.crowd.purchase.respond`` as the FastAPI route answers it,
+so the answers are the same: problem+json refusals, 413 for a body over ``MAX_BODY``, 400 for
+malformed JSON, 422 with FastAPI's ``loc`` for invalid fields.
 
-``POST /api/v1/drops/{id}/admission`` takes the lane too (``drops.crowd.admission``): at a drop's start the
-whole waiting room asks for its tokens at once, and the lane answers them in batches, with the
-route's answers.
+``POST /api/v1/drops/{id}/admission`` takes the lane too (``drops.crowd.admission``): at a
+drop's start the whole waiting room asks for its tokens at once, and the lane answers them in
+batches, with the route's answers.
 
 Everything else, and these paths too when the gate is off (no Redis, or SQLite), goes on to
 FastAPI, where the documented routes (OpenAPI) serve them.
@@ -59,8 +60,8 @@ class LaneFastAPI(FastAPI):
 
 async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,
                            drop_id: int) -> Any:
-    """The admission route's answers (``drops.crowd.admission``); the body, which it ignores, is left
-    to the server to discard."""
+    """The admission route's answers (``drops.crowd.admission``); the body, which it ignores, is
+    left to the server to discard."""
     path = scope["path"]
     cookie, _ = session_cookie(scope["headers"], hot.settings.session_cookie_name)
     client = scope.get("client")

@@ -141,8 +141,11 @@ async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: st
 
 async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
                    session_token: str | None, idempotency_key: str | None, ip: str,
-                   early_access: service.EarlyAccess) -> tuple[int, str]:
+                   early_access: service.EarlyAccess,
+                   admission_token: str | None = None) -> tuple[int, str]:
     """Returns (status, JSON text) for a paid order or a stored replay; raises DomainError.
+    ``admission_token``: one the caller issued in this same request (the storefront's form),
+    used instead of the body's and, like the body's absent one, not part of the fingerprint.
     Three awaits on the common path, each coalesced with the other requests of the moment:
     the session (when not cached), the gate's verdict, the batch that writes the order."""
     key = idempotency.validate_key(idempotency_key)
@@ -162,12 +165,13 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     now = hot.clock.now()
     token_n, lead_ms = 0, 0
     if facts.queue_enabled:
-        if not body.admission_token:
+        token = admission_token or body.admission_token
+        if not token:
             raise AdmissionRefused("this drop has a waiting room: join it and ask for an "
                                    "admission token (POST /api/v1/drops/{id}/admission)")
         try:
             token_n = rules.verify_admission(
-                body.admission_token[:1000], secret=hot.settings.secret_key, drop_id=drop_id,
+                token[:1000], secret=hot.settings.secret_key, drop_id=drop_id,
                 customer_id=customer_id, session=rules.session_binding(digest), now=now).n
         except rules.BadToken as exc:
             raise AdmissionRefused(str(exc)) from None
@@ -256,14 +260,16 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
 
 async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
                   session_token: str | None, idempotency_key: str | None, ip: str,
-                  early_access: service.EarlyAccess) -> Response:
+                  early_access: service.EarlyAccess,
+                  admission_token: str | None = None) -> Response:
     """``purchase`` as an HTTP response: the JSON text sent as it is (encoded once, shared
     with the Redis record), refusals as problem+json, a silent gate as 503. Used by the
     FastAPI route and by the fast lane (``drops.crowd.lane``) alike."""
     try:
         status_code, text = await purchase(
             hot, drop_id=drop_id, body=body, path=path, session_token=session_token,
-            idempotency_key=idempotency_key, ip=ip, early_access=early_access)
+            idempotency_key=idempotency_key, ip=ip, early_access=early_access,
+            admission_token=admission_token)
     except RedisError:
         return problem_json(ServiceUnavailable(
             "the drop's gate is not answering; retry with the same Idempotency-Key in a "
@@ -277,8 +283,9 @@ async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str
 
 
 def problem_json(exc: DomainError, path: str) -> EncodedJSON:
-    """A refusal as ``web.problems.domain_error_response`` answers it, encoded by pydantic-core (FastAPI's
-    ``jsonable_encoder`` walks the body in Python: a sell-out answers thousands of these)."""
+    """A refusal as ``web.problems.domain_error_response`` answers it, encoded by
+    pydantic-core (FastAPI's ``jsonable_encoder`` walks the body in Python: a sell-out answers
+    thousands of these)."""
     return EncodedJSON(to_json(exc.to_problem(path)), exc.status, PROBLEM_JSON,
                        headers=problem_headers(exc))
 

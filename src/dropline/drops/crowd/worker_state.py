@@ -113,7 +113,8 @@ class HotPath:
         self.order_lookups: Coalescer[str, bool] = Coalescer(
             self._have_orders, max_batch=MAX_BATCH)
         # Admission tokens for the crowd at a drop's start, a transaction per batch
-        # (drops.crowd.admission); the limiter and the early-access seam are the app's, as the routes'.
+        # (drops.crowd.admission); the limiter and the early-access seam are the app's, as
+        # the routes'.
         self.admissions: Coalescer[Ask, Ask] = Coalescer(self._admit, max_batch=MAX_BATCH)
         self.admission_limits = admission_limits
         self.early_access = early_access

@@ -2,8 +2,9 @@
 
 Each purchase the Redis gate (``drops.crowd.gate``) let through becomes a ``Job``; the worker's
 writer (a ``Coalescer`` in ``drops.crowd.worker_state``) collects the jobs that arrive while the
-previous batch is being written and hands them to ``write_batch``, which runs the same three steps as ``orders.flows`` (write
-pending, charge outside any transaction, settle), once per batch instead of once per order:
+previous batch is being written and hands them to ``write_batch``, which runs the same three
+steps as ``orders.flows`` (write pending, charge outside any transaction, settle), once per
+batch instead of once per order:
 
     1. one transaction: the per-person counts (one guarded upsert), the admission tokens used
        (one guarded UPDATE), the units (the drop's slot rows locked in slot order, decremented

@@ -70,7 +70,7 @@ from leanhttp import Pool
 from dropline.web.serving import GC_THRESHOLDS
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-DB_NAME = "dropline_bench"
+DB_NAME = os.environ.get("DROPLINE_BENCH_DATABASE", "dropline_bench")  # recreated by each run
 DB_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 ADDRESS = {"name": "Bench Shopper", "line1": "1 Fournier St", "city": "London",

@@ -29,7 +29,7 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import LocalProviderCharge
 from dropline.security import token_digest
 from tests.builders import ADDRESS
-from tests.drops.builders import LeadTimes, make_drop
+from tests.drops.builders import REDIS_URL, LeadTimes, make_drop
 from tests.drops.servers import Server, serve_gated
 from tests.orders.test_races import race
 

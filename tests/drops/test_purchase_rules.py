@@ -292,6 +292,27 @@ def units_that_come_back_go_to_the_waitlist_first(shop: Shop) -> None:
     assert shop.paid_units(world) == 0
 
 
+def the_storefront_form_buys_by_the_same_rules(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=1, queue=True)  # given an admitted shopper, no JavaScript
+    buyer = shop.shopper()
+    assert shop.post(buyer, f"/api/v1/drops/{world.drop_id}/queue").status_code == 200
+    shop.clock.advance(seconds=5)
+    form = {"name": ADDRESS["name"], "line1": ADDRESS["line1"], "city": ADDRESS["city"],
+            "postcode": ADDRESS["postcode"], "country": ADDRESS["country"],
+            "number": CARD["number"], "exp_month": str(CARD["exp_month"]),
+            "exp_year": str(CARD["exp_year"]), "cvc": CARD["cvc"],
+            "variant_id": world.variant_ids[0], "quantity": 1, "key": "form-1"}
+    path = f"/drops/{world.drop_id}/buy"
+    bought = shop.post(buyer, path, data=form, follow_redirects=False)  # when it is sent twice
+    again = shop.post(buyer, path, data=form, follow_redirects=False)
+    more = shop.post(buyer, path, data={**form, "key": "form-2"}, follow_redirects=False)
+    assert bought.status_code == 303, bought.text  # then: one order, and the cap holds
+    assert bought.headers["location"].startswith("/orders/")
+    assert again.headers["location"] == bought.headers["location"]
+    assert more.status_code == 409 and "per person" in more.text
+    assert shop.orders_of(buyer) == 1 and shop.paid_units(world) == 1
+
+
 @dataclass(frozen=True)
 class Rule:
     check: Callable[[Shop], None]
@@ -321,6 +342,7 @@ RULES = [
     Rule(a_sold_out_drop_refuses_and_points_to_the_waitlist),
     Rule(an_expired_hold_returns_its_units),
     Rule(units_that_come_back_go_to_the_waitlist_first),
+    Rule(the_storefront_form_buys_by_the_same_rules),
 ]
 ENGINES = ["database", "engine"]
 

@@ -36,6 +36,9 @@ from dropline.drops.rules import DropState
 from dropline.drops.schemas import PurchaseCreate
 from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.orders.schemas import AddressIn, CardIn
+from dropline.popups import experiments
+from dropline.popups.experiments import requested_variant
+from dropline.popups.rules import cache_key
 from dropline.security import token_digest
 from dropline.web import caching
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
@@ -86,8 +89,6 @@ def render_drop(services: Services, ref: str,
                 variant_key: str | None = None) -> tuple[str, list[str], int, float]:
     """(html, surrogate keys, status, seconds the render stays true). ``variant_key``: the A/B
     variant named by the URL or edge (``popups.experiments``), never by the visitor."""
-    from dropline.popups import experiments
-
     shop_name = services.settings.shop_name
     now = services.clock.now()
     with services.db.transaction() as session:
@@ -112,9 +113,6 @@ def render_drop(services: Services, ref: str,
 
 
 async def drop_page_response(request: Request, ref: str) -> Response:
-    from dropline.popups.experiments import requested_variant
-    from dropline.popups.rules import cache_key
-
     services = caching.services_of(request)
     variant = requested_variant(request.query_params.get("v"),
                                 request.headers.get("x-dropline-variant"))

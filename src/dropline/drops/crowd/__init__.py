@@ -5,10 +5,13 @@ and ``.../admission`` are served here instead of by the database path (``drops.f
 rules are the same and one scenario table (tests/drops/test_purchase_rules.py) runs against
 both. Without Redis, or on SQLite, the engine is off and the database path serves everything.
 
-    lane          the ASGI fast lane in front of FastAPI (the only module here that uses the
-                  HTTP floor: validation problems)
+    lane          the ASGI fast lane in front of FastAPI (uses the HTTP floor's validation
+                  problems)
     wiring        the engine of an app: built from its state, and the hooks the drop routes call
-                  (holds placed and closed, drops rescheduled, admissions)
+                  (holds placed and closed, drops rescheduled, admissions); it hands the engine
+                  the orders API's ``order_read``, so, like the lane, it sits at the web level
+
+The other modules know neither the HTTP floor nor any endpoint module.
     purchase      one purchase: session, admission token, the gate's verdict, the batch writer
     admission     admission tokens for a crowd, a transaction per batch
     worker_state  what a worker's purchases share: the gates, the coalescers, short caches

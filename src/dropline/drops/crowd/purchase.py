@@ -1,9 +1,9 @@
 """One engine purchase: ``POST /api/v1/drops/{id}/purchase`` through the Redis gate.
 
 Per request, on the event loop (no thread hop on the common path): the body validated by
-pydantic, the customer's session from a short in-process cache (``hot.SESSION_CACHE_SECONDS``:
-a revoked session may still buy for up to that long in a worker that saw it; a session's expiry
-is still honoured exactly), the admission token's HMAC, one EVALSHA (``drops.crowd.gate``),
+pydantic, the customer's session from a short in-process cache
+(``worker_state.SESSION_CACHE_SECONDS``: a revoked session may still buy for up to that long in
+a worker that saw it; a session's expiry is still honoured exactly), the admission token's HMAC, one EVALSHA (``drops.crowd.gate``),
 then an await on the worker's batch writer (``drops.crowd.writer``), which answers only once
 the order is committed and paid. ``respond`` is shared by the fast lane (``drops.crowd.lane``)
 and the FastAPI route. The per-worker machinery (caches, coalescers, the gate's clients) is

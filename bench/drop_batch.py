@@ -2,7 +2,7 @@
 
 ``bench/drop_sellout.py`` measures the whole hot path, on a shared 2-core VM whose speed moves
 by 2-3x within an hour, so a 5 % change to the writer is lost in its noise. This bench drives
-``drops.batch.write_batch`` directly (what the hot path's writer threads call), batch after
+``drops.crowd.writer.write_batch`` directly (what the hot path's writer threads call), batch after
 batch on one thread, with nothing else running, and reports per paid order:
 
 * ``writer_cpu_ms``: CPU of the writing thread (``time.thread_time``: the batch's Python,
@@ -68,7 +68,7 @@ def main() -> None:
     from dropline.clock import FrozenClock
     from dropline.config import Settings
     from dropline.db import Database
-    from dropline.drops.batch import Job, write_batch
+    from dropline.drops.crowd.writer import Job, write_batch
     from dropline.drops.models import SHARED_POOL, HoldSource
     from dropline.payments.provider import Card
 

@@ -22,16 +22,16 @@ What it does, in one run:
    gate, order, card charge, settle). Timed from the first purchase request to the last
    response: ``units_per_s``; ``p50_ms``/``p99_ms`` are the purchase request latencies.
    ``units_per_s_with_admission`` counts both phases. The purchase path runs on the Redis gate
-   and batched writes (``drops.gate``, ``drops.batch``; Redis DB 3, prefix ``dl:``, whose keys
-   alone are flushed first), the server is uvicorn with uvloop and httptools, and the crowd
-   is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part: one per
+   and batched writes (``drops.crowd``: its gate and batch writer; Redis DB 3, prefix ``dl:``,
+   whose keys alone are flushed first), the server is uvicorn with uvloop and httptools, and
+   the crowd is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part: one per
    shopper by default, as a crowd of browsers has (``--connections N`` makes the crowd share
    N; with 256 shared connections at most 256 purchases are ever in flight, so the server's
    batches stay small and the run measures the client's concurrency, not the server).
 5. The same crowd then buys the baseline: ``POST /bench/baseline/checkout``, the classic
    design (as Saleor/Vendure/Medusa): ``SELECT ... FOR UPDATE`` on the one stock row, decrement,
    write the order in that same transaction, commit, charge, settle. Same lean order writing
-   and settling code as the drop batches (``drops.bulk_orders.insert_orders`` / ``settle_orders``),
+   and settling code as the drop batches (``orders.bulk.insert_orders`` / ``settle_orders``),
    same async endpoint shape and session cache; only the design differs (one hot row and a
    transaction per order vs a Redis gate and many orders per transaction).
    Before each timed crowd the database is settled (``VACUUM ANALYZE``, ``CHECKPOINT``, a
@@ -70,7 +70,7 @@ from leanhttp import Pool
 from dropline.web.serving import GC_THRESHOLDS
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-DB_NAME = "dropline_bench"
+DB_NAME = os.environ.get("DROPLINE_BENCH_DATABASE", "dropline_bench")  # recreated by each run
 DB_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
 ADDRESS = {"name": "Bench Shopper", "line1": "1 Fournier St", "city": "London",
@@ -103,18 +103,19 @@ def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, cust
     """The classic design: one transaction per checkout that locks the one stock row
     (``SELECT ... FOR UPDATE``), decrements it and writes the order, then the charge, then a
     settling transaction. Orders are written and settled by the same lean code as the drop
-    batches (``drops.bulk_orders.insert_orders`` / ``settle_orders``, one order per call), so the
+    batches (``orders.bulk.insert_orders`` / ``settle_orders``, one order per call), so the
     ratio measures the design (one hot row, a transaction per order), not ORM overhead.
     Idempotent on the checkout reference (unique), like the drop path."""
     from sqlalchemy import select, text
 
-    from dropline.drops import batch, bulk_orders
+    from dropline.drops.crowd import writer
     from dropline.errors import OutOfStock, PaymentDeclined
+    from dropline.orders.bulk import BulkOrder, insert_orders, settle_orders
     from dropline.orders.models import Order
+    from dropline.webhooks.bulk import record_events
 
-    job = batch.Job(drop_id=0, customer_id=customer_id, lines=[(variant_id, quantity)],
-                    pools={}, card=card, shipping_address=shipping_address,
-                    reference=checkout_reference)
+    job = BulkOrder(customer_id=customer_id, lines=[(variant_id, quantity)], card=card,
+                    shipping_address=shipping_address, reference=checkout_reference)
     with db.transaction() as session:
         found = session.execute(select(Order.id, Order.status).where(
             Order.checkout_reference == checkout_reference)).first()
@@ -128,10 +129,12 @@ def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, cust
         session.execute(text("UPDATE stock_levels SET on_hand = on_hand - :q "
                              "WHERE location_id = :l AND variant_id = :v"),
                         {"q": quantity, "l": location_id, "v": variant_id})
-        catalog = batch._catalog(session, {variant_id})
-        customers = bulk_orders.insert_orders(session, now=clock.now(), settings=settings,
-                                              catalog=catalog, location_id=location_id,
-                                              jobs=[job])
+        catalog = writer._catalog(session, {variant_id})
+        now = clock.now()
+        customers, created = insert_orders(session, now=now, settings=settings,
+                                           catalog=catalog, location_id=location_id,
+                                           orders=[job])
+        record_events(session, now=now, events=created)
     result = provider.charge(amount=job.totals.total_amount, currency=job.totals.currency,
                              card=card, idempotency_key=job.payment_key)
 
@@ -141,9 +144,10 @@ def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, cust
                         {"q": quantity, "l": location_id, "v": variant_id})
 
     with db.transaction() as session:
-        bulk_orders.settle_orders(session, now=clock.now(), provider_name=provider.name,
-                                  jobs=[job], results=[result], customers=customers,
-                                  on_declined=give_back)
+        now = clock.now()
+        record_events(session, now=now, events=settle_orders(
+            session, now=now, provider_name=provider.name, orders=[job], results=[result],
+            customers=customers, on_declined=give_back))
     if job.outcome[0] != "paid":
         raise PaymentDeclined("the card was declined")
     return 201, job.outcome[1]
@@ -157,7 +161,7 @@ def create_bench_app() -> Any:
     from fastapi import Header, Request
     from fastapi.responses import JSONResponse
 
-    from dropline.drops.hot import hot_path
+    from dropline.drops.crowd.wiring import hot_path
     from dropline.drops.schemas import HoldCheckout
     from dropline.idempotency.service import reference_for, validate_key
     from dropline.payments.provider import Card

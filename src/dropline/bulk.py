@@ -13,9 +13,11 @@ transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import Enum
 from typing import Any
 
 from pydantic_core import to_json
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 
@@ -44,3 +46,19 @@ def insert_unnest(session: Session, table: str, columns: Sequence[tuple[str, str
         for i, (_, kind) in enumerate(columns))
     return execute(session, f"INSERT INTO {table} ({names}) SELECT {select_list} "
                             f"FROM unnest({arrays}) AS u({names}) {suffix}", params)
+
+
+def next_ids(session: Session, tables: Sequence[str], n: int) -> list[tuple[int, ...]]:
+    """n ids from each table's sequence in one round trip, so rows can be written without
+    RETURNING and children can refer to them in the same batch."""
+    nextvals = ", ".join(f"nextval(pg_get_serial_sequence('{t}', 'id'))" for t in tables)
+    return [tuple(row) for row in session.execute(text(
+        f"SELECT {nextvals} FROM generate_series(1, :n)"), {"n": n})]
+
+
+def insert_dicts(session: Session, table: str, columns: Sequence[tuple[str, str]],
+                 rows: Sequence[dict[str, Any]]) -> None:
+    """``insert_unnest`` of dict rows; enum members are stored by name, as the ORM does."""
+    insert_unnest(session, table, columns, [
+        tuple(v.name if isinstance(v := row[name], Enum) else v for name, _ in columns)
+        for row in rows])

@@ -1,5 +1,5 @@
-"""Admission through the fast lane (``drops.admit``): the same answers as the FastAPI route,
-and correct when a crowd asks at once. Real servers on PostgreSQL and Redis: the lane's (hot
+"""Admission through the fast lane (``drops.crowd.admission``): the same answers as the FastAPI
+route, and correct when a crowd asks at once. Real servers on PostgreSQL and Redis: the lane's (hot
 path on) and the route's (the same app without Redis, so the route answers), on one database.
 """
 
@@ -14,12 +14,15 @@ import pytest
 from sqlalchemy import select
 
 from dropline.drops import rules, waiting_room
-from dropline.drops.limits import DropLimitSettings, MemoryRateLimiter
+from dropline.drops.crowd.admission import Ask, admit_batch
+from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import DropQueueEntry
 from dropline.drops.service import get_drop
+from dropline.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from dropline.security import token_digest
 from tests.drops.builders import make_drop
-from tests.drops.test_gate import Server, buy, facts, serve_gated, shopper_token
+from tests.drops.servers import Server, serve_gated
+from tests.drops.test_gate import buy, facts, shopper_token
 from tests.orders.test_races import race
 
 pytestmark = pytest.mark.skipif(
@@ -154,7 +157,6 @@ def test_one_shopper_asking_in_parallel_gets_distinct_single_use_tokens(db, cloc
 
 
 def test_asks_of_one_shopper_in_one_batch_take_consecutive_numbers(db, clock):
-    from dropline.drops.admit import Ask, admit_batch
     from tests.drops.builders import LeadTimes
 
     world = make_drop(db, clock, queue=True)
@@ -174,8 +176,6 @@ def test_asks_of_one_shopper_in_one_batch_take_consecutive_numbers(db, clock):
 
 
 def test_a_limiter_that_cannot_be_reached_is_a_503_and_issues_nothing(db, clock, gated):
-    from dropline.drops.limits import RedisRateLimiter
-
     world = make_drop(db, clock, queue=True)
     [(_, token)] = joined(db, clock, world.drop_id, 1)
     gated.app.state.drops_limits = DropLimitSettings()

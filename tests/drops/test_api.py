@@ -8,7 +8,8 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from dropline.drops.limits import DropLimitSettings, MemoryRateLimiter
+from dropline.drops.limits import DropLimitSettings
+from dropline.ratelimit import MemoryRateLimiter
 from dropline.orders.models import Order, OrderStatus
 from tests.builders import ADDRESS, GOOD_CARD, api_token, make_location, make_product, sign_up
 from tests.drops.builders import make_drop

@@ -1,4 +1,4 @@
-"""The batch writer's slot locking on PostgreSQL (``drops.batch._lock_slots``): a batch that
+"""The batch writer's slot locking on PostgreSQL (``drops.crowd.writer._lock_slots``): a batch that
 finds too few unlocked slot rows lets go of the rows it grabbed before it waits for all of
 them, so two batches short at the same time cannot deadlock (PostgreSQL would break such a
 deadlock only after ``deadlock_timeout``, 1 s, by aborting one of them)."""
@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from dropline.drops import batch
+from dropline.drops.crowd import writer as batch
 from dropline.drops.models import SHARED_POOL
 from dropline.drops.service import get_drop
 from tests.drops.builders import make_drop

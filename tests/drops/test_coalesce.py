@@ -1,4 +1,4 @@
-"""The coalescer behind the drop hot path (``drops.coalesce``): who goes alone, who goes
+"""The coalescer behind the drop hot path (``drops.crowd.coalesce``): who goes alone, who goes
 together, how a busy coalescer lingers, and whose error reaches whom."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from dropline.drops.coalesce import Coalescer
+from dropline.drops.crowd.coalesce import Coalescer
 
 
 class Recorder:

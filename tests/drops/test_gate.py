@@ -1,4 +1,4 @@
-"""The Redis gate and batched writes (``drops.gate``, ``drops.batch``, ``drops.hot``), raced
+"""The Redis gate and batched writes (``drops.crowd``: the gate, the batch writer, the worker state), raced
 for real: a uvicorn server in a thread on PostgreSQL with Redis (DB 3, a prefix of its own per
 test), shoppers as concurrent HTTP clients on threads.
 
@@ -9,34 +9,28 @@ tests fail, not skip, without it (CI runs Redis)."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 import redis
-import uvicorn
 from sqlalchemy import func, select
 
 from dropline.customers.models import Customer
 from dropline.customers.service import start_session
 from dropline.drops import waiting_room
-from dropline.drops.gate import SyncGate
-from dropline.drops.hot import reconcile
+from dropline.drops.crowd.gate import SyncGate, reconcile
 from dropline.drops.models import DropBuyer, DropSlot
 from dropline.drops.service import get_drop
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import LocalProviderCharge
 from dropline.security import token_digest
-from dropline.web.app import create_app
 from tests.builders import ADDRESS
 from tests.drops.builders import REDIS_URL, LeadTimes, make_drop
+from tests.drops.servers import Server, serve_gated
 from tests.orders.test_races import race
 
 CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
@@ -45,45 +39,6 @@ DECLINED = {**CARD, "number": "4000000000000002"}
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql"),
     reason="the Redis gate runs on PostgreSQL only (set DROPLINE_TEST_DATABASE_URL)")
-
-
-class Server:
-    def __init__(self, app: Any) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = app
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                     log_level="warning", lifespan="on"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-
-
-@contextmanager
-def serve_gated(db, clock, settings, redis_client, **overrides: Any) -> Iterator[Server]:
-    """A real server on the gate, its Redis keys under a prefix of its own (removed after)."""
-    prefix = f"dl:h3t:{uuid.uuid4().hex[:8]}:"
-    app = create_app(settings.model_copy(update={"redis_url": REDIS_URL, **overrides}),
-                     clock=clock, db=db, run_worker=False)
-    app.state.drops_redis_prefix = prefix
-    server = Server(app)
-    server.prefix = prefix  # type: ignore[attr-defined]
-    try:
-        yield server
-    finally:
-        server.stop()
-        keys = list(redis_client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            redis_client.delete(*keys)
 
 
 @pytest.fixture
@@ -339,7 +294,7 @@ def _customer_of(db, token: str) -> int:
 
 def test_a_purchase_still_goes_through_after_redis_lost_its_scripts(db, clock, gated,
                                                                       redis_client):
-    # The gate sends EVALSHA without asking first (drops.gate.take_many): after a Redis
+    # The gate sends EVALSHA without asking first (drops.crowd.gate.take_many): after a Redis
     # restart (here: SCRIPT FLUSH) it must load the script and send the pipeline again.
     world = make_drop(db, clock, cap=5, limit=2)
     _, token = shopper_token(db, clock)

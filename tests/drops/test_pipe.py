@@ -1,4 +1,4 @@
-"""The gate's pipelined Redis connection (``drops.pipe``), against the real Redis: batches in
+"""The gate's pipelined Redis connection (``drops.crowd.redis_pipe``), against the real Redis: batches in
 flight together get their own replies, an error reply does not put the connection out of step,
 a lost or silent connection fails its batch with redis-py's ConnectionError and the next batch
 reconnects, and the URL's database is the one written."""
@@ -16,8 +16,8 @@ import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from dropline.drops.gate import RedisGate
-from dropline.drops.pipe import Pipe, pack, reply_error
+from dropline.drops.crowd.gate import RedisGate
+from dropline.drops.crowd.redis_pipe import Pipe, pack, reply_error
 from tests.drops.builders import REDIS_URL
 
 

@@ -3,8 +3,7 @@ limited per identity and per IP)."""
 
 from __future__ import annotations
 
-import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
@@ -13,17 +12,18 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 from dropline.drops import flows, service, waiting_room
-from dropline.drops.gated import respond as gated_response
-from dropline.drops.hot import (
+from dropline.drops.crowd.purchase import respond as engine_response
+from dropline.drops.crowd.wiring import (
+    early_access_for,
     forget_drop,
     gate_hold_closed,
     gate_hold_placed,
     hot_path,
+    limiter_for,
 )
-from dropline.drops.hot import prepare as prepare_gate
-from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
+from dropline.drops.crowd.wiring import prepare as prepare_gate
+from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import Drop
-from dropline.planning.drop_report import drop_report
 from dropline.drops.rules import drop_state
 from dropline.drops.schemas import (
     AdmissionRead,
@@ -45,6 +45,8 @@ from dropline.idempotency.service import Claim
 from dropline.idempotency.web import run_idempotent
 from dropline.orders.api import order_read
 from dropline.payments.provider import Card
+from dropline.planning.drop_report import drop_report
+from dropline.ratelimit import RateLimiter, identity_key, ip_key
 from dropline.schemas import IdPath
 from dropline.security import token_digest
 from dropline.web.deps import (
@@ -65,7 +67,6 @@ IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 Manager = Annotated[Principal, admin("drops:manage")]
-_state_lock = threading.Lock()
 
 
 # --- process-wide drop state on the app: the limiter and the early-access seam --------------
@@ -75,26 +76,8 @@ def _limiter(request: Request) -> tuple[RateLimiter, DropLimitSettings]:
     return limiter_for(request.app.state)
 
 
-def limiter_for(state: Any) -> tuple[RateLimiter, DropLimitSettings]:
-    """The worker's drop rate limiter (shared by the routes and the fast lane) and its limits."""
-    if getattr(state, "drops_limiter", None) is None:
-        with _state_lock:
-            if getattr(state, "drops_limiter", None) is None:
-                limits = DropLimitSettings()
-                state.drops_limits = limits
-                state.drops_limiter = make_limiter(limits)
-    return state.drops_limiter, state.drops_limits
-
-
 def early_access_of(request: Request) -> service.EarlyAccess:
     return early_access_for(request.app.state)
-
-
-def early_access_for(app_state: Any) -> service.EarlyAccess:
-    """Tests (and a future memberships wiring) may set ``app.state.drops_early_access``."""
-    # State's own dict: getattr on a missing name would raise and catch an AttributeError on
-    # every purchase (the fast lane asks each time).
-    return app_state._state.get("drops_early_access") or service.membership_early_access
 
 
 def client_ip(request: Request) -> str:
@@ -104,8 +87,8 @@ def client_ip(request: Request) -> str:
 def shopper(request: Request, customer: CustomerDep, services: ServicesDep) -> flows.Shopper:
     """The signed-in customer, their session binding, and one count against both limits."""
     limiter, limits = _limiter(request)
-    for key, limit in ((f"c:{customer.id}", limits.identity_per_minute),
-                       (f"ip:{client_ip(request)}", limits.ip_per_minute)):
+    for key, limit in ((identity_key(customer.id), limits.identity_per_minute),
+                       (ip_key(client_ip(request)), limits.ip_per_minute)):
         retry_after = limiter.hit(key, limit=limit, window_seconds=60)
         if retry_after is not None:
             raise RateLimited("too many requests to drops; slow down", retry_after=retry_after)
@@ -329,21 +312,37 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
 async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
                    idempotency_key: IdempotencyKey = None) -> Response:
     """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes
-    (``drops.gated``), on the event loop. Otherwise the database path, in a worker thread."""
+    (``drops.crowd.purchase``), on the event loop. Otherwise the database path, in a worker
+    thread."""
+    return await purchase_response(request, drop_id=drop_id, body=body,
+                                   idempotency_key=idempotency_key)
+
+
+async def purchase_response(request: Request, *, drop_id: int, body: PurchaseCreate,
+                            idempotency_key: str | None,
+                            admission_token: str | None = None) -> Response:
+    """The one entry point of a drop purchase, for the API and the storefront's form alike.
+    With ``DROPLINE_REDIS_URL`` on PostgreSQL: the engine (``drops.crowd.purchase``: the Redis
+    gate and batched order writes), on the event loop. Otherwise the database path, in a
+    worker thread: the shopper counted against the rate limits, then ``flows.purchase`` under
+    the Idempotency-Key rules. ``admission_token``: one the caller issued in this same request
+    (the form), used instead of the body's and not part of the request's fingerprint."""
     services: Services = request.app.state.services
     hot = hot_path(request.app.state)
-    if hot is not None:  # served by the fast lane (drops.lane) before routing, normally
-        return await gated_response(
+    if hot is not None:  # the API's are served by the fast lane (drops.crowd.lane), normally
+        return await engine_response(
             hot, drop_id=drop_id, body=body, path=request.url.path,
             session_token=request.cookies.get(services.settings.session_cookie_name),
             idempotency_key=idempotency_key, ip=client_ip(request),
-            early_access=early_access_of(request))
+            early_access=early_access_of(request), admission_token=admission_token)
     return await anyio.to_thread.run_sync(
-        _purchase_in_database, drop_id, body, request, services, idempotency_key)
+        _purchase_in_database, drop_id, body, request, services, idempotency_key,
+        admission_token)
 
 
 def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
-                          services: Services, idempotency_key: str | None) -> JSONResponse:
+                          services: Services, idempotency_key: str | None,
+                          admission_token: str | None) -> JSONResponse:
     who = shopper(request, require_customer(optional_customer(request, services)), services)
     customer = Principal(kind="customer", id=who.customer_id)
 
@@ -351,7 +350,8 @@ def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
         order_id = flows.purchase(
             services.db, clock=services.clock, settings=services.settings,
             provider=services.payments, drop_id=drop_id, shopper=who, lines=_lines(body),
-            admission_token=body.admission_token, card=Card(**body.card.model_dump()),
+            admission_token=admission_token or body.admission_token,
+            card=Card(**body.card.model_dump()),
             shipping_address=body.shipping_address.model_dump(),
             checkout_reference=claim.reference, early_access=early_access_of(request))
         with services.db.transaction() as session:

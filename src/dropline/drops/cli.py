@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import redis
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -14,8 +15,10 @@ from dropline.clock import SystemClock
 from dropline.config import get_settings
 from dropline.db import Database
 from dropline.drops import service
-from dropline.planning.drop_report import drop_report
+from dropline.drops.crowd.gate import DEFAULT_PREFIX, SyncGate
+from dropline.drops.crowd.gate import reconcile as rebuild
 from dropline.errors import DomainError, InvalidInput
+from dropline.planning.drop_report import drop_report
 
 drops_app = typer.Typer(
     help="Micro-drops: create, schedule, watch and report on capped releases.\n\n"
@@ -199,10 +202,6 @@ def _sync_gate():  # type: ignore[no-untyped-def]
     settings = get_settings()
     if not settings.redis_url or settings.is_sqlite:
         return None
-    import redis
-
-    from dropline.drops.gate import DEFAULT_PREFIX, SyncGate
-
     return SyncGate(redis.Redis.from_url(settings.redis_url, socket_timeout=5),
                     prefix=DEFAULT_PREFIX)
 
@@ -212,8 +211,6 @@ def _refresh_gate(drop: str) -> None:
     gate = _sync_gate()
     if gate is None:
         return
-    from dropline.drops.hot import reconcile as rebuild
-
     db = _db()
     with db.transaction() as session:
         drop_id = service.find_drop(session, drop).id
@@ -230,8 +227,6 @@ def reconcile(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
         err.print("[bold red]error:[/] set DROPLINE_REDIS_URL (and a PostgreSQL "
                   "DROPLINE_DATABASE_URL): without Redis there is nothing to reconcile")
         raise typer.Exit(2)
-    from dropline.drops.hot import reconcile as rebuild
-
     try:
         db = _db()
         with db.transaction() as session:
@@ -253,6 +248,8 @@ def prewarm(
 ) -> None:
     """Renders a drop's public pages (drop page, its product pages, home) before launch and
     prints what it warmed: path, bytes, ETag, render ms (and the edge's answer)."""
+    # Here, not at the top: it loads the web stack (templates, pages), which only this
+    # command of the drops CLI needs.
     from dropline.web.prewarm import prewarm_drop, print_warmed
 
     try:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
 from sqlalchemy import select
 
 from dropline.clock import Clock
 from dropline.config import get_settings
 from dropline.db import Database
 from dropline.drops import service
+from dropline.drops.crowd.gate import DropKeys, SyncGate, reconcile
 from dropline.drops.models import Drop
 
 
@@ -39,11 +41,6 @@ def _rebuild_missing_gates(db: Database, *, clock: Clock, drop_ids: list[int],
     url = redis_url or get_settings().redis_url
     if not url or db.is_sqlite or not drop_ids:
         return
-    import redis
-
-    from dropline.drops.gate import DropKeys, SyncGate
-    from dropline.drops.hot import reconcile
-
     gate = SyncGate(redis.Redis.from_url(url, socket_timeout=5), prefix=prefix)
     try:
         for drop_id in drop_ids:

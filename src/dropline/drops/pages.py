@@ -12,12 +12,14 @@ admitted. They land on ``/drops/{id}/me``, a private page with the shopper's own
 
 from __future__ import annotations
 
-import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
+import anyio.from_thread
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -26,13 +28,16 @@ from sqlalchemy.orm import Session
 
 from dropline.catalog.models import Product, Variant
 from dropline.clock import Clock
-from dropline.drops import flows, service, waiting_room
-from dropline.drops.api import client_ip, early_access_of
+from dropline.drops import service, waiting_room
+from dropline.drops.api import client_ip, early_access_of, purchase_response
 from dropline.drops.models import Drop, DropWaitlistEntry
 from dropline.drops.rules import DropState
+from dropline.drops.schemas import PurchaseCreate
 from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.orders.schemas import AddressIn, CardIn
-from dropline.payments.provider import Card
+from dropline.popups import experiments
+from dropline.popups.experiments import requested_variant
+from dropline.popups.rules import cache_key
 from dropline.security import token_digest
 from dropline.web import caching
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
@@ -83,8 +88,6 @@ def render_drop(services: Services, ref: str,
                 variant_key: str | None = None) -> tuple[str, list[str], int, float]:
     """(html, surrogate keys, status, seconds the render stays true). ``variant_key``: the A/B
     variant named by the URL or edge (``popups.experiments``), never by the visitor."""
-    from dropline.popups import experiments
-
     shop_name = services.settings.shop_name
     now = services.clock.now()
     with services.db.transaction() as session:
@@ -109,9 +112,6 @@ def render_drop(services: Services, ref: str,
 
 
 async def drop_page_response(request: Request, ref: str) -> Response:
-    from dropline.popups.experiments import requested_variant
-    from dropline.popups.rules import cache_key
-
     services = caching.services_of(request)
     variant = requested_variant(request.query_params.get("v"),
                                 request.headers.get("x-dropline-variant"))
@@ -222,15 +222,17 @@ def join_waitlist(ref: str, request: Request, services: ServicesDep,
     return _act(request, services, customer, ref, action, "waitlist")
 
 
-def _buy_inputs(form: dict[str, str]) -> tuple[Card, dict[str, Any]]:
+def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> PurchaseCreate:
     try:
-        card = CardIn(number=form["number"], exp_month=int(form["exp_month"] or 0),
-                      exp_year=int(form["exp_year"] or 0), cvc=form["cvc"])
-        address = AddressIn(name=form["name"], line1=form["line1"], city=form["city"],
-                            postcode=form["postcode"], country=form["country"] or "GB")
+        return PurchaseCreate(
+            lines=[{"variant_id": variant_id, "quantity": quantity}],
+            card=CardIn(number=form["number"], exp_month=int(form["exp_month"] or 0),
+                        exp_year=int(form["exp_year"] or 0), cvc=form["cvc"]),
+            shipping_address=AddressIn(name=form["name"], line1=form["line1"],
+                                       city=form["city"], postcode=form["postcode"],
+                                       country=form["country"] or "GB"))
     except (ValidationError, ValueError):
         raise InvalidInput("check the address and the card number, expiry and CVC") from None
-    return Card(**card.model_dump()), address.model_dump()
 
 
 @router.post("/drops/{ref}/buy")
@@ -239,36 +241,35 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
         name: Short, line1: Short, city: Short, postcode: Short, number: Short,
         exp_month: Short, exp_year: Short, cvc: Short, quantity: Small = 1,
         country: Short = "GB") -> Response:
-    """Buys once admitted: an admission token is issued and redeemed in this one request. The
-    form's key makes a double submit the same purchase (its checkout reference)."""
+    """Buys once admitted: an admission token is issued and redeemed in this one request,
+    through the API's entry point (``api.purchase_response``: rate limits, the engine or the
+    database path). The form's key is the purchase's Idempotency-Key, so a double submit is
+    the same purchase."""
     if customer is None:
         return _sign_in(f"/drops/{ref[:120]}")
     drop_id = _drop_id(services, ref)
     cookie = request.cookies.get(services.settings.session_cookie_name, "")[:200]
-    shopper = flows.Shopper(customer.id, token_digest(cookie))
-    reference = "page-" + hashlib.sha256(f"{customer.id}:{key}".encode()).hexdigest()[:48]
     try:
-        card, address = _buy_inputs({"number": number, "exp_month": exp_month,
-                                     "exp_year": exp_year, "cvc": cvc, "name": name,
-                                     "line1": line1, "city": city, "postcode": postcode,
-                                     "country": country})
+        body = _purchase_body({"number": number, "exp_month": exp_month,
+                               "exp_year": exp_year, "cvc": cvc, "name": name,
+                               "line1": line1, "city": city, "postcode": postcode,
+                               "country": country}, variant_id=variant_id, quantity=quantity)
         token = None
         with services.db.transaction() as session:
             drop = service.get_drop(session, drop_id)
             if drop.queue_enabled:
                 token = waiting_room.issue_admission(
                     session, clock=services.clock, secret=services.settings.secret_key,
-                    drop=drop, customer_id=customer.id, session_digest=shopper.session_digest,
+                    drop=drop, customer_id=customer.id, session_digest=token_digest(cookie),
                     early_access=early_access_of(request)).token
-        order_id = flows.purchase(
-            services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments, drop_id=drop_id, shopper=shopper,
-            lines=[service.HoldLine(variant_id, quantity)], admission_token=token, card=card,
-            shipping_address=address, checkout_reference=reference,
-            early_access=early_access_of(request))
+        response = anyio.from_thread.run(partial(
+            purchase_response, request, drop_id=drop_id, body=body, idempotency_key=key,
+            admission_token=token))
     except DomainError as exc:
         return _me_page(request, services, customer, drop_id, error=exc.detail,
                         status_code=exc.status)
-    for hook in services.after_commit:
-        hook()
-    return RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)
+    answer = json.loads(bytes(response.body))
+    if response.status_code >= 400:
+        return _me_page(request, services, customer, drop_id, error=answer["detail"],
+                        status_code=response.status_code)
+    return RedirectResponse(f"/orders/{answer['id']}?placed=1", status_code=303)

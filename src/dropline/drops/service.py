@@ -12,13 +12,20 @@ has enough (in slot order, so split takes lock rows in one order on PostgreSQL).
 oversell, on SQLite (which serialises writers) as on PostgreSQL (where N rows let N checkouts
 commit concurrently instead of queueing on one row lock).
 
-Alternatives measured on this machine (the issue's figures): one hot row 0.4-1.8k/s;
-pre-split rows or a row per unit with SKIP LOCKED 5-8k/s; a Redis Lua gate 4-6k units/s end to
-end. Pre-split rows were chosen because they match the Redis gate's speed without a second
-source of truth: units, holds, counters and orders change in one database transaction, so a
-crash can never leave a Redis counter and the database disagreeing (no reconciliation job),
-and the embedded SQLite default runs the very same code. A row per unit would cost cap rows per
-drop and a SKIP LOCKED scan that SQLite does not have.
+Why pre-split rows: one hot row makes every checkout of a drop queue on one lock; a row per
+unit would cost cap rows per drop and a SKIP LOCKED scan that SQLite does not have. Pre-split
+rows let N checkouts commit concurrently on PostgreSQL, and the embedded SQLite default runs
+the very same code.
+
+This module is the source of truth for a drop's units, holds, per-person counts and admission
+tokens: units, holds, counters and orders change in one database transaction. With Redis
+configured (PostgreSQL only), the flash-crowd engine (``drops.crowd``) keeps a second, derived
+copy of that state in Redis and decides each purchase there first (its gate), then commits it
+here in batches with guarded statements on these same rows, which refuse whatever the rows
+cannot give. So Redis may be ahead or behind, never authoritative: when the two disagree, the
+engine rebuilds the drop's Redis keys from these tables (``drops.crowd.gate.reconcile``, also
+run by the drops job and ``dropline drops reconcile``), and a crash between the gate and the
+commit can only leak units (an undersell until the rebuild), never oversell.
 
 Holds and the per-person cap
 ----------------------------

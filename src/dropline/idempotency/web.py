@@ -24,8 +24,7 @@ def run_idempotent(
     body: Input, operation: Callable[[service.Claim], tuple[int, Any]],
 ) -> JSONResponse:
     key = service.validate_key(key)
-    request_fingerprint = service.fingerprint(request.method, request.url.path,
-                                              body.model_dump(mode="json"))
+    request_fingerprint = service.fingerprint(request.method, request.url.path, body)
     outcome = service.begin(
         services.db, clock=services.clock, principal=principal.key, key=key,
         request_fingerprint=request_fingerprint,

@@ -22,7 +22,7 @@ from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
 from dropline.db import Database
 from dropline.drops.api import router as drops_router
-from dropline.drops.lane import LaneFastAPI
+from dropline.drops.crowd.lane import LaneFastAPI
 from dropline.drops.pages import router as drops_pages_router
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
@@ -84,7 +84,7 @@ def create_app(
         if start_worker:
             worker.stop()
 
-    # FastAPI with the drop purchase lane in front (drops.lane): purchases skip the routing
+    # FastAPI with the drop purchase lane in front (drops.crowd.lane): purchases skip the routing
     app = LaneFastAPI(
         title=f"Dropline API — {settings.shop_name}", version=dropline.__version__,
         description=DESCRIPTION, lifespan=lifespan,

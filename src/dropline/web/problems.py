@@ -16,8 +16,9 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dropline.errors import PROBLEM_BASE, DomainError
+from dropline.problem_json import PROBLEM_JSON, problem_headers
 
-PROBLEM_JSON = "application/problem+json"
+__all__ = ["PROBLEM_JSON", "problem_headers"]
 log = logging.getLogger("dropline.web")
 
 
@@ -31,16 +32,6 @@ def _problem(status: int, slug: str, title: str, detail: str, instance: str,
              **extra: Any) -> dict[str, Any]:
     return {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail,
             "instance": instance, **extra}
-
-
-def problem_headers(exc: DomainError) -> dict[str, str]:
-    """The headers a refusal carries besides its body: Retry-After, and for a 401 the scheme."""
-    headers = {}
-    if "retry_after" in exc.extensions:
-        headers["Retry-After"] = str(exc.extensions["retry_after"])
-    if exc.status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    return headers
 
 
 def domain_error_response(exc: DomainError, instance: str) -> JSONResponse:

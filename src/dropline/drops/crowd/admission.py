@@ -1,13 +1,12 @@
 """Admission tokens for a crowd: ``POST /api/v1/drops/{id}/admission`` through the hot path.
 
 At a drop's start everyone in the waiting room asks for a token at once. Through the FastAPI
-route each request costs a worker about 6 ms of CPU (the ORM: the session, the drop, the
-entry, its place, the increment, each a query with its own Python) and PostgreSQL 0.6 ms:
-3,000 shoppers waited 13 s for their tokens (``bench/drop_sellout.py``). Here the requests of
-the moment are answered together, as the purchases are (``drops.coalesce``): the sessions in
-one query (``HotPath.customer``), then one transaction for the batch (``admit_batch``): each
-drop read once, every shopper's place from one pass over the drop's queue, the tokens counted
-by one UPDATE; the tokens are then signed on the event loop.
+route each request pays the ORM for the session, the drop, the entry, its place and the
+increment, each a query with its own Python, so a crowd waits seconds for its tokens. Here the
+requests of the moment are answered together, as the purchases are (``drops.crowd.coalesce``):
+the sessions in one query (``HotPath.customer``), then one transaction for the batch
+(``admit_batch``): each drop read once, every shopper's place from one pass over the drop's
+queue, the tokens counted by one UPDATE; the tokens are then signed on the event loop.
 
 The rules and the answers are the route's (``waiting_room.issue_admission``, whose checks
 ``admission_schedule`` and ``check_admitted`` are shared): one count against the identity and
@@ -26,11 +25,12 @@ from dropline import bulk
 from dropline.clock import Clock
 from dropline.db import Database
 from dropline.drops import waiting_room
-from dropline.drops.limits import DropLimitSettings, RateLimiter
+from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import Drop
 from dropline.drops.schemas import AdmissionRead
 from dropline.drops.service import EarlyAccess
 from dropline.errors import DomainError, NotFound, RateLimited
+from dropline.ratelimit import RateLimiter, identity_key, ip_key
 
 # Every shopper's place in one pass: the same order as ``waiting_room.queue_position``.
 PLACES_SQL = (
@@ -62,8 +62,8 @@ class Ask:
 
 
 def _limited(limiter: RateLimiter, limits: DropLimitSettings, ask: Ask) -> DomainError | None:
-    for key, limit in ((f"c:{ask.customer_id}", limits.identity_per_minute),
-                       (f"ip:{ask.ip}", limits.ip_per_minute)):
+    for key, limit in ((identity_key(ask.customer_id), limits.identity_per_minute),
+                       (ip_key(ask.ip), limits.ip_per_minute)):
         retry_after = limiter.hit(key, limit=limit, window_seconds=60)
         if retry_after is not None:
             return RateLimited("too many requests to drops; slow down", retry_after=retry_after)

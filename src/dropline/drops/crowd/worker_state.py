@@ -1,11 +1,11 @@
-"""The drops hot path's per-worker machinery, used when Redis is configured (and PostgreSQL).
+"""What a worker's engine purchases share, used when Redis is configured (and PostgreSQL).
 
-``HotPath`` holds what every gated purchase of a worker shares: the async gate (``drops.gate``,
-with its pipelined connection), a blocking gate for loads and the two-step hold flows, the
-coalescers that turn concurrent requests' round trips into one each (sessions, gate verdicts,
-order look-ups, the batch writer: ``drops.coalesce``) and the short caches of sessions and drop
-facts. The request itself is ``drops.gated``. Without Redis, or on SQLite, the endpoint runs
-``drops.flows.purchase`` (correct, slower).
+``HotPath`` holds the async gate (``drops.crowd.gate``, with its pipelined connection), a
+blocking gate for loads and the two-step hold flows, the coalescers that turn concurrent
+requests' round trips into one each (sessions, gate verdicts, order look-ups, the batch writer:
+``drops.crowd.coalesce``) and the short caches of sessions and drop facts. One purchase is
+``drops.crowd.purchase``; the app builds its ``HotPath`` in ``drops.crowd.wiring``. Without
+Redis, or on SQLite, the endpoint runs ``drops.flows.purchase`` (correct, slower).
 """
 
 
@@ -15,35 +15,38 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
+import redis
+import redis.asyncio as aredis
 from pydantic_core import to_json
 from redis.exceptions import RedisError
+from sqlalchemy.orm import Session
 
 from dropline import bulk
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
-from dropline.drops import gate as gates
 from dropline.drops import service
-from dropline.drops.admit import Ask, admit_batch
-from dropline.drops.batch import Job, write_batch
-from dropline.drops.coalesce import Coalescer
+from dropline.drops.crowd import gate as gates
+from dropline.drops.crowd.admission import Ask, admit_batch
+from dropline.drops.crowd.coalesce import Coalescer
+from dropline.drops.crowd.writer import Job, write_batch
 from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import SHARED_POOL
-from dropline.errors import (
-    NotAuthenticated,
-)
+from dropline.errors import NotAuthenticated
+from dropline.ratelimit import RateLimiter
 from dropline.security import token_digest
 
 SESSION_CACHE_SECONDS = 5.0
 DROP_CACHE_SECONDS = 2.0
-# Up to 1,000 orders a batch: in three interleaved pairs of bench runs (5,000 units, 3,000
-# shoppers) 1,000 sold a median 3,054 units/s against 2,676 with 400.
+# Orders per batch at most: a batch's fixed cost (round trips, commits) is shared by more
+# orders, while a batch still commits well within a purchase's latency budget.
 MAX_BATCH = 1000
 # While a batch is being written, a second one waits up to BATCH_LINGER_SECONDS for MIN_BATCH
 # jobs rather than writing a handful: a batch costs ~15 round trips and 3 commits whatever its
@@ -74,14 +77,18 @@ class DropFacts:
 
 class HotPath:
     """Per worker process: the async gate, a blocking gate (for loads), the batch writer and
-    the small caches. Created on the first gated request (inside the running event loop)."""
+    the small caches. Created on the first engine request (inside the running event loop).
+
+    From the app: ``admission_limits`` (the limiter and limits the admission routes count
+    against), ``early_access`` (the membership seam), ``read_order`` (an order as its API
+    answer, for replays answered from PostgreSQL); each is asked when needed, so what the app
+    holds at that moment is used."""
 
     def __init__(self, *, db: Database, clock: Clock, settings: Settings, provider: Any,
                  redis_url: str, prefix: str = gates.DEFAULT_PREFIX,
-                 app_state: Any = None) -> None:
-        import redis
-        import redis.asyncio as aredis
-
+                 admission_limits: Callable[[], tuple[RateLimiter, DropLimitSettings]],
+                 early_access: Callable[[], service.EarlyAccess],
+                 read_order: Callable[[Session, int], Any]) -> None:
         self.db, self.clock, self.settings, self.provider = db, clock, settings, provider
         # A bounded pool that waits for a free connection rather than failing under a crowd.
         self.gate = gates.RedisGate(aredis.Redis(connection_pool=aredis.BlockingConnectionPool
@@ -90,7 +97,7 @@ class HotPath:
         self.sync_gate = gates.SyncGate(redis.Redis.from_url(redis_url), prefix=prefix)
         self.limits = DropLimitSettings()
         # Each round trip of the hot path is coalesced across concurrent requests
-        # (drops.coalesce): sessions in one query, gate verdicts in one pipeline, orders in
+        # (drops.crowd.coalesce): sessions in one query, gate verdicts in one pipeline, orders in
         # batched transactions. Blocking database work runs in threads of its own.
         self._writers = ThreadPoolExecutor(PARALLEL_BATCHES, thread_name_prefix="drop-batch")
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="drop-read")
@@ -106,9 +113,12 @@ class HotPath:
         self.order_lookups: Coalescer[str, bool] = Coalescer(
             self._have_orders, max_batch=MAX_BATCH)
         # Admission tokens for the crowd at a drop's start, a transaction per batch
-        # (drops.admit); the limiter and the early-access seam are the app's, as the routes'.
+        # (drops.crowd.admission); the limiter and the early-access seam are the app's, as
+        # the routes'.
         self.admissions: Coalescer[Ask, Ask] = Coalescer(self._admit, max_batch=MAX_BATCH)
-        self._app_state = app_state
+        self.admission_limits = admission_limits
+        self.early_access = early_access
+        self.read_order = read_order
         self._sessions: dict[str, tuple[float, int]] = {}
         self._drops: dict[int, tuple[float, DropFacts]] = {}
         self._load_lock = threading.Lock()
@@ -160,7 +170,7 @@ class HotPath:
 
     async def _write_jobs(self, jobs: list[Job]) -> list[Job | BaseException]:
         """One coalesced batch: each drop's jobs written, charged and settled
-        (``drops.batch.write_batch``, in a thread), then every outcome stored in Redis in one
+        (``drops.crowd.writer.write_batch``, in a thread), then every outcome stored in Redis in one
         pipeline, before any request is answered."""
         loop = asyncio.get_running_loop()
         failed: dict[int, BaseException] = {}
@@ -190,13 +200,12 @@ class HotPath:
         return [failed.get(id(job), job) for job in jobs]
 
     async def _admit(self, asks: list[Ask]) -> list[Ask]:
-        from dropline.drops.api import early_access_for, limiter_for
-
-        limiter, limits = limiter_for(self._app_state)
+        limiter, limits = self.admission_limits()
+        early_access = self.early_access()
         return await asyncio.get_running_loop().run_in_executor(
             self._readers, lambda: admit_batch(
                 self.db, clock=self.clock, limiter=limiter, limits=limits,
-                early_access=early_access_for(self._app_state), asks=asks))
+                early_access=early_access, asks=asks))
 
     async def drop(self, drop_id: int) -> DropFacts:
         cached = self._drops.get(drop_id)
@@ -253,7 +262,7 @@ class HotPath:
                 return
             if client.set(lock, "1", nx=True, ex=10):
                 try:
-                    reconcile(self.db, self.sync_gate, clock=self.clock, drop_id=drop_id)
+                    gates.reconcile(self.db, self.sync_gate, clock=self.clock, drop_id=drop_id)
                 finally:
                     client.delete(lock)
                 return
@@ -297,62 +306,39 @@ class HotPath:
         self.load(drop_id, force=True)
 
 
-def reconcile(db: Database, gate: gates.SyncGate, *, clock: Clock, drop_id: int
-              ) -> dict[str, int]:
-    """Expired holds reclaimed in PostgreSQL, then the drop's Redis keys rebuilt from it."""
-    with db.transaction() as session:
-        drop = service.get_drop(session, drop_id)
-        service.reclaim_and_offer(session, clock=clock, drop=drop)
-    with db.transaction() as session:
-        return gate.reconcile(session, drop=service.get_drop(session, drop_id), now=clock.now())
+    def forget(self, drop_id: int) -> None:
+        """The drop's Redis state dropped, so the next purchase rebuilds it from PostgreSQL
+        (``gate.reconcile``); this worker's facts cache cleared too."""
+        self._drops.pop(drop_id, None)
+        self._prepared.pop(drop_id, None)
+        self.sync_gate.client.delete(self.sync_gate.keys(drop_id).meta)
 
+    # --- the two-step path (hold, then checkout) draws from the same count -------------------
 
-_hot_lock = threading.Lock()
+    def hold_placed(self, hold: Any) -> None:
+        """A hold committed in PostgreSQL (which checked the limit and the units) is entered
+        in the gate: its units taken, and an entry in the sorted set by expiry, so the script
+        gives them back by itself once it lapses. If Redis disagrees, the drop's keys are
+        rebuilt."""
+        verdict = self.sync_gate.take_sync(gates.TakeRequest(
+            drop_id=hold.drop_id, customer_id=hold.customer_id,
+            quantities=_per_pool(hold.takes),
+            now_ms=int(self.clock.now().timestamp() * 1000), lead_ms=10**12,
+            hold_member=gates.hold_member(hold.id),
+            hold_expires_ms=int(hold.expires_at.timestamp() * 1000)))
+        if verdict.outcome == "missing":
+            self.load(hold.drop_id)  # the rebuild reads this hold from PostgreSQL
+        elif verdict.outcome != "ok":
+            self.resync(hold.drop_id)
 
-
-def hot_path(app_state: Any) -> HotPath | None:
-    """The worker's HotPath, or None when the gate is off (no Redis URL, or SQLite)."""
-    hot = getattr(app_state, "drops_hot", None)
-    if hot is not None or getattr(app_state, "drops_hot_off", False):
-        return hot
-    services = app_state.services
-    with _hot_lock:
-        if getattr(app_state, "drops_hot", None) is None:
-            url = services.settings.redis_url
-            if not url or services.db.is_sqlite:
-                app_state.drops_hot_off = True
-                return None
-            app_state.drops_hot = HotPath(
-                db=services.db, clock=services.clock, settings=services.settings,
-                provider=services.payments, redis_url=url,
-                prefix=getattr(app_state, "drops_redis_prefix", gates.DEFAULT_PREFIX),
-                app_state=app_state)
-    return app_state.drops_hot
-
-
-def prepare(app_state: Any, drop_id: int) -> None:
-    """A shopper was admitted to the drop, so a purchase will follow within seconds: the
-    worker's hot path is set up and the drop's gate keys built now, once per worker and drop
-    per ``PREPARED_SECONDS``, rather than by the crowd's first purchases, which would all find
-    them missing and wait for one rebuild. Blocking (the admission route runs in a thread; the
-    fast lane awaits ``HotPath.prepared``)."""
-    hot = hot_path(app_state)
-    if hot is not None and hot.due_for_prepare(drop_id):
-        hot.prepare_now(drop_id)
-
-
-def forget_drop(app_state: Any, drop_id: int) -> None:
-    """After a reschedule or restock has committed: the drop's Redis state is dropped, so the
-    next purchase rebuilds it from PostgreSQL (``reconcile``); the worker's facts cache
-    (``DROP_CACHE_SECONDS``) is cleared too. Other workers see the new facts within that TTL."""
-    hot = hot_path(app_state)
-    if hot is not None:
-        hot._drops.pop(drop_id, None)
-        hot._prepared.pop(drop_id, None)
-        hot.sync_gate.client.delete(hot.sync_gate.keys(drop_id).meta)
-
-
-# --- the two-step path (hold, then checkout) draws from the same count -----------------------
+    def hold_closed(self, hold: Any, *, units_back: bool) -> None:
+        """A hold was paid for (its units stay taken) or released / declined
+        (``units_back``). A hold the script already pruned as expired gave its units back
+        then: not twice."""
+        present = self.sync_gate.convert_hold_sync(hold.drop_id, gates.hold_member(hold.id))
+        if present and units_back:
+            self.sync_gate.give_back_sync(hold.drop_id, customer_id=hold.customer_id,
+                                          quantities=_per_pool(hold.takes))
 
 
 def _per_pool(takes: list[list[int]]) -> dict[int, int]:
@@ -360,33 +346,3 @@ def _per_pool(takes: list[list[int]]) -> dict[int, int]:
     for pool, _slot, quantity in takes:
         pools[pool] = pools.get(pool, 0) + quantity
     return pools
-
-
-def gate_hold_placed(app_state: Any, hold: Any) -> None:
-    """A hold committed in PostgreSQL (which checked the limit and the units) is entered in
-    the gate: its units taken, and an entry in the sorted set by expiry, so the script gives
-    them back by itself once it lapses. If Redis disagrees, the drop's keys are rebuilt."""
-    hot = hot_path(app_state)
-    if hot is None:
-        return
-    verdict = hot.sync_gate.take_sync(gates.TakeRequest(
-        drop_id=hold.drop_id, customer_id=hold.customer_id, quantities=_per_pool(hold.takes),
-        now_ms=int(hot.clock.now().timestamp() * 1000), lead_ms=10**12,
-        hold_member=gates.hold_member(hold.id),
-        hold_expires_ms=int(hold.expires_at.timestamp() * 1000)))
-    if verdict.outcome == "missing":
-        hot.load(hold.drop_id)  # the rebuild reads this hold from PostgreSQL
-    elif verdict.outcome != "ok":
-        hot.resync(hold.drop_id)
-
-
-def gate_hold_closed(app_state: Any, hold: Any, *, units_back: bool) -> None:
-    """A hold was paid for (its units stay taken) or released / declined (``units_back``).
-    A hold the script already pruned as expired gave its units back then: not twice."""
-    hot = hot_path(app_state)
-    if hot is None:
-        return
-    present = hot.sync_gate.convert_hold_sync(hold.drop_id, gates.hold_member(hold.id))
-    if present and units_back:
-        hot.sync_gate.give_back_sync(hold.drop_id, customer_id=hold.customer_id,
-                                     quantities=_per_pool(hold.takes))

@@ -1,17 +1,17 @@
 """The fast lane: a drop's purchases and admissions served before FastAPI's own machinery.
 
-During a drop nearly every request is a purchase. Through the full stack it paid for matching
-~300 routes, the dependency machinery and four middlewares before any drop code ran (~11 % of a
-worker's CPU in the profile of ``bench/drop_sellout.py``), and FastAPI's own ``__call__`` reads
-the environment on every request to see whether telemetry is on. ``LaneFastAPI`` is FastAPI
-with one check in front: a purchase of a gated drop is recognised by its path, its body is
-validated with the same pydantic model, and the same ``drops.gated.respond`` as the FastAPI route
-answers it, so the answers are the same: problem+json refusals, 413 for a body over
-``MAX_BODY``, 400 for malformed JSON, 422 with FastAPI's ``loc`` for invalid fields.
+During a drop nearly every request is a purchase. Through the full stack it would pay for
+matching ~300 routes, the dependency machinery and four middlewares before any drop code ran (a
+tenth of a worker's CPU under a crowd), and FastAPI's own ``__call__`` reads the environment on
+every request to see whether telemetry is on. ``LaneFastAPI`` is FastAPI with one check in
+front: a purchase of a drop is recognised by its path, its body is validated with the same
+pydantic model, and the same ``drops.crowd.purchase.respond`` as the FastAPI route answers it,
+so the answers are the same: problem+json refusals, 413 for a body over ``MAX_BODY``, 400 for
+malformed JSON, 422 with FastAPI's ``loc`` for invalid fields.
 
-``POST /api/v1/drops/{id}/admission`` takes the lane too (``drops.admit``): at a drop's start the
-whole waiting room asks for its tokens at once, and the lane answers them in batches, with the
-route's answers.
+``POST /api/v1/drops/{id}/admission`` takes the lane too (``drops.crowd.admission``): at a
+drop's start the whole waiting room asks for its tokens at once, and the lane answers them in
+batches, with the route's answers.
 
 Everything else, and these paths too when the gate is off (no Redis, or SQLite), goes on to
 FastAPI, where the documented routes (OpenAPI) serve them.
@@ -28,10 +28,9 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from dropline.drops.admit import Ask, token_json
-from dropline.drops.api import early_access_for
-from dropline.drops.gated import EncodedJSON, problem_json, respond
-from dropline.drops.hot import hot_path
+from dropline.drops.crowd.admission import Ask, token_json
+from dropline.drops.crowd.purchase import EncodedJSON, problem_json, respond
+from dropline.drops.crowd.wiring import early_access_for, hot_path
 from dropline.drops.schemas import PurchaseCreate
 from dropline.errors import PROBLEM_BASE, DomainError, ServiceUnavailable
 from dropline.web.problems import problem_response, validation_problem
@@ -61,8 +60,8 @@ class LaneFastAPI(FastAPI):
 
 async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,
                            drop_id: int) -> Any:
-    """The admission route's answers (``drops.admit``); the body, which it ignores, is left
-    to the server to discard."""
+    """The admission route's answers (``drops.crowd.admission``); the body, which it ignores, is
+    left to the server to discard."""
     path = scope["path"]
     cookie, _ = session_cookie(scope["headers"], hot.settings.session_cookie_name)
     client = scope.get("client")

@@ -1,14 +1,14 @@
 """One pipelined Redis connection per worker for the gate's coalesced batches.
 
-The gate sends its work in batches (``drops.coalesce``): hundreds of EVALSHAs, then hundreds of
-SETs, per pipeline. Through redis-py's asyncio connection each reply was one awaited
-``read_response`` (a timeout context, a parser call, a coroutine), and that reading was the
-largest single item of the worker's profile in ``bench/drop_sellout.py`` (~15 % of the GIL's
-samples). Here the connection is an ``asyncio.Protocol``: a batch is one write of RESP packed
-by the caller and one future; ``data_received`` feeds hiredis and completes each batch once
-all its replies are in. Redis answers in order, so several batches may be in flight on the one
-connection (a FIFO of waiting batches), and a batch that contains an error reply still reads
-all its replies, so the connection never falls out of step.
+The gate sends its work in batches (``drops.crowd.coalesce``): hundreds of EVALSHAs, then
+hundreds of SETs, per pipeline. Through redis-py's asyncio connection each reply is one awaited
+``read_response`` (a timeout context, a parser call, a coroutine), which made reading replies
+the largest single cost of a worker under a crowd. Here the connection is an
+``asyncio.Protocol``: a batch is one write of RESP packed by the caller and one future;
+``data_received`` feeds hiredis and completes each batch once all its replies are in. Redis
+answers in order, so several batches may be in flight on the one connection (a FIFO of waiting
+batches), and a batch that contains an error reply still reads all its replies, so the
+connection never falls out of step.
 
 A lost connection fails every waiting batch with redis-py's ``ConnectionError`` (the hot path
 answers 503 and the client's retry, same key, is safe); the next batch reconnects. A batch not

@@ -1,9 +1,10 @@
-"""Batched order writes for gated drop purchases: many orders per PostgreSQL transaction.
+"""Batched order writes for the engine's purchases: many orders per PostgreSQL transaction.
 
-Each purchase the Redis gate (``drops.gate``) let through becomes a ``Job``; a per-worker
-``BatchWriter`` collects the jobs that arrive while the previous batch is being written and
-hands them to ``write_batch``, which runs the same three steps as ``orders.flows`` (write
-pending, charge outside any transaction, settle), once per batch instead of once per order:
+Each purchase the Redis gate (``drops.crowd.gate``) let through becomes a ``Job``; the worker's
+writer (a ``Coalescer`` in ``drops.crowd.worker_state``) collects the jobs that arrive while the
+previous batch is being written and hands them to ``write_batch``, which runs the same three
+steps as ``orders.flows`` (write pending, charge outside any transaction, settle), once per
+batch instead of once per order:
 
     1. one transaction: the per-person counts (one guarded upsert), the admission tokens used
        (one guarded UPDATE), the units (the drop's slot rows locked in slot order, decremented
@@ -20,8 +21,9 @@ reference) resumes from PostgreSQL, as ``orders.flows`` does. The unique checkou
 each paid order exist once under any replay: a job whose reference already has an order is
 answered from that order and its gate units are given back.
 
-The orders themselves (rows, events, audit rows) are written and settled by ``drops.bulk_orders``;
-this module holds what is the drop's: the guards, the slot rows, the holds and the three steps.
+The orders themselves (rows, payments, audit rows) are written and settled by ``orders.bulk``
+(and ``payments.bulk``), their events by ``webhooks.bulk``; this module holds what is the
+drop's: the guards, the slot rows, the holds and the three steps.
 
 PostgreSQL is the source of truth: the guarded statements refuse what the rows cannot give, so
 whatever the gate admitted, nothing is oversold. A refused job is answered sold out (or limit
@@ -34,8 +36,8 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -47,42 +49,27 @@ from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
 from dropline.drops import service
-from dropline.drops.bulk_orders import insert_orders, record_events, settle_orders
 from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
-from dropline.payments.provider import Card, ChargeRequest, PaymentProvider, charge_each
+from dropline.orders.bulk import BulkOrder, insert_orders, settle_orders
+from dropline.payments.provider import ChargeRequest, PaymentProvider, charge_each
+from dropline.webhooks.bulk import record_events
 
 log = logging.getLogger("dropline.drops")
 
 
-@dataclass
-class Job:
-    """One gated purchase waiting to be written. ``outcome`` is set by ``write_batch``:
-    ("paid", body) | ("declined", problem fields) | ("refused", reason) | ("existing", ...)."""
+@dataclass(kw_only=True)
+class Job(BulkOrder):
+    """One engine purchase waiting to be written (an order, ``orders.bulk.BulkOrder``, and what
+    the drop needs besides). ``outcome`` is set by ``write_batch``: ("paid", body) |
+    ("declined", problem fields) | ("refused", reason) | ("existing", order id or None)."""
 
     drop_id: int
-    customer_id: int
-    lines: list[tuple[int, int]]  # (variant_id, quantity), sorted by variant
     pools: dict[int, int]  # pool -> units (what the gate took)
-    card: Card
-    shipping_address: dict[str, Any]
-    reference: str
     token_n: int = 0
     source: HoldSource = HoldSource.queue
     fingerprint: str = ""  # the request's, for its idempotency record in Redis
-    outcome: tuple[str, Any] | None = None
     response: str = ""  # the paid order as JSON text, once (stored in Redis, sent as is)
-    # filled while writing
-    order_id: int = 0
-    payment_id: int = 0
-    payment_key: str = ""
-    totals: Any = None
-    drafted: list[dict[str, Any]] = field(default_factory=list)
-    written_at: datetime | None = None  # when its pending order and payment were written
-
-    @property
-    def quantity(self) -> int:
-        return sum(q for _, q in self.lines)
 
 
 _rng = random.SystemRandom()
@@ -278,8 +265,9 @@ def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: 
     live = [j for j in live if j.outcome is None]
     if not live:
         return [], {}
-    customers = insert_orders(session, now=now, settings=settings, catalog=catalog,
-                              location_id=drop.location_id, jobs=live)
+    customers, created = insert_orders(session, now=now, settings=settings, catalog=catalog,
+                                       location_id=drop.location_id, orders=live)
+    record_events(session, now=now, events=created)
     # The units last: slot rows stay locked only from here to the commit.
     takes = _take_slots(session, drop, live)
     bulk.insert_unnest(session, "drop_holds", [
@@ -359,8 +347,9 @@ def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: Pay
             amount=j.totals.total_amount, currency=j.totals.currency, card=j.card,
             idempotency_key=j.payment_key) for j in written])
         with db.transaction() as session:
-            settle_orders(session, now=clock.now(), provider_name=provider.name,
-                          jobs=written, results=results, customers=customers,
-                          on_declined=lambda declined: _return_drop_units(session, drop,
-                                                                          declined))
+            now = clock.now()
+            record_events(session, now=now, events=settle_orders(
+                session, now=now, provider_name=provider.name, orders=written,
+                results=results, customers=customers,
+                on_declined=lambda declined: _return_drop_units(session, drop, declined)))
     return jobs

@@ -1,12 +1,13 @@
-"""The gated purchase: one ``POST /api/v1/drops/{id}/purchase`` through the hot path.
+"""One engine purchase: ``POST /api/v1/drops/{id}/purchase`` through the Redis gate.
 
 Per request, on the event loop (no thread hop on the common path): the body validated by
-pydantic, the customer's session from a short in-process cache (``hot.SESSION_CACHE_SECONDS``:
-a revoked session may still buy for up to that long in a worker that saw it; a session's expiry
-is still honoured exactly), the admission token's HMAC, one EVALSHA (``drops.gate``), then an
-await on the worker's batch writer (``drops.batch``), which answers only once the order is
-committed and paid. ``respond`` is shared by the fast lane (``drops.lane``) and the FastAPI
-route. The per-worker machinery (caches, coalescers, the gate's clients) is ``drops.hot``.
+pydantic, the customer's session from a short in-process cache
+(``worker_state.SESSION_CACHE_SECONDS``: a revoked session may still buy for up to that long in
+a worker that saw it; a session's expiry is still honoured exactly), the admission token's HMAC, one EVALSHA (``drops.crowd.gate``),
+then an await on the worker's batch writer (``drops.crowd.writer``), which answers only once
+the order is committed and paid. ``respond`` is shared by the fast lane (``drops.crowd.lane``)
+and the FastAPI route. The per-worker machinery (caches, coalescers, the gate's clients) is
+``drops.crowd.worker_state``.
 
 Idempotency: the gate keeps each key's state in Redis (pending, then the stored response), and
 the orders' unique checkout reference in PostgreSQL catches a replay Redis has forgotten.
@@ -15,7 +16,6 @@ the orders' unique checkout reference in PostgreSQL catches a replay Redis has f
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from datetime import datetime
@@ -27,9 +27,11 @@ from pydantic_core import to_json
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
-from dropline.drops import gate as gates
+from dropline.audit import set_actor
 from dropline.drops import rules, service
-from dropline.drops.batch import Job
+from dropline.drops.crowd import gate as gates
+from dropline.drops.crowd.worker_state import DropFacts, HotPath
+from dropline.drops.crowd.writer import Job
 from dropline.drops.errors import (
     AdmissionRefused,
     DropEnded,
@@ -37,7 +39,6 @@ from dropline.drops.errors import (
     NotOpenYet,
     SoldOut,
 )
-from dropline.drops.hot import DropFacts, HotPath
 from dropline.drops.models import HoldSource
 from dropline.drops.schemas import PurchaseCreate
 from dropline.errors import (
@@ -52,11 +53,9 @@ from dropline.errors import (
 )
 from dropline.idempotency import service as idempotency
 from dropline.orders import flows as orders
-from dropline.orders.api import order_read
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.provider import Card
-from dropline.audit import set_actor
-from dropline.web.problems import PROBLEM_JSON, problem_headers
+from dropline.problem_json import PROBLEM_JSON, problem_headers
 
 
 def _refusal(verdict: gates.Verdict, facts: DropFacts) -> DomainError:
@@ -124,7 +123,7 @@ def _resume(hot: HotPath, reference: str, card: Card) -> tuple[int, Any]:
         on_payment_failed=lambda session, failed: service.return_units_of_order(
             session, clock=clock, order=failed))
     with db.transaction() as session:
-        return 201, jsonable_encoder(order_read(session, order_id))
+        return 201, jsonable_encoder(hot.read_order(session, order_id))
 
 
 async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
@@ -142,8 +141,11 @@ async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: st
 
 async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
                    session_token: str | None, idempotency_key: str | None, ip: str,
-                   early_access: service.EarlyAccess) -> tuple[int, str]:
+                   early_access: service.EarlyAccess,
+                   admission_token: str | None = None) -> tuple[int, str]:
     """Returns (status, JSON text) for a paid order or a stored replay; raises DomainError.
+    ``admission_token``: one the caller issued in this same request (the storefront's form),
+    used instead of the body's and, like the body's absent one, not part of the fingerprint.
     Three awaits on the common path, each coalesced with the other requests of the moment:
     the session (when not cached), the gate's verdict, the batch that writes the order."""
     key = idempotency.validate_key(idempotency_key)
@@ -151,10 +153,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     set_actor(f"customer:{customer_id}")
     facts = await hot.drop(drop_id)
     reference = idempotency.reference_for(f"customer:{customer_id}", key)
-    # The request's fingerprint for its idempotency record: the validated body serialised by
-    # pydantic-core (fields in model order, so the same request always hashes the same).
-    fp = hashlib.sha256(b"POST " + path.encode() + b"\n" + body.model_dump_json().encode()
-                        ).hexdigest()
+    fp = idempotency.fingerprint("POST", path, body)  # as the database path's records
     quantities: dict[int, int] = {}
     lines: dict[int, int] = {}
     for line in body.lines:
@@ -166,12 +165,13 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     now = hot.clock.now()
     token_n, lead_ms = 0, 0
     if facts.queue_enabled:
-        if not body.admission_token:
+        token = admission_token or body.admission_token
+        if not token:
             raise AdmissionRefused("this drop has a waiting room: join it and ask for an "
                                    "admission token (POST /api/v1/drops/{id}/admission)")
         try:
             token_n = rules.verify_admission(
-                body.admission_token[:1000], secret=hot.settings.secret_key, drop_id=drop_id,
+                token[:1000], secret=hot.settings.secret_key, drop_id=drop_id,
                 customer_id=customer_id, session=rules.session_binding(digest), now=now).n
         except rules.BadToken as exc:
             raise AdmissionRefused(str(exc)) from None
@@ -260,14 +260,16 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
 
 async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
                   session_token: str | None, idempotency_key: str | None, ip: str,
-                  early_access: service.EarlyAccess) -> Response:
+                  early_access: service.EarlyAccess,
+                  admission_token: str | None = None) -> Response:
     """``purchase`` as an HTTP response: the JSON text sent as it is (encoded once, shared
     with the Redis record), refusals as problem+json, a silent gate as 503. Used by the
-    FastAPI route and by the fast lane (``drops.lane``) alike."""
+    FastAPI route and by the fast lane (``drops.crowd.lane``) alike."""
     try:
         status_code, text = await purchase(
             hot, drop_id=drop_id, body=body, path=path, session_token=session_token,
-            idempotency_key=idempotency_key, ip=ip, early_access=early_access)
+            idempotency_key=idempotency_key, ip=ip, early_access=early_access,
+            admission_token=admission_token)
     except RedisError:
         return problem_json(ServiceUnavailable(
             "the drop's gate is not answering; retry with the same Idempotency-Key in a "
@@ -281,8 +283,9 @@ async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str
 
 
 def problem_json(exc: DomainError, path: str) -> EncodedJSON:
-    """``web.problems.domain_error_response``, encoded by pydantic-core (FastAPI's
-    ``jsonable_encoder`` walks the body in Python: a sell-out answers thousands of these)."""
+    """A refusal as ``web.problems.domain_error_response`` answers it, encoded by
+    pydantic-core (FastAPI's ``jsonable_encoder`` walks the body in Python: a sell-out answers
+    thousands of these)."""
     return EncodedJSON(to_json(exc.to_problem(path)), exc.status, PROBLEM_JSON,
                        headers=problem_headers(exc))
 

@@ -1,18 +1,10 @@
 """The Redis gate: a drop's hot state in Redis, decided by one Lua script per purchase.
 
-Why (measured on this 2-core machine with bench/drop_sellout.py, PostgreSQL, 2 uvicorn workers):
-
-* the database path (``drops.flows.purchase``: slot rows, ORM, ~40 statements and ~8
-  transactions per purchase, a sync endpoint in a thread pool) sold 24.8 units/s on an idle
-  machine (the naive one-hot-row baseline on the ORM path: 55.7): PostgreSQL sat idle in
-  ClientRead, so the cost was round trips and Python per row, not row locks. A faster
-  PostgreSQL-only design would still pay those per-order round trips.
-* with this gate, one EVALSHA per purchase (2,000 concurrent takes: tens of ms in all), and
-  ``drops.batch`` writing 400 orders in ~0.2-0.5 s (3 transactions, one unnest() INSERT per
-  table) the per-order cost moves from ~40 statements to ~1/100th of each. Under heavy load
-  from other work (load average ~13.6 on 2 cores) the HTTP run measured 130.6 units/s for
-  2,000 shoppers vs 47.8 for the classic baseline written by the same lean code (2.73x),
-  oversold 0, lost paid orders 0; the idle-machine figures are for the lead to re-run.
+Why: on the database path (``drops.flows.purchase``) a purchase costs tens of statements and
+several transactions, and under a crowd the cost is those round trips and the Python per row,
+not row locks. Here one EVALSHA per purchase decides, and the batch writer
+(``drops.crowd.writer``) writes a few hundred orders in three transactions, so the per-order
+cost falls to a small fraction of a statement. Figures: docs/benchmarks.md.
 
 What one EVALSHA decides, atomically (Redis runs a script alone): expired holds pruned (their
 units come back, so no sweeper is needed), the idempotency key (a replay gets the stored
@@ -22,7 +14,7 @@ the units left per pool; then it takes the units. Holds (the two-step path) live
 by expiry in the same script, so both paths draw from one count.
 
 Redis is never the source of truth: every take is committed in PostgreSQL by a guarded statement
-(``drops.batch``), which refuses what the database cannot give. So a lost or stale Redis can
+(``drops.crowd.writer``), which refuses what the database cannot give. So a lost or stale Redis can
 make the gate admit too many (PostgreSQL refuses them: sold out, and Redis is corrected) or too
 few (units leaked by a crash between the gate and the commit: an undersell until
 ``reconcile``), never an oversell. ``reconcile`` rebuilds a drop's keys from PostgreSQL; the
@@ -41,10 +33,15 @@ from redis.exceptions import NoScriptError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dropline.clock import Clock
+from dropline.db import Database
+from dropline.drops import service
+from dropline.drops.crowd.redis_pipe import Pipe, pack, raise_first_error
 from dropline.drops.models import Drop, DropBuyer, DropHold, DropQueueEntry, DropSlot, HoldStatus
-from dropline.drops.pipe import Pipe, pack, raise_first_error
+from dropline.ratelimit import counter_name, identity_key, ip_key
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+RATE_WINDOW_SECONDS = 60  # the drop limits are per minute, as the routes count them
 DEFAULT_PREFIX = "dl:"
 
 # KEYS: 1 meta, 2 left, 3 buyers, 4 holds (zset member -> expiry ms), 5 hold info,
@@ -225,13 +222,14 @@ class RedisGate:
 
     def _take_args(self, r: TakeRequest) -> tuple[list[str], list[Any]]:
         k = self.keys(r.drop_id)
-        window = r.now_ms // 60_000
+        window = r.now_ms // (RATE_WINDOW_SECONDS * 1000)
+        # The app's rate-limit counters (dropline.ratelimit), counted inside the script.
         keys = [*k.all(), k.idem(r.reference or "-"),
-                f"{self.prefix}rl:c:{r.customer_id}:{window}",
-                f"{self.prefix}rl:ip:{r.ip}:{window}"]
+                counter_name(self.prefix, identity_key(r.customer_id), window),
+                counter_name(self.prefix, ip_key(r.ip), window)]
         args = [r.now_ms, r.customer_id, r.lead_ms, r.token_n, r.fingerprint,
                 IDEMPOTENCY_TTL_SECONDS, r.hold_member, r.hold_expires_ms, r.identity_limit,
-                r.ip_limit if r.ip else 0, 60, *_pairs(r.quantities)]
+                r.ip_limit if r.ip else 0, RATE_WINDOW_SECONDS, *_pairs(r.quantities)]
         return keys, args
 
     async def take_many(self, requests: list[TakeRequest]) -> list[Verdict]:
@@ -263,8 +261,8 @@ class RedisGate:
         """A pipeline without redis-py's per-argument packing and per-reply reading (pure
         Python in its asyncio client; together the largest cost of a gated purchase after the
         order's own writing): packed as RESP here, sent on the worker's one pipelined
-        connection (``drops.pipe``). An error reply is raised (the first one), after every
-        reply of the batch was read."""
+        connection (``drops.crowd.redis_pipe``). An error reply is raised (the first one),
+        after every reply of the batch was read."""
         if self._pipe is None:
             return await self._send_pooled(commands)
         return raise_first_error(await self._pipe.send(pack(commands), len(commands)))
@@ -371,3 +369,12 @@ def read_state(session: Session, *, drop: Drop) -> dict[str, Any]:
             int(hold.expires_at.timestamp() * 1000),
             f"{hold.customer_id}|" + ";".join(f"{p}:{q}" for p, q in sorted(per_pool.items())))
     return {"left": left, "buyers": buyers, "tokens": tokens, "holds": holds}
+
+
+def reconcile(db: Database, gate: SyncGate, *, clock: Clock, drop_id: int) -> dict[str, int]:
+    """Expired holds reclaimed in PostgreSQL, then the drop's Redis keys rebuilt from it."""
+    with db.transaction() as session:
+        drop = service.get_drop(session, drop_id)
+        service.reclaim_and_offer(session, clock=clock, drop=drop)
+    with db.transaction() as session:
+        return gate.reconcile(session, drop=service.get_drop(session, drop_id), now=clock.now())

@@ -1,0 +1,385 @@
+"""The purchase rules of a drop, one scenario table run against both engines.
+
+``POST /api/v1/drops/{id}/purchase`` is served by one of two engines: the database path
+(``drops.flows.purchase``; SQLite, or PostgreSQL without Redis) and the flash-crowd engine
+(``drops.crowd``: the Redis gate and batched writes; PostgreSQL with Redis). The rules are the
+same, so every rule below is one case (given / when / then) run against both. Where an engine
+answers differently today, its case is marked ``xfail(strict=True)`` for that engine with the
+difference named, so the table says exactly where they differ (and fails once they agree).
+
+The engine half needs PostgreSQL (``DROPLINE_TEST_DATABASE_URL``) and Redis
+(``DROPLINE_TEST_REDIS_URL``); on SQLite it is skipped. ``.ci/run`` gives it both.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from dropline.customers.models import Customer
+from dropline.customers.service import start_session
+from dropline.drops.schemas import PurchaseCreate
+from dropline.idempotency import service as idempotency
+from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.web.app import create_app
+from tests.builders import ADDRESS
+from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
+from tests.drops.servers import serve_gated
+
+CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+ON_POSTGRESQL = (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql")
+
+
+@dataclass(frozen=True)
+class Buyer:
+    customer_id: int
+    token: str
+
+
+class Shop:
+    """One engine behind HTTP, and what a case needs to set the scene."""
+
+    def __init__(self, engine: str, http: httpx.Client, app: Any, db: Any, clock: Any,
+                 redis_client: redis.Redis | None = None, prefix: str = "") -> None:
+        self.engine, self.http, self.app, self.db, self.clock = engine, http, app, db, clock
+        self.redis, self.prefix = redis_client, prefix
+
+    def drop(self, **options: Any) -> DropWorld:
+        return make_drop(self.db, self.clock, **options)
+
+    def shopper(self) -> Buyer:
+        with self.db.transaction() as session:
+            customer = Customer(email=f"rule-{uuid.uuid4().hex[:10]}@example.com",
+                                password_hash="x", created_at=self.clock.now())
+            session.add(customer)
+            session.flush()
+            return Buyer(customer.id, start_session(session, clock=self.clock,
+                                                    customer=customer, days=1))
+
+    def post(self, buyer: Buyer, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.post(path, headers={"Cookie": f"dl_session={buyer.token}",
+                                             **kwargs.pop("headers", {})}, **kwargs)
+
+    def get(self, buyer: Buyer, path: str) -> httpx.Response:
+        return self.http.get(path, headers={"Cookie": f"dl_session={buyer.token}"})
+
+    def delete(self, buyer: Buyer, path: str) -> httpx.Response:
+        return self.http.delete(path, headers={"Cookie": f"dl_session={buyer.token}"})
+
+    def buy(self, buyer: Buyer, world: DropWorld, *, quantity: int = 1, key: str | None = None,
+            admission: str | None = None, address: dict[str, Any] = ADDRESS) -> httpx.Response:
+        return self.post(buyer, f"/api/v1/drops/{world.drop_id}/purchase",
+                         headers={"Idempotency-Key": key or uuid.uuid4().hex},
+                         json=purchase_body(world, quantity=quantity, admission=admission,
+                                            address=address))
+
+    def admission(self, buyer: Buyer, world: DropWorld) -> str:
+        """The shopper joins the waiting room, is admitted, and asks for a token."""
+        assert self.post(buyer, f"/api/v1/drops/{world.drop_id}/queue").status_code == 200
+        self.clock.advance(seconds=5)
+        issued = self.post(buyer, f"/api/v1/drops/{world.drop_id}/admission")
+        assert issued.status_code == 200, issued.text
+        return issued.json()["token"]
+
+    def hold_key_in_flight(self, buyer: Buyer, world: DropWorld, key: str,
+                           body: dict[str, Any]) -> None:
+        """As if a first request with this key were still being processed."""
+        path = f"/api/v1/drops/{world.drop_id}/purchase"
+        fingerprint = idempotency.fingerprint("POST", path, PurchaseCreate.model_validate(body))
+        if self.engine == "database":
+            idempotency.begin(self.db, clock=self.clock, principal=f"customer:{buyer.customer_id}",
+                              key=key, request_fingerprint=fingerprint, lease_seconds=60)
+            return
+        assert self.redis is not None
+        reference = idempotency.reference_for(f"customer:{buyer.customer_id}", key)
+        self.redis.set(f"{self.prefix}d:{world.drop_id}:i:{reference}", f"P|{fingerprint}")
+
+    def paid_units(self, world: DropWorld) -> int:
+        with self.db.transaction() as session:
+            return session.scalar(
+                select(func.coalesce(func.sum(OrderLine.quantity), 0))
+                .join(Order, Order.id == OrderLine.order_id)
+                .where(Order.status == OrderStatus.paid,
+                       OrderLine.variant_id.in_(world.variant_ids)))
+
+    def orders_of(self, buyer: Buyer) -> int:
+        with self.db.transaction() as session:
+            return session.scalar(select(func.count()).select_from(Order).where(
+                Order.customer_id == buyer.customer_id))
+
+
+def purchase_body(world: DropWorld, *, quantity: int = 1, admission: str | None = None,
+                  address: dict[str, Any] = ADDRESS) -> dict[str, Any]:
+    return {"lines": [{"variant_id": world.variant_ids[0], "quantity": quantity}],
+            "admission_token": admission, "card": CARD, "shipping_address": address}
+
+
+def refused(response: httpx.Response, status: int, slug: str) -> bool:
+    return (response.status_code == status
+            and response.headers["content-type"].startswith("application/problem+json")
+            and response.json()["type"].endswith("/" + slug))
+
+
+# --- the rules: given / when / then ------------------------------------------------------------
+
+
+def before_the_window_a_purchase_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5, starts_in=10)  # given a drop that opens in ten minutes
+    buyer = shop.shopper()
+    answer = shop.buy(buyer, world)  # when a shopper buys now
+    assert refused(answer, 409, "drop-not-open")  # then: not open yet, nothing sold
+    assert answer.json()["opens_at"]
+    assert shop.paid_units(world) == 0
+
+
+def after_the_window_a_purchase_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5, starts_in=-200, lasts=120)  # given a drop that ended
+    answer = shop.buy(shop.shopper(), world)
+    assert refused(answer, 409, "drop-ended")
+    assert shop.paid_units(world) == 0
+
+
+def a_member_buys_in_early_access(shop: Shop) -> None:
+    world = shop.drop(cap=5, starts_in=10, early_access_minutes=30)
+    member = shop.shopper()
+    shop.app.state.drops_early_access = LeadTimes({member.customer_id: 30})
+    answer = shop.buy(member, world)  # ten minutes before the public start
+    assert answer.status_code == 201, answer.text
+    assert shop.paid_units(world) == 1
+
+
+def a_non_member_waits_for_the_public_start(shop: Shop) -> None:
+    world = shop.drop(cap=5, starts_in=10, early_access_minutes=30)
+    member, stranger = shop.shopper(), shop.shopper()
+    shop.app.state.drops_early_access = LeadTimes({member.customer_id: 30})
+    assert refused(shop.buy(stranger, world), 409, "drop-not-open")
+    assert shop.paid_units(world) == 0
+
+
+def an_admission_token_admits_once(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=4, queue=True)  # given a drop with a waiting room
+    buyer = shop.shopper()
+    token = shop.admission(buyer, world)
+    first = shop.buy(buyer, world, admission=token)  # when the token is used twice
+    second = shop.buy(buyer, world, admission=token)
+    assert first.status_code == 201, first.text  # then: the first buys, the second is refused
+    assert refused(second, 403, "admission-refused")
+    assert shop.paid_units(world) == 1
+
+
+def a_waiting_room_drop_needs_a_token(shop: Shop) -> None:
+    world = shop.drop(cap=5, queue=True)
+    assert refused(shop.buy(shop.shopper(), world), 403, "admission-refused")
+    assert shop.paid_units(world) == 0
+
+
+def the_per_person_cap_holds_across_orders(shop: Shop) -> None:
+    world = shop.drop(cap=10, limit=2)  # given a limit of 2 per person
+    buyer = shop.shopper()
+    answers = [shop.buy(buyer, world) for _ in range(3)]  # when one shopper buys 1, 1, then 1
+    assert [a.status_code for a in answers[:2]] == [201, 201]
+    assert refused(answers[2], 409, "per-person-limit")  # then the third order is refused
+    assert shop.paid_units(world) == 2
+
+
+def one_order_asking_for_more_than_the_cap_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=10, limit=2)
+    assert refused(shop.buy(shop.shopper(), world, quantity=3), 409, "per-person-limit")
+    assert shop.paid_units(world) == 0
+
+
+def a_replay_gets_the_same_answer(shop: Shop) -> None:
+    world = shop.drop(cap=5)
+    buyer = shop.shopper()
+    first = shop.buy(buyer, world, key="replay-1")  # given a paid purchase
+    again = shop.buy(buyer, world, key="replay-1")  # when it is sent again, same key and body
+    assert first.status_code == 201 == again.status_code  # then: the same answer, marked
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert shop.orders_of(buyer) == 1 and shop.paid_units(world) == 1
+
+
+def a_replayed_refusal_is_the_same_refusal(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=1)
+    buyer = shop.shopper()
+    first = shop.buy(buyer, world, quantity=2, key="refused-1")
+    again = shop.buy(buyer, world, quantity=2, key="refused-1")
+    assert refused(first, 409, "per-person-limit")
+    assert refused(again, 409, "per-person-limit")
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def a_replayed_refusal_stays_refused_when_units_come_back(shop: Shop) -> None:
+    world = shop.drop(cap=1, limit=1, hold_ttl=60)  # given a purchase refused as sold out
+    holder, buyer = shop.shopper(), shop.shopper()
+    assert shop.post(holder, f"/api/v1/drops/{world.drop_id}/holds", json={
+        "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}]}).status_code == 201
+    assert refused(shop.buy(buyer, world, key="late-1"), 409, "sold-out")
+    shop.clock.advance(seconds=61)  # when the held unit comes back and the request is replayed
+    again = shop.buy(buyer, world, key="late-1")
+    assert refused(again, 409, "sold-out")  # then it gets its first answer: a new key buys
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert shop.orders_of(buyer) == 0
+
+
+def the_same_key_with_another_body_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5)
+    buyer = shop.shopper()
+    first = shop.buy(buyer, world, key="reused-1")
+    other = shop.buy(buyer, world, key="reused-1", address={**ADDRESS, "line1": "2 Other St"})
+    assert first.status_code == 201
+    assert refused(other, 422, "idempotency-key-reused")
+    assert shop.orders_of(buyer) == 1
+
+
+def the_same_key_in_flight_is_told_to_retry(shop: Shop) -> None:
+    world = shop.drop(cap=5)
+    buyer = shop.shopper()
+    shop.hold_key_in_flight(buyer, world, "busy-1", purchase_body(world))  # given a first try
+    answer = shop.buy(buyer, world, key="busy-1")  # when the same request comes again
+    assert refused(answer, 409, "request-in-flight")  # then: retry later, nothing bought
+    assert "Retry-After" in answer.headers
+    assert shop.orders_of(buyer) == 0
+
+
+def a_sold_out_drop_refuses_and_points_to_the_waitlist(shop: Shop) -> None:
+    world = shop.drop(cap=1, limit=1)  # given a drop whose last unit is bought
+    assert shop.buy(shop.shopper(), world).status_code == 201
+    late = shop.shopper()
+    answer = shop.buy(late, world)  # when another shopper buys
+    assert refused(answer, 409, "sold-out")  # then: sold out, nothing more sold
+    assert answer.json()["drop_id"] == world.drop_id
+    assert shop.paid_units(world) == 1 and shop.orders_of(late) == 0
+
+
+def an_expired_hold_returns_its_units(shop: Shop) -> None:
+    world = shop.drop(cap=1, limit=1, hold_ttl=60)  # given the only unit held
+    holder, buyer = shop.shopper(), shop.shopper()
+    held = shop.post(holder, f"/api/v1/drops/{world.drop_id}/holds",
+                     json={"lines": [{"variant_id": world.variant_ids[0], "quantity": 1}]})
+    assert held.status_code == 201, held.text
+    assert refused(shop.buy(buyer, world), 409, "sold-out")
+    shop.clock.advance(seconds=61)  # when the hold lapses unpaid
+    answer = shop.buy(buyer, world)
+    assert answer.status_code == 201, answer.text  # then its unit can be bought again
+    assert shop.paid_units(world) == 1
+
+
+def units_that_come_back_go_to_the_waitlist_first(shop: Shop) -> None:
+    world = shop.drop(cap=1, limit=1, hold_ttl=60)  # given the only unit held
+    holder, waiting, late = shop.shopper(), shop.shopper(), shop.shopper()
+    assert shop.post(holder, f"/api/v1/drops/{world.drop_id}/holds", json={
+        "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}]}).status_code == 201
+    assert refused(shop.buy(waiting, world), 409, "sold-out")
+    joined = shop.post(waiting, f"/api/v1/drops/{world.drop_id}/waitlist",
+                       json={"variant_id": world.variant_ids[0], "quantity": 1})
+    assert joined.status_code == 201, joined.text  # and a shopper on the waitlist
+    shop.clock.advance(seconds=61)  # when the hold lapses and a third shopper buys
+    answer = shop.buy(late, world)
+    assert refused(answer, 409, "sold-out")  # then the unit is offered to the waitlist
+    entry = shop.get(waiting, f"/api/v1/drops/{world.drop_id}/waitlist/me").json()
+    assert entry["status"] == "offered" and entry["hold_id"]
+    assert shop.paid_units(world) == 0
+
+
+def the_storefront_form_buys_by_the_same_rules(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=1, queue=True)  # given an admitted shopper, no JavaScript
+    buyer = shop.shopper()
+    assert shop.post(buyer, f"/api/v1/drops/{world.drop_id}/queue").status_code == 200
+    shop.clock.advance(seconds=5)
+    form = {"name": ADDRESS["name"], "line1": ADDRESS["line1"], "city": ADDRESS["city"],
+            "postcode": ADDRESS["postcode"], "country": ADDRESS["country"],
+            "number": CARD["number"], "exp_month": str(CARD["exp_month"]),
+            "exp_year": str(CARD["exp_year"]), "cvc": CARD["cvc"],
+            "variant_id": world.variant_ids[0], "quantity": 1, "key": "form-1"}
+    path = f"/drops/{world.drop_id}/buy"
+    bought = shop.post(buyer, path, data=form, follow_redirects=False)  # when it is sent twice
+    again = shop.post(buyer, path, data=form, follow_redirects=False)
+    more = shop.post(buyer, path, data={**form, "key": "form-2"}, follow_redirects=False)
+    assert bought.status_code == 303, bought.text  # then: one order, and the cap holds
+    assert bought.headers["location"].startswith("/orders/")
+    assert again.headers["location"] == bought.headers["location"]
+    assert more.status_code == 409 and "per person" in more.text
+    assert shop.orders_of(buyer) == 1 and shop.paid_units(world) == 1
+
+
+@dataclass(frozen=True)
+class Rule:
+    check: Callable[[Shop], None]
+    differs: dict[str, str] = field(default_factory=dict)  # engine -> how it answers today
+
+
+RULES = [
+    Rule(before_the_window_a_purchase_is_refused),
+    Rule(after_the_window_a_purchase_is_refused),
+    Rule(a_member_buys_in_early_access),
+    Rule(a_non_member_waits_for_the_public_start),
+    Rule(a_waiting_room_drop_needs_a_token),
+    Rule(an_admission_token_admits_once),
+    Rule(the_per_person_cap_holds_across_orders),
+    Rule(one_order_asking_for_more_than_the_cap_is_refused),
+    Rule(a_replay_gets_the_same_answer, {"engine": (
+        "the engine answers a replayed paid purchase from Redis without "
+        "`Idempotent-Replayed: true` (it marks only replayed refusals)")}),
+    Rule(a_replayed_refusal_is_the_same_refusal, {"engine": (
+        "the engine stores no refusal the gate decided (limit, sold out, window, token): a "
+        "replay is decided afresh, so it carries no `Idempotent-Replayed: true`")}),
+    Rule(a_replayed_refusal_stays_refused_when_units_come_back, {"engine": (
+        "the engine stores no refusal the gate decided: a replay of a sold-out purchase buys "
+        "once units come back, where the database path replays its stored 409")}),
+    Rule(the_same_key_with_another_body_is_refused),
+    Rule(the_same_key_in_flight_is_told_to_retry),
+    Rule(a_sold_out_drop_refuses_and_points_to_the_waitlist),
+    Rule(an_expired_hold_returns_its_units),
+    Rule(units_that_come_back_go_to_the_waitlist_first),
+    Rule(the_storefront_form_buys_by_the_same_rules),
+]
+ENGINES = ["database", "engine"]
+
+
+def _cases() -> Iterator[Any]:
+    for rule in RULES:
+        for engine in ENGINES:
+            marks = [pytest.mark.xfail(strict=True, reason=rule.differs[engine])] \
+                if engine in rule.differs else []
+            yield pytest.param(engine, rule, marks=marks, id=f"{rule.check.__name__}-{engine}")
+
+
+@contextmanager
+def _shop(engine: str, db: Any, clock: Any, settings: Any) -> Iterator[Shop]:
+    if engine == "database":
+        app = create_app(settings, clock=clock, db=db, run_worker=False)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield Shop(engine, client, app, db, clock)
+        return
+    if not ON_POSTGRESQL:
+        pytest.skip("the flash-crowd engine runs on PostgreSQL with Redis: set "
+                    "DROPLINE_TEST_DATABASE_URL (PostgreSQL) and DROPLINE_TEST_REDIS_URL")
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} ({exc}): start it, or set "
+                    "DROPLINE_TEST_REDIS_URL")
+    # A short lease: a request found in flight is answered within a second.
+    with serve_gated(db, clock, settings, client, idempotency_lease_seconds=1) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as http:
+        yield Shop(engine, http, server.app, db, clock, client, server.prefix)
+    client.close()
+
+
+@pytest.mark.parametrize(("engine", "rule"), list(_cases()))
+def test_the_purchase_rule_holds_on_both_engines(engine: str, rule: Rule, db, clock,
+                                                settings) -> None:
+    with _shop(engine, db, clock, settings) as shop:
+        rule.check(shop)

@@ -4,9 +4,8 @@ the local provider's ledger).
 ``insert_unnest`` writes ``INSERT ... SELECT FROM unnest(arrays)``: one statement whose text
 does not depend on the number of rows (psycopg parses it once, PostgreSQL plans it once), with
 one array parameter per column, sent in psycopg's binary format (no per-element escaping).
-Measured ~10x cheaper per row than SQLAlchemy's multi-row VALUES or ``IN (...)`` lists, whose
-text grows with the batch and is split and parsed again each time (``_split_query`` was a tenth
-of the batch writer's CPU). Both helpers run on the session's own connection, so inside its
+Cheaper per row than SQLAlchemy's multi-row VALUES or ``IN (...)`` lists, whose text grows
+with the batch and is split and parsed again each time. Both helpers run on the session's own connection, so inside its
 transaction.
 """
 

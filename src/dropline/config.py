@@ -39,7 +39,7 @@ class Settings(BaseSettings):
         default=32, ge=4, le=200,
         description="Threads for synchronous endpoints; the database pool is sized above it.",
     )
-    redis_url: str | None = None  # hot drop state (drops.gate); unset: the database only
+    redis_url: str | None = None  # hot drop state (drops.crowd.gate); unset: the database only
     run_scheduler: bool = Field(
         default=True, description="Run background jobs (webhook delivery) inside `serve`."
     )

@@ -3,9 +3,8 @@ in each the start-up's objects frozen out of the garbage collector's sight (``wo
 
 uvicorn's ``--workers`` binds one socket in the supervisor and every worker accepts from it.
 Which worker accepts a connection is then a race between their event loops, and keep-alive
-connections stay where they landed: at a drop's launch, with a crowd connecting at once, one
-worker of two was seen holding two thirds of the connections (``bench/drop_sellout.py``), and
-it set the pace while the other idled. On Linux each worker here listens on a socket of its own
+connections stay where they landed: when a crowd connects at once, one worker can end up
+holding most of the connections and set the pace while the other idles. On Linux each worker here listens on a socket of its own
 bound with ``SO_REUSEPORT``, and the kernel spreads new connections over them by a hash of the
 client's address and port (as nginx's ``reuseport``), whatever each worker is doing.
 
@@ -86,8 +85,8 @@ class ReusePortListener:
 
 
 # A young-generation collection every 10,000 net allocations instead of 700: with thousands of
-# requests in flight most young objects are still alive when it runs, so it walks them for
-# nothing (15-27 us per gated purchase went to collections after the freeze, 4-8 us with this).
+# requests in flight most young objects are still alive when it runs, so a lower threshold walks
+# them again and again for nothing.
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
@@ -96,9 +95,8 @@ def worker_app(factory: str) -> Any:
     alive at that point (modules, routes, schemas, ORM mappers: about 180,000 in a bare
     process, more with the app) moved out of the garbage collector's sight (``gc.freeze``).
     Otherwise each full collection walks them all again, and a flash crowd's allocations
-    trigger many: the gated purchase alone on one event loop (no HTTP, no writes) took 116-169
-    us of CPU each before, 83-109 after; in ``bench/drop_sellout.py`` the server's CPU per paid
-    order fell from 0.48-0.58 ms to 0.35-0.41. Objects created later are collected as usual;
+    trigger many (the figures are in docs/benchmarks.md). Objects created later are collected
+    as usual;
     what was alive at start-up stays for the process's life, as it would anyway. Then the
     collector's thresholds are set to ``GC_THRESHOLDS``."""
     app = import_from_string(factory)()

@@ -6,7 +6,7 @@ all built from ``build_services``."""
 
 from __future__ import annotations
 
-from dropline.adapters.email import sender_from_env
+from dropline.adapters.email import sender_for
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider, PaymentProvider
 from dropline.adapters.routing import PyVRPSolver
@@ -29,11 +29,11 @@ def build_services(
     payment provider."""
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    db = db or Database(settings.database_url)
+    db = db or Database(settings.database.url)
     return Services(
         settings=settings, db=db, clock=clock,
         payments=payments or LocalCardProvider(db.sessions, clock),
         geocoder=LondonDistrictGeocoder(),
         solver=PyVRPSolver(),
-        mailer=sender_from_env(),
+        mailer=sender_for(settings.mail),
     )

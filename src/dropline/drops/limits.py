@@ -2,8 +2,8 @@
 
 ``MemoryRateLimiter`` is the embedded default (one ``dropline serve`` process: the counters live
 in that process). ``RedisRateLimiter`` shares the counters between workers and machines
-(``DROPLINE_DROPS_REDIS_URL``). Both count in fixed windows: cheap, and good enough to make a
-bot farm's thousandth request per minute cost it a 429 rather than a hold.
+(``settings.drops.redis_url``, ``DROPLINE_DROPS_REDIS_URL``); the limits are
+``settings.drops``. Both count in fixed windows: cheap, and good enough to make a bot farm's thousandth request per minute cost it a 429 rather than a hold.
 """
 
 from __future__ import annotations
@@ -13,17 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-class DropLimitSettings(BaseSettings):
-    """``DROPLINE_DROPS_*``: requests allowed per window, per signed-in identity and per IP."""
-
-    model_config = SettingsConfigDict(env_prefix="DROPLINE_DROPS_", extra="ignore")
-
-    identity_per_minute: int = 120
-    ip_per_minute: int = 600
-    redis_url: str | None = None
+from dropline.config import DropsSettings
 
 
 class RateLimiter(Protocol):
@@ -74,7 +64,7 @@ class RedisRateLimiter:
         return max(1, int((window + 1) * window_seconds - now + 0.999))
 
 
-def make_limiter(settings: DropLimitSettings) -> RateLimiter:
-    if settings.redis_url:
-        return RedisRateLimiter.from_url(settings.redis_url)
+def make_limiter(limits: DropsSettings) -> RateLimiter:
+    if limits.redis_url:
+        return RedisRateLimiter.from_url(limits.redis_url)
     return MemoryRateLimiter()

@@ -20,7 +20,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from dropline.adapters.email import EmailSender, OutgoingEmail, sender_from_env
+from dropline.adapters.email import EmailSender, OutgoingEmail, sender_for
 from dropline.adapters.payments import LocalCardProvider, RecurringPaymentProvider
 from dropline.clock import Clock
 from dropline.config import Settings
@@ -218,7 +218,7 @@ class MembershipJobs:
         lapse_overdue(self.db, clock=self.clock)
         advance_onboarding(self.db, clock=self.clock)
         recompute_segments(self.db, clock=self.clock)
-        send_notices(self.db, clock=self.clock, sender=self.sender or sender_from_env())
+        send_notices(self.db, clock=self.clock, sender=self.sender or sender_for(self.settings.mail))
         return report
 
 

@@ -203,7 +203,7 @@ def sell_idempotent(services: Services, *, request: Request, principal: Principa
         with services.db.transaction() as session:
             summary = counter.sale_summary(session, order_id=order_id)
         counter.send_after_commit(counter.receipt_email(
-            summary, shop_name=services.settings.shop_name))
+            summary, shop_name=services.settings.shop.name), services.mailer)
         return 201, sale_read(summary)
 
     return run_idempotent(services, request=request, principal=principal, key=key, body=body,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dropline.adapters.email import EmailSender, OutgoingEmail, sender_from_env
+from dropline.adapters.email import EmailSender, OutgoingEmail
 from dropline.adapters.payments import (
     CardPresentProvider,
     CardRefused,
@@ -295,12 +295,12 @@ def sign_up_at_counter(db: Database, *, clock: Clock, config: MembershipConfig,
 
 
 
-def send_after_commit(message: OutgoingEmail, sender: EmailSender | None = None) -> bool:
+def send_after_commit(message: OutgoingEmail, sender: EmailSender) -> bool:
     """Sends a receipt or a sign-up link once the sale has committed. The message id is
     stable per order, so a replayed sale rewrites the same message rather than adding one; a
     mail failure never undoes a paid sale (it is logged, and the receipt can be resent)."""
     try:
-        (sender or sender_from_env()).send(message)
+        sender.send(message)
         return True
     except (OSError, smtplib.SMTPException) as exc:
         log.warning("could not send %s: %s", message.message_id, exc)

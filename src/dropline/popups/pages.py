@@ -155,7 +155,8 @@ def counter_signup_link(code: str, order_id: int, request: Request, services: Se
     with services.db.transaction() as session:
         summary = counter.sale_summary(session, order_id=min(order_id, 2**53))
     counter.send_after_commit(counter.signup_link_email(
-        summary, shop_name=services.settings.shop_name, base_url=str(request.base_url)))
+        summary, shop_name=services.settings.shop.name, base_url=str(request.base_url)),
+        services.mailer)
     return sale_read(summary)
 
 
@@ -187,7 +188,7 @@ def popups_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                 within_days: Annotated[int, Query(ge=1, le=365)] = service.CONVERSION_DAYS
                 ) -> HTMLResponse:
     context = popups_context(session, as_of=services.clock.now(),
-                             currency=services.settings.currency, within_days=within_days)
+                             currency=services.settings.shop.currency, within_days=within_days)
     return render(request, "popups/console.html", viewer, using=templates, **context)
 
 
@@ -210,10 +211,10 @@ def stores_page(request: Request, session: SessionDep, services: ServicesDep) ->
     stores = listings.list_stores(session)
     base = str(request.base_url).rstrip("/")
     blocks = [jsonld_script(listings.store_jsonld(s, base_url=base,
-                                                  brand=services.settings.shop_name))
+                                                  brand=services.settings.shop.name))
               for s in stores]
     html = templates.env.get_template("popups/stores.html").render(
-        shop_name=services.settings.shop_name, stores=stores, jsonld=blocks)
+        shop_name=services.settings.shop.name, stores=stores, jsonld=blocks)
     return _public(request, html)
 
 
@@ -221,5 +222,5 @@ def stores_page(request: Request, session: SessionDep, services: ServicesDep) ->
 def search_page(request: Request, services: ServicesDep) -> Response:
     """The page never reads the query: search runs in the browser (discovery.js)."""
     html = templates.env.get_template("popups/search.html").render(
-        shop_name=services.settings.shop_name)
+        shop_name=services.settings.shop.name)
     return _public(request, html)

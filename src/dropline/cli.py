@@ -84,7 +84,7 @@ def friendly_errors(func: F) -> F:
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
     from dropline.db import Database
 
-    return Database(settings.database_url)
+    return Database(settings.database.url)
 
 
 @app.command(epilog="Example: dropline serve --port 8000")
@@ -106,8 +106,8 @@ def serve(
     if migrate_first:
         from dropline.migrate import upgrade
 
-        upgrade(settings.database_url)
-    console.print(f"[bold]Dropline[/] serving {settings.shop_name} on http://{host}:{port} "
+        upgrade(settings.database.url)
+    console.print(f"[bold]Dropline[/] serving {settings.shop.name} on http://{host}:{port} "
                   f"(API docs: http://{host}:{port}/docs)")
     serving.run("dropline.web.app:create_app", host=host, port=port, workers=workers,
                 log_level=log_level)
@@ -123,10 +123,10 @@ def migrate(
 
     settings = get_settings()
     if revision == "base":
-        downgrade(settings.database_url, "base")
+        downgrade(settings.database.url, "base")
     else:
-        upgrade(settings.database_url, revision)
-    revisions = ", ".join(current_revisions(settings.database_url)) or "base (empty)"
+        upgrade(settings.database.url, revision)
+    revisions = ", ".join(current_revisions(settings.database.url)) or "base (empty)"
     console.print(f"database at revision [bold]{revisions}[/]")
 
 
@@ -144,8 +144,8 @@ def demo(
 
     settings = get_settings()
     if reset:
-        downgrade(settings.database_url, "base")
-    upgrade(settings.database_url)
+        downgrade(settings.database.url, "base")
+    upgrade(settings.database.url)
     db = _database(settings)
     summary = seed_demo(db, settings=settings, customers=customers, seed=seed, console=console)
     table = Table(title="Demo shop", show_header=False)
@@ -170,7 +170,7 @@ def worker(
 
     settings = get_settings()
     jobs = BackgroundWorker(_database(settings), SystemClock(), settings)
-    with httpx.Client(timeout=settings.webhook_timeout_seconds) as client:
+    with httpx.Client(timeout=settings.webhooks.timeout_seconds) as client:
         while True:
             attempted = jobs.run_once(client)
             if attempted:

@@ -32,7 +32,7 @@ def command_transaction() -> Iterator[Session]:
     """One transaction per command, with ``readable_errors``."""
     from dropline.db import Database
 
-    db = Database(get_settings().database_url)
+    db = Database(get_settings().database.url)
     try:
         with readable_errors(), db.transaction() as session:
             yield session

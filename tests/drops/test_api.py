@@ -8,7 +8,8 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from dropline.drops.limits import DropLimitSettings, MemoryRateLimiter
+from dropline.config import DropsSettings
+from dropline.drops.limits import MemoryRateLimiter
 from dropline.orders.models import Order, OrderStatus
 from tests.builders import ADDRESS, GOOD_CARD, api_token, make_location, make_product, sign_up
 from tests.drops.builders import make_drop
@@ -224,7 +225,7 @@ def test_the_report_counts_sales_expiries_failures_and_bypasses(client, db, cloc
 
 def test_too_many_requests_get_429_with_retry_after(client, db, clock):
     world = make_drop(db, clock)
-    client.app.state.drops_limits = DropLimitSettings(identity_per_minute=3, ip_per_minute=100)
+    client.app.state.drops_limits = DropsSettings(identity_per_minute=3, ip_per_minute=100)
     client.app.state.drops_limiter = MemoryRateLimiter()
     sign_up(client)
 

@@ -43,17 +43,17 @@ def _emit(name: str, fmt: Format, out: Path | None, as_of: datetime | None) -> N
     settings = get_settings()
     clock: Clock = SystemClock() if as_of is None else FrozenClock(
         as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
-    db = Database(settings.database_url)
+    db = Database(settings.database.url)
     try:
         with db.transaction() as session:
             doc: Document = playbooks.build(name, session, clock=clock,
-                                            currency=settings.currency)
+                                            currency=settings.shop.currency)
     except DomainError as exc:
         err.print(f"[bold red]error:[/] {exc.detail}")
         raise typer.Exit(2) from None
     finally:
         db.dispose()
-    text = to_markdown(doc) if fmt is Format.md else to_html(doc, shop_name=settings.shop_name)
+    text = to_markdown(doc) if fmt is Format.md else to_html(doc, shop_name=settings.shop.name)
     if out is None:
         typer.echo(text, nl=False)
         return

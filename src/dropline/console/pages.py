@@ -130,7 +130,7 @@ def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
                   session: SessionDep, clock: ClockDep, settings: SettingsDep,
                   format: Literal["page", "md", "html"] = "page") -> Response:
     try:
-        doc = playbooks.build(name, session, clock=clock, currency=settings.currency)
+        doc = playbooks.build(name, session, clock=clock, currency=settings.shop.currency)
     except NotFound as exc:
         return render(request, "console/not_built.html", viewer, status_code=200,
                       using=templates, title=playbooks.PLAYBOOKS[name], why=exc.detail)
@@ -138,7 +138,7 @@ def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
     if format == "md":
         return PlainTextResponse(to_markdown(doc), media_type="text/markdown", headers=headers)
     if format == "html":
-        return HTMLResponse(to_html(doc, shop_name=settings.shop_name), headers=headers)
+        return HTMLResponse(to_html(doc, shop_name=settings.shop.name), headers=headers)
     return render(request, "console/playbook.html", viewer, using=templates, doc=doc,
                   body=Markup(to_html_fragment(doc)), name=name)
 
@@ -149,7 +149,7 @@ def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
 @router.get("/admin/checklist", response_class=HTMLResponse)
 def checklist_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                    clock: ClockDep, settings: SettingsDep) -> HTMLResponse:
-    items = checklist_module.checklist(session, clock=clock, currency=settings.currency)
+    items = checklist_module.checklist(session, clock=clock, currency=settings.shop.currency)
     return render(request, "console/checklist.html", viewer, using=templates, items=items,
                   done=sum(i.done for i in items))
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from dropline.adapters.payments import Card
 from dropline.clock import Clock
+from dropline.config import DropsSettings
 from dropline.drops import flows, service, waiting_room
 from dropline.drops.gated import respond as gated_response
 from dropline.drops.hot import (
@@ -22,7 +23,7 @@ from dropline.drops.hot import (
     hot_path,
 )
 from dropline.drops.hot import prepare as prepare_gate
-from dropline.drops.limits import DropLimitSettings, RateLimiter, make_limiter
+from dropline.drops.limits import RateLimiter, make_limiter
 from dropline.drops.models import Drop
 from dropline.drops.report import drop_report
 from dropline.drops.rules import drop_state
@@ -71,16 +72,16 @@ _state_lock = threading.Lock()
 # --- process-wide drop state on the app: the limiter and the early-access seam --------------
 
 
-def _limiter(request: Request) -> tuple[RateLimiter, DropLimitSettings]:
+def _limiter(request: Request) -> tuple[RateLimiter, DropsSettings]:
     return limiter_for(request.app.state)
 
 
-def limiter_for(state: Any) -> tuple[RateLimiter, DropLimitSettings]:
+def limiter_for(state: Any) -> tuple[RateLimiter, DropsSettings]:
     """The worker's drop rate limiter (shared by the routes and the fast lane) and its limits."""
     if getattr(state, "drops_limiter", None) is None:
         with _state_lock:
             if getattr(state, "drops_limiter", None) is None:
-                limits = DropLimitSettings()
+                limits = state.services.settings.drops
                 state.drops_limits = limits
                 state.drops_limiter = make_limiter(limits)
     return state.drops_limiter, state.drops_limits
@@ -109,7 +110,7 @@ def shopper(request: Request, customer: CustomerDep, services: ServicesDep) -> f
         retry_after = limiter.hit(key, limit=limit, window_seconds=60)
         if retry_after is not None:
             raise RateLimited("too many requests to drops; slow down", retry_after=retry_after)
-    cookie = request.cookies.get(services.settings.session_cookie_name, "")
+    cookie = request.cookies.get(services.settings.web.session_cookie_name, "")
     return flows.Shopper(customer.id, token_digest(cookie[:200]))
 
 
@@ -250,7 +251,7 @@ def admission(drop_id: IdPath, request: Request, response: Response, services: S
     response.headers["Cache-Control"] = "no-store"
     with services.db.transaction() as session:
         issued = waiting_room.issue_admission(
-            session, clock=services.clock, secret=services.settings.secret_key,
+            session, clock=services.clock, secret=services.settings.web.secret_key,
             drop=service.get_drop(session, drop_id), customer_id=who.customer_id,
             session_digest=who.session_digest, early_access=early_access_of(request))
     prepare_gate(request.app.state, drop_id)  # the purchase follows: its gate keys now
@@ -335,7 +336,7 @@ async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
     if hot is not None:  # served by the fast lane (drops.lane) before routing, normally
         return await gated_response(
             hot, drop_id=drop_id, body=body, path=request.url.path,
-            session_token=request.cookies.get(services.settings.session_cookie_name),
+            session_token=request.cookies.get(services.settings.web.session_cookie_name),
             idempotency_key=idempotency_key, ip=client_ip(request),
             early_access=early_access_of(request))
     return await anyio.to_thread.run_sync(

@@ -120,9 +120,9 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
                 "condition_disclosure": variant.condition_disclosure,
                 "unit_price_amount": variant.price_amount, "quantity": q,
                 "line_total_amount": variant.price_amount * q})
-        job.totals = order_totals(priced, currency=settings.currency,
-                                  flat_shipping=settings.flat_shipping_amount,
-                                  free_shipping_threshold=settings.free_shipping_threshold)
+        job.totals = order_totals(priced, currency=settings.shop.currency,
+                                  flat_shipping=settings.shop.flat_shipping_amount,
+                                  free_shipping_threshold=settings.shop.free_shipping_threshold)
     for job, (order_id, payment_id) in zip(
             jobs, _next_ids(session, ["orders", "payments"], len(jobs)), strict=True):
         job.order_id, job.payment_id = order_id, payment_id

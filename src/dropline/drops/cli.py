@@ -28,7 +28,7 @@ err = Console(stderr=True)
 
 
 def _db() -> Database:
-    return Database(get_settings().database_url)
+    return Database(get_settings().database.url)
 
 
 def _when(text: str) -> datetime:
@@ -197,13 +197,13 @@ def reclaim(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
 def _sync_gate():  # type: ignore[no-untyped-def]
     """The Redis gate when ``DROPLINE_REDIS_URL`` is set and the database is PostgreSQL."""
     settings = get_settings()
-    if not settings.redis_url or settings.is_sqlite:
+    if not settings.redis.url or settings.database.is_sqlite:
         return None
     import redis
 
     from dropline.drops.gate import DEFAULT_PREFIX, SyncGate
 
-    return SyncGate(redis.Redis.from_url(settings.redis_url, socket_timeout=5),
+    return SyncGate(redis.Redis.from_url(settings.redis.url, socket_timeout=5),
                     prefix=DEFAULT_PREFIX)
 
 

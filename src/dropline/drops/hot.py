@@ -33,7 +33,6 @@ from dropline.drops import service
 from dropline.drops.admit import Ask, admit_batch
 from dropline.drops.batch import Job, write_batch
 from dropline.drops.coalesce import Coalescer
-from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import SHARED_POOL
 from dropline.errors import (
     NotAuthenticated,
@@ -88,7 +87,7 @@ class HotPath:
                                                  .from_url(redis_url, max_connections=64,
                                                            timeout=10)), prefix=prefix)
         self.sync_gate = gates.SyncGate(redis.Redis.from_url(redis_url), prefix=prefix)
-        self.limits = DropLimitSettings()
+        self.limits = settings.drops
         # Each round trip of the hot path is coalesced across concurrent requests
         # (drops.coalesce): sessions in one query, gate verdicts in one pipeline, orders in
         # batched transactions. Blocking database work runs in threads of its own.
@@ -318,7 +317,7 @@ def hot_path(app_state: Any) -> HotPath | None:
     services = app_state.services
     with _hot_lock:
         if getattr(app_state, "drops_hot", None) is None:
-            url = services.settings.redis_url
+            url = services.settings.redis.url
             if not url or services.db.is_sqlite:
                 app_state.drops_hot_off = True
                 return None

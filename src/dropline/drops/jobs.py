@@ -36,7 +36,7 @@ def reclaim_drops(db: Database, *, clock: Clock, redis_url: str | None = None,
 
 def _rebuild_missing_gates(db: Database, *, clock: Clock, drop_ids: list[int],
                            redis_url: str | None, prefix: str) -> None:
-    url = redis_url or get_settings().redis_url
+    url = redis_url or get_settings().redis.url
     if not url or db.is_sqlite or not drop_ids:
         return
     import redis

@@ -153,7 +153,7 @@ def _unit_of_work() -> Iterator[tuple[Any, Any]]:
     from dropline.db import Database
     from dropline.errors import DomainError
 
-    db = Database(get_settings().database_url)
+    db = Database(get_settings().database.url)
     try:
         with db.transaction() as session:
             yield session, SystemClock()
@@ -399,7 +399,7 @@ def jobs() -> None:
     from dropline.db import Database
     from dropline.fulfilment.jobs import run_fulfilment_jobs
 
-    db = Database(get_settings().database_url)
+    db = Database(get_settings().database.url)
     try:
         report = run_fulfilment_jobs(db, clock=SystemClock())
     finally:

@@ -42,6 +42,6 @@ def route_sheet_page(request: Request, window_id: IdPath, session: SessionDep,
 def decision_tree_page(session: SessionDep, settings: SettingsDep,
                        _: AdminPageUser) -> HTMLResponse:
     response = HTMLResponse(tree_html(load_rules(session),
-                                  title=f"Fulfilment decision tree — {settings.shop_name}"))
+                                  title=f"Fulfilment decision tree — {settings.shop.name}"))
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -29,7 +29,7 @@ def run_idempotent(
     outcome = service.begin(
         services.db, clock=services.clock, principal=principal.key, key=key,
         request_fingerprint=request_fingerprint,
-        lease_seconds=services.settings.idempotency_lease_seconds,
+        lease_seconds=services.settings.idempotency.lease_seconds,
     )
     if isinstance(outcome, service.Replay):
         media_type = PROBLEM_JSON if outcome.status >= 400 else "application/json"

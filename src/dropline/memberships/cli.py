@@ -208,7 +208,7 @@ def renew() -> None:
     from dropline.db import Database
 
     settings = get_settings()
-    db = Database(settings.database_url)
+    db = Database(settings.database.url)
     try:
         report = jobs.run_membership_jobs(db, clock=SystemClock(), settings=settings)
     finally:

@@ -56,7 +56,7 @@ def _portal(request: Request, services: ServicesDep, customer: Principal | None,
     with services.db.transaction() as session:
         tiers = service.list_tiers(session)
         context: dict[str, Any] = {
-            "shop_name": services.settings.shop_name, "customer": customer,
+            "shop_name": services.settings.shop.name, "customer": customer,
             "tiers": tiers, "spots_left": service.spots_left, "message": message,
             "error": error, "form_key": uuid.uuid4().hex, "membership": None,
         }
@@ -114,7 +114,7 @@ def portal(request: Request, services: ServicesDep, customer: OptionalCustomer,
 @router.get("/membership/sign-in", response_class=HTMLResponse)
 def sign_in_page(request: Request, services: ServicesDep) -> HTMLResponse:
     return templates.TemplateResponse(request, "member_sign_in.html",
-                                      {"shop_name": services.settings.shop_name, "error": ""})
+                                      {"shop_name": services.settings.shop.name, "error": ""})
 
 
 @router.post("/membership/sign-in")
@@ -123,15 +123,15 @@ def sign_in(request: Request, services: ServicesDep, email: Short, password: Sho
         with services.db.transaction() as session:
             customer = authenticate_customer(session, email=email, password=password)
             token = start_session(session, clock=services.clock, customer=customer,
-                                  days=services.settings.session_days)
+                                  days=services.settings.web.session_days)
     except NotAuthenticated as exc:
         return templates.TemplateResponse(
             request, "member_sign_in.html",
-            {"shop_name": services.settings.shop_name, "error": exc.detail}, status_code=401)
+            {"shop_name": services.settings.shop.name, "error": exc.detail}, status_code=401)
     response = RedirectResponse("/membership", status_code=303)
-    response.set_cookie(services.settings.session_cookie_name, token,
-                        max_age=services.settings.session_days * 86400, httponly=True,
-                        samesite="lax", secure=services.settings.cookie_secure, path="/")
+    response.set_cookie(services.settings.web.session_cookie_name, token,
+                        max_age=services.settings.web.session_days * 86400, httponly=True,
+                        samesite="lax", secure=services.settings.web.cookie_secure, path="/")
     return response
 
 
@@ -159,7 +159,7 @@ def change_page(request: Request, services: ServicesDep, customer: OptionalCusto
         with services.db.transaction() as session:
             plan = service.plan_change(session, clock=services.clock, customer_id=customer.id,
                                        new_tier_id=tier_id)
-            context = {"shop_name": services.settings.shop_name, "plan": plan,
+            context = {"shop_name": services.settings.shop.name, "plan": plan,
                        "form_key": uuid.uuid4().hex}
     except DomainError as exc:
         return _portal(request, services, customer, error=exc.detail, status_code=exc.status)

@@ -33,7 +33,7 @@ Bootstrap = Annotated[int, typer.Option(min=0, max=500,
 def _plan(*, bootstrap: int, target: float) -> service.DropPlan:
     try:
         with err.status("Fitting attention cycles and demand…"), \
-                Database(get_settings().database_url).transaction() as session:
+                Database(get_settings().database.url).transaction() as session:
             return service.plan_drops(session, clock=SystemClock(), bootstrap=bootstrap,
                                       target=target)
     except DomainError as exc:
@@ -137,7 +137,7 @@ def caps(as_json: AsJson = False, target: Target = 0.8) -> None:
                       epilog="Example: dropline planning sustainability --json")
 def sustainability(as_json: AsJson = False) -> None:
     """Per drop: units left over, made to order, sell-through time, running totals."""
-    with Database(get_settings().database_url).transaction() as session:
+    with Database(get_settings().database.url).transaction() as session:
         rows = [r.as_dict() for r in service.sustainability(session, clock=SystemClock())]
     if as_json:
         _emit(rows)

@@ -39,7 +39,7 @@ audit_app = typer.Typer(help="The append-only audit log: list and export (CSV)."
 
 @contextmanager
 def _db() -> Iterator[Database]:
-    db = Database(get_settings().database_url)
+    db = Database(get_settings().database.url)
     try:
         with readable_errors(), acting_as(ACTOR):
             yield db

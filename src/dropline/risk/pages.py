@@ -76,7 +76,7 @@ def policy_context(session: Any) -> dict[str, Any]:
 @router.get("/returns-policy", response_class=HTMLResponse)
 def returns_policy(request: Request, session: SessionDep, services: ServicesDep) -> HTMLResponse:
     response = templates.TemplateResponse(request, "risk/returns_policy.html", {
-        "shop_name": services.settings.shop_name, **policy_context(session)})
+        "shop_name": services.settings.shop.name, **policy_context(session)})
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -91,12 +91,12 @@ def _return_page(request: Request, services: ServicesDep, customer_id: int, orde
                                                                    customer_id=customer_id))
         except NotFound:
             return templates.TemplateResponse(request, "not_found.html", {
-                "shop_name": services.settings.shop_name, "what": "order"}, status_code=404)
+                "shop_name": services.settings.shop.name, "what": "order"}, status_code=404)
         mine = [r for r in returns.list_returns(session, customer_id=customer_id, limit=200)
                 if r.order_id == order_id]
         cfg = config.load_config(session)
     response = templates.TemplateResponse(request, "risk/return_request.html", {
-        "shop_name": services.settings.shop_name, "detail": detail, "returns": mine,
+        "shop_name": services.settings.shop.name, "detail": detail, "returns": mine,
         "reasons": config.REASONS, "window_days": cfg.return_window_days,
         "message": message, "error": error, "form_key": uuid.uuid4().hex},
         status_code=status_code)

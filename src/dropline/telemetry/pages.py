@@ -117,10 +117,10 @@ def telemetry_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                    clock: ClockDep, settings: SettingsDep, by: PageCut = "source",
                    unit_cost: Annotated[int | None, Query(ge=0, le=10**8)] = None,
                    family: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
-    context = telemetry_context(session, as_of=clock.now(), by=by, currency=settings.currency,
+    context = telemetry_context(session, as_of=clock.now(), by=by, currency=settings.shop.currency,
                                 unit_cost=unit_cost, family=family)
     response = templates.TemplateResponse(request, "telemetry.html", {
         "nav": NAV, "viewer": viewer, "current": request.url.path,
-        "shop_name": settings.shop_name, **context})
+        "shop_name": settings.shop.name, **context})
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -72,7 +72,7 @@ def _print_json(value: Any) -> None:
 
 
 def _run(func: Any) -> Any:
-    db = Database(get_settings().database_url)
+    db = Database(get_settings().database.url)
     try:
         with db.transaction() as session:
             return func(session)
@@ -98,7 +98,7 @@ def cohorts(by: By = [],  # noqa: B006 - Typer needs a literal default
         _fail("--period must be month or week")
     settings = get_settings()
     table = _run(lambda s: service.cohort_report(s, as_of=_as_of(as_of), period=period,
-                                                 by=_cuts(by), currency=settings.currency))
+                                                 by=_cuts(by), currency=settings.shop.currency))
     if as_json:
         _print_json(table)
         return
@@ -149,7 +149,7 @@ def ltv(by: By = [],  # noqa: B006
     settings = get_settings()
 
     def compute(session: Any) -> Any:
-        log, customers = service.load_customers(session, as_of=now, currency=settings.currency)
+        log, customers = service.load_customers(session, as_of=now, currency=settings.shop.currency)
         return estimate_shop_ltv(log, customers, calibration_end=cal, by=_cuts(by),
                                  horizon_weeks=horizon_weeks,
                                  annual_discount_rate=discount_rate)
@@ -202,15 +202,15 @@ def decisions(gross_margin: Annotated[float, typer.Option(min=0, max=1)] = DEFAU
 
     def compute(session: Any) -> Any:
         return (service.cac_report(session, as_of=now, gross_margin=gross_margin,
-                                   target_ratio=target_ratio, currency=settings.currency),
+                                   target_ratio=target_ratio, currency=settings.shop.currency),
                 service.subsidy_report(session, as_of=now, cost_per_subsidy=subsidy_cost,
-                                       gross_margin=gross_margin, currency=settings.currency))
+                                       gross_margin=gross_margin, currency=settings.shop.currency))
 
     ceilings, subsidy = _run(compute)
     if as_json:
         _print_json({"cac_ceilings": ceilings, "delivery_subsidy": subsidy})
         return
-    cur = settings.currency
+    cur = settings.shop.currency
     out = Table(title="CAC ceiling per drop type = 90-day LTV x gross margin / target ratio")
     for name in ("drop type", "basis", "customers", "pending", "90-day LTV", "margin", "ratio",
                  "ceiling"):
@@ -264,11 +264,11 @@ def cash(unit_cost: Annotated[int, typer.Option(min=0, help="Minor units per uni
         s, as_of=_as_of(as_of), family=family, unit_cost=unit_cost, unit_price=unit_price,
         lead_time_weeks=lead_time_weeks, member_uptake=member_uptake,
         waitlist_conversion=waitlist_conversion, deposit_share=deposit_share,
-        safety_share=safety_share, refund_rate=refund_rate, currency=settings.currency))
+        safety_share=safety_share, refund_rate=refund_rate, currency=settings.shop.currency))
     if as_json:
         _print_json(forecast)
         return
-    cur, p = settings.currency, forecast.inputs
+    cur, p = settings.shop.currency, forecast.inputs
     console.print(
         f"demand: {p.members} members x {p.member_uptake:g} + {p.waitlist} waitlisted x "
         f"{p.waitlist_conversion:g} + open sale {forecast.demand_open_sale:g} (mean of "
@@ -316,7 +316,7 @@ def import_history(
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}")
-    parsed = parse_history(text, currency=settings.currency)
+    parsed = parse_history(text, currency=settings.shop.currency)
     if parsed.errors and not skip_bad:
         if as_json:
             _print_json({"imported": False, "errors": parsed.errors})

@@ -88,7 +88,7 @@ def render(request: Request, template: str, viewer: AdminViewer, status_code: in
     ``using``: a domain's own Jinja2Templates whose loader also reaches web/templates."""
     response = using.TemplateResponse(request, template, {
         "nav": NAV, "viewer": viewer, "current": request.url.path,
-        "shop_name": request.app.state.services.settings.shop_name, **context,
+        "shop_name": request.app.state.services.settings.shop.name, **context,
     }, status_code=status_code)
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -106,7 +106,7 @@ def _safe_next(next_path: str) -> str:
 def login_form(request: Request, next: str = "/admin") -> HTMLResponse:
     response = templates.TemplateResponse(request, "admin/login.html", {
         "next": _safe_next(next[:300]), "error": None,
-        "shop_name": request.app.state.services.settings.shop_name})
+        "shop_name": request.app.state.services.settings.shop.name})
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -123,13 +123,13 @@ def login(
     except NotAuthenticated:
         response = templates.TemplateResponse(request, "admin/login.html", {
             "next": _safe_next(next), "error": "Wrong email or password.",
-            "shop_name": services.settings.shop_name}, status_code=401)
+            "shop_name": services.settings.shop.name}, status_code=401)
         response.headers["Cache-Control"] = "no-store"
         return response
     token = start_admin_session(session, clock=services.clock, user=user)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict",
-                        secure=services.settings.cookie_secure, path="/admin")
+                        secure=services.settings.web.cookie_secure, path="/admin")
     return response
 
 
@@ -149,7 +149,7 @@ def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
     from dropline.admin.overview import shop_overview
     from dropline.console.figures import overview as console_overview
 
-    currency = services.settings.currency
+    currency = services.settings.shop.currency
     return render(request, "admin/overview.html", viewer, overview=shop_overview(
         session, currency=currency), today=console_overview(
         session, clock=services.clock, currency=currency))

@@ -72,11 +72,11 @@ def create_app(
     services = build_services(settings, clock=clock, db=db, payments=payments)
     settings, clock, db = services.settings, services.clock, services.db
     worker = BackgroundWorker(db, clock, settings)
-    start_worker = settings.run_scheduler if run_worker is None else run_worker
+    start_worker = settings.web.run_scheduler if run_worker is None else run_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web.threads
         if start_worker:
             services.after_commit.append(worker.kick)
             worker.start()
@@ -86,7 +86,7 @@ def create_app(
 
     # FastAPI with the drop purchase lane in front (drops.lane): purchases skip the routing
     app = LaneFastAPI(
-        title=f"Dropline API — {settings.shop_name}", version=dropline.__version__,
+        title=f"Dropline API — {settings.shop.name}", version=dropline.__version__,
         description=DESCRIPTION, lifespan=lifespan,
     )
     app.state.services = services

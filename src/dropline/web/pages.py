@@ -44,7 +44,7 @@ def render_home(services: Services, family: str | None = None) -> tuple[str, lis
         products = product_reads(session, catalog.list_products(session, family_slug=family))
         families = catalog.list_families(session)
         drops = upcoming_drops(session, clock=services.clock)
-    html = render_html("home.html", shop_name=services.settings.shop_name, products=products,
+    html = render_html("home.html", shop_name=services.settings.shop.name, products=products,
                        families=families, family=family, drops=drops)
     keys = ["home", "product-list", "drop-list", *(f"product-{p.id}" for p in products),
             *(f"drop-{d.id}" for d, _ in drops)]
@@ -57,7 +57,7 @@ def render_product(services: Services, slug: str,
     who the visitor is, so each variant is one cacheable copy (``popups.experiments``)."""
     from dropline.popups import experiments
 
-    shop_name = services.settings.shop_name
+    shop_name = services.settings.shop.name
     with services.db.transaction() as session:
         try:
             product = product_reads(session, [catalog.get_product_by_slug(session, slug)])[0]

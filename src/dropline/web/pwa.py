@@ -29,7 +29,7 @@ THEME = "#8a4b2e"
 @router.get("/manifest.webmanifest", include_in_schema=False)
 def manifest(services: ServicesDep) -> Response:
     body = {
-        "name": services.settings.shop_name, "short_name": services.settings.shop_name[:12],
+        "name": services.settings.shop.name, "short_name": services.settings.shop.name[:12],
         "start_url": "/?source=pwa", "scope": "/", "display": "standalone",
         "background_color": "#fbf8f4", "theme_color": THEME,
         "description": "Drops, members and offline-first checkout.",
@@ -51,7 +51,7 @@ def service_worker() -> Response:
 @router.get("/offline", include_in_schema=False)
 def offline(request: Request, services: ServicesDep) -> Response:
     return caching.public_page(request, policy=caching.CATALOGUE, key="/offline", render=lambda: (
-        render_html("offline.html", shop_name=services.settings.shop_name), ["shell"], 200))
+        render_html("offline.html", shop_name=services.settings.shop.name), ["shell"], 200))
 
 
 @router.get("/api/v1/me/summary", tags=["customers"],

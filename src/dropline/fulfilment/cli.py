@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.adapters.routing import PyVRPSolver
+from dropline.cli_support import services
 from dropline.fulfilment.solomon import (
     InstanceFormatError,
     dimacs_cost,
@@ -88,7 +88,7 @@ def _solve_file(
         raise _InputError(str(exc)) from exc
 
     started = time.perf_counter()
-    plan = PyVRPSolver().solve(problem, max_seconds=seconds, seed=seed)
+    plan = services().solver.solve(problem, max_seconds=seconds, seed=seed)
     elapsed = time.perf_counter() - started
 
     cost = dimacs_cost(problem, plan.sequences)
@@ -148,19 +148,13 @@ def _fail(message: str) -> typer.Exit:
 @contextmanager
 def _unit_of_work() -> Iterator[tuple[Any, Any]]:
     """One transaction per command; domain errors become one line and exit code 2."""
-    from dropline.clock import SystemClock
-    from dropline.config import get_settings
-    from dropline.db import Database
     from dropline.errors import DomainError
 
-    db = Database(get_settings().database.url)
     try:
-        with db.transaction() as session:
-            yield session, SystemClock()
+        with services().db.transaction() as session:
+            yield session, services().clock
     except DomainError as exc:
         raise _fail(exc.detail) from None
-    finally:
-        db.dispose()
 
 
 @rules_app.command("show", epilog="Example: dropline fulfilment rules show --json")
@@ -275,7 +269,6 @@ def options(
     lon: Annotated[float | None, typer.Option(help="Longitude.")] = None,
 ) -> None:
     """Decide how an order would be fulfilled, and list the windows it could book."""
-    from dropline.adapters.geocoding import LondonDistrictGeocoder
     from dropline.fulfilment.service import (
         LineRequest,
         decide_with_options,
@@ -288,7 +281,7 @@ def options(
     except (TypeError, ValueError):
         raise _fail("--line takes variant_id x quantity, e.g. 12x2") from None
     with _unit_of_work() as (session, clock):
-        destination = resolve_destination(geocoder=LondonDistrictGeocoder(), latitude=lat,
+        destination = resolve_destination(geocoder=services().geocoder, latitude=lat,
                                           longitude=lon, postcode=postcode)
         decision, found = decide_with_options(session, lines=lines, destination=destination,
                                               at=clock.now())
@@ -311,7 +304,7 @@ def plan(
 
     with _unit_of_work() as (session, clock):
         planned = plan_window(session, clock=clock, window_id=window_id,
-                              solver=PyVRPSolver(), max_seconds=seconds, replan=replan)
+                              solver=services().solver, max_seconds=seconds, replan=replan)
         summary = (len(planned.plan.routes), planned.row.cost_amount, planned.plan.feasible,
                    len(planned.plan.unassigned))
     typer.echo(f"window {window_id}: {summary[0]} route(s), cost {summary[1]}, "
@@ -394,16 +387,9 @@ def restock(
 @fulfilment_app.command("jobs", epilog="Example: dropline fulfilment jobs")
 def jobs() -> None:
     """Complete due transfers and production runs, and plan windows past their cutoff."""
-    from dropline.clock import SystemClock
-    from dropline.config import get_settings
-    from dropline.db import Database
     from dropline.fulfilment.jobs import run_fulfilment_jobs
 
-    db = Database(get_settings().database.url)
-    try:
-        report = run_fulfilment_jobs(db, clock=SystemClock())
-    finally:
-        db.dispose()
+    report = run_fulfilment_jobs(services().db, clock=services().clock)
     typer.echo(f"{len(report.movements_completed)} movement(s) completed, "
                f"{len(report.windows_planned)} window(s) planned, "
                f"{len(report.windows_failed)} failed")

@@ -17,9 +17,7 @@ from rich.table import Table
 
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
 from dropline.catalog.models import ConditionGrade
-from dropline.cli_support import readable_errors
-from dropline.clock import SystemClock
-from dropline.config import get_settings
+from dropline.cli_support import readable_errors, services
 from dropline.db import Database
 from dropline.errors import InvalidInput
 from dropline.risk import audit, config, flows, queue, returns
@@ -39,12 +37,8 @@ audit_app = typer.Typer(help="The append-only audit log: list and export (CSV)."
 
 @contextmanager
 def _db() -> Iterator[Database]:
-    db = Database(get_settings().database.url)
-    try:
-        with readable_errors(), acting_as(ACTOR):
-            yield db
-    finally:
-        db.dispose()
+    with readable_errors(), acting_as(ACTOR):
+        yield services().db
 
 
 def _show_return(ret: Any) -> None:
@@ -91,15 +85,13 @@ def show_cmd(return_id: int) -> None:
 
 
 def _pay(db: Database, return_id: int) -> None:
-    from dropline.adapters.payments import LocalCardProvider
-
-    clock = SystemClock()
+    clock = services().clock
     with db.transaction() as session:
         ret = returns.get_return(session, return_id)
         due = ret.status is ReturnStatus.approved and ret.outcome is not None \
             and ret.outcome.value == "refund"
     if due:
-        flows.refund_return(db, clock=clock, provider=LocalCardProvider(db.sessions, clock),
+        flows.refund_return(db, clock=clock, provider=services().payments,
                             return_id=return_id, actor=ACTOR)
 
 
@@ -115,7 +107,7 @@ def receive_cmd(return_id: int,
     """
     with _db() as db:
         with db.transaction() as session:
-            returns.receive_return(session, clock=SystemClock(), return_id=return_id,
+            returns.receive_return(session, clock=services().clock, return_id=return_id,
                                    grade=grade, location_code=location, serial=serial)
         _pay(db, return_id)
         with db.transaction() as session:
@@ -125,7 +117,7 @@ def receive_cmd(return_id: int,
 def _decide(return_id: int, action: Callable[..., Any], **kwargs: Any) -> None:
     with _db() as db:
         with db.transaction() as session:
-            action(session, clock=SystemClock(), return_id=return_id, actor=ACTOR, **kwargs)
+            action(session, clock=services().clock, return_id=return_id, actor=ACTOR, **kwargs)
         _pay(db, return_id)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
@@ -162,16 +154,10 @@ def refund_cmd(return_id: int) -> None:
     Example: dropline returns refund 12
     """
     with _db() as db:
-        flows.refund_return(db, clock=SystemClock(), provider=_provider(db),
+        flows.refund_return(db, clock=services().clock, provider=services().payments,
                             return_id=return_id, actor=ACTOR)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
-
-
-def _provider(db: Database) -> Any:
-    from dropline.adapters.payments import LocalCardProvider
-
-    return LocalCardProvider(db.sessions, SystemClock())
 
 
 @returns_app.command("policy")
@@ -184,7 +170,7 @@ def policy_cmd(product_id: int,
     Example: dropline returns policy 4 --window-days 14 --fee-bps 500
     """
     with _db() as db, db.transaction() as session:
-        row = returns.set_return_policy(session, clock=SystemClock(), product_id=product_id,
+        row = returns.set_return_policy(session, clock=services().clock, product_id=product_id,
                                         window_days=window_days, final_sale=final_sale,
                                         restocking_fee_bps=fee_bps)
         console.print(f"product {row.product_id}: window {row.window_days}, final sale "
@@ -236,7 +222,7 @@ def customer_cmd(customer_id: int) -> None:
     Example: dropline risk customer 42
     """
     with _db() as db, db.transaction() as session:
-        score = queue.customer_score(session, clock=SystemClock(), customer_id=customer_id)
+        score = queue.customer_score(session, clock=services().clock, customer_id=customer_id)
         console.print(f"customer {customer_id}: score {score.score} (review at "
                       f"{score.threshold})")
         for reason in score.reasons:
@@ -260,7 +246,7 @@ def settings_cmd(set_: Annotated[list[str] | None, typer.Option(
                 except json.JSONDecodeError:
                     raise InvalidInput(f"{item!r}: the value must be JSON, e.g. "
                                        "review_score=50") from None
-            cfg = config.update_settings(session, clock=SystemClock(), values=values)
+            cfg = config.update_settings(session, clock=services().clock, values=values)
         else:
             cfg = config.load_config(session)
         for key, value in sorted(cfg.raw.items()):
@@ -275,7 +261,7 @@ def chargeback_cmd(order_id: int, amount: Annotated[int, typer.Option(min=1)],
     Example: dropline risk chargeback 101 --amount 4200 --reason fraudulent
     """
     with _db() as db, db.transaction() as session:
-        row = returns.record_chargeback(session, clock=SystemClock(), order_id=order_id,
+        row = returns.record_chargeback(session, clock=services().clock, order_id=order_id,
                                         amount=amount, reason=reason, actor=ACTOR)
         console.print(f"chargeback {row.id} recorded on order {order_id}")
 

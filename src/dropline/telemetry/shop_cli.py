@@ -12,8 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.config import get_settings
-from dropline.db import Database
+from dropline.cli_support import services
 from dropline.errors import DomainError
 from dropline.telemetry import service
 from dropline.telemetry.cohorts import CUTS
@@ -72,14 +71,11 @@ def _print_json(value: Any) -> None:
 
 
 def _run(func: Any) -> Any:
-    db = Database(get_settings().database.url)
     try:
-        with db.transaction() as session:
+        with services().db.transaction() as session:
             return func(session)
     except DomainError as exc:
         _fail(exc.detail)
-    finally:
-        db.dispose()
 
 
 By = Annotated[list[str], typer.Option(help=f"Cut by (repeat): {', '.join(CUTS)}.")]
@@ -96,7 +92,7 @@ def cohorts(by: By = [],  # noqa: B006 - Typer needs a literal default
     repeat rate. Windows not yet observed for every member are shown as '—' and noted."""
     if period not in ("month", "week"):
         _fail("--period must be month or week")
-    settings = get_settings()
+    settings = services().settings
     table = _run(lambda s: service.cohort_report(s, as_of=_as_of(as_of), period=period,
                                                  by=_cuts(by), currency=settings.shop.currency))
     if as_json:
@@ -146,7 +142,7 @@ def ltv(by: By = [],  # noqa: B006
     cal = now.date() if calibration_end is None else _as_of(calibration_end).date()
     if cal > now.date():
         _fail("--calibration-end must not be after --as-of")
-    settings = get_settings()
+    settings = services().settings
 
     def compute(session: Any) -> Any:
         log, customers = service.load_customers(session, as_of=now, currency=settings.shop.currency)
@@ -197,7 +193,7 @@ def decisions(gross_margin: Annotated[float, typer.Option(min=0, max=1)] = DEFAU
               as_of: AsOf = None, as_json: AsJson = False) -> None:
     """CAC ceiling per drop type (90-day LTV x gross margin / target ratio, inputs shown) and
     whether to subsidise first deliveries."""
-    settings = get_settings()
+    settings = services().settings
     now = _as_of(as_of)
 
     def compute(session: Any) -> Any:
@@ -259,7 +255,7 @@ def cash(unit_cost: Annotated[int, typer.Option(min=0, help="Minor units per uni
          as_of: AsOf = None, as_json: AsJson = False) -> None:
     """Cash out (deposit at order, balance on delivery) and cash in (members and waitlist on
     arrival, open sale after) for the next production run, week by week."""
-    settings = get_settings()
+    settings = services().settings
     forecast = _run(lambda s: service.production_forecast(
         s, as_of=_as_of(as_of), family=family, unit_cost=unit_cost, unit_price=unit_price,
         lead_time_weeks=lead_time_weeks, member_uptake=member_uptake,
@@ -307,11 +303,10 @@ def import_history(
 ) -> None:
     """Import a transaction history from another platform as customers and paid historical
     orders (marked imported), so cohorts and LTV start from the brand's real past."""
-    from dropline.clock import SystemClock
     from dropline.telemetry.imports import import_history as run_import
     from dropline.telemetry.imports import parse_history
 
-    settings = get_settings()
+    settings = services().settings
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -327,7 +322,7 @@ def import_history(
             err.print(f"... and {len(parsed.errors) - 50} more", highlight=False)
         _fail(f"{len(parsed.errors)} bad row(s): nothing imported (fix them, or pass "
               "--skip-bad to import the rest)")
-    result = _run(lambda s: run_import(s, clock=SystemClock(), rows=parsed.rows,
+    result = _run(lambda s: run_import(s, clock=services().clock, rows=parsed.rows,
                                        source_name=file.name))
     if as_json:
         _print_json({"imported": True, "result": result, "errors": parsed.errors})

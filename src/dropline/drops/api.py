@@ -44,7 +44,7 @@ from dropline.drops.schemas import (
 )
 from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
-from dropline.idempotency.web import run_idempotent
+from dropline.web.idempotency import run_idempotent
 from dropline.orders.api import order_read
 from dropline.schemas import IdPath
 from dropline.security import token_digest

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
-import jinja2
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from dropline.adapters.payments import Card
@@ -24,16 +21,12 @@ from dropline.memberships.api import config_of, recurring
 from dropline.memberships.models import MembershipPaymentMethod
 from dropline.memberships.rules import PERK_STATUSES
 from dropline.orders.schemas import CardIn
-from dropline.web.admin import NAV, AdminPageUser, NavItem
+from dropline.web.admin import AdminPageUser
 from dropline.web.admin import render as render_console
 from dropline.web.deps import OptionalCustomer, Principal, ServicesDep
-from dropline.web.pages import money
+from dropline.web.navigation import NavItem
+from dropline.web.templating import templates
 
-WEB_TEMPLATES = Path(__file__).resolve().parents[1] / "web" / "templates"
-templates = Jinja2Templates(env=jinja2.Environment(
-    loader=jinja2.FileSystemLoader([Path(__file__).parent / "templates", WEB_TEMPLATES]),
-    autoescape=True))
-templates.env.filters["money"] = money
 router = APIRouter(include_in_schema=False)
 MESSAGES = {
     "joined": "Welcome in: your membership has started.",
@@ -235,7 +228,7 @@ def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, po
 # ------------------------------------------------------------------ the brand's cohort map
 
 
-NAV.append(NavItem("Members", "/admin/memberships/cohort-map"))
+NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map"),)
 
 
 @router.get("/admin/memberships/cohort-map", response_class=HTMLResponse)
@@ -245,5 +238,5 @@ def cohort_map_page(request: Request, services: ServicesDep,
     with services.db.transaction() as session:
         cells = reports.membership_cohort_map(session, now=services.clock.now())
         rules = segments.get_rules(session).as_dict()
-    return render_console(request, "cohort_map.html", viewer, using=templates, cells=cells,
+    return render_console(request, "cohort_map.html", viewer, cells=cells,
                           rules=rules)

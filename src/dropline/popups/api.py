@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from dropline.adapters.payments import Card, TerminalReading
 from dropline.idempotency.service import Claim
-from dropline.idempotency.web import run_idempotent
+from dropline.web.idempotency import run_idempotent
 from dropline.popups import counter, discovery, experiments, listings, service
 from dropline.popups.schemas import (
     ArmRead,

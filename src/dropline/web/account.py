@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from dropline.customers import service as customers
 from dropline.customers.api import _set_session_cookie, acquisition_from_cookie
+from dropline.customers.schemas import CustomerCreate
 from dropline.errors import DomainError
 from dropline.memberships import perks
 from dropline.orders import service as orders
@@ -78,10 +80,6 @@ def sign_up_page(request: Request, services: ServicesDep, next: Next = "/account
 def sign_up(request: Request, services: ServicesDep, email: Short,
             password: Annotated[str, Form(max_length=200)], name: Short = "",
             next: Short = "/account") -> Response:
-    from pydantic import ValidationError
-
-    from dropline.customers.schemas import CustomerCreate
-
     try:
         body = CustomerCreate(email=email, password=password, name=name)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from dropline.catalog.api import router as catalog_router
 from dropline.bootstrap import build_services
 from dropline.clock import Clock
 from dropline.config import Settings
+from dropline.console.pages import NAV_ITEMS as console_nav
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
 from dropline.db import Database
@@ -28,21 +29,27 @@ from dropline.drops.pages import router as drops_pages_router
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.memberships.api import router as memberships_router
+from dropline.memberships.pages import NAV_ITEMS as memberships_nav
 from dropline.memberships.pages import router as memberships_pages_router
 from dropline.orders.api import router as orders_router
 from dropline.planning.api import router as planning_router
+from dropline.planning.pages import NAV_ITEMS as planning_nav
 from dropline.planning.pages import router as planning_pages_router
 from dropline.popups.api import api_router as popups_api_router
 from dropline.popups.api import feeds_router
+from dropline.popups.pages import NAV_ITEMS as popups_nav
 from dropline.popups.pages import router as popups_pages_router
 from dropline.risk.actor import ActorMiddleware
 from dropline.risk.api import router as risk_router
+from dropline.risk.pages import NAV_ITEMS as risk_nav
 from dropline.risk.pages import router as risk_pages_router
 from dropline.telemetry.api import router as telemetry_router
+from dropline.telemetry.pages import NAV_ITEMS as telemetry_nav
 from dropline.telemetry.pages import router as telemetry_pages_router
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
 from dropline.web.caching import install as install_page_cache
+from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
 from dropline.web.problems import install_problem_handlers
 from dropline.web.scheduler import BackgroundWorker
@@ -59,6 +66,13 @@ are UTC (ISO 8601). Errors are `application/problem+json` (RFC 9457).
   (`dropline admin token --scope ...` issues one).
 * Writes that move money take an `Idempotency-Key` header.
 """
+
+
+def console_navigation() -> Navigation:
+    """The console's side navigation: the overview, then each area's entries (the layout
+    orders them by rank)."""
+    return Navigation([OVERVIEW, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
+                       *planning_nav, *risk_nav])
 
 
 def create_app(
@@ -91,6 +105,7 @@ def create_app(
     )
     app.state.services = services
     app.state.worker = worker
+    app.state.navigation = console_navigation()
     install_page_cache(app, services)
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]

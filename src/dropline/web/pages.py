@@ -13,7 +13,11 @@ from fastapi.responses import Response
 from dropline.catalog import service as catalog
 from dropline.catalog.api import product_reads
 from dropline.customers.api import ACQUISITION_COOKIE
+from dropline.drops.pages import upcoming_drops
 from dropline.errors import NotFound
+from dropline.popups import experiments
+from dropline.popups.experiments import requested_variant
+from dropline.popups.rules import cache_key
 from dropline.web import caching
 from dropline.web.account import router as account_router
 from dropline.web.deps import Services
@@ -38,8 +42,6 @@ def _remember_acquisition(request: Request, response: Response) -> Response:
 
 
 def render_home(services: Services, family: str | None = None) -> tuple[str, list[str], int]:
-    from dropline.drops.pages import upcoming_drops
-
     with services.db.transaction() as session:
         products = product_reads(session, catalog.list_products(session, family_slug=family))
         families = catalog.list_families(session)
@@ -55,8 +57,6 @@ def render_product(services: Services, slug: str,
                    variant_key: str | None = None) -> tuple[str, list[str], int]:
     """``variant_key``: the A/B variant asked for by URL (``?v=``) or edge header, never by
     who the visitor is, so each variant is one cacheable copy (``popups.experiments``)."""
-    from dropline.popups import experiments
-
     shop_name = services.settings.shop.name
     with services.db.transaction() as session:
         try:
@@ -83,9 +83,6 @@ async def home(request: Request,
 
 @router.get("/products/{slug}")
 async def product_page(request: Request, slug: str) -> Response:
-    from dropline.popups.experiments import requested_variant
-    from dropline.popups.rules import cache_key
-
     services = caching.services_of(request)
     variant = requested_variant(request.query_params.get("v"),
                                 request.headers.get("x-dropline-variant"))

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy import select
 
 from dropline.carts.service import view_cart
 from dropline.customers.service import get_customer
 from dropline.drops import service as drops
 from dropline.drops import waiting_room
+from dropline.drops.api import early_access_of
 from dropline.drops.models import DropWaitlistEntry
 from dropline.errors import NotFound
 from dropline.memberships import perks
@@ -80,10 +82,6 @@ def summary(request: Request, services: ServicesDep, customer: OptionalCustomer,
 
 def _drop_summary(session: Any, request: Request, services: ServicesDep, drop_id: int,
                   customer: Any) -> dict[str, Any] | None:
-    from sqlalchemy import select
-
-    from dropline.drops.api import early_access_of
-
     clock = services.clock
     try:
         drop = drops.get_drop(session, drop_id)

@@ -1,4 +1,5 @@
-"""Run a JSON write endpoint under the Idempotency-Key rules (see ``idempotency.service``)."""
+"""Run a JSON write endpoint under the Idempotency-Key rules (``idempotency.service``): the HTTP
+side of idempotency (headers, stored responses, problem bodies), part of the HTTP floor."""
 
 from __future__ import annotations
 

@@ -141,7 +141,8 @@ def demo(
     if reset:
         downgrade(settings.database.url, "base")
     upgrade(settings.database.url)
-    summary = seed_demo(services().db, settings=settings, customers=customers, seed=seed, console=console)
+    summary = seed_demo(services().db, settings=settings, customers=customers, seed=seed,
+                        console=console)
     table = Table(title="Demo shop", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # secrets must print whole, never cut with an ellipsis

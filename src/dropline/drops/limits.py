@@ -3,7 +3,8 @@
 ``MemoryRateLimiter`` is the embedded default (one ``dropline serve`` process: the counters live
 in that process). ``RedisRateLimiter`` shares the counters between workers and machines
 (``settings.drops.redis_url``, ``DROPLINE_DROPS_REDIS_URL``); the limits are
-``settings.drops``. Both count in fixed windows: cheap, and good enough to make a bot farm's thousandth request per minute cost it a 429 rather than a hold.
+``settings.drops``. Both count in fixed windows: cheap, and good enough to make a bot farm's
+thousandth request per minute cost it a 429 rather than a hold.
 """
 
 from __future__ import annotations

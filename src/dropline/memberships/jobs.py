@@ -218,7 +218,8 @@ class MembershipJobs:
         lapse_overdue(self.db, clock=self.clock)
         advance_onboarding(self.db, clock=self.clock)
         recompute_segments(self.db, clock=self.clock)
-        send_notices(self.db, clock=self.clock, sender=self.sender or sender_for(self.settings.mail))
+        send_notices(self.db, clock=self.clock,
+                     sender=self.sender or sender_for(self.settings.mail))
         return report
 
 

@@ -84,7 +84,8 @@ def _sections(settings: Any, **flat: Any) -> dict[str, Any]:
 def serve_gated(db, clock, settings, redis_client, **overrides: Any) -> Iterator[Server]:
     """A real server on the gate, its Redis keys under a prefix of its own (removed after)."""
     prefix = f"dl:h3t:{uuid.uuid4().hex[:8]}:"
-    app = create_app(settings.model_copy(update=_sections(settings, redis_url=REDIS_URL, **overrides)),
+    app = create_app(settings.model_copy(
+        update=_sections(settings, **{"redis_url": REDIS_URL, **overrides})),
                      clock=clock, db=db, run_worker=False)
     app.state.drops_redis_prefix = prefix
     server = Server(app)

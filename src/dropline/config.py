@@ -171,9 +171,10 @@ class _FlatEnvironment(PydanticBaseSettingsSource):
         return None, field_name, False  # unused: __call__ reads the sections whole
 
     def __call__(self) -> dict[str, Any]:
-        found: dict[str, str | None] = {}
+        found: dict[str, str] = {}
         if self._env_file and Path(self._env_file).is_file():
-            found.update({k.upper(): v for k, v in dotenv_values(self._env_file).items()})
+            found.update({k.upper(): v for k, v in dotenv_values(self._env_file).items()
+                          if v is not None})  # a bare "KEY" line sets nothing
         found.update({k.upper(): v for k, v in os.environ.items()})
         values: dict[str, Any] = {}
         for section_name, section_cls in _sections(self.settings_cls):

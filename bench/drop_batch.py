@@ -85,7 +85,7 @@ def main() -> None:
     with db.transaction() as session:
         customer_ids = session.scalars(text("SELECT id FROM customers ORDER BY id")).all()
     clock = FrozenClock(ids["starts_at"] + timedelta(seconds=1))  # the drop is live
-    settings = Settings(database_url=DB_URL)
+    settings = Settings(database={"url": DB_URL})
     provider = LocalCardProvider(db.sessions, clock)
     card = Card(**CARD)
     jobs = [Job(drop_id=ids["drop_id"], customer_id=cid, lines=[(ids["drop_variant"], PER_PERSON)],

@@ -58,7 +58,8 @@ def backtest(*, target: float, warm_up: int, seed: int,
         upgrade(url)
         db = Database(url)
         started = time.perf_counter()
-        seed_demo(db, settings=Settings(database_url=url, run_scheduler=False), customers=300,
+        seed_demo(db, settings=Settings(database={"url": url},
+                                        web={"run_scheduler": False}), customers=300,
                   seed=seed, clock=FrozenClock(NOW))
         seeded = time.perf_counter() - started
         with db.transaction() as session:

@@ -181,7 +181,7 @@ def create_bench_app() -> Any:
                        ) -> JSONResponse:
         hot = hot_path(app.state)
         customer_id, _ = await hot.customer(
-            request.cookies.get(services.settings.session_cookie_name))
+            request.cookies.get(services.settings.web.session_cookie_name))
         reference = reference_for(f"customer:{customer_id}", validate_key(idempotency_key))
         status, payload = await anyio.to_thread.run_sync(lambda: baseline_checkout(
             services.db, clock=services.clock, settings=services.settings,

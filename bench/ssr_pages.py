@@ -84,7 +84,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         upgrade(url)
-        settings = Settings(database_url=url, run_scheduler=False, secret_key="bench")
+        settings = Settings(database={"url": url},
+                            web={"run_scheduler": False, "secret_key": "bench"})
         db = Database(url)
         print("seeding demo data…", file=sys.stderr)
         seed_demo(db, settings=settings, customers=60, seed=7)

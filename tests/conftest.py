@@ -85,8 +85,11 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, run_scheduler=False, secret_key="test-secret",
-                    currency="GBP", flat_shipping_amount=395, free_shipping_threshold=5000)
+    return Settings(database={"url": database_url},
+                    web={"run_scheduler": False, "secret_key": "test-secret"},
+                    shop={"currency": "GBP",
+                          "flat_shipping_amount": 395,
+                          "free_shipping_threshold": 5000})
 
 
 @pytest.fixture

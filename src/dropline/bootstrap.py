@@ -7,7 +7,7 @@ from ``build_services``."""
 
 from __future__ import annotations
 
-from dropline.adapters.email import sender_from_env
+from dropline.adapters.email import sender_for
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
@@ -51,14 +51,14 @@ def build_services(
     install_listeners()
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    db = db or Database(settings.database_url)
+    db = db or Database(settings.database.url)
     geocoder = LondonDistrictGeocoder()
     return Services(
         settings=settings, db=db, clock=clock,
         payments=payments or LocalCardProvider(db.sessions, clock),
         geocoder=geocoder,
         solver=build_solver(),
-        mailer=sender_from_env(),
+        mailer=sender_for(settings.mail),
         checkout=build_checkout_policy(geocoder=geocoder),
     )
 

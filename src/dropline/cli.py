@@ -1,20 +1,38 @@
-"""The ``dropline`` command. Each domain mounts its own sub-app; all call the same services as
-the web API."""
+"""The ``dropline`` command: the root Typer app. It mounts each domain's sub-app, and its
+callback hands every command the process's services from the composition root
+(``cli_support.services()``, built by ``dropline.bootstrap.build_services``); all commands call
+the same services as the web API."""
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.bootstrap import build_services, install_listeners
-from dropline.cli_support import readable_errors
-from dropline.clock import SystemClock
-from dropline.config import Settings, get_settings
+from dropline import cli_support
+from dropline.admin.service import SCOPES, create_admin_user, issue_token
+from dropline.bootstrap import build_services
+from dropline.cli_support import readable_errors, services
+from dropline.console.cli import playbook_app
+from dropline.demo import seed_demo
+from dropline.drops.cli import drops_app
+from dropline.fulfilment.cli import fulfilment_app, routes_app
+from dropline.memberships.cli import members_app
+from dropline.migrate import current_revisions, downgrade, upgrade
+from dropline.planning.cli import mount as mount_planning
+from dropline.popups.cli import popups_app
+from dropline.risk.cli import audit_app, returns_app, risk_app
+from dropline.telemetry.cli import app as ltv_app
+from dropline.telemetry.shop_cli import telemetry_app
+from dropline.web import serving
+from dropline.web.scheduler import BackgroundWorker
+from dropline.webhooks.service import create_endpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
@@ -35,47 +53,25 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(webhooks_app, name="webhooks")
 
 
+app.add_typer(routes_app, name="routes")
+app.add_typer(ltv_app, name="ltv")
+app.add_typer(telemetry_app, name="telemetry")
+app.add_typer(fulfilment_app, name="fulfilment")
+app.add_typer(members_app, name="members")
+app.add_typer(drops_app, name="drops")
+app.add_typer(returns_app, name="returns")
+app.add_typer(risk_app, name="risk")
+app.add_typer(audit_app, name="audit")
+app.add_typer(playbook_app, name="playbook")
+app.add_typer(popups_app, name="popups")
+mount_planning(app, drops_app)
+
+
 @app.callback()
-def install_process_listeners() -> None:
-    # Before any command: webhooks subscribe to events and the audit trail listens, as in
-    # the web app and the worker (the composition root's ``install_listeners``).
-    install_listeners()
-
-
-def _mount_domain_apps() -> None:
-    from dropline.fulfilment.cli import fulfilment_app, routes_app
-
-    app.add_typer(routes_app, name="routes")
-    from dropline.telemetry.cli import app as ltv_app
-
-    app.add_typer(ltv_app, name="ltv")
-    from dropline.telemetry.shop_cli import telemetry_app
-
-    app.add_typer(telemetry_app, name="telemetry")
-    app.add_typer(fulfilment_app, name="fulfilment")
-    from dropline.memberships.cli import members_app
-
-    app.add_typer(members_app, name="members")
-    from dropline.drops.cli import drops_app
-
-    app.add_typer(drops_app, name="drops")
-    from dropline.risk.cli import audit_app, returns_app, risk_app
-
-    app.add_typer(returns_app, name="returns")
-    app.add_typer(risk_app, name="risk")
-    app.add_typer(audit_app, name="audit")
-    from dropline.console.cli import playbook_app
-
-    app.add_typer(playbook_app, name="playbook")
-    from dropline.popups.cli import popups_app
-
-    app.add_typer(popups_app, name="popups")
-    from dropline.planning.cli import mount as mount_planning
-
-    mount_planning(app, drops_app)
-
-
-_mount_domain_apps()
+def build_process(ctx: typer.Context) -> None:
+    """Every command's services come from the composition root, built on first use."""
+    cli_support.provide_services(build_services)
+    ctx.call_on_close(cli_support.close_services)
 
 
 def friendly_errors(func: F) -> F:
@@ -87,12 +83,6 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _database(settings: Settings):  # type: ignore[no-untyped-def]
-    from dropline.db import Database
-
-    return Database(settings.database_url)
 
 
 @app.command(epilog="Example: dropline serve --port 8000")
@@ -108,14 +98,10 @@ def serve(
 
     With --workers N on Linux each worker process listens on a socket of its own
     (SO_REUSEPORT) and the kernel spreads connections evenly over them."""
-    from dropline.web import serving
-
-    settings = get_settings()
+    settings = services().settings
     if migrate_first:
-        from dropline.migrate import upgrade
-
-        upgrade(settings.database_url)
-    console.print(f"[bold]Dropline[/] serving {settings.shop_name} on http://{host}:{port} "
+        upgrade(settings.database.url)
+    console.print(f"[bold]Dropline[/] serving {settings.shop.name} on http://{host}:{port} "
                   f"(API docs: http://{host}:{port}/docs)")
     serving.run("dropline.web.app:create_app", host=host, port=port, workers=workers,
                 log_level=log_level)
@@ -127,14 +113,12 @@ def migrate(
                                           "to downgrade everything).")] = "heads",
 ) -> None:
     """Apply (or roll back) database migrations on DROPLINE_DATABASE_URL."""
-    from dropline.migrate import current_revisions, downgrade, upgrade
-
-    settings = get_settings()
+    settings = services().settings
     if revision == "base":
-        downgrade(settings.database_url, "base")
+        downgrade(settings.database.url, "base")
     else:
-        upgrade(settings.database_url, revision)
-    revisions = ", ".join(current_revisions(settings.database_url)) or "base (empty)"
+        upgrade(settings.database.url, revision)
+    revisions = ", ".join(current_revisions(settings.database.url)) or "base (empty)"
     console.print(f"database at revision [bold]{revisions}[/]")
 
 
@@ -147,15 +131,12 @@ def demo(
     reset: Annotated[bool, typer.Option(help="Drop everything first.")] = False,
 ) -> None:
     """Seed a believable demo brand (a London perfumer) with stock, customers and orders."""
-    from dropline.demo import seed_demo
-    from dropline.migrate import downgrade, upgrade
-
-    settings = get_settings()
+    settings = services().settings
     if reset:
-        downgrade(settings.database_url, "base")
-    upgrade(settings.database_url)
-    db = _database(settings)
-    summary = seed_demo(db, settings=settings, customers=customers, seed=seed, console=console)
+        downgrade(settings.database.url, "base")
+    upgrade(settings.database.url)
+    summary = seed_demo(services().db, settings=settings, customers=customers, seed=seed,
+                        console=console)
     table = Table(title="Demo shop", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # secrets must print whole, never cut with an ellipsis
@@ -170,16 +151,9 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run one pass and exit.")] = False,
 ) -> None:
     """Run background jobs (webhook delivery, clean-up) outside the web process."""
-    import time
-
-    import httpx
-
-    from dropline.web.scheduler import BackgroundWorker
-
-    services = build_services()
-    settings = services.settings
+    services = cli_support.services()
     jobs = BackgroundWorker(services)
-    with httpx.Client(timeout=settings.webhook_timeout_seconds) as client:
+    with httpx.Client(timeout=services.settings.webhooks.timeout_seconds) as client:
         while True:
             attempted = jobs.run_once(client)
             if attempted:
@@ -198,14 +172,11 @@ def create_user(
     name: Annotated[str, typer.Option(help="Display name.")] = "",
 ) -> None:
     """Create an admin user."""
-    from dropline.admin.service import create_admin_user
-
     if len(password) < 10:
         err.print("[bold red]error:[/] the password needs at least 10 characters")
         raise typer.Exit(2)
-    settings = get_settings()
-    with _database(settings).transaction() as session:
-        user = create_admin_user(session, clock=SystemClock(), email=email, password=password,
+    with services().db.transaction() as session:
+        user = create_admin_user(session, clock=services().clock, email=email, password=password,
                                  name=name)
         console.print(f"admin user {user.email} created (id {user.id})")
 
@@ -219,11 +190,8 @@ def token(
                                              "See `dropline admin scopes`.")],
 ) -> None:
     """Issue a scoped API token. It is printed once; only its hash is stored."""
-    from dropline.admin.service import issue_token
-
-    settings = get_settings()
-    with _database(settings).transaction() as session:
-        issued = issue_token(session, clock=SystemClock(), name=name, scopes=scope)
+    with services().db.transaction() as session:
+        issued = issue_token(session, clock=services().clock, name=name, scopes=scope)
         console.print(f"token {issued.token.id} ({', '.join(issued.token.scopes)}):")
         print(issued.secret)
 
@@ -231,8 +199,6 @@ def token(
 @admin_app.command("scopes", epilog="Example: dropline admin scopes")
 def scopes() -> None:
     """List the scopes an API token can hold."""
-    from dropline.admin.service import SCOPES
-
     table = Table("scope", "allows")
     for key, text in SCOPES.items():
         table.add_row(key, text)
@@ -249,10 +215,8 @@ def webhooks_add(
     = ["*"],  # noqa: B006 - Typer needs a literal default
 ) -> None:
     """Register a webhook endpoint; prints its signing secret once."""
-    from dropline.webhooks.service import create_endpoint
-
-    with _database(get_settings()).transaction() as session:
-        endpoint = create_endpoint(session, clock=SystemClock(), url=url, event_types=event)
+    with services().db.transaction() as session:
+        endpoint = create_endpoint(session, clock=services().clock, url=url, event_types=event)
         console.print(f"endpoint {endpoint.id} → {endpoint.url} ({', '.join(endpoint.event_types)})")
         console.print(f"signing secret: {endpoint.secret}")
 

@@ -1,52 +1,227 @@
-"""Settings, read once from the environment (``DROPLINE_*``) or passed in by tests."""
+"""Settings: one ``Settings`` object in sections, read once from the environment (and a ``.env``
+file) by the composition root, or built by tests.
+
+Every field has one environment variable, named by its section's prefix and the field
+(``DROPLINE_DATABASE_URL`` is ``settings.database.url``) unless the field names its own
+(``env=``: the variables kept from before the sections, such as ``DROPLINE_CURRENCY`` for
+``settings.shop.currency``). ``docs/settings.md`` is the table of them all (``settings_table``).
+
+Tests pass sections as keywords, as models or as dicts: ``Settings(database={"url": url})``;
+what they leave out still comes from the environment, as for a process."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "DatabaseSettings", "DropsSettings", "IdempotencySettings", "MailSettings",
+    "MembershipSettings", "RedisSettings", "Section", "Settings", "ShopSettings",
+    "WebSettings", "WebhookSettings", "get_settings", "settings_table",
+]
 
 DEFAULT_DATA_DIR = Path("var")
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DROPLINE_", env_file=".env", extra="ignore")
+def setting(default: Any, meaning: str, *, env: str | None = None, **constraints: Any) -> Any:
+    """A settings field: its default, what it means (the docs table's text) and, if its
+    environment variable is not the section's prefix + its name, that variable."""
+    extra = {"env": env} if env else None
+    return Field(default=default, description=meaning, json_schema_extra=extra, **constraints)
 
-    database_url: str = Field(
-        default=f"sqlite:///{DEFAULT_DATA_DIR / 'dropline.db'}",
-        description="SQLAlchemy URL. SQLite file by default; postgresql+psycopg://... in production.",
-    )
-    secret_key: str = Field(
-        default="dev-insecure-change-me",
-        description="Signs session and admission tokens. Set a long random value in production.",
-    )
-    shop_name: str = "Dropline demo shop"
-    currency: str = Field(default="GBP", min_length=3, max_length=3)
-    # Flat shipping until the fulfilment module decides per order (minor units, shop currency).
-    flat_shipping_amount: int = 395
-    free_shipping_threshold: int = 5000
-    default_location_code: str = "central"
-    session_cookie_name: str = "dl_session"
-    session_days: int = 30
-    cookie_secure: bool = False
-    # An in-flight idempotent request older than this is presumed crashed and may be resumed.
-    idempotency_lease_seconds: int = 30
-    idempotency_retention_hours: int = 24
-    webhook_max_attempts: int = 8
-    webhook_timeout_seconds: float = 5.0
-    web_threads: int = Field(
-        default=32, ge=4, le=200,
-        description="Threads for synchronous endpoints; the database pool is sized above it.",
-    )
-    redis_url: str | None = None  # hot drop state (drops.crowd.gate); unset: the database only
-    run_scheduler: bool = Field(
-        default=True, description="Run background jobs (webhook delivery) inside `serve`."
-    )
+
+class Section(BaseModel):
+    """One group of settings; ``env_prefix`` names its environment variables."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    env_prefix: ClassVar[str] = "DROPLINE_"
+
+    @classmethod
+    def env_name(cls, name: str, field: FieldInfo) -> str:
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("env"):
+            return str(extra["env"])
+        return f"{cls.env_prefix}{name}".upper()
+
+
+class DatabaseSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_DATABASE_"
+
+    url: str = setting(
+        f"sqlite:///{DEFAULT_DATA_DIR / 'dropline.db'}",
+        "SQLAlchemy URL. SQLite file by default; postgresql+psycopg://... in production.")
 
     @property
     def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
+        return self.url.startswith("sqlite")
+
+
+class RedisSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_REDIS_"
+
+    url: str | None = setting(
+        None, "Redis for hot drop state (the gate, PostgreSQL only); unset: the database only.")
+
+
+class WebSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_WEB_"
+
+    secret_key: str = setting(
+        "dev-insecure-change-me",
+        "Signs session and admission tokens. Set a long random value in production.",
+        env="DROPLINE_SECRET_KEY")
+    session_cookie_name: str = setting("dl_session", "Name of the session cookie.",
+                                       env="DROPLINE_SESSION_COOKIE_NAME")
+    session_days: int = setting(30, "Days a sign-in session lasts.",
+                                env="DROPLINE_SESSION_DAYS")
+    cookie_secure: bool = setting(False, "Send cookies over HTTPS only (set behind TLS).",
+                                  env="DROPLINE_COOKIE_SECURE")
+    threads: int = setting(
+        32, "Threads for synchronous endpoints; the database pool is sized above it.",
+        ge=4, le=200)
+    run_scheduler: bool = setting(
+        True, "Run background jobs (webhook delivery, renewals) inside `serve`.",
+        env="DROPLINE_RUN_SCHEDULER")
+
+
+class ShopSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_SHOP_"
+
+    name: str = setting("Dropline demo shop", "The shop's name on pages, mails and the API.")
+    currency: str = setting("GBP", "ISO 4217 currency of the shop's prices.",
+                            env="DROPLINE_CURRENCY", min_length=3, max_length=3)
+    # Flat shipping until the fulfilment module decides per order (minor units, shop currency).
+    flat_shipping_amount: int = setting(
+        395, "Flat shipping per order, in minor units, below the free threshold.",
+        env="DROPLINE_FLAT_SHIPPING_AMOUNT")
+    free_shipping_threshold: int = setting(
+        5000, "Order subtotal (minor units) from which shipping is free.",
+        env="DROPLINE_FREE_SHIPPING_THRESHOLD")
+    default_location_code: str = setting(
+        "central", "Stock location orders take from unless fulfilment decides otherwise.",
+        env="DROPLINE_DEFAULT_LOCATION_CODE")
+
+
+class IdempotencySettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_IDEMPOTENCY_"
+
+    lease_seconds: int = setting(
+        30, "An in-flight idempotent request older than this is presumed crashed and may be "
+            "resumed.")
+    retention_hours: int = setting(24, "Hours a stored idempotent response is kept.")
+
+
+class WebhookSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_WEBHOOK_"
+
+    max_attempts: int = setting(8, "Delivery attempts of a webhook before it is given up.")
+    timeout_seconds: float = setting(5.0, "Timeout of one webhook delivery, in seconds.")
+
+
+class DropsSettings(Section):
+    """Requests allowed per minute on the drop endpoints, per signed-in identity and per IP."""
+
+    env_prefix: ClassVar[str] = "DROPLINE_DROPS_"
+
+    identity_per_minute: int = setting(120, "Drop requests per minute per signed-in identity.")
+    ip_per_minute: int = setting(600, "Drop requests per minute per client IP.")
+    redis_url: str | None = setting(
+        None, "Redis shared by the rate limiter across workers; unset: counted in process.")
+
+
+class MembershipSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_MEMBERS_"
+
+    dunning_retries: int = setting(4, "Retries of a failed renewal charge.")
+    dunning_retry_spacing_hours: int = setting(12, "Hours between renewal retries.")
+    dunning_grace_hours: int = setting(48, "Hours a membership stays active after a failed "
+                                           "renewal before it lapses.")
+    charge_lease_seconds: int = setting(
+        30, "A claimed charge attempt older than this is presumed crashed and may be resumed "
+            "(same key).")
+
+
+class MailSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_MAIL_"
+
+    sender: str = setting("Dropline <no-reply@dropline.example>", "From address of outgoing mail.",
+                          env="DROPLINE_EMAIL_FROM")
+    smtp_url: str | None = setting(
+        None, "smtp://user:pass@host:587 (smtps:// for implicit TLS) sends by SMTP; unset: "
+              "mail is written to the outbox folder.", env="DROPLINE_SMTP_URL")
+    outbox_dir: str = setting("var/outbox", "Folder the outbox writes .eml files to.",
+                              env="DROPLINE_EMAIL_DIR")
+
+
+class _FlatEnvironment(PydanticBaseSettingsSource):
+    """Reads each section's fields from their environment variables (then ``.env``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env_file: str | None) -> None:
+        super().__init__(settings_cls)
+        self._env_file = env_file
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the sections whole
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, str] = {}
+        if self._env_file and Path(self._env_file).is_file():
+            found.update({k.upper(): v for k, v in dotenv_values(self._env_file).items()
+                          if v is not None})  # a bare "KEY" line sets nothing
+        found.update({k.upper(): v for k, v in os.environ.items()})
+        values: dict[str, Any] = {}
+        for section_name, section_cls in _sections(self.settings_cls):
+            section = {name: found[env] for name, field in section_cls.model_fields.items()
+                       if (env := section_cls.env_name(name, field)) in found}
+            if section:
+                values[section_name] = section
+        return values
+
+
+def _sections(settings_cls: type[BaseModel]) -> Iterator[tuple[str, type[Section]]]:
+    for name, field in settings_cls.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+            yield name, field.annotation
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="forbid")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    shop: ShopSettings = Field(default_factory=ShopSettings)
+    idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    drops: DropsSettings = Field(default_factory=DropsSettings)
+    memberships: MembershipSettings = Field(default_factory=MembershipSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keywords first, then the flat variables; pydantic-settings merges them per field.
+        env_file = settings_cls.model_config.get("env_file")
+        return init_settings, _FlatEnvironment(settings_cls, env_file if isinstance(
+            env_file, str) else None)
+
+
+def settings_table() -> Iterator[tuple[str, str, str, Any, str]]:
+    """(section, field, environment variable, default, meaning) for every setting."""
+    for section_name, section_cls in _sections(Settings):
+        for name, field in section_cls.model_fields.items():
+            yield (section_name, name, section_cls.env_name(name, field), field.default,
+                   field.description or "")
 
 
 def get_settings() -> Settings:

@@ -61,7 +61,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
     if "poolclass" not in kwargs and not in_memory:
-        # More connections than web threads (settings.web_threads, 32 by default): a thread
+        # More connections than web threads (settings.web.threads, 32 by default): a thread
         # that holds a connection while it waits for another thread slot (a dependency's
         # exit) can then never starve the threads that would free one.
         kwargs.setdefault("pool_size", 20)

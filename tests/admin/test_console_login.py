@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from dropline.admin.models import AdminSession
 from dropline.admin.service import create_admin_user
-from dropline.web.admin import ADMIN_COOKIE, NAV
+from dropline.web.admin import ADMIN_COOKIE
 
 PASSWORD = "console password 1"
 
@@ -20,7 +20,7 @@ def _sign_in(client, email="ops@brand.example", password=PASSWORD, next="/admin"
 
 
 def test_every_console_page_redirects_anonymous_visitors_to_login(client):
-    for item in NAV:
+    for item in client.app.state.navigation:
         response = client.get(item.path, follow_redirects=False)
         assert response.status_code == 303, item.path
         assert response.headers["location"].startswith("/admin/login?next=")

@@ -21,8 +21,11 @@ ADMIN = ("admin@dropline.example", "ember-and-fig-demo")
 
 
 def demo_settings(url: str) -> Settings:
-    return Settings(database_url=url, run_scheduler=False, secret_key="console-test-secret",
-                    currency="GBP", flat_shipping_amount=395, free_shipping_threshold=5000)
+    return Settings(database={"url": url},
+                    web={"run_scheduler": False, "secret_key": "console-test-secret"},
+                    shop={"currency": "GBP",
+                          "flat_shipping_amount": 395,
+                          "free_shipping_threshold": 5000})
 
 
 def seed_demo_database(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:

@@ -17,7 +17,7 @@ def test_password_is_stored_as_an_argon2id_hash(client, db):
 def test_session_cookie_is_httponly_and_only_its_digest_is_stored(client, db, settings):
     response = client.post("/api/v1/customers",
                            json={"email": "c@example.com", "password": PASSWORD})
-    cookie = response.cookies[settings.session_cookie_name]
+    cookie = response.cookies[settings.web.session_cookie_name]
     set_cookie = response.headers["set-cookie"].lower()
     assert "httponly" in set_cookie and "samesite=lax" in set_cookie
     with db.transaction() as session:
@@ -46,5 +46,5 @@ def test_sign_in_returns_the_customer_and_me_works(client):
 
 def test_expired_session_is_refused(client, clock, settings):
     sign_up(client)
-    clock.advance(days=settings.session_days + 1)
+    clock.advance(days=settings.web.session_days + 1)
     assert client.get("/api/v1/me").status_code == 401

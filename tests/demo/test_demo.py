@@ -146,10 +146,10 @@ def test_demo_catalog_has_families_sizes_and_graded_variants_with_honest_disclos
         kinds = Counter(kind for kind in s.scalars(select(Location.kind)))
         assert kinds == {"central-warehouse": 1, "micro-hub": 4, "micro-factory": 1, "pop-up": 3}
         assert s.scalar(select(Location.code).where(Location.kind == "central-warehouse")) \
-            == settings.default_location_code
+            == settings.shop.default_location_code
         # Live checkout takes stock from the central warehouse: it holds every variant.
         central = set(s.scalars(select(StockLevel.variant_id).join(Location).where(
-            Location.code == settings.default_location_code, StockLevel.on_hand > 0)))
+            Location.code == settings.shop.default_location_code, StockLevel.on_hand > 0)))
         assert central == {v.id for v in variants}
 
 

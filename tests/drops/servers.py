@@ -38,11 +38,24 @@ class Server:
         self._thread.join(timeout=10)
 
 
+def _sections(settings: Any, **flat: Any) -> dict[str, Any]:
+    """model_copy updates for the sections of the flat overrides the helpers take."""
+    names = {"redis_url": ("redis", "url"),
+             "idempotency_lease_seconds": ("idempotency", "lease_seconds")}
+    update: dict[str, Any] = {}
+    for key, value in flat.items():
+        section, name = names[key]
+        current = update.get(section) or getattr(settings, section)
+        update[section] = current.model_copy(update={name: value})
+    return update
+
+
 @contextmanager
 def serve_gated(db, clock, settings, redis_client, **overrides: Any) -> Iterator[Server]:
     """A real server on the gate, its Redis keys under a prefix of its own (removed after)."""
     prefix = f"dl:h3t:{uuid.uuid4().hex[:8]}:"
-    app = create_app(settings.model_copy(update={"redis_url": REDIS_URL, **overrides}),
+    app = create_app(settings.model_copy(
+        update=_sections(settings, **{"redis_url": REDIS_URL, **overrides})),
                      clock=clock, db=db, run_worker=False)
     app.state.drops_redis_prefix = prefix
     server = Server(app)

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from dropline.config import DropsSettings
 from dropline.drops import rules, waiting_room
 from dropline.drops.crowd.admission import Ask, admit_batch
-from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import DropQueueEntry
 from dropline.drops.service import get_drop
 from dropline.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -106,7 +106,7 @@ def test_the_lane_counts_against_the_same_limits_and_says_when_to_retry(db, cloc
     world = make_drop(db, clock, queue=True)
     [(_, token)] = joined(db, clock, world.drop_id, 1)
     for server in (lane, route):
-        server.app.state.drops_limits = DropLimitSettings(identity_per_minute=2)
+        server.app.state.drops_limits = DropsSettings(identity_per_minute=2)
         server.app.state.drops_limiter = MemoryRateLimiter()
     statuses = {name: [admit(server, world.drop_id, token) for _ in range(3)]
                 for name, server in (("lane", lane), ("route", route))}
@@ -165,12 +165,12 @@ def test_asks_of_one_shopper_in_one_batch_take_consecutive_numbers(db, clock):
     asks = [Ask(world.drop_id, first, "10.0.0.1"), Ask(world.drop_id, second, "10.0.0.2"),
             Ask(world.drop_id, first, "10.0.0.1"), Ask(10**12, first, "10.0.0.1")]
 
-    admit_batch(db, clock=clock, limiter=MemoryRateLimiter(), limits=DropLimitSettings(),
+    admit_batch(db, clock=clock, limiter=MemoryRateLimiter(), limits=DropsSettings(),
                 early_access=LeadTimes(), asks=asks)
 
     assert [(ask.n, type(ask.error).__name__) for ask in asks] == [
         (1, "NoneType"), (1, "NoneType"), (2, "NoneType"), (0, "NotFound")]
-    admit_batch(db, clock=clock, limiter=MemoryRateLimiter(), limits=DropLimitSettings(),
+    admit_batch(db, clock=clock, limiter=MemoryRateLimiter(), limits=DropsSettings(),
                 early_access=LeadTimes(), asks=[again := Ask(world.drop_id, first, "10.0.0.1")])
     assert again.n == 3
 
@@ -178,7 +178,7 @@ def test_asks_of_one_shopper_in_one_batch_take_consecutive_numbers(db, clock):
 def test_a_limiter_that_cannot_be_reached_is_a_503_and_issues_nothing(db, clock, gated):
     world = make_drop(db, clock, queue=True)
     [(_, token)] = joined(db, clock, world.drop_id, 1)
-    gated.app.state.drops_limits = DropLimitSettings()
+    gated.app.state.drops_limits = DropsSettings()
     gated.app.state.drops_limiter = RedisRateLimiter.from_url("redis://127.0.0.1:1/0")
 
     refused = admit(gated, world.drop_id, token)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from dropline.drops.limits import DropLimitSettings
+from dropline.config import DropsSettings
 from dropline.ratelimit import MemoryRateLimiter
 from dropline.orders.models import Order, OrderStatus
 from tests.builders import ADDRESS, GOOD_CARD, api_token, make_location, make_product, sign_up
@@ -188,7 +188,7 @@ def test_the_waitlist_is_offered_freed_units_in_joining_order(client, db, clock)
     clock.advance(seconds=61)  # the first offer lapses; the job passes it on
     from dropline.drops.jobs import reclaim_drops
 
-    reclaim_drops(db, clock=clock)
+    reclaim_drops(db, clock=clock, redis_url=None)
     assert first.get(f"/api/v1/drops/{world.drop_id}/waitlist/me").json()["status"] == "lapsed"
     claimed = second.post(f"/api/v1/drops/{world.drop_id}/waitlist/claim", json=PAY,
                           headers={"Idempotency-Key": "claim-1"})
@@ -225,7 +225,7 @@ def test_the_report_counts_sales_expiries_failures_and_bypasses(client, db, cloc
 
 def test_too_many_requests_get_429_with_retry_after(client, db, clock):
     world = make_drop(db, clock)
-    client.app.state.drops_limits = DropLimitSettings(identity_per_minute=3, ip_per_minute=100)
+    client.app.state.drops_limits = DropsSettings(identity_per_minute=3, ip_per_minute=100)
     client.app.state.drops_limiter = MemoryRateLimiter()
     sign_up(client)
 

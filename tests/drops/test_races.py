@@ -122,7 +122,7 @@ def test_an_admission_token_admits_once_even_when_replayed_in_parallel(db, clock
         drop = service.get_drop(session, world.drop_id)
         waiting_room.join_queue(session, clock=clock, drop=drop, customer_id=shopper.customer_id)
         token = waiting_room.issue_admission(
-            session, clock=clock, secret=settings.secret_key, drop=drop,
+            session, clock=clock, secret=settings.web.secret_key, drop=drop,
             customer_id=shopper.customer_id, session_digest=shopper.session_digest,
             early_access=lambda *a, **k: 0).token
 

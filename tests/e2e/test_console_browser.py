@@ -12,8 +12,7 @@ import pytest
 
 from dropline.clock import FrozenClock
 from dropline.db import Database
-from dropline.web.admin import NAV
-from dropline.web.app import create_app
+from dropline.web.app import console_navigation, create_app
 from tests.console.support import ADMIN, NOW, demo_settings, seed_demo_database
 from tests.e2e.conftest import ARTIFACTS, LiveServer
 
@@ -59,7 +58,7 @@ def signed_in(browser, console_server) -> Iterator[object]:
 
 
 def _pages() -> list[str]:
-    paths = [item.path for item in sorted(NAV, key=lambda item: item.rank)]
+    paths = [item.path for item in sorted(console_navigation(), key=lambda item: item.rank)]
     return paths + [p for p in EXTRA_PAGES if p not in paths]
 
 

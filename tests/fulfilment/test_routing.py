@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dropline.adapters.routing import NearestNeighbourSolver, PyVRPSolver, RouteSolver
-from dropline.fulfilment.cli import routes_app
+from dropline.cli import app as cli_app
 from dropline.fulfilment.solomon import (
     InstanceFormatError,
     dimacs_cost,
@@ -428,7 +428,7 @@ runner = CliRunner()
 
 def test_cli_solve_prints_json_with_cost_routes_and_gap_to_best_known() -> None:
     result = runner.invoke(
-        routes_app, ["solve", str(DATA / "C101.txt"), "--seconds", "0.5", "--json"]
+        cli_app, ["routes", "solve", str(DATA / "C101.txt"), "--seconds", "0.5", "--json"]
     )
 
     assert result.exit_code == 0, result.stderr
@@ -447,7 +447,7 @@ def test_cli_solve_without_a_solution_file_reports_no_gap(tmp_path: Path) -> Non
     shutil.copy(DATA / "R101.txt", tmp_path / "R101.txt")
 
     result = runner.invoke(
-        routes_app, ["solve", str(tmp_path / "R101.txt"), "--seconds", "0.3", "--json"]
+        cli_app, ["routes", "solve", str(tmp_path / "R101.txt"), "--seconds", "0.3", "--json"]
     )
 
     assert result.exit_code == 0, result.stderr
@@ -456,7 +456,8 @@ def test_cli_solve_without_a_solution_file_reports_no_gap(tmp_path: Path) -> Non
 
 
 def test_cli_solve_without_json_prints_a_summary_table() -> None:
-    result = runner.invoke(routes_app, ["solve", str(DATA / "C101.txt"), "--seconds", "0.3"])
+    result = runner.invoke(cli_app,
+                           ["routes", "solve", str(DATA / "C101.txt"), "--seconds", "0.3"])
 
     assert result.exit_code == 0, result.stderr
     assert "C101" in result.stdout
@@ -464,7 +465,7 @@ def test_cli_solve_without_json_prints_a_summary_table() -> None:
 
 
 def test_cli_help_shows_an_example() -> None:
-    result = runner.invoke(routes_app, ["solve", "--help"])
+    result = runner.invoke(cli_app, ["routes", "solve", "--help"])
 
     assert result.exit_code == 0
     assert "Example: dropline routes solve" in result.stdout
@@ -485,7 +486,7 @@ def test_cli_solve_rejects_bad_input_with_exit_code_2(
 ) -> None:
     monkeypatch.chdir(DATA)
 
-    result = runner.invoke(routes_app, ["solve", *args])
+    result = runner.invoke(cli_app, ["routes", "solve", *args])
 
     assert result.exit_code == 2
     assert result.stderr.startswith(message)

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from dropline.cli import app as cli
 from dropline.risk.models import CaseStatus, ReturnRequest, RiskCase
-from dropline.web.admin import NAV
 from tests.builders import sign_in_console
 from tests.risk.support import admin_headers, ask_return, buy, receive, shop
 
@@ -89,7 +88,7 @@ def test_the_console_queue_shows_reasons_and_a_decision_is_recorded_in_the_audit
         client, db, clock):
     _case_in_review(client, db, clock)
     sign_in_console(client, db, clock)
-    assert {"Risk", "Audit"} <= {item.label for item in NAV}
+    assert {"Risk", "Audit"} <= {item.label for item in client.app.state.navigation}
     page = client.get("/admin/risk")
     assert page.status_code == 200 and page.headers["cache-control"] == "private, no-store"
     assert "1 chargeback(s) on this customer" in page.text

@@ -25,7 +25,7 @@ def demo_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     upgrade(url)
     db = Database(url)
     try:
-        seed_demo(db, settings=Settings(database_url=url), customers=150, seed=7,
+        seed_demo(db, settings=Settings(database={"url": url}), customers=150, seed=7,
                   clock=FrozenClock(NOW))
     finally:
         db.dispose()

@@ -40,7 +40,7 @@ def admin_routes(app) -> list[tuple[str, str]]:
 
 
 ADMIN_ROUTES = admin_routes(create_app(
-    Settings(database_url="sqlite://", run_scheduler=False), run_worker=False))
+    Settings(database={"url": "sqlite://"}, web={"run_scheduler": False}), run_worker=False))
 
 
 def concrete(path: str) -> str:
@@ -268,7 +268,7 @@ def test_signing_out_revokes_the_session_on_the_server(client, db, clock):
 
 def test_a_session_expires(client, clock, settings):
     sign_up(client)
-    clock.advance(days=settings.session_days)
+    clock.advance(days=settings.web.session_days)
 
     assert_problem(client.get("/api/v1/me"), 401)
 

@@ -229,6 +229,6 @@ def test_worker_pass_purges_completed_idempotency_records_after_retention(client
     with httpx.Client() as http:
         worker.run_once(http)
         assert records() == 1  # still inside the retention window
-        clock.advance(hours=settings.idempotency_retention_hours + 1)
+        clock.advance(hours=settings.idempotency.retention_hours + 1)
         worker.run_once(http)
     assert records() == 0

@@ -5,8 +5,9 @@
     │                        default), where a developer opens it with any mail client or `cat`
     └── SmtpSender           production: one SMTP (optionally STARTTLS) connection per message
 
-``sender_from_env()`` picks one: ``DROPLINE_SMTP_URL=smtp://user:pass@host:587`` selects SMTP
-(``smtps://`` for implicit TLS), otherwise ``DROPLINE_EMAIL_DIR`` (default ``var/outbox``).
+``sender_for(settings.mail)`` picks one (the composition root calls it): an ``smtp_url``
+(``DROPLINE_SMTP_URL=smtp://user:pass@host:587``, ``smtps://`` for implicit TLS) selects SMTP,
+otherwise the ``outbox_dir`` folder (``DROPLINE_EMAIL_DIR``, default ``var/outbox``).
 Senders are called only after the change that caused the message has committed (the notice
 outbox in ``memberships.jobs`` does that), so a rolled-back change never mails anyone.
 """
@@ -14,15 +15,15 @@ outbox in ``memberships.jobs`` does that), so a rolled-back change never mails a
 from __future__ import annotations
 
 import email.utils
-import os
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from dropline.config import MailSettings
 from dropline.mail import EmailSender, OutgoingEmail
 
-__all__ = ["EmailSender", "FolderSender", "OutgoingEmail", "SmtpSender", "sender_from_env"]
+__all__ = ["EmailSender", "FolderSender", "OutgoingEmail", "SmtpSender", "sender_for"]
 
 DEFAULT_SENDER = "Dropline <no-reply@dropline.example>"
 
@@ -77,10 +78,9 @@ class SmtpSender:
         return message.message_id
 
 
-def sender_from_env(environ: dict[str, str] | None = None) -> EmailSender:
-    env = os.environ if environ is None else environ
-    sender = env.get("DROPLINE_EMAIL_FROM", DEFAULT_SENDER)
-    url = env.get("DROPLINE_SMTP_URL")
+def sender_for(mail: MailSettings) -> EmailSender:
+    """The sender the mail settings ask for: SMTP with an ``smtp_url``, else the outbox folder."""
+    sender, url = mail.sender, mail.smtp_url
     if url:
         parsed = urlparse(url)
         implicit = parsed.scheme == "smtps"
@@ -89,4 +89,4 @@ def sender_from_env(environ: dict[str, str] | None = None) -> EmailSender:
             username=unquote(parsed.username) if parsed.username else None,
             password=unquote(parsed.password) if parsed.password else None,
             starttls=not implicit, implicit_tls=implicit, sender=sender)
-    return FolderSender(env.get("DROPLINE_EMAIL_DIR", "var/outbox"), sender=sender)
+    return FolderSender(mail.outbox_dir, sender=sender)

@@ -28,15 +28,15 @@ def cart_read(view: service.CartView) -> CartRead:
 
 def _view(session: SessionDep, settings: SettingsDep, cart: Cart) -> CartRead:
     return cart_read(service.view_cart(
-        session, cart=cart, flat_shipping=settings.flat_shipping_amount,
-        free_shipping_threshold=settings.free_shipping_threshold))
+        session, cart=cart, flat_shipping=settings.shop.flat_shipping_amount,
+        free_shipping_threshold=settings.shop.free_shipping_threshold))
 
 
 @router.post("/carts", response_model=CartRead, status_code=status.HTTP_201_CREATED,
              summary="Start a cart (guest or signed-in)")
 def create_cart(session: SessionDep, clock: ClockDep, settings: SettingsDep,
                 customer: OptionalCustomer, body: CartCreate | None = None) -> CartRead:
-    cart = service.create_cart(session, clock=clock, currency=settings.currency,
+    cart = service.create_cart(session, clock=clock, currency=settings.shop.currency,
                                customer_id=customer.id if customer else None)
     return _view(session, settings, cart)
 

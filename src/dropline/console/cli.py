@@ -11,11 +11,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from dropline.clock import Clock, FrozenClock, SystemClock
-from dropline.config import get_settings
+from dropline.cli_support import services
+from dropline.clock import Clock, FrozenClock
 from dropline.console import playbooks
 from dropline.console.document import Document, to_html, to_markdown
-from dropline.db import Database
 from dropline.errors import DomainError
 
 playbook_app = typer.Typer(
@@ -40,20 +39,17 @@ OutOption = Annotated[Path | None, typer.Option(
 
 
 def _emit(name: str, fmt: Format, out: Path | None, as_of: datetime | None) -> None:
-    settings = get_settings()
-    clock: Clock = SystemClock() if as_of is None else FrozenClock(
+    settings = services().settings
+    clock: Clock = services().clock if as_of is None else FrozenClock(
         as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
-    db = Database(settings.database_url)
     try:
-        with db.transaction() as session:
+        with services().db.transaction() as session:
             doc: Document = playbooks.build(name, session, clock=clock,
-                                            currency=settings.currency)
+                                            currency=settings.shop.currency)
     except DomainError as exc:
         err.print(f"[bold red]error:[/] {exc.detail}")
         raise typer.Exit(2) from None
-    finally:
-        db.dispose()
-    text = to_markdown(doc) if fmt is Format.md else to_html(doc, shop_name=settings.shop_name)
+    text = to_markdown(doc) if fmt is Format.md else to_html(doc, shop_name=settings.shop.name)
     if out is None:
         typer.echo(text, nl=False)
         return

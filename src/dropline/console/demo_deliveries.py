@@ -126,8 +126,8 @@ def _write_order(ctx: DemoContext, customer_id: int, shopper: Any, variant_id: i
         .where(Variant.id == variant_id)).one()
     totals = order_totals([PricedLine(variant.id, variant.price_amount, 1, variant.currency)],
                           currency=variant.currency,
-                          flat_shipping=ctx.settings.flat_shipping_amount,
-                          free_shipping_threshold=ctx.settings.free_shipping_threshold)
+                          flat_shipping=ctx.settings.shop.flat_shipping_amount,
+                          free_shipping_threshold=ctx.settings.shop.free_shipping_threshold)
     paid = placed + timedelta(seconds=20)
     address = {**shopper.address, "latitude": point.latitude, "longitude": point.longitude}
     [order_id] = _insert_returning_ids(ctx, Order, [{

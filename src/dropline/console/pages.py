@@ -10,13 +10,10 @@ Every page is behind ``AdminPageUser`` and rendered with ``web.admin.render`` in
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader
 from markupsafe import Markup
 
 from dropline.console import checklist as checklist_module
@@ -26,17 +23,10 @@ from dropline.drops import service as drops
 from dropline.planning.drop_report import drop_report
 from dropline.errors import NotFound
 from dropline.schemas import IdPath
-from dropline.web.admin import NAV, AdminPageUser, NavItem, render
+from dropline.web.admin import AdminPageUser, render
 from dropline.web.deps import ClockDep, SessionDep, SettingsDep
-from dropline.web.pages import money
-from dropline.web.pages import templates as web_templates
+from dropline.web.navigation import NavItem
 
-HERE = Path(__file__).parent / "templates"
-templates = Jinja2Templates(directory=HERE)
-templates.env.loader = ChoiceLoader([FileSystemLoader(HERE), web_templates.env.loader])
-templates.env.filters["money"] = money
-templates.env.filters["local"] = lambda value, fmt="%a %d %b %H:%M": (
-    value.astimezone(figures.LONDON).strftime(fmt))
 router = APIRouter(include_in_schema=False)
 
 PlaybookName = Literal["cohort-map", "drop-runbook", "decision-tree"]
@@ -45,19 +35,17 @@ OPTIONAL_AREAS = {"risk": ("Risk", "/admin/risk", "the review queue and the audi
                   "planning": ("Planning", "/admin/planning",
                                "drop cadence and cap planning from demand signals")}
 
-for label, path in (("Drops", "/admin/drops"), ("Fulfilment", "/admin/fulfilment"),
-                    ("Playbooks", "/admin/playbooks"), ("90-day checklist", "/admin/checklist")):
-    if not any(item.path == path for item in NAV):
-        NAV.append(NavItem(label, path))
-
 
 def _missing(area: str) -> bool:
     return not figures.module_built(f"{area}.pages")
 
 
-for area, (label, path, _) in OPTIONAL_AREAS.items():
-    if _missing(area) and not any(item.path == path for item in NAV):
-        NAV.append(NavItem(label, path))
+# The console's entries, and a placeholder for each optional area whose module is not built.
+NAV_ITEMS = (NavItem("Drops", "/admin/drops"), NavItem("Fulfilment", "/admin/fulfilment"),
+             NavItem("Playbooks", "/admin/playbooks"),
+             NavItem("90-day checklist", "/admin/checklist"),
+             *(NavItem(label, path) for area, (label, path, _) in OPTIONAL_AREAS.items()
+               if _missing(area)))
 
 
 # ------------------------------------------------------------------------------------ drops
@@ -69,7 +57,7 @@ def drops_page(request: Request, viewer: AdminPageUser, session: SessionDep,
     rows = figures.drop_rows(session, clock=clock)
     live = [r for r in rows if r.state in ("live", "early-access", "sold-out")
             and r.ends_at > clock.now()]
-    return render(request, "console/drops.html", viewer, using=templates, rows=rows, live=live,
+    return render(request, "console/drops.html", viewer, rows=rows, live=live,
                   now=clock.now())
 
 
@@ -85,7 +73,7 @@ def drop_page(request: Request, drop_id: IdPath, viewer: AdminPageUser, session:
             seconds=max(report.time_to_sell_out_seconds * 1.25, 3600)))
     chart = network.sell_through_svg(row, network.sales_times(session, drop.id),
                                      opened_at=report.opened_at, until=until)
-    return render(request, "console/drop.html", viewer, using=templates, row=row,
+    return render(request, "console/drop.html", viewer, row=row,
                   report=report, chart=Markup(chart))
 
 
@@ -111,7 +99,7 @@ def fulfilment_page(request: Request, viewer: AdminPageUser, session: SessionDep
     today = figures.delivery_day(session, day=figures.local_day(clock.now()))
     tomorrow = figures.delivery_day(session,
                                     day=figures.local_day(clock.now() + timedelta(days=1)))
-    return render(request, "console/fulfilment.html", viewer, using=templates, today=today,
+    return render(request, "console/fulfilment.html", viewer, today=today,
                   tomorrow=tomorrow,
                   map_svg=Markup(network.network_map_svg(session, today.stops)))
 
@@ -121,7 +109,7 @@ def fulfilment_page(request: Request, viewer: AdminPageUser, session: SessionDep
 
 @router.get("/admin/playbooks", response_class=HTMLResponse)
 def playbooks_page(request: Request, viewer: AdminPageUser) -> HTMLResponse:
-    return render(request, "console/playbooks.html", viewer, using=templates,
+    return render(request, "console/playbooks.html", viewer,
                   playbooks=playbooks.PLAYBOOKS)
 
 
@@ -130,16 +118,16 @@ def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
                   session: SessionDep, clock: ClockDep, settings: SettingsDep,
                   format: Literal["page", "md", "html"] = "page") -> Response:
     try:
-        doc = playbooks.build(name, session, clock=clock, currency=settings.currency)
+        doc = playbooks.build(name, session, clock=clock, currency=settings.shop.currency)
     except NotFound as exc:
         return render(request, "console/not_built.html", viewer, status_code=200,
-                      using=templates, title=playbooks.PLAYBOOKS[name], why=exc.detail)
+                      title=playbooks.PLAYBOOKS[name], why=exc.detail)
     headers = {"Cache-Control": "private, no-store"}
     if format == "md":
         return PlainTextResponse(to_markdown(doc), media_type="text/markdown", headers=headers)
     if format == "html":
-        return HTMLResponse(to_html(doc, shop_name=settings.shop_name), headers=headers)
-    return render(request, "console/playbook.html", viewer, using=templates, doc=doc,
+        return HTMLResponse(to_html(doc, shop_name=settings.shop.name), headers=headers)
+    return render(request, "console/playbook.html", viewer, doc=doc,
                   body=Markup(to_html_fragment(doc)), name=name)
 
 
@@ -149,8 +137,8 @@ def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
 @router.get("/admin/checklist", response_class=HTMLResponse)
 def checklist_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                    clock: ClockDep, settings: SettingsDep) -> HTMLResponse:
-    items = checklist_module.checklist(session, clock=clock, currency=settings.currency)
-    return render(request, "console/checklist.html", viewer, using=templates, items=items,
+    items = checklist_module.checklist(session, clock=clock, currency=settings.shop.currency)
+    return render(request, "console/checklist.html", viewer, items=items,
                   done=sum(i.done for i in items))
 
 
@@ -161,7 +149,7 @@ def _not_built_page(area: str) -> Any:
     label, _, what = OPTIONAL_AREAS[area]
 
     def page(request: Request, viewer: AdminPageUser) -> HTMLResponse:
-        return render(request, "console/not_built.html", viewer, using=templates, title=label,
+        return render(request, "console/not_built.html", viewer, title=label,
                       why=f"The {label.lower()} module ({what}) is not built yet, so this "
                           "page shows no numbers.")
     return page

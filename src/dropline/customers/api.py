@@ -22,8 +22,8 @@ ACQUISITION_COOKIE = "dl_acq"
 
 def _set_session_cookie(response: Response, settings: SettingsDep, token: str) -> None:
     response.set_cookie(
-        settings.session_cookie_name, token, max_age=settings.session_days * 86400,
-        httponly=True, samesite="lax", secure=settings.cookie_secure, path="/",
+        settings.web.session_cookie_name, token, max_age=settings.web.session_days * 86400,
+        httponly=True, samesite="lax", secure=settings.web.cookie_secure, path="/",
     )
 
 
@@ -43,7 +43,7 @@ def register(body: CustomerCreate, request: Request, response: Response, session
         acquisition_campaign=body.acquisition_campaign or cookie_campaign,
     )
     token = service.start_session(session, clock=clock, customer=customer,
-                                  days=settings.session_days)
+                                  days=settings.web.session_days)
     _set_session_cookie(response, settings, token)
     return CustomerRead.model_validate(customer)
 
@@ -53,7 +53,7 @@ def login(body: SessionCreate, response: Response, session: SessionDep, clock: C
           settings: SettingsDep) -> CustomerRead:
     customer = service.authenticate_customer(session, email=body.email, password=body.password)
     token = service.start_session(session, clock=clock, customer=customer,
-                                  days=settings.session_days)
+                                  days=settings.web.session_days)
     _set_session_cookie(response, settings, token)
     return CustomerRead.model_validate(customer)
 
@@ -62,10 +62,10 @@ def login(body: SessionCreate, response: Response, session: SessionDep, clock: C
                summary="Sign out")
 def logout(request: Request, response: Response, session: SessionDep, clock: ClockDep,
            settings: SettingsDep) -> None:
-    token = request.cookies.get(settings.session_cookie_name)
+    token = request.cookies.get(settings.web.session_cookie_name)
     if token:
         service.end_session(session, clock=clock, token=token[:200])
-    response.delete_cookie(settings.session_cookie_name, path="/")
+    response.delete_cookie(settings.web.session_cookie_name, path="/")
 
 
 @router.get("/me", response_model=CustomerRead, summary="The signed-in customer")

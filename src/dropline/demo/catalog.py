@@ -16,7 +16,7 @@ from dropline.locations.models import Location, StockLevel
 def location_code(ctx: DemoContext, brand_code: str) -> str:
     """The stored code: the central warehouse takes the shop's default location code, because
     live checkout takes stock from that location."""
-    return ctx.settings.default_location_code if brand_code == CENTRAL else brand_code
+    return ctx.settings.shop.default_location_code if brand_code == CENTRAL else brand_code
 
 
 @demo_step("catalog", order=100, label="Catalog")

@@ -79,7 +79,7 @@ def seed_demo(
                               "steps": [step.name for step in steps]})
         summary = {"status": f"seeded in {time.perf_counter() - started:.1f} s (seed {seed})",
                    "shop": BRAND_NAME, "note": DEMO_NOTE, **_counts(session), **ctx.summary}
-    if settings.shop_name != BRAND_SHORT_NAME:
+    if settings.shop.name != BRAND_SHORT_NAME:
         # The storefront's title is a setting, not data: say how to show the brand's name.
         summary["storefront name"] = f"export DROPLINE_SHOP_NAME='{BRAND_SHORT_NAME}'"
     return summary

@@ -52,8 +52,8 @@ def seed_orders(ctx: DemoContext) -> str:
     customer_ids = {shopper.index: cid for cid, shopper in ctx.ids.customers.items()}
     plans = plan_orders(ctx.rng, list(ctx.ids.customers.values()), now=ctx.now,
                         variant_ids=ctx.ids.variants,
-                        flat_shipping=ctx.settings.flat_shipping_amount,
-                        free_shipping_threshold=ctx.settings.free_shipping_threshold)
+                        flat_shipping=ctx.settings.shop.flat_shipping_amount,
+                        free_shipping_threshold=ctx.settings.shop.free_shipping_threshold)
     if not plans:
         return "no orders"
     order_ids = _insert_returning_ids(ctx, Order, [

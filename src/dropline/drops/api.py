@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
+from dropline.config import DropsSettings
 from dropline.drops import flows, service, waiting_room
 from dropline.drops.crowd.purchase import respond as engine_response
 from dropline.drops.crowd.wiring import (
@@ -22,7 +23,6 @@ from dropline.drops.crowd.wiring import (
     limiter_for,
 )
 from dropline.drops.crowd.wiring import prepare as prepare_gate
-from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import Drop
 from dropline.drops.rules import drop_state
 from dropline.drops.schemas import (
@@ -42,7 +42,7 @@ from dropline.drops.schemas import (
 )
 from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
-from dropline.idempotency.web import run_idempotent
+from dropline.web.idempotency import run_idempotent
 from dropline.orders.api import order_read
 from dropline.payments.provider import Card
 from dropline.planning.drop_report import drop_report
@@ -72,7 +72,7 @@ Manager = Annotated[Principal, admin("drops:manage")]
 # --- process-wide drop state on the app: the limiter and the early-access seam --------------
 
 
-def _limiter(request: Request) -> tuple[RateLimiter, DropLimitSettings]:
+def _limiter(request: Request) -> tuple[RateLimiter, DropsSettings]:
     return limiter_for(request.app.state)
 
 
@@ -92,7 +92,7 @@ def shopper(request: Request, customer: CustomerDep, services: ServicesDep) -> f
         retry_after = limiter.hit(key, limit=limit, window_seconds=60)
         if retry_after is not None:
             raise RateLimited("too many requests to drops; slow down", retry_after=retry_after)
-    cookie = request.cookies.get(services.settings.session_cookie_name, "")
+    cookie = request.cookies.get(services.settings.web.session_cookie_name, "")
     return flows.Shopper(customer.id, token_digest(cookie[:200]))
 
 
@@ -233,7 +233,7 @@ def admission(drop_id: IdPath, request: Request, response: Response, services: S
     response.headers["Cache-Control"] = "no-store"
     with services.db.transaction() as session:
         issued = waiting_room.issue_admission(
-            session, clock=services.clock, secret=services.settings.secret_key,
+            session, clock=services.clock, secret=services.settings.web.secret_key,
             drop=service.get_drop(session, drop_id), customer_id=who.customer_id,
             session_digest=who.session_digest, early_access=early_access_of(request))
     prepare_gate(request.app.state, drop_id)  # the purchase follows: its gate keys now
@@ -332,7 +332,7 @@ async def purchase_response(request: Request, *, drop_id: int, body: PurchaseCre
     if hot is not None:  # the API's are served by the fast lane (drops.crowd.lane), normally
         return await engine_response(
             hot, drop_id=drop_id, body=body, path=request.url.path,
-            session_token=request.cookies.get(services.settings.session_cookie_name),
+            session_token=request.cookies.get(services.settings.web.session_cookie_name),
             idempotency_key=idempotency_key, ip=client_ip(request),
             early_access=early_access_of(request), admission_token=admission_token)
     return await anyio.to_thread.run_sync(

@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.clock import SystemClock
-from dropline.config import get_settings
+from dropline.cli_support import services
 from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.crowd.gate import DEFAULT_PREFIX, SyncGate
@@ -31,7 +30,7 @@ err = Console(stderr=True)
 
 
 def _db() -> Database:
-    return Database(get_settings().database_url)
+    return services().db
 
 
 def _when(text: str) -> datetime:
@@ -53,7 +52,7 @@ def _fail(exc: DomainError) -> None:
 
 
 def _show(session, drop) -> None:  # type: ignore[no-untyped-def]
-    clock = SystemClock()
+    clock = services().clock
     variants = service.drop_variants(session, drop.id)
     table = Table(title=f"drop {drop.id}: {drop.name}", show_header=False)
     rows = {
@@ -103,7 +102,7 @@ def create(
             variants.append(service.VariantCap(int(vid), int(vcap) if vcap else None))
         with _db().transaction() as session:
             drop = service.create_drop(
-                session, clock=SystemClock(), slug=slug, name=name, variants=variants,
+                session, clock=services().clock, slug=slug, name=name, variants=variants,
                 shared_cap=cap, per_person_limit=limit, slots=slots, location_code=location,
                 schedule=service.DropSchedule(
                     starts_at=_when(starts_at), ends_at=_when(ends_at),
@@ -118,7 +117,7 @@ def create(
 @drops_app.command("list", epilog="Example: dropline drops list")
 def list_() -> None:
     """Every drop with its state and units left."""
-    clock = SystemClock()
+    clock = services().clock
     table = Table("id", "slug", "state", "remaining", "starts", "ends")
     with _db().transaction() as session:
         for drop in service.list_drops(session):
@@ -154,7 +153,7 @@ def schedule(
     try:
         with _db().transaction() as session:
             found = service.find_drop(session, drop)
-            service.reschedule_drop(session, clock=SystemClock(), drop=found, actor="cli",
+            service.reschedule_drop(session, clock=services().clock, drop=found, actor="cli",
                                     schedule=service.DropSchedule(
                                         starts_at=_when(starts_at), ends_at=_when(ends_at),
                                         early_access_minutes=early_access,
@@ -177,7 +176,7 @@ def restock(
     try:
         with _db().transaction() as session:
             found = service.find_drop(session, drop)
-            offers = service.restock_drop(session, clock=SystemClock(), drop=found,
+            offers = service.restock_drop(session, clock=services().clock, drop=found,
                                           units=units, variant_id=variant, actor="cli")
             console.print(f"{units} units added; {offers} waitlist offers made")
     except DomainError as exc:
@@ -190,7 +189,7 @@ def reclaim(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
     """Return lapsed holds' units now (the worker does this on its own too)."""
     try:
         with _db().transaction() as session:
-            left = service.reclaim_and_offer(session, clock=SystemClock(),
+            left = service.reclaim_and_offer(session, clock=services().clock,
                                              drop=service.find_drop(session, drop))
             console.print(f"{left} units left to hold")
     except DomainError as exc:
@@ -199,10 +198,10 @@ def reclaim(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
 
 def _sync_gate():  # type: ignore[no-untyped-def]
     """The Redis gate when ``DROPLINE_REDIS_URL`` is set and the database is PostgreSQL."""
-    settings = get_settings()
-    if not settings.redis_url or settings.is_sqlite:
+    settings = services().settings
+    if not settings.redis.url or settings.database.is_sqlite:
         return None
-    return SyncGate(redis.Redis.from_url(settings.redis_url, socket_timeout=5),
+    return SyncGate(redis.Redis.from_url(settings.redis.url, socket_timeout=5),
                     prefix=DEFAULT_PREFIX)
 
 
@@ -214,7 +213,7 @@ def _refresh_gate(drop: str) -> None:
     db = _db()
     with db.transaction() as session:
         drop_id = service.find_drop(session, drop).id
-    rebuild(db, gate, clock=SystemClock(), drop_id=drop_id)
+    rebuild(db, gate, clock=services().clock, drop_id=drop_id)
 
 
 @drops_app.command("reconcile", epilog="Example: dropline drops reconcile midnight-fig")
@@ -231,7 +230,7 @@ def reconcile(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
         db = _db()
         with db.transaction() as session:
             drop_id = service.find_drop(session, drop).id
-        figures = rebuild(db, gate, clock=SystemClock(), drop_id=drop_id)
+        figures = rebuild(db, gate, clock=services().clock, drop_id=drop_id)
     except DomainError as exc:
         _fail(exc)
     console.print(f"drop {drop_id}: {figures['left']} units left, {figures['buyers']} buyers, "
@@ -254,7 +253,7 @@ def prewarm(
 
     try:
         with console.status("warming pages…") as status:
-            rows = prewarm_drop(_db(), clock=SystemClock(), settings=get_settings(),
+            rows = prewarm_drop(_db(), clock=services().clock, settings=services().settings,
                                 drop_ref=drop, base_url=base_url,
                                 progress=lambda path: status.update(f"warming {path}…"))
     except DomainError as exc:
@@ -271,7 +270,7 @@ def report(
     failures, bot flags and orders that bypassed the queue."""
     try:
         with _db().transaction() as session:
-            data = drop_report(session, clock=SystemClock(),
+            data = drop_report(session, clock=services().clock,
                                drop=service.find_drop(session, drop)).as_dict()
     except DomainError as exc:
         _fail(exc)

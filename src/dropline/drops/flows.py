@@ -83,7 +83,7 @@ def _admit(session: Session, *, clock: Clock, settings: Settings, drop: Drop, sh
     once the shopper's own opening time and place allow); with it off, early access is checked
     here directly."""
     if drop.queue_enabled:
-        waiting_room.redeem_admission(session, clock=clock, secret=settings.secret_key, drop=drop,
+        waiting_room.redeem_admission(session, clock=clock, secret=settings.web.secret_key, drop=drop,
                                  customer_id=shopper.customer_id,
                                  session_digest=shopper.session_digest, token=admission_token)
         return HoldSource.queue
@@ -121,8 +121,8 @@ def _order_from_hold(session: Session, *, clock: Clock, settings: Settings, hold
     totals = order_totals(
         [PricedLine(line.variant.id, line.unit_price_amount, line.quantity,
                     line.variant.currency) for line in lines],
-        currency=settings.currency, flat_shipping=settings.flat_shipping_amount,
-        free_shipping_threshold=settings.free_shipping_threshold)
+        currency=settings.shop.currency, flat_shipping=settings.shop.flat_shipping_amount,
+        free_shipping_threshold=settings.shop.free_shipping_threshold)
     order = orders.write_pending_order(
         session, clock=clock, customer=customer, lines=lines, totals=totals,
         checkout_reference=checkout_reference, card=card, shipping_address=shipping_address,

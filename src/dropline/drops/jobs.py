@@ -10,17 +10,16 @@ import redis
 from sqlalchemy import select
 
 from dropline.clock import Clock
-from dropline.config import get_settings
 from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.crowd.gate import DropKeys, SyncGate, reconcile
 from dropline.drops.models import Drop
 
 
-def reclaim_drops(db: Database, *, clock: Clock, redis_url: str | None = None,
+def reclaim_drops(db: Database, *, clock: Clock, redis_url: str | None,
                   redis_prefix: str = "dl:") -> int:
     """One pass over drops that are open (or opening within the hour): returns drops visited.
-    With the Redis gate on (``redis_url``, else ``DROPLINE_REDIS_URL``; PostgreSQL only), a drop
+    With the Redis gate on (``redis_url``: the settings' ``redis.url``; PostgreSQL only), a drop
     whose gate keys are missing (Redis restarted, flushed) is rebuilt from the database now,
     rather than by the next shopper."""
     now = clock.now()
@@ -38,10 +37,9 @@ def reclaim_drops(db: Database, *, clock: Clock, redis_url: str | None = None,
 
 def _rebuild_missing_gates(db: Database, *, clock: Clock, drop_ids: list[int],
                            redis_url: str | None, prefix: str) -> None:
-    url = redis_url or get_settings().redis_url
-    if not url or db.is_sqlite or not drop_ids:
+    if not redis_url or db.is_sqlite or not drop_ids:
         return
-    gate = SyncGate(redis.Redis.from_url(url, socket_timeout=5), prefix=prefix)
+    gate = SyncGate(redis.Redis.from_url(redis_url, socket_timeout=5), prefix=prefix)
     try:
         for drop_id in drop_ids:
             if not gate.client.exists(DropKeys(prefix, drop_id).meta):

@@ -88,7 +88,7 @@ def render_drop(services: Services, ref: str,
                 variant_key: str | None = None) -> tuple[str, list[str], int, float]:
     """(html, surrogate keys, status, seconds the render stays true). ``variant_key``: the A/B
     variant named by the URL or edge (``popups.experiments``), never by the visitor."""
-    shop_name = services.settings.shop_name
+    shop_name = services.settings.shop.name
     now = services.clock.now()
     with services.db.transaction() as session:
         try:
@@ -158,7 +158,7 @@ def _me_page(request: Request, services: Services, customer: Principal, drop_id:
     can_buy = state in (DropState.live, DropState.early_access) and (
         not drop.queue_enabled or (queue is not None and queue.admitted))
     response = templates.TemplateResponse(request, "drop_me.html", {
-        "shop_name": services.settings.shop_name, "drop": drop, "state": state.value,
+        "shop_name": services.settings.shop.name, "drop": drop, "state": state.value,
         "items": items, "queue": queue, "waitlist": waitlist, "can_buy": can_buy,
         "error": error, "message": message, "form_key": uuid.uuid4().hex,
         "eta": int((queue.admitted_at - clock.now()).total_seconds()) if queue else 0,
@@ -248,7 +248,7 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
     if customer is None:
         return _sign_in(f"/drops/{ref[:120]}")
     drop_id = _drop_id(services, ref)
-    cookie = request.cookies.get(services.settings.session_cookie_name, "")[:200]
+    cookie = request.cookies.get(services.settings.web.session_cookie_name, "")[:200]
     try:
         body = _purchase_body({"number": number, "exp_month": exp_month,
                                "exp_year": exp_year, "cvc": cvc, "name": name,
@@ -259,7 +259,7 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
             drop = service.get_drop(session, drop_id)
             if drop.queue_enabled:
                 token = waiting_room.issue_admission(
-                    session, clock=services.clock, secret=services.settings.secret_key,
+                    session, clock=services.clock, secret=services.settings.web.secret_key,
                     drop=drop, customer_id=customer.id, session_digest=token_digest(cookie),
                     early_access=early_access_of(request)).token
         response = anyio.from_thread.run(partial(

@@ -128,7 +128,7 @@ def delivery_options(
                             approximate=destination.approximate),
         decision=decision_read(decision),
         central=CentralOptionRead(
-            location_code=central.location_code, price_amount=settings.flat_shipping_amount,
+            location_code=central.location_code, price_amount=settings.shop.flat_shipping_amount,
             cost_amount=central.cost_amount, promise_at=central.promise_at,
             zone=central.breakdown[1][0].removeprefix("carrier ")) if central else None,
         windows=[WindowOptionRead(**w) for w in windows],
@@ -174,7 +174,7 @@ def put_rules(body: RulesPut, session: SessionDep, clock: ClockDep,
 def decision_tree(session: SessionDep, _: Manager, settings: SettingsDep,
                   format: Literal["markdown", "svg", "html"] = "markdown") -> Response:
     rules = service.load_rules(session)
-    title = f"Fulfilment decision tree — {settings.shop_name}"
+    title = f"Fulfilment decision tree — {settings.shop.name}"
     if format == "svg":
         return Response(tree_svg(rules, title=title), media_type="image/svg+xml")
     if format == "html":

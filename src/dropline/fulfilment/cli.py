@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dropline.cli_support import services
 from dropline.fulfilment.solomon import (
     InstanceFormatError,
     dimacs_cost,
@@ -87,9 +88,7 @@ def _solve_file(
         raise _InputError(str(exc)) from exc
 
     started = time.perf_counter()
-    from dropline.bootstrap import build_solver  # lazy, like every import of this CLI
-
-    plan = build_solver().solve(problem, max_seconds=seconds, seed=seed)
+    plan = services().solver.solve(problem, max_seconds=seconds, seed=seed)
     elapsed = time.perf_counter() - started
 
     cost = dimacs_cost(problem, plan.sequences)
@@ -149,24 +148,13 @@ def _fail(message: str) -> typer.Exit:
 @contextmanager
 def _unit_of_work() -> Iterator[tuple[Any, Any]]:
     """One transaction per command; domain errors become one line and exit code 2."""
-    with _services_of_work() as (session, services):
-        yield session, services.clock
-
-
-@contextmanager
-def _services_of_work() -> Iterator[tuple[Any, Any]]:
-    """As ``_unit_of_work``, with the process's services (solver, geocoder) from the root."""
-    from dropline.bootstrap import build_services
     from dropline.errors import DomainError
 
-    services = build_services()
     try:
-        with services.db.transaction() as session:
-            yield session, services
+        with services().db.transaction() as session:
+            yield session, services().clock
     except DomainError as exc:
         raise _fail(exc.detail) from None
-    finally:
-        services.db.dispose()
 
 
 @rules_app.command("show", epilog="Example: dropline fulfilment rules show --json")
@@ -292,11 +280,11 @@ def options(
         lines = [LineRequest(*(int(part) for part in item.split("x", 1))) for item in line]
     except (TypeError, ValueError):
         raise _fail("--line takes variant_id x quantity, e.g. 12x2") from None
-    with _services_of_work() as (session, services):
-        destination = resolve_destination(geocoder=services.geocoder, latitude=lat,
+    with _unit_of_work() as (session, clock):
+        destination = resolve_destination(geocoder=services().geocoder, latitude=lat,
                                           longitude=lon, postcode=postcode)
         decision, found = decide_with_options(session, lines=lines, destination=destination,
-                                              at=services.clock.now())
+                                              at=clock.now())
         windows = window_options(session, found.options)
     typer.echo(f"{decision.chosen.path} via {decision.chosen.location_code}: "
                f"{decision.explanation}")
@@ -314,9 +302,9 @@ def plan(
     """Plan one window's routes now (the worker does this at each window's cutoff)."""
     from dropline.fulfilment.planning import plan_window
 
-    with _services_of_work() as (session, services):
-        planned = plan_window(session, clock=services.clock, window_id=window_id,
-                              solver=services.solver, max_seconds=seconds, replan=replan)
+    with _unit_of_work() as (session, clock):
+        planned = plan_window(session, clock=clock, window_id=window_id,
+                              solver=services().solver, max_seconds=seconds, replan=replan)
         summary = (len(planned.plan.routes), planned.row.cost_amount, planned.plan.feasible,
                    len(planned.plan.unassigned))
     typer.echo(f"window {window_id}: {summary[0]} route(s), cost {summary[1]}, "
@@ -399,14 +387,10 @@ def restock(
 @fulfilment_app.command("jobs", epilog="Example: dropline fulfilment jobs")
 def jobs() -> None:
     """Complete due transfers and production runs, and plan windows past their cutoff."""
-    from dropline.bootstrap import build_services
     from dropline.fulfilment.jobs import run_fulfilment_jobs
 
-    services = build_services()
-    try:
-        report = run_fulfilment_jobs(services.db, clock=services.clock, solver=services.solver)
-    finally:
-        services.db.dispose()
+    report = run_fulfilment_jobs(services().db, clock=services().clock,
+                                 solver=services().solver)
     typer.echo(f"{len(report.movements_completed)} movement(s) completed, "
                f"{len(report.windows_planned)} window(s) planned, "
                f"{len(report.windows_failed)} failed")

@@ -5,24 +5,19 @@ Both are console pages: an admin signed in to /admin (cookie session)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from dropline.fulfilment.decision_tree import tree_html
 from dropline.fulfilment.planning import route_sheet
-from dropline.fulfilment.routemap import LONDON, route_map_svg
-from dropline.fulfilment.rules import format_money
+from dropline.fulfilment.routemap import route_map_svg
 from dropline.fulfilment.service import load_rules
 from dropline.schemas import IdPath
 from dropline.web.admin import AdminPageUser
 from dropline.web.deps import SessionDep, SettingsDep
+from dropline.web.templating import templates
 
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.filters["money"] = format_money
-templates.env.filters["local"] = lambda value, fmt: value.astimezone(LONDON).strftime(fmt)
 router = APIRouter(prefix="/admin/fulfilment", include_in_schema=False)
 # No navigation entry: the printable tree is linked from the console's Fulfilment page and
 # shown inside the console as the decision-tree playbook.
@@ -42,6 +37,6 @@ def route_sheet_page(request: Request, window_id: IdPath, session: SessionDep,
 def decision_tree_page(session: SessionDep, settings: SettingsDep,
                        _: AdminPageUser) -> HTMLResponse:
     response = HTMLResponse(tree_html(load_rules(session),
-                                  title=f"Fulfilment decision tree — {settings.shop_name}"))
+                                  title=f"Fulfilment decision tree — {settings.shop.name}"))
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from dropline.errors import ServiceUnavailable
 from dropline.drops.service import started_drop_days
 from dropline.idempotency.service import Claim
-from dropline.idempotency.web import run_idempotent
+from dropline.web.idempotency import run_idempotent
 from dropline.memberships import flows, onboarding, polls, reports, segments, service
 from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import Membership, MembershipPaymentMethod, MembershipTier

@@ -13,9 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from dropline.bootstrap import build_services
-from dropline.cli_support import command_transaction
-from dropline.clock import SystemClock
+from dropline.cli_support import command_transaction, services
 from dropline.drops.service import started_drop_days
 from dropline.errors import InvalidInput
 from dropline.memberships import jobs, onboarding, polls, reports, segments, service
@@ -81,7 +79,7 @@ def create_tier(
 ) -> None:
     """Create a membership tier."""
     with command_transaction() as session:
-        tier = service.create_tier(session, clock=SystemClock(), spec=service.TierSpec(
+        tier = service.create_tier(session, clock=services().clock, spec=service.TierSpec(
             slug=slug, name=name, interval=interval, price_amount=price,
             currency=currency.upper(), cap=cap, trial_days=trial_days,
             member_price_kind=MemberPriceKind.percent if member_percent else
@@ -118,7 +116,7 @@ def metrics(days: Annotated[int, typer.Option(min=1, max=3650, help="Churn windo
             ) -> None:
     """MRR, members per tier, churn (voluntary / failed payment) and trial conversion."""
     with command_transaction() as session:
-        now = SystemClock().now()
+        now = services().clock.now()
         m = reports.metrics(session, since=now - timedelta(days=days), until=now)
         table = Table("tier", "live", "paying", "trialing", "paused", "MRR")
         for t in m.tiers:
@@ -138,7 +136,7 @@ def cohort_map(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
                ) -> None:
     """The cohort map: members, active, revenue and retention per segment and join month."""
     with command_transaction() as session:
-        cells = reports.membership_cohort_map(session, now=SystemClock().now())
+        cells = reports.membership_cohort_map(session, now=services().clock.now())
     if as_json:
         print(json.dumps([c.__dict__ for c in cells], indent=2))
         return
@@ -178,7 +176,7 @@ def segment_rules(
     with command_transaction() as session:
         if set_:
             changes = dict(_parse_setting(item) for item in set_)
-            rules = segments.set_rules(session, clock=SystemClock(), changes=changes)
+            rules = segments.set_rules(session, clock=services().clock, changes=changes)
         else:
             rules = segments.get_rules(session)
     console.print(segments.SegmentRules.__doc__ or "")
@@ -192,7 +190,7 @@ def segment_rules(
 def recompute_segments() -> None:
     """Reclassify every member now and print how many fall in each segment."""
     with command_transaction() as session:
-        clock = SystemClock()
+        clock = services().clock
         segments.claim_segment_run(session, clock=clock, every=timedelta(0), force=True)
         count = segments.classify_all(session, clock=clock, drop_days=started_drop_days)
         by = {s.value: 0 for s in Segment}
@@ -206,14 +204,10 @@ def recompute_segments() -> None:
 @members_app.command("renew", epilog="Example: dropline members renew")
 def renew() -> None:
     """Run the membership jobs once (renewals, dunning, lapses, onboarding, notices)."""
-    services = build_services()
-    try:
-        report = jobs.run_membership_jobs(
-            services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments,  # type: ignore[arg-type]
-            sender=services.mailer, drop_days=started_drop_days)
-    finally:
-        services.db.dispose()
+    report = jobs.run_membership_jobs(
+        services().db, clock=services().clock, settings=services().settings,
+        provider=services().payments,  # type: ignore[arg-type]
+        sender=services().mailer, drop_days=started_drop_days)
     console.print(f"renewals opened {report.opened}, ended {report.ended}, attempts "
                   f"{report.outcomes or 'none'}")
 
@@ -223,7 +217,7 @@ def onboarding_report() -> None:
     """The onboarding steps, and retention of members who completed them or not."""
     with command_transaction() as session:
         steps = onboarding.get_steps(session)
-        groups = onboarding.retention_by_completion(session, clock=SystemClock())
+        groups = onboarding.retention_by_completion(session, clock=services().clock)
     table = Table("step", "when", "subject")
     for s in steps:
         table.add_row(s.key, f"day {s.day}" if s.day is not None else f"on {s.event}", s.subject)
@@ -247,7 +241,7 @@ def create_poll(
 ) -> None:
     """Ask founding members (or one tier) a question; one vote each."""
     with command_transaction() as session:
-        clock = SystemClock()
+        clock = services().clock
         tier_id = service.get_tier_by_slug(session, tier).id if tier else None
         poll = polls.create_poll(session, clock=clock, question=question, options=option,
                                  closes_at=clock.now() + timedelta(days=days),

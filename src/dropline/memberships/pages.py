@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
-import jinja2
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from dropline.customers.service import authenticate_customer, start_session
@@ -24,16 +21,12 @@ from dropline.memberships.models import MembershipPaymentMethod
 from dropline.memberships.rules import PERK_STATUSES
 from dropline.orders.schemas import CardIn
 from dropline.payments.provider import Card
-from dropline.web.admin import NAV, AdminPageUser, NavItem
+from dropline.web.admin import AdminPageUser
 from dropline.web.admin import render as render_console
 from dropline.web.deps import OptionalCustomer, Principal, ServicesDep
-from dropline.web.pages import money
+from dropline.web.navigation import NavItem
+from dropline.web.templating import templates
 
-WEB_TEMPLATES = Path(__file__).resolve().parents[1] / "web" / "templates"
-templates = Jinja2Templates(env=jinja2.Environment(
-    loader=jinja2.FileSystemLoader([Path(__file__).parent / "templates", WEB_TEMPLATES]),
-    autoescape=True))
-templates.env.filters["money"] = money
 router = APIRouter(include_in_schema=False)
 MESSAGES = {
     "joined": "Welcome in: your membership has started.",
@@ -56,7 +49,7 @@ def _portal(request: Request, services: ServicesDep, customer: Principal | None,
     with services.db.transaction() as session:
         tiers = service.list_tiers(session)
         context: dict[str, Any] = {
-            "shop_name": services.settings.shop_name, "customer": customer,
+            "shop_name": services.settings.shop.name, "customer": customer,
             "tiers": tiers, "spots_left": service.spots_left, "message": message,
             "error": error, "form_key": uuid.uuid4().hex, "membership": None,
         }
@@ -114,7 +107,7 @@ def portal(request: Request, services: ServicesDep, customer: OptionalCustomer,
 @router.get("/membership/sign-in", response_class=HTMLResponse)
 def sign_in_page(request: Request, services: ServicesDep) -> HTMLResponse:
     return templates.TemplateResponse(request, "member_sign_in.html",
-                                      {"shop_name": services.settings.shop_name, "error": ""})
+                                      {"shop_name": services.settings.shop.name, "error": ""})
 
 
 @router.post("/membership/sign-in")
@@ -123,15 +116,15 @@ def sign_in(request: Request, services: ServicesDep, email: Short, password: Sho
         with services.db.transaction() as session:
             customer = authenticate_customer(session, email=email, password=password)
             token = start_session(session, clock=services.clock, customer=customer,
-                                  days=services.settings.session_days)
+                                  days=services.settings.web.session_days)
     except NotAuthenticated as exc:
         return templates.TemplateResponse(
             request, "member_sign_in.html",
-            {"shop_name": services.settings.shop_name, "error": exc.detail}, status_code=401)
+            {"shop_name": services.settings.shop.name, "error": exc.detail}, status_code=401)
     response = RedirectResponse("/membership", status_code=303)
-    response.set_cookie(services.settings.session_cookie_name, token,
-                        max_age=services.settings.session_days * 86400, httponly=True,
-                        samesite="lax", secure=services.settings.cookie_secure, path="/")
+    response.set_cookie(services.settings.web.session_cookie_name, token,
+                        max_age=services.settings.web.session_days * 86400, httponly=True,
+                        samesite="lax", secure=services.settings.web.cookie_secure, path="/")
     return response
 
 
@@ -159,7 +152,7 @@ def change_page(request: Request, services: ServicesDep, customer: OptionalCusto
         with services.db.transaction() as session:
             plan = service.plan_change(session, clock=services.clock, customer_id=customer.id,
                                        new_tier_id=tier_id)
-            context = {"shop_name": services.settings.shop_name, "plan": plan,
+            context = {"shop_name": services.settings.shop.name, "plan": plan,
                        "form_key": uuid.uuid4().hex}
     except DomainError as exc:
         return _portal(request, services, customer, error=exc.detail, status_code=exc.status)
@@ -235,7 +228,7 @@ def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, po
 # ------------------------------------------------------------------ the brand's cohort map
 
 
-NAV.append(NavItem("Members", "/admin/memberships/cohort-map"))
+NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map"),)
 
 
 @router.get("/admin/memberships/cohort-map", response_class=HTMLResponse)
@@ -245,5 +238,5 @@ def cohort_map_page(request: Request, services: ServicesDep,
     with services.db.transaction() as session:
         cells = reports.membership_cohort_map(session, now=services.clock.now())
         rules = segments.get_rules(session).as_dict()
-    return render_console(request, "cohort_map.html", viewer, using=templates, cells=cells,
+    return render_console(request, "cohort_map.html", viewer, cells=cells,
                           rules=rules)

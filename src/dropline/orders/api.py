@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from dropline.idempotency.service import Claim
-from dropline.idempotency.web import run_idempotent
+from dropline.web.idempotency import run_idempotent
 from dropline.orders import flows, service
 from dropline.orders.models import OrderStatus
 from dropline.orders.schemas import (

@@ -99,9 +99,9 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
                 "condition_disclosure": variant.condition_disclosure,
                 "unit_price_amount": variant.price_amount, "quantity": q,
                 "line_total_amount": variant.price_amount * q})
-        order.totals = order_totals(priced, currency=settings.currency,
-                                    flat_shipping=settings.flat_shipping_amount,
-                                    free_shipping_threshold=settings.free_shipping_threshold)
+        order.totals = order_totals(priced, currency=settings.shop.currency,
+                                    flat_shipping=settings.shop.flat_shipping_amount,
+                                    free_shipping_threshold=settings.shop.free_shipping_threshold)
     for order, (order_id, payment_id) in zip(
             orders, bulk.next_ids(session, ["orders", "payments"], len(orders)), strict=True):
         order.order_id, order.payment_id = order_id, payment_id

@@ -188,9 +188,9 @@ class _Fulfilment:
 
 
 def _central(session: Session, settings: Settings, subtotal: int) -> _Fulfilment:
-    location = get_location_by_code(session, settings.default_location_code)
-    shipping = shipping_for(subtotal, flat_amount=settings.flat_shipping_amount,
-                            free_threshold=settings.free_shipping_threshold)
+    location = get_location_by_code(session, settings.shop.default_location_code)
+    shipping = shipping_for(subtotal, flat_amount=settings.shop.flat_shipping_amount,
+                            free_threshold=settings.shop.free_shipping_threshold)
     return _Fulfilment(location.id, "central", shipping, subsidised=False)
 
 
@@ -215,8 +215,8 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     cart = load_cart(session, cart_id=request.cart_id, customer_id=customer.id)
     if cart.status is not CartStatus.open:
         raise InvalidState("this cart has already been checked out")
-    view = view_cart(session, cart=cart, flat_shipping=settings.flat_shipping_amount,
-                     free_shipping_threshold=settings.free_shipping_threshold)
+    view = view_cart(session, cart=cart, flat_shipping=settings.shop.flat_shipping_amount,
+                     free_shipping_threshold=settings.shop.free_shipping_threshold)
     if view.totals is None:
         raise InvalidInput("the cart is empty; add something before checking out")
     now = clock.now()

@@ -10,9 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.clock import SystemClock
-from dropline.config import get_settings
-from dropline.db import Database
+from dropline.cli_support import services
 from dropline.errors import DomainError
 from dropline.planning import service
 
@@ -33,8 +31,8 @@ Bootstrap = Annotated[int, typer.Option(min=0, max=500,
 def _plan(*, bootstrap: int, target: float) -> service.DropPlan:
     try:
         with err.status("Fitting attention cycles and demand…"), \
-                Database(get_settings().database_url).transaction() as session:
-            return service.plan_drops(session, clock=SystemClock(), bootstrap=bootstrap,
+                services().db.transaction() as session:
+            return service.plan_drops(session, clock=services().clock, bootstrap=bootstrap,
                                       target=target)
     except DomainError as exc:
         err.print(f"[bold red]error:[/] {exc.detail}")
@@ -137,8 +135,8 @@ def caps(as_json: AsJson = False, target: Target = 0.8) -> None:
                       epilog="Example: dropline planning sustainability --json")
 def sustainability(as_json: AsJson = False) -> None:
     """Per drop: units left over, made to order, sell-through time, running totals."""
-    with Database(get_settings().database_url).transaction() as session:
-        rows = [r.as_dict() for r in service.sustainability(session, clock=SystemClock())]
+    with services().db.transaction() as session:
+        rows = [r.as_dict() for r in service.sustainability(session, clock=services().clock)]
     if as_json:
         _emit(rows)
         return

@@ -8,13 +8,10 @@ so tests render the page without a browser."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
@@ -22,18 +19,15 @@ from dropline.errors import DomainError
 from dropline.planning import service, signals
 from dropline.planning.model import series_curve
 from dropline.telemetry.charts import Series, line_chart_svg
-from dropline.web.admin import NAV, AdminPageUser, NavItem, render
+from dropline.web.admin import AdminPageUser, render
 from dropline.web.deps import ClockDep, SessionDep
-from dropline.web.pages import templates as web_templates
+from dropline.web.navigation import NavItem
+from dropline.web.templating import templates
 
 PATH = "/admin/planning"
 CHART_DAYS = 180
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.loader = ChoiceLoader([FileSystemLoader(Path(__file__).parent / "templates"),
-                                     web_templates.env.loader])
 router = APIRouter(include_in_schema=False)
-if not any(item.path == PATH for item in NAV):
-    NAV.append(NavItem("Planning", PATH))
+NAV_ITEMS = (NavItem("Planning", PATH),)
 
 
 def _attention_svg(plan: service.DropPlan) -> str:
@@ -97,5 +91,5 @@ def planning_page(request: Request, viewer: AdminPageUser, session: SessionDep,
     try:
         context = planning_context(session, clock=clock)
     except DomainError as exc:  # e.g. no drop has ended yet: say so on the page
-        return render(request, "planning.html", viewer, using=templates, empty=exc.detail)
-    return render(request, "planning.html", viewer, using=templates, **context)
+        return render(request, "planning.html", viewer, empty=exc.detail)
+    return render(request, "planning.html", viewer, **context)

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from dropline.idempotency.service import Claim
-from dropline.idempotency.web import run_idempotent
 from dropline.payments.provider import Card, TerminalReading
+from dropline.web.idempotency import run_idempotent
 from dropline.popups import counter, discovery, experiments, listings, service
 from dropline.popups.schemas import (
     ArmRead,
@@ -203,7 +203,7 @@ def sell_idempotent(services: Services, *, request: Request, principal: Principa
         with services.db.transaction() as session:
             summary = counter.sale_summary(session, order_id=order_id)
         counter.send_after_commit(counter.receipt_email(
-            summary, shop_name=services.settings.shop_name), services.mailer)
+            summary, shop_name=services.settings.shop.name), services.mailer)
         return 201, sale_read(summary)
 
     return run_idempotent(services, request=request, principal=principal, key=key, body=body,

@@ -16,8 +16,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.cli_support import command_transaction
-from dropline.clock import SystemClock
+from dropline.cli_support import command_transaction, services
 from dropline.errors import InvalidInput, NotFound
 
 console = Console()
@@ -72,7 +71,7 @@ def create(code: str, hub: Annotated[str, typer.Option(help="hub or warehouse co
             session.add(Location(code=code, name=name, kind=LocationKind.pop_up,
                                  address=address, latitude=lat, longitude=lon, active=True))
             session.flush()
-        popup = service.create_popup(session, clock=SystemClock(), location_code=code,
+        popup = service.create_popup(session, clock=services().clock, location_code=code,
                                      hub_code=hub, opens_at=_when(opens), closes_at=_when(closes))
         console.print(f"planned pop-up {code} (id {popup.id}); stock it with "
                       f"`dropline popups transfer {code} SKU=QTY`")
@@ -84,7 +83,7 @@ def open_(code: str) -> None:
     from dropline.popups import service
 
     with command_transaction() as session:
-        service.open_popup(session, clock=SystemClock(), code=code)
+        service.open_popup(session, clock=services().clock, code=code)
     console.print(f"{code} is open; counter: /counter/{code}")
 
 
@@ -96,7 +95,7 @@ def transfer(code: str, lines: Annotated[list[str], typer.Argument(help="SKU=QTY
     from dropline.popups import service
 
     with command_transaction() as session:
-        moved = service.transfer_in(session, clock=SystemClock(), code=code,
+        moved = service.transfer_in(session, clock=services().clock, code=code,
                                     quantities=_quantities(session, lines),
                                     lead_hours=lead_hours)
     console.print(f"{len(moved)} transfer(s), {sum(m.quantity for m in moved)} units to {code}")
@@ -112,7 +111,7 @@ def restock(code: str, lines: Annotated[list[str], typer.Argument(help="SKU=QTY 
     from dropline.popups import service
 
     with command_transaction() as session:
-        runs = service.request_restock(session, clock=SystemClock(), code=code,
+        runs = service.request_restock(session, clock=services().clock, code=code,
                                        factory_code=factory,
                                        quantities=_quantities(session, lines),
                                        lead_hours=lead_hours)
@@ -130,7 +129,7 @@ def close(code: str,
     from dropline.popups import service
 
     with command_transaction() as session:
-        report = service.close_popup(session, clock=SystemClock(), code=code,
+        report = service.close_popup(session, clock=services().clock, code=code,
                                      counted=_quantities(session, counts or []))
         table = Table(box=box.SIMPLE_HEAD)
         for column in ("sku", "expected", "counted", "variance"):
@@ -208,7 +207,7 @@ def experiment_start(slug: str, name: Annotated[str, typer.Option()],
         key, _, headline = item.partition("=")
         variants.append({"key": key.strip(), "headline": headline.strip(), "label": key})
     with command_transaction() as session:
-        experiments.create_experiment(session, clock=SystemClock(), slug=slug, name=name,
+        experiments.create_experiment(session, clock=services().clock, slug=slug, name=name,
                                       page_kind=page, target=target, variants=variants)
     console.print(f"experiment {slug} running on {page} pages")
 

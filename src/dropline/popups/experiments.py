@@ -30,7 +30,6 @@ from dropline.errors import AlreadyExists, InvalidInput, NotFound
 from dropline.events.service import record_event
 from dropline.popups import rules
 from dropline.popups.models import Experiment, ExperimentObservation, ExperimentStatus
-from dropline.web.caching import purge_later
 
 VARIANT_HEADER = "X-Dropline-Variant"
 PAGE_KINDS = ("product", "drop")
@@ -57,7 +56,6 @@ def create_experiment(session: Session, *, clock: Clock, slug: str, name: str, p
                             created_at=clock.now())
     session.add(experiment)
     session.flush()
-    purge_later(session, page_key(page_kind))
     record_event(session, clock=clock, type="experiment.started", subject_type="experiment",
                  subject_id=experiment.id, payload={"slug": slug, "variants": keys})
     return experiment
@@ -79,7 +77,6 @@ def get_experiment(session: Session, slug: str) -> Experiment:
 def stop_experiment(session: Session, *, clock: Clock, slug: str) -> Experiment:
     experiment = get_experiment(session, slug)
     experiment.status = ExperimentStatus.stopped
-    purge_later(session, page_key(experiment.page_kind))
     record_event(session, clock=clock, type="experiment.stopped", subject_type="experiment",
                  subject_id=experiment.id, payload={"slug": slug})
     return experiment

@@ -14,13 +14,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader
 from markupsafe import Markup
 from sqlalchemy import select
 
@@ -33,34 +30,19 @@ from dropline.popups import counter, experiments, listings, service
 from dropline.popups.api import sale_read, sell_idempotent
 from dropline.popups.discovery import tags_for
 from dropline.popups.schemas import CounterSaleCreate, CounterSignUp, SaleRead
+from dropline.telemetry import service as telemetry
 from dropline.telemetry.charts import bar_chart_svg
-from dropline.web.admin import ADMIN_COOKIE, NAV, AdminPageUser, NavItem, render
+from dropline.telemetry.cohorts import value_by
+from dropline.web.admin import ADMIN_COOKIE, AdminPageUser, render
+from dropline.web.caching import etag_matches, strong_etag
 from dropline.web.deps import Principal, ServicesDep, SessionDep
-from dropline.web.pages import money
-from dropline.web.pages import templates as web_templates
+from dropline.web.navigation import NavItem
+from dropline.web.templating import jsonld_script, templates
 
-TEMPLATES = Path(__file__).parent / "templates"
-templates = Jinja2Templates(directory=TEMPLATES)
-templates.env.loader = ChoiceLoader([FileSystemLoader(TEMPLATES), web_templates.env.loader])
-templates.env.filters["money"] = money
 PATH = "/admin/popups"
-if not any(item.path == PATH for item in NAV):
-    NAV.append(NavItem("Pop-ups", PATH))
+NAV_ITEMS = (NavItem("Pop-ups", PATH),)
 router = APIRouter(include_in_schema=False)
 PUBLIC_CACHE = "public, max-age=300, s-maxage=600, stale-while-revalidate=3600"
-
-
-def jsonld_script(data: Any) -> Markup:
-    """A JSON-LD block safe inside HTML: ``<``, ``>`` and ``&`` escaped as JSON unicode."""
-    raw = (json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-           .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
-    return Markup(f'<script type="application/ld+json">{raw}</script>')
-
-
-# The storefront's product template includes ``popups/product_jsonld.html``, which calls this.
-web_templates.env.globals["product_jsonld"] = lambda product, base_url="": jsonld_script(
-    listings.product_jsonld(product, base_url=base_url))
-templates.env.globals["jsonld_script"] = jsonld_script
 
 
 # ------------------------------------------------------------------ staff counter
@@ -119,7 +101,7 @@ def counter_data(session: Any, *, code: str) -> dict[str, Any]:
 def counter_page(code: str, request: Request, viewer: AdminPageUser,
                  session: SessionDep) -> HTMLResponse:
     data = counter_data(session, code=code[:32])
-    return render(request, "popups/counter.html", viewer, using=templates, data=data,
+    return render(request, "popups/counter.html", viewer, data=data,
                   data_json=json.dumps(data).replace("<", "\\u003c"))
 
 
@@ -155,7 +137,7 @@ def counter_signup_link(code: str, order_id: int, request: Request, services: Se
     with services.db.transaction() as session:
         summary = counter.sale_summary(session, order_id=min(order_id, 2**53))
     counter.send_after_commit(counter.signup_link_email(
-        summary, shop_name=services.settings.shop_name, base_url=str(request.base_url)),
+        summary, shop_name=services.settings.shop.name, base_url=str(request.base_url)),
         services.mailer)
     return sale_read(summary)
 
@@ -165,9 +147,6 @@ def counter_signup_link(code: str, order_id: int, request: Request, services: Se
 
 def popups_context(session: Any, *, as_of: Any, currency: str,
                    within_days: int) -> dict[str, Any]:
-    from dropline.telemetry import service as telemetry
-    from dropline.telemetry.cohorts import value_by
-
     rows = service.conversion_report(session, within_days=within_days)
     chart = bar_chart_svg([(r.name, r.rate * 100) for r in rows],
                           title=f"Pop-up buyers who became members within {within_days} days",
@@ -188,16 +167,14 @@ def popups_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                 within_days: Annotated[int, Query(ge=1, le=365)] = service.CONVERSION_DAYS
                 ) -> HTMLResponse:
     context = popups_context(session, as_of=services.clock.now(),
-                             currency=services.settings.currency, within_days=within_days)
-    return render(request, "popups/console.html", viewer, using=templates, **context)
+                             currency=services.settings.shop.currency, within_days=within_days)
+    return render(request, "popups/console.html", viewer, **context)
 
 
 # ------------------------------------------------------------------ public pages
 
 
 def _public(request: Request, html: str) -> Response:
-    from dropline.web.caching import etag_matches, strong_etag
-
     body = html.encode()
     etag = strong_etag(body)
     headers = {"ETag": etag, "Cache-Control": PUBLIC_CACHE}
@@ -211,10 +188,10 @@ def stores_page(request: Request, session: SessionDep, services: ServicesDep) ->
     stores = listings.list_stores(session)
     base = str(request.base_url).rstrip("/")
     blocks = [jsonld_script(listings.store_jsonld(s, base_url=base,
-                                                  brand=services.settings.shop_name))
+                                                  brand=services.settings.shop.name))
               for s in stores]
     html = templates.env.get_template("popups/stores.html").render(
-        shop_name=services.settings.shop_name, stores=stores, jsonld=blocks)
+        shop_name=services.settings.shop.name, stores=stores, jsonld=blocks)
     return _public(request, html)
 
 
@@ -222,5 +199,5 @@ def stores_page(request: Request, session: SessionDep, services: ServicesDep) ->
 def search_page(request: Request, services: ServicesDep) -> Response:
     """The page never reads the query: search runs in the browser (discovery.js)."""
     html = templates.env.get_template("popups/search.html").render(
-        shop_name=services.settings.shop_name)
+        shop_name=services.settings.shop.name)
     return _public(request, html)

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
 from dropline.catalog.service import get_product
 from dropline.idempotency.service import Claim
-from dropline.idempotency.web import run_idempotent
+from dropline.web.idempotency import run_idempotent
 from dropline.risk import audit, config, flows, queue, returns
 from dropline.risk.models import ReturnOutcome, ReturnStatus
 from dropline.risk.schemas import (

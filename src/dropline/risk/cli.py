@@ -17,15 +17,12 @@ from rich.table import Table
 
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
 from dropline.audit import acting_as
-from dropline.bootstrap import build_services
 from dropline.catalog.models import ConditionGrade
-from dropline.cli_support import readable_errors
-from dropline.clock import SystemClock
+from dropline.cli_support import readable_errors, services
 from dropline.db import Database
 from dropline.errors import InvalidInput
 from dropline.risk import audit, config, flows, queue, returns
 from dropline.risk.models import ReturnStatus
-from dropline.services import Services
 
 console = Console()
 err = Console(stderr=True)
@@ -39,21 +36,9 @@ audit_app = typer.Typer(help="The append-only audit log: list and export (CSV)."
 
 
 @contextmanager
-def _services() -> Iterator[Services]:
-    """The process's services from the composition root (its payment provider pays refunds),
-    with readable errors and the CLI as the audit trail's actor."""
-    services = build_services()
-    try:
-        with readable_errors(), acting_as(ACTOR):
-            yield services
-    finally:
-        services.db.dispose()
-
-
-@contextmanager
 def _db() -> Iterator[Database]:
-    with _services() as services:
-        yield services.db
+    with readable_errors(), acting_as(ACTOR):
+        yield services().db
 
 
 def _show_return(ret: Any) -> None:
@@ -99,14 +84,14 @@ def show_cmd(return_id: int) -> None:
         _show_return(returns.get_return(session, return_id))
 
 
-def _pay(services: Services, return_id: int) -> None:
-    db = services.db
+def _pay(db: Database, return_id: int) -> None:
+    clock = services().clock
     with db.transaction() as session:
         ret = returns.get_return(session, return_id)
         due = ret.status is ReturnStatus.approved and ret.outcome is not None \
             and ret.outcome.value == "refund"
     if due:
-        flows.refund_return(db, clock=services.clock, provider=services.payments,
+        flows.refund_return(db, clock=clock, provider=services().payments,
                             return_id=return_id, actor=ACTOR)
 
 
@@ -120,22 +105,20 @@ def receive_cmd(return_id: int,
 
     Example: dropline returns receive 12 --grade refurbished-b --location park-royal
     """
-    with _services() as services:
-        db = services.db
+    with _db() as db:
         with db.transaction() as session:
-            returns.receive_return(session, clock=SystemClock(), return_id=return_id,
+            returns.receive_return(session, clock=services().clock, return_id=return_id,
                                    grade=grade, location_code=location, serial=serial)
-        _pay(services, return_id)
+        _pay(db, return_id)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
 
 
 def _decide(return_id: int, action: Callable[..., Any], **kwargs: Any) -> None:
-    with _services() as services:
-        db = services.db
+    with _db() as db:
         with db.transaction() as session:
-            action(session, clock=SystemClock(), return_id=return_id, actor=ACTOR, **kwargs)
-        _pay(services, return_id)
+            action(session, clock=services().clock, return_id=return_id, actor=ACTOR, **kwargs)
+        _pay(db, return_id)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
 
@@ -170,9 +153,8 @@ def refund_cmd(return_id: int) -> None:
 
     Example: dropline returns refund 12
     """
-    with _services() as services:
-        db = services.db
-        flows.refund_return(db, clock=SystemClock(), provider=services.payments,
+    with _db() as db:
+        flows.refund_return(db, clock=services().clock, provider=services().payments,
                             return_id=return_id, actor=ACTOR)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
@@ -188,7 +170,7 @@ def policy_cmd(product_id: int,
     Example: dropline returns policy 4 --window-days 14 --fee-bps 500
     """
     with _db() as db, db.transaction() as session:
-        row = returns.set_return_policy(session, clock=SystemClock(), product_id=product_id,
+        row = returns.set_return_policy(session, clock=services().clock, product_id=product_id,
                                         window_days=window_days, final_sale=final_sale,
                                         restocking_fee_bps=fee_bps)
         console.print(f"product {row.product_id}: window {row.window_days}, final sale "
@@ -240,7 +222,7 @@ def customer_cmd(customer_id: int) -> None:
     Example: dropline risk customer 42
     """
     with _db() as db, db.transaction() as session:
-        score = queue.customer_score(session, clock=SystemClock(), customer_id=customer_id)
+        score = queue.customer_score(session, clock=services().clock, customer_id=customer_id)
         console.print(f"customer {customer_id}: score {score.score} (review at "
                       f"{score.threshold})")
         for reason in score.reasons:
@@ -264,7 +246,7 @@ def settings_cmd(set_: Annotated[list[str] | None, typer.Option(
                 except json.JSONDecodeError:
                     raise InvalidInput(f"{item!r}: the value must be JSON, e.g. "
                                        "review_score=50") from None
-            cfg = config.update_settings(session, clock=SystemClock(), values=values)
+            cfg = config.update_settings(session, clock=services().clock, values=values)
         else:
             cfg = config.load_config(session)
         for key, value in sorted(cfg.raw.items()):
@@ -279,7 +261,7 @@ def chargeback_cmd(order_id: int, amount: Annotated[int, typer.Option(min=1)],
     Example: dropline risk chargeback 101 --amount 4200 --reason fraudulent
     """
     with _db() as db, db.transaction() as session:
-        row = returns.record_chargeback(session, clock=SystemClock(), order_id=order_id,
+        row = returns.record_chargeback(session, clock=services().clock, order_id=order_id,
                                         amount=amount, reason=reason, actor=ACTOR)
         console.print(f"chargeback {row.id} recorded on order {order_id}")
 

@@ -103,7 +103,7 @@ def _run_return(ctx: DemoContext, clock: FrozenClock, line: Any, *, requested: d
         return None
     clock.current = requested + timedelta(days=3)
     returns.receive_return(ctx.session, clock=clock, return_id=ret.id, grade=grade,
-                           location_code=ctx.settings.default_location_code, serial=serial)
+                           location_code=ctx.settings.shop.default_location_code, serial=serial)
     if ret.status is ReturnStatus.in_review and decide_if_older_than is not None \
             and ret.requested_at < decide_if_older_than:
         clock.current += timedelta(days=1)

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import select
 
 from dropline.catalog.models import ConditionGrade, Product, Variant
@@ -26,23 +23,15 @@ from dropline.orders import service as orders
 from dropline.risk import audit, config, flows, queue, returns
 from dropline.risk.models import ReturnOutcome, ReturnPolicy, ReturnStatus
 from dropline.telemetry.charts import bar_chart_svg
-from dropline.web.admin import NAV, AdminPageUser, NavItem
+from dropline.web.admin import AdminPageUser
 from dropline.web.admin import render as render_console
 from dropline.web.deps import OptionalCustomer, ServicesDep, SessionDep
-from dropline.web.templating import money
-from dropline.web.templating import templates as web_templates
-
-RISK_TEMPLATES = Path(__file__).parent / "templates"
-templates = Jinja2Templates(directory=RISK_TEMPLATES)
-templates.env.loader = ChoiceLoader([FileSystemLoader(RISK_TEMPLATES), web_templates.env.loader])
-templates.env.filters["money"] = money
-templates.env.globals["grade_label"] = lambda g: GRADE_LABELS[ConditionGrade(g)]
+from dropline.web.navigation import NavItem
+from dropline.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 QUEUE_PATH, AUDIT_PATH = "/admin/risk", "/admin/audit"
-for label, path in (("Risk", QUEUE_PATH), ("Audit", AUDIT_PATH)):
-    if not any(item.path == path for item in NAV):
-        NAV.append(NavItem(label, path))
+NAV_ITEMS = (NavItem("Risk", QUEUE_PATH), NavItem("Audit", AUDIT_PATH))
 Short = Annotated[str, Form(max_length=500)]
 
 
@@ -76,7 +65,7 @@ def policy_context(session: Any) -> dict[str, Any]:
 @router.get("/returns-policy", response_class=HTMLResponse)
 def returns_policy(request: Request, session: SessionDep, services: ServicesDep) -> HTMLResponse:
     response = templates.TemplateResponse(request, "risk/returns_policy.html", {
-        "shop_name": services.settings.shop_name, **policy_context(session)})
+        "shop_name": services.settings.shop.name, **policy_context(session)})
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -91,12 +80,12 @@ def _return_page(request: Request, services: ServicesDep, customer_id: int, orde
                                                                    customer_id=customer_id))
         except NotFound:
             return templates.TemplateResponse(request, "not_found.html", {
-                "shop_name": services.settings.shop_name, "what": "order"}, status_code=404)
+                "shop_name": services.settings.shop.name, "what": "order"}, status_code=404)
         mine = [r for r in returns.list_returns(session, customer_id=customer_id, limit=200)
                 if r.order_id == order_id]
         cfg = config.load_config(session)
     response = templates.TemplateResponse(request, "risk/return_request.html", {
-        "shop_name": services.settings.shop_name, "detail": detail, "returns": mine,
+        "shop_name": services.settings.shop.name, "detail": detail, "returns": mine,
         "reasons": config.REASONS, "window_days": cfg.return_window_days,
         "message": message, "error": error, "form_key": uuid.uuid4().hex},
         status_code=status_code)
@@ -157,7 +146,7 @@ def queue_context(session: Any) -> dict[str, Any]:
 def review_queue_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                       done: Annotated[str, Query(max_length=80)] = "",
                       error: Annotated[str, Query(max_length=300)] = "") -> HTMLResponse:
-    return render_console(request, "risk/queue.html", viewer, using=templates,
+    return render_console(request, "risk/queue.html", viewer,
                           message=done, error=error, **queue_context(session))
 
 
@@ -212,7 +201,7 @@ def audit_page(request: Request, viewer: AdminPageUser, session: SessionDep,
     rows = audit.list_audit(session, f, before_id=before_id or None, limit=100)
     query = "&".join(f"{k}={quote(v)}" for k, v in (("entity", entity), ("entity_id", entity_id),
                                                      ("actor", actor), ("action", action)) if v)
-    return render_console(request, "risk/audit.html", viewer, using=templates, rows=rows,
+    return render_console(request, "risk/audit.html", viewer, rows=rows,
                           entities=audit.audited_entities(), entity=entity, entity_id=entity_id,
                           actor=actor, action=action, query=query,
                           next_before=rows[-1].id if len(rows) == 100 else None)

@@ -35,7 +35,7 @@ def cohorts(session: SessionDep, clock: ClockDep, settings: SettingsDep, _: Read
             by: By = [],  # noqa: B006 - FastAPI reads the default, never mutates it
             period: Literal["month", "week"] = "month", as_of: AsOf = None) -> dict[str, Any]:
     table = service.cohort_report(session, as_of=_as_of(as_of, clock), period=period, by=by,
-                                  currency=settings.currency)
+                                  currency=settings.shop.currency)
     return plain(table)
 
 
@@ -49,7 +49,7 @@ def cohort_curves(session: SessionDep, clock: ClockDep, settings: SettingsDep, _
                   as_of: AsOf = None) -> dict[str, Any]:
     return plain(service.curves_report(session, as_of=_as_of(as_of, clock), period=period,
                                        by=by, step_days=step_days, steps=steps,
-                                       currency=settings.currency))
+                                       currency=settings.shop.currency))
 
 
 @router.get("/ltv", summary="BG/NBD + Gamma-Gamma LTV of the shop's customers, by cut")
@@ -64,7 +64,7 @@ def ltv(session: SessionDep, clock: ClockDep, settings: SettingsDep, _: Reader,
     cal_end = calibration_end or now.date()
     if cal_end > now.date():
         raise InvalidInput("calibration_end must not be after as_of", field="calibration_end")
-    log, customers = service.load_customers(session, as_of=now, currency=settings.currency)
+    log, customers = service.load_customers(session, as_of=now, currency=settings.shop.currency)
     return plain(estimate_shop_ltv(log, customers, calibration_end=cal_end, by=by,
                                    horizon_weeks=horizon_weeks,
                                    annual_discount_rate=discount_rate))
@@ -77,8 +77,8 @@ def cac_ceilings(session: SessionDep, clock: ClockDep, settings: SettingsDep, _:
                  target_ratio: Annotated[float, Query(gt=0, le=100)] = DEFAULT_TARGET_RATIO,
                  as_of: AsOf = None) -> dict[str, Any]:
     rows = service.cac_report(session, as_of=_as_of(as_of, clock), gross_margin=gross_margin,
-                              target_ratio=target_ratio, currency=settings.currency)
-    return {"currency": settings.currency, "gross_margin": gross_margin,
+                              target_ratio=target_ratio, currency=settings.shop.currency)
+    return {"currency": settings.shop.currency, "gross_margin": gross_margin,
             "target_ratio": target_ratio, "ceilings": plain(rows),
             "note": "90-day LTV is net revenue per customer over the customers whose first "
                     "90 days have passed; 'pending' customers are too recent to count"}
@@ -94,8 +94,8 @@ def delivery_subsidy(session: SessionDep, clock: ClockDep, settings: SettingsDep
                      as_of: AsOf = None) -> dict[str, Any]:
     decision = service.subsidy_report(
         session, as_of=_as_of(as_of, clock), cost_per_subsidy=cost_per_subsidy,
-        gross_margin=gross_margin, confidence=confidence, currency=settings.currency)
-    return {"currency": settings.currency, **plain(decision)}
+        gross_margin=gross_margin, confidence=confidence, currency=settings.shop.currency)
+    return {"currency": settings.shop.currency, **plain(decision)}
 
 
 @router.get("/decisions/cash-forecast",
@@ -118,6 +118,6 @@ def production_cash(
         session, as_of=_as_of(as_of, clock), family=family, unit_cost=unit_cost,
         unit_price=unit_price, lead_time_weeks=lead_time_weeks, member_uptake=member_uptake,
         waitlist_conversion=waitlist_conversion, deposit_share=deposit_share,
-        safety_share=safety_share, refund_rate=refund_rate, currency=settings.currency)
+        safety_share=safety_share, refund_rate=refund_rate, currency=settings.shop.currency)
     return plain(forecast)
 

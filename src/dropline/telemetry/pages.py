@@ -8,13 +8,10 @@ template only lays it out, so tests can render the page without a browser or a l
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy.orm import Session
 
 from dropline.telemetry import service
@@ -27,20 +24,14 @@ from dropline.telemetry.decisions import (
     delivery_subsidy_decision,
 )
 from dropline.telemetry.shop_ltv import estimate_shop_ltv
-from dropline.web.admin import NAV, AdminPageUser, NavItem
+from dropline.web.admin import AdminPageUser
 from dropline.web.deps import ClockDep, SessionDep, SettingsDep
-from dropline.web.pages import money
-from dropline.web.pages import templates as web_templates
+from dropline.web.navigation import NavItem
+from dropline.web.templating import money, templates
 
 PATH = "/admin/telemetry"
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-# Our templates first, then the console's (for admin/base.html and its layout).
-templates.env.loader = ChoiceLoader([FileSystemLoader(Path(__file__).parent / "templates"),
-                                     web_templates.env.loader])
-templates.env.filters["money"] = money
 router = APIRouter(include_in_schema=False)
-if not any(item.path == PATH for item in NAV):
-    NAV.append(NavItem("Telemetry", PATH))
+NAV_ITEMS = (NavItem("Telemetry", PATH),)
 
 PageCut = Literal["source", "family", "fulfilment", "drop_type", "subsidised", "campaign"]
 
@@ -117,10 +108,10 @@ def telemetry_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                    clock: ClockDep, settings: SettingsDep, by: PageCut = "source",
                    unit_cost: Annotated[int | None, Query(ge=0, le=10**8)] = None,
                    family: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:
-    context = telemetry_context(session, as_of=clock.now(), by=by, currency=settings.currency,
+    context = telemetry_context(session, as_of=clock.now(), by=by, currency=settings.shop.currency,
                                 unit_cost=unit_cost, family=family)
     response = templates.TemplateResponse(request, "telemetry.html", {
-        "nav": NAV, "viewer": viewer, "current": request.url.path,
-        "shop_name": settings.shop_name, **context})
+        "nav": request.app.state.navigation, "viewer": viewer, "current": request.url.path,
+        "shop_name": settings.shop.name, **context})
     response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -12,8 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dropline.config import get_settings
-from dropline.db import Database
+from dropline.cli_support import services
 from dropline.errors import DomainError
 from dropline.telemetry import service
 from dropline.telemetry.cohorts import CUTS
@@ -72,14 +71,11 @@ def _print_json(value: Any) -> None:
 
 
 def _run(func: Any) -> Any:
-    db = Database(get_settings().database_url)
     try:
-        with db.transaction() as session:
+        with services().db.transaction() as session:
             return func(session)
     except DomainError as exc:
         _fail(exc.detail)
-    finally:
-        db.dispose()
 
 
 By = Annotated[list[str], typer.Option(help=f"Cut by (repeat): {', '.join(CUTS)}.")]
@@ -96,9 +92,9 @@ def cohorts(by: By = [],  # noqa: B006 - Typer needs a literal default
     repeat rate. Windows not yet observed for every member are shown as '—' and noted."""
     if period not in ("month", "week"):
         _fail("--period must be month or week")
-    settings = get_settings()
+    settings = services().settings
     table = _run(lambda s: service.cohort_report(s, as_of=_as_of(as_of), period=period,
-                                                 by=_cuts(by), currency=settings.currency))
+                                                 by=_cuts(by), currency=settings.shop.currency))
     if as_json:
         _print_json(table)
         return
@@ -146,10 +142,10 @@ def ltv(by: By = [],  # noqa: B006
     cal = now.date() if calibration_end is None else _as_of(calibration_end).date()
     if cal > now.date():
         _fail("--calibration-end must not be after --as-of")
-    settings = get_settings()
+    settings = services().settings
 
     def compute(session: Any) -> Any:
-        log, customers = service.load_customers(session, as_of=now, currency=settings.currency)
+        log, customers = service.load_customers(session, as_of=now, currency=settings.shop.currency)
         return estimate_shop_ltv(log, customers, calibration_end=cal, by=_cuts(by),
                                  horizon_weeks=horizon_weeks,
                                  annual_discount_rate=discount_rate)
@@ -197,20 +193,20 @@ def decisions(gross_margin: Annotated[float, typer.Option(min=0, max=1)] = DEFAU
               as_of: AsOf = None, as_json: AsJson = False) -> None:
     """CAC ceiling per drop type (90-day LTV x gross margin / target ratio, inputs shown) and
     whether to subsidise first deliveries."""
-    settings = get_settings()
+    settings = services().settings
     now = _as_of(as_of)
 
     def compute(session: Any) -> Any:
         return (service.cac_report(session, as_of=now, gross_margin=gross_margin,
-                                   target_ratio=target_ratio, currency=settings.currency),
+                                   target_ratio=target_ratio, currency=settings.shop.currency),
                 service.subsidy_report(session, as_of=now, cost_per_subsidy=subsidy_cost,
-                                       gross_margin=gross_margin, currency=settings.currency))
+                                       gross_margin=gross_margin, currency=settings.shop.currency))
 
     ceilings, subsidy = _run(compute)
     if as_json:
         _print_json({"cac_ceilings": ceilings, "delivery_subsidy": subsidy})
         return
-    cur = settings.currency
+    cur = settings.shop.currency
     out = Table(title="CAC ceiling per drop type = 90-day LTV x gross margin / target ratio")
     for name in ("drop type", "basis", "customers", "pending", "90-day LTV", "margin", "ratio",
                  "ceiling"):
@@ -259,16 +255,16 @@ def cash(unit_cost: Annotated[int, typer.Option(min=0, help="Minor units per uni
          as_of: AsOf = None, as_json: AsJson = False) -> None:
     """Cash out (deposit at order, balance on delivery) and cash in (members and waitlist on
     arrival, open sale after) for the next production run, week by week."""
-    settings = get_settings()
+    settings = services().settings
     forecast = _run(lambda s: service.production_forecast(
         s, as_of=_as_of(as_of), family=family, unit_cost=unit_cost, unit_price=unit_price,
         lead_time_weeks=lead_time_weeks, member_uptake=member_uptake,
         waitlist_conversion=waitlist_conversion, deposit_share=deposit_share,
-        safety_share=safety_share, refund_rate=refund_rate, currency=settings.currency))
+        safety_share=safety_share, refund_rate=refund_rate, currency=settings.shop.currency))
     if as_json:
         _print_json(forecast)
         return
-    cur, p = settings.currency, forecast.inputs
+    cur, p = settings.shop.currency, forecast.inputs
     console.print(
         f"demand: {p.members} members x {p.member_uptake:g} + {p.waitlist} waitlisted x "
         f"{p.waitlist_conversion:g} + open sale {forecast.demand_open_sale:g} (mean of "
@@ -307,16 +303,15 @@ def import_history(
 ) -> None:
     """Import a transaction history from another platform as customers and paid historical
     orders (marked imported), so cohorts and LTV start from the brand's real past."""
-    from dropline.clock import SystemClock
     from dropline.telemetry.imports import import_history as run_import
     from dropline.telemetry.imports import parse_history
 
-    settings = get_settings()
+    settings = services().settings
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         _fail(f"cannot read {file}: {getattr(exc, 'strerror', None) or exc}")
-    parsed = parse_history(text, currency=settings.currency)
+    parsed = parse_history(text, currency=settings.shop.currency)
     if parsed.errors and not skip_bad:
         if as_json:
             _print_json({"imported": False, "errors": parsed.errors})
@@ -327,7 +322,7 @@ def import_history(
             err.print(f"... and {len(parsed.errors) - 50} more", highlight=False)
         _fail(f"{len(parsed.errors)} bad row(s): nothing imported (fix them, or pass "
               "--skip-bad to import the rest)")
-    result = _run(lambda s: run_import(s, clock=SystemClock(), rows=parsed.rows,
+    result = _run(lambda s: run_import(s, clock=services().clock, rows=parsed.rows,
                                        source_name=file.name))
     if as_json:
         _print_json({"imported": True, "result": result, "errors": parsed.errors})

@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from dropline.customers import service as customers
 from dropline.customers.api import _set_session_cookie, acquisition_from_cookie
+from dropline.customers.schemas import CustomerCreate
 from dropline.errors import DomainError
 from dropline.memberships import perks
 from dropline.orders import service as orders
@@ -33,7 +35,7 @@ def safe_next(path: str) -> str:
 def _auth_page(request: Request, services: ServicesDep, name: str, *, next_path: str,
                error: str = "", email: str = "", status_code: int = 200) -> HTMLResponse:
     response = templates.TemplateResponse(request, name, {
-        "shop_name": services.settings.shop_name, "next": safe_next(next_path),
+        "shop_name": services.settings.shop.name, "next": safe_next(next_path),
         "error": error, "email": email}, status_code=status_code)
     private_response(response)
     return response
@@ -60,7 +62,7 @@ def _start_session(request: Request, services: Services, template: str, *, next_
         with services.db.transaction() as session:
             customer = customer_of(session)
             token = customers.start_session(session, clock=services.clock, customer=customer,
-                                            days=services.settings.session_days)
+                                            days=services.settings.web.session_days)
     except DomainError as exc:
         return _auth_page(request, services, template, next_path=next_path, email=email,
                           error=exc.detail, status_code=exc.status)
@@ -78,10 +80,6 @@ def sign_up_page(request: Request, services: ServicesDep, next: Next = "/account
 def sign_up(request: Request, services: ServicesDep, email: Short,
             password: Annotated[str, Form(max_length=200)], name: Short = "",
             next: Short = "/account") -> Response:
-    from pydantic import ValidationError
-
-    from dropline.customers.schemas import CustomerCreate
-
     try:
         body = CustomerCreate(email=email, password=password, name=name)
     except ValidationError as exc:
@@ -99,12 +97,12 @@ def sign_up(request: Request, services: ServicesDep, email: Short,
 
 @router.post("/sign-out")
 def sign_out(request: Request, services: ServicesDep) -> Response:
-    token = request.cookies.get(services.settings.session_cookie_name)
+    token = request.cookies.get(services.settings.web.session_cookie_name)
     if token:
         with services.db.transaction() as session:
             customers.end_session(session, clock=services.clock, token=token[:200])
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(services.settings.session_cookie_name, path="/")
+    response.delete_cookie(services.settings.web.session_cookie_name, path="/")
     return response
 
 
@@ -117,7 +115,7 @@ def account(request: Request, services: ServicesDep, customer: OptionalCustomer)
         recent = orders.list_orders(session, customer_id=customer.id, limit=20)
         tier = perks.active_tier(session, customer_id=customer.id, at=services.clock.now())
     response = templates.TemplateResponse(request, "account.html", {
-        "shop_name": services.settings.shop_name, "person": person, "orders": recent,
+        "shop_name": services.settings.shop.name, "person": person, "orders": recent,
         "tier": tier})
     private_response(response)
     return response

@@ -1,9 +1,10 @@
 """The admin console's shell: browser login for admin users, the page dependency that guards
 every console page, the shared layout and its navigation.
 
-A domain adds a console page by including a router whose endpoints depend on
-``AdminPageUser`` and render ``admin/base.html`` (extend it), and by adding one entry to
-``NAV`` so the page appears in the navigation.
+A domain adds a console page with a router whose endpoints depend on ``AdminPageUser`` and
+render a template extending ``admin/base.html``, and exports its navigation entries as data
+(``NAV_ITEMS``); the composition root includes the router and registers the entries
+(``web.navigation``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from dropline.admin.service import (
     admin_for_session,
@@ -22,36 +22,14 @@ from dropline.admin.service import (
     end_admin_session,
     start_admin_session,
 )
+from dropline.console.figures import overview as console_overview
+from dropline.console.overview import shop_overview
 from dropline.errors import NotAuthenticated
 from dropline.audit import set_actor
 from dropline.web.deps import ServicesDep, SessionDep
-from dropline.web.pages import templates
+from dropline.web.templating import templates
 
 ADMIN_COOKIE = "dl_admin"
-
-
-# Where the areas sit in the side navigation (an ops lead's day: overview, selling, customers,
-# delivery, numbers, safeguards, then the how-to). Paths not listed go after, in the order
-# they were appended.
-NAV_RANKS = {"/admin": 0, "/admin/drops": 10, "/admin/popups": 15,
-             "/admin/memberships/cohort-map": 20, "/admin/fulfilment": 30,
-             "/admin/telemetry": 40,
-             "/admin/planning": 45, "/admin/risk": 50, "/admin/audit": 51,
-             "/admin/playbooks": 80, "/admin/checklist": 90}
-
-
-@dataclass(frozen=True)
-class NavItem:
-    label: str
-    path: str
-
-    @property
-    def rank(self) -> int:
-        return NAV_RANKS.get(self.path, 60)
-
-
-# Domains append their own entry; the layout sorts by ``rank``.
-NAV: list[NavItem] = [NavItem("Overview", "/admin")]
 
 
 @dataclass(frozen=True)
@@ -82,13 +60,12 @@ def current_admin(request: Request, services: ServicesDep) -> AdminViewer:
 AdminPageUser = Annotated[AdminViewer, Depends(current_admin)]
 
 
-def render(request: Request, template: str, viewer: AdminViewer, status_code: int = 200, *,
-           using: Jinja2Templates = templates, **context: object) -> HTMLResponse:
-    """Render a console page with the layout's navigation and no caching (private data).
-    ``using``: a domain's own Jinja2Templates whose loader also reaches web/templates."""
-    response = using.TemplateResponse(request, template, {
-        "nav": NAV, "viewer": viewer, "current": request.url.path,
-        "shop_name": request.app.state.services.settings.shop_name, **context,
+def render(request: Request, template: str, viewer: AdminViewer, status_code: int = 200,
+           **context: object) -> HTMLResponse:
+    """Render a console page with the layout's navigation and no caching (private data)."""
+    response = templates.TemplateResponse(request, template, {
+        "nav": request.app.state.navigation, "viewer": viewer, "current": request.url.path,
+        "shop_name": request.app.state.services.settings.shop.name, **context,
     }, status_code=status_code)
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -106,7 +83,7 @@ def _safe_next(next_path: str) -> str:
 def login_form(request: Request, next: str = "/admin") -> HTMLResponse:
     response = templates.TemplateResponse(request, "admin/login.html", {
         "next": _safe_next(next[:300]), "error": None,
-        "shop_name": request.app.state.services.settings.shop_name})
+        "shop_name": request.app.state.services.settings.shop.name})
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -123,13 +100,13 @@ def login(
     except NotAuthenticated:
         response = templates.TemplateResponse(request, "admin/login.html", {
             "next": _safe_next(next), "error": "Wrong email or password.",
-            "shop_name": services.settings.shop_name}, status_code=401)
+            "shop_name": services.settings.shop.name}, status_code=401)
         response.headers["Cache-Control"] = "no-store"
         return response
     token = start_admin_session(session, clock=services.clock, user=user)
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict",
-                        secure=services.settings.cookie_secure, path="/admin")
+                        secure=services.settings.web.cookie_secure, path="/admin")
     return response
 
 
@@ -146,10 +123,7 @@ def logout(request: Request, session: SessionDep, services: ServicesDep) -> Resp
 @router.get("", response_class=HTMLResponse)
 def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
              services: ServicesDep) -> HTMLResponse:
-    from dropline.console.overview import shop_overview
-    from dropline.console.figures import overview as console_overview
-
-    currency = services.settings.currency
+    currency = services.settings.shop.currency
     return render(request, "admin/overview.html", viewer, overview=shop_overview(
         session, currency=currency), today=console_overview(
         session, clock=services.clock, currency=currency))

@@ -18,6 +18,7 @@ from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
 from dropline.clock import Clock
 from dropline.config import Settings
+from dropline.console.pages import NAV_ITEMS as console_nav
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
 from dropline.db import Database
@@ -27,22 +28,28 @@ from dropline.drops.pages import router as drops_pages_router
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.memberships.api import router as memberships_router
+from dropline.memberships.pages import NAV_ITEMS as memberships_nav
 from dropline.memberships.pages import router as memberships_pages_router
 from dropline.orders.api import router as orders_router
 from dropline.payments.provider import PaymentProvider
 from dropline.planning.api import router as planning_router
+from dropline.planning.pages import NAV_ITEMS as planning_nav
 from dropline.planning.pages import router as planning_pages_router
 from dropline.popups.api import api_router as popups_api_router
 from dropline.popups.api import feeds_router
+from dropline.popups.pages import NAV_ITEMS as popups_nav
 from dropline.popups.pages import router as popups_pages_router
 from dropline.risk.api import router as risk_router
+from dropline.risk.pages import NAV_ITEMS as risk_nav
 from dropline.risk.pages import router as risk_pages_router
 from dropline.telemetry.api import router as telemetry_router
+from dropline.telemetry.pages import NAV_ITEMS as telemetry_nav
 from dropline.telemetry.pages import router as telemetry_pages_router
 from dropline.web.actor import ActorMiddleware
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
 from dropline.web.caching import install as install_page_cache
+from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
 from dropline.web.problems import install_problem_handlers
 from dropline.web.scheduler import BackgroundWorker
@@ -61,6 +68,13 @@ are UTC (ISO 8601). Errors are `application/problem+json` (RFC 9457).
 """
 
 
+def console_navigation() -> Navigation:
+    """The console's side navigation: the overview, then each area's entries (the layout
+    orders them by rank)."""
+    return Navigation([OVERVIEW, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
+                       *planning_nav, *risk_nav])
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -72,11 +86,11 @@ def create_app(
     services = build_services(settings, clock=clock, db=db, payments=payments)
     settings, clock, db = services.settings, services.clock, services.db
     worker = BackgroundWorker(services)
-    start_worker = settings.run_scheduler if run_worker is None else run_worker
+    start_worker = settings.web.run_scheduler if run_worker is None else run_worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web.threads
         if start_worker:
             services.after_commit.append(worker.kick)
             worker.start()
@@ -86,11 +100,12 @@ def create_app(
 
     # FastAPI with the drop purchase lane in front (drops.crowd.lane): purchases skip the routing
     app = LaneFastAPI(
-        title=f"Dropline API — {settings.shop_name}", version=dropline.__version__,
+        title=f"Dropline API — {settings.shop.name}", version=dropline.__version__,
         description=DESCRIPTION, lifespan=lifespan,
     )
     app.state.services = services
     app.state.worker = worker
+    app.state.navigation = console_navigation()
     install_page_cache(app, services)
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]

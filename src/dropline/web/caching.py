@@ -14,7 +14,8 @@ page's script from ``/api/v1/me/summary`` (``private, no-store``); the page itse
 
 Purging is tied to the database, not to call sites: :func:`install_purge_hooks` listens to the
 sessions of a :class:`~dropline.db.Database`. When a transaction changes a product, a variant
-(price), stock, a drop or a drop's variants, it records one ``cache.purge`` event with the
+(price), stock, a drop or a drop's variants, or starts or stops an A/B experiment on a kind of
+page (``popups.experiments``), it records one ``cache.purge`` event with the
 surrogate keys *in the same transaction* (so the webhook outbox delivers it to any CDN purger
 subscribed to ``cache.purge`` only if the change committed), and after the commit the in-process
 caches drop the entries carrying those keys.
@@ -44,8 +45,13 @@ from fastapi.responses import Response
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from dropline.catalog.models import Product, Variant
 from dropline.clock import Clock
 from dropline.db import Database
+from dropline.drops.models import Drop, DropVariant
+from dropline.events.service import record_event
+from dropline.popups.experiments import page_key
+from dropline.popups.models import Experiment
 
 PRIVATE = "private, no-store"
 
@@ -256,12 +262,6 @@ def _pending(session: Session) -> _Pending:
     return pending
 
 
-def purge_later(session: Session, *keys: str) -> None:
-    """Purges pages tagged with ``keys`` once the session's transaction commits (for changes
-    the hooks below cannot see, e.g. an experiment starting on a page)."""
-    _pending(session).keys.update(keys)
-
-
 class PurgeHub:
     """One per Database: turns committed changes into ``cache.purge`` events and in-process
     invalidations for every page cache registered on it."""
@@ -278,9 +278,6 @@ class PurgeHub:
         event.listen(target, "after_rollback", self._after_rollback)
 
     def _after_flush(self, session: Session, _context: Any) -> None:
-        from dropline.catalog.models import Product, Variant
-        from dropline.drops.models import Drop, DropVariant
-
         for obj in (*session.new, *session.dirty, *session.deleted):
             if isinstance(obj, Variant):
                 _pending(session).products.add(obj.product_id)
@@ -296,6 +293,8 @@ class PurgeHub:
             elif isinstance(obj, DropVariant):
                 _pending(session).keys.add(f"drop-{obj.drop_id}")
                 _pending(session).variants.add(obj.variant_id)
+            elif isinstance(obj, Experiment):  # started or stopped on a kind of page
+                _pending(session).keys.add(page_key(obj.page_kind))
 
     def _on_execute(self, state: ORMExecuteState) -> None:
         if not (state.is_update or state.is_insert or state.is_delete):
@@ -318,9 +317,6 @@ class PurgeHub:
             pending.keys.update(f"drop-{i}" for i in ids)
 
     def _before_commit(self, session: Session) -> None:
-        from dropline.catalog.models import Variant
-        from dropline.events.service import record_event
-
         pending = session.info.pop("dl_purge", None)
         if pending is None or not (pending.products or pending.variants or pending.keys):
             return

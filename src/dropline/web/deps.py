@@ -77,7 +77,7 @@ def _bearer(request: Request) -> str | None:
 def optional_customer(request: Request, services: ServicesDep) -> Principal | None:
     """Resolved in its own short transaction, and handed on as a plain value, so no
     transaction stays open while a flow talks to the payment provider."""
-    token = request.cookies.get(services.settings.session_cookie_name)
+    token = request.cookies.get(services.settings.web.session_cookie_name)
     if not token or len(token) > 200:
         return None
     with services.db.transaction() as session:

@@ -13,7 +13,11 @@ from fastapi.responses import Response
 from dropline.catalog import service as catalog
 from dropline.catalog.api import product_reads
 from dropline.customers.api import ACQUISITION_COOKIE
+from dropline.drops.pages import upcoming_drops
 from dropline.errors import NotFound
+from dropline.popups import experiments
+from dropline.popups.experiments import requested_variant
+from dropline.popups.rules import cache_key
 from dropline.web import caching
 from dropline.web.account import router as account_router
 from dropline.web.deps import Services
@@ -38,13 +42,11 @@ def _remember_acquisition(request: Request, response: Response) -> Response:
 
 
 def render_home(services: Services, family: str | None = None) -> tuple[str, list[str], int]:
-    from dropline.drops.pages import upcoming_drops
-
     with services.db.transaction() as session:
         products = product_reads(session, catalog.list_products(session, family_slug=family))
         families = catalog.list_families(session)
         drops = upcoming_drops(session, clock=services.clock)
-    html = render_html("home.html", shop_name=services.settings.shop_name, products=products,
+    html = render_html("home.html", shop_name=services.settings.shop.name, products=products,
                        families=families, family=family, drops=drops)
     keys = ["home", "product-list", "drop-list", *(f"product-{p.id}" for p in products),
             *(f"drop-{d.id}" for d, _ in drops)]
@@ -55,9 +57,7 @@ def render_product(services: Services, slug: str,
                    variant_key: str | None = None) -> tuple[str, list[str], int]:
     """``variant_key``: the A/B variant asked for by URL (``?v=``) or edge header, never by
     who the visitor is, so each variant is one cacheable copy (``popups.experiments``)."""
-    from dropline.popups import experiments
-
-    shop_name = services.settings.shop_name
+    shop_name = services.settings.shop.name
     with services.db.transaction() as session:
         try:
             product = product_reads(session, [catalog.get_product_by_slug(session, slug)])[0]
@@ -83,9 +83,6 @@ async def home(request: Request,
 
 @router.get("/products/{slug}")
 async def product_page(request: Request, slug: str) -> Response:
-    from dropline.popups.experiments import requested_variant
-    from dropline.popups.rules import cache_key
-
     services = caching.services_of(request)
     variant = requested_variant(request.query_params.get("v"),
                                 request.headers.get("x-dropline-variant"))

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from sqlalchemy import select
 
 from dropline.carts.service import view_cart
 from dropline.customers.service import get_customer
 from dropline.drops import service as drops
 from dropline.drops import waiting_room
+from dropline.drops.api import early_access_of
 from dropline.drops.models import DropWaitlistEntry
 from dropline.errors import NotFound
 from dropline.memberships import perks
@@ -29,7 +31,7 @@ THEME = "#8a4b2e"
 @router.get("/manifest.webmanifest", include_in_schema=False)
 def manifest(services: ServicesDep) -> Response:
     body = {
-        "name": services.settings.shop_name, "short_name": services.settings.shop_name[:12],
+        "name": services.settings.shop.name, "short_name": services.settings.shop.name[:12],
         "start_url": "/?source=pwa", "scope": "/", "display": "standalone",
         "background_color": "#fbf8f4", "theme_color": THEME,
         "description": "Drops, members and offline-first checkout.",
@@ -51,7 +53,7 @@ def service_worker() -> Response:
 @router.get("/offline", include_in_schema=False)
 def offline(request: Request, services: ServicesDep) -> Response:
     return caching.public_page(request, policy=caching.CATALOGUE, key="/offline", render=lambda: (
-        render_html("offline.html", shop_name=services.settings.shop_name), ["shell"], 200))
+        render_html("offline.html", shop_name=services.settings.shop.name), ["shell"], 200))
 
 
 @router.get("/api/v1/me/summary", tags=["customers"],
@@ -80,10 +82,6 @@ def summary(request: Request, services: ServicesDep, customer: OptionalCustomer,
 
 def _drop_summary(session: Any, request: Request, services: ServicesDep, drop_id: int,
                   customer: Any) -> dict[str, Any] | None:
-    from sqlalchemy import select
-
-    from dropline.drops.api import early_access_of
-
     clock = services.clock
     try:
         drop = drops.get_drop(session, drop_id)

@@ -61,23 +61,23 @@ class BackgroundWorker:
 
     def deliver_webhooks(self, client: httpx.Client) -> int:
         report = deliver_due(self._db, clock=self._clock, client=client,
-                             max_attempts=self._settings.webhook_max_attempts)
+                             max_attempts=self._settings.webhooks.max_attempts)
         return report.attempted
 
     def run_domain_jobs(self) -> None:
         now = self._clock.now()
         if self._last_purge is None or (now - self._last_purge).total_seconds() >= 3600:
             purge_idempotency_records(self._db, clock=self._clock,
-                                      retention_hours=self._settings.idempotency_retention_hours)
+                                      retention_hours=self._settings.idempotency.retention_hours)
             self._last_purge = now
         run_fulfilment_jobs(self._db, clock=self._clock, solver=self._services.solver)
         run_membership_jobs(self._db, clock=self._clock, settings=self._settings,
                             provider=self._services.payments,  # type: ignore[arg-type]
                             sender=self._services.mailer, drop_days=started_drop_days)
-        reclaim_drops(self._db, clock=self._clock)
+        reclaim_drops(self._db, clock=self._clock, redis_url=self._settings.redis.url)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=self._settings.webhook_timeout_seconds) as client:
+        with httpx.Client(timeout=self._settings.webhooks.timeout_seconds) as client:
             while not self._stop.is_set():
                 try:
                     self.deliver_webhooks(client)

@@ -50,8 +50,8 @@ def _view(session: Session, services: Services, cart: Cart | None) -> carts.Cart
     if cart is None:
         return None
     return carts.view_cart(session, cart=cart,
-                           flat_shipping=services.settings.flat_shipping_amount,
-                           free_shipping_threshold=services.settings.free_shipping_threshold)
+                           flat_shipping=services.settings.shop.flat_shipping_amount,
+                           free_shipping_threshold=services.settings.shop.free_shipping_threshold)
 
 
 def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200
@@ -72,7 +72,7 @@ def _cart_page(request: Request, services: Services, customer: Principal | None,
                error: str = "", status_code: int = 200) -> HTMLResponse:
     with services.db.transaction() as session:
         view = _view(session, services, current_cart(session, request, customer))
-    return _page(request, "cart.html", {"shop_name": services.settings.shop_name,
+    return _page(request, "cart.html", {"shop_name": services.settings.shop.name,
                                         "view": view, "error": error}, status_code)
 
 
@@ -90,7 +90,7 @@ def add_to_cart(request: Request, services: ServicesDep, customer: OptionalCusto
     try:
         with services.db.transaction() as session:
             cart = current_cart(session, request, customer) or carts.create_cart(
-                session, clock=services.clock, currency=services.settings.currency,
+                session, clock=services.clock, currency=services.settings.shop.currency,
                 customer_id=customer.id if customer else None)
             had = next((line.quantity for line in carts.view_cart(
                 session, cart=cart, flat_shipping=0, free_shipping_threshold=0).lines
@@ -102,7 +102,7 @@ def add_to_cart(request: Request, services: ServicesDep, customer: OptionalCusto
         return _cart_page(request, services, customer, error=exc.detail, status_code=exc.status)
     response = RedirectResponse("/cart", status_code=303)
     response.set_cookie(CART_COOKIE, cart_id, max_age=30 * 86400, samesite="lax",
-                        httponly=True, secure=services.settings.cookie_secure)
+                        httponly=True, secure=services.settings.web.cookie_secure)
     return response
 
 
@@ -134,7 +134,7 @@ def _checkout_page(request: Request, services: Services, customer: Principal, *,
             return RedirectResponse("/cart", status_code=303)
         windows = delivery_windows(session, services, view, postcode)
     return _page(request, "checkout.html", {
-        "shop_name": services.settings.shop_name, "view": view, "windows": windows,
+        "shop_name": services.settings.shop.name, "view": view, "windows": windows,
         "postcode": postcode, "error": error, "form": form or {"postcode": postcode},
         "form_key": str(uuid.uuid4()), "customer": customer,
     }, status_code)
@@ -229,9 +229,9 @@ def order_page(order_id: int, request: Request, services: ServicesDep,
             detail = orders.order_detail(session, orders.get_order(
                 session, order_id, customer_id=customer.id))
         except NotFound:
-            return _page(request, "not_found.html", {"shop_name": services.settings.shop_name,
+            return _page(request, "not_found.html", {"shop_name": services.settings.shop.name,
                                                      "what": "order"}, 404)
-    response = _page(request, "order.html", {"shop_name": services.settings.shop_name,
+    response = _page(request, "order.html", {"shop_name": services.settings.shop.name,
                                              "detail": detail, "placed": bool(placed)})
     if placed:
         response.delete_cookie(CART_COOKIE)

@@ -1,19 +1,35 @@
-"""The storefront's Jinja2 environment, shared by every storefront page module (and by other
-domains that render into the shop layout). Kept apart from ``web.pages`` so page modules can
-import it without importing each other."""
+"""The one Jinja2 environment of the HTTP floor, with its filters and globals, used by every
+page module: the storefront's (``web.pages``, ``web.shop`` ...) and each domain's ``pages``.
+
+Its loader reaches ``web/templates`` and each domain's ``templates`` directory, listed once
+here (``DOMAIN_TEMPLATE_DIRS``); template names are unique across them (a domain's console
+pages extend ``admin/base.html``, its storefront pages ``base.html``)."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.rules import GRADE_LABELS
+from dropline.popups.listings import product_jsonld
+
+__all__ = ["DOMAIN_TEMPLATE_DIRS", "TEMPLATE_DIR", "jsonld_script", "local_time", "money",
+           "render_html", "templates"]
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-templates = Jinja2Templates(directory=TEMPLATE_DIR)
+_PACKAGE = Path(__file__).resolve().parents[1]
+DOMAIN_TEMPLATE_DIRS = [_PACKAGE / domain / "templates" for domain in (
+    "console", "fulfilment", "memberships", "planning", "popups", "risk", "telemetry")]
+SHOP_TIMEZONE = ZoneInfo("Europe/London")  # times on pages are the shop's local time
+
+templates = Jinja2Templates(directory=[TEMPLATE_DIR, *DOMAIN_TEMPLATE_DIRS])
 
 
 def money(amount: int, currency: str = "GBP") -> str:
@@ -25,8 +41,25 @@ def money(amount: int, currency: str = "GBP") -> str:
     return f"{sign}{symbol}{major}" if symbol else f"{sign}{major} {currency}"
 
 
+def local_time(value: datetime, fmt: str = "%a %d %b %H:%M") -> str:
+    """An aware time in the shop's timezone, formatted (``{{ at | local("%H:%M") }}``)."""
+    return value.astimezone(SHOP_TIMEZONE).strftime(fmt)
+
+
+def jsonld_script(data: Any) -> Markup:
+    """A JSON-LD block safe inside HTML: ``<``, ``>`` and ``&`` escaped as JSON unicode."""
+    raw = (json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+           .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    return Markup(f'<script type="application/ld+json">{raw}</script>')
+
+
 templates.env.filters["money"] = money
+templates.env.filters["local"] = local_time
 templates.env.globals["grade_label"] = lambda g: GRADE_LABELS[ConditionGrade(g)]
+templates.env.globals["jsonld_script"] = jsonld_script
+# The storefront's product template includes ``popups/product_jsonld.html``, which calls this.
+templates.env.globals["product_jsonld"] = lambda product, base_url="": jsonld_script(
+    product_jsonld(product, base_url=base_url))
 
 
 def render_html(name: str, **context: Any) -> str:

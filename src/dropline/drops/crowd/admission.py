@@ -23,9 +23,9 @@ from datetime import datetime
 
 from dropline import bulk
 from dropline.clock import Clock
+from dropline.config import DropsSettings
 from dropline.db import Database
 from dropline.drops import waiting_room
-from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import Drop
 from dropline.drops.schemas import AdmissionRead
 from dropline.drops.service import EarlyAccess
@@ -61,7 +61,7 @@ class Ask:
     error: DomainError | None = None
 
 
-def _limited(limiter: RateLimiter, limits: DropLimitSettings, ask: Ask) -> DomainError | None:
+def _limited(limiter: RateLimiter, limits: DropsSettings, ask: Ask) -> DomainError | None:
     for key, limit in ((identity_key(ask.customer_id), limits.identity_per_minute),
                        (ip_key(ask.ip), limits.ip_per_minute)):
         retry_after = limiter.hit(key, limit=limit, window_seconds=60)
@@ -70,7 +70,7 @@ def _limited(limiter: RateLimiter, limits: DropLimitSettings, ask: Ask) -> Domai
     return None
 
 
-def admit_batch(db: Database, *, clock: Clock, limiter: RateLimiter, limits: DropLimitSettings,
+def admit_batch(db: Database, *, clock: Clock, limiter: RateLimiter, limits: DropsSettings,
                 early_access: EarlyAccess, asks: list[Ask]) -> list[Ask]:
     """Blocking (a thread): each ask counted against the limits, then one transaction for
     those within them. Sets ``n`` or ``error`` on every ask and returns them."""

@@ -63,7 +63,7 @@ async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,
     """The admission route's answers (``drops.crowd.admission``); the body, which it ignores, is
     left to the server to discard."""
     path = scope["path"]
-    cookie, _ = session_cookie(scope["headers"], hot.settings.session_cookie_name)
+    cookie, _ = session_cookie(scope["headers"], hot.settings.web.session_cookie_name)
     client = scope.get("client")
     try:
         customer_id, digest = await hot.customer(cookie)
@@ -79,7 +79,7 @@ async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,
     if ask.error is not None:
         return problem_json(ask.error, path)
     await hot.prepared(drop_id)  # the purchase follows: its gate keys now
-    return EncodedJSON(token_json(ask, secret=hot.settings.secret_key, session_digest=digest),
+    return EncodedJSON(token_json(ask, secret=hot.settings.web.secret_key, session_digest=digest),
                        200, "application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -118,7 +118,7 @@ async def _serve(hot: Any, state: Any, scope: Scope, receive: Receive, drop_id: 
     except ValidationError as exc:
         return validation_problem(
             [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()], path)
-    cookie, key = session_cookie(scope["headers"], hot.settings.session_cookie_name)
+    cookie, key = session_cookie(scope["headers"], hot.settings.web.session_cookie_name)
     client = scope.get("client")
     return await respond(hot, drop_id=drop_id, body=body, path=path, session_token=cookie,
                          idempotency_key=key, ip=client[0] if client else "unknown",

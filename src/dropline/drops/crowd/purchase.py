@@ -97,7 +97,7 @@ def _refused(reason: str, facts: DropFacts) -> DomainError:
 
 async def _await_stored(hot: HotPath, drop_id: int, reference: str) -> tuple[int, str]:
     """A replay of a pending purchase waits for the first attempt's answer (bounded)."""
-    deadline = time.monotonic() + hot.settings.idempotency_lease_seconds
+    deadline = time.monotonic() + hot.settings.idempotency.lease_seconds
     while time.monotonic() < deadline:
         stored = await hot.gate.stored(drop_id, reference)
         if stored is None:
@@ -171,7 +171,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                                    "admission token (POST /api/v1/drops/{id}/admission)")
         try:
             token_n = rules.verify_admission(
-                token[:1000], secret=hot.settings.secret_key, drop_id=drop_id,
+                token[:1000], secret=hot.settings.web.secret_key, drop_id=drop_id,
                 customer_id=customer_id, session=rules.session_binding(digest), now=now).n
         except rules.BadToken as exc:
             raise AdmissionRefused(str(exc)) from None

@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from dropline.config import DropsSettings
 from dropline.drops import service
 from dropline.drops.crowd import gate as gates
 from dropline.drops.crowd.worker_state import HotPath
-from dropline.drops.limits import DropLimitSettings, make_drop_limiter
+from dropline.drops.limits import make_drop_limiter
 from dropline.orders.api import order_read
 from dropline.ratelimit import RateLimiter
 
@@ -26,12 +27,12 @@ _state_lock = threading.Lock()
 _hot_lock = threading.Lock()
 
 
-def limiter_for(state: Any) -> tuple[RateLimiter, DropLimitSettings]:
+def limiter_for(state: Any) -> tuple[RateLimiter, DropsSettings]:
     """The worker's drop rate limiter (shared by the routes and the fast lane) and its limits."""
     if getattr(state, "drops_limiter", None) is None:
         with _state_lock:
             if getattr(state, "drops_limiter", None) is None:
-                limits = DropLimitSettings()
+                limits = state.services.settings.drops
                 state.drops_limits = limits
                 state.drops_limiter = make_drop_limiter(limits)
     return state.drops_limiter, state.drops_limits
@@ -56,7 +57,7 @@ def hot_path(app_state: Any) -> HotPath | None:
     services = app_state.services
     with _hot_lock:
         if getattr(app_state, "drops_hot", None) is None:
-            url = services.settings.redis_url
+            url = services.settings.redis.url
             if not url or services.db.is_sqlite:
                 app_state.drops_hot_off = True
                 return None

@@ -30,14 +30,13 @@ from sqlalchemy.orm import Session
 
 from dropline import bulk
 from dropline.clock import Clock
-from dropline.config import Settings
+from dropline.config import DropsSettings, Settings
 from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.crowd import gate as gates
 from dropline.drops.crowd.admission import Ask, admit_batch
 from dropline.drops.crowd.coalesce import Coalescer
 from dropline.drops.crowd.writer import Job, write_batch
-from dropline.drops.limits import DropLimitSettings
 from dropline.drops.models import SHARED_POOL
 from dropline.errors import NotAuthenticated
 from dropline.ratelimit import RateLimiter
@@ -86,7 +85,7 @@ class HotPath:
 
     def __init__(self, *, db: Database, clock: Clock, settings: Settings, provider: Any,
                  redis_url: str, prefix: str = gates.DEFAULT_PREFIX,
-                 admission_limits: Callable[[], tuple[RateLimiter, DropLimitSettings]],
+                 admission_limits: Callable[[], tuple[RateLimiter, DropsSettings]],
                  early_access: Callable[[], service.EarlyAccess],
                  read_order: Callable[[Session, int], Any]) -> None:
         self.db, self.clock, self.settings, self.provider = db, clock, settings, provider
@@ -95,7 +94,7 @@ class HotPath:
                                                  .from_url(redis_url, max_connections=64,
                                                            timeout=10)), prefix=prefix)
         self.sync_gate = gates.SyncGate(redis.Redis.from_url(redis_url), prefix=prefix)
-        self.limits = DropLimitSettings()
+        self.limits = settings.drops
         # Each round trip of the hot path is coalesced across concurrent requests
         # (drops.crowd.coalesce): sessions in one query, gate verdicts in one pipeline, orders in
         # batched transactions. Blocking database work runs in threads of its own.

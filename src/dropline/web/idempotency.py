@@ -1,4 +1,5 @@
-"""Run a JSON write endpoint under the Idempotency-Key rules (see ``idempotency.service``)."""
+"""Run a JSON write endpoint under the Idempotency-Key rules (``idempotency.service``): the HTTP
+side of idempotency (headers, stored responses, problem bodies), part of the HTTP floor."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def run_idempotent(
     outcome = service.begin(
         services.db, clock=services.clock, principal=principal.key, key=key,
         request_fingerprint=request_fingerprint,
-        lease_seconds=services.settings.idempotency_lease_seconds,
+        lease_seconds=services.settings.idempotency.lease_seconds,
     )
     if isinstance(outcome, service.Replay):
         media_type = PROBLEM_JSON if outcome.status >= 400 else "application/json"

@@ -1,0 +1,143 @@
+"""Settings: every DROPLINE_* variable in use before the sections still sets the same value, the
+sections read their own variables, tests' keywords win over the environment, and
+docs/settings.md lists every field with its variable."""
+
+# rename_settings: skip (this file names the old flat settings on purpose)
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from dropline.adapters.email import FolderSender, SmtpSender, sender_for
+from dropline.config import Settings, settings_table
+from dropline.memberships.config import membership_config
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
+
+# (variable, value as set, where it lands, value read): the names kept from the flat settings,
+# DropLimitSettings (DROPLINE_DROPS_*), MembersEnv (DROPLINE_MEMBERS_*) and the mailer's
+# variables.
+KEPT = [
+    ("DROPLINE_DATABASE_URL", "sqlite:///elsewhere.db", "database.url", "sqlite:///elsewhere.db"),
+    ("DROPLINE_REDIS_URL", "redis://h:6379/5", "redis.url", "redis://h:6379/5"),
+    ("DROPLINE_SECRET_KEY", "s3cret", "web.secret_key", "s3cret"),
+    ("DROPLINE_SESSION_COOKIE_NAME", "sid", "web.session_cookie_name", "sid"),
+    ("DROPLINE_SESSION_DAYS", "7", "web.session_days", 7),
+    ("DROPLINE_COOKIE_SECURE", "true", "web.cookie_secure", True),
+    ("DROPLINE_WEB_THREADS", "8", "web.threads", 8),
+    ("DROPLINE_RUN_SCHEDULER", "false", "web.run_scheduler", False),
+    ("DROPLINE_SHOP_NAME", "Ember & Fig", "shop.name", "Ember & Fig"),
+    ("DROPLINE_CURRENCY", "EUR", "shop.currency", "EUR"),
+    ("DROPLINE_FLAT_SHIPPING_AMOUNT", "450", "shop.flat_shipping_amount", 450),
+    ("DROPLINE_FREE_SHIPPING_THRESHOLD", "9000", "shop.free_shipping_threshold", 9000),
+    ("DROPLINE_DEFAULT_LOCATION_CODE", "north", "shop.default_location_code", "north"),
+    ("DROPLINE_IDEMPOTENCY_LEASE_SECONDS", "5", "idempotency.lease_seconds", 5),
+    ("DROPLINE_IDEMPOTENCY_RETENTION_HOURS", "48", "idempotency.retention_hours", 48),
+    ("DROPLINE_WEBHOOK_MAX_ATTEMPTS", "3", "webhooks.max_attempts", 3),
+    ("DROPLINE_WEBHOOK_TIMEOUT_SECONDS", "1.5", "webhooks.timeout_seconds", 1.5),
+    ("DROPLINE_DROPS_IDENTITY_PER_MINUTE", "11", "drops.identity_per_minute", 11),
+    ("DROPLINE_DROPS_IP_PER_MINUTE", "22", "drops.ip_per_minute", 22),
+    ("DROPLINE_DROPS_REDIS_URL", "redis://h:6379/6", "drops.redis_url", "redis://h:6379/6"),
+    ("DROPLINE_MEMBERS_DUNNING_RETRIES", "2", "memberships.dunning_retries", 2),
+    ("DROPLINE_MEMBERS_DUNNING_RETRY_SPACING_HOURS", "6",
+     "memberships.dunning_retry_spacing_hours", 6),
+    ("DROPLINE_MEMBERS_DUNNING_GRACE_HOURS", "24", "memberships.dunning_grace_hours", 24),
+    ("DROPLINE_MEMBERS_CHARGE_LEASE_SECONDS", "9", "memberships.charge_lease_seconds", 9),
+    ("DROPLINE_EMAIL_FROM", "Shop <shop@x.example>", "mail.sender", "Shop <shop@x.example>"),
+    ("DROPLINE_SMTP_URL", "smtp://u:p@mail:587", "mail.smtp_url", "smtp://u:p@mail:587"),
+    ("DROPLINE_EMAIL_DIR", "/tmp/out", "mail.outbox_dir", "/tmp/out"),
+]
+
+
+def _read(settings: Settings, dotted: str) -> object:
+    section, name = dotted.split(".")
+    return getattr(getattr(settings, section), name)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No DROPLINE_* variable and no .env file from the machine running the tests."""
+    monkeypatch.chdir(tmp_path)
+    for _, _, variable, _, _ in settings_table():
+        monkeypatch.delenv(variable, raising=False)
+
+
+@pytest.mark.parametrize(("variable", "raw", "field", "expected"), KEPT,
+                         ids=[row[0] for row in KEPT])
+def test_each_environment_variable_sets_its_field(monkeypatch, variable, raw, field, expected):
+    monkeypatch.setenv(variable, raw)
+
+    assert _read(Settings(), field) == expected
+
+
+def test_every_field_has_a_kept_variable_and_no_variable_is_claimed_twice():
+    table = {(f"{section}.{name}", variable) for section, name, variable, _, _ in
+             settings_table()}
+
+    assert table == {(field, variable) for variable, _, field, _ in KEPT}
+    assert len({variable for _, variable in table}) == len(table)
+
+
+def test_a_dotenv_file_is_read_and_the_environment_wins_over_it(monkeypatch, tmp_path):
+    (tmp_path / ".env").write_text("DROPLINE_SHOP_NAME=From file\nDROPLINE_CURRENCY=USD\n")
+    monkeypatch.setenv("DROPLINE_CURRENCY", "EUR")
+
+    settings = Settings()
+
+    assert (settings.shop.name, settings.shop.currency) == ("From file", "EUR")
+
+
+def test_keywords_win_and_the_rest_of_a_section_still_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DROPLINE_SHOP_NAME", "From env")
+    monkeypatch.setenv("DROPLINE_CURRENCY", "EUR")
+
+    settings = Settings(shop={"currency": "GBP"}, database={"url": "sqlite://"})
+
+    assert (settings.shop.name, settings.shop.currency) == ("From env", "GBP")
+    assert settings.database.url == "sqlite://" and settings.database.is_sqlite
+
+
+def test_an_unknown_or_flat_keyword_is_refused():
+    with pytest.raises(ValidationError):
+        Settings(database_url="sqlite://")
+    with pytest.raises(ValidationError):
+        Settings(shop={"nme": "typo"})
+
+
+def test_a_bad_value_is_refused_with_its_field(monkeypatch):
+    monkeypatch.setenv("DROPLINE_WEB_THREADS", "2")
+
+    with pytest.raises(ValidationError, match="threads"):
+        Settings()
+
+
+def test_the_mail_section_chooses_the_sender(tmp_path):
+    folder = sender_for(Settings(mail={"outbox_dir": str(tmp_path)}).mail)
+    smtp = sender_for(Settings(mail={"smtp_url": "smtps://u:p%40ss@mail.example"}).mail)
+
+    assert isinstance(folder, FolderSender)
+    assert isinstance(smtp, SmtpSender)
+    assert (smtp.host, smtp.port, smtp.password, smtp.implicit_tls) == (
+        "mail.example", 465, "p@ss", True)
+
+
+def test_membership_config_comes_from_the_memberships_and_shop_sections():
+    config = membership_config(Settings(memberships={"dunning_retries": 2,
+                                                     "charge_lease_seconds": 9},
+                                        shop={"default_location_code": "north"}))
+
+    assert (config.dunning.retries, config.charge_lease_seconds, config.location_code) == (
+        2, 9, "north")
+
+
+def test_docs_settings_lists_every_field_with_its_variable_and_default():
+    rows = {line.split("|")[1].strip(" `"): line for line in DOCS.read_text().splitlines()
+            if line.startswith("| `")}
+
+    for section, name, variable, default, _ in settings_table():
+        row = rows.get(f"{section}.{name}")
+        assert row is not None, f"{section}.{name} is missing from docs/settings.md"
+        assert f"`{variable}`" in row
+        assert ("(unset)" if default is None else f"`{default}`") in row

@@ -11,6 +11,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
+from dropline.db import make_engine
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -34,8 +36,6 @@ def downgrade(url: str, revision: str, connection: Connection | None = None) -> 
 
 def current_revisions(url: str) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
-
-    from dropline.db import make_engine
 
     engine = make_engine(url)
     try:

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 import redis
 
-
 DEFAULT_PREFIX = "dl:"
 
 

@@ -25,8 +25,8 @@ from dropline.fulfilment.models import (
     RoutePlanRow,
     WindowBooking,
 )
-from dropline.fulfilment.rules import format_money
 from dropline.memberships.models import Membership
+from dropline.money import format_money
 from dropline.orders.models import Order
 
 

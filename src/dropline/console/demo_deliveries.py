@@ -33,8 +33,8 @@ from dropline.memberships.models import Membership
 from dropline.memberships.perks import active_tier, delivery_subsidy
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
-from dropline.pricing import PricedLine, order_totals
 from dropline.payments.models import Payment, PaymentStatus
+from dropline.pricing import PricedLine, order_totals
 
 LONDON = ZoneInfo("Europe/London")
 ORDERS_PER_HUB = 7

@@ -20,8 +20,8 @@ from dropline.console import checklist as checklist_module
 from dropline.console import figures, network, playbooks
 from dropline.console.document import to_html, to_html_fragment, to_markdown
 from dropline.drops import service as drops
-from dropline.planning.drop_report import drop_report
 from dropline.errors import NotFound
+from dropline.planning.drop_report import drop_report
 from dropline.schemas import IdPath
 from dropline.web.admin import AdminPageUser, render
 from dropline.web.deps import ClockDep, SessionDep, SettingsDep

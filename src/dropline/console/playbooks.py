@@ -35,12 +35,13 @@ from dropline.fulfilment.decision_tree import (
     tree_svg,
 )
 from dropline.fulfilment.models import FulfilmentDecisionRow
-from dropline.fulfilment.rules import describe_rule, format_money
+from dropline.fulfilment.rules import describe_rule
 from dropline.fulfilment.service import load_rules
 from dropline.memberships import onboarding
 from dropline.memberships.models import Membership, MembershipTier, OnboardingProgress
 from dropline.memberships.reports import membership_cohort_map
 from dropline.memberships.rules import LIVE_STATUSES
+from dropline.money import format_money
 from dropline.planning.service import plan_drops
 
 PLAYBOOKS = {"cohort-map": "Membership cohort map", "drop-runbook": "Micro-drop runbook",

@@ -32,6 +32,7 @@ from dropline.errors import InvalidState
 from dropline.events.models import DomainEvent
 from dropline.events.service import record_event
 from dropline.locations.models import Location
+from dropline.money import format_money
 from dropline.orders.models import Order, OrderStatus
 
 MARKER_EVENT = "demo.seeded"
@@ -169,11 +170,3 @@ def _counts(session: Session) -> dict[str, str]:
                     f"{format_money(refunded, currency)} refunded)"),
         "order dates": f"{first:%Y-%m-%d} to {last:%Y-%m-%d}" if first else "no orders yet",
     }
-
-
-def format_money(amount: int, currency: str) -> str:
-    # The storefront's `money` filter lives in web.pages; importing it would pull in FastAPI.
-    sign, amount = ("-" if amount < 0 else ""), abs(amount)
-    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency)
-    major = f"{amount // 100:,}.{amount % 100:02d}"
-    return f"{sign}{symbol}{major}" if symbol else f"{sign}{major} {currency}"

@@ -42,7 +42,6 @@ from dropline.drops.schemas import (
 )
 from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
-from dropline.web.idempotency import run_idempotent
 from dropline.orders.api import order_read
 from dropline.payments.provider import Card
 from dropline.planning.drop_report import drop_report
@@ -60,6 +59,7 @@ from dropline.web.deps import (
     optional_customer,
     require_customer,
 )
+from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["drops"])
 PROBLEM = {"content": {"application/problem+json": {}}}

@@ -84,6 +84,7 @@ from dropline.drops.models import (
 )
 from dropline.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from dropline.events.service import record_event
+from dropline.memberships.perks import early_access_minutes
 from dropline.orders.models import Order
 
 MAX_RECLAIM = 500  # expired holds reclaimed per pass: bounded work inside a shopper's request
@@ -100,15 +101,7 @@ class EarlyAccess(Protocol):
 
 
 def membership_early_access(session: Session, *, customer_id: int, at: datetime) -> int:
-    """The default: the memberships perk when that module is installed, else nobody gets a
-    lead. Resolved on each call (an import is a dict lookup once loaded), so a process that
-    gains the module needs no restart of this code."""
-    try:
-        from dropline.memberships.perks import early_access_minutes  # type: ignore[import-not-found]
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("dropline.memberships"):
-            return 0
-        raise
+    """The default: the lead the customer's membership tier gives (0 for non-members)."""
     return int(early_access_minutes(session, customer_id=customer_id, at=at))
 
 

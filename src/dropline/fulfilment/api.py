@@ -54,8 +54,8 @@ from dropline.web.deps import (
     DatabaseDep,
     OptionalCustomer,
     Principal,
-    SessionDep,
     ServicesDep,
+    SessionDep,
     SettingsDep,
     admin,
 )

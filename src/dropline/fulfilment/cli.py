@@ -15,7 +15,27 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dropline.catalog.service import get_location_by_code
 from dropline.cli_support import services
+from dropline.errors import DomainError
+from dropline.fulfilment.decision_tree import tree_html, tree_markdown, tree_svg
+from dropline.fulfilment.jobs import run_fulfilment_jobs
+from dropline.fulfilment.models import MovementKind
+from dropline.fulfilment.planning import plan_window, route_sheet
+from dropline.fulfilment.routemap import route_map_svg
+from dropline.fulfilment.rules import describe_rule, rule_to_data
+from dropline.fulfilment.schemas import RouteSheetRead
+from dropline.fulfilment.service import (
+    LineRequest,
+    create_windows,
+    decide_with_options,
+    list_windows,
+    load_rules,
+    replace_rules,
+    resolve_destination,
+    start_movement,
+    window_options,
+)
 from dropline.fulfilment.solomon import (
     InstanceFormatError,
     dimacs_cost,
@@ -148,8 +168,6 @@ def _fail(message: str) -> typer.Exit:
 @contextmanager
 def _unit_of_work() -> Iterator[tuple[Any, Any]]:
     """One transaction per command; domain errors become one line and exit code 2."""
-    from dropline.errors import DomainError
-
     try:
         with services().db.transaction() as session:
             yield session, services().clock
@@ -161,9 +179,6 @@ def _unit_of_work() -> Iterator[tuple[Any, Any]]:
 def rules_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
                ) -> None:
     """List the rules, in the order they are tried."""
-    from dropline.fulfilment.rules import describe_rule, rule_to_data
-    from dropline.fulfilment.service import load_rules
-
     with _unit_of_work() as (session, _):
         rules = load_rules(session)
     if as_json:
@@ -181,8 +196,6 @@ def rules_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
 def rules_set(file: Annotated[Path, typer.Argument(help="JSON list of rules.")]) -> None:
     """Replace the rules with those in FILE: [{name, conditions: [{field, op, value}],
     action: prefer-hub|prefer-central, max_premium_amount?, enabled?}, ...]."""
-    from dropline.fulfilment.service import replace_rules
-
     try:
         data = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
@@ -201,9 +214,6 @@ def tree(
     = None,
 ) -> None:
     """Generate the one-page fulfilment decision tree from the configured rules."""
-    from dropline.fulfilment.decision_tree import tree_html, tree_markdown, tree_svg
-    from dropline.fulfilment.service import load_rules
-
     renderers = {"markdown": tree_markdown, "svg": tree_svg, "html": tree_html}
     if fmt not in renderers:
         raise _fail(f"unknown format {fmt!r}; one of {', '.join(renderers)}")
@@ -228,8 +238,6 @@ def windows_create(
     = 120,
 ) -> None:
     """Slot a hub's day into delivery windows from its opening hours (idempotent)."""
-    from dropline.fulfilment.service import create_windows
-
     with _unit_of_work() as (session, _):
         windows = create_windows(session, location_code=hub, day=day.date(),
                                  window_minutes=minutes, capacity=capacity,
@@ -245,9 +253,6 @@ def windows_create(
 def windows_list(hub: Annotated[str | None, typer.Option(help="Hub location code.")] = None
                  ) -> None:
     """List delivery windows with their bookings."""
-    from dropline.catalog.service import get_location_by_code
-    from dropline.fulfilment.service import list_windows
-
     with _unit_of_work() as (session, _):
         location_id = get_location_by_code(session, hub).id if hub else None
         windows = list_windows(session, location_id=location_id)
@@ -269,13 +274,6 @@ def options(
     lon: Annotated[float | None, typer.Option(help="Longitude.")] = None,
 ) -> None:
     """Decide how an order would be fulfilled, and list the windows it could book."""
-    from dropline.fulfilment.service import (
-        LineRequest,
-        decide_with_options,
-        resolve_destination,
-        window_options,
-    )
-
     try:
         lines = [LineRequest(*(int(part) for part in item.split("x", 1))) for item in line]
     except (TypeError, ValueError):
@@ -300,8 +298,6 @@ def plan(
     replan: Annotated[bool, typer.Option(help="Replace an existing plan.")] = False,
 ) -> None:
     """Plan one window's routes now (the worker does this at each window's cutoff)."""
-    from dropline.fulfilment.planning import plan_window
-
     with _unit_of_work() as (session, clock):
         planned = plan_window(session, clock=clock, window_id=window_id,
                               solver=services().solver, max_seconds=seconds, replan=replan)
@@ -317,9 +313,6 @@ def sheet(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print a planned window's route sheet: stop order, ETAs, load."""
-    from dropline.fulfilment.planning import route_sheet
-    from dropline.fulfilment.schemas import RouteSheetRead
-
     with _unit_of_work() as (session, _):
         found = route_sheet(session, window_id=window_id)
     if as_json:
@@ -350,9 +343,6 @@ def route_map(
     output: Annotated[Path, typer.Option("-o", "--output", help="SVG file to write.")],
 ) -> None:
     """Draw a planned window's routes as an SVG picture."""
-    from dropline.fulfilment.planning import route_sheet
-    from dropline.fulfilment.routemap import route_map_svg
-
     with _unit_of_work() as (session, _):
         svg = route_map_svg(route_sheet(session, window_id=window_id))
     output.write_text(svg)
@@ -371,9 +361,6 @@ def restock(
     lead_hours: Annotated[float, typer.Option(min=0, help="Hours until it arrives.")] = 48.0,
 ) -> None:
     """Start a transfer or a micro-factory production run that restocks a location."""
-    from dropline.fulfilment.models import MovementKind
-    from dropline.fulfilment.service import start_movement
-
     if kind not in ("transfer", "production"):
         raise _fail("--kind is transfer or production")
     with _unit_of_work() as (session, clock):
@@ -387,8 +374,6 @@ def restock(
 @fulfilment_app.command("jobs", epilog="Example: dropline fulfilment jobs")
 def jobs() -> None:
     """Complete due transfers and production runs, and plan windows past their cutoff."""
-    from dropline.fulfilment.jobs import run_fulfilment_jobs
-
     report = run_fulfilment_jobs(services().db, clock=services().clock,
                                  solver=services().solver)
     typer.echo(f"{len(report.movements_completed)} movement(s) completed, "

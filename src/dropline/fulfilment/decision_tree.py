@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from dropline.fulfilment.rules import ACTIONS, Rule, describe_condition, format_money
+from dropline.fulfilment.rules import ACTIONS, Rule, describe_condition
+from dropline.money import format_money
 
 __all__ = ["tree_html", "tree_markdown", "tree_steps", "tree_svg"]
 

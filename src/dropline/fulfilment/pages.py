@@ -5,7 +5,6 @@ Both are console pages: an admin signed in to /admin (cookie session)."""
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from dropline.fulfilment.ports import RouteSolver
 from dropline.clock import Clock
 from dropline.errors import InvalidState, NotFound
 from dropline.events.service import record_event
@@ -37,6 +36,7 @@ from dropline.fulfilment.models import (
     WindowBooking,
     WindowStatus,
 )
+from dropline.fulfilment.ports import RouteSolver
 from dropline.fulfilment.vrp import (
     NO_LIMIT,
     Depot,

@@ -30,12 +30,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from dropline.fulfilment.vrp import EARTH_RADIUS_METRES, haversine_metres
+from dropline.money import format_money
 
 __all__ = [
     "ACTIONS", "CONDITION_FIELDS", "OPERATORS", "CarrierRate", "CentralQuote", "CentralSite",
     "Condition", "Decision", "GeoPoint", "Insertion", "OpeningHours", "Option", "OrderFacts",
     "Path", "Rule", "VehicleCosts", "WindowSlot", "carrier_rate", "central_quote", "decide",
-    "describe_condition", "describe_rule", "format_money", "insertion_quote", "parse_rule",
+    "describe_condition", "describe_rule", "insertion_quote", "parse_rule",
     "round_amount", "slot_windows", "trip_quote", "window_price",
 ]
 
@@ -49,11 +50,6 @@ LONDON = ZoneInfo("Europe/London")
 def round_amount(value: float) -> int:
     """Half up, to whole minor units (costs are never negative)."""
     return int(math.floor(value + 0.5))
-
-
-def format_money(amount: int, currency: str = "GBP") -> str:
-    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency, "")
-    return f"{symbol}{amount // 100:,}.{amount % 100:02d}" + ("" if symbol else f" {currency}")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dropline.fulfilment.ports import Geocoder
 from dropline.catalog.models import Variant
 from dropline.catalog.service import get_location_by_code, take_stock
 from dropline.clock import Clock
@@ -48,6 +47,7 @@ from dropline.fulfilment.models import (
     WindowBooking,
     WindowStatus,
 )
+from dropline.fulfilment.ports import Geocoder
 from dropline.locations.models import Location, LocationKind, StockLevel
 from dropline.orders.models import OrderLine
 

@@ -13,10 +13,9 @@ from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dropline.errors import ServiceUnavailable
 from dropline.drops.service import started_drop_days
+from dropline.errors import ServiceUnavailable
 from dropline.idempotency.service import Claim
-from dropline.web.idempotency import run_idempotent
 from dropline.memberships import flows, onboarding, polls, reports, segments, service
 from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import Membership, MembershipPaymentMethod, MembershipTier
@@ -48,6 +47,7 @@ from dropline.web.deps import (
     SessionDep,
     admin,
 )
+from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["memberships"])
 IdempotencyKey = Annotated[str | None, Header(

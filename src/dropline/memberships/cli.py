@@ -26,6 +26,7 @@ from dropline.memberships.rules import (
     Segment,
     SubsidyKind,
 )
+from dropline.money import format_money
 
 console = Console()
 err = Console(stderr=True)
@@ -36,7 +37,7 @@ members_app = typer.Typer(help="Membership tiers, renewals, segments, cohort map
 
 
 def _money(amount: int, currency: str = "GBP") -> str:
-    return service.money(amount, currency)
+    return format_money(amount, currency)
 
 
 @members_app.command("tiers", epilog="Example: dropline members tiers")

@@ -47,6 +47,7 @@ from dropline.memberships.models import (
     MembershipTier,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy
+from dropline.money import format_money
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
 from dropline.payments.charging import charge_with_retries
@@ -259,7 +260,7 @@ def settle(session: Session, *, clock: Clock, config: MembershipConfig, charge_i
 def on_paid(session: Session, *, clock: Clock, config: MembershipConfig,
              charge: MembershipCharge, membership: Membership) -> None:
     tier = service.get_tier(session, membership.tier_id)
-    amount = service.money(charge.amount, charge.currency)
+    amount = format_money(charge.amount, charge.currency)
     if charge.kind is ChargeKind.change:
         target = service.get_tier(session, charge.target_tier_id or 0)
         restarts = charge.period_end != membership.current_period_end
@@ -290,7 +291,7 @@ def on_paid(session: Session, *, clock: Clock, config: MembershipConfig,
         body=f"Thank you. {amount} was charged to your card ending "
              f"{_last4(session, membership)} for {tier.name}, "
              f"{charge.period_start:%d %b %Y} to {charge.period_end:%d %b %Y}."
-             + (f" {service.money(charge.credit_applied, charge.currency)} of credit was used."
+             + (f" {format_money(charge.credit_applied, charge.currency)} of credit was used."
                 if charge.credit_applied else ""))
     if tier.consumable_variant_id is not None:
         _send_consumable(session, clock=clock, config=config, charge=charge,
@@ -324,7 +325,7 @@ def _on_declined(session: Session, *, clock: Clock, config: MembershipConfig,
         Membership.id == membership.id,
         Membership.status.in_((MembershipStatus.active, MembershipStatus.trialing)))
         .values(status=MembershipStatus.past_due, updated_at=now))
-    amount = service.money(charge.amount, charge.currency)
+    amount = format_money(charge.amount, charge.currency)
     if retry_at is not None:
         charge.next_attempt_at = retry_at
         service.queue_notice(
@@ -383,7 +384,7 @@ def _send_consumable(session: Session, *, clock: Clock, config: MembershipConfig
         if tier.out_of_stock_policy is OutOfStockPolicy.credit:
             session.execute(update(Membership).where(Membership.id == membership.id)
                             .values(credit_amount=Membership.credit_amount + value))
-            what = f"{service.money(value, variant.currency)} is credited to your next renewal"
+            what = f"{format_money(value, variant.currency)} is credited to your next renewal"
         else:
             what = "it is skipped this cycle"
         service.queue_notice(

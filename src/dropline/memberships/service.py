@@ -45,13 +45,7 @@ from dropline.memberships.rules import (
     prorate,
     prorate_new_interval,
 )
-
-
-def money(amount: int, currency: str) -> str:
-    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency)
-    major = f"{amount // 100:,}.{amount % 100:02d}"
-    return f"{symbol}{major}" if symbol else f"{major} {currency}"
-
+from dropline.money import format_money
 
 # ---------------------------------------------------------------------------------- tiers
 
@@ -516,7 +510,7 @@ def apply_tier_change(session: Session, *, clock: Clock, membership: Membership,
                  dedupe_key=f"tier:{membership.id}:{now:%Y%m%dT%H%M%S%f}",
                  subject=f"You are now in {new_tier.name}",
                  body=f"Your membership moved from {old_tier.name} to {new_tier.name}."
-                      + (f" {money(credit, new_tier.currency)} of unused time is credited "
+                      + (f" {format_money(credit, new_tier.currency)} of unused time is credited "
                          "to your next renewals." if credit else ""))
 
 

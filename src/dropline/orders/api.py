@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from dropline.idempotency.service import Claim
-from dropline.web.idempotency import run_idempotent
 from dropline.orders import flows, service
 from dropline.orders.models import OrderStatus
 from dropline.orders.schemas import (
@@ -22,6 +21,7 @@ from dropline.orders.schemas import (
 from dropline.payments.provider import Card
 from dropline.schemas import IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin
+from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["orders"])
 IdempotencyKey = Annotated[str | None, Header(

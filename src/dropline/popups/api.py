@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from dropline.idempotency.service import Claim
 from dropline.payments.provider import Card, TerminalReading
-from dropline.web.idempotency import run_idempotent
 from dropline.popups import counter, discovery, experiments, listings, service
 from dropline.popups.schemas import (
     ArmRead,
@@ -34,6 +33,7 @@ from dropline.popups.schemas import (
 )
 from dropline.web.caching import etag_matches
 from dropline.web.deps import Principal, Services, ServicesDep, SessionDep, admin
+from dropline.web.idempotency import run_idempotent
 
 api_router = APIRouter(prefix="/api/v1")
 feeds_router = APIRouter(tags=["local listings"])

@@ -16,8 +16,11 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dropline.catalog.models import Variant
 from dropline.cli_support import command_transaction, services
 from dropline.errors import InvalidInput, NotFound
+from dropline.locations.models import Location, LocationKind
+from dropline.popups import experiments, listings, service
 
 console = Console()
 err = Console(stderr=True)
@@ -29,8 +32,6 @@ popups_app = typer.Typer(help="Pop-up shops, local listings and experiments.",
 
 def _quantities(session: Session, pairs: list[str]) -> dict[int, int]:
     """``SKU=3`` pairs -> {variant id: 3}."""
-    from dropline.catalog.models import Variant
-
     out: dict[int, int] = {}
     for pair in pairs:
         sku, _, number = pair.partition("=")
@@ -63,9 +64,6 @@ def create(code: str, hub: Annotated[str, typer.Option(help="hub or warehouse co
            lat: Annotated[float | None, typer.Option(help="latitude, when new")] = None,
            lon: Annotated[float | None, typer.Option(help="longitude, when new")] = None) -> None:
     """Plan a pop-up at a pop-up location (created when --name is given and it is new)."""
-    from dropline.locations.models import Location, LocationKind
-    from dropline.popups import service
-
     with command_transaction() as session:
         if name and session.scalar(select(Location.id).where(Location.code == code)) is None:
             session.add(Location(code=code, name=name, kind=LocationKind.pop_up,
@@ -80,8 +78,6 @@ def create(code: str, hub: Annotated[str, typer.Option(help="hub or warehouse co
 @popups_app.command("open", epilog="Example: dropline popups open popup-borough")
 def open_(code: str) -> None:
     """Open a planned pop-up: the counter starts selling."""
-    from dropline.popups import service
-
     with command_transaction() as session:
         service.open_popup(session, clock=services().clock, code=code)
     console.print(f"{code} is open; counter: /counter/{code}")
@@ -92,8 +88,6 @@ def open_(code: str) -> None:
 def transfer(code: str, lines: Annotated[list[str], typer.Argument(help="SKU=QTY pairs")],
              lead_hours: Annotated[float, typer.Option(help="0: lands at once")] = 0.0) -> None:
     """Transfer stock from the pop-up's hub (stock movement records)."""
-    from dropline.popups import service
-
     with command_transaction() as session:
         moved = service.transfer_in(session, clock=services().clock, code=code,
                                     quantities=_quantities(session, lines),
@@ -108,8 +102,6 @@ def restock(code: str, lines: Annotated[list[str], typer.Argument(help="SKU=QTY 
             lead_hours: Annotated[float, typer.Option(help="production lead time")] = 48.0
             ) -> None:
     """Request a production run from a micro-factory, delivered to the pop-up (48 h)."""
-    from dropline.popups import service
-
     with command_transaction() as session:
         runs = service.request_restock(session, clock=services().clock, code=code,
                                        factory_code=factory,
@@ -126,8 +118,6 @@ def close(code: str,
                                                                 "a SKU not named counts 0")] = None
           ) -> None:
     """Close with a count: reconciliation (expected vs counted) and stock back to the hub."""
-    from dropline.popups import service
-
     with command_transaction() as session:
         report = service.close_popup(session, clock=services().clock, code=code,
                                      counted=_quantities(session, counts or []))
@@ -145,8 +135,6 @@ def close(code: str,
 def report(days: Annotated[int, typer.Option(min=1, max=365, help="conversion window")] = 30,
            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Sales and pop-up-to-member conversion per pop-up (95% Wilson interval)."""
-    from dropline.popups import service
-
     with command_transaction() as session:
         rows = service.conversion_report(session, within_days=days)
     if as_json:
@@ -170,8 +158,6 @@ def feed(fmt: Annotated[str, typer.Option("--format", help="tsv or json")] = "ts
          output: Annotated[Path | None, typer.Option(help="file to write (else stdout)")] = None
          ) -> None:
     """The local inventory feed (store_code, id, availability, quantity, price)."""
-    from dropline.popups import listings
-
     if fmt not in ("tsv", "json"):
         raise typer.BadParameter("--format is tsv or json")
     with console.status("building the feed…"), command_transaction() as session:
@@ -200,8 +186,6 @@ def experiment_start(slug: str, name: Annotated[str, typer.Option()],
                      target: Annotated[str, typer.Option(help="page slug; empty: all")] = ""
                      ) -> None:
     """Start an A/B test on product or drop pages."""
-    from dropline.popups import experiments
-
     variants = []
     for item in variant:
         key, _, headline = item.partition("=")
@@ -216,8 +200,6 @@ def experiment_start(slug: str, name: Annotated[str, typer.Option()],
                     "fig-headline")
 def experiment_report(slug: str) -> None:
     """Exposures, conversions, rate and difference vs control with 95% intervals."""
-    from dropline.popups import experiments
-
     with command_transaction() as session:
         result = experiments.experiment_report(session, slug=slug)
     table = Table(box=box.SIMPLE_HEAD, title=f"{result.name} ({result.status})")

@@ -41,6 +41,7 @@ from dropline.memberships import service as members
 from dropline.memberships.config import MembershipConfig
 from dropline.memberships.flows import attempt_charge
 from dropline.memberships.models import ChargeKind, ChargeStatus, Membership, MembershipCharge
+from dropline.money import format_money as money
 from dropline.orders.flows import (
     draft_lines,
     pay_order,
@@ -216,8 +217,6 @@ def sale_summary(session: Session, *, order_id: int) -> SaleSummary:
 
 
 def receipt_email(summary: SaleSummary, *, shop_name: str) -> OutgoingEmail:
-    from dropline.web.pages import money
-
     body = [f"Thank you for shopping with {shop_name} at our pop-up ({summary.popup_code}).",
             "", f"Receipt for order {summary.order_id}:"]
     body += [f"  {qty} x {product} ({variant})  {money(total, summary.currency)}"

@@ -31,8 +31,8 @@ from dropline.memberships.rules import LIVE_STATUSES, DunningPolicy
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
 from dropline.payments.models import Payment, PaymentStatus
-from dropline.popups import rules, service
-from dropline.popups.models import Popup, PopupSale, PopupStatus
+from dropline.popups import experiments, rules, service
+from dropline.popups.models import ExperimentObservation, Popup, PopupSale, PopupStatus
 
 TARGET = 0.18  # the case study's pop-up-to-member conversion
 COAL_DROPS = ("popup-coal-drops", "Coal Drops Yard pop-up",
@@ -176,8 +176,6 @@ def _experiment(ctx: DemoContext, rng: random.Random) -> str:
     and the variant 8.5% adding to cart (written in bulk, as observations)."""
     from sqlalchemy import insert
 
-    from dropline.popups import experiments
-    from dropline.popups.models import ExperimentObservation
 
     slug = "fig-headline"
     experiment = experiments.create_experiment(

@@ -15,15 +15,17 @@ from sqlalchemy.orm import Session
 
 from dropline.admin.service import SCOPES
 from dropline.catalog.models import Variant
-from dropline.catalog.service import get_location_by_code
+from dropline.catalog.service import get_location_by_code, set_stock
 from dropline.clock import Clock, ensure_utc
 from dropline.customers.models import Customer
+from dropline.customers.service import normalise_email, register_customer
 from dropline.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from dropline.events.service import record_event
 from dropline.fulfilment.models import MovementKind, StockMovement
 from dropline.fulfilment.service import complete_due_movements, start_movement
 from dropline.locations.models import Location, LocationKind, StockLevel
 from dropline.memberships.models import Membership
+from dropline.orders.models import Order
 from dropline.popups import rules
 from dropline.popups.models import Popup, PopupCount, PopupSale, PopupStatus
 
@@ -152,7 +154,6 @@ def close_popup(session: Session, *, clock: Clock, code: str, counted: Mapping[i
     skus = dict(session.execute(select(Variant.id, Variant.sku).where(
         Variant.id.in_(set(expected) | set(counted)))).all())
     lines = rules.reconcile(expected, counted, skus)
-    from dropline.catalog.service import set_stock
 
     back = 0
     for line in lines:
@@ -225,8 +226,6 @@ def conversion_report(session: Session, *, within_days: int = CONVERSION_DAYS,
     """Per pop-up: counter sales, revenue, distinct buyers, how many of them started a
     membership within ``within_days`` of their first purchase there, and the rate with its
     Wilson interval."""
-    from dropline.orders.models import Order
-
     views = [v for v in list_popups(session) if codes is None or v.location.code in codes]
     ids = {v.popup.id: v.location.code for v in views}
     rows = session.execute(select(PopupSale.popup_id, PopupSale.customer_id, PopupSale.sold_at,
@@ -258,8 +257,6 @@ def find_or_create_buyer(session: Session, *, clock: Clock, email: str, name: st
     "pop-up" and the pop-up as campaign (first touch wins: an existing customer keeps theirs).
     The random password is never shown: the buyer sets their own from the sign-up link."""
     import secrets
-
-    from dropline.customers.service import normalise_email, register_customer
 
     email = normalise_email(email)
     customer = session.scalar(select(Customer).where(Customer.email == email))

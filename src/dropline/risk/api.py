@@ -17,7 +17,6 @@ from pydantic import AwareDatetime
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
 from dropline.catalog.service import get_product
 from dropline.idempotency.service import Claim
-from dropline.web.idempotency import run_idempotent
 from dropline.risk import audit, config, flows, queue, returns
 from dropline.risk.models import ReturnOutcome, ReturnStatus
 from dropline.risk.schemas import (
@@ -42,6 +41,7 @@ from dropline.risk.schemas import (
 )
 from dropline.schemas import IdPath
 from dropline.web.deps import ClockDep, CustomerDep, Principal, ServicesDep, SessionDep, admin
+from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["returns and risk"])
 PROBLEM = {"content": {"application/problem+json": {}}}

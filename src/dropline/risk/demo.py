@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
+from dropline.audit import acting_as
 from dropline.catalog.models import ConditionGrade, Variant
 from dropline.clock import FrozenClock
 from dropline.demo import DemoContext, demo_step
@@ -35,7 +36,6 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.risk import returns
-from dropline.audit import acting_as
 from dropline.risk.models import ReturnRequest, ReturnStatus, SerialUnit
 from dropline.webhooks.models import WebhookDelivery
 

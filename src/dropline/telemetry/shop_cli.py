@@ -14,10 +14,14 @@ from rich.table import Table
 
 from dropline.cli_support import services
 from dropline.errors import DomainError
+from dropline.money import format_money
 from dropline.telemetry import service
 from dropline.telemetry.cohorts import CUTS
 from dropline.telemetry.decisions import DEFAULT_GROSS_MARGIN, DEFAULT_TARGET_RATIO
+from dropline.telemetry.imports import import_history as run_import
+from dropline.telemetry.imports import parse_history
 from dropline.telemetry.report import plain
+from dropline.telemetry.shop_ltv import estimate_shop_ltv
 
 telemetry_app = typer.Typer(
     help="Cohorts, the shop's own LTV and the decisions built on them (CAC ceilings, delivery "
@@ -53,8 +57,6 @@ def _cuts(by: list[str]) -> list[str]:
 def _money(amount: float | None, currency: str) -> str:
     if amount is None:
         return "—"
-    from dropline.demo.seed import format_money
-
     return format_money(int(round(amount)), currency)
 
 
@@ -136,8 +138,6 @@ def ltv(by: By = [],  # noqa: B006
         as_of: AsOf = None, as_json: AsJson = False) -> None:
     """BG/NBD + Gamma-Gamma fitted on the shop's own orders: each customer's expected value
     over the horizon, averaged by cut of their first purchase."""
-    from dropline.telemetry.shop_ltv import estimate_shop_ltv
-
     now = _as_of(as_of)
     cal = now.date() if calibration_end is None else _as_of(calibration_end).date()
     if cal > now.date():
@@ -303,9 +303,6 @@ def import_history(
 ) -> None:
     """Import a transaction history from another platform as customers and paid historical
     orders (marked imported), so cohorts and LTV start from the brand's real past."""
-    from dropline.telemetry.imports import import_history as run_import
-    from dropline.telemetry.imports import parse_history
-
     settings = services().settings
     try:
         text = file.read_text(encoding="utf-8-sig")

@@ -22,10 +22,10 @@ from dropline.admin.service import (
     end_admin_session,
     start_admin_session,
 )
+from dropline.audit import set_actor
 from dropline.console.figures import overview as console_overview
 from dropline.console.overview import shop_overview
 from dropline.errors import NotAuthenticated
-from dropline.audit import set_actor
 from dropline.web.deps import ServicesDep, SessionDep
 from dropline.web.templating import templates
 

@@ -10,12 +10,12 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from dropline.admin.service import has_scope, resolve_token
+from dropline.audit import set_actor
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.customers.service import customer_for_session
 from dropline.db import Database
 from dropline.errors import NotAuthenticated, PermissionDenied
-from dropline.audit import set_actor
 from dropline.services import Services
 
 

@@ -23,8 +23,8 @@ from dropline.db import Database
 from dropline.drops import service as drops
 from dropline.drops.pages import render_drop
 from dropline.errors import ServiceUnavailable
-from dropline.web import caching
 from dropline.services import Services
+from dropline.web import caching
 from dropline.web.pages import render_home, render_product
 
 

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.rules import GRADE_LABELS
+from dropline.money import format_money
 from dropline.popups.listings import product_jsonld
 
 __all__ = ["DOMAIN_TEMPLATE_DIRS", "TEMPLATE_DIR", "jsonld_script", "local_time", "money",
@@ -32,13 +33,7 @@ SHOP_TIMEZONE = ZoneInfo("Europe/London")  # times on pages are the shop's local
 templates = Jinja2Templates(directory=[TEMPLATE_DIR, *DOMAIN_TEMPLATE_DIRS])
 
 
-def money(amount: int, currency: str = "GBP") -> str:
-    """Minor units to a display string: -150 GBP -> "-£1.50" (two-decimal currencies)."""
-    sign = "-" if amount < 0 else ""
-    units, cents = divmod(abs(amount), 100)
-    symbol = {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency)
-    major = f"{units:,}.{cents:02d}"
-    return f"{sign}{symbol}{major}" if symbol else f"{sign}{major} {currency}"
+money = format_money  # the templates' filter name
 
 
 def local_time(value: datetime, fmt: str = "%a %d %b %H:%M") -> str:

@@ -241,9 +241,12 @@ def webhooks_add(
 ) -> None:
     """Register a webhook endpoint; prints its signing secret once."""
     from dropline.webhooks.service import create_endpoint
+    from dropline.webhooks.targets import TargetPolicy
 
-    with _database(get_settings()).transaction() as session:
-        endpoint = create_endpoint(session, clock=SystemClock(), url=url, event_types=event)
+    settings = get_settings()
+    with _database(settings).transaction() as session:
+        endpoint = create_endpoint(session, clock=SystemClock(), url=url, event_types=event,
+                                   targets=TargetPolicy.from_settings(settings))
         console.print(f"endpoint {endpoint.id} → {endpoint.url} ({', '.join(endpoint.event_types)})")
         console.print(f"signing secret: {endpoint.secret}")
 

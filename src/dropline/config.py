@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     run_scheduler: bool = Field(
         default=True, description="Run background jobs (webhook delivery) inside `serve`."
     )
+    webhook_allow_http: bool = Field(
+        default=False, description="Development only: accept plain-http webhook targets.")
+    webhook_allow_private_targets: bool = Field(
+        default=False, description=(
+            "Development only: accept webhook targets on loopback or private networks "
+            "(a local receiver); otherwise they are refused as SSRF."))
 
     @property
     def is_sqlite(self) -> bool:

@@ -33,6 +33,7 @@ from dropline.drops.models import Drop, DropWaitlistEntry
 from dropline.drops.rules import DropState
 from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.orders.schemas import AddressIn, CardIn
+from dropline.schemas import IdForm
 from dropline.security import token_digest
 from dropline.web import caching
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
@@ -211,7 +212,7 @@ def join_queue(ref: str, request: Request, services: ServicesDep,
 
 @router.post("/drops/{ref}/waitlist")
 def join_waitlist(ref: str, request: Request, services: ServicesDep,
-                  customer: OptionalCustomer, variant_id: Annotated[int, Form(ge=1)],
+                  customer: OptionalCustomer, variant_id: IdForm,
                   quantity: Small = 1) -> Response:
     def action(drop_id: int, who: Principal) -> None:
         with services.db.transaction() as session:
@@ -235,7 +236,7 @@ def _buy_inputs(form: dict[str, str]) -> tuple[Card, dict[str, Any]]:
 
 @router.post("/drops/{ref}/buy")
 def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCustomer,
-        variant_id: Annotated[int, Form(ge=1)], key: Annotated[str, Form(max_length=64)],
+        variant_id: IdForm, key: Annotated[str, Form(max_length=64)],
         name: Short, line1: Short, city: Short, postcode: Short, number: Short,
         exp_month: Short, exp_year: Short, cvc: Short, quantity: Small = 1,
         country: Short = "GB") -> Response:

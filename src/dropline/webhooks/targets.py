@@ -157,7 +157,7 @@ def _check(url: str, policy: TargetPolicy) -> CheckedTarget:
     else:
         try:
             addresses = list(policy.resolve(host, port))
-        except (OSError, UnicodeError):
+        except (OSError, UnicodeError, ValueError):
             addresses = []
         if not addresses:
             return CheckedTarget(url=url, host=host, port=port, address=None)

@@ -16,6 +16,7 @@
 #                  like, e.g. `python -m venv /tmp/st && /tmp/st/bin/pip install schemathesis`)
 #                                                            (default: st on PATH)
 #   PORT           where the demo server listens on 127.0.0.1 (default: 8765)
+#   REPORT_DIR     keep each role's Schemathesis log and JUnit report here (default: dropped)
 #   DROPLINE_DATABASE_URL  an existing database to fuzz; default: a fresh SQLite demo in a
 #                  temporary directory (PostgreSQL: give an empty database, it is migrated)
 #
@@ -39,6 +40,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+REPORT_DIR=${REPORT_DIR:-$WORK}
+mkdir -p "$REPORT_DIR"
 
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export DROPLINE_DATABASE_URL=${DROPLINE_DATABASE_URL:-"sqlite:///$WORK/fuzz.db"}
@@ -74,6 +77,7 @@ import xml.etree.ElementTree as ET
 cases = ET.parse(sys.argv[1]).getroot().iter("testcase")
 operations = failed = 0
 checks = collections.Counter()
+where = collections.defaultdict(list)
 for case in cases:
     operations += 1
     problems = case.findall("failure") + case.findall("error")
@@ -83,9 +87,10 @@ for case in cases:
         text = (problem.get("message") or "") + "\n" + (problem.text or "")
         for title in re.findall(r"^\s*-\s+(.+?)\s*$", text, re.M):
             checks[title] += 1
+            where[title].append(case.get("name", "?"))
 print(f"operations tested: {operations}; with a failure: {failed}")
 for title, n in checks.most_common():
-    print(f"  {n:5d}  {title}")
+    print(f"  {n:5d}  {title}" + ("" if n > 5 else "  (" + "; ".join(where[title]) + ")"))
 EOF
 }
 
@@ -102,10 +107,10 @@ for role in $ROLES; do
   if [ "$MAX_TIME" != 0 ]; then limit=(--max-time "$MAX_TIME"); fi
   echo "==> role: $role (max $MAX_EXAMPLES examples per operation)"
   "$SCHEMATHESIS" run "$BASE/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
-    --seed 20 --no-color --report junit --report-junit-path "$WORK/$role.xml" \
-    --request-timeout 30 "${limit[@]}" "${headers[@]}" >"$WORK/$role.log" 2>&1 || status=1
-  sed -n '/SUMMARY/,$p' "$WORK/$role.log"
+    --seed 20 --no-color --report junit --report-junit-path "$REPORT_DIR/$role.xml" \
+    --request-timeout 30 "${limit[@]}" "${headers[@]}" >"$REPORT_DIR/$role.log" 2>&1 || status=1
+  sed -n '/SUMMARY/,$p' "$REPORT_DIR/$role.log"
   echo "--- $role: counts"
-  counts "$WORK/$role.xml" || true
+  counts "$REPORT_DIR/$role.xml" || true
 done
 exit $status

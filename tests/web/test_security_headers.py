@@ -93,3 +93,15 @@ def test_no_template_holds_an_inline_script_or_an_event_handler_attribute():
             offenders.append(str(template.relative_to(SRC)))
 
     assert offenders == []
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("PUT", "/api/v1/admin/tokens", "GET, POST"),  # two routes share the path
+    ("PATCH", "/api/v1/admin/webhooks", "GET, POST"),
+    ("PUT", "/api/v1/admin/tokens/5", "DELETE"),
+])
+def test_a_405_lists_every_method_the_path_serves(client, method, path, allow):
+    response = client.request(method, path)
+
+    assert_problem(response, 405)
+    assert response.headers["allow"] == allow

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dropline.errors import PROBLEM_BASE, DomainError
+from dropline.web.allow import allowed_methods
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("dropline.web")
@@ -78,8 +79,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := allowed_methods(request.app, request.scope)):
+            headers["Allow"] = ", ".join(allowed)
         return problem_response(exc.status_code, _problem(
-            exc.status_code, slug, title, detail, request.url.path), dict(exc.headers or {}))
+            exc.status_code, slug, title, detail, request.url.path), headers)
 
     @app.exception_handler(DataError)
     async def on_data_error(request: Request, exc: DataError) -> JSONResponse:

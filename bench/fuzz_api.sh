@@ -20,6 +20,8 @@
 #   DROPLINE_DATABASE_URL  an existing database to fuzz; default: a fresh SQLite demo in a
 #                  temporary directory (PostgreSQL: give an empty database, it is migrated)
 #
+# Text with NUL or lone surrogates is refused on purpose (no engine stores both alike:
+# dropline.schemas.refuse_unstorable_text), so it is not generated.
 # The server runs without its background worker, so nothing the fuzzer registers (webhooks,
 # say) is ever sent anywhere; every request goes to 127.0.0.1.
 set -euo pipefail
@@ -107,6 +109,7 @@ for role in $ROLES; do
   if [ "$MAX_TIME" != 0 ]; then limit=(--max-time "$MAX_TIME"); fi
   echo "==> role: $role (max $MAX_EXAMPLES examples per operation)"
   "$SCHEMATHESIS" run "$BASE/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
+    --generation-allow-x00 false --generation-codec utf-8 \
     --seed 20 --no-color --report junit --report-junit-path "$REPORT_DIR/$role.xml" \
     --request-timeout 30 "${limit[@]}" "${headers[@]}" >"$REPORT_DIR/$role.log" 2>&1 || status=1
   sed -n '/SUMMARY/,$p' "$REPORT_DIR/$role.log"

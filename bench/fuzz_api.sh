@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 ROLES=${ROLES:-"anonymous customer admin"}
 MAX_EXAMPLES=${MAX_EXAMPLES:-25}
 MAX_TIME=${MAX_TIME:-0}
-PYTHON=${PYTHON:-.venv/bin/python}
+PYTHON=${PYTHON:-$PWD/.venv/bin/python}
 SCHEMATHESIS=${SCHEMATHESIS:-st}
 PORT=${PORT:-8765}
 BASE="http://127.0.0.1:$PORT"
@@ -44,6 +44,7 @@ cleanup() {
 trap cleanup EXIT
 REPORT_DIR=${REPORT_DIR:-$WORK}
 mkdir -p "$REPORT_DIR"
+REPORT_DIR=$(cd "$REPORT_DIR" && pwd)
 
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export DROPLINE_DATABASE_URL=${DROPLINE_DATABASE_URL:-"sqlite:///$WORK/fuzz.db"}
@@ -108,10 +109,11 @@ for role in $ROLES; do
   limit=()
   if [ "$MAX_TIME" != 0 ]; then limit=(--max-time "$MAX_TIME"); fi
   echo "==> role: $role (max $MAX_EXAMPLES examples per operation)"
-  "$SCHEMATHESIS" run "$BASE/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
+  # Run from the temporary directory: Schemathesis keeps a .schemathesis/ cache where it runs.
+  (cd "$WORK" && "$SCHEMATHESIS" run "$BASE/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
     --generation-allow-x00 false --generation-codec utf-8 \
     --seed 20 --no-color --report junit --report-junit-path "$REPORT_DIR/$role.xml" \
-    --request-timeout 30 "${limit[@]}" "${headers[@]}" >"$REPORT_DIR/$role.log" 2>&1 || status=1
+    --request-timeout 30 "${limit[@]}" "${headers[@]}" >"$REPORT_DIR/$role.log" 2>&1) || status=1
   sed -n '/SUMMARY/,$p' "$REPORT_DIR/$role.log"
   echo "--- $role: counts"
   counts "$REPORT_DIR/$role.xml" || true

@@ -11,9 +11,9 @@ from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.admin.service import issue_token
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.service import VariantSpec, create_product, set_stock
+from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock
 from dropline.db import Database
-from dropline.checkout_policy import build_checkout_policy
 from dropline.locations.models import Location, LocationKind
 from dropline.orders.policy import CheckoutPolicy
 

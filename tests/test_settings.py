@@ -37,6 +37,8 @@ KEPT = [
     ("DROPLINE_IDEMPOTENCY_RETENTION_HOURS", "48", "idempotency.retention_hours", 48),
     ("DROPLINE_WEBHOOK_MAX_ATTEMPTS", "3", "webhooks.max_attempts", 3),
     ("DROPLINE_WEBHOOK_TIMEOUT_SECONDS", "1.5", "webhooks.timeout_seconds", 1.5),
+    ("DROPLINE_WEBHOOK_ALLOW_HTTP", "true", "webhooks.allow_http", True),
+    ("DROPLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true", "webhooks.allow_private_targets", True),
     ("DROPLINE_DROPS_IDENTITY_PER_MINUTE", "11", "drops.identity_per_minute", 11),
     ("DROPLINE_DROPS_IP_PER_MINUTE", "22", "drops.ip_per_minute", 22),
     ("DROPLINE_DROPS_REDIS_URL", "redis://h:6379/6", "drops.redis_url", "redis://h:6379/6"),

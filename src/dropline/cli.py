@@ -33,6 +33,7 @@ from dropline.telemetry.shop_cli import telemetry_app
 from dropline.web import serving
 from dropline.web.scheduler import BackgroundWorker
 from dropline.webhooks.service import create_endpoint
+from dropline.webhooks.targets import TargetPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console()
@@ -216,7 +217,9 @@ def webhooks_add(
 ) -> None:
     """Register a webhook endpoint; prints its signing secret once."""
     with services().db.transaction() as session:
-        endpoint = create_endpoint(session, clock=services().clock, url=url, event_types=event)
+        endpoint = create_endpoint(session, clock=services().clock, url=url, event_types=event,
+                                   targets=TargetPolicy.from_settings(
+                                       services().settings.webhooks))
         console.print(f"endpoint {endpoint.id} → {endpoint.url} ({', '.join(endpoint.event_types)})")
         console.print(f"signing secret: {endpoint.secret}")
 

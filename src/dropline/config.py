@@ -123,6 +123,11 @@ class WebhookSettings(Section):
 
     max_attempts: int = setting(8, "Delivery attempts of a webhook before it is given up.")
     timeout_seconds: float = setting(5.0, "Timeout of one webhook delivery, in seconds.")
+    allow_http: bool = setting(
+        False, "Development only: accept plain-http webhook targets.")
+    allow_private_targets: bool = setting(
+        False, "Development only: accept webhook targets on loopback or private networks (a "
+        "local receiver); otherwise they are refused as SSRF.")
 
 
 class DropsSettings(Section):

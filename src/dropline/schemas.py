@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Form, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_ID = 2**53  # safe in JSON numbers and in BIGINT
@@ -13,6 +13,7 @@ MAX_AMOUNT = 10**11  # minor units: a billion in major units
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="numeric id")]
+IdForm = Annotated[int, Form(ge=1, le=MAX_ID, description="numeric id")]  # as on the API
 Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="integer minor units (pence)")]
 PositiveAmount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="integer minor units")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"),

@@ -15,9 +15,9 @@ from dropline.db import Database
 from dropline.demo import seed_demo
 from dropline.drops import service as drops
 from dropline.drops.models import Drop
-from dropline.planning.drop_report import drop_report
 from dropline.fulfilment.models import RoutePlanRow, WindowBooking
 from dropline.memberships.reports import metrics
+from dropline.planning.drop_report import drop_report
 from dropline.web.pages import money
 from tests.builders import sign_in_console
 from tests.web.support import assert_problem

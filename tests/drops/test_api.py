@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from dropline.config import DropsSettings
-from dropline.ratelimit import MemoryRateLimiter
 from dropline.orders.models import Order, OrderStatus
+from dropline.ratelimit import MemoryRateLimiter
 from tests.builders import ADDRESS, GOOD_CARD, api_token, make_location, make_product, sign_up
 from tests.drops.builders import make_drop
 from tests.web.support import assert_problem

@@ -126,3 +126,29 @@ def test_cash_forecast_takes_demand_from_the_shop(client, db, clock, shop):
     # 4-week windows before 22 Jan: 2025-10-30.., 2025-11-27.., 2025-12-25..2026-01-22: 0, 0, 2
     assert body["inputs"]["past_sell_through"] == [0, 0, 2]
     assert body["units"] == 1 and body["weeks"][0]["starts"] == "2026-01-26"
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/decisions/delivery-subsidy", {"confidence": "0.9999999999999999"}),  # 0.5 + c/2 == 1.0
+    ("/decisions/delivery-subsidy", {"confidence": "0.5"}),
+    ("/ltv", {"horizon_weeks": "2"}),  # shorter than one step of the value curve
+    ("/ltv", {"horizon_weeks": "0.001"}),
+])
+def test_parameters_beyond_what_the_model_computes_are_422_not_500(client, db, clock, shop,
+                                                                    path, params):
+    response = client.get(f"/api/v1/admin/telemetry{path}", params={"as_of": AS_OF, **params},
+                          headers=api_token(db, clock, "telemetry:read"))
+
+    assert_problem(response, 422)
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/decisions/delivery-subsidy", {"confidence": "0.999999"}),
+    ("/ltv", {"horizon_weeks": "4"}),
+    ("/ltv", {"horizon_weeks": "4.5"}),
+])
+def test_the_bounds_themselves_are_computed(client, db, clock, shop, path, params):
+    response = client.get(f"/api/v1/admin/telemetry{path}", params={"as_of": AS_OF, **params},
+                          headers=api_token(db, clock, "telemetry:read"))
+
+    assert response.status_code == 200, response.text

@@ -113,7 +113,7 @@ def test_a_token_with_the_right_scope_is_let_through(client, db, clock, method, 
 
 
 def _issue(client, db, clock, **fields) -> dict:
-    manager = api_token(db, clock, "tokens:manage")
+    manager = api_token(db, clock, "tokens:manage", "orders:read")  # grants only what it holds
     response = client.post("/api/v1/admin/tokens", headers=manager,
                            json={"name": "reporting", "scopes": ["orders:read"], **fields})
     assert response.status_code == 201, response.text

@@ -12,7 +12,7 @@ import pytest
 import dropline
 from dropline.web import templating
 from dropline.web.app import console_navigation, create_app
-from dropline.web.navigation import NavItem, Navigation
+from dropline.web.navigation import Navigation, NavItem
 
 PACKAGE = Path(dropline.__file__).parent
 PAGE_MODULES = sorted(f"dropline.{p.parent.name}.pages" for p in PACKAGE.glob("*/pages.py"))

@@ -14,8 +14,18 @@ from dropline.webhooks.jobs import deliver_due
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery
 from dropline.webhooks.service import backoff, create_endpoint
 from dropline.webhooks.signing import sign, verify
+from dropline.webhooks.targets import TargetPolicy
 from tests.builders import api_token
 from tests.webhooks.receiver import running_receiver
+
+# The receiver listens on 127.0.0.1 over http: what the development settings allow.
+LOCAL = TargetPolicy(allow_http=True, allow_private=True)
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.model_copy(update={"webhooks": settings.webhooks.model_copy(
+        update={"allow_http": True, "allow_private_targets": True})})
 
 
 @pytest.fixture
@@ -26,7 +36,8 @@ def receiver():
 
 def _endpoint(db, clock, url, types=("*",)):
     with db.transaction() as session:
-        endpoint = create_endpoint(session, clock=clock, url=url, event_types=list(types))
+        endpoint = create_endpoint(session, clock=clock, url=url, event_types=list(types),
+                                   targets=LOCAL)
         return endpoint.id, endpoint.secret
 
 
@@ -46,7 +57,7 @@ def test_delivery_is_signed_so_the_receiver_can_verify_it(db, clock, receiver):
     event_id = _event(db, clock, total_amount=4200)
 
     with httpx.Client() as client:
-        report = deliver_due(db, clock=clock, client=client)
+        report = deliver_due(db, clock=clock, client=client, targets=LOCAL)
 
     assert report.delivered == 1
     (request,) = receiver.requests
@@ -82,7 +93,7 @@ def test_endpoint_receives_only_subscribed_event_types(db, clock, receiver):
     _event(db, clock, type="customer.registered")
 
     with httpx.Client() as client:
-        deliver_due(db, clock=clock, client=client)
+        deliver_due(db, clock=clock, client=client, targets=LOCAL)
 
     assert [json.loads(r.body)["type"] for r in receiver.requests] == ["order.paid"]
 
@@ -102,15 +113,15 @@ def test_failed_delivery_is_retried_with_backoff_then_succeeds_once(db, clock, r
     receiver.statuses = [500, 503]
 
     with httpx.Client() as client:
-        assert deliver_due(db, clock=clock, client=client).retrying == 1
+        assert deliver_due(db, clock=clock, client=client, targets=LOCAL).retrying == 1
         # Not due yet: nothing is sent before the backoff has passed.
-        assert deliver_due(db, clock=clock, client=client).attempted == 0
+        assert deliver_due(db, clock=clock, client=client, targets=LOCAL).attempted == 0
         clock.advance(seconds=backoff(1).total_seconds())
-        assert deliver_due(db, clock=clock, client=client).retrying == 1
+        assert deliver_due(db, clock=clock, client=client, targets=LOCAL).retrying == 1
         clock.advance(seconds=backoff(2).total_seconds())
-        assert deliver_due(db, clock=clock, client=client).delivered == 1
+        assert deliver_due(db, clock=clock, client=client, targets=LOCAL).delivered == 1
         clock.advance(hours=24)
-        assert deliver_due(db, clock=clock, client=client).attempted == 0
+        assert deliver_due(db, clock=clock, client=client, targets=LOCAL).attempted == 0
 
     (delivery,) = _deliveries(db)
     assert delivery.status is DeliveryStatus.delivered and delivery.attempts == 3
@@ -125,7 +136,7 @@ def test_delivery_gives_up_after_max_attempts(db, clock, receiver):
 
     with httpx.Client() as client:
         for _ in range(3):
-            deliver_due(db, clock=clock, client=client, max_attempts=3)
+            deliver_due(db, clock=clock, client=client, targets=LOCAL, max_attempts=3)
             clock.advance(hours=7)
 
     (delivery,) = _deliveries(db)
@@ -142,7 +153,7 @@ def test_concurrent_dispatchers_never_send_one_event_twice(db, clock, receiver):
     def dispatch():
         barrier.wait()
         with httpx.Client() as client:
-            deliver_due(db, clock=clock, client=client)
+            deliver_due(db, clock=clock, client=client, targets=LOCAL)
 
     threads = [threading.Thread(target=dispatch) for _ in range(4)]
     for thread in threads:
@@ -162,9 +173,10 @@ def test_a_crashed_senders_claim_expires_and_the_delivery_is_retried(db, clock, 
 
     assert len(_claim_due(db, clock=clock, limit=10)) == 1  # claimed, then the sender "dies"
     with httpx.Client() as client:
-        assert deliver_due(db, clock=clock, client=client).attempted == 0  # lease still held
+        # The lease is still held:
+        assert deliver_due(db, clock=clock, client=client, targets=LOCAL).attempted == 0
         clock.advance(minutes=2)
-        assert deliver_due(db, clock=clock, client=client).delivered == 1
+        assert deliver_due(db, clock=clock, client=client, targets=LOCAL).delivered == 1
 
 
 def test_webhook_api_registers_endpoint_and_lists_deliveries(client, db, clock, receiver):
@@ -210,8 +222,8 @@ def test_checkout_event_is_delivered_after_commit_by_the_request_hook(db, clock,
 
 def test_worker_pass_purges_completed_idempotency_records_after_retention(client, db, clock,
                                                                           settings):
-    from dropline.idempotency.models import IdempotencyRecord
     from dropline.bootstrap import build_services
+    from dropline.idempotency.models import IdempotencyRecord
     from dropline.web.scheduler import BackgroundWorker
     from tests.builders import cart_with, checkout_body, make_location, make_product, sign_up
 

@@ -56,7 +56,8 @@ def scopes(_: TokenManager) -> dict[str, str]:
 @router.post("/tokens", response_model=IssuedTokenRead, status_code=status.HTTP_201_CREATED,
              summary="Issue an API token")
 def issue_token(body: TokenCreate, session: SessionDep, clock: ClockDep,
-                _: TokenManager) -> IssuedTokenRead:
+                caller: TokenManager) -> IssuedTokenRead:
+    service.refuse_scope_escalation(service.validate_scopes(body.scopes), held=caller.scopes)
     issued = service.issue_token(session, clock=clock, name=body.name, scopes=body.scopes,
                                  expires_at=body.expires_at)
     return IssuedTokenRead(**TokenRead.model_validate(issued.token).model_dump(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,7 +14,13 @@ from dropline import sessions
 from dropline.admin.models import AdminSession, AdminUser, ApiToken
 from dropline.clock import Clock
 from dropline.customers.service import normalise_email
-from dropline.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
+from dropline.errors import (
+    AlreadyExists,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+)
 from dropline.security import hash_password, token_digest, verify_password
 
 SCOPES: dict[str, str] = {
@@ -70,6 +77,19 @@ def validate_scopes(scopes: list[str]) -> list[str]:
     if not scopes:
         raise InvalidInput("a token needs at least one scope", field="scopes")
     return sorted(set(scopes))
+
+
+def refuse_scope_escalation(requested: list[str], *, held: Sequence[str]) -> None:
+    """A token may only grant what it holds: ``*`` only by a ``*`` holder, any other scope by a
+    holder of that scope or of ``*``. (The CLI is the operator and issues without this check.)"""
+    if ALL_SCOPES in held:
+        return
+    beyond = sorted(set(requested) - set(held))
+    if beyond:
+        raise PermissionDenied(
+            f"a token can only grant scopes it holds; this one lacks {', '.join(beyond)}",
+            scopes=beyond,
+        )
 
 
 def issue_token(

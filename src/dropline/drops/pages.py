@@ -38,6 +38,7 @@ from dropline.orders.schemas import AddressIn, CardIn
 from dropline.popups import experiments
 from dropline.popups.experiments import requested_variant
 from dropline.popups.rules import cache_key
+from dropline.schemas import IdForm
 from dropline.security import token_digest
 from dropline.web import caching
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
@@ -211,7 +212,7 @@ def join_queue(ref: str, request: Request, services: ServicesDep,
 
 @router.post("/drops/{ref}/waitlist")
 def join_waitlist(ref: str, request: Request, services: ServicesDep,
-                  customer: OptionalCustomer, variant_id: Annotated[int, Form(ge=1)],
+                  customer: OptionalCustomer, variant_id: IdForm,
                   quantity: Small = 1) -> Response:
     def action(drop_id: int, who: Principal) -> None:
         with services.db.transaction() as session:
@@ -237,7 +238,7 @@ def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> P
 
 @router.post("/drops/{ref}/buy")
 def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCustomer,
-        variant_id: Annotated[int, Form(ge=1)], key: Annotated[str, Form(max_length=64)],
+        variant_id: IdForm, key: Annotated[str, Form(max_length=64)],
         name: Short, line1: Short, city: Short, postcode: Short, number: Short,
         exp_month: Short, exp_year: Short, cvc: Short, quantity: Small = 1,
         country: Short = "GB") -> Response:

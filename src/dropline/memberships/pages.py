@@ -21,6 +21,7 @@ from dropline.memberships.models import MembershipPaymentMethod
 from dropline.memberships.rules import PERK_STATUSES
 from dropline.orders.schemas import CardIn
 from dropline.payments.provider import Card
+from dropline.schemas import IdPath
 from dropline.web.admin import AdminPageUser
 from dropline.web.admin import render as render_console
 from dropline.web.deps import OptionalCustomer, Principal, ServicesDep
@@ -215,7 +216,7 @@ def waitlist(request: Request, services: ServicesDep, customer: OptionalCustomer
 
 
 @router.post("/membership/polls/{poll_id}/vote")
-def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, poll_id: int,
+def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, poll_id: IdPath,
          option: Annotated[int, Form(ge=0, le=19)]) -> Response:
     def action(who: Principal) -> None:
         with services.db.transaction() as session:

@@ -30,6 +30,7 @@ from dropline.popups import counter, experiments, listings, service
 from dropline.popups.api import sale_read, sell_idempotent
 from dropline.popups.discovery import tags_for
 from dropline.popups.schemas import CounterSaleCreate, CounterSignUp, SaleRead
+from dropline.schemas import IdPath
 from dropline.telemetry import service as telemetry
 from dropline.telemetry.charts import bar_chart_svg
 from dropline.telemetry.cohorts import value_by
@@ -116,7 +117,7 @@ def counter_sale(code: str, body: CounterSaleCreate, request: Request, services:
 
 
 @router.post("/admin/counter/{code}/sales/{order_id}/membership")
-def counter_sign_up(code: str, order_id: int, body: CounterSignUp, services: ServicesDep,
+def counter_sign_up(code: str, order_id: IdPath, body: CounterSignUp, services: ServicesDep,
                     staff: StaffDep) -> dict[str, Any]:
     with services.db.transaction() as session:
         if counter.sale_summary(session, order_id=min(order_id, 2**53)).popup_code != code:
@@ -132,7 +133,7 @@ def counter_sign_up(code: str, order_id: int, body: CounterSignUp, services: Ser
 
 
 @router.post("/admin/counter/{code}/sales/{order_id}/signup-link")
-def counter_signup_link(code: str, order_id: int, request: Request, services: ServicesDep,
+def counter_signup_link(code: str, order_id: IdPath, request: Request, services: ServicesDep,
                         staff: StaffDep) -> SaleRead:
     with services.db.transaction() as session:
         summary = counter.sale_summary(session, order_id=min(order_id, 2**53))

@@ -22,6 +22,7 @@ from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.orders import service as orders
 from dropline.risk import audit, config, flows, queue, returns
 from dropline.risk.models import ReturnOutcome, ReturnPolicy, ReturnStatus
+from dropline.schemas import IdForm, IdPath
 from dropline.telemetry.charts import bar_chart_svg
 from dropline.web.admin import AdminPageUser
 from dropline.web.admin import render as render_console
@@ -94,7 +95,7 @@ def _return_page(request: Request, services: ServicesDep, customer_id: int, orde
 
 
 @router.get("/orders/{order_id}/return", response_class=HTMLResponse)
-def return_form(order_id: int, request: Request, services: ServicesDep,
+def return_form(order_id: IdPath, request: Request, services: ServicesDep,
                 customer: OptionalCustomer,
                 done: Annotated[int, Query(ge=0, le=2**53)] = 0) -> Response:
     if customer is None:
@@ -106,8 +107,8 @@ def return_form(order_id: int, request: Request, services: ServicesDep,
 
 
 @router.post("/orders/{order_id}/return")
-def submit_return(order_id: int, request: Request, services: ServicesDep,
-                  customer: OptionalCustomer, order_line_id: Annotated[int, Form(ge=1)],
+def submit_return(order_id: IdPath, request: Request, services: ServicesDep,
+                  customer: OptionalCustomer, order_line_id: IdForm,
                   reason: Annotated[str, Form(max_length=32)],
                   quantity: Annotated[int, Form(ge=1, le=1000)] = 1, note: Short = "",
                   preferred_outcome: Annotated[str, Form(max_length=16)] = "refund") -> Response:
@@ -151,7 +152,7 @@ def review_queue_page(request: Request, viewer: AdminPageUser, session: SessionD
 
 
 @router.post(QUEUE_PATH + "/cases/{case_id}/decision")
-def decide_case(case_id: int, services: ServicesDep, viewer: AdminPageUser,
+def decide_case(case_id: IdPath, services: ServicesDep, viewer: AdminPageUser,
                 decision: Annotated[str, Form(max_length=8)], note: Short = "",
                 refund_amount: Annotated[str, Form(max_length=14)] = "") -> Response:
     actor = f"admin:{viewer.id}"

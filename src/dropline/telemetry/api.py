@@ -24,6 +24,12 @@ By = Annotated[list[CutName], Query(max_length=3, description=(
     "cut by any of these properties of the customer's first purchase (repeat the parameter)"))]
 AsOf = Annotated[AwareDatetime | None, Query(description="the moment to look from (default: now)")]
 Margin = Annotated[float, Query(ge=0, le=1, description="gross margin as a share")]
+# The LTV curve is drawn in 4-week steps (estimate_shop_ltv's curve_step_weeks): a shorter
+# horizon has no point on it.
+MIN_HORIZON_WEEKS = 4
+# Closer to 1 and 0.5 + confidence / 2 rounds to 1.0 in floating point, where the normal
+# quantile is infinite; an interval wider than ~5 standard errors says nothing more anyway.
+MAX_CONFIDENCE = 0.999999
 
 
 def _as_of(value: dt.datetime | None, clock: Any) -> dt.datetime:
@@ -57,7 +63,8 @@ def ltv(session: SessionDep, clock: ClockDep, settings: SettingsDep, _: Reader,
         by: By = [],  # noqa: B006
         calibration_end: Annotated[dt.date | None, Query(
             description="fit on purchases up to this day; later ones check the forecast")] = None,
-        horizon_weeks: Annotated[float, Query(gt=0, le=520)] = 52,
+        horizon_weeks: Annotated[float, Query(ge=MIN_HORIZON_WEEKS, le=520, description=(
+            "weeks ahead; at least one step of the value curve"))] = 52,
         discount_rate: Annotated[float, Query(ge=0, le=1)] = 0.10,
         as_of: AsOf = None) -> dict[str, Any]:
     now = _as_of(as_of, clock)
@@ -90,7 +97,7 @@ def delivery_subsidy(session: SessionDep, clock: ClockDep, settings: SettingsDep
                      cost_per_subsidy: Annotated[int, Query(ge=0, le=10**7, description=(
                          "what one subsidised first delivery costs, minor units"))] = 395,
                      gross_margin: Margin = DEFAULT_GROSS_MARGIN,
-                     confidence: Annotated[float, Query(gt=0.5, lt=1)] = 0.95,
+                     confidence: Annotated[float, Query(gt=0.5, le=MAX_CONFIDENCE)] = 0.95,
                      as_of: AsOf = None) -> dict[str, Any]:
     decision = service.subsidy_report(
         session, as_of=_as_of(as_of, clock), cost_per_subsidy=cost_per_subsidy,

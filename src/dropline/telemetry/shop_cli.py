@@ -133,7 +133,7 @@ def cohorts(by: By = [],  # noqa: B006 - Typer needs a literal default
 def ltv(by: By = [],  # noqa: B006
         calibration_end: Annotated[str | None, typer.Option(
             help="Fit on purchases up to this day; later ones check the forecast.")] = None,
-        horizon_weeks: Annotated[float, typer.Option(min=1, max=520)] = 52,
+        horizon_weeks: Annotated[float, typer.Option(min=4, max=520)] = 52,
         discount_rate: Annotated[float, typer.Option(min=0, max=1)] = 0.10,
         as_of: AsOf = None, as_json: AsJson = False) -> None:
     """BG/NBD + Gamma-Gamma fitted on the shop's own orders: each customer's expected value

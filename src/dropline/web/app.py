@@ -48,11 +48,13 @@ from dropline.telemetry.pages import router as telemetry_pages_router
 from dropline.web.actor import ActorMiddleware
 from dropline.web.admin import LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
+from dropline.web.api_docs import install_api_docs
 from dropline.web.caching import install as install_page_cache
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
 from dropline.web.problems import install_problem_handlers
 from dropline.web.scheduler import BackgroundWorker
+from dropline.web.security_headers import SecurityHeadersMiddleware
 from dropline.webhooks.api import router as webhooks_router
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -101,7 +103,7 @@ def create_app(
     # FastAPI with the drop purchase lane in front (drops.crowd.lane): purchases skip the routing
     app = LaneFastAPI(
         title=f"Dropline API — {settings.shop.name}", version=dropline.__version__,
-        description=DESCRIPTION, lifespan=lifespan,
+        description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None,
     )
     app.state.services = services
     app.state.worker = worker
@@ -110,6 +112,8 @@ def create_app(
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)  # outermost
+    install_api_docs(app, title=app.title)
 
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dropline.errors import PROBLEM_BASE, DomainError
 from dropline.problem_json import PROBLEM_JSON, problem_headers
+from dropline.web.allow import allowed_methods
 
 __all__ = ["PROBLEM_JSON", "problem_headers"]
 log = logging.getLogger("dropline.web")
@@ -69,8 +70,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and (allowed := allowed_methods(request.app, request.scope)):
+            headers["Allow"] = ", ".join(allowed)
         return problem_response(exc.status_code, _problem(
-            exc.status_code, slug, title, detail, request.url.path), dict(exc.headers or {}))
+            exc.status_code, slug, title, detail, request.url.path), headers)
 
     @app.exception_handler(DataError)
     async def on_data_error(request: Request, exc: DataError) -> JSONResponse:

@@ -20,6 +20,7 @@ from dropline.idempotency.jobs import purge_idempotency_records
 from dropline.memberships.jobs import run_membership_jobs
 from dropline.services import Services
 from dropline.webhooks.jobs import deliver_due
+from dropline.webhooks.targets import TargetPolicy
 
 log = logging.getLogger("dropline.worker")
 
@@ -61,7 +62,8 @@ class BackgroundWorker:
 
     def deliver_webhooks(self, client: httpx.Client) -> int:
         report = deliver_due(self._db, clock=self._clock, client=client,
-                             max_attempts=self._settings.webhooks.max_attempts)
+                             max_attempts=self._settings.webhooks.max_attempts,
+                             targets=TargetPolicy.from_settings(self._settings.webhooks))
         return report.attempted
 
     def run_domain_jobs(self) -> None:

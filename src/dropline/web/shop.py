@@ -23,6 +23,7 @@ from dropline.orders import flows
 from dropline.orders import service as orders
 from dropline.orders.schemas import AddressIn, CardIn
 from dropline.payments.provider import Card
+from dropline.schemas import IdForm, IdPath
 from dropline.web.caching import private_response
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
 from dropline.web.templating import templates
@@ -83,7 +84,7 @@ def cart_page(request: Request, services: ServicesDep, customer: OptionalCustome
 
 @router.post("/cart/lines")
 def add_to_cart(request: Request, services: ServicesDep, customer: OptionalCustomer,
-                variant_id: Annotated[int, Form(ge=1)],
+                variant_id: IdForm,
                 quantity: Annotated[int, Form(ge=0, le=99)] = 1,
                 mode: Annotated[str, Form(pattern="^(add|set)$")] = "add") -> Response:
     """``add`` adds to what is in the cart (the product page); ``set`` sets it (the cart)."""
@@ -219,7 +220,7 @@ def _order_for_key(services: Services, customer: Principal, key: str) -> int | N
 
 
 @router.get("/orders/{order_id}")
-def order_page(order_id: int, request: Request, services: ServicesDep,
+def order_page(order_id: IdPath, request: Request, services: ServicesDep,
                customer: OptionalCustomer,
                placed: Annotated[int, Query(ge=0, le=1)] = 0) -> Response:
     if customer is None:

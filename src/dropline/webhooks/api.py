@@ -7,9 +7,10 @@ from fastapi import APIRouter, Query, status
 from pydantic import Field
 
 from dropline.schemas import IdPath, Input, Output
-from dropline.web.deps import ClockDep, Principal, SessionDep, admin
+from dropline.web.deps import ClockDep, Principal, SessionDep, SettingsDep, admin
 from dropline.webhooks import service
 from dropline.webhooks.models import DeliveryStatus
+from dropline.webhooks.targets import TargetPolicy
 
 router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"])
 Manager = Annotated[Principal, admin("webhooks:manage")]
@@ -51,10 +52,11 @@ class DeliveryRead(Output):
 
 @router.post("", response_model=EndpointCreated, status_code=status.HTTP_201_CREATED,
              summary="Register a webhook endpoint")
-def create(body: EndpointCreate, session: SessionDep, clock: ClockDep,
+def create(body: EndpointCreate, session: SessionDep, clock: ClockDep, settings: SettingsDep,
            _: Manager) -> EndpointCreated:
     endpoint = service.create_endpoint(session, clock=clock, url=body.url,
-                                       event_types=body.event_types, description=body.description)
+                                       event_types=body.event_types, description=body.description,
+                                       targets=TargetPolicy.from_settings(settings.webhooks))
     return EndpointCreated(**EndpointRead.model_validate(endpoint).model_dump(),
                            secret=endpoint.secret)
 

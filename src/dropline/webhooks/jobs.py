@@ -18,6 +18,13 @@ from dropline.events.models import DomainEvent
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dropline.webhooks.service import backoff
 from dropline.webhooks.signing import sign
+from dropline.webhooks.targets import (
+    STRICT,
+    TargetPolicy,
+    UnresolvedTarget,
+    UnsafeTarget,
+    check_delivery_target,
+)
 
 LEASE = timedelta(seconds=60)
 
@@ -76,8 +83,12 @@ def _claim_due(db: Database, *, clock: Clock, limit: int) -> list[int]:
 
 
 def deliver_due(
-    db: Database, *, clock: Clock, client: httpx.Client, max_attempts: int = 8, limit: int = 100
+    db: Database, *, clock: Clock, client: httpx.Client, max_attempts: int = 8, limit: int = 100,
+    targets: TargetPolicy = STRICT,
 ) -> DeliveryReport:
+    """Sends each due delivery to the address its host resolves to now, checked again here
+    (``webhooks.targets``): a target that has become internal is refused without connecting,
+    and the delivery fails with that reason rather than with what the internal port said."""
     report = DeliveryReport()
     for delivery_id in _claim_due(db, clock=clock, limit=limit):
         with db.transaction() as session:
@@ -99,11 +110,18 @@ def deliver_due(
         }
         status_code: int | None = None
         error: str | None = None
+        refused = False
         try:
-            response = client.post(url, content=body, headers=headers)
+            pinned_url, host_header, extensions = check_delivery_target(url, targets).pinned()
+            response = client.post(pinned_url, content=body, headers={**headers, **host_header},
+                                   extensions=extensions, follow_redirects=False)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"receiver answered HTTP {status_code}"
+        except UnresolvedTarget as exc:
+            error = exc.detail
+        except UnsafeTarget as exc:
+            error, refused = f"refused: {exc.detail}", True
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
 
@@ -114,7 +132,7 @@ def deliver_due(
             if error is None:
                 values.update(status=DeliveryStatus.delivered, delivered_at=now)
                 report.delivered += 1
-            elif attempts >= max_attempts:
+            elif refused or attempts >= max_attempts:
                 values.update(status=DeliveryStatus.failed)
                 report.failed += 1
             else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,14 +12,14 @@ from dropline.errors import InvalidInput, NotFound
 from dropline.events.models import DomainEvent
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dropline.webhooks.signing import new_secret
+from dropline.webhooks.targets import STRICT, TargetPolicy, check_new_target
 
 
 def create_endpoint(
-    session: Session, *, clock: Clock, url: str, event_types: list[str], description: str = ""
+    session: Session, *, clock: Clock, url: str, event_types: list[str], description: str = "",
+    targets: TargetPolicy = STRICT,
 ) -> WebhookEndpoint:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInput("webhook url must be an absolute http(s) URL", field="url")
+    check_new_target(url, targets)  # no SSRF: internal hosts are refused (webhooks.targets)
     if not event_types:
         raise InvalidInput('give at least one event type, or "*" for all', field="event_types")
     endpoint = WebhookEndpoint(

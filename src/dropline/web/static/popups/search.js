@@ -10,6 +10,9 @@ const similarList = document.getElementById("similar");
 let index = null;
 let nearCodes = null;
 
+// Searching happens as you type: the form itself is never submitted.
+document.getElementById("search-form").addEventListener("submit", (event) => event.preventDefault());
+
 function money(amount, currency) {
   const symbol = { GBP: "£", EUR: "€", USD: "$" }[currency] || "";
   return `${symbol}${(amount / 100).toFixed(2)}`;

@@ -104,6 +104,13 @@ class Shop:
         reference = idempotency.reference_for(f"customer:{buyer.customer_id}", key)
         self.redis.set(f"{self.prefix}d:{world.drop_id}:i:{reference}", f"P|{fingerprint}")
 
+    def lose_the_gate(self, world: DropWorld) -> None:
+        """As if Redis lost the drop's keys (flushed, restarted empty), idempotency records
+        included: only PostgreSQL remembers. The database path keeps no such state."""
+        if self.redis is not None:
+            for name in self.redis.scan_iter(match=f"{self.prefix}d:{world.drop_id}:*"):
+                self.redis.delete(name)
+
     def paid_units(self, world: DropWorld) -> int:
         with self.db.transaction() as session:
             return session.scalar(
@@ -242,6 +249,33 @@ def the_same_key_with_another_body_is_refused(shop: Shop) -> None:
     assert shop.orders_of(buyer) == 1
 
 
+def the_same_key_after_a_refusal_with_another_body_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2)  # given a purchase refused (over the per-person limit)
+    buyer = shop.shopper()
+    assert refused(shop.buy(buyer, world, quantity=3, key="refused-2"), 409, "per-person-limit")
+    other = shop.buy(buyer, world, quantity=2, key="refused-2")  # when its key buys less
+    assert refused(other, 422, "idempotency-key-reused")  # then: the key is spent
+    assert shop.orders_of(buyer) == 0 and shop.paid_units(world) == 0
+
+
+def a_key_keeps_its_first_body_after_the_gate_forgets(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=4)  # given a paid purchase, and its key tried with body B
+    buyer = shop.shopper()
+    moved = {**ADDRESS, "line1": "2 Other St"}
+    first = shop.buy(buyer, world, key="lost-1")
+    assert first.status_code == 201, first.text
+    assert refused(shop.buy(buyer, world, key="lost-1", address=moved), 422,
+                   "idempotency-key-reused")
+    shop.lose_the_gate(world)  # when Redis loses the drop's keys, and both bodies come again
+    other = shop.buy(buyer, world, key="lost-1", address=moved)
+    again = shop.buy(buyer, world, key="lost-1")
+    assert refused(other, 422, "idempotency-key-reused")  # then B is still refused
+    assert again.status_code == 201, again.text  # and A still gets its order, marked
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert shop.orders_of(buyer) == 1 and shop.paid_units(world) == 1
+
+
 def the_same_key_in_flight_is_told_to_retry(shop: Shop) -> None:
     world = shop.drop(cap=5)
     buyer = shop.shopper()
@@ -328,16 +362,12 @@ RULES = [
     Rule(an_admission_token_admits_once),
     Rule(the_per_person_cap_holds_across_orders),
     Rule(one_order_asking_for_more_than_the_cap_is_refused),
-    Rule(a_replay_gets_the_same_answer, {"engine": (
-        "the engine answers a replayed paid purchase from Redis without "
-        "`Idempotent-Replayed: true` (it marks only replayed refusals)")}),
-    Rule(a_replayed_refusal_is_the_same_refusal, {"engine": (
-        "the engine stores no refusal the gate decided (limit, sold out, window, token): a "
-        "replay is decided afresh, so it carries no `Idempotent-Replayed: true`")}),
-    Rule(a_replayed_refusal_stays_refused_when_units_come_back, {"engine": (
-        "the engine stores no refusal the gate decided: a replay of a sold-out purchase buys "
-        "once units come back, where the database path replays its stored 409")}),
+    Rule(a_replay_gets_the_same_answer),
+    Rule(a_replayed_refusal_is_the_same_refusal),
+    Rule(a_replayed_refusal_stays_refused_when_units_come_back),
     Rule(the_same_key_with_another_body_is_refused),
+    Rule(the_same_key_after_a_refusal_with_another_body_is_refused),
+    Rule(a_key_keeps_its_first_body_after_the_gate_forgets),
     Rule(the_same_key_in_flight_is_told_to_retry),
     Rule(a_sold_out_drop_refuses_and_points_to_the_waitlist),
     Rule(an_expired_hold_returns_its_units),

@@ -8,7 +8,8 @@ cost falls to a small fraction of a statement. Figures: docs/benchmarks.md.
 
 What one EVALSHA decides, atomically (Redis runs a script alone): expired holds pruned (their
 units come back, so no sweeper is needed), the idempotency key (a replay gets the stored
-outcome, a concurrent replay waits), the drop window (ended / not yet open for this shopper),
+outcome, a concurrent replay waits; every key the script decides is stored with its request's
+fingerprint and outcome, refusals included, so the same key with another body is a mismatch), the drop window (ended / not yet open for this shopper),
 rate limits per identity and per IP, the admission token's single use, the per-person cap, and
 the units left per pool; then it takes the units. Holds (the two-step path) live in a sorted set
 by expiry in the same script, so both paths draw from one count.
@@ -51,6 +52,14 @@ DEFAULT_PREFIX = "dl:"
 #       9 identity limit, 10 ip limit (0: none), 11 rate window s, 12.. pool, qty pairs
 TAKE = r"""
 local now = tonumber(ARGV[1])
+-- A purchase's refusal is stored under its key with its fingerprint, as its answer: a replay
+-- gets the same refusal and the same key with another body is a mismatch (holds carry no key).
+local function refuse(...)
+  if ARGV[7] == '' and ARGV[5] ~= '' then
+    redis.call('SET', KEYS[7], table.concat({'R', ARGV[5], ...}, '|'), 'EX', tonumber(ARGV[6]))
+  end
+  return {...}
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 200)
 for _, m in ipairs(due) do
   local info = redis.call('HGET', KEYS[5], m)
@@ -70,14 +79,16 @@ end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local idem = redis.call('GET', KEYS[7])
 if idem then
-  local fp = string.match(idem, '^[PD]|([^|]*)')
+  local fp = string.match(idem, '^[PDR]|([^|]*)')
   if fp ~= ARGV[5] then return {'mismatch'} end
   return {'replay', idem}
 end
 local meta = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit')
 local starts, ends, limit = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
-if now >= ends then return {'ended'} end
-if now < starts - tonumber(ARGV[3]) then return {'notopen', tostring(starts - tonumber(ARGV[3]))} end
+if now >= ends then return refuse('ended') end
+if now < starts - tonumber(ARGV[3]) then
+  return refuse('notopen', tostring(starts - tonumber(ARGV[3])))
+end
 local window = tonumber(ARGV[11])
 local limits = {{KEYS[8], tonumber(ARGV[9])}, {KEYS[9], tonumber(ARGV[10])}}
 for _, l in ipairs(limits) do
@@ -89,14 +100,14 @@ for _, l in ipairs(limits) do
 end
 local cust = ARGV[2]
 local n = tonumber(ARGV[4])
-if n > 0 and tonumber(redis.call('HGET', KEYS[6], cust) or '0') >= n then return {'token_used'} end
+if n > 0 and tonumber(redis.call('HGET', KEYS[6], cust) or '0') >= n then return refuse('token_used') end
 local total = 0
 for i = 12, #ARGV, 2 do total = total + tonumber(ARGV[i + 1]) end
 local already = tonumber(redis.call('HGET', KEYS[3], cust) or '0')
-if already + total > limit then return {'limit', tostring(already), tostring(limit)} end
+if already + total > limit then return refuse('limit', tostring(already), tostring(limit)) end
 for i = 12, #ARGV, 2 do
   if tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') < tonumber(ARGV[i + 1]) then
-    return {'soldout'}
+    return refuse('soldout')
   end
 end
 local parts = {}
@@ -170,9 +181,13 @@ class DropKeys:
         return [self.meta, self.left, self.buyers, self.holds, self.hold_info, self.tokens]
 
 
-def stored_outcome(stored: str) -> tuple[int, str] | None:
-    """``D|fp|status|body`` -> (status, body as JSON text); None while the first attempt is
-    pending."""
+def stored_outcome(stored: str) -> tuple[int, str] | Verdict | None:
+    """A key's record as its answer: ``D|fp|status|body`` -> (status, body as JSON text);
+    ``R|fp|outcome|values..`` (a refusal the script decided) -> its ``Verdict``, which the
+    caller words as it words a fresh one; ``P|fp`` -> None (the first attempt is pending)."""
+    if stored.startswith("R|"):
+        _, _, outcome, *values = stored.split("|")
+        return Verdict(outcome, tuple(values))
     if not stored.startswith("D|"):
         return None
     _, _, status, body = stored.split("|", 3)
@@ -322,7 +337,8 @@ class SyncGate(RedisGate):
         holds with their expiry, the admission tokens used. Run after reclaiming expired holds
         (the caller's transaction), so expired holds are not counted twice. Idempotency records
         are not rebuilt: a replay after a Redis loss is caught by the orders' unique checkout
-        reference in PostgreSQL and answered from the order."""
+        reference in PostgreSQL and answered from the order, if its body is the one recorded
+        with the order's key (``idempotency_records``, written by the order's batch)."""
         state = read_state(session, drop=drop)
         k = self.keys(drop.id)
         pipe = self.client.pipeline(transaction=True)

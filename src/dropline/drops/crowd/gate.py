@@ -8,10 +8,12 @@ cost falls to a small fraction of a statement. Figures: docs/benchmarks.md.
 
 What one EVALSHA decides, atomically (Redis runs a script alone): expired holds pruned (their
 units come back, so no sweeper is needed), the idempotency key (a replay gets the stored
-outcome, a concurrent replay waits; every key the script decides is stored with its request's
-fingerprint and outcome, refusals included, so the same key with another body is a mismatch), the drop window (ended / not yet open for this shopper),
+outcome, a concurrent replay waits), the drop window (ended / not yet open for this shopper),
 rate limits per identity and per IP, the admission token's single use, the per-person cap, and
-the units left per pool; then it takes the units. Holds (the two-step path) live in a sorted set
+the units left per pool; then it takes the units. Every purchase key it decides is stored with
+its request's fingerprint and outcome in the same step, refusals included (a rate limit
+excepted: it changes on retry), so a replay gets its first answer and the same key with another
+body is a mismatch. Holds (the two-step path) live in a sorted set
 by expiry in the same script, so both paths draw from one count.
 
 Redis is never the source of truth: every take is committed in PostgreSQL by a guarded statement

@@ -326,6 +326,58 @@ def units_that_come_back_go_to_the_waitlist_first(shop: Shop) -> None:
     assert shop.paid_units(world) == 0
 
 
+def _waitlist_offer_in_early_access(shop: Shop, *, members: int, strangers: int
+                                    ) -> tuple[DropWorld, list[Buyer], list[Buyer]]:
+    """A drop whose only unit a member holds ten minutes before the public start (thirty
+    minutes of early access), shoppers on its waitlist (strangers first), then the hold
+    released: the unit goes to the waitlist."""
+    world = shop.drop(cap=1, limit=1, starts_in=10, early_access_minutes=30)
+    holder = shop.shopper()
+    outsiders = [shop.shopper() for _ in range(strangers)]
+    insiders = [shop.shopper() for _ in range(members)]
+    shop.app.state.drops_early_access = LeadTimes(
+        {b.customer_id: 30 for b in [holder, *insiders]})
+    held = shop.post(holder, f"/api/v1/drops/{world.drop_id}/holds", json={
+        "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}]})
+    assert held.status_code == 201, held.text
+    for waiting in [*outsiders, *insiders]:
+        joined = shop.post(waiting, f"/api/v1/drops/{world.drop_id}/waitlist",
+                           json={"variant_id": world.variant_ids[0], "quantity": 1})
+        assert joined.status_code == 201, joined.text
+    assert shop.delete(holder, f"/api/v1/drops/holds/{held.json()['id']}").status_code == 204
+    return world, outsiders, insiders
+
+
+def claim(shop: Shop, buyer: Buyer, world: DropWorld) -> httpx.Response:
+    return shop.post(buyer, f"/api/v1/drops/{world.drop_id}/waitlist/claim",
+                     headers={"Idempotency-Key": uuid.uuid4().hex},
+                     json={"card": CARD, "shipping_address": ADDRESS})
+
+
+def a_waitlist_offer_in_early_access_goes_to_who_may_buy_then(shop: Shop) -> None:
+    # given a non-member ahead of a member on the waitlist, when a unit comes back while the
+    # drop is open to members only
+    world, (stranger,), (member,) = _waitlist_offer_in_early_access(shop, members=1,
+                                                                    strangers=1)
+    waiting = shop.get(stranger, f"/api/v1/drops/{world.drop_id}/waitlist/me").json()
+    offered = shop.get(member, f"/api/v1/drops/{world.drop_id}/waitlist/me").json()
+    assert waiting["status"] == "waiting"  # then the stranger keeps their place
+    assert offered["status"] == "offered" and offered["hold_id"]
+    assert refused(claim(shop, stranger, world), 409, "invalid-state")  # has no offer
+    assert claim(shop, member, world).status_code == 201  # and the member pays for it
+    assert shop.paid_units(world) == 1 and shop.orders_of(stranger) == 0
+
+
+def a_waitlist_offer_is_claimed_only_once_the_drop_is_open_to_the_shopper(shop: Shop) -> None:
+    world, _, (member,) = _waitlist_offer_in_early_access(shop, members=1, strangers=0)
+    entry = shop.get(member, f"/api/v1/drops/{world.drop_id}/waitlist/me").json()
+    assert entry["status"] == "offered"  # given an offer made to a member in early access
+    shop.app.state.drops_early_access = LeadTimes()  # when their membership lapses
+    answer = claim(shop, member, world)
+    assert refused(answer, 409, "drop-not-open")  # then: the drop opens to them at the start
+    assert shop.paid_units(world) == 0 and shop.orders_of(member) == 0
+
+
 def the_storefront_form_buys_by_the_same_rules(shop: Shop) -> None:
     world = shop.drop(cap=5, limit=1, queue=True)  # given an admitted shopper, no JavaScript
     buyer = shop.shopper()
@@ -372,6 +424,8 @@ RULES = [
     Rule(a_sold_out_drop_refuses_and_points_to_the_waitlist),
     Rule(an_expired_hold_returns_its_units),
     Rule(units_that_come_back_go_to_the_waitlist_first),
+    Rule(a_waitlist_offer_in_early_access_goes_to_who_may_buy_then),
+    Rule(a_waitlist_offer_is_claimed_only_once_the_drop_is_open_to_the_shopper),
     Rule(the_storefront_form_buys_by_the_same_rules),
 ]
 ENGINES = ["database", "engine"]

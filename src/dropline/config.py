@@ -62,7 +62,7 @@ class DatabaseSettings(Section):
         None, "Connections the database server allows this deployment (PostgreSQL's "
         "max_connections); each process's pool takes its share (see db.pool_options).", ge=2)
     pool_timeout: float = setting(
-        10.0, "Seconds a request waits for a pooled connection before it is answered 503.",
+        30.0, "Seconds a request waits for a pooled connection before it is answered 503.",
         gt=0, le=120)
 
     @property

@@ -63,7 +63,7 @@ POOL_HEADROOM = 18  # above the web threads: the drop engine's batch and reader 
 
 
 def pool_options(*, threads: int, workers: int = 1, max_connections: int | None = None,
-                 timeout_seconds: float = 10.0) -> dict[str, Any]:
+                 timeout_seconds: float = 30.0) -> dict[str, Any]:
     """A process's pool, sized from the configuration: a few more connections than web threads
     (a thread that holds a connection while it waits for another thread slot, a dependency's
     exit, can then never starve the threads that would free one), and no more than its share

@@ -258,6 +258,20 @@ def the_same_key_after_a_refusal_with_another_body_is_refused(shop: Shop) -> Non
     assert shop.orders_of(buyer) == 0 and shop.paid_units(world) == 0
 
 
+def a_key_refused_at_the_door_keeps_its_answer(shop: Shop) -> None:
+    world = shop.drop(cap=5, queue=True)  # given a purchase refused for want of a token
+    buyer = shop.shopper()
+    first = shop.buy(buyer, world, key="tokenless-1")
+    again = shop.buy(buyer, world, key="tokenless-1")
+    assert refused(first, 403, "admission-refused")
+    assert refused(again, 403, "admission-refused")  # a replay is the same refusal, marked
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    token = shop.admission(buyer, world)  # when the key comes back with a token
+    other = shop.buy(buyer, world, key="tokenless-1", admission=token)
+    assert refused(other, 422, "idempotency-key-reused")  # then: the key is spent
+    assert shop.orders_of(buyer) == 0
+
+
 def a_key_keeps_its_first_body_after_the_gate_forgets(shop: Shop) -> None:
     world = shop.drop(cap=5, limit=4)  # given a paid purchase, and its key tried with body B
     buyer = shop.shopper()
@@ -419,6 +433,7 @@ RULES = [
     Rule(a_replayed_refusal_stays_refused_when_units_come_back),
     Rule(the_same_key_with_another_body_is_refused),
     Rule(the_same_key_after_a_refusal_with_another_body_is_refused),
+    Rule(a_key_refused_at_the_door_keeps_its_answer),
     Rule(a_key_keeps_its_first_body_after_the_gate_forgets),
     Rule(the_same_key_in_flight_is_told_to_retry),
     Rule(a_sold_out_drop_refuses_and_points_to_the_waitlist),

@@ -67,7 +67,7 @@ def test_a_database_refusing_connections_is_answered_503(one_connection, setting
 
 def test_pools_take_their_share_of_the_servers_connections():
     assert pool_options(threads=32) == {"pool_size": 20, "max_overflow": 30,
-                                        "pool_timeout": 10.0}
+                                        "pool_timeout": 30.0}
     # two servers with two workers each, on a server allowing 100: 23 each, 92 in all
     shared = pool_options(threads=32, workers=4, max_connections=100, timeout_seconds=3)
     assert shared["pool_size"] + shared["max_overflow"] == 23

@@ -142,6 +142,15 @@ if ARGV[2] == '1' then redis.call('DEL', KEYS[3]) end
 return total
 """
 
+# KEYS: 1 idempotency key; ARGV: 1 record, 2 ttl s. Stores a refusal decided before the
+# script (a bad admission token) unless the key has a record: then returns that record.
+RECORD_FIRST = r"""
+local idem = redis.call('GET', KEYS[1])
+if idem then return idem end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+return false
+"""
+
 # KEYS: 1 holds, 2 hold info; ARGV: 1 member. The hold's units become sold (they stay taken).
 CONVERT = r"""
 local had = redis.call('ZREM', KEYS[1], ARGV[1])
@@ -196,6 +205,11 @@ def stored_outcome(stored: str) -> tuple[int, str] | Verdict | None:
     return int(status), body
 
 
+def fingerprint_of(stored: str) -> str:
+    """The fingerprint of the request that made a key's record."""
+    return stored.split("|", 2)[1]
+
+
 def _pairs(quantities: Mapping[int, int]) -> list[str]:
     return [str(part) for pool, q in sorted(quantities.items()) for part in (pool, q)]
 
@@ -233,6 +247,7 @@ class RedisGate:
         self._take = client.register_script(TAKE)
         self._give_back = client.register_script(GIVE_BACK)
         self._convert = client.register_script(CONVERT)
+        self._record_first = client.register_script(RECORD_FIRST)
 
     def keys(self, drop_id: int) -> DropKeys:
         return DropKeys(self.prefix, drop_id)
@@ -303,6 +318,12 @@ class RedisGate:
         k = self.keys(drop_id)
         await self._give_back(keys=[k.left, k.buyers, k.idem(reference or "-")],
                               args=[customer_id, "1" if reference else "0", *_pairs(quantities)])
+
+    async def record_first(self, drop_id: int, reference: str, record: str) -> str | None:
+        """Stores ``record`` as the key's, unless it has one: returns that one, else None."""
+        existing = await self._record_first(keys=[self.keys(drop_id).idem(reference)],
+                                            args=[record, IDEMPOTENCY_TTL_SECONDS])
+        return None if existing is None else _text(existing)
 
     async def forget(self, drop_id: int, reference: str) -> None:
         await self.client.delete(self.keys(drop_id).idem(reference))

@@ -200,6 +200,51 @@ async def _store_refusal(hot: HotPath, *, drop_id: int, reference: str, fp: str,
     return refusal
 
 
+def _screen(hot: HotPath, facts: DropFacts, body: PurchaseCreate, *, customer_id: int,
+            digest: str, now: datetime, token: str | None
+            ) -> tuple[dict[int, int], dict[int, int], int]:
+    """What is checked before the gate: the variants (units per pool and per variant) and,
+    with a waiting room, the admission token's signature (its single use is the gate's)."""
+    quantities: dict[int, int] = {}
+    lines: dict[int, int] = {}
+    for line in body.lines:
+        if line.variant_id not in facts.pools:
+            raise NotFound(f"variant {line.variant_id} is not in this drop")
+        pool = facts.pools[line.variant_id]
+        quantities[pool] = quantities.get(pool, 0) + line.quantity
+        lines[line.variant_id] = lines.get(line.variant_id, 0) + line.quantity
+    if not facts.queue_enabled:
+        return quantities, lines, 0
+    if not token:
+        raise AdmissionRefused("this drop has a waiting room: join it and ask for an "
+                               "admission token (POST /api/v1/drops/{id}/admission)")
+    try:
+        return quantities, lines, rules.verify_admission(
+            token[:1000], secret=hot.settings.web.secret_key, drop_id=facts.drop_id,
+            customer_id=customer_id, session=rules.session_binding(digest), now=now).n
+    except rules.BadToken as exc:
+        raise AdmissionRefused(str(exc)) from None
+
+
+async def _first_answer(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
+                        facts: DropFacts, refusal: DomainError) -> Answer:
+    """A refusal decided before the gate is stored as the key's answer unless the key has one
+    already: then that one holds (a replay, even once its admission token has expired), or
+    the body differs (422). One round trip, on this refusal only."""
+    problem = to_json(refusal.to_problem(path)).decode()
+    stored = await hot.gate.record_first(drop_id, reference,
+                                         f"D|{fp}|{refusal.status}|{problem}")
+    if stored is None:
+        raise refusal
+    if gates.fingerprint_of(stored) != fp:
+        raise _refusal(gates.Verdict("mismatch"), facts)
+    outcome = gates.stored_outcome(stored)
+    if outcome is None:
+        raise RequestInFlight("the first request with this Idempotency-Key is still being "
+                              "processed; retry in a few seconds", retry_after=2)
+    return _replayed(outcome, facts, path)
+
+
 async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
                    session_token: str | None, idempotency_key: str | None, ip: str,
                    early_access: service.EarlyAccess,
@@ -217,27 +262,16 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     owner = KeyOfOrder(f"customer:{customer_id}", key)
     reference = idempotency.reference_for(owner.principal, key)
     fp = idempotency.fingerprint("POST", path, body)  # as the database path's records
-    quantities: dict[int, int] = {}
-    lines: dict[int, int] = {}
-    for line in body.lines:
-        if line.variant_id not in facts.pools:
-            raise NotFound(f"variant {line.variant_id} is not in this drop")
-        pool = facts.pools[line.variant_id]
-        quantities[pool] = quantities.get(pool, 0) + line.quantity
-        lines[line.variant_id] = lines.get(line.variant_id, 0) + line.quantity
     now = hot.clock.now()
-    token_n, lead_ms = 0, 0
+    try:
+        quantities, lines, token_n = _screen(
+            hot, facts, body, customer_id=customer_id, digest=digest, now=now,
+            token=admission_token or body.admission_token)
+    except (NotFound, AdmissionRefused) as refusal:
+        return await _first_answer(hot, drop_id=drop_id, reference=reference, fp=fp,
+                                   path=path, facts=facts, refusal=refusal)
+    lead_ms = 0
     if facts.queue_enabled:
-        token = admission_token or body.admission_token
-        if not token:
-            raise AdmissionRefused("this drop has a waiting room: join it and ask for an "
-                                   "admission token (POST /api/v1/drops/{id}/admission)")
-        try:
-            token_n = rules.verify_admission(
-                token[:1000], secret=hot.settings.web.secret_key, drop_id=drop_id,
-                customer_id=customer_id, session=rules.session_binding(digest), now=now).n
-        except rules.BadToken as exc:
-            raise AdmissionRefused(str(exc)) from None
         lead_ms = 7 * 24 * 3600 * 1000  # the token proves the shopper's own opening time
     elif now < facts.starts_at and facts.early_access_minutes:
         def lead() -> int:

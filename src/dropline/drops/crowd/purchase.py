@@ -64,11 +64,15 @@ from dropline.payments.provider import Card
 from dropline.problem_json import PROBLEM_JSON, problem_headers
 
 
-def _refusal(verdict: gates.Verdict, facts: DropFacts | None) -> DomainError:
+def _key_reused() -> IdempotencyKeyReused:
+    return IdempotencyKeyReused("this Idempotency-Key was used for a different request; use a "
+                                "new key for a new request")
+
+
+def _refusal(verdict: gates.Verdict, facts: DropFacts) -> DomainError:
     o, v = verdict.outcome, verdict.values
-    if o == "mismatch" or facts is None:
-        return IdempotencyKeyReused("this Idempotency-Key was used for a different request; "
-                                    "use a new key for a new request")
+    if o == "mismatch":
+        return _key_reused()
     if o == "ended":
         return DropEnded(f"{facts.name} has ended")
     if o == "notopen":
@@ -185,7 +189,7 @@ async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: st
                                     status=201, body=reused.answer)
         else:
             await hot.gate.forget(drop_id, reference)
-        raise _refusal(gates.Verdict("mismatch"), None) from None
+        raise _key_reused() from None
     await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=status,
                             body=answer)
     return status, json.dumps(answer, separators=(",", ":")), True
@@ -237,7 +241,7 @@ async def _first_answer(hot: HotPath, *, drop_id: int, reference: str, fp: str, 
     if stored is None:
         raise refusal
     if gates.fingerprint_of(stored) != fp:
-        raise _refusal(gates.Verdict("mismatch"), facts)
+        raise _key_reused()
     outcome = gates.stored_outcome(stored)
     if outcome is None:
         raise RequestInFlight("the first request with this Idempotency-Key is still being "

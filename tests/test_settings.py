@@ -21,12 +21,15 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 # variables.
 KEPT = [
     ("DROPLINE_DATABASE_URL", "sqlite:///elsewhere.db", "database.url", "sqlite:///elsewhere.db"),
+    ("DROPLINE_DATABASE_MAX_CONNECTIONS", "100", "database.max_connections", 100),
+    ("DROPLINE_DATABASE_POOL_TIMEOUT", "2.5", "database.pool_timeout", 2.5),
     ("DROPLINE_REDIS_URL", "redis://h:6379/5", "redis.url", "redis://h:6379/5"),
     ("DROPLINE_SECRET_KEY", "s3cret", "web.secret_key", "s3cret"),
     ("DROPLINE_SESSION_COOKIE_NAME", "sid", "web.session_cookie_name", "sid"),
     ("DROPLINE_SESSION_DAYS", "7", "web.session_days", 7),
     ("DROPLINE_COOKIE_SECURE", "true", "web.cookie_secure", True),
     ("DROPLINE_WEB_THREADS", "8", "web.threads", 8),
+    ("DROPLINE_WEB_WORKERS", "4", "web.workers", 4),
     ("DROPLINE_RUN_SCHEDULER", "false", "web.run_scheduler", False),
     ("DROPLINE_SHOP_NAME", "Ember & Fig", "shop.name", "Ember & Fig"),
     ("DROPLINE_CURRENCY", "EUR", "shop.currency", "EUR"),

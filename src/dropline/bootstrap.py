@@ -17,7 +17,7 @@ from dropline.catalog.models import Variant
 from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock, SystemClock
 from dropline.config import Settings, get_settings
-from dropline.db import Database
+from dropline.db import Database, pool_options
 from dropline.drops.models import Drop
 from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
@@ -51,7 +51,10 @@ def build_services(
     install_listeners()
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    db = db or Database(settings.database.url)
+    db = db or Database(settings.database.url, **pool_options(
+        threads=settings.web.threads, workers=settings.web.workers,
+        max_connections=settings.database.max_connections,
+        timeout_seconds=settings.database.pool_timeout))
     geocoder = LondonDistrictGeocoder()
     return Services(
         settings=settings, db=db, clock=clock,

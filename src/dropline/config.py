@@ -58,6 +58,13 @@ class DatabaseSettings(Section):
         f"sqlite:///{DEFAULT_DATA_DIR / 'dropline.db'}",
         "SQLAlchemy URL. SQLite file by default; postgresql+psycopg://... in production.")
 
+    max_connections: int | None = setting(
+        None, "Connections the database server allows this deployment (PostgreSQL's "
+        "max_connections); each process's pool takes its share (see db.pool_options).", ge=2)
+    pool_timeout: float = setting(
+        30.0, "Seconds a request waits for a pooled connection before it is answered 503.",
+        gt=0, le=120)
+
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
@@ -86,6 +93,9 @@ class WebSettings(Section):
     threads: int = setting(
         32, "Threads for synchronous endpoints; the database pool is sized above it.",
         ge=4, le=200)
+    workers: int = setting(
+        1, "Processes sharing the database (every server's workers); pools are sized so "
+        "that together they stay within the database's max_connections.", ge=1, le=512)
     run_scheduler: bool = setting(
         True, "Run background jobs (webhook delivery, renewals) inside `serve`.",
         env="DROPLINE_RUN_SCHEDULER")

@@ -57,15 +57,35 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime()}
 
 
+# Connections the server keeps for others (psql, migrations, the worker's jobs, a replica).
+RESERVED_CONNECTIONS = 5
+POOL_HEADROOM = 18  # above the web threads: the drop engine's batch and reader threads, jobs
+
+
+def pool_options(*, threads: int, workers: int = 1, max_connections: int | None = None,
+                 timeout_seconds: float = 30.0) -> dict[str, Any]:
+    """A process's pool, sized from the configuration: a few more connections than web threads
+    (a thread that holds a connection while it waits for another thread slot, a dependency's
+    exit, can then never starve the threads that would free one), and no more than its share
+    of the server's ``max_connections`` across ``workers`` processes, so the processes together
+    never ask the server for more than it allows ("too many clients"). A request that finds
+    the pool empty waits ``timeout_seconds`` and is then answered 503 (``web.problems``)."""
+    size = threads + POOL_HEADROOM
+    if max_connections is not None:
+        size = min(size, max(1, (max_connections - RESERVED_CONNECTIONS) // max(1, workers)))
+    core = min(size, 20)
+    return {"pool_size": core, "max_overflow": size - core, "pool_timeout": timeout_seconds}
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
     if "poolclass" not in kwargs and not in_memory:
-        # More connections than web threads (settings.web.threads, 32 by default): a thread
-        # that holds a connection while it waits for another thread slot (a dependency's
-        # exit) can then never starve the threads that would free one.
-        kwargs.setdefault("pool_size", 20)
-        kwargs.setdefault("max_overflow", 30)
+        for name, value in pool_options(threads=32).items():  # the default web threads
+            kwargs.setdefault(name, value)
+    else:
+        for name in ("pool_size", "max_overflow", "pool_timeout"):
+            kwargs.pop(name, None)  # a single-connection pool has no size
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,8 @@ class Server:
 def _sections(settings: Any, **flat: Any) -> dict[str, Any]:
     """model_copy updates for the sections of the flat overrides the helpers take."""
     names = {"redis_url": ("redis", "url"),
-             "idempotency_lease_seconds": ("idempotency", "lease_seconds")}
+             "idempotency_lease_seconds": ("idempotency", "lease_seconds"),
+             "identity_per_minute": ("drops", "identity_per_minute")}
     update: dict[str, Any] = {}
     for key, value in flat.items():
         section, name = names[key]

@@ -395,6 +395,25 @@ def test_a_replay_stuck_pending_with_no_order_lets_the_retry_start_afresh(
     assert facts(db, world.drop_id)["paid"] == 2 == facts(db, world.drop_id)["charges"]
 
 
+def test_a_rate_limited_purchase_leaves_its_key_unspent(db, clock, settings, redis_client):
+    # given a shopper over the per-minute limit (the gate stores every refusal it decides
+    # but this one, which changes on retry, as the database path does not store it either)
+    world = make_drop(db, clock, cap=5, limit=5)
+    _, token = shopper_token(db, clock)
+    variant = world.variant_ids[0]
+    with serve_gated(db, clock, settings, redis_client, identity_per_minute=2) as server:
+        assert [buy(server, token, variant, drop_id=world.drop_id).status_code
+                for _ in range(2)] == [201, 201]
+        limited = buy(server, token, variant, key="slow-1", drop_id=world.drop_id)
+        clock.advance(seconds=61)  # when the next minute comes and the key is sent again
+        again = buy(server, token, variant, key="slow-1", drop_id=world.drop_id)
+
+    assert limited.status_code == 429 and "Retry-After" in limited.headers
+    assert again.status_code == 201, again.text  # then it buys, as a first answer
+    assert "Idempotent-Replayed" not in again.headers
+    assert facts(db, world.drop_id)["sold"] == 3
+
+
 def test_a_gated_order_is_in_the_audit_trail_as_the_database_paths_orders_are(
         db, clock, settings, gated, redis_client):
     from dropline.payments.models import Payment

@@ -104,6 +104,13 @@ class Shop:
         reference = idempotency.reference_for(f"customer:{buyer.customer_id}", key)
         self.redis.set(f"{self.prefix}d:{world.drop_id}:i:{reference}", f"P|{fingerprint}")
 
+    def lose_the_gate(self, world: DropWorld) -> None:
+        """As if Redis lost the drop's keys (flushed, restarted empty), idempotency records
+        included: only PostgreSQL remembers. The database path keeps no such state."""
+        if self.redis is not None:
+            for name in self.redis.scan_iter(match=f"{self.prefix}d:{world.drop_id}:*"):
+                self.redis.delete(name)
+
     def paid_units(self, world: DropWorld) -> int:
         with self.db.transaction() as session:
             return session.scalar(
@@ -242,6 +249,47 @@ def the_same_key_with_another_body_is_refused(shop: Shop) -> None:
     assert shop.orders_of(buyer) == 1
 
 
+def the_same_key_after_a_refusal_with_another_body_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2)  # given a purchase refused (over the per-person limit)
+    buyer = shop.shopper()
+    assert refused(shop.buy(buyer, world, quantity=3, key="refused-2"), 409, "per-person-limit")
+    other = shop.buy(buyer, world, quantity=2, key="refused-2")  # when its key buys less
+    assert refused(other, 422, "idempotency-key-reused")  # then: the key is spent
+    assert shop.orders_of(buyer) == 0 and shop.paid_units(world) == 0
+
+
+def a_key_refused_at_the_door_keeps_its_answer(shop: Shop) -> None:
+    world = shop.drop(cap=5, queue=True)  # given a purchase refused for want of a token
+    buyer = shop.shopper()
+    first = shop.buy(buyer, world, key="tokenless-1")
+    again = shop.buy(buyer, world, key="tokenless-1")
+    assert refused(first, 403, "admission-refused")
+    assert refused(again, 403, "admission-refused")  # a replay is the same refusal, marked
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    token = shop.admission(buyer, world)  # when the key comes back with a token
+    other = shop.buy(buyer, world, key="tokenless-1", admission=token)
+    assert refused(other, 422, "idempotency-key-reused")  # then: the key is spent
+    assert shop.orders_of(buyer) == 0
+
+
+def a_key_keeps_its_first_body_after_the_gate_forgets(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=4)  # given a paid purchase, and its key tried with body B
+    buyer = shop.shopper()
+    moved = {**ADDRESS, "line1": "2 Other St"}
+    first = shop.buy(buyer, world, key="lost-1")
+    assert first.status_code == 201, first.text
+    assert refused(shop.buy(buyer, world, key="lost-1", address=moved), 422,
+                   "idempotency-key-reused")
+    shop.lose_the_gate(world)  # when Redis loses the drop's keys, and both bodies come again
+    other = shop.buy(buyer, world, key="lost-1", address=moved)
+    again = shop.buy(buyer, world, key="lost-1")
+    assert refused(other, 422, "idempotency-key-reused")  # then B is still refused
+    assert again.status_code == 201, again.text  # and A still gets its order, marked
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert shop.orders_of(buyer) == 1 and shop.paid_units(world) == 1
+
+
 def the_same_key_in_flight_is_told_to_retry(shop: Shop) -> None:
     world = shop.drop(cap=5)
     buyer = shop.shopper()
@@ -292,6 +340,58 @@ def units_that_come_back_go_to_the_waitlist_first(shop: Shop) -> None:
     assert shop.paid_units(world) == 0
 
 
+def _waitlist_offer_in_early_access(shop: Shop, *, members: int, strangers: int
+                                    ) -> tuple[DropWorld, list[Buyer], list[Buyer]]:
+    """A drop whose only unit a member holds ten minutes before the public start (thirty
+    minutes of early access), shoppers on its waitlist (strangers first), then the hold
+    released: the unit goes to the waitlist."""
+    world = shop.drop(cap=1, limit=1, starts_in=10, early_access_minutes=30)
+    holder = shop.shopper()
+    outsiders = [shop.shopper() for _ in range(strangers)]
+    insiders = [shop.shopper() for _ in range(members)]
+    shop.app.state.drops_early_access = LeadTimes(
+        {b.customer_id: 30 for b in [holder, *insiders]})
+    held = shop.post(holder, f"/api/v1/drops/{world.drop_id}/holds", json={
+        "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}]})
+    assert held.status_code == 201, held.text
+    for waiting in [*outsiders, *insiders]:
+        joined = shop.post(waiting, f"/api/v1/drops/{world.drop_id}/waitlist",
+                           json={"variant_id": world.variant_ids[0], "quantity": 1})
+        assert joined.status_code == 201, joined.text
+    assert shop.delete(holder, f"/api/v1/drops/holds/{held.json()['id']}").status_code == 204
+    return world, outsiders, insiders
+
+
+def claim(shop: Shop, buyer: Buyer, world: DropWorld) -> httpx.Response:
+    return shop.post(buyer, f"/api/v1/drops/{world.drop_id}/waitlist/claim",
+                     headers={"Idempotency-Key": uuid.uuid4().hex},
+                     json={"card": CARD, "shipping_address": ADDRESS})
+
+
+def a_waitlist_offer_in_early_access_goes_to_who_may_buy_then(shop: Shop) -> None:
+    # given a non-member ahead of a member on the waitlist, when a unit comes back while the
+    # drop is open to members only
+    world, (stranger,), (member,) = _waitlist_offer_in_early_access(shop, members=1,
+                                                                    strangers=1)
+    waiting = shop.get(stranger, f"/api/v1/drops/{world.drop_id}/waitlist/me").json()
+    offered = shop.get(member, f"/api/v1/drops/{world.drop_id}/waitlist/me").json()
+    assert waiting["status"] == "waiting"  # then the stranger keeps their place
+    assert offered["status"] == "offered" and offered["hold_id"]
+    assert refused(claim(shop, stranger, world), 409, "invalid-state")  # has no offer
+    assert claim(shop, member, world).status_code == 201  # and the member pays for it
+    assert shop.paid_units(world) == 1 and shop.orders_of(stranger) == 0
+
+
+def a_waitlist_offer_is_claimed_only_once_the_drop_is_open_to_the_shopper(shop: Shop) -> None:
+    world, _, (member,) = _waitlist_offer_in_early_access(shop, members=1, strangers=0)
+    entry = shop.get(member, f"/api/v1/drops/{world.drop_id}/waitlist/me").json()
+    assert entry["status"] == "offered"  # given an offer made to a member in early access
+    shop.app.state.drops_early_access = LeadTimes()  # when their membership lapses
+    answer = claim(shop, member, world)
+    assert refused(answer, 409, "drop-not-open")  # then: the drop opens to them at the start
+    assert shop.paid_units(world) == 0 and shop.orders_of(member) == 0
+
+
 def the_storefront_form_buys_by_the_same_rules(shop: Shop) -> None:
     world = shop.drop(cap=5, limit=1, queue=True)  # given an admitted shopper, no JavaScript
     buyer = shop.shopper()
@@ -328,20 +428,19 @@ RULES = [
     Rule(an_admission_token_admits_once),
     Rule(the_per_person_cap_holds_across_orders),
     Rule(one_order_asking_for_more_than_the_cap_is_refused),
-    Rule(a_replay_gets_the_same_answer, {"engine": (
-        "the engine answers a replayed paid purchase from Redis without "
-        "`Idempotent-Replayed: true` (it marks only replayed refusals)")}),
-    Rule(a_replayed_refusal_is_the_same_refusal, {"engine": (
-        "the engine stores no refusal the gate decided (limit, sold out, window, token): a "
-        "replay is decided afresh, so it carries no `Idempotent-Replayed: true`")}),
-    Rule(a_replayed_refusal_stays_refused_when_units_come_back, {"engine": (
-        "the engine stores no refusal the gate decided: a replay of a sold-out purchase buys "
-        "once units come back, where the database path replays its stored 409")}),
+    Rule(a_replay_gets_the_same_answer),
+    Rule(a_replayed_refusal_is_the_same_refusal),
+    Rule(a_replayed_refusal_stays_refused_when_units_come_back),
     Rule(the_same_key_with_another_body_is_refused),
+    Rule(the_same_key_after_a_refusal_with_another_body_is_refused),
+    Rule(a_key_refused_at_the_door_keeps_its_answer),
+    Rule(a_key_keeps_its_first_body_after_the_gate_forgets),
     Rule(the_same_key_in_flight_is_told_to_retry),
     Rule(a_sold_out_drop_refuses_and_points_to_the_waitlist),
     Rule(an_expired_hold_returns_its_units),
     Rule(units_that_come_back_go_to_the_waitlist_first),
+    Rule(a_waitlist_offer_in_early_access_goes_to_who_may_buy_then),
+    Rule(a_waitlist_offer_is_claimed_only_once_the_drop_is_open_to_the_shopper),
     Rule(the_storefront_form_buys_by_the_same_rules),
 ]
 ENGINES = ["database", "engine"]

@@ -269,7 +269,7 @@ def get_hold(hold_id: IdPath, services: ServicesDep, customer: CustomerDep) -> H
 def release_hold(hold_id: IdPath, request: Request, services: ServicesDep,
                  who: ShopperDep) -> None:
     flows.release_hold(services.db, clock=services.clock, customer_id=who.customer_id,
-                       hold_id=hold_id)
+                       hold_id=hold_id, early_access=early_access_of(request))
     _close_in_gate(request, services, hold_id, units_back=True)
 
 
@@ -294,7 +294,7 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
                 provider=services.payments, customer_id=who.customer_id, hold_id=hold_id,
                 card=Card(**body.card.model_dump()),
                 shipping_address=body.shipping_address.model_dump(),
-                checkout_reference=claim.reference)
+                checkout_reference=claim.reference, early_access=early_access_of(request))
         except PaymentDeclined:
             _close_in_gate(request, services, hold_id, units_back=True)
             raise

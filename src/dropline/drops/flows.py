@@ -65,13 +65,14 @@ def in_transaction(db: Database, work: Callable[[Session], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _with_reclaim(db: Database, *, clock: Clock, drop_id: int,
-                  work: Callable[[Session], T]) -> T:
+def _with_reclaim(db: Database, *, clock: Clock, drop_id: int, work: Callable[[Session], T],
+                  early_access: service.EarlyAccess) -> T:
     try:
         return in_transaction(db, work)
     except SoldOut:
         left = in_transaction(db, lambda session: service.reclaim_and_offer(
-            session, clock=clock, drop=service.get_drop(session, drop_id)))
+            session, clock=clock, drop=service.get_drop(session, drop_id),
+            early_access=early_access))
         if not left:
             raise
     return in_transaction(db, work)
@@ -106,7 +107,8 @@ def place_hold(
                                    customer_id=shopper.customer_id, lines=lines,
                                    source=source, rng=rng)
 
-    return _with_reclaim(db, clock=clock, drop_id=drop_id, work=work)
+    return _with_reclaim(db, clock=clock, drop_id=drop_id, work=work,
+                         early_access=early_access)
 
 
 def _order_from_hold(session: Session, *, clock: Clock, settings: Settings, hold: DropHold,
@@ -155,13 +157,20 @@ def _resume(db: Database, checkout_reference: str) -> tuple[Order, Any]:
 def checkout_hold(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
     customer_id: int, hold_id: int, card: Card, shipping_address: dict[str, Any],
-    checkout_reference: str,
+    checkout_reference: str, early_access: service.EarlyAccess = service.membership_early_access,
 ) -> int:
     """Pays for a hold; returns the paid order's id. A retry with the same reference resumes
-    (finds the order, charges with the same payment key); a declined card returns the units."""
+    (finds the order, charges with the same payment key); a declined card returns the units.
+    A waitlist offer is a hold the shopper did not take themselves: it is paid for only once
+    the drop is open to them (early access), as a purchase of theirs would be."""
     def write(session: Session) -> tuple[Order, Any]:
         order = find_by_checkout_reference(session, checkout_reference)
         if order is None:
+            offer = service.get_hold(session, hold_id, customer_id=customer_id)
+            if offer.source is HoldSource.offer:
+                service.ensure_open(session, clock=clock,
+                                    drop=service.get_drop(session, offer.drop_id),
+                                    customer_id=customer_id, early_access=early_access)
             hold = service.convert_hold(session, clock=clock, hold_id=hold_id,
                                         customer_id=customer_id)
             order = _order_from_hold(session, clock=clock, settings=settings, hold=hold,
@@ -203,12 +212,15 @@ def purchase(
         return order, latest_payment(session, order.id)
 
     try:
-        order, payment = _with_reclaim(db, clock=clock, drop_id=drop_id, work=write)
+        order, payment = _with_reclaim(db, clock=clock, drop_id=drop_id, work=write,
+                                       early_access=early_access)
     except IntegrityError:
         order, payment = _resume(db, checkout_reference)
     return _pay(db, clock=clock, provider=provider, order=order, payment=payment, card=card)
 
 
-def release_hold(db: Database, *, clock: Clock, customer_id: int, hold_id: int) -> None:
+def release_hold(db: Database, *, clock: Clock, customer_id: int, hold_id: int,
+                 early_access: service.EarlyAccess = service.membership_early_access) -> None:
     in_transaction(db, lambda session: service.release_hold(
-        session, clock=clock, hold_id=hold_id, customer_id=customer_id))
+        session, clock=clock, hold_id=hold_id, customer_id=customer_id,
+        early_access=early_access))

@@ -396,6 +396,17 @@ def pools_for(session: Session, *, drop: Drop, lines: Sequence[HoldLine]) -> dic
     return dict(wanted)
 
 
+def opens_to(session: Session, *, drop: Drop, customer_id: int, at: datetime,
+             early_access: EarlyAccess) -> datetime:
+    """When the drop opens to this shopper: the public start, less their early access."""
+    if at >= drop.starts_at:
+        return drop.starts_at
+    lead = early_access(session, customer_id=customer_id, at=at) \
+        if drop.early_access_minutes else 0
+    return rules.opening_time(starts_at=drop.starts_at, lead_minutes=lead,
+                              drop_early_access_minutes=drop.early_access_minutes)
+
+
 def ensure_open(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
                 early_access: EarlyAccess) -> None:
     """Early access is enforced here, on the server, whatever the page showed."""
@@ -404,10 +415,8 @@ def ensure_open(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
         raise DropEnded(f"{drop.name} ended at {drop.ends_at.isoformat()}")
     if now >= drop.starts_at:
         return
-    lead = early_access(session, customer_id=customer_id, at=now) \
-        if drop.early_access_minutes else 0
-    opens = rules.opening_time(starts_at=drop.starts_at, lead_minutes=lead,
-                               drop_early_access_minutes=drop.early_access_minutes)
+    opens = opens_to(session, drop=drop, customer_id=customer_id, at=now,
+                     early_access=early_access)
     if now < opens:
         raise NotOpenYet(f"{drop.name} opens to you at {opens.isoformat()}",
                          opens_at=opens.isoformat(),
@@ -501,7 +510,8 @@ def attach_order(session: Session, *, hold: DropHold, order_id: int) -> None:
     session.execute(update(DropHold).where(DropHold.id == hold.id).values(order_id=order_id))
 
 
-def release_hold(session: Session, *, clock: Clock, hold_id: int, customer_id: int) -> int:
+def release_hold(session: Session, *, clock: Clock, hold_id: int, customer_id: int,
+                 early_access: EarlyAccess = membership_early_access) -> int:
     """The shopper gives the units back; returns waitlist offers made with them."""
     hold = get_hold(session, hold_id, customer_id=customer_id)
     released = session.execute(
@@ -512,7 +522,8 @@ def release_hold(session: Session, *, clock: Clock, hold_id: int, customer_id: i
     _give_back(session, drop_id=hold.drop_id, takes=_takes_of(hold.takes))
     _count_out(session, drop_id=hold.drop_id, customer_id=customer_id, quantity=hold.quantity)
     _lapse_offers(session, hold_ids=[hold.id])
-    return offer_to_waitlist(session, clock=clock, drop=get_drop(session, hold.drop_id))
+    return offer_to_waitlist(session, clock=clock, drop=get_drop(session, hold.drop_id),
+                             early_access=early_access)
 
 
 def return_units_of_order(session: Session, *, clock: Clock, order: Order) -> None:
@@ -597,11 +608,12 @@ def _lapse_offers(session: Session, *, hold_ids: list[int]) -> None:
                     .values(status=WaitlistStatus.lapsed))
 
 
-def reclaim_and_offer(session: Session, *, clock: Clock, drop: Drop) -> int:
+def reclaim_and_offer(session: Session, *, clock: Clock, drop: Drop,
+                      early_access: EarlyAccess = membership_early_access) -> int:
     """What a missed take, the periodic job and the CLI run: expired holds come back, and go
     to the waitlist first. Returns the units now left to hold (whoever reclaimed them)."""
     if reclaim_expired_holds(session, clock=clock, drop_id=drop.id):
-        offer_to_waitlist(session, clock=clock, drop=drop)
+        offer_to_waitlist(session, clock=clock, drop=drop, early_access=early_access)
     return sum(remaining_by_pool(session, drop.id).values())
 
 
@@ -639,12 +651,16 @@ def waitlist_entry(session: Session, *, drop_id: int, customer_id: int) -> DropW
     return entry
 
 
-def offer_to_waitlist(session: Session, *, clock: Clock, drop: Drop, limit: int = 100) -> int:
+def offer_to_waitlist(session: Session, *, clock: Clock, drop: Drop, limit: int = 100,
+                      early_access: EarlyAccess = membership_early_access) -> int:
     """Offers freed units to waiting shoppers in the order they joined: each offer is a hold
     created for that person with the drop's offer TTL. Stops at the first shopper the units
     cannot serve (first come, first served: nobody behind them jumps ahead with a smaller
-    quantity). Returns offers made."""
-    if clock.now() >= drop.ends_at:
+    quantity). Before the public start only those the drop is open to (members in their
+    early-access window) get an offer: the others keep their place for units freed later, as
+    a purchase of theirs would be refused now. Returns offers made."""
+    now = clock.now()
+    if now >= drop.ends_at:
         return 0
     offers = 0
     waiting = session.scalars(
@@ -653,6 +669,10 @@ def offer_to_waitlist(session: Session, *, clock: Clock, drop: Drop, limit: int 
                DropWaitlistEntry.status == WaitlistStatus.waiting)
         .order_by(DropWaitlistEntry.id).limit(limit)).all()
     for entry in waiting:
+        if now < drop.starts_at and now < opens_to(
+                session, drop=drop, customer_id=entry.customer_id, at=now,
+                early_access=early_access):
+            continue
         try:
             with session.begin_nested():  # an entry that cannot be served leaves no trace
                 hold = create_hold(session, clock=clock, drop=drop, customer_id=entry.customer_id,

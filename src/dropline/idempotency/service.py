@@ -129,8 +129,19 @@ def release(db: Database, *, claim: Claim) -> None:
             IdempotencyRecord.state == KeyState.in_flight))
 
 
+def recorded_fingerprint(session: Session, *, principal: str, key: str) -> str | None:
+    """The fingerprint of the first request made with this key, or None if none is recorded:
+    what a replay is matched against when only PostgreSQL remembers the key (the drop engine
+    after a Redis loss)."""
+    return session.scalar(select(IdempotencyRecord.fingerprint).where(
+        IdempotencyRecord.principal == principal, IdempotencyRecord.key == key))
+
+
 def purge_expired(session: Session, *, clock: Clock, retention_hours: int) -> int:
+    """Completed records past the retention, and in-flight ones as old (their lease lapsed long
+    ago: the drop engine records its keys in flight beside the order, see
+    ``drops.crowd.writer``)."""
     cutoff = clock.now() - timedelta(hours=retention_hours)
     result = session.execute(delete(IdempotencyRecord).where(
-        IdempotencyRecord.state == KeyState.completed, IdempotencyRecord.created_at < cutoff))
+        IdempotencyRecord.created_at < cutoff))
     return result.rowcount

@@ -12,15 +12,17 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dropline.errors import PROBLEM_BASE, DomainError
+from dropline.errors import PROBLEM_BASE, DomainError, ServiceUnavailable
 from dropline.problem_json import PROBLEM_JSON, problem_headers
 from dropline.web.allow import allowed_methods
 
 __all__ = ["PROBLEM_JSON", "problem_headers"]
 log = logging.getLogger("dropline.web")
+DATABASE_RETRY_AFTER_SECONDS = 2
 
 
 def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -75,6 +77,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed)
         return problem_response(exc.status_code, _problem(
             exc.status_code, slug, title, detail, request.url.path), headers)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(OperationalError)
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # The pool stayed empty for its timeout, or the server refused a connection ("too
+        # many clients", a restart): a moment's overload, not a bug, so 503 and when to
+        # retry. The request's transaction, if it had one, has rolled back.
+        log.warning("database unavailable for %s: %s", request.url.path, exc)
+        return domain_error_response(ServiceUnavailable(
+            "the database is busy; nothing was changed. Retry in a moment (with the same "
+            "Idempotency-Key for a write)", retry_after=DATABASE_RETRY_AFTER_SECONDS),
+            request.url.path)
 
     @app.exception_handler(DataError)
     async def on_data_error(request: Request, exc: DataError) -> JSONResponse:

@@ -10,7 +10,10 @@ What one EVALSHA decides, atomically (Redis runs a script alone): expired holds 
 units come back, so no sweeper is needed), the idempotency key (a replay gets the stored
 outcome, a concurrent replay waits), the drop window (ended / not yet open for this shopper),
 rate limits per identity and per IP, the admission token's single use, the per-person cap, and
-the units left per pool; then it takes the units. Holds (the two-step path) live in a sorted set
+the units left per pool; then it takes the units. Every purchase key it decides is stored with
+its request's fingerprint and outcome in the same step, refusals included (a rate limit
+excepted: it changes on retry), so a replay gets its first answer and the same key with another
+body is a mismatch. Holds (the two-step path) live in a sorted set
 by expiry in the same script, so both paths draw from one count.
 
 Redis is never the source of truth: every take is committed in PostgreSQL by a guarded statement
@@ -51,6 +54,14 @@ DEFAULT_PREFIX = "dl:"
 #       9 identity limit, 10 ip limit (0: none), 11 rate window s, 12.. pool, qty pairs
 TAKE = r"""
 local now = tonumber(ARGV[1])
+-- A purchase's refusal is stored under its key with its fingerprint, as its answer: a replay
+-- gets the same refusal and the same key with another body is a mismatch (holds carry no key).
+local function refuse(...)
+  if ARGV[7] == '' and ARGV[5] ~= '' then
+    redis.call('SET', KEYS[7], table.concat({'R', ARGV[5], ...}, '|'), 'EX', tonumber(ARGV[6]))
+  end
+  return {...}
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 200)
 for _, m in ipairs(due) do
   local info = redis.call('HGET', KEYS[5], m)
@@ -70,14 +81,16 @@ end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local idem = redis.call('GET', KEYS[7])
 if idem then
-  local fp = string.match(idem, '^[PD]|([^|]*)')
+  local fp = string.match(idem, '^[PDR]|([^|]*)')
   if fp ~= ARGV[5] then return {'mismatch'} end
   return {'replay', idem}
 end
 local meta = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit')
 local starts, ends, limit = tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
-if now >= ends then return {'ended'} end
-if now < starts - tonumber(ARGV[3]) then return {'notopen', tostring(starts - tonumber(ARGV[3]))} end
+if now >= ends then return refuse('ended') end
+if now < starts - tonumber(ARGV[3]) then
+  return refuse('notopen', tostring(starts - tonumber(ARGV[3])))
+end
 local window = tonumber(ARGV[11])
 local limits = {{KEYS[8], tonumber(ARGV[9])}, {KEYS[9], tonumber(ARGV[10])}}
 for _, l in ipairs(limits) do
@@ -89,14 +102,14 @@ for _, l in ipairs(limits) do
 end
 local cust = ARGV[2]
 local n = tonumber(ARGV[4])
-if n > 0 and tonumber(redis.call('HGET', KEYS[6], cust) or '0') >= n then return {'token_used'} end
+if n > 0 and tonumber(redis.call('HGET', KEYS[6], cust) or '0') >= n then return refuse('token_used') end
 local total = 0
 for i = 12, #ARGV, 2 do total = total + tonumber(ARGV[i + 1]) end
 local already = tonumber(redis.call('HGET', KEYS[3], cust) or '0')
-if already + total > limit then return {'limit', tostring(already), tostring(limit)} end
+if already + total > limit then return refuse('limit', tostring(already), tostring(limit)) end
 for i = 12, #ARGV, 2 do
   if tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0') < tonumber(ARGV[i + 1]) then
-    return {'soldout'}
+    return refuse('soldout')
   end
 end
 local parts = {}
@@ -127,6 +140,15 @@ end
 if total > 0 then redis.call('HINCRBY', KEYS[2], ARGV[1], -total) end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[3]) end
 return total
+"""
+
+# KEYS: 1 idempotency key; ARGV: 1 record, 2 ttl s. Stores a refusal decided before the
+# script (a bad admission token) unless the key has a record: then returns that record.
+RECORD_FIRST = r"""
+local idem = redis.call('GET', KEYS[1])
+if idem then return idem end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+return false
 """
 
 # KEYS: 1 holds, 2 hold info; ARGV: 1 member. The hold's units become sold (they stay taken).
@@ -170,13 +192,22 @@ class DropKeys:
         return [self.meta, self.left, self.buyers, self.holds, self.hold_info, self.tokens]
 
 
-def stored_outcome(stored: str) -> tuple[int, str] | None:
-    """``D|fp|status|body`` -> (status, body as JSON text); None while the first attempt is
-    pending."""
+def stored_outcome(stored: str) -> tuple[int, str] | Verdict | None:
+    """A key's record as its answer: ``D|fp|status|body`` -> (status, body as JSON text);
+    ``R|fp|outcome|values..`` (a refusal the script decided) -> its ``Verdict``, which the
+    caller words as it words a fresh one; ``P|fp`` -> None (the first attempt is pending)."""
+    if stored.startswith("R|"):
+        _, _, outcome, *values = stored.split("|")
+        return Verdict(outcome, tuple(values))
     if not stored.startswith("D|"):
         return None
     _, _, status, body = stored.split("|", 3)
     return int(status), body
+
+
+def fingerprint_of(stored: str) -> str:
+    """The fingerprint of the request that made a key's record."""
+    return stored.split("|", 2)[1]
 
 
 def _pairs(quantities: Mapping[int, int]) -> list[str]:
@@ -216,6 +247,7 @@ class RedisGate:
         self._take = client.register_script(TAKE)
         self._give_back = client.register_script(GIVE_BACK)
         self._convert = client.register_script(CONVERT)
+        self._record_first = client.register_script(RECORD_FIRST)
 
     def keys(self, drop_id: int) -> DropKeys:
         return DropKeys(self.prefix, drop_id)
@@ -287,6 +319,12 @@ class RedisGate:
         await self._give_back(keys=[k.left, k.buyers, k.idem(reference or "-")],
                               args=[customer_id, "1" if reference else "0", *_pairs(quantities)])
 
+    async def record_first(self, drop_id: int, reference: str, record: str) -> str | None:
+        """Stores ``record`` as the key's, unless it has one: returns that one, else None."""
+        existing = await self._record_first(keys=[self.keys(drop_id).idem(reference)],
+                                            args=[record, IDEMPOTENCY_TTL_SECONDS])
+        return None if existing is None else _text(existing)
+
     async def forget(self, drop_id: int, reference: str) -> None:
         await self.client.delete(self.keys(drop_id).idem(reference))
 
@@ -322,7 +360,8 @@ class SyncGate(RedisGate):
         holds with their expiry, the admission tokens used. Run after reclaiming expired holds
         (the caller's transaction), so expired holds are not counted twice. Idempotency records
         are not rebuilt: a replay after a Redis loss is caught by the orders' unique checkout
-        reference in PostgreSQL and answered from the order."""
+        reference in PostgreSQL and answered from the order, if its body is the one recorded
+        with the order's key (``idempotency_records``, written by the order's batch)."""
         state = read_state(session, drop=drop)
         k = self.keys(drop.id)
         pipe = self.client.pipeline(transaction=True)

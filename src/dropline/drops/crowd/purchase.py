@@ -9,8 +9,12 @@ the order is committed and paid. ``respond`` is shared by the fast lane (``drops
 and the FastAPI route. The per-worker machinery (caches, coalescers, the gate's clients) is
 ``drops.crowd.worker_state``.
 
-Idempotency: the gate keeps each key's state in Redis (pending, then the stored response), and
-the orders' unique checkout reference in PostgreSQL catches a replay Redis has forgotten.
+Idempotency: the gate keeps each key's state in Redis with its request's fingerprint (pending,
+then the stored answer: the order, or the refusal, whether the script, this module or
+PostgreSQL decided it), so a replay gets its first answer marked ``Idempotent-Replayed`` and the
+same key with another body is 422. The order's batch records the key and fingerprint in
+PostgreSQL too (``idempotency_records``), and the orders' unique checkout reference catches a
+replay Redis has forgotten: it is answered from the order only if its body is the first one's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,16 +58,21 @@ from dropline.errors import (
 )
 from dropline.idempotency import service as idempotency
 from dropline.orders import flows as orders
+from dropline.orders.models import OrderStatus
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.provider import Card
 from dropline.problem_json import PROBLEM_JSON, problem_headers
 
 
+def _key_reused() -> IdempotencyKeyReused:
+    return IdempotencyKeyReused("this Idempotency-Key was used for a different request; use a "
+                                "new key for a new request")
+
+
 def _refusal(verdict: gates.Verdict, facts: DropFacts) -> DomainError:
     o, v = verdict.outcome, verdict.values
     if o == "mismatch":
-        return IdempotencyKeyReused("this Idempotency-Key was used for a different request; "
-                                    "use a new key for a new request")
+        return _key_reused()
     if o == "ended":
         return DropEnded(f"{facts.name} has ended")
     if o == "notopen":
@@ -95,7 +105,20 @@ def _refused(reason: str, facts: DropFacts) -> DomainError:
                    drop_id=facts.drop_id)
 
 
-async def _await_stored(hot: HotPath, drop_id: int, reference: str) -> tuple[int, str]:
+Answer = tuple[int, str, bool]  # status, JSON text, replayed (a stored answer sent again)
+
+
+def _replayed(stored: tuple[int, str] | gates.Verdict, facts: DropFacts, path: str) -> Answer:
+    """A key's stored answer, sent again: a stored refusal the gate decided is worded as a
+    fresh one would be."""
+    if isinstance(stored, gates.Verdict):
+        refusal = _refusal(stored, facts)
+        return refusal.status, to_json(refusal.to_problem(path)).decode(), True
+    return stored[0], stored[1], True
+
+
+async def _await_stored(hot: HotPath, drop_id: int, reference: str
+                        ) -> tuple[int, str] | gates.Verdict:
     """A replay of a pending purchase waits for the first attempt's answer (bounded)."""
     deadline = time.monotonic() + hot.settings.idempotency.lease_seconds
     while time.monotonic() < deadline:
@@ -109,13 +132,36 @@ async def _await_stored(hot: HotPath, drop_id: int, reference: str) -> tuple[int
                           "processed; retry in a few seconds", retry_after=2)
 
 
-def _resume(hot: HotPath, reference: str, card: Card) -> tuple[int, Any]:
+@dataclass(frozen=True)
+class KeyOfOrder:
+    """Who made an order's key: the principal and the key, for its recorded fingerprint."""
+
+    principal: str
+    key: str
+
+
+class _KeyReused(Exception):
+    """The order's key was first used with another body; ``answer`` is that order's, if paid."""
+
+    def __init__(self, original: str, answer: Any) -> None:
+        self.original, self.answer = original, answer
+
+
+def _resume(hot: HotPath, reference: str, card: Card, *, owner: KeyOfOrder,
+            fp: str) -> tuple[int, Any]:
     """The reference already has an order (a replay Redis forgot): answer from PostgreSQL,
-    charging it first if a crash left it pending (as ``orders.flows`` resumes)."""
+    charging it first if a crash left it pending (as ``orders.flows`` resumes), but only for
+    the body the key was first used with (its fingerprint recorded beside the order)."""
     db, clock = hot.db, hot.clock
     with db.transaction() as session:
         order = find_by_checkout_reference(session, reference)
         assert order is not None
+        original = idempotency.recorded_fingerprint(session, principal=owner.principal,
+                                                    key=owner.key)
+        if original is not None and original != fp:
+            answer = jsonable_encoder(hot.read_order(session, order.id)) \
+                if order.status is OrderStatus.paid else None
+            raise _KeyReused(original, answer)
         payment = orders.latest_payment(session, order.id)
     order_id = orders.pay_order(
         db, clock=clock, provider=hot.provider, order=order,
@@ -127,33 +173,42 @@ def _resume(hot: HotPath, reference: str, card: Card) -> tuple[int, Any]:
 
 
 async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
-                           card: Card) -> tuple[int, str]:
+                           card: Card, owner: KeyOfOrder) -> Answer:
     try:
-        status, answer = await anyio.to_thread.run_sync(_resume, hot, reference, card)
+        status, answer = await anyio.to_thread.run_sync(
+            lambda: _resume(hot, reference, card, owner=owner, fp=fp))
     except PaymentDeclined as exc:
         await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=402,
                                 body=jsonable_encoder(exc.to_problem(path)))
         raise
+    except _KeyReused as reused:
+        # Redis holds the key again as its first request made it (the paid order), or forgets
+        # it (an order still pending resumes on the first body's retry).
+        if reused.answer is not None:
+            await hot.gate.complete(drop_id, reference=reference, fingerprint=reused.original,
+                                    status=201, body=reused.answer)
+        else:
+            await hot.gate.forget(drop_id, reference)
+        raise _key_reused() from None
     await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=status,
                             body=answer)
-    return status, json.dumps(answer, separators=(",", ":"))
+    return status, json.dumps(answer, separators=(",", ":")), True
 
 
-async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
-                   session_token: str | None, idempotency_key: str | None, ip: str,
-                   early_access: service.EarlyAccess,
-                   admission_token: str | None = None) -> tuple[int, str]:
-    """Returns (status, JSON text) for a paid order or a stored replay; raises DomainError.
-    ``admission_token``: one the caller issued in this same request (the storefront's form),
-    used instead of the body's and, like the body's absent one, not part of the fingerprint.
-    Three awaits on the common path, each coalesced with the other requests of the moment:
-    the session (when not cached), the gate's verdict, the batch that writes the order."""
-    key = idempotency.validate_key(idempotency_key)
-    customer_id, digest = await hot.customer(session_token)
-    set_actor(f"customer:{customer_id}")
-    facts = await hot.drop(drop_id)
-    reference = idempotency.reference_for(f"customer:{customer_id}", key)
-    fp = idempotency.fingerprint("POST", path, body)  # as the database path's records
+async def _store_refusal(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
+                         refusal: DomainError) -> DomainError:
+    """A refusal decided after the gate (by PostgreSQL) stored as the key's answer, as the
+    script stores its own: the refusal, to raise."""
+    await hot.gate.complete(drop_id, reference=reference, fingerprint=fp,
+                            status=refusal.status, body=jsonable_encoder(refusal.to_problem(path)))
+    return refusal
+
+
+def _screen(hot: HotPath, facts: DropFacts, body: PurchaseCreate, *, customer_id: int,
+            digest: str, now: datetime, token: str | None
+            ) -> tuple[dict[int, int], dict[int, int], int]:
+    """What is checked before the gate: the variants (units per pool and per variant) and,
+    with a waiting room, the admission token's signature (its single use is the gate's)."""
     quantities: dict[int, int] = {}
     lines: dict[int, int] = {}
     for line in body.lines:
@@ -162,19 +217,65 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         pool = facts.pools[line.variant_id]
         quantities[pool] = quantities.get(pool, 0) + line.quantity
         lines[line.variant_id] = lines.get(line.variant_id, 0) + line.quantity
+    if not facts.queue_enabled:
+        return quantities, lines, 0
+    if not token:
+        raise AdmissionRefused("this drop has a waiting room: join it and ask for an "
+                               "admission token (POST /api/v1/drops/{id}/admission)")
+    try:
+        return quantities, lines, rules.verify_admission(
+            token[:1000], secret=hot.settings.web.secret_key, drop_id=facts.drop_id,
+            customer_id=customer_id, session=rules.session_binding(digest), now=now).n
+    except rules.BadToken as exc:
+        raise AdmissionRefused(str(exc)) from None
+
+
+async def _first_answer(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
+                        facts: DropFacts, refusal: DomainError) -> Answer:
+    """A refusal decided before the gate is stored as the key's answer unless the key has one
+    already: then that one holds (a replay, even once its admission token has expired), or
+    the body differs (422). One round trip, on this refusal only."""
+    problem = to_json(refusal.to_problem(path)).decode()
+    stored = await hot.gate.record_first(drop_id, reference,
+                                         f"D|{fp}|{refusal.status}|{problem}")
+    if stored is None:
+        raise refusal
+    if gates.fingerprint_of(stored) != fp:
+        raise _key_reused()
+    outcome = gates.stored_outcome(stored)
+    if outcome is None:
+        raise RequestInFlight("the first request with this Idempotency-Key is still being "
+                              "processed; retry in a few seconds", retry_after=2)
+    return _replayed(outcome, facts, path)
+
+
+async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
+                   session_token: str | None, idempotency_key: str | None, ip: str,
+                   early_access: service.EarlyAccess,
+                   admission_token: str | None = None) -> Answer:
+    """Returns (status, JSON text, replayed) for a paid order or a stored answer sent again;
+    raises DomainError.
+    ``admission_token``: one the caller issued in this same request (the storefront's form),
+    used instead of the body's and, like the body's absent one, not part of the fingerprint.
+    Three awaits on the common path, each coalesced with the other requests of the moment:
+    the session (when not cached), the gate's verdict, the batch that writes the order."""
+    key = idempotency.validate_key(idempotency_key)
+    customer_id, digest = await hot.customer(session_token)
+    set_actor(f"customer:{customer_id}")
+    facts = await hot.drop(drop_id)
+    owner = KeyOfOrder(f"customer:{customer_id}", key)
+    reference = idempotency.reference_for(owner.principal, key)
+    fp = idempotency.fingerprint("POST", path, body)  # as the database path's records
     now = hot.clock.now()
-    token_n, lead_ms = 0, 0
+    try:
+        quantities, lines, token_n = _screen(
+            hot, facts, body, customer_id=customer_id, digest=digest, now=now,
+            token=admission_token or body.admission_token)
+    except (NotFound, AdmissionRefused) as refusal:
+        return await _first_answer(hot, drop_id=drop_id, reference=reference, fp=fp,
+                                   path=path, facts=facts, refusal=refusal)
+    lead_ms = 0
     if facts.queue_enabled:
-        token = admission_token or body.admission_token
-        if not token:
-            raise AdmissionRefused("this drop has a waiting room: join it and ask for an "
-                                   "admission token (POST /api/v1/drops/{id}/admission)")
-        try:
-            token_n = rules.verify_admission(
-                token[:1000], secret=hot.settings.web.secret_key, drop_id=drop_id,
-                customer_id=customer_id, session=rules.session_binding(digest), now=now).n
-        except rules.BadToken as exc:
-            raise AdmissionRefused(str(exc)) from None
         lead_ms = 7 * 24 * 3600 * 1000  # the token proves the shopper's own opening time
     elif now < facts.starts_at and facts.early_access_minutes:
         def lead() -> int:
@@ -194,9 +295,9 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     if verdict.outcome == "replay":
         stored = gates.stored_outcome(verdict.values[0])
         if stored is not None:
-            return stored
+            return _replayed(stored, facts, path)
         try:
-            return await _await_stored(hot, drop_id, reference)
+            return _replayed(await _await_stored(hot, drop_id, reference), facts, path)
         except RequestInFlight:
             # Still pending after the lease: the first attempt's worker died (or its outcome
             # could not be stored). PostgreSQL knows whether its order was written: answer
@@ -205,7 +306,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
             if await hot.order_lookups.submit(reference):
                 return await _answer_existing(hot, drop_id=drop_id, reference=reference,
                                               fp=fp, path=path,
-                                              card=Card(**body.card.model_dump()))
+                                              card=Card(**body.card.model_dump()), owner=owner)
             await hot.gate.forget(drop_id, reference)
             raise
     if verdict.outcome != "ok":
@@ -213,13 +314,14 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                 and await hot.order_lookups.submit(reference):
             # Redis forgot this key (flushed, lost) but PostgreSQL has its order: a replay.
             return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
-                                          path=path, card=Card(**body.card.model_dump()))
+                                          path=path, card=Card(**body.card.model_dump()),
+                                          owner=owner)
         raise _refusal(verdict, facts)
 
     card = Card(**body.card.model_dump())
     job = Job(drop_id=drop_id, customer_id=customer_id, lines=sorted(lines.items()),
               pools=quantities, card=card, shipping_address=body.shipping_address.model_dump(),
-              reference=reference, token_n=token_n, fingerprint=fp,
+              reference=reference, token_n=token_n, fingerprint=fp, idempotency_key=key,
               source=HoldSource.queue if facts.queue_enabled else HoldSource.direct)
     try:
         await hot.writer.submit(job)
@@ -235,7 +337,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                                  "Retry with the same Idempotency-Key", retry_after=1) from None
     kind, detail = job.outcome or ("refused", "soldout")
     if kind == "paid":
-        return 201, job.response  # stored in Redis by the batch, with the others
+        return 201, job.response, False  # stored in Redis by the batch, with the others
     if kind == "declined":
         await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities)
         error = PaymentDeclined(f"the card was declined ({detail['decline_code']}); nothing "
@@ -247,15 +349,18 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         # PostgreSQL had fewer units than Redis believed (units held through the database
         # path, or a stale Redis): giving these back would keep Redis too high, so the drop's
         # keys are rebuilt from PostgreSQL instead (at most once a second per worker).
-        await hot.gate.forget(drop_id, reference)
+        refusal = await _store_refusal(hot, drop_id=drop_id, reference=reference, fp=fp,
+                                       path=path, refusal=_refused("soldout", facts))
         await anyio.to_thread.run_sync(hot.resync, drop_id)
-        raise _refused("soldout", facts)
-    await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities,
-                             reference=reference)
+        raise refusal
     if kind == "existing":
+        await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities,
+                                 reference=reference)
         return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
-                                      path=path, card=card)
-    raise _refused(str(detail), facts)
+                                      path=path, card=card, owner=owner)
+    await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities)
+    raise await _store_refusal(hot, drop_id=drop_id, reference=reference, fp=fp, path=path,
+                               refusal=_refused(str(detail), facts))
 
 
 async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,
@@ -266,7 +371,7 @@ async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str
     with the Redis record), refusals as problem+json, a silent gate as 503. Used by the
     FastAPI route and by the fast lane (``drops.crowd.lane``) alike."""
     try:
-        status_code, text = await purchase(
+        status_code, text, replayed = await purchase(
             hot, drop_id=drop_id, body=body, path=path, session_token=session_token,
             idempotency_key=idempotency_key, ip=ip, early_access=early_access,
             admission_token=admission_token)
@@ -276,10 +381,9 @@ async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str
             "moment", retry_after=2), path)
     except DomainError as exc:
         return problem_json(exc, path)
-    if status_code >= 400:
-        return EncodedJSON(text, status_code, PROBLEM_JSON,
-                           headers={"Idempotent-Replayed": "true"})
-    return EncodedJSON(text, status_code, "application/json")
+    return EncodedJSON(text, status_code, PROBLEM_JSON if status_code >= 400
+                       else "application/json",
+                       headers={"Idempotent-Replayed": "true"} if replayed else None)
 
 
 def problem_json(exc: DomainError, path: str) -> EncodedJSON:

@@ -37,7 +37,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -51,6 +51,7 @@ from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
+from dropline.idempotency.models import KeyState
 from dropline.orders.bulk import BulkOrder, insert_orders, settle_orders
 from dropline.payments.provider import ChargeRequest, PaymentProvider, charge_each
 from dropline.webhooks.bulk import record_events
@@ -68,7 +69,8 @@ class Job(BulkOrder):
     pools: dict[int, int]  # pool -> units (what the gate took)
     token_n: int = 0
     source: HoldSource = HoldSource.queue
-    fingerprint: str = ""  # the request's, for its idempotency record in Redis
+    fingerprint: str = ""  # the request's, for its idempotency records (Redis, PostgreSQL)
+    idempotency_key: str = ""  # the client's Idempotency-Key
     response: str = ""  # the paid order as JSON text, once (stored in Redis, sent as is)
 
 
@@ -268,6 +270,7 @@ def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: 
     customers, created = insert_orders(session, now=now, settings=settings, catalog=catalog,
                                        location_id=drop.location_id, orders=live)
     record_events(session, now=now, events=created)
+    _record_keys(session, now=now, jobs=live)
     # The units last: slot rows stay locked only from here to the commit.
     takes = _take_slots(session, drop, live)
     bulk.insert_unnest(session, "drop_holds", [
@@ -287,6 +290,21 @@ def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: 
                                 "quantity": j.quantity}} for j in live]
     record_events(session, now=now, events=events)
     return live, customers
+
+
+def _record_keys(session: Session, *, now: datetime, jobs: list[Job]) -> None:
+    """Each order's Idempotency-Key with its request's fingerprint, in the order's own
+    transaction, as the database path records it: after a Redis loss a replay is matched
+    against the first request's fingerprint, never bound to a new body. In flight, as a record
+    whose request is still running would be: the order itself is the answer, and the database
+    path, should it see the key, resumes that order by its checkout reference. One statement
+    per batch."""
+    keyed = [j for j in jobs if j.idempotency_key]
+    bulk.insert_unnest(session, "idempotency_records", [
+        ("principal", "text"), ("key", "text"), ("fingerprint", "text"), ("state", "text"),
+        ("locked_at", "timestamptz"), ("created_at", "timestamptz")], [
+        (f"customer:{j.customer_id}", j.idempotency_key, j.fingerprint, KeyState.in_flight.name,
+         now, now) for j in keyed], suffix="ON CONFLICT (principal, key) DO NOTHING")
 
 
 def _return_drop_units(session: Session, drop: Drop, declined: list[Job]) -> None:

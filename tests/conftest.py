@@ -23,6 +23,7 @@ from dropline.migrate import downgrade, upgrade
 from dropline.models import metadata
 from dropline.security import use_password_hasher
 from dropline.web.app import create_app
+from tests.web.support import browser_session
 
 TEST_DATABASE_URL = os.environ.get("DROPLINE_TEST_DATABASE_URL")
 
@@ -96,7 +97,7 @@ def settings(database_url: str) -> Settings:
 def client(db: Database, clock: FrozenClock, settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings, clock=clock, db=db, run_worker=False)
     with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+        yield browser_session(test_client)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -53,6 +53,17 @@ KEPT = [
     ("DROPLINE_EMAIL_FROM", "Shop <shop@x.example>", "mail.sender", "Shop <shop@x.example>"),
     ("DROPLINE_SMTP_URL", "smtp://u:p@mail:587", "mail.smtp_url", "smtp://u:p@mail:587"),
     ("DROPLINE_EMAIL_DIR", "/tmp/out", "mail.outbox_dir", "/tmp/out"),
+    ("DROPLINE_THROTTLE_SIGN_IN_PER_ACCOUNT_PER_MINUTE", "7",
+     "throttle.sign_in_per_account_per_minute", 7),
+    ("DROPLINE_THROTTLE_SIGN_IN_PER_IP_PER_MINUTE", "70", "throttle.sign_in_per_ip_per_minute", 70),
+    ("DROPLINE_THROTTLE_SIGN_UP_PER_IP_PER_MINUTE", "12", "throttle.sign_up_per_ip_per_minute", 12),
+    ("DROPLINE_THROTTLE_CHECKOUT_PER_CUSTOMER_PER_MINUTE", "3",
+     "throttle.checkout_per_customer_per_minute", 3),
+    ("DROPLINE_THROTTLE_CHECKOUT_PER_IP_PER_MINUTE", "33", "throttle.checkout_per_ip_per_minute",
+     33),
+    ("DROPLINE_THROTTLE_DECLINES_PER_CUSTOMER", "2", "throttle.declines_per_customer", 2),
+    ("DROPLINE_THROTTLE_DECLINES_PER_IP", "9", "throttle.declines_per_ip", 9),
+    ("DROPLINE_THROTTLE_DECLINE_WINDOW_SECONDS", "60", "throttle.decline_window_seconds", 60),
 ]
 
 

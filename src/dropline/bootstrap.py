@@ -25,6 +25,7 @@ from dropline.memberships.models import Membership
 from dropline.orders.models import Order
 from dropline.payments.models import Payment, Refund
 from dropline.payments.provider import PaymentProvider
+from dropline.ratelimit import make_limiter
 from dropline.risk.models import (
     Chargeback,
     ReturnPolicy,
@@ -63,6 +64,7 @@ def build_services(
         solver=build_solver(),
         mailer=sender_for(settings.mail),
         checkout=build_checkout_policy(geocoder=geocoder),
+        limiter=make_limiter(settings.drops.redis_url),
     )
 
 

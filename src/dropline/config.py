@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 __all__ = [
     "DatabaseSettings", "DropsSettings", "IdempotencySettings", "MailSettings",
     "MembershipSettings", "RedisSettings", "Section", "Settings", "ShopSettings",
-    "WebSettings", "WebhookSettings", "get_settings", "settings_table",
+    "ThrottleSettings", "WebSettings", "WebhookSettings", "get_settings", "settings_table",
 ]
 
 DEFAULT_DATA_DIR = Path("var")
@@ -175,6 +175,33 @@ class MailSettings(Section):
                               env="DROPLINE_EMAIL_DIR")
 
 
+class ThrottleSettings(Section):
+    """Brute force and card testing (``dropline.web.throttle``), counted by the app's one rate
+    limiter (``dropline.ratelimit``: in process, or in Redis when ``drops.redis_url`` is set)."""
+
+    env_prefix: ClassVar[str] = "DROPLINE_THROTTLE_"
+
+    sign_in_per_account_per_minute: int = setting(
+        50, "Sign-in attempts per minute per account (email), on every sign-in form and the "
+            "session API.", ge=1)
+    sign_in_per_ip_per_minute: int = setting(300, "Sign-in attempts per minute per client IP.",
+                                             ge=1)
+    sign_up_per_ip_per_minute: int = setting(120, "Sign-ups per minute per client IP.", ge=1)
+    checkout_per_customer_per_minute: int = setting(
+        30, "Checkout attempts per minute per customer.", ge=1)
+    checkout_per_ip_per_minute: int = setting(300, "Checkout attempts per minute per client IP.",
+                                              ge=1)
+    declines_per_customer: int = setting(
+        5, "Declined checkouts per customer within the decline window; then checkout cools "
+           "down until the window ends (card testing).", ge=1)
+    declines_per_ip: int = setting(
+        20, "Declined checkouts per client IP within the decline window; then a cool-down.",
+        ge=1)
+    decline_window_seconds: int = setting(
+        900, "The window declines are counted in, and so the longest cool-down, in seconds.",
+        ge=1)
+
+
 class _FlatEnvironment(PydanticBaseSettingsSource):
     """Reads each section's fields from their environment variables (then ``.env``)."""
 
@@ -218,6 +245,7 @@ class Settings(BaseSettings):
     drops: DropsSettings = Field(default_factory=DropsSettings)
     memberships: MembershipSettings = Field(default_factory=MembershipSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
+    throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
 
     @classmethod
     def settings_customise_sources(

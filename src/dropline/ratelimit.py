@@ -41,6 +41,11 @@ class RateLimiter(Protocol):
         """Counts one request; returns None if allowed, else seconds until the window resets."""
         ...
 
+    def peek(self, key: str, *, limit: int, window_seconds: int) -> int | None:
+        """Counts nothing: None if fewer than ``limit`` were counted in this window, else
+        seconds until it resets (a cool-down after too many failures)."""
+        ...
+
 
 class MemoryRateLimiter:
     def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
@@ -57,6 +62,15 @@ class MemoryRateLimiter:
             count = self._counts.get((key, window), 0) + 1
             self._counts[(key, window)] = count
         if count <= limit:
+            return None
+        return max(1, int((window + 1) * window_seconds - now + 0.999))
+
+    def peek(self, key: str, *, limit: int, window_seconds: int) -> int | None:
+        now = self._now()
+        window = int(now // window_seconds)
+        with self._lock:
+            count = self._counts.get((key, window), 0)
+        if count < limit:
             return None
         return max(1, int((window + 1) * window_seconds - now + 0.999))
 
@@ -79,6 +93,14 @@ class RedisRateLimiter:
         pipe.expire(name, window_seconds + 1)
         count = pipe.execute()[0]
         if count <= limit:
+            return None
+        return max(1, int((window + 1) * window_seconds - now + 0.999))
+
+    def peek(self, key: str, *, limit: int, window_seconds: int) -> int | None:
+        now = time.time()
+        window = int(now // window_seconds)
+        count = int(self._client.get(counter_name(self._prefix, key, window)) or 0)
+        if count < limit:
             return None
         return max(1, int((window + 1) * window_seconds - now + 0.999))
 

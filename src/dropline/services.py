@@ -16,6 +16,7 @@ from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.mail import EmailSender
 from dropline.orders.policy import CheckoutPolicy
 from dropline.payments.provider import PaymentProvider
+from dropline.ratelimit import MemoryRateLimiter, RateLimiter
 
 __all__ = ["Services"]
 
@@ -33,3 +34,6 @@ class Services:
     mailer: EmailSender
     checkout: CheckoutPolicy  # member prices and delivery windows for the cart checkout
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Throttles sign-in, sign-up and checkout (web.throttle); in process unless the root
+    # gives it Redis.
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)

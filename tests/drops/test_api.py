@@ -13,13 +13,13 @@ from dropline.orders.models import Order, OrderStatus
 from dropline.ratelimit import MemoryRateLimiter
 from tests.builders import ADDRESS, GOOD_CARD, api_token, make_location, make_product, sign_up
 from tests.drops.builders import make_drop
-from tests.web.support import assert_problem
+from tests.web.support import assert_problem, browser_session
 
 PAY = {"card": GOOD_CARD, "shipping_address": ADDRESS}
 
 
 def other_browser(client: TestClient) -> TestClient:
-    return TestClient(client.app, raise_server_exceptions=False)
+    return browser_session(TestClient(client.app, raise_server_exceptions=False))
 
 
 def admitted_token(client: TestClient, drop_id: int) -> str:

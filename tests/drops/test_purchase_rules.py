@@ -32,6 +32,7 @@ from dropline.drops.schemas import PurchaseCreate
 from dropline.idempotency import service as idempotency
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.web.app import create_app
+from dropline.web.formtoken import CSRF_COOKIE, CSRF_HEADER, form_token
 from tests.builders import ADDRESS
 from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
 from tests.drops.servers import serve_gated
@@ -67,14 +68,20 @@ class Shop:
                                                     customer=customer, days=1))
 
     def post(self, buyer: Buyer, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.post(path, headers={"Cookie": f"dl_session={buyer.token}",
+        return self.http.post(path, headers={**self._browser(buyer),
                                              **kwargs.pop("headers", {})}, **kwargs)
+
+    def _browser(self, buyer: Buyer) -> dict[str, str]:
+        """The buyer's session cookie, and a form token as a browser showing the form has."""
+        secret = self.app.state.services.settings.web.secret_key
+        return {"Cookie": f"dl_session={buyer.token}; {CSRF_COOKIE}=rules",
+                CSRF_HEADER: form_token(secret, "rules")}
 
     def get(self, buyer: Buyer, path: str) -> httpx.Response:
         return self.http.get(path, headers={"Cookie": f"dl_session={buyer.token}"})
 
     def delete(self, buyer: Buyer, path: str) -> httpx.Response:
-        return self.http.delete(path, headers={"Cookie": f"dl_session={buyer.token}"})
+        return self.http.delete(path, headers=self._browser(buyer))
 
     def buy(self, buyer: Buyer, world: DropWorld, *, quantity: int = 1, key: str | None = None,
             admission: str | None = None, address: dict[str, Any] = ADDRESS) -> httpx.Response:

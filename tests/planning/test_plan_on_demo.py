@@ -16,6 +16,7 @@ from dropline.drops.models import Drop
 from dropline.planning.demo_history import GAPS, TRUTH
 from dropline.web.app import create_app
 from tests.builders import api_token, sign_in_console
+from tests.web.support import browser_session
 
 runner = CliRunner()
 # The demo steps whose rows planning reads (the others, e.g. pop-ups and telemetry tags, only
@@ -35,7 +36,7 @@ def test_on_demo_data_the_cli_api_and_page_give_dates_and_caps_with_reasons(db, 
     _check_cli(clock)
     with TestClient(create_app(settings, clock=clock, db=db, run_worker=False),
                     raise_server_exceptions=False) as client:
-        _check_api_and_page(client, db, clock)
+        _check_api_and_page(browser_session(client), db, clock)
 
 
 def _check_cli(clock):

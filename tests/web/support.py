@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from dropline.db import Database
 from dropline.models import metadata
+from dropline.web.formtoken import CSRF_COOKIE, CSRF_HEADER, form_token
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -50,4 +51,13 @@ def changed_tables(before: Snapshot, after: Snapshot) -> list[str]:
 
 def second_client(client: TestClient) -> TestClient:
     """Another browser on the same app, with its own cookie jar."""
-    return TestClient(client.app, raise_server_exceptions=False)
+    return browser_session(TestClient(client.app, raise_server_exceptions=False))
+
+
+def browser_session(client: TestClient) -> TestClient:
+    """A test client that, like a browser showing the app's forms, holds a ``dl_csrf`` cookie
+    and sends its token (``web.csrf``) with every request; the CSRF tests use bare clients."""
+    secret = client.app.state.services.settings.web.secret_key  # type: ignore[attr-defined]
+    client.cookies.set(CSRF_COOKIE, "test-browser")
+    client.headers[CSRF_HEADER] = form_token(secret, "test-browser")
+    return client

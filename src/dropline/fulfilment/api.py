@@ -19,7 +19,7 @@ from dropline.fulfilment import service
 from dropline.fulfilment.decision_tree import tree_html, tree_markdown, tree_svg
 from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.fulfilment.models import FulfilmentSite, MovementKind
-from dropline.fulfilment.planning import RouteSheet, plan_window, route_sheet
+from dropline.fulfilment.planning import RouteSheet, plan_window_apart, route_sheet
 from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.fulfilment.routemap import route_map_svg
 from dropline.fulfilment.schemas import (
@@ -277,11 +277,13 @@ def create_booking(window_id: IdPath, body: BookingCreate, session: SessionDep,
 
 @router.post(f"{PREFIX}/windows/{{window_id}}/plan", response_model=RouteSheetRead,
              summary="Plan a window's routes now (normally done at cutoff by the worker)")
-def plan(window_id: IdPath, body: PlanCreate, session: SessionDep, clock: ClockDep,
+def plan(window_id: IdPath, body: PlanCreate, db: DatabaseDep, clock: ClockDep,
          solver: SolverDep, _: Manager) -> RouteSheetRead:
-    plan_window(session, clock=clock, window_id=window_id, solver=solver,
-                max_seconds=body.max_seconds, seed=body.seed, replan=body.replan)
-    return sheet_read(route_sheet(session, window_id=window_id))
+    # No request-wide transaction: the solver runs with none open (plan_window_apart).
+    plan_window_apart(db, clock=clock, window_id=window_id, solver=solver,
+                      max_seconds=body.max_seconds, seed=body.seed, replan=body.replan)
+    with db.transaction() as session:
+        return sheet_read(route_sheet(session, window_id=window_id))
 
 
 def sheet_read(sheet: RouteSheet) -> RouteSheetRead:

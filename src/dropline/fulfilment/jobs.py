@@ -1,7 +1,8 @@
 """Scheduled fulfilment work, idempotent: complete stock movements that are due (restocking
 hubs) and plan every window whose booking cutoff has passed. Each window is planned in its own
 transaction, so one bad window never holds back the others, and a window planned already is
-skipped (its status is no longer open)."""
+skipped (its status is no longer open). The solver runs with no transaction open
+(``planning.plan_window_apart``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from dropline.clock import Clock
 from dropline.db import Database
 from dropline.errors import DomainError
-from dropline.fulfilment.planning import plan_window, windows_due_for_planning
+from dropline.fulfilment.planning import plan_window_apart, windows_due_for_planning
 from dropline.fulfilment.ports import RouteSolver
 from dropline.fulfilment.service import complete_due_movements
 
@@ -39,9 +40,8 @@ def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver,
         due = windows_due_for_planning(session, at=clock.now())
     for window_id in due:
         try:
-            with db.transaction() as session:
-                plan_window(session, clock=clock, window_id=window_id, solver=solver,
-                            max_seconds=seconds_per_window)
+            plan_window_apart(db, clock=clock, window_id=window_id, solver=solver,
+                              max_seconds=seconds_per_window)
             report.windows_planned.append(window_id)
         except (DomainError, IntegrityError) as exc:  # planned meanwhile, or misconfigured
             log.warning("window %s not planned: %s", window_id, exc)

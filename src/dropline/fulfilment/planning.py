@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
+from dropline.db import Database
 from dropline.errors import InvalidState, NotFound
 from dropline.events.service import record_event
 from dropline.fulfilment import rules as R
@@ -125,24 +126,57 @@ def build_window_problem(session: Session, *, window_id: int) -> WindowProblem:
     return WindowProblem(window, problem, vehicles, bookings, origin, costs)
 
 
-def plan_window(session: Session, *, clock: Clock, window_id: int, solver: RouteSolver,
-                max_seconds: float = 5.0, seed: int = 0, replan: bool = False) -> PlannedWindow:
-    """Plans a window's routes and stores them; the window stops taking bookings. A window
-    planned already keeps its plan unless ``replan``. Stops the plan cannot fit are listed
-    as unassigned (they go by carrier)."""
+@dataclass(frozen=True)
+class PlanInputs:
+    """What a plan is computed from, read in one short transaction: the problem, the plan it
+    replaces (if any) and a fingerprint of the rows it was built from, compared again before
+    the plan is stored."""
+
+    built: WindowProblem
+    replaced_plan_id: int | None
+    fingerprint: tuple[object, ...]
+
+
+def read_plan_inputs(session: Session, *, window_id: int, replan: bool) -> PlanInputs:
+    """The window's routing problem; a window planned already is refused unless ``replan``."""
     built = build_window_problem(session, window_id=window_id)
+    existing = session.scalar(select(RoutePlanRow.id).where(
+        RoutePlanRow.window_id == built.window.id))
+    if existing is not None and not replan:
+        raise InvalidState(f"window {window_id} is planned already (plan {existing})",
+                           plan_id=existing)
     window = built.window
-    existing = session.scalar(select(RoutePlanRow).where(RoutePlanRow.window_id == window.id))
-    if existing is not None:
-        if not replan:
-            raise InvalidState(f"window {window_id} is planned already (plan {existing.id})",
-                               plan_id=existing.id)
-        session.execute(delete(RoutePlanRow).where(RoutePlanRow.id == existing.id))
+    fingerprint = (
+        existing, window.status, window.starts_at, window.ends_at,
+        tuple((b.id, b.latitude, b.longitude, b.weight_grams) for b in built.bookings.values()),
+        tuple((v.id, v.capacity_grams, v.shift_start, v.shift_end, v.cost_per_km_amount,
+               v.cost_per_hour_amount) for v in built.vehicles),
+        built.problem.depot)
+    return PlanInputs(built, existing, fingerprint)
+
+
+def solve_plan(inputs: PlanInputs, *, solver: RouteSolver, max_seconds: float,
+               seed: int) -> RoutePlan:
+    """The slow part, with no session: the solver's plan, repaired to be dispatchable."""
+    problem = inputs.built.problem
+    return repair_plan(problem, solver.solve(problem, max_seconds=max_seconds, seed=seed))
+
+
+def store_window_plan(session: Session, *, clock: Clock, inputs: PlanInputs, plan: RoutePlan,
+                      solver: str) -> PlannedWindow:
+    """Stores a plan computed from ``inputs``, if the window, its bookings, its vans and its
+    plan are still what they were (else ``InvalidState``: plan again); the window stops taking
+    bookings."""
+    current = read_plan_inputs(session, window_id=inputs.built.window.id, replan=True)
+    if current.fingerprint != inputs.fingerprint:
+        raise InvalidState(f"window {inputs.built.window.id} changed while it was planned; "
+                           "plan it again")
+    built = current.built
+    window = built.window
+    if current.replaced_plan_id is not None:
+        session.execute(delete(RoutePlanRow).where(RoutePlanRow.id == current.replaced_plan_id))
         session.flush()
-    plan = repair_plan(built.problem, solver.solve(built.problem, max_seconds=max_seconds,
-                                                   seed=seed))
-    row = _store_plan(session, clock=clock, built=built, plan=plan,
-                      solver=type(solver).__name__)
+    row = _store_plan(session, clock=clock, built=built, plan=plan, solver=solver)
     window.status = WindowStatus.planned
     session.flush()
     record_event(session, clock=clock, type="delivery_window.planned",
@@ -151,6 +185,33 @@ def plan_window(session: Session, *, clock: Clock, window_id: int, solver: Route
                           "stops": len(built.bookings), "unassigned": len(plan.unassigned),
                           "cost_amount": row.cost_amount, "feasible": plan.feasible})
     return PlannedWindow(row, built.problem, plan)
+
+
+def plan_window(session: Session, *, clock: Clock, window_id: int, solver: RouteSolver,
+                max_seconds: float = 5.0, seed: int = 0, replan: bool = False) -> PlannedWindow:
+    """Plans a window's routes and stores them, in the caller's transaction (the CLI, the
+    demo); the window stops taking bookings. A window planned already keeps its plan unless
+    ``replan``. Stops the plan cannot fit are listed as unassigned (they go by carrier).
+    Servers use ``plan_window_apart``, which holds no transaction while the solver runs."""
+    inputs = read_plan_inputs(session, window_id=window_id, replan=replan)
+    plan = solve_plan(inputs, solver=solver, max_seconds=max_seconds, seed=seed)
+    return store_window_plan(session, clock=clock, inputs=inputs, plan=plan,
+                             solver=type(solver).__name__)
+
+
+def plan_window_apart(db: Database, *, clock: Clock, window_id: int, solver: RouteSolver,
+                      max_seconds: float = 5.0, seed: int = 0,
+                      replan: bool = False) -> PlannedWindow:
+    """``plan_window`` in three steps: read the problem in a short transaction, solve with no
+    transaction open, store in a short transaction that checks nothing changed meanwhile. On
+    SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``, ``dropline.db``), so a
+    solver running inside one would hold every other request for its whole run."""
+    with db.transaction() as session:
+        inputs = read_plan_inputs(session, window_id=window_id, replan=replan)
+    plan = solve_plan(inputs, solver=solver, max_seconds=max_seconds, seed=seed)
+    with db.transaction() as session:
+        return store_window_plan(session, clock=clock, inputs=inputs, plan=plan,
+                                 solver=type(solver).__name__)
 
 
 def repair_plan(problem: RoutingProblem, plan: RoutePlan) -> RoutePlan:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from dropline.errors import PaymentDeclined
 from dropline.idempotency.service import Claim
 from dropline.orders import flows, service
 from dropline.orders.models import OrderStatus
@@ -22,6 +23,7 @@ from dropline.payments.provider import Card
 from dropline.schemas import IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
+from dropline.web.throttle import record_decline
 
 router = APIRouter(tags=["orders"])
 IdempotencyKey = Annotated[str | None, Header(
@@ -52,18 +54,22 @@ def order_read(session: Session, order_id: int, customer_id: int | None = None) 
 def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
              customer: CustomerDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
     def operation(claim: Claim) -> tuple[int, OrderRead]:
-        order_id = flows.checkout(
-            services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments, policy=services.checkout,
-            request=flows.CheckoutRequest(
-                customer_id=customer.id, cart_id=body.cart_id,
-                card=Card(**body.card.model_dump()),
-                shipping_address=body.shipping_address.model_dump(),
-                checkout_reference=claim.reference,
-                delivery=flows.DeliveryChoice(**body.delivery.model_dump())
-                if body.delivery else None,
-            ),
-        )
+        try:
+            order_id = flows.checkout(
+                services.db, clock=services.clock, settings=services.settings,
+                provider=services.payments, policy=services.checkout,
+                request=flows.CheckoutRequest(
+                    customer_id=customer.id, cart_id=body.cart_id,
+                    card=Card(**body.card.model_dump()),
+                    shipping_address=body.shipping_address.model_dump(),
+                    checkout_reference=claim.reference,
+                    delivery=flows.DeliveryChoice(**body.delivery.model_dump())
+                    if body.delivery else None,
+                ),
+            )
+        except PaymentDeclined:
+            record_decline(services, request, customer.id)  # card testing (web.throttle)
+            raise
         with services.db.transaction() as session:
             return 201, order_read(session, order_id)
 

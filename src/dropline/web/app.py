@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 import dropline
 from dropline.admin.api import router as admin_router
@@ -46,15 +47,17 @@ from dropline.telemetry.api import router as telemetry_router
 from dropline.telemetry.pages import NAV_ITEMS as telemetry_nav
 from dropline.telemetry.pages import router as telemetry_pages_router
 from dropline.web.actor import ActorMiddleware
-from dropline.web.admin import LoginRequired, login_redirect
+from dropline.web.admin import ADMIN_COOKIE, LoginRequired, login_redirect
 from dropline.web.admin import router as admin_pages_router
 from dropline.web.api_docs import install_api_docs
 from dropline.web.caching import install as install_page_cache
+from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
 from dropline.web.problems import install_problem_handlers
 from dropline.web.scheduler import BackgroundWorker
 from dropline.web.security_headers import SecurityHeadersMiddleware
+from dropline.web.throttle import throttle_sensitive_posts
 from dropline.webhooks.api import router as webhooks_router
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -68,6 +71,22 @@ are UTC (ISO 8601). Errors are `application/problem+json` (RFC 9457).
   (`dropline admin token --scope ...` issues one).
 * Writes that move money take an `Idempotency-Key` header.
 """
+
+
+class DroplineApp(LaneFastAPI):
+    """The app with the CSRF guard (``web.csrf``) in front of everything, the drop purchase
+    lane included (the lane answers before FastAPI's middleware stack would run)."""
+
+    csrf_guard: CsrfGuard | None = None
+
+    async def _unguarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await LaneFastAPI.__call__(self, scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.csrf_guard is None:
+            await self._unguarded(scope, receive, send)
+        else:
+            await self.csrf_guard(scope, receive, send)
 
 
 def console_navigation() -> Navigation:
@@ -101,16 +120,23 @@ def create_app(
             worker.stop()
 
     # FastAPI with the drop purchase lane in front (drops.crowd.lane): purchases skip the routing
-    app = LaneFastAPI(
+    app = DroplineApp(
         title=f"Dropline API — {settings.shop.name}", version=dropline.__version__,
         description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None,
+        # Every form post's token (web.csrf), then the sign-in / checkout throttles.
+        dependencies=[Depends(require_form_token), Depends(throttle_sensitive_posts)],
     )
+    app.csrf_guard = CsrfGuard(
+        app._unguarded, session_cookies=(settings.web.session_cookie_name, ADMIN_COOKIE),
+        shop_name=settings.shop.name, cookie_secure=settings.web.cookie_secure,
+        cookie_days=settings.web.session_days)
     app.state.services = services
     app.state.worker = worker
     app.state.navigation = console_navigation()
     install_page_cache(app, services)
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
+    app.add_exception_handler(Refused, on_refused)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)  # outermost
     install_api_docs(app, title=app.title)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
-from dropline.errors import DomainError, InvalidInput, NotFound
+from dropline.errors import DomainError, InvalidInput, NotFound, PaymentDeclined
 from dropline.fulfilment.service import LineRequest, decide_with_options, resolve_destination
 from dropline.orders import flows
 from dropline.orders import service as orders
@@ -27,6 +27,7 @@ from dropline.schemas import IdForm, IdPath
 from dropline.web.caching import private_response
 from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
 from dropline.web.templating import templates
+from dropline.web.throttle import record_decline
 
 router = APIRouter(include_in_schema=False)
 CART_COOKIE = "dl_cart"
@@ -196,6 +197,8 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice))
     except DomainError as exc:
+        if isinstance(exc, PaymentDeclined):
+            record_decline(services, request, customer.id)  # card testing (web.throttle)
         safe = {k: v for k, v in form.items() if k not in ("number", "cvc")}
         return _checkout_page(request, services, customer, postcode=postcode, form=safe,
                               error=exc.detail, status_code=exc.status)

@@ -1,0 +1,107 @@
+"""Throttles on the requests an attacker repeats (issue 20): password guessing on every sign-in
+(the storefront's, the member portal's and the console's forms, and ``POST /api/v1/sessions``),
+sign-up, and checkout, with a cool-down after repeated declines (card testing).
+
+One app-wide dependency (``throttle_sensitive_posts``) counts each attempt against the limits of
+``settings.throttle``, per account (the email sent, or the signed-in customer) and per client
+IP, in the app's one rate limiter (``services.limiter``: in process, or Redis). Over a limit it
+answers 429 with ``Retry-After``: problem+json for the API, a page with the message for forms
+(``web.csrf.Refused``). The checkout endpoints call ``record_decline`` when a card is declined;
+once a customer or an IP has had ``declines_per_*`` declines within ``decline_window_seconds``,
+checkout refuses until that window ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from dropline.ratelimit import RateLimiter
+from dropline.services import Services
+from dropline.web.csrf import FORM_TYPES, Refused
+from dropline.web.deps import optional_customer
+
+__all__ = ["CHECKOUT_PATHS", "SIGN_IN_PATHS", "SIGN_UP_PATHS", "record_decline",
+           "throttle_sensitive_posts"]
+
+SIGN_IN_PATHS = frozenset({"/sign-in", "/membership/sign-in", "/admin/login", "/api/v1/sessions"})
+SIGN_UP_PATHS = frozenset({"/sign-up", "/api/v1/customers"})
+CHECKOUT_PATHS = frozenset({"/checkout", "/api/v1/checkout"})
+MINUTE = 60
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _account_key(email: str) -> str:
+    """An account's counter, named by a digest so no address is stored in the limiter."""
+    raw = email.strip().lower().encode("utf-8", "surrogatepass")  # any string a client sends
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+async def _email_of(request: Request) -> str:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in FORM_TYPES:
+        value = (await request.form()).get("email")
+        return value if isinstance(value, str) else ""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        return ""
+    value = body.get("email") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _too_many(retry_after: int, what: str) -> Refused:
+    return Refused(429, f"Too many {what}. Try again in {retry_after} seconds.",
+                   slug="rate-limited", title="Too many requests",
+                   headers={"Retry-After": str(retry_after)})
+
+
+def _count(limiter: RateLimiter, counters: list[tuple[str, int, int]], what: str) -> None:
+    for key, limit, window in counters:
+        retry_after = limiter.hit(key, limit=limit, window_seconds=window)
+        if retry_after is not None:
+            raise _too_many(retry_after, what)
+
+
+async def throttle_sensitive_posts(request: Request) -> None:
+    path = request.url.path
+    if request.method != "POST" or path not in SIGN_IN_PATHS | SIGN_UP_PATHS | CHECKOUT_PATHS:
+        return
+    services: Services = request.app.state.services
+    limits, limiter, ip = services.settings.throttle, services.limiter, client_ip(request)
+    if path in SIGN_IN_PATHS:
+        email = await _email_of(request)
+        _count(limiter, [(f"signin:ip:{ip}", limits.sign_in_per_ip_per_minute, MINUTE),
+                         (f"signin:acct:{_account_key(email)}",
+                          limits.sign_in_per_account_per_minute, MINUTE)], "sign-in attempts")
+    elif path in SIGN_UP_PATHS:
+        _count(limiter, [(f"signup:ip:{ip}", limits.sign_up_per_ip_per_minute, MINUTE)],
+               "sign-ups")
+    else:
+        customer = await run_in_threadpool(optional_customer, request, services)
+        if customer is None:
+            return  # the endpoint asks for a sign-in
+        for key, limit in ((f"declines:c:{customer.id}", limits.declines_per_customer),
+                           (f"declines:ip:{ip}", limits.declines_per_ip)):
+            retry_after = limiter.peek(key, limit=limit,
+                                       window_seconds=limits.decline_window_seconds)
+            if retry_after is not None:
+                raise _too_many(retry_after, "declined payments")
+        _count(limiter, [(f"checkout:c:{customer.id}",
+                          limits.checkout_per_customer_per_minute, MINUTE),
+                         (f"checkout:ip:{ip}", limits.checkout_per_ip_per_minute, MINUTE)],
+               "checkout attempts")
+
+
+def record_decline(services: Services, request: Request, customer_id: int) -> None:
+    """A checkout's card was declined: counted towards the customer's and the IP's cool-down."""
+    limits = services.settings.throttle
+    for key, limit in ((f"declines:c:{customer_id}", limits.declines_per_customer),
+                       (f"declines:ip:{client_ip(request)}", limits.declines_per_ip)):
+        services.limiter.hit(key, limit=limit, window_seconds=limits.decline_window_seconds)

@@ -13,6 +13,7 @@ The engine half needs PostgreSQL (``DROPLINE_TEST_DATABASE_URL``) and Redis
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -189,6 +190,20 @@ def an_admission_token_admits_once(shop: Shop) -> None:
     assert first.status_code == 201, first.text  # then: the first buys, the second is refused
     assert refused(second, 403, "admission-refused")
     assert shop.paid_units(world) == 1
+
+
+def a_cross_origin_or_plain_text_purchase_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5)
+    buyer = shop.shopper()
+    path = f"/api/v1/drops/{world.drop_id}/purchase"
+    body = purchase_body(world)
+    hostile = shop.post(buyer, path, json=body, headers={  # from another site's page
+        "Idempotency-Key": uuid.uuid4().hex, "Origin": "https://evil.example"})
+    plain = shop.post(buyer, path, content=json.dumps(body), headers={  # a form could send it
+        "Idempotency-Key": uuid.uuid4().hex, "Content-Type": "text/plain"})
+    assert refused(hostile, 403, "cross-origin-refused")
+    assert refused(plain, 415, "unsupported-media-type")
+    assert shop.paid_units(world) == 0
 
 
 def a_waiting_room_drop_needs_a_token(shop: Shop) -> None:
@@ -431,6 +446,7 @@ RULES = [
     Rule(after_the_window_a_purchase_is_refused),
     Rule(a_member_buys_in_early_access),
     Rule(a_non_member_waits_for_the_public_start),
+    Rule(a_cross_origin_or_plain_text_purchase_is_refused),
     Rule(a_waiting_room_drop_needs_a_token),
     Rule(an_admission_token_admits_once),
     Rule(the_per_person_cap_holds_across_orders),

@@ -74,15 +74,19 @@ are UTC (ISO 8601). Errors are `application/problem+json` (RFC 9457).
 
 
 class DroplineApp(LaneFastAPI):
-    """The app with the CSRF guard (``web.csrf``) in front of everything, the drop purchase
-    lane included (the lane answers before FastAPI's middleware stack would run)."""
+    """The app with the CSRF guard (``web.csrf``) in front of everything. The drop lane's
+    requests pass the guard's checks (``CsrfGuard.refusal_for``, as ``lane_guard``) and are
+    answered before FastAPI's middleware stack would run; they skip only the guard's wrapper,
+    whose one job past the checks is the form-token cookie of a rendered form."""
 
     csrf_guard: CsrfGuard | None = None
 
     async def _unguarded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await LaneFastAPI.__call__(self, scope, receive, send)
+        await FastAPI.__call__(self, scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self.serve_lane(scope, receive, send):
+            return
         if self.csrf_guard is None:
             await self._unguarded(scope, receive, send)
         else:
@@ -130,6 +134,7 @@ def create_app(
         app._unguarded, session_cookies=(settings.web.session_cookie_name, ADMIN_COOKIE),
         shop_name=settings.shop.name, cookie_secure=settings.web.cookie_secure,
         cookie_days=settings.web.session_days)
+    app.lane_guard = app.csrf_guard.refusal_for
     app.state.services = services
     app.state.worker = worker
     app.state.navigation = console_navigation()

@@ -85,8 +85,15 @@ def _host_of(url: str) -> str:
         return "\x00"  # unparsable: matches no host
 
 
+# The request headers the checks and a refusal read; the others are not decoded.
+_READ = frozenset({b"authorization", b"sec-fetch-site", b"origin", b"referer", b"host",
+                   b"x-forwarded-host", b"cookie", b"content-type", b"content-length",
+                   b"transfer-encoding", b"accept"})
+
+
 def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    return {name.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+            if (name := k.lower()) in _READ}
 
 
 def _is_bearer(headers: dict[str, str]) -> bool:
@@ -96,15 +103,14 @@ def _is_bearer(headers: dict[str, str]) -> bool:
 def cross_origin(headers: dict[str, str]) -> bool:
     """What the browser says about where the request comes from; absent headers (a script, an
     old browser) say nothing, and the token check stands alone."""
-    hosts = _own_hosts(headers)
     site = headers.get("sec-fetch-site", "")
     if site in ("cross-site", "same-site"):
         return True
     origin = headers.get("origin")
     if origin is not None:
-        return origin == "null" or _host_of(origin) not in hosts
+        return origin == "null" or _host_of(origin) not in _own_hosts(headers)
     referer = headers.get("referer")
-    return referer is not None and _host_of(referer) not in hosts
+    return referer is not None and _host_of(referer) not in _own_hosts(headers)
 
 
 def _own_hosts(headers: dict[str, str]) -> set[str]:
@@ -148,6 +154,7 @@ class CsrfGuard:
                  cookie_secure: bool, cookie_days: int) -> None:
         self.app = app
         self.session_cookies = session_cookies
+        self._cookie_marks = tuple(f"{name}=" for name in session_cookies)
         self.shop_name = shop_name
         self.cookie_secure = cookie_secure
         self.cookie_days = cookie_days
@@ -157,14 +164,21 @@ class CsrfGuard:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})  # where csrf_field() leaves a new cookie's value
-        if scope["method"] in UNSAFE_METHODS:
-            headers = _headers(scope)
-            if not _is_bearer(headers):
-                refused = self._check(scope["path"], headers)
-                if refused is not None:
-                    await refused(scope, receive, send)
-                    return
+        refused = self.refusal_for(scope)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
         await self.app(scope, receive, self._with_cookie(scope, send))
+
+    def refusal_for(self, scope: Scope) -> Response | None:
+        """The answer to an HTTP request the header checks refuse, or None. The drop lane
+        calls it for its own requests, which render no form and so need no cookie set."""
+        if scope["method"] not in UNSAFE_METHODS:
+            return None
+        headers = _headers(scope)
+        if _is_bearer(headers):
+            return None
+        return self._check(scope["path"], headers)
 
     def _check(self, path: str, headers: dict[str, str]) -> Response | None:
         if cross_origin(headers):
@@ -173,7 +187,7 @@ class CsrfGuard:
                            message="This request came from another site, so it was refused. "
                                    "Use the form on this site.", shop_name=self.shop_name)
         cookies = headers.get("cookie", "")
-        signed_in = any(f"{name}=" in cookies for name in self.session_cookies)
+        signed_in = any(mark in cookies for mark in self._cookie_marks)
         if signed_in and _content_refused(path, headers):
             return refusal(path, headers, status=415, slug="unsupported-media-type",
                            title="Unsupported media type",

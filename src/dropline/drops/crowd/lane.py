@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from http.cookies import _unquote  # type: ignore[attr-defined]
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import ValidationError
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from dropline.drops.crowd.admission import Ask, token_json
@@ -42,20 +44,34 @@ log = logging.getLogger("dropline.drops")
 
 
 class LaneFastAPI(FastAPI):
-    """FastAPI, with the drop purchase lane ahead of its middleware and routing."""
+    """FastAPI, with the drop purchase lane ahead of its middleware and routing.
+
+    ``lane_guard``, when the app sets one, sees every lane request first and may answer it
+    instead (the app's cross-origin guard, ``web.csrf``, the same checks as for every other
+    request)."""
+
+    lane_guard: Callable[[Scope], Response | None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = LANE_PATH.fullmatch(scope["path"])
-            hot = hot_path(self.state) if match is not None else None
-            if hot is not None:
-                scope["app"] = self
-                serve = _serve if match[2] == "purchase" else _serve_admission
-                response = await serve(hot, self.state, scope, receive, int(match[1]))
-                if response is not None:
-                    await response(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+        if not await self.serve_lane(scope, receive, send):
+            await super().__call__(scope, receive, send)
+
+    async def serve_lane(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Answers a lane request (True); anything else is left to the caller (False)."""
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return False
+        match = LANE_PATH.fullmatch(scope["path"])
+        hot = hot_path(self.state) if match is not None else None
+        if hot is None:
+            return False
+        scope["app"] = self
+        response = self.lane_guard(scope) if self.lane_guard is not None else None
+        if response is None:
+            serve = _serve if match[2] == "purchase" else _serve_admission
+            response = await serve(hot, self.state, scope, receive, int(match[1]))
+        if response is not None:
+            await response(scope, receive, send)
+        return True
 
 
 async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,

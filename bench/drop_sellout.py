@@ -22,12 +22,13 @@ What it does, in one run:
    gate, order, card charge, settle). Timed from the first purchase request to the last
    response: ``units_per_s``; ``p50_ms``/``p99_ms`` are the purchase request latencies.
    ``units_per_s_with_admission`` counts both phases. The purchase path runs on the Redis gate
-   and batched writes (``drops.crowd``: its gate and batch writer; Redis DB 3, prefix ``dl:``,
-   whose keys alone are flushed first), the server is uvicorn with uvloop and httptools, and
-   the crowd is ``bench/leanhttp.py`` over keep-alive connections opened before the timed part: one per
-   shopper by default, as a crowd of browsers has (``--connections N`` makes the crowd share
-   N; with 256 shared connections at most 256 purchases are ever in flight, so the server's
-   batches stay small and the run measures the client's concurrency, not the server).
+   and batched writes (``drops.crowd``: its gate and batch writer; Redis DB 3, or
+   ``DROPLINE_BENCH_REDIS_URL``, prefix ``dl:``, whose keys alone are flushed first), the
+   server is uvicorn with uvloop and httptools, and the crowd is ``bench/leanhttp.py`` over
+   keep-alive connections opened before the timed part: one per shopper by default, as a
+   crowd of browsers has (``--connections N`` makes the crowd share N; with 256 shared
+   connections at most 256 purchases are ever in flight, so the server's batches stay small
+   and the run measures the client's concurrency, not the server).
 5. The same crowd then buys the baseline: ``POST /bench/baseline/checkout``, the classic
    design (as Saleor/Vendure/Medusa): ``SELECT ... FOR UPDATE`` on the one stock row, decrement,
    write the order in that same transaction, commit, charge, settle. Same lean order writing
@@ -77,7 +78,7 @@ ADDRESS = {"name": "Bench Shopper", "line1": "1 Fournier St", "city": "London",
            "postcode": "E1 6QE", "country": "GB"}
 PER_PERSON = 2
 MAX_ATTEMPTS = 6  # per request: retries of 409 in-flight / 503 / connection errors
-REDIS_URL = "redis://127.0.0.1:6379/3"
+REDIS_URL = os.environ.get("DROPLINE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 REDIS_PREFIX = "dl:"  # the gate's default prefix; only keys under it are flushed
 
 

@@ -526,6 +526,17 @@ def release_hold(session: Session, *, clock: Clock, hold_id: int, customer_id: i
                              early_access=early_access)
 
 
+def drop_of_order(session: Session, order_id: int) -> int | None:
+    """The drop an order was bought from, or None (not a drop order)."""
+    return session.scalar(select(DropHold.drop_id).where(DropHold.order_id == order_id))
+
+
+def orders_of_drop(session: Session, drop_id: int) -> list[int]:
+    """The ids of the orders bought from a drop."""
+    return list(session.scalars(select(DropHold.order_id).where(
+        DropHold.drop_id == drop_id, DropHold.order_id.is_not(None))))
+
+
 def return_units_of_order(session: Session, *, clock: Clock, order: Order) -> None:
     """The payment of a drop order failed: its units go back to the drop (the waitlist first)
     and the person's count comes down. Wrapped as the ``PaymentFailedHook`` of drop orders."""

@@ -224,6 +224,21 @@ if ARGV[2] == '1' then redis.call('DEL', KEYS[3]) end
 return total
 """
 
+# KEYS: 1 left, 2 buyers, 3 tokens, 4 leases, 5 lease info; ARGV: 1 now_ms. The take's
+# reclaim of lapsed leases alone, for the drops job: units come back without a next shopper.
+SWEEP_LEASES = LEASE_LIB + r"""
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[1]), 'LIMIT', 0, 1000)
+for _, m in ipairs(lapsed) do
+  local info = redis.call('HGET', KEYS[5], m)
+  if info and string.sub(info, 1, 1) ~= 'X' then
+    apply_lease(KEYS[1], KEYS[2], KEYS[3], info, 1)
+    redis.call('HSET', KEYS[5], m, 'X' .. info)
+  end
+  redis.call('ZREM', KEYS[4], m)
+end
+return #lapsed
+"""
+
 # KEYS: 1 idempotency key; ARGV: 1 record, 2 ttl s. Stores a refusal decided before the
 # script (a bad admission token) unless the key has a record: then returns that record.
 RECORD_FIRST = r"""
@@ -350,6 +365,7 @@ class RedisGate:
         self._convert = client.register_script(CONVERT)
         self._record_first = client.register_script(RECORD_FIRST)
         self._end_leases = client.register_script(END_LEASES)
+        self._sweep_leases = client.register_script(SWEEP_LEASES)
 
     def keys(self, drop_id: int) -> DropKeys:
         return DropKeys(self.prefix, drop_id)
@@ -464,6 +480,10 @@ class SyncGate(RedisGate):
     def end_leases_sync(self, drop_id: int, how: str, members: list[str]) -> int:
         return int(self._end_leases(keys=self.keys(drop_id).for_leases(), args=[how, "0",
                                                                                *members]))
+
+    def sweep_leases_sync(self, drop_id: int, *, now_ms: int) -> int:
+        """Reclaims the drop's lapsed purchase leases now; returns how many."""
+        return int(self._sweep_leases(keys=self.keys(drop_id).for_leases()[:5], args=[now_ms]))
 
     def convert_hold_sync(self, drop_id: int, member: str) -> bool:
         k = self.keys(drop_id)

@@ -49,10 +49,10 @@ RATE_WINDOW_SECONDS = 60  # the drop limits are per minute, as the routes count 
 DEFAULT_PREFIX = "dl:"
 
 # Shared by the scripts that end a lease: applies a lease's info to the counts, giving its
-# units back (sign 1: units up, the buyer's count down, the admission token unused again if it
-# is still the last one used) or taking them again (sign -1).
+# units back (sign 1: units up, the buyer's count down and, with ``token``, the admission token
+# unused again if it is still the last one used) or taking them again (sign -1).
 LEASE_LIB = r"""
-local function apply_lease(left, buyers, tokens, info, sign)
+local function apply_lease(left, buyers, tokens, info, sign, token)
   local cust, n, before, pairs = string.match(info, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   local total = 0
   for pool, q in string.gmatch(pairs, '(%-?%d+):(%d+)') do
@@ -60,7 +60,7 @@ local function apply_lease(left, buyers, tokens, info, sign)
     total = total + tonumber(q)
   end
   redis.call('HINCRBY', buyers, cust, -sign * total)
-  if tonumber(n) > 0 then
+  if token and tonumber(n) > 0 then
     local used = tonumber(redis.call('HGET', tokens, cust) or '0')
     if sign > 0 and used == tonumber(n) then
       if tonumber(before) > 0 then redis.call('HSET', tokens, cust, before)
@@ -113,7 +113,7 @@ local lapsed = redis.call('ZRANGEBYSCORE', KEYS[10], '-inf', now, 'LIMIT', 0, 20
 for _, m in ipairs(lapsed) do
   local info = redis.call('HGET', KEYS[11], m)
   if info and string.sub(info, 1, 1) ~= 'X' then
-    apply_lease(KEYS[2], KEYS[3], KEYS[6], info, 1)
+    apply_lease(KEYS[2], KEYS[3], KEYS[6], info, 1, true)
     redis.call('HSET', KEYS[11], m, 'X' .. info)
   end
   redis.call('ZREM', KEYS[10], m)
@@ -184,10 +184,12 @@ return {'ok'}
 
 # KEYS: 1 left, 2 buyers, 3 tokens, 4 leases, 5 lease info, 6 idempotency key (may be a
 # dummy); ARGV: 1 how ('keep': the order is committed, its units stay taken; 'return': the
-# purchase was refused after the gate, its units come back; 'drop': the lease just ends, the
-# caller rebuilds the keys), 2 forget the key (1/0), 3.. lease members. Ends leases once:
-# a lease already reclaimed (lapsed) gave its units back then, so 'keep' takes them again and
-# 'return' does not give them twice.
+# purchase was refused after the gate (or its key already has an order), its units come back
+# and its admission token stays used, as the database path's refusals leave it; 'release': no
+# order was written (the writer failed), units and admission come back, as at a lapse;
+# 'drop': the lease just ends, the caller rebuilds the keys), 2 forget the key (1/0), 3..
+# lease members. Ends leases once: a lease already reclaimed (lapsed) gave its units back
+# then, so 'keep' takes them again and 'return' does not give them twice.
 END_LEASES = LEASE_LIB + r"""
 local taken_again = 0
 for i = 3, #ARGV do
@@ -199,10 +201,10 @@ for i = 3, #ARGV do
     local reclaimed = string.sub(info, 1, 1) == 'X'
     if reclaimed then info = string.sub(info, 2) end
     if ARGV[1] == 'keep' and reclaimed then
-      apply_lease(KEYS[1], KEYS[2], KEYS[3], info, -1)
+      apply_lease(KEYS[1], KEYS[2], KEYS[3], info, -1, true)
       taken_again = taken_again + 1
-    elseif ARGV[1] == 'return' and live then
-      apply_lease(KEYS[1], KEYS[2], KEYS[3], info, 1)
+    elseif (ARGV[1] == 'return' or ARGV[1] == 'release') and live then
+      apply_lease(KEYS[1], KEYS[2], KEYS[3], info, 1, ARGV[1] == 'release')
     end
   end
 end
@@ -231,7 +233,7 @@ local lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', tonumber(ARGV[1]), '
 for _, m in ipairs(lapsed) do
   local info = redis.call('HGET', KEYS[5], m)
   if info and string.sub(info, 1, 1) ~= 'X' then
-    apply_lease(KEYS[1], KEYS[2], KEYS[3], info, 1)
+    apply_lease(KEYS[1], KEYS[2], KEYS[3], info, 1, true)
     redis.call('HSET', KEYS[5], m, 'X' .. info)
   end
   redis.call('ZREM', KEYS[4], m)
@@ -441,8 +443,9 @@ class RedisGate:
 
     async def end_leases(self, drop_id: int, how: str, members: list[str], *,
                          forget: str | None = None) -> int:
-        """Ends purchase leases (``END_LEASES``: ``how`` is keep, return or drop) and, with
-        ``forget`` (a reference), forgets that key; returns how many were taken again."""
+        """Ends purchase leases (``END_LEASES``: ``how`` is keep, return, release or drop)
+        and, with ``forget`` (a reference), forgets that key; returns how many were taken
+        again."""
         return int(await self._end_leases(keys=self.keys(drop_id).for_leases(forget),
                                           args=[how, "1" if forget else "0", *members]))
 

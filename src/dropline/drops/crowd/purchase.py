@@ -354,7 +354,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         # The units stay taken if step 1 committed (the order exists); otherwise they go
         # back. Either way the key is forgotten, so the client's retry (same key) runs again
         # and resumes from PostgreSQL.
-        await hot.gate.end_leases(drop_id, "keep" if job.order_id else "return", [lease],
+        await hot.gate.end_leases(drop_id, "keep" if job.order_id else "release", [lease],
                                   forget=reference)
         raise ServiceUnavailable("the order could not be written; nothing was charged twice. "
                                  "Retry with the same Idempotency-Key", retry_after=1) from None

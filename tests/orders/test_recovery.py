@@ -27,7 +27,6 @@ from dropline.recovery import recover_payments
 from tests.builders import ADDRESS
 from tests.drops.builders import CARD, DECLINED_CARD, make_drop, make_shopper
 
-
 runner = CliRunner()
 
 

@@ -25,7 +25,7 @@ here in batches with guarded statements on these same rows, which refuse whateve
 cannot give. So Redis may be ahead or behind, never authoritative: when the two disagree, the
 engine rebuilds the drop's Redis keys from these tables (``drops.crowd.gate.reconcile``, also
 run by the drops job and ``dropline drops reconcile``), and a crash between the gate and the
-commit can only leak units (an undersell until the rebuild), never oversell.
+commit holds units in Redis only until the purchase's lease lapses, never oversells.
 
 Holds and the per-person cap
 ----------------------------

@@ -16,11 +16,21 @@ excepted: it changes on retry), so a replay gets its first answer and the same k
 body is a mismatch. Holds (the two-step path) live in a sorted set
 by expiry in the same script, so both paths draw from one count.
 
+Leases: a purchase's take is recorded as a lease (a sorted set by expiry, and the lease's units,
+customer and admission token), and its key's pending record names the lease. A purchase that
+dies before its order is written (a killed worker) leaves its lease to lapse: the next take,
+or the drops job's sweep (``SWEEP_LEASES``), gives its units, the count and the admission back,
+and a retry of its key then starts afresh with a lease of its own. Once the order is committed
+the writer keeps the lease (``END_LEASES`` 'keep'), before the charge; a lease that lapsed
+meanwhile (a slow batch) is taken again then, so Redis counts the order once. Every other end
+of a purchase after the take ends its lease too: a refusal by PostgreSQL returns the units
+(never twice, if the lease had lapsed), a failed write releases units and admission.
+
 Redis is never the source of truth: every take is committed in PostgreSQL by a guarded statement
 (``drops.crowd.writer``), which refuses what the database cannot give. So a lost or stale Redis can
 make the gate admit too many (PostgreSQL refuses them: sold out, and Redis is corrected) or too
-few (units leaked by a crash between the gate and the commit: an undersell until
-``reconcile``), never an oversell. ``reconcile`` rebuilds a drop's keys from PostgreSQL; the
+few (until a crashed purchase's lease lapses), never an oversell. ``reconcile`` rebuilds a
+drop's keys from PostgreSQL, keeping the live leases whose orders are not written yet; the
 gate also loads a drop lazily when its keys are missing (after a flush, a restart of Redis).
 """
 
@@ -260,7 +270,8 @@ return had
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the script decided: ``ok``, ``replay`` (``stored`` is the idempotency record),
+    """What the script decided: ``ok``, ``replay`` (the idempotency record, then the expiry
+    of the pending attempt's live lease in ms, or '' if none),
     ``mismatch``, ``ended``, ``notopen`` (``opens_ms``), ``ratelimited`` (``retry_after``),
     ``token_used``, ``limit`` (``already``/``limit``), ``soldout`` or ``missing``."""
 

@@ -15,6 +15,10 @@ PostgreSQL decided it), so a replay gets its first answer marked ``Idempotent-Re
 same key with another body is 422. The order's batch records the key and fingerprint in
 PostgreSQL too (``idempotency_records``), and the orders' unique checkout reference catches a
 replay Redis has forgotten: it is answered from the order only if its body is the first one's.
+A replay of a pending key waits, at most until the first attempt's lease lapses; then it is
+answered from the first attempt's order if there is one, else it takes afresh (the gate gave
+the dead attempt's units and admission back) or, if the lease still lives, is 409 with the
+time left as ``Retry-After``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ batch instead of once per order:
 
 Only then does each request get its answer, so nothing acknowledged is lost by a crash; a crash
 between steps leaves pending orders that a retry (same Idempotency-Key, so the same checkout
-reference) resumes from PostgreSQL, as ``orders.flows`` does. The unique checkout reference makes
+reference) resumes from PostgreSQL, as ``orders.flows`` does, and a crash between the charges
+and the settle is settled by the recovery job (``orders.jobs``) even without a retry. Right
+after step 1 commits, the gate keeps the written jobs' leases (``on_written``). The unique checkout reference makes
 each paid order exist once under any replay: a job whose reference already has an order is
 answered from that order and its gate units are given back.
 

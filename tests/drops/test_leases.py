@@ -5,13 +5,16 @@ after a refusal never gives its units back twice."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from dropline.drops.crowd.gate import SyncGate, TakeRequest, lease_member
+from dropline.drops.crowd.gate import SyncGate, TakeRequest, lease_member, reconcile
+from dropline.drops.models import SHARED_POOL
+from tests.drops.builders import make_drop
 
 DROP = 1
 CUSTOMER = 7
@@ -132,3 +135,30 @@ def test_a_purchase_whose_order_could_not_be_written_releases_its_admission_too(
     gate.end_leases_sync(DROP, "release", [member])
 
     assert counts(gate) == (4, 0, 0)
+
+
+@pytest.mark.skipif(
+    not (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql"),
+    reason="the gate's rebuild reads PostgreSQL (set DROPLINE_TEST_DATABASE_URL)")
+def test_a_rebuild_from_postgresql_keeps_the_units_of_live_leases(db, clock, redis_client):
+    # given a drop loaded in the gate and a purchase whose order is not written yet
+    world = make_drop(db, clock, cap=4, limit=2)
+    gate = SyncGate(redis_client, prefix=f"dl:lease:{uuid.uuid4().hex[:8]}:")
+    reconcile(db, gate, clock=clock, drop_id=world.drop_id)
+    at = int(clock.now().timestamp() * 1000)
+    member = lease_member("k", "a")
+    assert gate.take_sync(TakeRequest(
+        drop_id=world.drop_id, customer_id=CUSTOMER, quantities={SHARED_POOL: 2}, now_ms=at,
+        reference="k", fingerprint="fp", lead_ms=10**9, lease_member=member,
+        lease_expires_ms=at + LEASE_MS)).outcome == "ok"
+
+    # when the drop's keys are rebuilt from PostgreSQL (a resync, a reconcile)
+    figures = reconcile(db, gate, clock=clock, drop_id=world.drop_id)
+
+    # then the lease's units stay taken, and its later keep changes nothing
+    k = gate.keys(world.drop_id)
+    assert figures["left"] == 2
+    assert int(redis_client.hget(k.buyers, CUSTOMER)) == 2
+    assert gate.end_leases_sync(world.drop_id, "keep", [member]) == 0
+    assert int(redis_client.hget(k.left, SHARED_POOL)) == 2
+    redis_client.delete(*redis_client.scan_iter(match=f"{gate.prefix}*"))

@@ -45,6 +45,8 @@ KEPT = [
     ("DROPLINE_DROPS_IDENTITY_PER_MINUTE", "11", "drops.identity_per_minute", 11),
     ("DROPLINE_DROPS_IP_PER_MINUTE", "22", "drops.ip_per_minute", 22),
     ("DROPLINE_DROPS_REDIS_URL", "redis://h:6379/6", "drops.redis_url", "redis://h:6379/6"),
+    ("DROPLINE_DROPS_LEASE_SECONDS", "45", "drops.lease_seconds", 45),
+    ("DROPLINE_TESTING_FAILPOINT", "drops.after_take", "testing.failpoint", "drops.after_take"),
     ("DROPLINE_MEMBERS_DUNNING_RETRIES", "2", "memberships.dunning_retries", 2),
     ("DROPLINE_MEMBERS_DUNNING_RETRY_SPACING_HOURS", "6",
      "memberships.dunning_retry_spacing_hours", 6),

@@ -25,6 +25,7 @@ from dropline.drops.cli import drops_app
 from dropline.fulfilment.cli import fulfilment_app, routes_app
 from dropline.memberships.cli import members_app
 from dropline.migrate import current_revisions, downgrade, upgrade
+from dropline.payments.cli import payments_app
 from dropline.planning.cli import mount as mount_planning
 from dropline.popups.cli import popups_app
 from dropline.risk.cli import audit_app, returns_app, risk_app
@@ -60,6 +61,7 @@ app.add_typer(telemetry_app, name="telemetry")
 app.add_typer(fulfilment_app, name="fulfilment")
 app.add_typer(members_app, name="members")
 app.add_typer(drops_app, name="drops")
+app.add_typer(payments_app, name="payments")
 app.add_typer(returns_app, name="returns")
 app.add_typer(risk_app, name="risk")
 app.add_typer(audit_app, name="audit")

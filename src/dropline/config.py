@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 __all__ = [
     "DatabaseSettings", "DropsSettings", "IdempotencySettings", "MailSettings",
     "MembershipSettings", "RedisSettings", "Section", "Settings", "ShopSettings",
-    "ThrottleSettings", "WebSettings", "WebhookSettings", "get_settings", "settings_table",
+    "TestingSettings", "ThrottleSettings", "WebSettings", "WebhookSettings", "get_settings", "settings_table",
 ]
 
 DEFAULT_DATA_DIR = Path("var")
@@ -149,6 +149,21 @@ class DropsSettings(Section):
     ip_per_minute: int = setting(600, "Drop requests per minute per client IP.")
     redis_url: str | None = setting(
         None, "Redis shared by the rate limiter across workers; unset: counted in process.")
+    lease_seconds: int = setting(
+        30, "Seconds the units a purchase takes through the Redis gate stay reserved for it "
+            "until its order is written; a purchase that died first gives them, and its "
+            "admission, back once this lapses, and its retry with the same key starts afresh.",
+        ge=1)
+
+
+class TestingSettings(Section):
+    """Hooks for the crash tests; empty in production."""
+
+    env_prefix: ClassVar[str] = "DROPLINE_TESTING_"
+
+    failpoint: str | None = setting(
+        None, "Tests only: the named point (``dropline.failpoints``) where the process stops "
+              "for good, so a test can kill it there; unset: none.")
 
 
 class MembershipSettings(Section):
@@ -246,6 +261,7 @@ class Settings(BaseSettings):
     memberships: MembershipSettings = Field(default_factory=MembershipSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -16,7 +16,8 @@ def test_help_lists_the_commands():
 
 
 @pytest.mark.parametrize("command", [["serve"], ["migrate"], ["demo"], ["worker"],
-                                     ["admin", "token"], ["webhooks", "add"]])
+                                     ["admin", "token"], ["webhooks", "add"],
+                                     ["payments", "reconcile"], ["drops", "reconcile"]])
 def test_every_command_documents_its_options_with_an_example(command):
     result = runner.invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0

@@ -42,7 +42,8 @@ def _sections(settings: Any, **flat: Any) -> dict[str, Any]:
     """model_copy updates for the sections of the flat overrides the helpers take."""
     names = {"redis_url": ("redis", "url"),
              "idempotency_lease_seconds": ("idempotency", "lease_seconds"),
-             "identity_per_minute": ("drops", "identity_per_minute")}
+             "identity_per_minute": ("drops", "identity_per_minute"),
+             "lease_seconds": ("drops", "lease_seconds")}
     update: dict[str, Any] = {}
     for key, value in flat.items():
         section, name = names[key]
@@ -52,9 +53,12 @@ def _sections(settings: Any, **flat: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def serve_gated(db, clock, settings, redis_client, **overrides: Any) -> Iterator[Server]:
-    """A real server on the gate, its Redis keys under a prefix of its own (removed after)."""
-    prefix = f"dl:h3t:{uuid.uuid4().hex[:8]}:"
+def serve_gated(db, clock, settings, redis_client, *, prefix: str | None = None,
+                **overrides: Any) -> Iterator[Server]:
+    """A real server on the gate, its Redis keys under a prefix of its own (removed after),
+    or under ``prefix`` (a server process's, which the test cleans up)."""
+    own = prefix is None
+    prefix = prefix or f"dl:h3t:{uuid.uuid4().hex[:8]}:"
     app = create_app(settings.model_copy(
         update=_sections(settings, **{"redis_url": REDIS_URL, **overrides})),
                      clock=clock, db=db, run_worker=False)
@@ -65,6 +69,6 @@ def serve_gated(db, clock, settings, redis_client, **overrides: Any) -> Iterator
         yield server
     finally:
         server.stop()
-        keys = list(redis_client.scan_iter(match=f"{prefix}*"))
+        keys = list(redis_client.scan_iter(match=f"{prefix}*")) if own else []
         if keys:
             redis_client.delete(*keys)

@@ -122,6 +122,9 @@ class LocalCardProvider:
         assert result is not None
         return result
 
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        return self._remembered(idempotency_key)
+
     def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
                        idempotency_key: str) -> ChargeResult:
         """Card present, through the simulated terminal: the same ledger and the same test

@@ -17,6 +17,8 @@ from dropline.drops import service
 from dropline.drops.crowd.gate import DEFAULT_PREFIX, SyncGate
 from dropline.drops.crowd.gate import reconcile as rebuild
 from dropline.errors import DomainError, InvalidInput
+from dropline.orders.jobs import RECOVERY_GRACE_SECONDS
+from dropline.payments.cli import print_recovered, run_recovery
 from dropline.planning.drop_report import drop_report
 
 drops_app = typer.Typer(
@@ -217,19 +219,28 @@ def _refresh_gate(drop: str) -> None:
 
 
 @drops_app.command("reconcile", epilog="Example: dropline drops reconcile midnight-fig")
-def reconcile(drop: Annotated[str, typer.Argument(help="Slug or id.")]) -> None:
-    """Rebuild a drop's Redis gate state (units left, buyers' counts, active holds, tokens
-    used) from the database, the source of truth: after a Redis loss or a crash, which can
-    only have leaked units (an undersell), never oversold. Needs DROPLINE_REDIS_URL."""
-    gate = _sync_gate()
-    if gate is None:
-        err.print("[bold red]error:[/] set DROPLINE_REDIS_URL (and a PostgreSQL "
-                  "DROPLINE_DATABASE_URL): without Redis there is nothing to reconcile")
-        raise typer.Exit(2)
+def reconcile(
+    drop: Annotated[str, typer.Argument(help="Slug or id.")],
+    grace: Annotated[int, typer.Option(
+        min=0, help="Settle only payments pending for at least this many seconds.")
+    ] = RECOVERY_GRACE_SECONDS,
+) -> None:
+    """Finish what crashed workers left of a drop: its orders charged (or declined) at the
+    provider but never settled are settled (``dropline payments reconcile``, for this drop's
+    orders), then, with DROPLINE_REDIS_URL on PostgreSQL, the drop's Redis gate state (units
+    left, buyers' counts, active holds, tokens used, live purchase leases) is rebuilt from the
+    database, the source of truth. Safe to run any number of times."""
     try:
         db = _db()
         with db.transaction() as session:
             drop_id = service.find_drop(session, drop).id
+            orders = service.orders_of_drop(session, drop_id)
+        print_recovered(run_recovery(grace_seconds=grace, order_ids=orders))
+        gate = _sync_gate()
+        if gate is None:
+            console.print("no Redis gate (DROPLINE_REDIS_URL unset, or SQLite): nothing to "
+                          "rebuild")
+            return
         figures = rebuild(db, gate, clock=services().clock, drop_id=drop_id)
     except DomainError as exc:
         _fail(exc)

@@ -1,6 +1,7 @@
 """Background drop work. Not needed for correctness (a missed take reclaims expired holds
-itself); it makes lapsed units come back, and waitlist offers go out, without waiting for the
-next shopper. Idempotent: a second pass finds nothing to do."""
+itself, and the gate's next take reclaims lapsed purchase leases); it makes lapsed units come
+back, and waitlist offers go out, without waiting for the next shopper. Idempotent: a second
+pass finds nothing to do."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def reclaim_drops(db: Database, *, clock: Clock, redis_url: str | None,
     """One pass over drops that are open (or opening within the hour): returns drops visited.
     With the Redis gate on (``redis_url``: the settings' ``redis.url``; PostgreSQL only), a drop
     whose gate keys are missing (Redis restarted, flushed) is rebuilt from the database now,
-    rather than by the next shopper."""
+    rather than by the next shopper, and lapsed purchase leases (a purchase that died before
+    its order was written) give their units and admissions back."""
     now = clock.now()
     with db.transaction() as session:
         drop_ids = list(session.scalars(select(Drop.id).where(
@@ -40,9 +42,12 @@ def _rebuild_missing_gates(db: Database, *, clock: Clock, drop_ids: list[int],
     if not redis_url or db.is_sqlite or not drop_ids:
         return
     gate = SyncGate(redis.Redis.from_url(redis_url, socket_timeout=5), prefix=prefix)
+    now_ms = int(clock.now().timestamp() * 1000)
     try:
         for drop_id in drop_ids:
             if not gate.client.exists(DropKeys(prefix, drop_id).meta):
                 reconcile(db, gate, clock=clock, drop_id=drop_id)
+            else:
+                gate.sweep_leases_sync(drop_id, now_ms=now_ms)
     finally:
         gate.client.close()

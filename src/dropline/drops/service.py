@@ -25,7 +25,7 @@ here in batches with guarded statements on these same rows, which refuse whateve
 cannot give. So Redis may be ahead or behind, never authoritative: when the two disagree, the
 engine rebuilds the drop's Redis keys from these tables (``drops.crowd.gate.reconcile``, also
 run by the drops job and ``dropline drops reconcile``), and a crash between the gate and the
-commit can only leak units (an undersell until the rebuild), never oversell.
+commit holds units in Redis only until the purchase's lease lapses, never oversells.
 
 Holds and the per-person cap
 ----------------------------
@@ -524,6 +524,17 @@ def release_hold(session: Session, *, clock: Clock, hold_id: int, customer_id: i
     _lapse_offers(session, hold_ids=[hold.id])
     return offer_to_waitlist(session, clock=clock, drop=get_drop(session, hold.drop_id),
                              early_access=early_access)
+
+
+def drop_of_order(session: Session, order_id: int) -> int | None:
+    """The drop an order was bought from, or None (not a drop order)."""
+    return session.scalar(select(DropHold.drop_id).where(DropHold.order_id == order_id))
+
+
+def orders_of_drop(session: Session, drop_id: int) -> list[int]:
+    """The ids of the orders bought from a drop."""
+    return list(session.scalars(select(DropHold.order_id).where(
+        DropHold.drop_id == drop_id, DropHold.order_id.is_not(None))))
 
 
 def return_units_of_order(session: Session, *, clock: Clock, order: Order) -> None:

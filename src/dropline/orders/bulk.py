@@ -161,11 +161,21 @@ def settle_orders(session: Session, *, now: datetime, provider_name: str, orders
     """Step 3 of a checkout, for many orders: payments leave pending only once (guarded),
     orders become paid or payment-failed, ``on_declined`` gives the declined orders' units
     back. Sets each order's outcome; returns the ``order.paid`` / ``order.payment_failed``
-    events to record."""
-    settle_payments(session, now=now, provider_name=provider_name, settlements=[
+    events to record. An order whose payment another settler (the recovery job, a resumed
+    retry) moved first is answered the same but changed, and announced, only once."""
+    settled = settle_payments(session, now=now, provider_name=provider_name, settlements=[
         Settlement(o.payment_id, f"customer:{o.customer_id}", r.status == "succeeded",
                    r.reference, r.decline_code, o.written_at)
         for o, r in zip(orders, results, strict=True)])
+    answers = list(zip(orders, results, strict=True))
+    for order, result in answers:
+        if result.status == "succeeded":
+            order.outcome = ("paid", _order_body(order, customers[order.customer_id], now))
+        else:
+            order.outcome = ("declined", {"decline_code": result.decline_code,
+                                          "order_id": order.order_id})
+    orders = [o for o in orders if o.payment_id in settled]
+    results = [r for o, r in answers if o.payment_id in settled]
     paid = [o for o, r in zip(orders, results, strict=True) if r.status == "succeeded"]
     if paid:
         bulk.execute(session, "UPDATE orders SET status = %s, paid_at = %s WHERE id = ANY(%s)",
@@ -189,11 +199,6 @@ def settle_orders(session: Session, *, now: datetime, provider_name: str, orders
                        "subject_id": str(order.order_id), "customer_id": order.customer_id,
                        "payload": {**_payload(order, customers[order.customer_id], families),
                                    "decline_code": result.decline_code}})
-        if result.status == "succeeded":
-            order.outcome = ("paid", _order_body(order, customers[order.customer_id], now))
-        else:
-            order.outcome = ("declined", {"decline_code": result.decline_code,
-                                          "order_id": order.order_id})
     return events
 
 

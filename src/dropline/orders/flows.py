@@ -284,9 +284,12 @@ def release_cart_order(session: Session, order: Order, *, clock: Clock,
     return_cart_stock(session, order, clock=clock)
 
 
-def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
-            provider_name: str, result: ChargeResult,
-            on_payment_failed: PaymentFailedHook) -> Order:
+def settle_order(session: Session, *, clock: Clock, order_id: int, payment_id: int,
+                 provider_name: str, result: ChargeResult,
+                 on_payment_failed: PaymentFailedHook) -> tuple[Order, bool]:
+    """Records the provider's answer on the order's pending payment and moves the order to
+    paid or payment-failed (``on_payment_failed`` gives its units back); returns the order and
+    whether this call settled it (False: another settler had, and nothing changed)."""
     order = session.get(Order, order_id)
     assert order is not None
     now = clock.now()
@@ -295,7 +298,7 @@ def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
                             provider_name=provider_name, result=result)
     if status is None:
         session.refresh(order)
-        return order
+        return order, False
     if status is PaymentStatus.succeeded:
         order.status = OrderStatus.paid
         order.paid_at = now
@@ -308,7 +311,7 @@ def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
     record_event(session, clock=clock, type=event, subject_type="order", subject_id=order.id,
                  customer_id=order.customer_id,
                  payload={**_order_payload(session, order), "decline_code": result.decline_code})
-    return order
+    return order, True
 
 
 def checkout(
@@ -348,9 +351,9 @@ def pay_order(
                 "the payment provider is not answering; nothing was charged twice. Retry with "
                 "the same Idempotency-Key", retry_after=5)
         with db.transaction() as session:
-            settled = _settle(session, clock=clock, order_id=order_id, payment_id=payment.id,
-                              provider_name=provider.name, result=result,
-                              on_payment_failed=on_payment_failed)
+            settled, _ = settle_order(session, clock=clock, order_id=order_id,
+                                      payment_id=payment.id, provider_name=provider.name,
+                                      result=result, on_payment_failed=on_payment_failed)
             status = settled.status
     if status is OrderStatus.payment_failed:
         with db.transaction() as session:

@@ -5,7 +5,7 @@ provider stands behind them (``adapters.payments.LocalCardProvider`` or a real n
 composition root's choice. Every request carries an idempotency key: a retried charge returns
 the first outcome and never takes money twice.
 
-    PaymentProvider             charge, charge_many, refund (checkout)
+    PaymentProvider             charge, charge_many, refund, find_charge (checkout, recovery)
     ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
     └── CardPresentProvider       charge_present through a reader (pop-up counters)
 """
@@ -100,6 +100,11 @@ class PaymentProvider(Protocol):
     def refund(self, *, charge_reference: str, amount: int, currency: str,
                idempotency_key: str) -> str:
         """Returns the refund reference."""
+        ...
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The outcome of the charge made with this key, or None if none was made; never
+        charges. What settles a payment whose settlement never ran (a crashed worker)."""
         ...
 
 

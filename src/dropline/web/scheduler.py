@@ -1,6 +1,6 @@
 """The background worker. Webhooks go out soon after each commit (an after-commit hook wakes
 the worker) and on a short timer for retries; the domain jobs (fulfilment planning, membership
-renewals, drop reclaim, idempotency clean-up) run on their own, slower timer, never on every
+renewals, drop reclaim, payment recovery, idempotency clean-up) run on their own, slower timer, never on every
 commit: a flash crowd commits hundreds of times a second. ``serve`` runs it in-process for the
 embedded default; production runs the same passes in ``dropline worker``."""
 
@@ -18,6 +18,7 @@ from dropline.drops.service import started_drop_days
 from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.idempotency.jobs import purge_idempotency_records
 from dropline.memberships.jobs import run_membership_jobs
+from dropline.recovery import recover_payments
 from dropline.services import Services
 from dropline.webhooks.jobs import deliver_due
 from dropline.webhooks.targets import TargetPolicy
@@ -77,6 +78,10 @@ class BackgroundWorker:
                             provider=self._services.payments,  # type: ignore[arg-type]
                             sender=self._services.mailer, drop_days=started_drop_days)
         reclaim_drops(self._db, clock=self._clock, redis_url=self._settings.redis.url)
+        # Charges whose settlement never ran (a worker died between the two) are settled
+        # within a jobs interval or two of the grace.
+        recover_payments(self._db, clock=self._clock, provider=self._services.payments,
+                         policy=self._services.checkout, redis_url=self._settings.redis.url)
 
     def _run(self) -> None:
         with httpx.Client(timeout=self._settings.webhooks.timeout_seconds) as client:

@@ -15,14 +15,20 @@ PostgreSQL decided it), so a replay gets its first answer marked ``Idempotent-Re
 same key with another body is 422. The order's batch records the key and fingerprint in
 PostgreSQL too (``idempotency_records``), and the orders' unique checkout reference catches a
 replay Redis has forgotten: it is answered from the order only if its body is the first one's.
+A replay of a pending key waits, at most until the first attempt's lease lapses; then it is
+answered from the first attempt's order if there is one, else it takes afresh (the gate gave
+the dead attempt's units and admission back) or, if the lease still lives, is 409 with the
+time left as ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +62,7 @@ from dropline.errors import (
     RequestInFlight,
     ServiceUnavailable,
 )
+from dropline.failpoints import AFTER_TAKE, stop_at
 from dropline.idempotency import service as idempotency
 from dropline.orders import flows as orders
 from dropline.orders.models import OrderStatus
@@ -117,10 +124,17 @@ def _replayed(stored: tuple[int, str] | gates.Verdict, facts: DropFacts, path: s
     return stored[0], stored[1], True
 
 
-async def _await_stored(hot: HotPath, drop_id: int, reference: str
+def _in_flight(retry_after: int = 2) -> RequestInFlight:
+    return RequestInFlight("the first request with this Idempotency-Key is still being "
+                           "processed; retry in a few seconds", retry_after=retry_after)
+
+
+async def _await_stored(hot: HotPath, drop_id: int, reference: str, *, lease_left_ms: int
                         ) -> tuple[int, str] | gates.Verdict:
-    """A replay of a pending purchase waits for the first attempt's answer (bounded)."""
-    deadline = time.monotonic() + hot.settings.idempotency.lease_seconds
+    """A replay of a pending purchase waits for the first attempt's answer, at most until the
+    first attempt's lease lapses (``lease_left_ms``; bounded by the idempotency lease)."""
+    wait = min(float(hot.settings.idempotency.lease_seconds), max(lease_left_ms, 0) / 1000)
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         stored = await hot.gate.stored(drop_id, reference)
         if stored is None:
@@ -128,8 +142,7 @@ async def _await_stored(hot: HotPath, drop_id: int, reference: str
         if (outcome := gates.stored_outcome(stored)) is not None:
             return outcome
         await asyncio.sleep(0.02)
-    raise RequestInFlight("the first request with this Idempotency-Key is still being "
-                          "processed; retry in a few seconds", retry_after=2)
+    raise _in_flight()
 
 
 @dataclass(frozen=True)
@@ -283,32 +296,45 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                 return early_access(session, customer_id=customer_id, at=now)
         lead_ms = min(await anyio.to_thread.run_sync(lead),
                       facts.early_access_minutes) * 60_000
+    now_ms = int(now.timestamp() * 1000)
     request = gates.TakeRequest(
         drop_id=drop_id, customer_id=customer_id, quantities=quantities,
-        now_ms=int(now.timestamp() * 1000), reference=reference, fingerprint=fp,
+        now_ms=now_ms, reference=reference, fingerprint=fp,
         token_n=token_n, lead_ms=lead_ms, identity_limit=hot.limits.identity_per_minute,
-        ip=ip, ip_limit=hot.limits.ip_per_minute)
-    verdict = await hot.takes.submit(request)
-    if verdict.outcome == "missing":
-        await hot.loaded(drop_id)
-        verdict = await hot.takes.submit(request)
+        ip=ip, ip_limit=hot.limits.ip_per_minute,
+        lease_member=gates.lease_member(reference, secrets.token_hex(6)),
+        lease_expires_ms=now_ms + hot.limits.lease_seconds * 1000)
+    verdict = await _take(hot, request)
     if verdict.outcome == "replay":
         stored = gates.stored_outcome(verdict.values[0])
         if stored is not None:
             return _replayed(stored, facts, path)
+        lease_left = int(float(verdict.values[1]) - now_ms) if verdict.values[1] else 0
         try:
-            return _replayed(await _await_stored(hot, drop_id, reference), facts, path)
+            return _replayed(await _await_stored(hot, drop_id, reference,
+                                                 lease_left_ms=lease_left), facts, path)
         except RequestInFlight:
-            # Still pending after the lease: the first attempt's worker died (or its outcome
-            # could not be stored). PostgreSQL knows whether its order was written: answer
-            # from it, else forget the key so the client's retry starts afresh (the order's
-            # unique checkout reference still makes it one order).
+            # Still pending: the first attempt may have died. PostgreSQL knows whether its
+            # order was written: answer from it. If not, once the first attempt's lease has
+            # lapsed the gate gives its units and admission back and this attempt starts
+            # afresh (the order's unique checkout reference still makes it one order).
             if await hot.order_lookups.submit(reference):
                 return await _answer_existing(hot, drop_id=drop_id, reference=reference,
                                               fp=fp, path=path,
                                               card=Card(**body.card.model_dump()), owner=owner)
-            await hot.gate.forget(drop_id, reference)
-            raise
+            request = _renewed(request, hot.clock.now(), hot.limits.lease_seconds)
+            verdict = await _take(hot, request)
+            if verdict.outcome == "replay":
+                stored = gates.stored_outcome(verdict.values[0])
+                if stored is not None:
+                    return _replayed(stored, facts, path)
+                if not verdict.values[1]:
+                    # Pending without a lease (a record older than leases): forgotten, so
+                    # the next retry starts afresh.
+                    await hot.gate.forget(drop_id, reference)
+                    raise
+                left_ms = float(verdict.values[1]) - request.now_ms
+                raise _in_flight(max(1, math.ceil(left_ms / 1000))) from None
     if verdict.outcome != "ok":
         if verdict.outcome in ("limit", "soldout", "token_used", "ended") \
                 and await hot.order_lookups.submit(reference):
@@ -319,26 +345,30 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         raise _refusal(verdict, facts)
 
     card = Card(**body.card.model_dump())
+    lease = request.lease_member
     job = Job(drop_id=drop_id, customer_id=customer_id, lines=sorted(lines.items()),
               pools=quantities, card=card, shipping_address=body.shipping_address.model_dump(),
               reference=reference, token_n=token_n, fingerprint=fp, idempotency_key=key,
-              source=HoldSource.queue if facts.queue_enabled else HoldSource.direct)
+              source=HoldSource.queue if facts.queue_enabled else HoldSource.direct,
+              lease=lease)
+    stop_at(AFTER_TAKE, hot.settings.testing.failpoint)
     try:
         await hot.writer.submit(job)
     except Exception:  # noqa: BLE001 - answered as 503 below
-        # Units leak only if step 1 committed; otherwise they go back. Either way the key is
-        # forgotten, so the client's retry (same key) runs again and resumes from PostgreSQL.
-        if not job.order_id:
-            await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities,
-                                     reference=reference)
-        else:
-            await hot.gate.forget(drop_id, reference)
+        # The units stay taken if step 1 committed (the order exists); otherwise they go
+        # back. Either way the key is forgotten, so the client's retry (same key) runs again
+        # and resumes from PostgreSQL.
+        await hot.gate.end_leases(drop_id, "keep" if job.order_id else "release", [lease],
+                                  forget=reference)
         raise ServiceUnavailable("the order could not be written; nothing was charged twice. "
                                  "Retry with the same Idempotency-Key", retry_after=1) from None
     kind, detail = job.outcome or ("refused", "soldout")
     if kind == "paid":
         return 201, job.response, False  # stored in Redis by the batch, with the others
     if kind == "declined":
+        # The writer kept the lease once the order was written (this settles it only if
+        # that failed); the units then come back as a declined order's do.
+        await hot.gate.end_leases(drop_id, "keep", [lease])
         await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities)
         error = PaymentDeclined(f"the card was declined ({detail['decline_code']}); nothing "
                                 "was charged", **detail)
@@ -349,18 +379,34 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         # PostgreSQL had fewer units than Redis believed (units held through the database
         # path, or a stale Redis): giving these back would keep Redis too high, so the drop's
         # keys are rebuilt from PostgreSQL instead (at most once a second per worker).
+        await hot.gate.end_leases(drop_id, "drop", [lease])
         refusal = await _store_refusal(hot, drop_id=drop_id, reference=reference, fp=fp,
                                        path=path, refusal=_refused("soldout", facts))
         await anyio.to_thread.run_sync(hot.resync, drop_id)
         raise refusal
     if kind == "existing":
-        await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities,
-                                 reference=reference)
+        await hot.gate.end_leases(drop_id, "return", [lease], forget=reference)
         return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
                                       path=path, card=card, owner=owner)
-    await hot.gate.give_back(drop_id, customer_id=customer_id, quantities=quantities)
+    await hot.gate.end_leases(drop_id, "return", [lease])
     raise await _store_refusal(hot, drop_id=drop_id, reference=reference, fp=fp, path=path,
                                refusal=_refused(str(detail), facts))
+
+
+async def _take(hot: HotPath, request: gates.TakeRequest) -> gates.Verdict:
+    """The gate's verdict; a drop whose keys are missing is loaded first."""
+    verdict = await hot.takes.submit(request)
+    if verdict.outcome == "missing":
+        await hot.loaded(request.drop_id)
+        verdict = await hot.takes.submit(request)
+    return verdict
+
+
+def _renewed(request: gates.TakeRequest, now: datetime, lease_seconds: int
+             ) -> gates.TakeRequest:
+    """The same take asked again at ``now``, with a lease from then."""
+    now_ms = int(now.timestamp() * 1000)
+    return replace(request, now_ms=now_ms, lease_expires_ms=now_ms + lease_seconds * 1000)
 
 
 async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str,

@@ -180,7 +180,7 @@ class HotPath:
             try:
                 await loop.run_in_executor(self._writers, lambda items=items: write_batch(
                     self.db, clock=self.clock, settings=self.settings, provider=self.provider,
-                    jobs=items))
+                    jobs=items, on_written=self._keep_leases))
             except Exception as exc:  # noqa: BLE001 - those requests learn why (503)
                 failed.update((id(job), exc) for job in items)
         records = []
@@ -197,6 +197,18 @@ class HotPath:
                 # PostgreSQL by the unique checkout reference (``purchase``).
                 log.warning("could not store %d drop outcomes in Redis", len(records))
         return [failed.get(id(job), job) for job in jobs]
+
+    def _keep_leases(self, written: list[Job]) -> None:
+        """The gate keeps the leases of orders just committed (their units stay taken), in
+        the writer's thread before the charge. If Redis fails here the leases lapse later
+        and give units back that PostgreSQL has sold: the gate then admits a few too many,
+        which the guarded writes refuse (never an oversell), and the keys are rebuilt."""
+        try:
+            self.sync_gate.end_leases_sync(written[0].drop_id, "keep",
+                                           [job.lease for job in written if job.lease])
+        except RedisError as exc:
+            log.warning("drop %d: could not keep %d leases in Redis: %s", written[0].drop_id,
+                        len(written), exc)
 
     async def _admit(self, asks: list[Ask]) -> list[Ask]:
         limiter, limits = self.admission_limits()

@@ -17,7 +17,9 @@ batch instead of once per order:
 
 Only then does each request get its answer, so nothing acknowledged is lost by a crash; a crash
 between steps leaves pending orders that a retry (same Idempotency-Key, so the same checkout
-reference) resumes from PostgreSQL, as ``orders.flows`` does. The unique checkout reference makes
+reference) resumes from PostgreSQL, as ``orders.flows`` does, and a crash between the charges
+and the settle is settled by the recovery job (``orders.jobs``) even without a retry. Right
+after step 1 commits, the gate keeps the written jobs' leases (``on_written``). The unique checkout reference makes
 each paid order exist once under any replay: a job whose reference already has an order is
 answered from that order and its gate units are given back.
 
@@ -35,7 +37,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -51,6 +53,7 @@ from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
+from dropline.failpoints import AFTER_CHARGE, stop_at
 from dropline.idempotency.models import KeyState
 from dropline.orders.bulk import BulkOrder, insert_orders, settle_orders
 from dropline.payments.provider import ChargeRequest, PaymentProvider, charge_each
@@ -72,6 +75,7 @@ class Job(BulkOrder):
     fingerprint: str = ""  # the request's, for its idempotency records (Redis, PostgreSQL)
     idempotency_key: str = ""  # the client's Idempotency-Key
     response: str = ""  # the paid order as JSON text, once (stored in Redis, sent as is)
+    lease: str = ""  # the gate's lease on the units taken (``gate.lease_member``)
 
 
 _rng = random.SystemRandom()
@@ -331,9 +335,13 @@ def _write_all(session: Session, *, clock: Clock, settings: Settings, drop_id: i
 
 
 def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
-                jobs: list[Job]) -> list[Job]:
+                jobs: list[Job], on_written: Callable[[list[Job]], None] | None = None
+                ) -> list[Job]:
     """Writes, charges and settles a batch of one drop's jobs (see the module docstring); sets
-    each job's ``outcome``. Blocking: the web layer runs it in a worker thread."""
+    each job's ``outcome``. Blocking: the web layer runs it in a worker thread.
+    ``on_written`` is called with the jobs whose orders step 1 committed, before they are
+    charged: the gate keeps their leases then, so units whose order exists are never
+    reclaimed, however long the charge takes."""
     drop_id = jobs[0].drop_id
     assert all(j.drop_id == drop_id for j in jobs)
     for attempt in range(2):
@@ -356,14 +364,18 @@ def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: Pay
             log.warning("drop %d: the slot rows have fewer units than a batch of %d needs; "
                         "writing its orders one by one", drop_id, len(jobs))
             for job in jobs:
-                write_batch(db, clock=clock, settings=settings, provider=provider, jobs=[job])
+                write_batch(db, clock=clock, settings=settings, provider=provider, jobs=[job],
+                            on_written=on_written)
             return jobs
+    if written and on_written is not None:
+        on_written(written)
     if written:
         charge_many = getattr(provider, "charge_many", None) or (
             lambda requests: charge_each(provider, requests))
         results = charge_many([ChargeRequest(
             amount=j.totals.total_amount, currency=j.totals.currency, card=j.card,
             idempotency_key=j.payment_key) for j in written])
+        stop_at(AFTER_CHARGE, settings.testing.failpoint)
         with db.transaction() as session:
             now = clock.now()
             record_events(session, now=now, events=settle_orders(

@@ -56,8 +56,14 @@ echo "==> demo shop in $DROPLINE_DATABASE_URL"
 dropline demo --customers 40 >"$WORK/demo.log" 2>&1 || { cat "$WORK/demo.log"; exit 1; }
 ADMIN_TOKEN=$(dropline admin token fuzz --scope '*' | grep -o 'dl_[A-Za-z0-9_-]*' | head -n 1)
 
+if curl -sS -o /dev/null "$BASE/" 2>/dev/null; then
+  echo "something already answers on $BASE: choose another PORT" >&2; exit 2
+fi
 echo "==> serving on $BASE"
-dropline serve --port "$PORT" --no-migrate --log-level warning >"$WORK/server.log" 2>&1 &
+# The interpreter itself in the background (not the shell function), so $! is the server's PID
+# and the cleanup stops it.
+"$PYTHON" -c 'from dropline.cli import app; app()' serve --port "$PORT" --no-migrate \
+  --log-level warning >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 150); do
   if curl -fsS "$BASE/healthz" >/dev/null 2>&1; then break; fi

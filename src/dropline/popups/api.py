@@ -38,7 +38,7 @@ from dropline.web.idempotency import run_idempotent
 api_router = APIRouter(prefix="/api/v1")
 feeds_router = APIRouter(tags=["local listings"])
 PROBLEM = {"content": {"application/problem+json": {}}}
-IdempotencyKey = Annotated[str | None, Header(
+IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per sale, generated when the sale is rung up; resend it on retry")]
 PUBLIC_CACHE = "public, max-age=300, s-maxage=300, stale-while-revalidate=3600"
@@ -80,7 +80,9 @@ def _feed_response(request: Request, session: SessionDep, fmt: str) -> Response:
     return JSONResponse(listings.feed_json(feed.rows), headers=headers)
 
 
-@feeds_router.get("/feeds/local-inventory.tsv", summary="Local inventory feed (TSV)")
+@feeds_router.get("/feeds/local-inventory.tsv", summary="Local inventory feed (TSV)",
+                  response_class=PlainTextResponse, responses={200: {"content": {
+                      "text/tab-separated-values": {"schema": {"type": "string"}}}}})
 def local_inventory_tsv(request: Request, session: SessionDep) -> Response:
     """Google local inventory fields per store: store_code, id, availability, quantity, price.
     Rebuilt when the stock version moves; ETag is that version."""
@@ -223,7 +225,7 @@ def sale_read(summary: counter.SaleSummary) -> SaleRead:
                  responses={402: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
 def sell(code: str, body: CounterSaleCreate, request: Request, services: ServicesDep,
          principal: Annotated[Principal, admin("popups:sell")],
-         idempotency_key: IdempotencyKey = None) -> JSONResponse:
+         idempotency_key: IdempotencyKey) -> JSONResponse:
     return sell_idempotent(services, request=request, principal=principal, code=code[:32],
                            key=idempotency_key, body=body)
 

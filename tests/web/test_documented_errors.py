@@ -87,7 +87,7 @@ def test_a_scope_refusal_matches_the_problem_schema(client, db, clock):
 
 class Body(Input):
     count: Id
-    counts: list[int] = []
+    counts: tuple[int, ...] = ()
     maybe: int | None = None
     flag: bool = False
     either: bool | int = 0

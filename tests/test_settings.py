@@ -28,6 +28,7 @@ KEPT = [
     ("DROPLINE_SESSION_COOKIE_NAME", "sid", "web.session_cookie_name", "sid"),
     ("DROPLINE_SESSION_DAYS", "7", "web.session_days", 7),
     ("DROPLINE_COOKIE_SECURE", "true", "web.cookie_secure", True),
+    ("DROPLINE_PUBLIC_URL", "https://shop.example", "web.public_url", "https://shop.example"),
     ("DROPLINE_WEB_THREADS", "8", "web.threads", 8),
     ("DROPLINE_WEB_WORKERS", "4", "web.workers", 4),
     ("DROPLINE_RUN_SCHEDULER", "false", "web.run_scheduler", False),

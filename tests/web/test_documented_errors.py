@@ -93,8 +93,9 @@ class Body(Input):
     either: bool | int = 0
 
 
-@pytest.mark.parametrize("fields", [{"count": False}, {"count": True},
-                                    {"count": 1, "counts": [1, True]}, {"count": 1, "maybe": False}])
+@pytest.mark.parametrize("fields", [
+    {"count": False}, {"count": True}, {"count": 1, "counts": [1, True]},
+    {"count": 1, "maybe": False}])
 def test_a_boolean_is_no_number(fields):
     with pytest.raises(ValidationError, match="must not be true or false"):
         Body(**fields)

@@ -58,6 +58,8 @@ KEPT = [
      "throttle.sign_in_per_account_per_minute", 7),
     ("DROPLINE_THROTTLE_SIGN_IN_PER_IP_PER_MINUTE", "70", "throttle.sign_in_per_ip_per_minute", 70),
     ("DROPLINE_THROTTLE_SIGN_UP_PER_IP_PER_MINUTE", "12", "throttle.sign_up_per_ip_per_minute", 12),
+    ("DROPLINE_THROTTLE_EXPERIMENT_VISITORS_PER_IP_PER_HOUR", "6",
+     "throttle.experiment_visitors_per_ip_per_hour", 6),
     ("DROPLINE_THROTTLE_CHECKOUT_PER_CUSTOMER_PER_MINUTE", "3",
      "throttle.checkout_per_customer_per_minute", 3),
     ("DROPLINE_THROTTLE_CHECKOUT_PER_IP_PER_MINUTE", "33", "throttle.checkout_per_ip_per_minute",

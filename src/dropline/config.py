@@ -204,6 +204,9 @@ class ThrottleSettings(Section):
     decline_window_seconds: int = setting(
         900, "The window declines are counted in, and so the longest cool-down, in seconds.",
         ge=1)
+    experiment_visitors_per_ip_per_hour: int = setting(
+        60, "Experiment visitor ids issued per hour per client IP (each browser takes one; "
+            "a cap on invented visitors).", ge=1)
 
 
 class _FlatEnvironment(PydanticBaseSettingsSource):

@@ -70,7 +70,8 @@ def register(body: CustomerCreate, request: Request, response: Response, session
     return CustomerRead.model_validate(customer)
 
 
-@router.post("/sessions", response_model=CustomerRead, summary="Sign in (sets a cookie)")
+@router.post("/sessions", response_model=CustomerRead, summary="Sign in (sets a cookie)",
+             responses={401: {"description": "Unknown email or wrong password"}})
 def login(body: SessionCreate, response: Response, session: SessionDep, clock: ClockDep,
           settings: SettingsDep) -> CustomerRead:
     customer = service.authenticate_customer(session, email=body.email, password=body.password)

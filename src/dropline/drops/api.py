@@ -308,7 +308,8 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
 
 @router.post("/drops/{drop_id}/purchase", status_code=status.HTTP_201_CREATED,
              summary="Express: admission, hold and payment in one idempotent request",
-             responses={402: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
+             responses={401: PROBLEM, 402: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM,
+                        503: PROBLEM})
 async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
                    idempotency_key: IdempotencyKey) -> Response:
     """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes

@@ -56,15 +56,23 @@ echo "==> demo shop in $DROPLINE_DATABASE_URL"
 dropline demo --customers 40 >"$WORK/demo.log" 2>&1 || { cat "$WORK/demo.log"; exit 1; }
 ADMIN_TOKEN=$(dropline admin token fuzz --scope '*' | grep -o 'dl_[A-Za-z0-9_-]*' | head -n 1)
 
+if curl -sS -o /dev/null "$BASE/" 2>/dev/null; then
+  echo "something already answers on $BASE: choose another PORT" >&2; exit 2
+fi
 echo "==> serving on $BASE"
-dropline serve --port "$PORT" --no-migrate --log-level warning >"$WORK/server.log" 2>&1 &
+# The interpreter itself in the background (not the shell function), so $! is the server's PID
+# and the cleanup stops it.
+"$PYTHON" -c 'from dropline.cli import app; app()' serve --port "$PORT" --no-migrate \
+  --log-level warning >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 150); do
+for _ in $(seq 1 600); do  # up to 2 minutes on a busy machine
   if curl -fsS "$BASE/healthz" >/dev/null 2>&1; then break; fi
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
   sleep 0.2
 done
 curl -fsS "$BASE/healthz" >/dev/null
+# Build the OpenAPI document once (the app caches it): Schemathesis gives its load 10 seconds.
+curl -fsS --max-time 300 -o "$WORK/openapi.json" "$BASE/openapi.json"
 
 customer_cookie() {
   local email="fuzz-$RANDOM$RANDOM@example.com"

@@ -90,6 +90,10 @@ class WebSettings(Section):
                                 env="DROPLINE_SESSION_DAYS")
     cookie_secure: bool = setting(False, "Send cookies over HTTPS only (set behind TLS).",
                                   env="DROPLINE_COOKIE_SECURE")
+    public_url: str | None = setting(
+        None, "The shop's public address (https://shop.example): absolute links on publicly "
+        "cached pages use it; unset, they use the address the request named and vary by Host.",
+        env="DROPLINE_PUBLIC_URL", pattern=r"^https?://[^/\s?#]+$")
     threads: int = setting(
         32, "Threads for synchronous endpoints; the database pool is sized above it.",
         ge=4, le=200)
@@ -215,6 +219,9 @@ class ThrottleSettings(Section):
     decline_window_seconds: int = setting(
         900, "The window declines are counted in, and so the longest cool-down, in seconds.",
         ge=1)
+    experiment_visitors_per_ip_per_hour: int = setting(
+        60, "Experiment visitor ids issued per hour per client IP (each browser takes one; "
+            "a cap on invented visitors).", ge=1)
 
 
 class _FlatEnvironment(PydanticBaseSettingsSource):

@@ -3,10 +3,20 @@ overflow a column and every string has a length limit."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import types
+from datetime import time
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import Form, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 MAX_ID = 2**53  # safe in JSON numbers and in BIGINT
 MAX_AMOUNT = 10**11  # minor units: a billion in major units
@@ -22,6 +32,11 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 ShortText = Annotated[str, StringConstraints(max_length=300)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,119}$")]
+# A local time of day (a van's shift), with no offset: JSON Schema's "time" format is RFC 3339's
+# full-time, which requires one, so the document states the form actually sent and read.
+TimeOfDay = Annotated[time, WithJsonSchema({
+    "type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+    "description": "local time of day, HH:MM or HH:MM:SS", "examples": ["08:00:00"]})]
 Email = Annotated[str, StringConstraints(
     strip_whitespace=True, to_lower=True, max_length=254,
     pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -57,11 +72,43 @@ _SCALARS = frozenset({int, float, bool, type(None)})
 _SEQUENCES = (list, tuple, set, frozenset)
 
 
+def accepts_booleans(annotation: Any) -> bool:
+    """Whether a field's type admits ``true``/``false`` itself (``bool``, a boolean literal,
+    ``Any``, or a union or container holding one)."""
+    if annotation is bool or annotation is Any:
+        return True
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return any(isinstance(arg, bool) for arg in get_args(annotation))
+    if origin is Annotated:
+        return accepts_booleans(get_args(annotation)[0])
+    if origin in (Union, types.UnionType) or origin in (list, tuple, set, frozenset, dict):
+        return any(accepts_booleans(arg) for arg in get_args(annotation) if arg is not ...)
+    return False
+
+
+def _holds_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, _SEQUENCES):
+        return any(isinstance(item, bool) for item in value)
+    return isinstance(value, dict) and any(isinstance(item, bool) for item in value.values())
+
+
 class Input(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored,
-    and text that no engine can store."""
+    text that no engine can store, and ``true``/``false`` where a number is asked for (Pydantic
+    would read them as 1 and 0)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if _holds_boolean(value) and info.field_name is not None and not accepts_booleans(
+                cls.model_fields[info.field_name].annotation):
+            raise ValueError("must not be true or false here")
+        return value
 
     @field_validator("*", mode="after")
     @classmethod

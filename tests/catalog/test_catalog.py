@@ -1,11 +1,13 @@
 """Catalog: graded goods must disclose their condition; prices are integer minor units."""
 
 import pytest
+from fastapi.testclient import TestClient
 
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.rules import disclosure_problem
 from dropline.catalog.service import VariantSpec, create_product
 from dropline.errors import AlreadyExists, InvalidInput
+from dropline.web.app import create_app
 from tests.builders import api_token, make_location, make_product
 
 
@@ -101,3 +103,38 @@ def test_money_filter_formats_minor_units_with_sign_and_symbol():
     assert money(-150) == "-£1.50"
     assert money(123456789) == "£1,234,567.89"
     assert money(5, "SEK") == "0.05 SEK"
+
+
+@pytest.mark.parametrize("query", ["utm_source=%3Cscript%3E", "utm_source=a%7Cb",
+                                   "utm_source=" + "x" * 65, "utm_source="])
+def test_a_utm_source_sign_up_would_refuse_is_not_remembered(client, db, query):
+    make_location(db)
+
+    page = client.get(f"/?{query}")
+
+    assert page.status_code == 200
+    assert "dl_acq" not in page.headers.get("set-cookie", "")
+
+
+def test_a_forged_acquisition_cookie_is_not_taken_at_sign_up(client, db):
+    make_location(db)
+    client.cookies.set("dl_acq", "<b>pwned</b>|x")
+
+    response = client.post("/api/v1/customers",
+                           json={"email": "forged@example.com", "password": "long enough pass"})
+
+    assert response.status_code == 201
+    assert response.json()["acquisition_source"] == "direct"
+    assert response.json()["acquisition_campaign"] == ""
+
+
+def test_the_acquisition_cookie_is_secure_when_the_site_is(db, clock, settings):
+    make_location(db)
+    secure = settings.model_copy(update={"web": settings.web.model_copy(
+        update={"cookie_secure": True})})
+    with TestClient(create_app(secure, clock=clock, db=db, run_worker=False),
+                    base_url="https://testserver") as client:
+        page = client.get("/?utm_source=instagram&utm_campaign=spring")
+
+    cookie = next(c for c in page.headers.get_list("set-cookie") if c.startswith("dl_acq="))
+    assert "Secure" in cookie and "HttpOnly" in cookie

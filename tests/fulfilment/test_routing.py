@@ -471,6 +471,34 @@ def test_cli_help_shows_an_example() -> None:
     assert "Example: dropline routes solve" in result.stdout
 
 
+def _c101_with(tmp_path: Path, old: str, new: str) -> Path:
+    text = (DATA / "C101.txt").read_text()
+    assert old in text
+    changed = tmp_path / "C101.txt"  # no .sol beside it
+    changed.write_text(text.replace(old, new, 1))
+    return changed
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    # customer 3's x coordinate: numpy would read it as -1
+    ("    3      42         66", "    3      4O         66", "C101.txt: customer line '3 4O 66"),
+    ("    3      42         66", "    3      42.5       66", "C101.txt: customer line '3 42.5 66"),
+    ("    3      42         66", "    3      42", "C101.txt: customer line '3 42"),
+    ("  25         200", "   0         200",
+     "C101.txt needs at least one vehicle with a capacity above 0 (it has 0"),
+    ("  25         200", "  25           0", "C101.txt needs at least one vehicle"),
+])
+def test_cli_solve_refuses_an_unreadable_customer_line_or_no_fleet(tmp_path: Path, old: str,
+                                                                   new: str, message: str) -> None:
+    result = runner.invoke(cli_app, ["routes", "solve", str(_c101_with(tmp_path, old, new)),
+                                     "--seconds", "0.2", "--json"])
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {message}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -8,16 +8,18 @@ import uuid
 from collections import Counter
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from dropline.catalog.models import Product
 from dropline.drops.models import Drop
 from dropline.popups import experiments, rules
 from dropline.popups.models import ExperimentObservation
+from dropline.web.app import create_app
 from dropline.web.caching import CATALOGUE, PageCache, warm
 from tests.builders import api_token, make_location, make_product
 from tests.drops.builders import make_drop
-from tests.web.support import assert_problem
+from tests.web.support import assert_problem, changed_tables, snapshot
 
 VARIANTS = [{"key": "a", "headline": "Fig Leaf"}, {"key": "b", "headline": "Green fig, cedar"}]
 
@@ -81,28 +83,81 @@ def test_wilson_and_newcombe_intervals_match_published_values():
     assert rules.wilson(0, 0) == rules.Interval(0.0, 1.0)
 
 
+def new_visitor(client) -> str:
+    response = client.post("/api/v1/experiments/visitors")
+    assert response.status_code == 201, response.text
+    return response.json()["visitor"]
+
+
+def _start_fig_headline(client, db, clock) -> str:
+    created = client.post("/api/v1/admin/experiments", headers=api_token(db, clock, "popups:write"),
+                          json={"slug": "fig-headline", "name": "Fig headline",
+                                "page_kind": "product", "target": "fig-leaf",
+                                "variants": VARIANTS})
+    assert created.status_code == 201, created.text
+    return "/api/v1/experiments/fig-headline/observations"
+
+
+@pytest.mark.parametrize("visitor", [
+    "visitor-000",  # invented
+    "0" * 64,  # the right shape, not signed by the shop
+    "0" * 32 + rules.sign_visitor("another shop's secret", "0" * 32)[32:],
+])
+def test_an_observation_from_a_visitor_the_shop_did_not_issue_is_refused(client, db, clock,
+                                                                          visitor):
+    url = _start_fig_headline(client, db, clock)
+    before = snapshot(db)
+
+    response = client.post(url, json={"visitor": visitor, "variant": rules.assign_variant(
+        "fig-headline", visitor, ["a", "b"]), "kind": "exposure"})
+
+    assert assert_problem(response, 403)["field"] == "visitor"
+    assert changed_tables(before, snapshot(db)) == []
+
+
+def test_an_observation_for_a_variant_the_visitor_is_not_assigned_is_refused(client, db, clock):
+    url = _start_fig_headline(client, db, clock)
+    visitor = new_visitor(client)
+    other = "b" if rules.assign_variant("fig-headline", visitor, ["a", "b"]) == "a" else "a"
+    before = snapshot(db)
+
+    response = client.post(url, json={"visitor": visitor, "variant": other, "kind": "exposure"})
+
+    assert assert_problem(response, 422)["field"] == "variant"
+    assert changed_tables(before, snapshot(db)) == []
+
+
+def test_visitor_ids_are_throttled_per_client_ip(db, clock, settings):
+    limited = settings.model_copy(update={"throttle": settings.throttle.model_copy(
+        update={"experiment_visitors_per_ip_per_hour": 3})})
+    with TestClient(create_app(limited, clock=clock, db=db, run_worker=False)) as client:
+        issued = {new_visitor(client) for _ in range(3)}
+        refused = client.post("/api/v1/experiments/visitors")
+
+    assert len(issued) == 3
+    assert assert_problem(refused, 429)
+    assert int(refused.headers["retry-after"]) > 0
+
+
 def test_observations_count_once_per_visitor_and_the_result_has_intervals(client, db, clock):
     headers = api_token(db, clock, "popups:write", "popups:read")
-    created = client.post("/api/v1/admin/experiments", headers=headers, json={
-        "slug": "fig-headline", "name": "Fig headline", "page_kind": "product",
-        "target": "fig-leaf", "variants": VARIANTS})
-    assert created.status_code == 201, created.text
-    url = "/api/v1/experiments/fig-headline/observations"
+    url = _start_fig_headline(client, db, clock)
 
-    for number in range(20):
-        visitor = f"visitor-{number:03d}"
+    visitors = [new_visitor(client) for _ in range(20)]
+    for number, visitor in enumerate(visitors):
         variant = rules.assign_variant("fig-headline", visitor, ["a", "b"])
         assert client.post(url, json={"visitor": visitor, "variant": variant,
                                       "kind": "exposure"}).json() == {"recorded": True}
         if number % 4 == 0:
             client.post(url, json={"visitor": visitor, "variant": variant,
                                    "kind": "conversion"})
-    again = client.post(url, json={"visitor": "visitor-000", "variant": rules.assign_variant(
-        "fig-headline", "visitor-000", ["a", "b"]), "kind": "exposure"})
+    again = client.post(url, json={"visitor": visitors[0], "variant": rules.assign_variant(
+        "fig-headline", visitors[0], ["a", "b"]), "kind": "exposure"})
     assert again.json() == {"recorded": False}
-    assert_problem(client.post(url, json={"visitor": "never-seen", "variant": "a",
-                                          "kind": "conversion"}), 422)
-    assert_problem(client.post(url, json={"visitor": "visitor-001", "variant": "zz",
+    never_seen = new_visitor(client)
+    assert_problem(client.post(url, json={"visitor": never_seen, "variant": rules.assign_variant(
+        "fig-headline", never_seen, ["a", "b"]), "kind": "conversion"}), 422)
+    assert_problem(client.post(url, json={"visitor": visitors[1], "variant": "zz",
                                           "kind": "exposure"}), 422)
 
     report = client.get("/api/v1/admin/experiments/fig-headline", headers=headers).json()
@@ -113,8 +168,8 @@ def test_observations_count_once_per_visitor_and_the_result_has_intervals(client
     for arm in arms.values():
         assert arm["low"] <= arm["rate"] <= arm["high"]
     with db.transaction() as session:
-        visitors = session.scalars(select(ExperimentObservation.visitor)).all()
-        assert all(not v.startswith("visitor-") for v in visitors)  # stored hashed
+        stored = session.scalars(select(ExperimentObservation.visitor)).all()
+        assert not set(visitors) & {v[:32] for v in stored}  # stored hashed
         assert session.scalar(select(func.count()).select_from(ExperimentObservation)) == 25
 
 

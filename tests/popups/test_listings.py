@@ -12,14 +12,17 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dropline.catalog import service as catalog
 from dropline.catalog.api import product_reads
 from dropline.db import Database
 from dropline.demo import seed_demo
-from dropline.locations.models import Location, StockLevel
+from dropline.locations.models import Location, LocationKind, StockLevel
 from dropline.popups import listings
+from dropline.web.app import create_app
+from tests.builders import make_location
 from tests.popups.support import open_popup
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "src/dropline/popups/jsonschema"
@@ -149,3 +152,26 @@ def test_the_product_page_carries_product_json_ld(client, db, clock):
     validate(block, "product")
     assert block["offers"][0]["price"] == "42.00"
     assert block["offers"][0]["availability"] == "https://schema.org/LimitedAvailability"
+
+
+def test_the_stores_page_varies_by_host_when_no_public_address_is_set(client, db):
+    make_location(db, code="hub-bow", kind=LocationKind.micro_hub)
+
+    page = client.get("/stores", headers={"host": "evil.example"})
+
+    assert page.status_code == 200
+    assert page.headers["vary"] == "Host"  # a cache keeps one copy per host
+    assert "http://evil.example/stores#hub-bow" in page.text
+
+
+def test_the_stores_page_links_to_the_public_address_whatever_the_host(db, clock, settings):
+    make_location(db, code="hub-bow", kind=LocationKind.micro_hub)
+    public = settings.model_copy(update={"web": settings.web.model_copy(
+        update={"public_url": "https://shop.example"})})
+    with TestClient(create_app(public, clock=clock, db=db, run_worker=False)) as client:
+        page = client.get("/stores", headers={"host": "evil.example"})
+
+    assert page.status_code == 200
+    assert "https://shop.example/stores#hub-bow" in page.text
+    assert "evil.example" not in page.text
+    assert "host" not in page.headers.get("vary", "").lower()

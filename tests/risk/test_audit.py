@@ -16,6 +16,7 @@ from dropline.catalog.models import Variant
 from dropline.drops.models import Drop
 from dropline.memberships.models import Membership
 from dropline.orders.models import Order
+from dropline.risk.audit import AuditFilter, iter_audit_csv
 from dropline.risk.models import AuditLog
 from tests.builders import api_token, sign_in_console
 from tests.risk.support import admin_headers, ask_return, buy, key, receive, shop
@@ -177,3 +178,19 @@ def test_on_postgresql_the_database_also_refuses_to_delete_chosen_audit_rows(cli
     with db.transaction() as session:
         session.execute(text("DELETE FROM audit_log"))
     assert rows(db, "orders") == []
+
+
+@pytest.mark.parametrize("typed", ['=HYPERLINK("http://evil.example","x")', "+1+cmd|' /C calc'!A0",
+                                   "-2+3", "@SUM(A1:A9)", "\tlead", "\rlead"])
+def test_the_csv_export_keeps_text_that_would_start_a_formula_as_text(db, clock, typed):
+    with db.transaction() as session:
+        session.add(AuditLog(occurred_at=clock.now(), actor="customer:1", action="update",
+                             entity="customers", entity_id="1",
+                             changes={"name": ["Ann", typed], "credit": [-5, 10]}))
+    with db.transaction() as session:
+        text_out = "".join(iter_audit_csv(session, AuditFilter(entity="customers")))
+
+    lines = {line["column"]: line for line in csv.DictReader(io.StringIO(text_out))}
+    assert lines["name"]["old"] == "Ann"
+    assert lines["name"]["new"] == "'" + typed
+    assert (lines["credit"]["old"], lines["credit"]["new"]) == ("-5", "10")  # numbers stay

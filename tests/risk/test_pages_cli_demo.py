@@ -184,3 +184,16 @@ def test_graded_items_show_their_disclosure_on_the_product_and_order_pages(clien
     page = client.get(f"/orders/{order['id']}")
     assert disclosure in page.text
     assert f'href="/orders/{order["id"]}/return"' in page.text
+
+
+@pytest.mark.parametrize("where", ["missing-folder/audit.csv", "."])
+def test_exporting_to_a_path_that_cannot_be_written_is_one_line_and_exit_2(
+        database_url, monkeypatch, tmp_path, where):
+    monkeypatch.setenv("DROPLINE_DATABASE_URL", database_url)
+
+    result = runner.invoke(cli, ["audit", "export", "--out", str(tmp_path / where)])
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: cannot write {tmp_path / where}")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output

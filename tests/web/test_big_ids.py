@@ -1,6 +1,7 @@
 """Ids on forms and page paths are bounded as on the API (``dropline.schemas.IdForm`` /
-``IdPath``): an integer of 2^63 or more is a 422 problem, never a text/plain 500 from the
-database driver's overflow."""
+``IdPath``): an integer of 2^63 or more is refused with 422, never a text/plain 500 from the
+database driver's overflow. A browser gets a page naming the field (``web.problems``); a
+script that asks for JSON gets the problem."""
 
 from __future__ import annotations
 
@@ -14,28 +15,62 @@ BIG = str(2**63)
 
 # Every page route that takes an id, and the form it posts (signed in as customer and console).
 CASES = [
-    ("POST", "/cart/lines", {"variant_id": BIG, "quantity": "1"}),
-    ("GET", f"/orders/{BIG}", None),
-    ("GET", f"/orders/{BIG}/return", None),
-    ("POST", f"/orders/{BIG}/return", {"order_line_id": "1", "reason": "damaged"}),
-    ("POST", "/orders/1/return", {"order_line_id": BIG, "reason": "damaged"}),
-    ("POST", f"/membership/polls/{BIG}/vote", {"option": "0"}),
-    ("POST", f"/admin/risk/cases/{BIG}/decision", {"decision": "approve"}),
-    ("POST", "/drops/1/buy", {"variant_id": BIG, "quantity": "1"}),
-    ("POST", "/drops/1/waitlist", {"variant_id": BIG, "key": "k"}),
-    ("POST", f"/admin/counter/main/sales/{BIG}/signup-link", None),
+    ("POST", "/cart/lines", {"variant_id": BIG, "quantity": "1"}, "variant_id"),
+    ("GET", f"/orders/{BIG}", None, "order_id"),
+    ("GET", f"/orders/{BIG}/return", None, "order_id"),
+    ("POST", f"/orders/{BIG}/return", {"order_line_id": "1", "reason": "damaged"}, "order_id"),
+    ("POST", "/orders/1/return", {"order_line_id": BIG, "reason": "damaged"}, "order_line_id"),
+    ("POST", f"/membership/polls/{BIG}/vote", {"option": "0"}, "poll_id"),
+    ("POST", f"/admin/risk/cases/{BIG}/decision", {"decision": "approve"}, "case_id"),
+    ("POST", "/drops/1/buy", {"variant_id": BIG, "quantity": "1"}, "variant_id"),
+    ("POST", "/drops/1/waitlist", {"variant_id": BIG, "key": "k"}, "variant_id"),
+    ("POST", f"/admin/counter/main/sales/{BIG}/signup-link", None, "order_id"),
 ]
 
 
-@pytest.mark.parametrize("method, path, form", CASES)
-def test_an_id_beyond_64_bits_is_a_422_problem(client, db, clock, method, path, form):
+@pytest.mark.parametrize("method, path, form, field", CASES)
+def test_an_id_beyond_64_bits_is_a_422_page_naming_the_field(client, db, clock, method, path,
+                                                             form, field):
     sign_up(client)
     sign_in_console(client, db, clock)
 
-    response = client.request(method, path, data=form, follow_redirects=False)
+    response = client.request(method, path, data=form, follow_redirects=False,
+                              headers={"accept": "text/html"})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert f"{field}: Input should be less than or equal to" in response.text
+
+
+@pytest.mark.parametrize("method, path, form, field", CASES)
+def test_an_id_beyond_64_bits_is_a_422_problem_for_a_script(client, db, clock, method, path,
+                                                            form, field):
+    sign_up(client)
+    sign_in_console(client, db, clock)
+
+    response = client.request(method, path, data=form, follow_redirects=False,
+                              headers={"accept": "application/json"})
 
     problem = assert_problem(response, 422)
     assert problem["type"].endswith("/validation-failed")
+    assert field in [err["loc"][-1] for err in problem["errors"]]
+
+
+@pytest.mark.parametrize("path, form, message", [
+    ("/orders/1/return", {"reason": "damaged"}, "order_line_id: Field required"),
+    ("/cart/lines", {"quantity": "1"}, "variant_id: Field required"),
+    ("/membership/polls/1/vote", {}, "option: Field required"),
+])
+def test_a_form_missing_a_field_gets_a_page_naming_it(client, db, clock, path, form, message):
+    sign_up(client)
+
+    response = client.post(path, data=form, follow_redirects=False,
+                           headers={"accept": "text/html"})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("text/html")
+    assert message in response.text
+    assert "Go back" in response.text
 
 
 def _routes(routes):

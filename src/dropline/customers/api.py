@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from dropline.customers import service
-from dropline.customers.schemas import CustomerCreate, CustomerRead, SessionCreate
+from dropline.customers.schemas import (
+    CAMPAIGN_MAX_LENGTH,
+    SOURCE_PATTERN,
+    CustomerCreate,
+    CustomerRead,
+    SessionCreate,
+)
 from dropline.schemas import IdPath
 from dropline.web.deps import (
     ClockDep,
@@ -27,9 +34,24 @@ def _set_session_cookie(response: Response, settings: SettingsDep, token: str) -
     )
 
 
+def acquisition_cookie_value(source: str, campaign: str) -> str | None:
+    """The cookie that remembers a storefront link's ``utm_source`` and ``utm_campaign``, or
+    None when the source is not one sign-up would accept (``SOURCE_PATTERN``). A campaign
+    with control characters is dropped, the source kept."""
+    if not re.fullmatch(SOURCE_PATTERN, source):
+        return None
+    campaign = campaign[:CAMPAIGN_MAX_LENGTH]
+    return f"{source}|{campaign if campaign.isprintable() else ''}"
+
+
 def acquisition_from_cookie(request: Request) -> tuple[str, str]:
+    """The remembered source and campaign, held to the rules sign-up holds a sent source to:
+    the cookie is the browser's to edit, so it is checked again here."""
     source, _, campaign = request.cookies.get(ACQUISITION_COOKIE, "").partition("|")
-    return source[:64], campaign[:120]
+    if acquisition_cookie_value(source, campaign) is None:
+        return "", ""
+    campaign = campaign[:CAMPAIGN_MAX_LENGTH]
+    return source, campaign if campaign.isprintable() else ""
 
 
 @router.post("/customers", response_model=CustomerRead, status_code=status.HTTP_201_CREATED,
@@ -48,7 +70,8 @@ def register(body: CustomerCreate, request: Request, response: Response, session
     return CustomerRead.model_validate(customer)
 
 
-@router.post("/sessions", response_model=CustomerRead, summary="Sign in (sets a cookie)")
+@router.post("/sessions", response_model=CustomerRead, summary="Sign in (sets a cookie)",
+             responses={401: {"description": "Unknown email or wrong password"}})
 def login(body: SessionCreate, response: Response, session: SessionDep, clock: ClockDep,
           settings: SettingsDep) -> CustomerRead:
     customer = service.authenticate_customer(session, email=body.email, password=body.password)

@@ -6,6 +6,11 @@ from pydantic import Field
 
 from dropline.schemas import Email, Input, Output
 
+# Where a customer came from: a short token (instagram, pop-up, referral ...), the same whether
+# it is sent at sign-up or remembered from a storefront link's utm_source.
+SOURCE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+CAMPAIGN_MAX_LENGTH = 120
+
 
 class CustomerCreate(Input):
     email: Email
@@ -13,10 +18,10 @@ class CustomerCreate(Input):
                           description="at least 10 characters")
     name: str = Field("", max_length=120)
     acquisition_source: str | None = Field(
-        None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+        None, max_length=64, pattern=SOURCE_PATTERN,
         description="where the customer came from (instagram, pop-up, referral ...); "
                     "defaults to the utm_source seen on the storefront, else 'direct'")
-    acquisition_campaign: str | None = Field(None, max_length=120)
+    acquisition_campaign: str | None = Field(None, max_length=CAMPAIGN_MAX_LENGTH)
 
 
 class SessionCreate(Input):

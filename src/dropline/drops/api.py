@@ -63,7 +63,7 @@ from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["drops"])
 PROBLEM = {"content": {"application/problem+json": {}}}
-IdempotencyKey = Annotated[str | None, Header(
+IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 Manager = Annotated[Principal, admin("drops:manage")]
@@ -284,7 +284,7 @@ def _close_in_gate(request: Request, services: Services, hold_id: int, *,
              summary="Pay for a hold (idempotent)",
              responses={402: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
 def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, services: ServicesDep,
-                  who: ShopperDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                  who: ShopperDep, idempotency_key: IdempotencyKey) -> JSONResponse:
     customer = Principal(kind="customer", id=who.customer_id)
 
     def operation(claim: Claim) -> tuple[int, object]:
@@ -308,9 +308,10 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
 
 @router.post("/drops/{drop_id}/purchase", status_code=status.HTTP_201_CREATED,
              summary="Express: admission, hold and payment in one idempotent request",
-             responses={402: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
+             responses={401: PROBLEM, 402: PROBLEM, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM,
+                        503: PROBLEM})
 async def purchase(drop_id: IdPath, body: PurchaseCreate, request: Request,
-                   idempotency_key: IdempotencyKey = None) -> Response:
+                   idempotency_key: IdempotencyKey) -> Response:
     """With ``DROPLINE_REDIS_URL`` on PostgreSQL: the Redis gate and batched order writes
     (``drops.crowd.purchase``), on the event loop. Otherwise the database path, in a worker
     thread."""
@@ -386,7 +387,7 @@ def my_waitlist(drop_id: IdPath, services: ServicesDep, customer: CustomerDep) -
              summary="Claim my waitlist offer: pay for its hold (idempotent)",
              responses={402: PROBLEM, 404: PROBLEM, 409: PROBLEM})
 def claim_offer(drop_id: IdPath, body: HoldCheckout, request: Request, services: ServicesDep,
-                who: ShopperDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                who: ShopperDep, idempotency_key: IdempotencyKey) -> JSONResponse:
     with services.db.transaction() as session:
         entry = service.waitlist_entry(session, drop_id=drop_id, customer_id=who.customer_id)
         hold_id = entry.hold_id

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from dropline.schemas import Amount, Id, Input, Name, Output
+from dropline.schemas import Amount, Id, Input, Name, Output, TimeOfDay
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
@@ -107,8 +107,8 @@ class VehicleCreate(Input):
     location: Code
     name: Name
     capacity_grams: Annotated[int, Field(ge=1, le=10_000_000)]
-    shift_start: time
-    shift_end: time
+    shift_start: TimeOfDay
+    shift_end: TimeOfDay
     cost_per_km_amount: Amount
     cost_per_hour_amount: Amount
 
@@ -118,8 +118,8 @@ class VehicleRead(Output):
     location_id: int
     name: str
     capacity_grams: int
-    shift_start: time
-    shift_end: time
+    shift_start: TimeOfDay
+    shift_end: TimeOfDay
     cost_per_km_amount: int
     cost_per_hour_amount: int
     active: bool

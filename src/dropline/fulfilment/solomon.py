@@ -8,6 +8,7 @@ Customers keep the numbers they have in the file (1..n); the depot is 0.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +46,35 @@ class BestKnown:
     cost: float
 
 
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+CUSTOMER_FIELDS = 7  # number, x, y, demand, ready time, due date, service time
+
+
+def _check_customer_lines(path: Path, text: str) -> None:
+    """vrplib reads the customer table with numpy, which turns a field it cannot read into -1
+    without a word (a coordinate of "4O" would move the customer and the cost): every line
+    of the table must hold seven whole numbers."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    header = next((i for i, line in enumerate(lines) if line.split()[:2] == ["CUST", "NO."]),
+                  None)
+    if header is None:
+        return  # not the Solomon layout: vrplib says so
+    for line in lines[header + 1:]:
+        fields = line.split()
+        if len(fields) != CUSTOMER_FIELDS or not all(WHOLE_NUMBER.fullmatch(f) for f in fields):
+            shown = " ".join(fields)[:80]
+            raise InstanceFormatError(
+                f"{path.name}: customer line {shown!r} must hold {CUSTOMER_FIELDS} whole "
+                "numbers (number, x, y, demand, ready time, due date, service time)")
+
+
 def read_solomon(path: str | Path) -> RoutingProblem:
     path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InstanceFormatError(f"{path.name} is not a Solomon instance: {exc}") from exc
+    _check_customer_lines(path, text)
     try:
         raw = vrplib.read_instance(path, instance_format="solomon")
         coords, demand = raw["node_coord"], raw["demand"]
@@ -58,6 +86,9 @@ def read_solomon(path: str | Path) -> RoutingProblem:
         raise InstanceFormatError(f"{path.name} is not a Solomon instance: {exc}") from exc
     if len(coords) < 2:
         raise InstanceFormatError(f"{path.name} has no customers")
+    if count < 1 or capacity < 1:
+        raise InstanceFormatError(f"{path.name} needs at least one vehicle with a capacity "
+                                  f"above 0 (it has {count}, of capacity {capacity})")
 
     depot = Depot(x=float(coords[0][0]), y=float(coords[0][1]),
                   earliest=int(windows[0][0]), latest=int(windows[0][1]))

@@ -50,7 +50,7 @@ from dropline.web.deps import (
 from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["memberships"])
-IdempotencyKey = Annotated[str | None, Header(
+IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 PROBLEM = {"content": {"application/problem+json": {}}}
@@ -104,7 +104,7 @@ def list_tiers(session: SessionDep) -> list[TierRead]:
                          "trial). Send an `Idempotency-Key`. A full tier answers 409 "
                          "`out-of-stock`: join its waitlist.")
 def join(body: MembershipCreate, request: Request, services: ServicesDep,
-         customer: CustomerDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+         customer: CustomerDep, idempotency_key: IdempotencyKey) -> JSONResponse:
     def operation(claim: Claim) -> tuple[int, MembershipRead]:
         membership_id = flows.subscribe(
             services.db, clock=services.clock, config=config_of(services),
@@ -144,7 +144,7 @@ def change_preview(customer: CustomerDep, session: SessionDep, clock: ClockDep,
              summary="Upgrade or downgrade now, prorated (idempotent)",
              responses={402: PROBLEM, 409: PROBLEM, 422: PROBLEM})
 def change_tier(body: TierChange, request: Request, services: ServicesDep,
-                customer: CustomerDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+                customer: CustomerDep, idempotency_key: IdempotencyKey) -> JSONResponse:
     def operation(_: Claim) -> tuple[int, MembershipRead]:
         flows.change_tier(services.db, clock=services.clock, config=config_of(services),
                           provider=recurring(services), customer_id=customer.id,

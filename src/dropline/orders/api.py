@@ -26,7 +26,7 @@ from dropline.web.idempotency import run_idempotent
 from dropline.web.throttle import record_decline
 
 router = APIRouter(tags=["orders"])
-IdempotencyKey = Annotated[str | None, Header(
+IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 PROBLEM = {"content": {"application/problem+json": {}}}
@@ -52,7 +52,7 @@ def order_read(session: Session, order_id: int, customer_id: int | None = None) 
                 "stored response; with a different body, 422; while the first is running, 409.",
 )
 def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
-             customer: CustomerDep, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+             customer: CustomerDep, idempotency_key: IdempotencyKey) -> JSONResponse:
     def operation(claim: Claim) -> tuple[int, OrderRead]:
         try:
             order_id = flows.checkout(
@@ -113,7 +113,7 @@ def any_order(order_id: IdPath, session: SessionDep,
              responses={409: PROBLEM, 422: PROBLEM})
 def refund(order_id: IdPath, body: RefundCreate, request: Request, services: ServicesDep,
            principal: Annotated[Principal, admin("orders:refund")],
-           idempotency_key: IdempotencyKey = None) -> JSONResponse:
+           idempotency_key: IdempotencyKey) -> JSONResponse:
     # A URL naming no order is refused before the key is claimed, so probing ids leaves no
     # idempotency record behind.
     with services.db.transaction() as session:

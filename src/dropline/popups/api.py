@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from dropline.errors import RateLimited
 from dropline.idempotency.service import Claim
 from dropline.payments.provider import Card, TerminalReading
 from dropline.popups import counter, discovery, experiments, listings, service
@@ -34,11 +35,12 @@ from dropline.popups.schemas import (
 from dropline.web.caching import etag_matches
 from dropline.web.deps import Principal, Services, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
+from dropline.web.throttle import client_ip
 
 api_router = APIRouter(prefix="/api/v1")
 feeds_router = APIRouter(tags=["local listings"])
 PROBLEM = {"content": {"application/problem+json": {}}}
-IdempotencyKey = Annotated[str | None, Header(
+IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per sale, generated when the sale is rung up; resend it on retry")]
 PUBLIC_CACHE = "public, max-age=300, s-maxage=300, stale-while-revalidate=3600"
@@ -80,7 +82,9 @@ def _feed_response(request: Request, session: SessionDep, fmt: str) -> Response:
     return JSONResponse(listings.feed_json(feed.rows), headers=headers)
 
 
-@feeds_router.get("/feeds/local-inventory.tsv", summary="Local inventory feed (TSV)")
+@feeds_router.get("/feeds/local-inventory.tsv", summary="Local inventory feed (TSV)",
+                  response_class=PlainTextResponse, responses={200: {"content": {
+                      "text/tab-separated-values": {"schema": {"type": "string"}}}}})
 def local_inventory_tsv(request: Request, session: SessionDep) -> Response:
     """Google local inventory fields per store: store_code, id, availability, quantity, price.
     Rebuilt when the stock version moves; ETag is that version."""
@@ -92,14 +96,30 @@ def local_inventory_json(request: Request, session: SessionDep) -> Response:
     return _feed_response(request, session, "json")
 
 
+@api_router.post("/experiments/visitors", tags=["experiments"], status_code=201,
+                 summary="A new visitor id for experiments (signed; throttled per client IP)")
+def new_visitor(request: Request, services: ServicesDep) -> dict[str, str]:
+    """The id a browser keeps (cookie ``dl_vid``) and sends with its observations: only ids
+    issued here are counted, and each client IP gets a limited number per hour."""
+    retry_after = services.limiter.hit(
+        f"experiment-visitors:ip:{client_ip(request)}",
+        limit=services.settings.throttle.experiment_visitors_per_ip_per_hour,
+        window_seconds=3600)
+    if retry_after is not None:
+        raise RateLimited("too many visitor ids from this address; try again later",
+                          retry_after=retry_after)
+    return {"visitor": experiments.issue_visitor(secret=services.settings.web.secret_key)}
+
+
 @api_router.post("/experiments/{slug}/observations", tags=["experiments"],
-                 summary="Record an exposure or a conversion (counted once per visitor)",
-                 responses={404: PROBLEM, 422: PROBLEM})
+                 summary="Record an exposure or a conversion (counted once per visitor)")
 def observe(slug: str, body: ObservationCreate, services: ServicesDep,
             session: SessionDep) -> dict[str, bool]:
-    recorded = experiments.record_observation(session, clock=services.clock, slug=slug[:64],
-                                              visitor_id=body.visitor, variant=body.variant,
-                                              kind=body.kind)
+    """``visitor`` is an id from ``POST /experiments/visitors`` and ``variant`` the one that
+    id is assigned; anything else is refused (403, 422)."""
+    recorded = experiments.record_observation(
+        session, clock=services.clock, secret=services.settings.web.secret_key,
+        slug=slug[:64], visitor_id=body.visitor, variant=body.variant, kind=body.kind)
     return {"recorded": recorded}
 
 
@@ -223,7 +243,7 @@ def sale_read(summary: counter.SaleSummary) -> SaleRead:
                  responses={402: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
 def sell(code: str, body: CounterSaleCreate, request: Request, services: ServicesDep,
          principal: Annotated[Principal, admin("popups:sell")],
-         idempotency_key: IdempotencyKey = None) -> JSONResponse:
+         idempotency_key: IdempotencyKey) -> JSONResponse:
     return sell_idempotent(services, request=request, principal=principal, code=code[:32],
                            key=idempotency_key, body=body)
 

@@ -10,13 +10,18 @@ How a visitor sees a variant without the page varying per visitor:
    anything unknown falls back to the control. Its cache key is the path plus that key
    (``rules.cache_key``) and the response says ``Vary: X-Dropline-Variant``: one cached copy
    per variant, none per visitor, no cookie in the key.
-3. The script records an exposure once per visitor (and a conversion when the visitor adds
-   to cart or buys) through ``POST /api/v1/experiments/{slug}/observations``; visitors are
-   stored hashed, and each (visitor, kind) counts once.
+3. The visitor id is issued by the shop (``POST /api/v1/experiments/visitors``, throttled
+   per client IP): a random part signed with the app's secret (``rules.sign_visitor``). The
+   script records an exposure once per visitor (and a conversion when the visitor adds to
+   cart or buys) through ``POST /api/v1/experiments/{slug}/observations``, which takes only
+   an id the shop signed and only the variant that id is assigned, so invented visitors and
+   chosen variants cannot move a result; visitors are stored hashed, and each (visitor,
+   kind) counts once.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
-from dropline.errors import AlreadyExists, InvalidInput, NotFound
+from dropline.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied
 from dropline.events.service import record_event
 from dropline.popups import rules
 from dropline.popups.models import Experiment, ExperimentObservation, ExperimentStatus
@@ -134,15 +139,27 @@ def page_variant(session: Session, *, page_kind: str, slug: str, query_variant: 
     return PageVariant(experiment.slug, key, dict(content), tuple(keys))
 
 
-def record_observation(session: Session, *, clock: Clock, slug: str, visitor_id: str,
-                       variant: str, kind: str) -> bool:
+def issue_visitor(*, secret: str) -> str:
+    """A new visitor id, signed (``rules.sign_visitor``)."""
+    return rules.sign_visitor(secret, secrets.token_hex(rules.VISITOR_ID_PART // 2))
+
+
+def record_observation(session: Session, *, clock: Clock, secret: str, slug: str,
+                       visitor_id: str, variant: str, kind: str) -> bool:
     """True when recorded, False when this visitor's exposure (or conversion) was already
-    counted. A conversion from a visitor never exposed is refused (it would inflate a rate)."""
+    counted. Refused: a visitor id the shop did not sign, a variant other than the one the
+    visitor is assigned, and a conversion from a visitor never exposed (each would let a
+    client move a result)."""
     experiment = get_experiment(session, slug)
     if kind not in OBSERVATION_KINDS:
         raise InvalidInput("kind must be exposure or conversion", field="kind")
     if variant not in keys_of(experiment):
         raise InvalidInput(f"{variant!r} is not a variant of {slug}", field="variant")
+    if not rules.visitor_is_signed(secret, visitor_id):
+        raise PermissionDenied("this visitor id was not issued by the shop (ask POST "
+                               "/api/v1/experiments/visitors for one)", field="visitor")
+    if variant != rules.assign_variant(experiment.slug, visitor_id, keys_of(experiment)):
+        raise InvalidInput(f"this visitor is not assigned {variant!r}", field="variant")
     visitor = rules.visitor_hash(visitor_id)
     if kind == "conversion" and session.scalar(select(ExperimentObservation.id).where(
             ExperimentObservation.experiment_id == experiment.id,

@@ -175,10 +175,12 @@ def popups_page(request: Request, viewer: AdminPageUser, session: SessionDep,
 # ------------------------------------------------------------------ public pages
 
 
-def _public(request: Request, html: str) -> Response:
+def _public(request: Request, html: str, *, vary: str | None = None) -> Response:
     body = html.encode()
     etag = strong_etag(body)
     headers = {"ETag": etag, "Cache-Control": PUBLIC_CACHE}
+    if vary:
+        headers["Vary"] = vary
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, headers=headers, media_type="text/html; charset=utf-8")
@@ -186,14 +188,18 @@ def _public(request: Request, html: str) -> Response:
 
 @router.get("/stores", response_class=HTMLResponse)
 def stores_page(request: Request, session: SessionDep, services: ServicesDep) -> Response:
+    """The stores with their structured data, whose links are absolute: built on the configured
+    public address, else on the address the request named, and then the cached copy varies by
+    Host so that no request can put another host's links in front of everyone."""
     stores = listings.list_stores(session)
-    base = str(request.base_url).rstrip("/")
+    public_url = services.settings.web.public_url
+    base = public_url or str(request.base_url).rstrip("/")
     blocks = [jsonld_script(listings.store_jsonld(s, base_url=base,
                                                   brand=services.settings.shop.name))
               for s in stores]
     html = templates.env.get_template("popups/stores.html").render(
         shop_name=services.settings.shop.name, stores=stores, jsonld=blocks)
-    return _public(request, html)
+    return _public(request, html, vary=None if public_url else "Host")
 
 
 @router.get("/search", response_class=HTMLResponse)

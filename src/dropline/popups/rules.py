@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,22 @@ def variant_for_bucket(bucket: int, variant_keys: Sequence[str]) -> str:
 
 def assign_variant(experiment_slug: str, visitor_id: str, variant_keys: Sequence[str]) -> str:
     return variant_for_bucket(bucket_of(experiment_slug, visitor_id), variant_keys)
+
+
+VISITOR_ID_PART = 32  # hex characters of the random id, then as many of its signature
+
+
+def sign_visitor(secret: str, raw_id: str) -> str:
+    """A visitor id the shop issued: the random part and an HMAC of it under the app's secret,
+    so observations come only from ids the shop handed out (``visitor_is_signed``)."""
+    mac = hmac.new(secret.encode(), f"experiment-visitor:{raw_id}".encode(), hashlib.sha256)
+    return raw_id + mac.hexdigest()[:VISITOR_ID_PART]
+
+
+def visitor_is_signed(secret: str, visitor_id: str) -> bool:
+    if len(visitor_id) != 2 * VISITOR_ID_PART:
+        return False
+    return hmac.compare_digest(sign_visitor(secret, visitor_id[:VISITOR_ID_PART]), visitor_id)
 
 
 def visitor_hash(visitor_id: str) -> str:

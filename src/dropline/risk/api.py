@@ -45,7 +45,7 @@ from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["returns and risk"])
 PROBLEM = {"content": {"application/problem+json": {}}}
-IdempotencyKey = Annotated[str | None, Header(
+IdempotencyKey = Annotated[str, Header(
     alias="Idempotency-Key", max_length=255,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 DeviceId = Annotated[str, Header(alias="X-Device-Id", max_length=64,
@@ -117,7 +117,7 @@ def _exists(services: ServicesDep, return_id: int) -> None:
                          "review threshold it is approved and refunded (or exchanged) at once; "
                          "at or above it, it waits in the review queue.")
 def receive(return_id: IdPath, body: ReceiveCreate, request: Request, services: ServicesDep,
-            principal: ReturnsAdmin, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+            principal: ReturnsAdmin, idempotency_key: IdempotencyKey) -> JSONResponse:
     _exists(services, return_id)
 
     def operation(_: Claim) -> tuple[int, ReturnRead]:
@@ -135,7 +135,7 @@ def receive(return_id: IdPath, body: ReceiveCreate, request: Request, services: 
              summary="Approve (and refund) or deny a return in review (idempotent)",
              responses={404: PROBLEM, 409: PROBLEM, 422: PROBLEM})
 def decide(return_id: IdPath, body: DecisionCreate, request: Request, services: ServicesDep,
-           principal: Reviewer, idempotency_key: IdempotencyKey = None) -> JSONResponse:
+           principal: Reviewer, idempotency_key: IdempotencyKey) -> JSONResponse:
     _exists(services, return_id)
 
     def operation(_: Claim) -> tuple[int, ReturnRead]:
@@ -158,7 +158,7 @@ def decide(return_id: IdPath, body: DecisionCreate, request: Request, services: 
              summary="Pay (or resume paying) an approved return's refund (idempotent)",
              responses={404: PROBLEM, 409: PROBLEM})
 def refund(return_id: IdPath, request: Request, services: ServicesDep, principal: ReturnsAdmin,
-           idempotency_key: IdempotencyKey = None) -> JSONResponse:
+           idempotency_key: IdempotencyKey) -> JSONResponse:
     _exists(services, return_id)
 
     def operation(_: Claim) -> tuple[int, ReturnRead]:

@@ -69,8 +69,9 @@ def iter_audit_csv(session: Session, f: AuditFilter, *, batch: int = 1000) -> It
                                     .order_by(AuditLog.id).limit(batch)))
         for row in rows:
             for column, (old, new) in sorted(row.changes.items()) or [("", (None, None))]:
-                writer.writerow([row.id, row.occurred_at.isoformat(), row.actor, row.action,
-                                 row.entity, row.entity_id, column, _cell(old), _cell(new)])
+                writer.writerow([row.id, row.occurred_at.isoformat(), _cell(row.actor),
+                                 row.action, row.entity, _cell(row.entity_id), _cell(column),
+                                 _cell(old), _cell(new)])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -79,8 +80,23 @@ def iter_audit_csv(session: Session, f: AuditFilter, *, batch: int = 1000) -> It
         after_id = rows[-1].id
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...),
+# +cmd|...); audited values are whatever a customer typed (a name, an address, a note).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(text: str) -> str:
+    """A cell a spreadsheet shows as text: one that would start a formula gets a leading
+    apostrophe (OWASP's advice for CSV injection), so ``=1+1`` reads ``'=1+1``."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, int | float):  # a number stays a number (-5 is no formula)
+        return str(value)
+    return csv_safe(str(value))
 
 
 def audited_entities() -> list[str]:

@@ -308,10 +308,17 @@ def audit_export_cmd(out: Annotated[Path, typer.Option(help="CSV file to write")
 
     Example: dropline audit export --out audit.csv --since 2026-01-01
     """
-    with _db() as db, db.transaction() as session, out.open("w", newline="") as handle, \
+    with readable_errors():
+        wanted = _filter(entity, actor, since)
+    try:
+        handle = out.open("w", newline="")
+    except OSError as exc:  # a missing folder, no permission, a directory: one line, no trace
+        typer.echo(f"error: cannot write {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    with handle, _db() as db, db.transaction() as session, \
             Progress(console=err, transient=True) as progress:
         task = progress.add_task("exporting", total=None)
-        for chunk in audit.iter_audit_csv(session, _filter(entity, actor, since)):
+        for chunk in audit.iter_audit_csv(session, wanted):
             handle.write(chunk)
             progress.advance(task, chunk.count("\n"))
     console.print(f"wrote {out}")

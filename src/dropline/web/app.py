@@ -54,6 +54,7 @@ from dropline.web.caching import install as install_page_cache
 from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
+from dropline.web.problem_docs import document_problems
 from dropline.web.problems import install_problem_handlers
 from dropline.web.scheduler import BackgroundWorker
 from dropline.web.security_headers import SecurityHeadersMiddleware
@@ -140,6 +141,7 @@ def create_app(
     app.state.navigation = console_navigation()
     install_page_cache(app, services)
     install_problem_handlers(app)
+    document_problems(app)  # every operation's problem answers, in the OpenAPI document
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, on_refused)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)

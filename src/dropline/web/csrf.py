@@ -28,13 +28,11 @@ import re
 from urllib.parse import urlsplit
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dropline.errors import PROBLEM_BASE
 from dropline.web.formtoken import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, form_token, secret_of
-from dropline.web.problems import problem_response
-from dropline.web.templating import templates
+from dropline.web.problems import refusal
 
 __all__ = ["CsrfGuard", "Refused", "on_refused", "refusal", "require_form_token"]
 
@@ -55,27 +53,6 @@ class Refused(Exception):
         self.slug = slug
         self.title = title
         self.headers = headers
-
-
-def _wants_json(path: str, headers: dict[str, str]) -> bool:
-    return path.startswith("/api/") or "json" in headers.get("content-type", "") \
-        or "json" in headers.get("accept", "")
-
-
-def refusal(path: str, headers: dict[str, str], *, status: int, slug: str, title: str,
-            message: str, shop_name: str, extra_headers: dict[str, str] | None = None
-            ) -> Response:
-    """A refusal as problem+json (API, script) or as a page with the message (a form)."""
-    if _wants_json(path, headers):
-        return problem_response(status, {
-            "type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": message,
-            "instance": path}, extra_headers)
-    html = templates.get_template("refused.html").render(
-        shop_name=shop_name, title=title, message=message,
-        back=path if path.startswith("/") and not path.startswith("//") else "/")
-    response = HTMLResponse(html, status_code=status, headers=extra_headers)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _host_of(url: str) -> str:

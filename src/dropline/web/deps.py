@@ -98,6 +98,13 @@ def require_customer(principal: OptionalCustomer) -> Principal:
 
 
 CustomerDep = Annotated[Principal, Depends(require_customer)]
+_AUTHENTICATIONS: set[Callable[..., object]] = {require_customer}
+
+
+def is_authentication(call: Callable[..., object]) -> bool:
+    """True for a dependency that refuses a caller without credentials (401) or without the
+    right (403): the API's documentation lists those answers for the operations using it."""
+    return call in _AUTHENTICATIONS
 
 
 def require_scope(scope: str) -> Callable[..., Principal]:
@@ -116,6 +123,7 @@ def require_scope(scope: str) -> Callable[..., Principal]:
             return Principal(kind="token", id=token.id, scopes=tuple(token.scopes))
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    _AUTHENTICATIONS.add(dependency)
     return dependency
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from dropline.catalog import service as catalog
 from dropline.catalog.api import product_reads
-from dropline.customers.api import ACQUISITION_COOKIE
+from dropline.customers.api import ACQUISITION_COOKIE, acquisition_cookie_value
 from dropline.drops.pages import upcoming_drops
 from dropline.errors import NotFound
 from dropline.popups import experiments
@@ -30,13 +30,18 @@ router = APIRouter(include_in_schema=False)
 
 
 def _remember_acquisition(request: Request, response: Response) -> Response:
-    """First touch wins: the utm_source a visitor arrived with is kept for sign-up. A response
-    that sets the cookie is personal, so it is marked private (the cached copy is not)."""
-    source = request.query_params.get("utm_source", "")[:64]
-    if source and ACQUISITION_COOKIE not in request.cookies:
-        campaign = request.query_params.get("utm_campaign", "")[:120]
-        response.set_cookie(ACQUISITION_COOKIE, f"{source}|{campaign}", max_age=90 * 86400,
-                            samesite="lax", httponly=True)
+    """First touch wins: the utm_source a visitor arrived with is kept for sign-up, if it is a
+    source sign-up accepts (``customers.api.acquisition_cookie_value``). The cookie is
+    ``Secure`` when the site is (``web.cookie_secure``). A response that sets it is personal,
+    so it is marked private (the cached copy is not)."""
+    if ACQUISITION_COOKIE in request.cookies:
+        return response
+    value = acquisition_cookie_value(request.query_params.get("utm_source", ""),
+                                     request.query_params.get("utm_campaign", ""))
+    if value is not None:
+        response.set_cookie(ACQUISITION_COOKIE, value, max_age=90 * 86400, samesite="lax",
+                            httponly=True,
+                            secure=caching.services_of(request).settings.web.cookie_secure)
         caching.private_response(response)
     return response
 

@@ -1,7 +1,9 @@
 /**
  * Cache-friendly A/B assignment. A page under test carries
  *   <meta name="dl-experiment" content="<slug>" data-variants="a,b" data-variant="<rendered>">
- * The visitor keeps a random first-party id (cookie dl_vid); their variant is
+ * The visitor keeps a first-party id the shop issued and signed (POST
+ * /api/v1/experiments/visitors; cookie dl_vid): observations count only for such ids. Their
+ * variant is
  * sha256(slug \0 id) mod 100 mapped onto the variants in order, exactly as the server's
  * rules.bucket_of. Links to pages under test get ?v=<variant>, so the HTML (and its cache key)
  * depends on the variant only. The exposure is recorded once; a conversion on
@@ -9,12 +11,17 @@
  */
 const BUCKETS = 100;
 
-function visitorId() {
+async function visitorId() {
   const found = document.cookie.split("; ").find((c) => c.startsWith("dl_vid="));
-  if (found) return found.slice(7);
-  const id = crypto.randomUUID().replace(/-/g, "");
-  document.cookie = `dl_vid=${id}; path=/; max-age=${365 * 86400}; samesite=lax`;
-  return id;
+  if (found && /^[0-9a-f]{64}$/.test(found.slice(7))) return found.slice(7);
+  const response = await fetch("/api/v1/experiments/visitors", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+  }).catch(() => null);
+  if (!response || !response.ok) return null; // no id, no experiment: the control stays
+  const { visitor } = await response.json();
+  const secure = location.protocol === "https:" ? "; secure" : "";
+  document.cookie = `dl_vid=${visitor}; path=/; max-age=${365 * 86400}; samesite=lax${secure}`;
+  return visitor;
 }
 
 export async function bucketOf(slug, visitor) {
@@ -41,7 +48,8 @@ async function main() {
   if (!meta) return;
   const slug = meta.content;
   const keys = meta.dataset.variants.split(",");
-  const visitor = visitorId();
+  const visitor = await visitorId();
+  if (!visitor) return;
   const mine = await variantFor(slug, visitor, keys);
   const url = new URL(location.href);
   if (meta.dataset.variant !== mine && url.searchParams.get("v") !== mine) {

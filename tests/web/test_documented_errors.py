@@ -1,0 +1,121 @@
+"""Error answers are documented (``web.problem_docs``): every operation of the OpenAPI document
+lists the statuses it can be refused with, each as ``application/problem+json`` with the one
+``Problem`` schema, and the refusals the API actually sends match that schema. ``true`` and
+``false`` are refused where a number is asked for (``dropline.schemas.Input``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import ValidationError
+
+from dropline.problem_json import PROBLEM_JSON
+from dropline.schemas import Id, Input
+from tests.builders import api_token, make_location, make_product, sign_up
+from tests.web.support import assert_problem, changed_tables, snapshot
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _operations(document: dict[str, Any]):
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def test_every_error_answer_of_every_operation_is_a_problem(client):
+    document = client.app.openapi()
+    undocumented = []
+    for path, method, operation in _operations(document):
+        for status, response in operation["responses"].items():
+            if status.isdigit() and int(status) >= 400 and response.get("content") != {
+                    PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}:
+                undocumented.append((method, path, status))
+        if not {"422", "503"} <= set(operation["responses"]):
+            undocumented.append((method, path, "422/503"))
+
+    assert undocumented == []
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_an_operation_lists_what_the_floor_can_refuse_it_with(client):
+    paths = client.app.openapi()["paths"]
+
+    def statuses(path: str, method: str) -> set[str]:
+        return {s for s in paths[path][method]["responses"] if int(s) >= 400}
+
+    # A public read: no credentials to refuse, nothing in the path to miss.
+    assert statuses("/api/v1/products", "get") == {"422", "503"}
+    # A public read of one object.
+    assert statuses("/api/v1/products/{slug}", "get") == {"404", "422", "503"}
+    # An admin read: credentials (401) and scope (403).
+    assert statuses("/api/v1/admin/orders", "get") == {"401", "403", "422", "503"}
+    # A customer's write: and the body, the state, the content type and the throttles.
+    assert statuses("/api/v1/checkout", "post") >= {
+        "400", "401", "402", "403", "404", "409", "415", "422", "429", "503"}
+
+
+@pytest.mark.parametrize("request_args", [
+    ("GET", "/api/v1/admin/orders", {}),  # 401: no token
+    ("GET", "/api/v1/products/no-such-product", {}),  # 404
+    ("GET", "/api/v1/products", {"params": {"limit": "0"}}),  # 422: validation
+    ("POST", "/api/v1/carts/not-a-cart/lines", {"content": b"{", "headers": {
+        "content-type": "application/json"}}),  # 400 or 404 or 422, whichever the floor says
+    ("POST", "/api/v1/customers", {"content": b"{not json", "headers": {
+        "content-type": "application/json"}}),  # 400: malformed JSON
+])
+def test_refusals_match_the_documented_problem_schema(client, request_args):
+    method, path, kwargs = request_args
+    schema = client.app.openapi()["components"]["schemas"]["Problem"]
+
+    response = client.request(method, path, **kwargs)
+
+    problem = assert_problem(response)
+    jsonschema.validate(problem, schema)
+
+
+def test_a_scope_refusal_matches_the_problem_schema(client, db, clock):
+    schema = client.app.openapi()["components"]["schemas"]["Problem"]
+
+    response = client.get("/api/v1/admin/orders", headers=api_token(db, clock, "catalog:write"))
+
+    jsonschema.validate(assert_problem(response, 403), schema)
+
+
+class Body(Input):
+    count: Id
+    counts: tuple[int, ...] = ()
+    maybe: int | None = None
+    flag: bool = False
+    either: bool | int = 0
+
+
+@pytest.mark.parametrize("fields", [
+    {"count": False}, {"count": True}, {"count": 1, "counts": [1, True]},
+    {"count": 1, "maybe": False}])
+def test_a_boolean_is_no_number(fields):
+    with pytest.raises(ValidationError, match="must not be true or false"):
+        Body(**fields)
+
+
+def test_a_boolean_field_still_takes_booleans():
+    body = Body(count=1, flag=True, either=True)
+
+    assert (body.count, body.flag, body.either) == (1, True, True)
+
+
+def test_the_api_refuses_false_as_a_quantity_and_changes_nothing(client, db, clock):
+    make_location(db)
+    _, variant = make_product(db, clock)
+    sign_up(client)
+    cart = client.post("/api/v1/carts").json()["id"]
+    before = snapshot(db)
+
+    response = client.put(f"/api/v1/carts/{cart}/lines/{variant}", json={"quantity": False})
+
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", "quantity"]
+    assert changed_tables(before, snapshot(db)) == []

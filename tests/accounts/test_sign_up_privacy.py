@@ -36,15 +36,17 @@ def test_api_sign_up_of_a_taken_address_answers_as_a_new_one_and_mails_the_owner
         assert session.scalar(select(func.count()).select_from(Customer)) == 2
 
 
-def test_form_sign_up_of_a_taken_address_shows_the_same_page(client, outbox):
+def test_form_sign_up_of_a_taken_address_gets_the_same_redirect(client, outbox, settings):
     sign_up(client, email=TAKEN)
     stranger, newcomer = second_client(client), second_client(client)
 
     taken = form_sign_up(stranger, TAKEN, "a stranger's phrase")
     fresh = form_sign_up(newcomer, FRESH, "a newcomer's phrase")
 
-    assert taken.status_code == fresh.status_code == 200
+    assert taken.status_code == fresh.status_code == 303
+    assert taken.headers["location"] == fresh.headers["location"] == "/account"
     assert taken.text == fresh.text
+    assert settings.web.session_cookie_name not in taken.cookies
     assert len(mails_to(outbox, TAKEN)) == 1
 
 

@@ -17,7 +17,6 @@ from dropline.customers import flows
 from dropline.customers import service as customers
 from dropline.customers.api import (
     RESET_ANSWER,
-    SIGN_UP_ANSWER,
     _set_session_cookie,
     acquisition_from_cookie,
     mail_context,
@@ -104,8 +103,8 @@ def sign_up_page(request: Request, services: ServicesDep, next: Next = "/account
 def sign_up(request: Request, services: ServicesDep, email: Short,
             password: Annotated[str, Form(max_length=200)], name: Short = "",
             next: Short = "/account") -> Response:
-    """The same page follows whether or not the address had an account (its owner is mailed
-    instead); only a new account is signed in."""
+    """The same answer (a redirect to ``next``) whether or not the address had an account
+    (its owner is mailed instead); only a new account is signed in."""
     try:
         body = CustomerCreate(email=email, password=password, name=name)
     except ValidationError as exc:
@@ -121,8 +120,7 @@ def sign_up(request: Request, services: ServicesDep, email: Short,
             session_days=services.settings.web.session_days)
     except DomainError as exc:
         return _refused(request, services, "sign_up.html", exc, next_path=next, email=email)
-    response = _auth_page(request, services, "sign_up_sent.html", next_path=next,
-                          answer=SIGN_UP_ANSWER)
+    response = RedirectResponse(safe_next(next), status_code=303)
     if token is not None:
         _set_session_cookie(response, services.settings, token)
     return response

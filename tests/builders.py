@@ -56,12 +56,15 @@ def make_product(
 
 
 def sign_up(client: TestClient, *, email: str | None = None, **extra: Any) -> dict[str, Any]:
-    """Registers a customer; the client then carries their session cookie."""
+    """Registers a customer and returns them (``GET /me``); the client then carries their
+    session cookie."""
     email = email or f"shopper-{uuid.uuid4().hex[:8]}@example.com"
     response = client.post("/api/v1/customers",
                            json={"email": email, "password": PASSWORD, **extra})
-    assert response.status_code == 201, response.text
-    return response.json()
+    assert response.status_code == 202, response.text
+    me = client.get("/api/v1/me")
+    assert me.status_code == 200, me.text
+    return me.json()
 
 
 def cart_with(client: TestClient, variant_id: int, quantity: int = 1) -> str:

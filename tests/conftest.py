@@ -85,9 +85,16 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def outbox(tmp_path: Path) -> Path:
+    """The folder the app's mail goes to in a test (``FolderSender``)."""
+    return tmp_path / "outbox"
+
+
+@pytest.fixture
+def settings(database_url: str, outbox: Path) -> Settings:
     return Settings(database={"url": database_url},
                     web={"run_scheduler": False, "secret_key": "test-secret"},
+                    mail={"outbox_dir": str(outbox)},
                     shop={"currency": "GBP",
                           "flat_shipping_amount": 395,
                           "free_shipping_threshold": 5000})

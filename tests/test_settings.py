@@ -69,6 +69,17 @@ KEPT = [
     ("DROPLINE_THROTTLE_DECLINES_PER_CUSTOMER", "2", "throttle.declines_per_customer", 2),
     ("DROPLINE_THROTTLE_DECLINES_PER_IP", "9", "throttle.declines_per_ip", 9),
     ("DROPLINE_THROTTLE_DECLINE_WINDOW_SECONDS", "60", "throttle.decline_window_seconds", 60),
+    ("DROPLINE_WEB_SESSION_IDLE_DAYS", "3", "web.session_idle_days", 3),
+    ("DROPLINE_WEB_CONSOLE_IDLE_MINUTES", "15", "web.console_idle_minutes", 15),
+    ("DROPLINE_WEB_PASSWORD_RESET_MINUTES", "20", "web.password_reset_minutes", 20),
+    ("DROPLINE_WEB_PUBLIC_URL", "https://shop.example", "web.public_url", "https://shop.example"),
+    ("DROPLINE_THROTTLE_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR", "2",
+     "throttle.password_reset_per_account_per_hour", 2),
+    ("DROPLINE_THROTTLE_PASSWORD_RESET_PER_IP_PER_HOUR", "8",
+     "throttle.password_reset_per_ip_per_hour", 8),
+    ("DROPLINE_THROTTLE_SECOND_FACTOR_PER_ACCOUNT", "4", "throttle.second_factor_per_account", 4),
+    ("DROPLINE_THROTTLE_SECOND_FACTOR_WINDOW_SECONDS", "120",
+     "throttle.second_factor_window_seconds", 120),
 ]
 
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dropline import cli_support
-from dropline.admin.service import SCOPES, create_admin_user, issue_token
+from dropline.admin.service import SCOPES, create_admin_user, issue_token, reset_second_factor
 from dropline.bootstrap import build_services
 from dropline.cli_support import readable_errors, services
 from dropline.console.cli import playbook_app
@@ -170,18 +170,27 @@ def worker(
 @friendly_errors
 def create_user(
     email: Annotated[str, typer.Argument(help="Admin's email.")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True, help="At least 10 chars.")],
+    password: Annotated[str, typer.Option(
+        prompt=True, hide_input=True, confirmation_prompt=True,
+        help="At least 10 characters, not a common password nor built from the email.")],
     name: Annotated[str, typer.Option(help="Display name.")] = "",
 ) -> None:
-    """Create an admin user."""
-    if len(password) < 10:
-        err.print("[bold red]error:[/] the password needs at least 10 characters")
-        raise typer.Exit(2)
+    """Create an admin user (the password policy of dropline.passwords applies)."""
     with services().db.transaction() as session:
         user = create_admin_user(session, clock=services().clock, email=email, password=password,
                                  name=name)
         console.print(f"admin user {user.email} created (id {user.id})")
+
+
+@admin_app.command("reset-2fa", epilog="Example: dropline admin reset-2fa ops@brand.example")
+@friendly_errors
+def reset_2fa(email: Annotated[str, typer.Argument(help="The staff member's email.")]) -> None:
+    """Remove a staff member's two-factor sign-in (a lost device): their authenticator secret
+    and recovery codes are deleted and their console sessions end; they sign in with the
+    password alone and may enrol again under /admin/security."""
+    with services().db.transaction() as session:
+        user = reset_second_factor(session, clock=services().clock, email=email)
+        console.print(f"two-factor sign-in removed for {user.email}; their sessions ended")
 
 
 @admin_app.command("token", epilog="Example: dropline admin token ci-bot --scope orders:read "

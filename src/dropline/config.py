@@ -88,6 +88,17 @@ class WebSettings(Section):
                                        env="DROPLINE_SESSION_COOKIE_NAME")
     session_days: int = setting(30, "Days a sign-in session lasts.",
                                 env="DROPLINE_SESSION_DAYS")
+    session_idle_days: int = setting(
+        14, "A shopper's session ends after this many days unused (sliding expiry).", ge=1)
+    console_idle_minutes: int = setting(
+        30, "A console session ends after this many minutes unused (sliding expiry).", ge=1,
+        le=24 * 60)
+    password_reset_minutes: int = setting(
+        60, "Minutes a password-reset link stays usable.", ge=5, le=24 * 60)
+    public_url: str | None = setting(
+        None, "The shop's public address (https://shop.example), used in links sent by email; "
+              "unset: the address the request came in on. Set it in production, so a forged "
+              "Host header cannot point a reset link elsewhere.", max_length=200)
     cookie_secure: bool = setting(False, "Send cookies over HTTPS only (set behind TLS).",
                                   env="DROPLINE_COOKIE_SECURE")
     public_url: str | None = setting(
@@ -206,6 +217,15 @@ class ThrottleSettings(Section):
     sign_in_per_ip_per_minute: int = setting(300, "Sign-in attempts per minute per client IP.",
                                              ge=1)
     sign_up_per_ip_per_minute: int = setting(120, "Sign-ups per minute per client IP.", ge=1)
+    password_reset_per_account_per_hour: int = setting(
+        5, "Password-reset emails asked for per hour per account (email).", ge=1)
+    password_reset_per_ip_per_hour: int = setting(
+        30, "Password-reset emails asked for per hour per client IP.", ge=1)
+    second_factor_per_account: int = setting(
+        5, "Console sign-in codes (TOTP or recovery) tried per account within the code window.",
+        ge=1)
+    second_factor_window_seconds: int = setting(
+        300, "The window console codes are counted in, in seconds.", ge=30)
     checkout_per_customer_per_minute: int = setting(
         30, "Checkout attempts per minute per customer.", ge=1)
     checkout_per_ip_per_minute: int = setting(300, "Checkout attempts per minute per client IP.",

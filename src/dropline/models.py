@@ -1,11 +1,11 @@
 """Imports every table so ``Base.metadata`` is complete (Alembic, tests). Importing it installs
 nothing: the audit trail's listeners are installed by ``bootstrap.install_listeners``."""
 
-from dropline.admin.models import AdminSession, AdminUser, ApiToken
+from dropline.admin.models import AdminSession, AdminUser, ApiToken, RecoveryCode
 from dropline.audit.models import AuditLog
 from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
-from dropline.customers.models import Customer, CustomerSession
+from dropline.customers.models import Customer, CustomerSession, PasswordReset
 from dropline.db import Base
 from dropline.drops.models import (
     Drop,
@@ -103,6 +103,7 @@ __all__ = [
     "OnboardingProgress",
     "Order",
     "OrderLine",
+    "PasswordReset",
     "Payment",
     "Poll",
     "PollVote",
@@ -111,6 +112,7 @@ __all__ = [
     "PopupSale",
     "Product",
     "ProductFamily",
+    "RecoveryCode",
     "Refund",
     "ReturnPolicy",
     "ReturnRequest",

@@ -16,6 +16,24 @@ class AdminUser(Base):
     name: Mapped[str] = mapped_column(String(120), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+    # TOTP second factor (RFC 6238): the base32 secret, set at enrolment; sign-in asks for a
+    # code once the enrolment is confirmed. The last accepted time step refuses a replayed code.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for a TOTP code (a lost phone). Only its SHA-256."""
+
+    __tablename__ = "admin_recovery_codes"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    admin_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None]
 
 
 class ApiToken(Base):
@@ -51,3 +69,7 @@ class AdminSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Sliding idle expiry (settings.web.console_idle_minutes).
+    last_seen_at: Mapped[datetime]
+    # Password accepted, TOTP code not yet: such a session opens no console page.
+    awaiting_code: Mapped[bool] = mapped_column(default=False)

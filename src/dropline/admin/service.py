@@ -1,26 +1,30 @@
-"""Admin users and scoped API tokens."""
+"""Admin users, their console sessions and TOTP second factor, and scoped API tokens."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+import pyotp
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from dropline import sessions
-from dropline.admin.models import AdminSession, AdminUser, ApiToken
+from dropline.admin.models import AdminSession, AdminUser, ApiToken, RecoveryCode
 from dropline.clock import Clock
 from dropline.customers.service import normalise_email
 from dropline.errors import (
     AlreadyExists,
     InvalidInput,
+    InvalidState,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
 )
+from dropline.passwords import check_password
 from dropline.security import hash_password, token_digest, verify_password
 
 SCOPES: dict[str, str] = {
@@ -50,6 +54,7 @@ def create_admin_user(
     session: Session, *, clock: Clock, email: str, password: str, name: str = ""
 ) -> AdminUser:
     email = normalise_email(email)
+    check_password(password, email=email)
     if session.scalar(select(AdminUser.id).where(AdminUser.email == email)) is not None:
         raise AlreadyExists(f"admin {email} already exists")
     user = AdminUser(email=email, name=name, password_hash=hash_password(password),
@@ -142,19 +147,152 @@ def revoke_token(session: Session, *, clock: Clock, token_id: int) -> ApiToken:
 
 
 ADMIN_SESSION_HOURS = 12
+# Between the password and the code: long enough to open an authenticator app.
+CODE_WAIT = timedelta(minutes=5)
+RECOVERY_CODES = 10
 
 
 def start_admin_session(session: Session, *, clock: Clock, user: AdminUser) -> str:
-    """Returns the raw cookie token; only its digest is stored."""
+    """Returns the raw cookie token; only its digest is stored. A user with a confirmed second
+    factor gets a session that waits for the code (``complete_second_factor``) and opens no
+    page until then."""
+    if user.totp_confirmed_at is not None:
+        return sessions.start(session, clock=clock, model=AdminSession, owner="admin_user_id",
+                              owner_id=user.id, lifetime=CODE_WAIT, awaiting_code=True)
     return sessions.start(session, clock=clock, model=AdminSession, owner="admin_user_id",
                           owner_id=user.id, lifetime=timedelta(hours=ADMIN_SESSION_HOURS))
 
 
-def admin_for_session(session: Session, *, clock: Clock, token: str) -> AdminUser | None:
+def admin_for_session(session: Session, *, clock: Clock, token: str,
+                      idle_minutes: int) -> AdminUser | None:
+    """The admin of a live, fully signed-in session used within ``idle_minutes`` (which
+    slides its expiry)."""
     user_id = sessions.owner_of(session, clock=clock, model=AdminSession,
-                                owner=AdminSession.admin_user_id, token=token)
+                                owner=AdminSession.admin_user_id, token=token,
+                                idle=timedelta(minutes=idle_minutes),
+                                where=(AdminSession.awaiting_code.is_(False),))
+    return session.get(AdminUser, user_id) if user_id is not None else None
+
+
+def admin_awaiting_code(session: Session, *, clock: Clock, token: str) -> AdminUser | None:
+    """The admin of a session whose password was accepted and whose code is awaited."""
+    user_id = sessions.owner_of(session, clock=clock, model=AdminSession,
+                                owner=AdminSession.admin_user_id, token=token, idle=CODE_WAIT,
+                                where=(AdminSession.awaiting_code.is_(True),))
     return session.get(AdminUser, user_id) if user_id is not None else None
 
 
 def end_admin_session(session: Session, *, clock: Clock, token: str) -> None:
     sessions.revoke(session, clock=clock, model=AdminSession, token=token)
+
+
+# --- the TOTP second factor (RFC 6238: 6 digits, 30-second steps) --------------------------
+
+def _code_digest(code: str) -> str:
+    return token_digest(code.replace("-", "").replace(" ", "").lower())
+
+
+def begin_totp(session: Session, *, user_id: int) -> str:
+    """A fresh secret for the user to enter in an authenticator app; sign-in asks for codes
+    only once a code from it confirms the enrolment (``confirm_totp``)."""
+    user = _admin(session, user_id)
+    if user.totp_confirmed_at is not None:
+        raise InvalidState("two-factor sign-in is already on; ask an operator to reset it "
+                           "(dropline admin reset-2fa) to enrol a new device")
+    user.totp_secret = pyotp.random_base32()
+    user.totp_last_step = None
+    session.flush()
+    return user.totp_secret
+
+
+def totp_uri(user: AdminUser, *, issuer: str) -> str:
+    """The otpauth:// URI an authenticator app reads (typed, or as a QR code)."""
+    if user.totp_secret is None:
+        raise InvalidState("no two-factor enrolment has started")
+    return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=issuer)
+
+
+def confirm_totp(session: Session, *, clock: Clock, user_id: int, code: str) -> list[str]:
+    """Turns the second factor on once ``code`` matches the enrolled secret; returns the
+    recovery codes, shown once (only their digests are kept)."""
+    user = _admin(session, user_id)
+    if user.totp_secret is None or user.totp_confirmed_at is not None:
+        raise InvalidState("start the enrolment first")
+    if not _accept_totp(user, code, clock=clock):
+        raise InvalidInput("That code does not match; check the device's time and try again.",
+                           field="code")
+    user.totp_confirmed_at = clock.now()
+    codes = [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
+    session.execute(delete(RecoveryCode).where(RecoveryCode.admin_user_id == user.id))
+    session.add_all(RecoveryCode(admin_user_id=user.id, code_hash=_code_digest(c))
+                    for c in codes)
+    session.flush()
+    return codes
+
+
+def _accept_totp(user: AdminUser, code: str, *, clock: Clock) -> bool:
+    """True for the code of the current step or one either side (clock drift), never for a
+    step already used (a code seen over a shoulder cannot be replayed)."""
+    code = code.strip().replace(" ", "")
+    if user.totp_secret is None or not (len(code) == 6 and code.isdigit()):
+        return False
+    totp, now = pyotp.TOTP(user.totp_secret), clock.now()
+    for offset in (0, -1, 1):
+        moment = now + timedelta(seconds=offset * totp.interval)
+        step = totp.timecode(moment)
+        if (user.totp_last_step is None or step > user.totp_last_step) \
+                and hmac.compare_digest(totp.at(moment), code):
+            user.totp_last_step = step
+            return True
+    return False
+
+
+def complete_second_factor(session: Session, *, clock: Clock, token: str, code: str) -> str:
+    """Checks the code (TOTP, or an unused recovery code, which is spent) of a session awaiting
+    it; on success that session ends and a full one starts (a new token: the one issued before
+    the code never opens the console). Returns the new token."""
+    user = admin_awaiting_code(session, clock=clock, token=token)
+    if user is None:
+        raise NotAuthenticated("sign in again: the code was not entered in time")
+    if not (_accept_totp(user, code, clock=clock) or _spend_recovery_code(
+            session, clock=clock, user_id=user.id, code=code)):
+        session.flush()
+        raise NotAuthenticated("Wrong code.", field="code")
+    sessions.revoke(session, clock=clock, model=AdminSession, token=token)
+    return sessions.start(session, clock=clock, model=AdminSession, owner="admin_user_id",
+                          owner_id=user.id, lifetime=timedelta(hours=ADMIN_SESSION_HOURS))
+
+
+def _spend_recovery_code(session: Session, *, clock: Clock, user_id: int, code: str) -> bool:
+    if len(code) > 40:
+        return False
+    spent = session.execute(update(RecoveryCode).where(
+        RecoveryCode.admin_user_id == user_id, RecoveryCode.code_hash == _code_digest(code),
+        RecoveryCode.used_at.is_(None)).values(used_at=clock.now()))
+    return spent.rowcount == 1
+
+
+def recovery_codes_left(session: Session, *, user_id: int) -> int:
+    return len(session.scalars(select(RecoveryCode.id).where(
+        RecoveryCode.admin_user_id == user_id, RecoveryCode.used_at.is_(None))).all())
+
+
+def reset_second_factor(session: Session, *, clock: Clock, email: str) -> AdminUser:
+    """The operator's way back in for a staff member who lost their device: the second factor
+    and its recovery codes are removed and every session of theirs ends."""
+    user = session.scalar(select(AdminUser).where(AdminUser.email == normalise_email(email)))
+    if user is None:
+        raise NotFound(f"no admin user {normalise_email(email)}")
+    user.totp_secret = user.totp_confirmed_at = user.totp_last_step = None
+    session.execute(delete(RecoveryCode).where(RecoveryCode.admin_user_id == user.id))
+    sessions.revoke_all(session, clock=clock, model=AdminSession,
+                        owner=AdminSession.admin_user_id, owner_id=user.id)
+    session.flush()
+    return user
+
+
+def _admin(session: Session, user_id: int) -> AdminUser:
+    user = session.get(AdminUser, user_id)
+    if user is None:
+        raise NotFound(f"admin user {user_id} not found")
+    return user

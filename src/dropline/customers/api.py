@@ -1,23 +1,31 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from dropline.customers import service
+from dropline.customers import flows, service
 from dropline.customers.schemas import (
     CAMPAIGN_MAX_LENGTH,
     SOURCE_PATTERN,
     CustomerCreate,
     CustomerRead,
+    PasswordChange,
+    PasswordResetAccepted,
+    PasswordResetComplete,
+    PasswordResetRequest,
     SessionCreate,
+    SignUpAccepted,
 )
 from dropline.schemas import IdPath
+from dropline.services import Services
 from dropline.web.deps import (
     ClockDep,
     CustomerDep,
     Principal,
+    ServicesDep,
     SessionDep,
     SettingsDep,
     admin,
@@ -25,6 +33,10 @@ from dropline.web.deps import (
 
 router = APIRouter(tags=["customers"])
 ACQUISITION_COOKIE = "dl_acq"
+SIGN_UP_ANSWER = ("Thanks. If this address can be used you are now signed in; if it already "
+                  "has an account, we have emailed its owner how to sign in.")
+RESET_ANSWER = ("If an account uses this address, we have emailed it a link to choose a new "
+                "password.")
 
 
 def _set_session_cookie(response: Response, settings: SettingsDep, token: str) -> None:
@@ -54,20 +66,30 @@ def acquisition_from_cookie(request: Request) -> tuple[str, str]:
     return source, campaign if campaign.isprintable() else ""
 
 
-@router.post("/customers", response_model=CustomerRead, status_code=status.HTTP_201_CREATED,
-             summary="Sign up (and sign in)")
-def register(body: CustomerCreate, request: Request, response: Response, session: SessionDep,
-             clock: ClockDep, settings: SettingsDep) -> CustomerRead:
+def mail_context(services: Services, request: Request) -> flows.MailContext:
+    """Account emails link to the configured public address, else to the request's."""
+    return flows.MailContext(sender=services.mailer, shop_name=services.settings.shop.name,
+                             base_url=services.settings.web.public_url or str(request.base_url))
+
+
+@router.post("/customers", response_model=SignUpAccepted, status_code=status.HTTP_202_ACCEPTED,
+             summary="Sign up (and sign in)",
+             description="The answer is the same whether or not the address already has an "
+                         "account, so sign-up tells no one which addresses have accounts. A "
+                         "new account is signed in (the session cookie is set; `GET /me` "
+                         "returns it); the owner of a taken address is emailed instead.")
+def register(body: CustomerCreate, request: Request, response: Response,
+             services: ServicesDep) -> SignUpAccepted:
     cookie_source, cookie_campaign = acquisition_from_cookie(request)
-    customer = service.register_customer(
-        session, clock=clock, email=body.email, password=body.password, name=body.name,
+    token = flows.sign_up(
+        services.db, clock=services.clock, mail=mail_context(services, request),
+        email=body.email, password=body.password, name=body.name,
         acquisition_source=body.acquisition_source or cookie_source or "direct",
         acquisition_campaign=body.acquisition_campaign or cookie_campaign,
-    )
-    token = service.start_session(session, clock=clock, customer=customer,
-                                  days=settings.web.session_days)
-    _set_session_cookie(response, settings, token)
-    return CustomerRead.model_validate(customer)
+        session_days=services.settings.web.session_days)
+    if token is not None:
+        _set_session_cookie(response, services.settings, token)
+    return SignUpAccepted(detail=SIGN_UP_ANSWER)
 
 
 @router.post("/sessions", response_model=CustomerRead, summary="Sign in (sets a cookie)",
@@ -89,6 +111,38 @@ def logout(request: Request, response: Response, session: SessionDep, clock: Clo
     if token:
         service.end_session(session, clock=clock, token=token[:200])
     response.delete_cookie(settings.web.session_cookie_name, path="/")
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT,
+             summary="Change the password (the current one required)",
+             description="Ends the customer's other sessions; this one stays signed in.")
+def change_password(body: PasswordChange, request: Request, principal: CustomerDep,
+                    session: SessionDep, clock: ClockDep, settings: SettingsDep) -> None:
+    service.change_password(session, clock=clock, customer_id=principal.id,
+                            current_password=body.current_password,
+                            new_password=body.new_password,
+                            current_token=request.cookies.get(settings.web.session_cookie_name))
+
+
+@router.post("/password-resets", response_model=PasswordResetAccepted,
+             status_code=status.HTTP_202_ACCEPTED, summary="Email a password-reset link",
+             description="Answers the same whether or not the address has an account.")
+def request_reset(body: PasswordResetRequest, request: Request,
+                  services: ServicesDep) -> PasswordResetAccepted:
+    flows.request_password_reset(
+        services.db, clock=services.clock, mail=mail_context(services, request),
+        email=body.email,
+        lifetime=timedelta(minutes=services.settings.web.password_reset_minutes))
+    return PasswordResetAccepted(detail=RESET_ANSWER)
+
+
+@router.post("/password-resets/complete", status_code=status.HTTP_204_NO_CONTENT,
+             summary="Choose a new password with an emailed reset token",
+             description="The token works once and expires; using it spends the account's "
+                         "other reset links and ends all its sessions. Sign in afterwards.")
+def complete_reset(body: PasswordResetComplete, session: SessionDep, clock: ClockDep) -> None:
+    service.reset_password(session, clock=clock, token=body.token,
+                           new_password=body.new_password)
 
 
 @router.get("/me", response_model=CustomerRead, summary="The signed-in customer")

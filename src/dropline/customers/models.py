@@ -34,3 +34,21 @@ class CustomerSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Sliding idle expiry: a session unused for settings.web.session_idle_days is refused.
+    last_seen_at: Mapped[datetime]
+
+
+class PasswordReset(Base):
+    """A password-reset link sent by email. Only the SHA-256 of its token is stored; it works
+    once, until ``expires_at``, and using any of an account's links spends them all."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -36,3 +36,28 @@ class CustomerRead(Output):
     acquisition_source: str
     acquisition_campaign: str
     created_at: datetime
+
+
+class SignUpAccepted(Output):
+    detail: str = Field(description="the same for every address: whether it already had an "
+                                    "account is told only to its owner, by email")
+
+
+class PasswordChange(Input):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200,
+                              description="at least 10 characters, not a common password")
+
+
+class PasswordResetRequest(Input):
+    email: Email
+
+
+class PasswordResetAccepted(Output):
+    detail: str
+
+
+class PasswordResetComplete(Input):
+    token: str = Field(min_length=1, max_length=200, description="from the emailed link")
+    new_password: str = Field(min_length=10, max_length=200,
+                              description="at least 10 characters, not a common password")

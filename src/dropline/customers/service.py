@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dropline import sessions
 from dropline.clock import Clock
-from dropline.customers.models import Customer, CustomerSession
-from dropline.errors import AlreadyExists, NotAuthenticated, NotFound
+from dropline.customers.models import Customer, CustomerSession, PasswordReset
+from dropline.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
 from dropline.events.service import record_event
-from dropline.security import hash_password, verify_password
+from dropline.passwords import check_password
+from dropline.security import hash_password, new_token, token_digest, verify_password
 
 
 def normalise_email(email: str) -> str:
@@ -30,14 +32,18 @@ def register_customer(
     acquisition_source: str = "direct",
     acquisition_campaign: str = "",
 ) -> Customer:
+    """Raises ``WeakPassword`` before ``AlreadyExists``, so a weak password is refused alike
+    whether or not the email has an account."""
     email = normalise_email(email)
+    check_password(password, email=email)
+    password_hash = hash_password(password)  # hashed first: a taken address costs the same time
     if session.scalar(select(Customer.id).where(Customer.email == email)) is not None:
         raise AlreadyExists("an account with this email already exists; sign in instead",
                             field="email")
     customer = Customer(
         email=email,
         name=name.strip(),
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         acquisition_source=acquisition_source.strip().lower() or "direct",
         acquisition_campaign=acquisition_campaign.strip(),
         created_at=clock.now(),
@@ -72,9 +78,12 @@ def start_session(session: Session, *, clock: Clock, customer: Customer, days: i
                           owner_id=customer.id, lifetime=timedelta(days=days))
 
 
-def customer_for_session(session: Session, *, clock: Clock, token: str) -> Customer | None:
+def customer_for_session(session: Session, *, clock: Clock, token: str,
+                         idle_days: int) -> Customer | None:
+    """The customer of a live session used within ``idle_days`` (which slides its expiry)."""
     customer_id = sessions.owner_of(session, clock=clock, model=CustomerSession,
-                                    owner=CustomerSession.customer_id, token=token)
+                                    owner=CustomerSession.customer_id, token=token,
+                                    idle=timedelta(days=idle_days))
     return session.get(Customer, customer_id) if customer_id is not None else None
 
 
@@ -91,3 +100,76 @@ def get_customer(session: Session, customer_id: int) -> Customer:
 
 def list_customers(session: Session, *, limit: int = 100, offset: int = 0) -> list[Customer]:
     return list(session.scalars(select(Customer).order_by(Customer.id).limit(limit).offset(offset)))
+
+
+def change_password(session: Session, *, clock: Clock, customer_id: int, current_password: str,
+                    new_password: str, current_token: str | None = None) -> Customer:
+    """Sets a new password for a signed-in customer who proves the current one. Their other
+    sessions end (a thief signed in elsewhere is signed out) and unused reset links die."""
+    customer = get_customer(session, customer_id)
+    if not verify_password(customer.password_hash, current_password):
+        raise InvalidInput("That is not your current password.", field="current_password")
+    check_password(new_password, email=customer.email, field="new_password")
+    _set_password(session, clock=clock, customer=customer, password=new_password,
+                  keep_token=current_token)
+    return customer
+
+
+@dataclass(frozen=True)
+class ResetLink:
+    customer: Customer
+    token: str  # for the email only; the table keeps its digest
+
+
+def start_password_reset(session: Session, *, clock: Clock, email: str,
+                         lifetime: timedelta) -> ResetLink | None:
+    """A new reset token for the account of ``email``, or None when there is none (the caller
+    answers the same either way)."""
+    customer = session.scalar(select(Customer).where(Customer.email == normalise_email(email)))
+    if customer is None:
+        return None
+    token = new_token()
+    now = clock.now()
+    session.add(PasswordReset(token_hash=token_digest(token), customer_id=customer.id,
+                              created_at=now, expires_at=now + lifetime))
+    session.flush()
+    return ResetLink(customer, token)
+
+
+def reset_password(session: Session, *, clock: Clock, token: str, new_password: str) -> Customer:
+    """Spends a reset token (once, before it expires) on a new password. Every other unused
+    token of the account is spent with it and every session of the account ends."""
+    now = clock.now()
+    refused = InvalidInput("This reset link is invalid, used or expired; ask for a new one.",
+                           field="token")
+    reset = session.scalar(select(PasswordReset).where(
+        PasswordReset.token_hash == token_digest(token[:200]), PasswordReset.used_at.is_(None),
+        PasswordReset.expires_at > now))
+    if reset is None:
+        raise refused
+    customer = get_customer(session, reset.customer_id)
+    # Checked before the token is spent: a refused password leaves the link usable.
+    check_password(new_password, email=customer.email, field="new_password")
+    # One conditional UPDATE decides between two uses of the same link racing.
+    spent = session.execute(update(PasswordReset).where(
+        PasswordReset.id == reset.id, PasswordReset.used_at.is_(None)).values(used_at=now))
+    if spent.rowcount != 1:
+        raise refused
+    _set_password(session, clock=clock, customer=customer, password=new_password,
+                  keep_token=None)
+    return customer
+
+
+def _set_password(session: Session, *, clock: Clock, customer: Customer, password: str,
+                  keep_token: str | None) -> None:
+    now = clock.now()
+    customer.password_hash = hash_password(password)
+    session.execute(update(PasswordReset).where(
+        PasswordReset.customer_id == customer.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now))
+    sessions.revoke_all(session, clock=clock, model=CustomerSession,
+                        owner=CustomerSession.customer_id, owner_id=customer.id, keep=keep_token)
+    record_event(session, clock=clock, type="customer.password_changed",
+                 subject_type="customer", subject_id=customer.id, customer_id=customer.id,
+                 payload={})
+    session.flush()

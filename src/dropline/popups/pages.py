@@ -21,7 +21,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from markupsafe import Markup
 from sqlalchemy import select
 
-from dropline.admin.service import admin_for_session
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.errors import NotAuthenticated, NotFound
 from dropline.memberships import service as members
@@ -34,7 +33,7 @@ from dropline.schemas import IdPath
 from dropline.telemetry import service as telemetry
 from dropline.telemetry.charts import bar_chart_svg
 from dropline.telemetry.cohorts import value_by
-from dropline.web.admin import ADMIN_COOKIE, AdminPageUser, render
+from dropline.web.admin import ADMIN_COOKIE, AdminPageUser, render, signed_in_admin
 from dropline.web.caching import etag_matches, strong_etag
 from dropline.web.deps import Principal, ServicesDep, SessionDep
 from dropline.web.navigation import NavItem
@@ -61,7 +60,7 @@ def staff_api(request: Request, services: ServicesDep) -> StaffPrincipal:
     token = request.cookies.get(ADMIN_COOKIE, "")[:200]
     if token:
         with services.db.transaction() as session:
-            user = admin_for_session(session, clock=services.clock, token=token)
+            user = signed_in_admin(session, services, token)
             if user is not None:
                 return StaffPrincipal(kind="token", id=user.id, email=user.email)
     raise NotAuthenticated("sign in to the console first (/admin/login)")

@@ -1,5 +1,6 @@
-"""The admin console's shell: browser login for admin users, the page dependency that guards
-every console page, the shared layout and its navigation.
+"""The admin console's shell: browser login for admin users (password, then a TOTP code once
+the user has enrolled one), the page dependency that guards every console page, the staff
+member's security page (TOTP enrolment), the shared layout and its navigation.
 
 A domain adds a console page with a router whose endpoints depend on ``AdminPageUser`` and
 render a template extending ``admin/base.html``, and exports its navigation entries as data
@@ -15,17 +16,26 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from dropline.admin.models import AdminUser
 from dropline.admin.service import (
+    admin_awaiting_code,
     admin_for_session,
     authenticate_admin,
+    begin_totp,
+    complete_second_factor,
+    confirm_totp,
     end_admin_session,
+    recovery_codes_left,
     start_admin_session,
+    totp_uri,
 )
 from dropline.audit import set_actor
 from dropline.console.figures import overview as console_overview
 from dropline.console.overview import shop_overview
-from dropline.errors import NotAuthenticated
+from dropline.errors import DomainError, NotAuthenticated
+from dropline.services import Services
 from dropline.web.deps import ServicesDep, SessionDep
 from dropline.web.templating import templates
 
@@ -46,11 +56,28 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+def signed_in_admin(session: Session, services: Services, token: str) -> AdminUser | None:
+    """The admin of a console session cookie: fully signed in and not idle."""
+    return admin_for_session(session, clock=services.clock, token=token,
+                             idle_minutes=services.settings.web.console_idle_minutes)
+
+
+def pending_staff_id(request: Request, services: Services) -> int | None:
+    """The admin whose password was accepted and whose code this browser owes (the code
+    throttle's account)."""
+    token = request.cookies.get(ADMIN_COOKIE, "")[:200]
+    if not token:
+        return None
+    with services.db.transaction() as session:
+        user = admin_awaiting_code(session, clock=services.clock, token=token)
+        return user.id if user is not None else None
+
+
 def current_admin(request: Request, services: ServicesDep) -> AdminViewer:
     token = request.cookies.get(ADMIN_COOKIE, "")[:200]
     if token:
         with services.db.transaction() as session:
-            user = admin_for_session(session, clock=services.clock, token=token)
+            user = signed_in_admin(session, services, token)
             if user is not None:
                 set_actor(f"admin:{user.id}")  # the audit trail's actor (audit.actor)
                 return AdminViewer(user.id, user.email, user.name)
@@ -79,13 +106,25 @@ def _safe_next(next_path: str) -> str:
     return next_path if next_path.startswith("/admin") and "//" not in next_path else "/admin"
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/admin") -> HTMLResponse:
-    response = templates.TemplateResponse(request, "admin/login.html", {
-        "next": _safe_next(next[:300]), "error": None,
-        "shop_name": request.app.state.services.settings.shop.name})
+def _login_page(request: Request, services: Services, template: str, *, next_path: str,
+                error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    response = templates.TemplateResponse(request, template, {
+        "next": _safe_next(next_path), "error": error,
+        "shop_name": services.settings.shop.name}, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _with_session(target: str, token: str, services: Services) -> RedirectResponse:
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict",
+                        secure=services.settings.web.cookie_secure, path="/admin")
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, services: ServicesDep, next: str = "/admin") -> HTMLResponse:
+    return _login_page(request, services, "admin/login.html", next_path=next[:300])
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -98,16 +137,39 @@ def login(
     try:
         user = authenticate_admin(session, email=email, password=password)
     except NotAuthenticated:
-        response = templates.TemplateResponse(request, "admin/login.html", {
-            "next": _safe_next(next), "error": "Wrong email or password.",
-            "shop_name": services.settings.shop.name}, status_code=401)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return _login_page(request, services, "admin/login.html", next_path=next,
+                           error="Wrong email or password.", status_code=401)
     token = start_admin_session(session, clock=services.clock, user=user)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(ADMIN_COOKIE, token, httponly=True, samesite="strict",
-                        secure=services.settings.web.cookie_secure, path="/admin")
-    return response
+    if user.totp_confirmed_at is not None:
+        return _with_session(f"/admin/login/code?next={quote(_safe_next(next))}", token,
+                             services)
+    return _with_session(_safe_next(next), token, services)
+
+
+@router.get("/login/code", response_class=HTMLResponse)
+def code_form(request: Request, services: ServicesDep, next: str = "/admin") -> HTMLResponse:
+    return _login_page(request, services, "admin/login_code.html", next_path=next[:300])
+
+
+@router.post("/login/code", response_class=HTMLResponse)
+def code(
+    request: Request, services: ServicesDep,
+    code: Annotated[str, Form(max_length=40)] = "",
+    next: Annotated[str, Form(max_length=300)] = "/admin",
+) -> Response:
+    """The second step of a sign-in: a TOTP code or a recovery code (throttled per staff
+    account: ``web.throttle``)."""
+    try:
+        with services.db.transaction() as session:
+            token = complete_second_factor(session, clock=services.clock, code=code.strip(),
+                                           token=request.cookies.get(ADMIN_COOKIE, "")[:200])
+    except NotAuthenticated as exc:
+        if exc.extensions.get("field") != "code":  # the password step lapsed: start again
+            return RedirectResponse(f"/admin/login?next={quote(_safe_next(next))}",
+                                    status_code=303)
+        return _login_page(request, services, "admin/login_code.html", next_path=next,
+                           error="Wrong code.", status_code=401)
+    return _with_session(_safe_next(next), token, services)
 
 
 @router.post("/logout")
@@ -127,6 +189,50 @@ def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
     return render(request, "admin/overview.html", viewer, overview=shop_overview(
         session, currency=currency), today=console_overview(
         session, clock=services.clock, currency=currency))
+
+
+@router.get("/security", response_class=HTMLResponse)
+def security_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+                  services: ServicesDep) -> HTMLResponse:
+    user = session.get(AdminUser, viewer.id)
+    assert user is not None
+    return render(request, "admin/security.html", viewer, enrolled=user.totp_confirmed_at,
+                  codes_left=recovery_codes_left(session, user_id=viewer.id))
+
+
+@router.post("/security/totp", response_class=HTMLResponse)
+def start_totp(request: Request, viewer: AdminPageUser, session: SessionDep,
+               services: ServicesDep) -> HTMLResponse:
+    """Shows a new secret and its otpauth:// URI; nothing changes at sign-in until a code
+    from the device confirms it."""
+    try:
+        secret = begin_totp(session, user_id=viewer.id)
+    except DomainError as exc:
+        return render(request, "admin/security.html", viewer, status_code=exc.status,
+                      error=exc.detail, enrolled=True, codes_left=None)
+    user = session.get(AdminUser, viewer.id)
+    assert user is not None
+    return render(request, "admin/security.html", viewer, enrolled=None, secret=secret,
+                  uri=totp_uri(user, issuer=services.settings.shop.name))
+
+
+@router.post("/security/totp/confirm", response_class=HTMLResponse)
+def confirm(request: Request, viewer: AdminPageUser, services: ServicesDep,
+            code: Annotated[str, Form(max_length=40)] = "") -> HTMLResponse:
+    try:
+        with services.db.transaction() as session:
+            codes = confirm_totp(session, clock=services.clock, user_id=viewer.id, code=code)
+    except DomainError as exc:
+        with services.db.transaction() as session:
+            user = session.get(AdminUser, viewer.id)
+            assert user is not None
+            secret, uri = user.totp_secret, (totp_uri(user, issuer=services.settings.shop.name)
+                                             if user.totp_secret else None)
+        return render(request, "admin/security.html", viewer, status_code=exc.status,
+                      error=exc.detail, field=exc.extensions.get("field", ""), enrolled=None,
+                      secret=secret, uri=uri)
+    return render(request, "admin/security.html", viewer, enrolled=services.clock.now(),
+                  recovery_codes=codes, codes_left=len(codes))
 
 
 def login_redirect(request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -81,7 +81,8 @@ def optional_customer(request: Request, services: ServicesDep) -> Principal | No
     if not token or len(token) > 200:
         return None
     with services.db.transaction() as session:
-        customer = customer_for_session(session, clock=services.clock, token=token)
+        customer = customer_for_session(session, clock=services.clock, token=token,
+                                        idle_days=services.settings.web.session_idle_days)
         if customer is None:
             return None
         set_actor(f"customer:{customer.id}")  # the audit trail's actor (audit.actor)

@@ -1,6 +1,9 @@
 """Throttles on the requests an attacker repeats (issue 20): password guessing on every sign-in
-(the storefront's, the member portal's and the console's forms, and ``POST /api/v1/sessions``),
-sign-up, and checkout, with a cool-down after repeated declines (card testing).
+(the storefront's, the member portal's and the console's forms, and ``POST /api/v1/sessions``)
+and on password change (the current password, counted as sign-in attempts of that customer),
+console codes (TOTP or recovery, per staff account), sign-up, password-reset emails (per
+account and per IP, an hour), and checkout, with a cool-down after repeated declines (card
+testing).
 
 One app-wide dependency (``throttle_sensitive_posts``) counts each attempt against the limits of
 ``settings.throttle``, per account (the email sent, or the signed-in customer) and per client
@@ -21,16 +24,23 @@ from starlette.concurrency import run_in_threadpool
 
 from dropline.ratelimit import RateLimiter
 from dropline.services import Services
+from dropline.web.admin import pending_staff_id
 from dropline.web.csrf import FORM_TYPES, Refused
 from dropline.web.deps import optional_customer
 
-__all__ = ["CHECKOUT_PATHS", "SIGN_IN_PATHS", "SIGN_UP_PATHS", "record_decline",
-           "throttle_sensitive_posts"]
+__all__ = ["CHECKOUT_PATHS", "CODE_PATHS", "PASSWORD_CHANGE_PATHS", "RESET_PATHS",
+           "SIGN_IN_PATHS", "SIGN_UP_PATHS", "record_decline", "throttle_sensitive_posts"]
 
 SIGN_IN_PATHS = frozenset({"/sign-in", "/membership/sign-in", "/admin/login", "/api/v1/sessions"})
+PASSWORD_CHANGE_PATHS = frozenset({"/account/password", "/api/v1/me/password"})
+CODE_PATHS = frozenset({"/admin/login/code"})
 SIGN_UP_PATHS = frozenset({"/sign-up", "/api/v1/customers"})
+RESET_PATHS = frozenset({"/forgot-password", "/api/v1/password-resets"})
 CHECKOUT_PATHS = frozenset({"/checkout", "/api/v1/checkout"})
+_THROTTLED = (SIGN_IN_PATHS | PASSWORD_CHANGE_PATHS | CODE_PATHS | SIGN_UP_PATHS | RESET_PATHS
+              | CHECKOUT_PATHS)
 MINUTE = 60
+HOUR = 3600
 
 
 def client_ip(request: Request) -> str:
@@ -71,7 +81,7 @@ def _count(limiter: RateLimiter, counters: list[tuple[str, int, int]], what: str
 
 async def throttle_sensitive_posts(request: Request) -> None:
     path = request.url.path
-    if request.method != "POST" or path not in SIGN_IN_PATHS | SIGN_UP_PATHS | CHECKOUT_PATHS:
+    if request.method != "POST" or path not in _THROTTLED:
         return
     services: Services = request.app.state.services
     limits, limiter, ip = services.settings.throttle, services.limiter, client_ip(request)
@@ -83,6 +93,28 @@ async def throttle_sensitive_posts(request: Request) -> None:
     elif path in SIGN_UP_PATHS:
         _count(limiter, [(f"signup:ip:{ip}", limits.sign_up_per_ip_per_minute, MINUTE)],
                "sign-ups")
+    elif path in RESET_PATHS:
+        email = await _email_of(request)
+        _count(limiter, [(f"reset:ip:{ip}", limits.password_reset_per_ip_per_hour, HOUR),
+                         (f"reset:acct:{_account_key(email)}",
+                          limits.password_reset_per_account_per_hour, HOUR)],
+               "password-reset requests")
+    elif path in PASSWORD_CHANGE_PATHS:
+        customer = await run_in_threadpool(optional_customer, request, services)
+        if customer is None:
+            return  # the endpoint asks for a sign-in
+        # The current password is guessed here as on a sign-in form: the same counters.
+        _count(limiter, [(f"signin:ip:{ip}", limits.sign_in_per_ip_per_minute, MINUTE),
+                         (f"signin:acct:{_account_key(customer.email)}",
+                          limits.sign_in_per_account_per_minute, MINUTE)], "password attempts")
+    elif path in CODE_PATHS:
+        staff_id = await run_in_threadpool(pending_staff_id, request, services)
+        if staff_id is None:
+            return  # the endpoint sends the browser back to the password form
+        _count(limiter, [(f"code:staff:{staff_id}", limits.second_factor_per_account,
+                          limits.second_factor_window_seconds),
+                         (f"signin:ip:{ip}", limits.sign_in_per_ip_per_minute, MINUTE)],
+               "code attempts")
     else:
         customer = await run_in_threadpool(optional_customer, request, services)
         if customer is None:

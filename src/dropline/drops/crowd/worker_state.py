@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -147,10 +147,15 @@ class HotPath:
         return customer_id, digest
 
     async def _resolve_sessions(self, digests: list[str]) -> list[int | None]:
-        """Live (unrevoked, unexpired) sessions by token digest, as ``sessions.owner_of``."""
+        """Live (unrevoked, unexpired, not idle) sessions by token digest, as
+        ``sessions.owner_of`` finds them (without sliding their idle expiry: the next page the
+        shopper opens does that)."""
+        now = self.clock.now()
+        idle_since = now - timedelta(days=self.settings.web.session_idle_days)
         found = dict(await self._read(
             "SELECT token_hash, customer_id FROM customer_sessions WHERE token_hash = ANY(%s) "
-            "AND revoked_at IS NULL AND expires_at > %s", (list(set(digests)), self.clock.now())))
+            "AND revoked_at IS NULL AND expires_at > %s AND last_seen_at > %s",
+            (list(set(digests)), now, idle_since)))
         return [found.get(digest) for digest in digests]
 
     async def _have_orders(self, references: list[str]) -> list[bool]:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dropline.catalog.models import ConditionGrade
 from dropline.db import Base, BigIntPK
+from dropline.orders.rules import OrderStage
 
 
 class OrderStatus(enum.StrEnum):
@@ -29,6 +30,12 @@ class Order(Base):
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
     email: Mapped[str] = mapped_column(String(254))
     status: Mapped[OrderStatus] = mapped_column(Enum(OrderStatus, native_enum=False, length=24))
+    # Where the goods are (``orders.rules``: the lifecycle); ``status`` is where the money is.
+    # Every writer of orders gets "paid" without naming it (the drop engine's bulk writer too);
+    # an order whose payment is not captured cannot leave it.
+    stage: Mapped[OrderStage] = mapped_column(
+        Enum(OrderStage, native_enum=False, length=24), default=OrderStage.paid,
+        server_default=OrderStage.paid.name)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[int] = mapped_column(BigInteger)
     discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -79,8 +86,12 @@ class OrderLine(Base):
     unit_price_amount: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int]
     line_total_amount: Mapped[int] = mapped_column(BigInteger)
+    # Units cancelled before packing (refunded, back in stock); raised by a conditional UPDATE.
+    cancelled_quantity: Mapped[int] = mapped_column(default=0, server_default="0")
 
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("cancelled_quantity >= 0 AND cancelled_quantity <= quantity",
+                        name="cancelled_within_quantity"),
         CheckConstraint("line_total_amount = unit_price_amount * quantity", name="line_reconciles"),
     )

@@ -7,6 +7,7 @@ from ``build_services``."""
 
 from __future__ import annotations
 
+from dropline.adapters.carriers import build_carriers
 from dropline.adapters.email import sender_for
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider
@@ -22,7 +23,7 @@ from dropline.drops.models import Drop
 from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
 from dropline.memberships.models import Membership
-from dropline.orders.models import Order
+from dropline.orders.models import Order, Shipment
 from dropline.payments.models import Payment, Refund
 from dropline.payments.provider import PaymentProvider
 from dropline.ratelimit import make_limiter
@@ -65,6 +66,7 @@ def build_services(
         mailer=sender_for(settings.mail),
         checkout=build_checkout_policy(geocoder=geocoder),
         limiter=make_limiter(settings.drops.redis_url),
+        carriers=build_carriers(),
     )
 
 
@@ -78,6 +80,7 @@ AUDITED_MODELS: dict[type, Audited] = {
     Order: Audited(ignore=("shipping_address",)),
     Payment: Audited(ignore=("card_fingerprint",)),
     Refund: Audited(),
+    Shipment: Audited(),
     Variant: Audited(columns=("sku", "price_amount", "currency", "condition_grade",
                               "condition_disclosure", "final_sale", "active")),
     Drop: Audited(),

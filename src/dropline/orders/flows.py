@@ -52,7 +52,8 @@ from dropline.errors import (
     ServiceUnavailable,
 )
 from dropline.events.service import record_event
-from dropline.orders import lifecycle
+from dropline.orders import lifecycle, shipments
+from dropline.orders.carriers import Carrier, ParcelRequest
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
 from dropline.orders.rules import OrderStage
@@ -443,3 +444,35 @@ def cancel_order(
     if refund_id is not None:
         pay_out_refund(db, clock=clock, provider=provider, refund_id=refund_id)
     return Cancellation(order_id, refund_id, amount)
+
+
+def ship_order(
+    db: Database, *, clock: Clock, carriers: Mapping[str, Carrier], order_id: int,
+    carrier: str, tracking_number: str | None = None, service: str = "",
+    shipment_id: int | None = None,
+) -> int:
+    """Ships one parcel of a packed order (its only one unless ``shipment_id`` names it):
+    the carrier books it outside any transaction, with a reference stable per shipment, then
+    its tracking is recorded and, with the order's last parcel, the order moves to shipped.
+    Returns the shipment id."""
+    if carrier not in carriers:
+        raise InvalidInput(f"unknown carrier {carrier!r}; one of {', '.join(sorted(carriers))}",
+                           field="carrier")
+    with db.transaction() as session:
+        order = get_order(session, order_id)
+        shipment = shipments.shipment_of(session, order=order, shipment_id=shipment_id)
+        shipments.check_shippable(order, shipment)
+        view = next(v for v in shipments.order_shipments(session, order.id)
+                    if v.shipment.id == shipment.id)
+        parcel = ParcelRequest(
+            shipment_id=shipment.id, order_id=order.id,
+            reference=f"dropline-shipment-{shipment.id}", ship_to=dict(order.shipping_address),
+            ship_from_location=view.location_code, items=view.units, service=service,
+            tracking_number=tracking_number)
+    booking = carriers[carrier].book(parcel)
+    with db.transaction() as session:
+        order = get_order(session, order_id)
+        shipment = shipments.shipment_of(session, order=order, shipment_id=parcel.shipment_id)
+        shipments.record_shipping(session, clock=clock, order=order, shipment=shipment,
+                                  carrier=carrier, booking=booking)
+    return parcel.shipment_id

@@ -19,7 +19,7 @@ from dropline.catalog.service import return_stock
 from dropline.clock import Clock
 from dropline.errors import InvalidInput, InvalidState
 from dropline.events.service import record_event
-from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.orders.models import Order, OrderLine, OrderStatus, Shipment, ShipmentLine
 from dropline.orders.policy import CheckoutPolicy
 from dropline.orders.rules import (
     BEFORE_PACKING,
@@ -109,9 +109,13 @@ def _lines(session: Session, order: Order) -> list[OrderLine]:
 
 
 def _return_units(session: Session, order: Order, line: OrderLine, quantity: int) -> None:
-    """Cancelled units go back to the stock of the location they were taken from."""
-    if order.location_id is not None and quantity > 0:
-        return_stock(session, location_id=order.location_id, variant_id=line.variant_id,
+    """Cancelled units go back to the stock of the location they were taken from: the
+    line's shipment's once allocated, else the one checkout took them from."""
+    location_id = session.scalar(
+        select(Shipment.location_id).join(ShipmentLine, ShipmentLine.shipment_id == Shipment.id)
+        .where(ShipmentLine.order_line_id == line.id)) or order.location_id
+    if location_id is not None and quantity > 0:
+        return_stock(session, location_id=location_id, variant_id=line.variant_id,
                      quantity=quantity)
 
 

@@ -4,7 +4,16 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropline.catalog.models import ConditionGrade
@@ -95,3 +104,48 @@ class OrderLine(Base):
                         name="cancelled_within_quantity"),
         CheckConstraint("line_total_amount = unit_price_amount * quantity", name="line_reconciles"),
     )
+
+
+class ShipmentStatus(enum.StrEnum):
+    pending = "pending"  # allocated: to be picked and packed at its location
+    shipped = "shipped"
+    delivered = "delivered"
+    failed = "failed"  # a delivery attempt failed; it may be shipped again
+    returned = "returned"
+
+
+class Shipment(Base):
+    """One parcel of an order, from one location: an order's lines are split by the location
+    their units are taken from (``orders.shipments.allocate``)."""
+
+    __tablename__ = "shipments"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    location_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("locations.id"))
+    status: Mapped[ShipmentStatus] = mapped_column(
+        Enum(ShipmentStatus, native_enum=False, length=16))
+    carrier: Mapped[str] = mapped_column(String(32), default="")
+    service: Mapped[str] = mapped_column(String(64), default="")
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    tracking_url: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+    # A tracking number names one parcel of a carrier.
+    __table_args__ = (UniqueConstraint("carrier", "tracking_number"),)
+
+
+class ShipmentLine(Base):
+    """An order line in a shipment; a line travels whole in one shipment. Units cancelled
+    later are the line's ``cancelled_quantity``."""
+
+    __tablename__ = "shipment_lines"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("shipments.id", ondelete="CASCADE"), index=True)
+    order_line_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("order_lines.id", ondelete="CASCADE"), unique=True)

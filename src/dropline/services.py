@@ -40,3 +40,6 @@ class Services:
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     # The carriers orders ship with, by name (``orders.carriers``); the root builds them.
     carriers: Mapping[str, Carrier] = field(default_factory=dict)
+    # Background jobs the root registers (the order mail outbox ...); the worker runs each on
+    # its jobs timer. Each owns its transactions and is idempotent.
+    jobs: list[Callable[[], object]] = field(default_factory=list)

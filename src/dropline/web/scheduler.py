@@ -77,6 +77,8 @@ class BackgroundWorker:
                             provider=self._services.payments,  # type: ignore[arg-type]
                             sender=self._services.mailer, drop_days=started_drop_days)
         reclaim_drops(self._db, clock=self._clock, redis_url=self._settings.redis.url)
+        for job in self._services.jobs:  # registered by the root (the order mail outbox ...)
+            job()
 
     def _run(self) -> None:
         with httpx.Client(timeout=self._settings.webhooks.timeout_seconds) as client:

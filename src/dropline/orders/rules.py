@@ -25,6 +25,7 @@ from dropline.pricing import PricedLine, Totals, order_totals, reconciles, shipp
 
 __all__ = [
     "BEFORE_PACKING",
+    "TIMELINE_LABELS",
     "TRANSITIONS",
     "LineCancel",
     "OrderStage",
@@ -141,3 +142,22 @@ def partial_cancel_amount(lines: Iterable[LineCancel], *, refundable: int) -> in
                                field="quantity", line_id=line.line_id, left=left)
         amount += line.unit_price_amount * line.cancel
     return min(amount, refundable)
+
+
+# What the shopper's timeline calls each order event; events not named here are not shown.
+TIMELINE_LABELS: Mapping[str, str] = {
+    "order.created": "Order placed",
+    "order.paid": "Payment received",
+    "order.payment_failed": "Payment declined",
+    "order.allocated": "Being prepared",
+    "order.picking": "Being picked",
+    "order.packed": "Packed",
+    "order.shipped": "Shipped",
+    "order.delivery_failed": "Delivery attempt failed",
+    "order.delivered": "Delivered",
+    "order.returned": "Returned to us",
+    "order.cancelled": "Cancelled",
+    "order.lines_cancelled": "Items cancelled",
+    "order.address_changed": "Delivery address changed",
+    "order.refunded": "Refund issued",
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -11,9 +12,17 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 from dropline.errors import InvalidInput, InvalidState, NotFound
+from dropline.events.service import list_events
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.rules import order_event_payload
+from dropline.orders.rules import TIMELINE_LABELS, OrderStage, order_event_payload
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    label: str
+    event_type: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -44,9 +53,11 @@ def order_detail(session: Session, order: Order) -> OrderDetail:
 
 def list_orders(
     session: Session, *, customer_id: int | None = None, status: OrderStatus | None = None,
-    limit: int = 50, offset: int = 0,
+    stage: OrderStage | None = None, limit: int = 50, offset: int = 0,
 ) -> list[Order]:
     query = select(Order).order_by(Order.id.desc())
+    if stage is not None:
+        query = query.where(Order.stage == stage)
     if customer_id is not None:
         query = query.where(Order.customer_id == customer_id)
     if status is not None:
@@ -112,3 +123,11 @@ def open_refund(session: Session, *, clock: Clock, order_id: int, amount: int, r
     session.add(refund)
     session.flush()
     return refund
+
+
+def order_timeline(session: Session, order_id: int) -> list[TimelineEntry]:
+    """The order's events a shopper is shown, oldest first."""
+    return [TimelineEntry(TIMELINE_LABELS[event.type], event.type, event.occurred_at)
+            for event in list_events(session, subject_type="order", subject_id=str(order_id),
+                                     limit=500)
+            if event.type in TIMELINE_LABELS]

@@ -142,3 +142,16 @@ def test_every_template_renders_its_preview(template):
                                                 public_url="https://shop.example"))
     assert "Order 1042" in mail.text and "1042" in mail.subject
     assert mail.html.startswith("<!doctype html>") and "Fig &amp; Smoke" in mail.html
+
+
+def test_a_mail_about_an_event_days_old_is_not_sent(db, clock, settings, smtp_server):
+    inbox, port = smtp_server
+    make_location(db)
+    variant = make_product(db, clock, stock=5)[1]
+    paid_order(db, clock, settings, [(variant, 1)])
+    clock.advance(days=3)
+
+    report = _send(db, clock, port)
+
+    assert (report.sent, report.failed, inbox.messages) == (0, 1, [])
+    assert _outbox(db) == [("order_confirmation", MailStatus.failed, 1)]

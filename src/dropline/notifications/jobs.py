@@ -4,7 +4,8 @@ At least once, never twice for one event by design: each mail row exists once pe
 template); a pass claims a due row by one conditional UPDATE (pushing its next attempt out by
 the lease), sends it outside any transaction, then marks it sent. A crash between the send and
 the mark resends it after the lease with the same Message-ID, which receivers de-duplicate. A
-failed send is retried with a growing delay and given up (``failed``) after ``max_attempts``."""
+failed send is retried with a growing delay and given up (``failed``) after ``max_attempts``;
+a mail still unsent two days after its event is given up too (``rules.STALE_AFTER``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dropline.clock import Clock
 from dropline.db import Database
 from dropline.mail import EmailSender
 from dropline.notifications.models import MailOutboxItem, MailStatus
-from dropline.notifications.rules import LEASE_SECONDS, retry_delay_seconds
+from dropline.notifications.rules import LEASE_SECONDS, is_stale, retry_delay_seconds
 from dropline.notifications.service import compose
 
 __all__ = ["OutboxReport", "send_mail_outbox"]
@@ -54,6 +55,10 @@ def send_mail_outbox(db: Database, *, clock: Clock, sender: EmailSender, shop_na
             item = session.get(MailOutboxItem, item_id)
             assert item is not None
             attempts = item.attempts
+            if is_stale(item.created_at, now):
+                item.status, item.last_error = MailStatus.failed, "stale: not sent in time"
+                failed += 1
+                continue
             message = compose(session, item, shop_name=shop_name, public_url=public_url)
             if message is None:
                 item.status, item.last_error = MailStatus.failed, "the order no longer exists"

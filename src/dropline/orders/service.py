@@ -126,8 +126,9 @@ def open_refund(session: Session, *, clock: Clock, order_id: int, amount: int, r
 
 
 def order_timeline(session: Session, order_id: int) -> list[TimelineEntry]:
-    """The order's events a shopper is shown, oldest first."""
-    return [TimelineEntry(TIMELINE_LABELS[event.type], event.type, event.occurred_at)
-            for event in list_events(session, subject_type="order", subject_id=str(order_id),
-                                     limit=500)
-            if event.type in TIMELINE_LABELS]
+    """The order's events a shopper is shown, oldest first (by when they happened: history
+    imported later has later ids)."""
+    return sorted((TimelineEntry(TIMELINE_LABELS[event.type], event.type, event.occurred_at)
+                   for event in list_events(session, subject_type="order",
+                                            subject_id=str(order_id), limit=500)
+                   if event.type in TIMELINE_LABELS), key=lambda entry: entry.at)

@@ -7,6 +7,9 @@ from ``build_services``."""
 
 from __future__ import annotations
 
+import functools
+
+from dropline.adapters.carriers import build_carriers
 from dropline.adapters.email import sender_for
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider
@@ -22,7 +25,9 @@ from dropline.drops.models import Drop
 from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
 from dropline.memberships.models import Membership
-from dropline.orders.models import Order
+from dropline.notifications.jobs import send_mail_outbox
+from dropline.notifications.service import queue_mail
+from dropline.orders.models import Order, Shipment
 from dropline.payments.models import Payment, Refund
 from dropline.payments.provider import PaymentProvider
 from dropline.ratelimit import make_limiter
@@ -57,15 +62,21 @@ def build_services(
         max_connections=settings.database.max_connections,
         timeout_seconds=settings.database.pool_timeout))
     geocoder = LondonDistrictGeocoder()
-    return Services(
+    mailer = sender_for(settings.mail)
+    services = Services(
         settings=settings, db=db, clock=clock,
         payments=payments or LocalCardProvider(db.sessions, clock),
         geocoder=geocoder,
         solver=build_solver(),
-        mailer=sender_for(settings.mail),
+        mailer=mailer,
         checkout=build_checkout_policy(geocoder=geocoder),
         limiter=make_limiter(settings.drops.redis_url),
+        carriers=build_carriers(),
     )
+    services.jobs.append(functools.partial(
+        send_mail_outbox, db, clock=clock, sender=mailer, shop_name=settings.shop.name,
+        public_url=settings.mail.public_url, max_attempts=settings.mail.max_attempts))
+    return services
 
 
 def build_solver() -> RouteSolver:
@@ -78,6 +89,7 @@ AUDITED_MODELS: dict[type, Audited] = {
     Order: Audited(ignore=("shipping_address",)),
     Payment: Audited(ignore=("card_fingerprint",)),
     Refund: Audited(),
+    Shipment: Audited(),
     Variant: Audited(columns=("sku", "price_amount", "currency", "condition_grade",
                               "condition_disclosure", "final_sale", "active")),
     Drop: Audited(),
@@ -94,7 +106,9 @@ AUDITED_MODELS: dict[type, Audited] = {
 def install_listeners() -> None:
     """Registers what listens to the process's writes, in the writing transaction: webhooks
     subscribe to domain events (a delivery queued per subscribed endpoint), and the audit
-    trail's session listeners record changes to ``AUDITED_MODELS``. Idempotent; called by
+    trail's session listeners record changes to ``AUDITED_MODELS``; order events queue their
+    mails (``notifications.service.queue_mail``). Idempotent; called by
     ``build_services``, the CLI and the test set-up."""
     subscribe(enqueue_deliveries)
+    subscribe(queue_mail)
     install_audit_trail(AUDITED_MODELS)

@@ -25,6 +25,8 @@ from dropline.drops.cli import drops_app
 from dropline.fulfilment.cli import fulfilment_app, routes_app
 from dropline.memberships.cli import members_app
 from dropline.migrate import current_revisions, downgrade, upgrade
+from dropline.notifications.cli import mail_app
+from dropline.orders.cli import orders_app
 from dropline.payments.cli import payments_app
 from dropline.planning.cli import mount as mount_planning
 from dropline.popups.cli import popups_app
@@ -67,6 +69,8 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(audit_app, name="audit")
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(popups_app, name="popups")
+app.add_typer(orders_app, name="orders")
+app.add_typer(mail_app, name="mail")
 mount_planning(app, drops_app)
 
 

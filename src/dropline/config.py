@@ -203,6 +203,10 @@ class MailSettings(Section):
               "mail is written to the outbox folder.", env="DROPLINE_SMTP_URL")
     outbox_dir: str = setting("var/outbox", "Folder the outbox writes .eml files to.",
                               env="DROPLINE_EMAIL_DIR")
+    public_url: str = setting("http://localhost:8000", "The shop's address as shoppers reach "
+                              "it, for links in mail (an order's page).")
+    max_attempts: int = setting(8, "Sending attempts of an order mail before it is given up.",
+                                ge=1)
 
 
 class ThrottleSettings(Section):

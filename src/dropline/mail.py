@@ -21,6 +21,7 @@ class OutgoingEmail:
     # Stable per logical message: a resend after a crash carries the same Message-ID, so a
     # receiving system (or a developer reading the folder) can de-duplicate.
     message_id: str
+    html: str | None = None  # an HTML alternative to ``text``, when the message has one
 
 
 class EmailSender(Protocol):

@@ -44,7 +44,8 @@ from dropline.memberships.models import (
     PollVote,
     WaitlistEntry,
 )
-from dropline.orders.models import Order, OrderLine
+from dropline.notifications.models import MailOutboxItem
+from dropline.orders.models import Order, OrderLine, Shipment, ShipmentLine
 from dropline.payments.models import LocalProviderCharge, Payment, Refund
 from dropline.popups.models import (
     Experiment,
@@ -94,6 +95,7 @@ __all__ = [
     "IdempotencyRecord",
     "LocalProviderCharge",
     "Location",
+    "MailOutboxItem",
     "Membership",
     "MembershipCharge",
     "MembershipNotice",
@@ -123,6 +125,8 @@ __all__ = [
     "RouteRow",
     "RouteStopRow",
     "SerialUnit",
+    "Shipment",
+    "ShipmentLine",
     "StockLevel",
     "StockMovement",
     "Variant",

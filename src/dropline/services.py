@@ -6,7 +6,7 @@ root's decision, never a domain's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from dropline.clock import Clock
@@ -14,6 +14,7 @@ from dropline.config import Settings
 from dropline.db import Database
 from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.mail import EmailSender
+from dropline.orders.carriers import Carrier
 from dropline.orders.policy import CheckoutPolicy
 from dropline.payments.provider import PaymentProvider
 from dropline.ratelimit import MemoryRateLimiter, RateLimiter
@@ -37,3 +38,8 @@ class Services:
     # Throttles sign-in, sign-up and checkout (web.throttle); in process unless the root
     # gives it Redis.
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    # The carriers orders ship with, by name (``orders.carriers``); the root builds them.
+    carriers: Mapping[str, Carrier] = field(default_factory=dict)
+    # Background jobs the root registers (the order mail outbox ...); the worker runs each on
+    # its jobs timer. Each owns its transactions and is idempotent.
+    jobs: list[Callable[[], object]] = field(default_factory=list)

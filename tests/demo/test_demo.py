@@ -21,9 +21,9 @@ from dropline.errors import InvalidState
 from dropline.events.models import DomainEvent
 from dropline.locations.models import Location, StockLevel
 from dropline.models import metadata
-from dropline.orders.flows import _order_payload
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import reconciles
+from dropline.orders.service import order_payload
 from dropline.payments.models import Payment, PaymentStatus, Refund
 from tests.builders import cart_with, checkout_body, make_location, make_product, sign_up
 
@@ -208,8 +208,8 @@ def test_demo_events_carry_what_telemetry_cuts_by_at_their_historical_time(db, s
         for order in s.scalars(select(Order)):
             created, paid = by_order[order.id]["order.created"], by_order[order.id]["order.paid"]
             # The same payload the checkout flow would have written.
-            assert created.payload == _order_payload(s, order)
-            assert paid.payload == {**_order_payload(s, order), "decline_code": None}
+            assert created.payload == order_payload(s, order)
+            assert paid.payload == {**order_payload(s, order), "decline_code": None}
             assert created.payload["product_families"]
             assert created.payload["acquisition_source"] == customers[order.customer_id] \
                 .acquisition_source

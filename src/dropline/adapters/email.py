@@ -36,6 +36,8 @@ def build_mime(message: OutgoingEmail, *, sender: str, cte: str | None = None) -
     mime["Date"] = email.utils.formatdate(usegmt=True)
     mime["Message-ID"] = f"<{message.message_id}@dropline>"
     mime.set_content(message.text, cte=cte)
+    if message.html is not None:
+        mime.add_alternative(message.html, subtype="html", cte=cte)
     return mime
 
 

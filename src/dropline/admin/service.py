@@ -30,7 +30,9 @@ from dropline.security import hash_password, token_digest, verify_password
 SCOPES: dict[str, str] = {
     "catalog:write": "create and change products, variants, prices and stock",
     "orders:read": "read every order",
-    "orders:refund": "refund orders",
+    "orders:refund": "refund orders, and cancel them before packing (which refunds)",
+    "orders:fulfil": "move orders through allocation, picking, packing, shipping and "
+                     "delivery; change addresses; pick lists, packing slips and labels",
     "customers:read": "read customer accounts",
     "events:read": "read the domain event log",
     "webhooks:manage": "register and remove webhook endpoints, read deliveries",

@@ -1,23 +1,33 @@
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Path, Query, Request, status
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from dropline.errors import PaymentDeclined
 from dropline.idempotency.service import Claim
-from dropline.orders import flows, service
+from dropline.orders import documents, flows, lifecycle, service, shipments
 from dropline.orders.models import OrderStatus
 from dropline.orders.schemas import (
+    AddressIn,
+    AllocateCreate,
+    CancelCreate,
     CheckoutCreate,
+    DeliveryCreate,
     OrderLineRead,
     OrderRead,
     OrderSummary,
     PaymentRead,
+    PickRowRead,
     RefundCreate,
     RefundRead,
+    ShipCreate,
+    ShipmentLineRead,
+    ShipmentRead,
+    TimelineRead,
 )
 from dropline.payments.provider import Card
 from dropline.schemas import IdPath
@@ -32,15 +42,29 @@ IdempotencyKey = Annotated[str, Header(
 PROBLEM = {"content": {"application/problem+json": {}}}
 
 
+def shipment_reads(session: Session, order_id: int) -> list[ShipmentRead]:
+    return [ShipmentRead(
+        id=view.shipment.id, location=view.location_code, status=view.shipment.status,
+        carrier=view.shipment.carrier, tracking_number=view.shipment.tracking_number,
+        tracking_url=view.shipment.tracking_url, shipped_at=view.shipment.shipped_at,
+        delivered_at=view.shipment.delivered_at,
+        lines=[ShipmentLineRead(order_line_id=line.id, sku=line.sku, quantity=units)
+               for line, units in view.lines])
+        for view in shipments.order_shipments(session, order_id)]
+
+
 def order_read(session: Session, order_id: int, customer_id: int | None = None) -> OrderRead:
     detail = service.order_detail(session, service.get_order(session, order_id,
                                                              customer_id=customer_id))
     return OrderRead(
         **{k: getattr(detail.order, k) for k in OrderRead.model_fields
-           if k not in ("lines", "payments", "refunds")},
+           if k not in ("lines", "payments", "refunds", "shipments", "timeline")},
         lines=[OrderLineRead.model_validate(line) for line in detail.lines],
         payments=[PaymentRead.model_validate(p) for p in detail.payments],
         refunds=[RefundRead.model_validate(r) for r in detail.refunds],
+        shipments=shipment_reads(session, order_id),
+        timeline=[TimelineRead.model_validate(entry)
+                  for entry in service.order_timeline(session, order_id)],
     )
 
 
@@ -132,3 +156,130 @@ def refund(order_id: IdPath, body: RefundCreate, request: Request, services: Ser
 
     return run_idempotent(services, request=request, principal=principal, key=idempotency_key,
                           body=body, operation=operation)
+
+
+# ------------------------------------------------------------------------ the lifecycle
+Fulfiller = Annotated[Principal, admin("orders:fulfil")]
+STAGE_CONFLICT = {409: {**PROBLEM, "description": "the order's stage does not allow this; "
+                        "the problem's `current_stage` says where it is"}}
+
+
+def _moved(services: ServicesDep, order_id: int) -> OrderRead:
+    with services.db.transaction() as session:
+        return order_read(session, order_id)
+
+
+@router.post("/admin/orders/{order_id}/allocate", response_model=OrderRead, tags=["admin"],
+             summary="Allocate a paid order: one shipment per location",
+             responses={**STAGE_CONFLICT, 404: PROBLEM, 422: PROBLEM})
+def allocate(order_id: IdPath, body: AllocateCreate, services: ServicesDep,
+             _: Fulfiller) -> OrderRead:
+    with services.db.transaction() as session:
+        shipments.allocate(session, clock=services.clock,
+                           order=service.get_order(session, order_id),
+                           moves={move.line_id: move.location for move in body.moves})
+    return _moved(services, order_id)
+
+
+@router.post("/admin/orders/{order_id}/advance", response_model=OrderRead, tags=["admin"],
+             summary="The next step: allocate, start picking or pack",
+             responses={**STAGE_CONFLICT, 404: PROBLEM})
+def advance(order_id: IdPath, services: ServicesDep, _: Fulfiller) -> OrderRead:
+    with services.db.transaction() as session:
+        shipments.advance(session, clock=services.clock,
+                          order=service.get_order(session, order_id))
+    return _moved(services, order_id)
+
+
+@router.post("/admin/orders/{order_id}/ship", response_model=OrderRead, tags=["admin"],
+             summary="Ship a parcel of a packed order with a carrier and tracking number",
+             responses={**STAGE_CONFLICT, 404: PROBLEM, 422: PROBLEM})
+def ship(order_id: IdPath, body: ShipCreate, services: ServicesDep,
+         _: Fulfiller) -> OrderRead:
+    flows.ship_order(services.db, clock=services.clock, carriers=services.carriers,
+                     order_id=order_id, carrier=body.carrier,
+                     tracking_number=body.tracking_number, service=body.service,
+                     shipment_id=body.shipment_id)
+    return _moved(services, order_id)
+
+
+@router.post("/admin/orders/{order_id}/delivery", response_model=OrderRead, tags=["admin"],
+             summary="Record a delivery, a failed attempt or a return to sender",
+             responses={**STAGE_CONFLICT, 404: PROBLEM})
+def delivery(order_id: IdPath, body: DeliveryCreate, services: ServicesDep,
+             _: Fulfiller) -> OrderRead:
+    with services.db.transaction() as session:
+        shipments.settle_delivery(session, clock=services.clock,
+                                  order=service.get_order(session, order_id),
+                                  outcome=body.outcome, note=body.note)
+    return _moved(services, order_id)
+
+
+@router.put("/admin/orders/{order_id}/address", response_model=OrderRead, tags=["admin"],
+            summary="Change the shipping address before packing",
+            responses={**STAGE_CONFLICT, 404: PROBLEM})
+def change_address(order_id: IdPath, body: AddressIn, services: ServicesDep,
+                   _: Fulfiller) -> OrderRead:
+    with services.db.transaction() as session:
+        lifecycle.change_address(session, clock=services.clock,
+                                 order=service.get_order(session, order_id),
+                                 address=body.model_dump())
+    return _moved(services, order_id)
+
+
+@router.post("/admin/orders/{order_id}/cancel", response_model=OrderRead, tags=["admin"],
+             summary="Cancel an order before packing, whole or some units (refunds them)",
+             responses={**STAGE_CONFLICT, 404: PROBLEM, 422: PROBLEM},
+             description="Refunds the cancelled units (the whole order: everything left, "
+                         "delivery included) and returns them to stock. Send an "
+                         "`Idempotency-Key` when cancelling some lines, so a retry does not "
+                         "cancel them twice.")
+def cancel(order_id: IdPath, body: CancelCreate, request: Request, services: ServicesDep,
+           principal: Annotated[Principal, admin("orders:refund")],
+           idempotency_key: IdempotencyKey = None) -> JSONResponse:
+    with services.db.transaction() as session:
+        service.get_order(session, order_id)
+
+    def operation(claim: Claim) -> tuple[int, OrderRead]:
+        flows.cancel_order(
+            services.db, clock=services.clock, provider=services.payments,
+            policy=services.checkout, order_id=order_id, reason=body.reason,
+            actor=principal.key, idempotency_key=claim.reference,
+            lines=None if body.lines is None else _quantities(body))
+        return 200, _moved(services, order_id)
+
+    return run_idempotent(services, request=request, principal=principal, key=idempotency_key,
+                          body=body, operation=operation)
+
+
+def _quantities(body: CancelCreate) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for line in body.lines or []:
+        out[line.line_id] = out.get(line.line_id, 0) + line.quantity
+    return out
+
+
+@router.get("/admin/pick-lists/{location}", response_model=list[PickRowRead],
+            tags=["admin"], summary="What to pick at a location on a day",
+            responses={404: PROBLEM})
+def pick_list(location: Annotated[str, Path(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
+              session: SessionDep, services: ServicesDep, _: Fulfiller,
+              day: date | None = None) -> list[PickRowRead]:
+    rows = shipments.pick_list(session, location_code=location,
+                               day=day or services.clock.now().date())
+    return [PickRowRead.model_validate(row) for row in rows]
+
+
+@router.get("/admin/shipments/{shipment_id}/{document}.pdf", tags=["admin"],
+            summary="A shipment's packing slip or 4x6 label (PDF)",
+            response_class=Response, responses={200: {"content": {"application/pdf": {}}},
+                                                404: PROBLEM})
+def shipment_pdf(shipment_id: IdPath, document: Literal["packing-slip", "label"],
+                 session: SessionDep, services: ServicesDep, _: Fulfiller) -> Response:
+    doc = documents.shipment_document(session, shipment_id=shipment_id,
+                                      shop_name=services.settings.shop.name)
+    body = documents.packing_slip_pdf(doc) if document == "packing-slip" \
+        else documents.label_pdf(doc)
+    return Response(body, media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="order-{doc.order_id}-{shipment_id}-'
+                               f'{document}.pdf"'})

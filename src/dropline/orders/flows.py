@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +52,17 @@ from dropline.errors import (
     ServiceUnavailable,
 )
 from dropline.events.service import record_event
+from dropline.orders import lifecycle, shipments
+from dropline.orders.carriers import Carrier, ParcelRequest
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
-from dropline.orders.rules import order_event_payload
-from dropline.orders.service import find_by_checkout_reference
+from dropline.orders.rules import OrderStage
+from dropline.orders.service import (
+    find_by_checkout_reference,
+    get_order,
+    open_refund,
+    order_payload,
+)
 from dropline.payments.charging import (
     charge_with_retries,
     latest_payment,
@@ -78,20 +85,6 @@ class CheckoutRequest:
     shipping_address: dict[str, Any]
     checkout_reference: str  # stable per attempt (derived from the Idempotency-Key)
     delivery: DeliveryChoice | None = None  # None: central shipping
-
-
-def _order_payload(session: Session, order: Order,
-                   families: Iterable[str] | None = None) -> dict[str, Any]:
-    """What telemetry cuts by, carried on every order event; the families are read from the
-    order's lines unless the caller has them at hand."""
-    if families is None:
-        families = session.scalars(
-            select(OrderLine.product_family).where(OrderLine.order_id == order.id))
-    return order_event_payload(
-        order_id=order.id, total_amount=order.total_amount, currency=order.currency,
-        acquisition_source=order.acquisition_source,
-        acquisition_campaign=order.acquisition_campaign, product_families=families,
-        fulfilment_path=order.fulfilment_path)
 
 
 @dataclass(frozen=True)
@@ -171,7 +164,7 @@ def write_pending_order(
     session.flush()
     record_event(session, clock=clock, type="order.created", subject_type="order",
                  subject_id=order.id, customer_id=customer.id,
-                 payload={**_order_payload(session, order, (line.family.slug for line in lines)),
+                 payload={**order_payload(session, order, (line.family.slug for line in lines)),
                           **(extra_payload or {})})
     return order
 
@@ -310,7 +303,7 @@ def settle_order(session: Session, *, clock: Clock, order_id: int, payment_id: i
     session.flush()
     record_event(session, clock=clock, type=event, subject_type="order", subject_id=order.id,
                  customer_id=order.customer_id,
-                 payload={**_order_payload(session, order), "decline_code": result.decline_code})
+                 payload={**order_payload(session, order), "decline_code": result.decline_code})
     return order, True
 
 
@@ -369,66 +362,120 @@ def refund_order(
     reason: str, actor: str, idempotency_key: str,
 ) -> int:
     """Refunds part or all of a paid order; returns the refund id. The refunded total can never
-    exceed the order total: it is raised by one conditional UPDATE whose row count decides. As
-    with checkout, the provider is called between two transactions, so a retry with the same
-    key resumes a refund that crashed half-way and never pays out twice."""
+    exceed the order total (``service.open_refund``). As with checkout, the provider is called
+    between two transactions, so a retry with the same key resumes a refund that crashed
+    half-way and never pays out twice."""
     with db.transaction() as session:
         refund = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
         if refund is None:
-            refund = _open_refund(session, clock=clock, order_id=order_id, amount=amount,
-                                  reason=reason, actor=actor, idempotency_key=idempotency_key)
+            refund = open_refund(session, clock=clock, order_id=order_id, amount=amount,
+                                 reason=reason, actor=actor, idempotency_key=idempotency_key)
         elif refund.order_id != order_id or refund.amount != amount:
             raise IdempotencyKeyReused("this key was used for a different refund")
-        refund_id, status = refund.id, refund.status
-        payment = session.get(Payment, refund.payment_id)
-        assert payment is not None and payment.provider_ref is not None
-        charge_ref, currency = payment.provider_ref, refund.currency
-
-    if status is RefundStatus.pending:
-        reference = provider.refund(charge_reference=charge_ref, amount=amount, currency=currency,
-                                    idempotency_key=f"refund_{idempotency_key}")
-        with db.transaction() as session:
-            if settle_refund(session, refund_id=refund_id, reference=reference):
-                order = session.get(Order, order_id)
-                assert order is not None
-                record_event(session, clock=clock, type="order.refunded", subject_type="order",
-                             subject_id=order.id, customer_id=order.customer_id,
-                             payload={**_order_payload(session, order), "refund_id": refund_id,
-                                      "refund_amount": amount,
-                                      "refunded_amount": order.refunded_amount,
-                                      "reason": reason, "actor": actor})
+        refund_id = refund.id
+    pay_out_refund(db, clock=clock, provider=provider, refund_id=refund_id)
     return refund_id
 
 
-def _open_refund(session: Session, *, clock: Clock, order_id: int, amount: int, reason: str,
-                 actor: str, idempotency_key: str) -> Refund:
-    order = session.get(Order, order_id)
-    if order is None:
-        raise NotFound(f"order {order_id} not found")
-    if order.status not in (OrderStatus.paid, OrderStatus.partially_refunded):
-        raise InvalidState(f"order {order_id} is {order.status.value}; only paid orders can be "
-                           "refunded")
-    if amount <= 0:
-        raise InvalidInput("refund amount must be positive", field="amount")
-    payment = session.scalar(select(Payment).where(Payment.order_id == order_id,
-                                                   Payment.status == PaymentStatus.succeeded))
-    if payment is None or payment.provider_ref is None:
-        raise InvalidState(f"order {order_id} has no captured payment")
-    raised = session.execute(
-        update(Order)
-        .where(Order.id == order_id, Order.refunded_amount + amount <= Order.total_amount)
-        .values(refunded_amount=Order.refunded_amount + amount)
-    ).rowcount
-    if raised != 1:
-        remaining = order.total_amount - order.refunded_amount
-        raise InvalidInput(f"refund exceeds what is left to refund ({remaining} minor units of "
-                           f"{order.currency})", field="amount", remaining=remaining)
-    session.refresh(order)
-    order.status = (OrderStatus.refunded if order.refunded_amount == order.total_amount
-                    else OrderStatus.partially_refunded)
-    refund = Refund(order_id=order.id, payment_id=payment.id, amount=amount,
-                    currency=order.currency, reason=reason, status=RefundStatus.pending,
-                    idempotency_key=idempotency_key, actor=actor, created_at=clock.now())
-    session.add(refund)
-    session.flush()
-    return refund
+def pay_out_refund(db: Database, *, clock: Clock, provider: PaymentProvider,
+                   refund_id: int) -> None:
+    """The second half of every refund, on a refund opened and committed by the first: the
+    provider is asked with the refund's own key (it never pays out twice), then the refund is
+    settled and ``order.refunded`` recorded by the first settler only. A refund already settled
+    is left alone."""
+    with db.transaction() as session:
+        refund = session.get(Refund, refund_id)
+        assert refund is not None
+        if refund.status is not RefundStatus.pending:
+            return
+        payment = session.get(Payment, refund.payment_id)
+        assert payment is not None and payment.provider_ref is not None
+        order_id, amount, currency = refund.order_id, refund.amount, refund.currency
+        reason, actor, key = refund.reason, refund.actor, refund.idempotency_key
+        charge_ref = payment.provider_ref
+    reference = provider.refund(charge_reference=charge_ref, amount=amount, currency=currency,
+                                idempotency_key=f"refund_{key}")
+    with db.transaction() as session:
+        if settle_refund(session, refund_id=refund_id, reference=reference):
+            order = session.get(Order, order_id)
+            assert order is not None
+            record_event(session, clock=clock, type="order.refunded", subject_type="order",
+                         subject_id=order.id, customer_id=order.customer_id,
+                         payload={**order_payload(session, order), "refund_id": refund_id,
+                                  "refund_amount": amount,
+                                  "refunded_amount": order.refunded_amount,
+                                  "reason": reason, "actor": actor})
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    order_id: int
+    refund_id: int | None  # None when nothing was left to refund
+    refund_amount: int
+
+
+def cancel_order(
+    db: Database, *, clock: Clock, provider: PaymentProvider, policy: CheckoutPolicy,
+    order_id: int, reason: str, actor: str, lines: Mapping[int, int] | None = None,
+    idempotency_key: str | None = None,
+) -> Cancellation:
+    """Cancels a paid order before packing, whole (``lines`` None) or some units of some lines
+    (order line id -> units): the units go back to stock and the money back to the card.
+
+    The stage move, the stock, the window and the opened refund commit together; the provider
+    is asked after commit (``pay_out_refund``). A whole cancellation's refund key is fixed per
+    order (``cancel-<order id>``), so even a second cancellation that got past the stage move
+    could not refund twice; of two concurrent ones, the stage move lets one through and the
+    other gets 409 with the current stage. A partial one's key comes from the caller's
+    Idempotency-Key."""
+    with db.transaction() as session:
+        order = get_order(session, order_id)
+        if lines is None:
+            amount = lifecycle.cancel_whole(session, clock=clock, policy=policy, order=order,
+                                            reason=reason)
+        else:
+            amount = lifecycle.cancel_lines(session, clock=clock, policy=policy, order=order,
+                                            quantities=lines, reason=reason)
+        whole = order.stage is OrderStage.cancelled
+        key = (f"cancel-{order_id}" if whole
+               else f"cancel-{order_id}-{idempotency_key or uuid.uuid4().hex}")
+        refund_id = None
+        if amount > 0:
+            refund_id = open_refund(session, clock=clock, order_id=order_id, amount=amount,
+                                    reason=reason or "cancelled", actor=actor,
+                                    idempotency_key=key).id
+    if refund_id is not None:
+        pay_out_refund(db, clock=clock, provider=provider, refund_id=refund_id)
+    return Cancellation(order_id, refund_id, amount)
+
+
+def ship_order(
+    db: Database, *, clock: Clock, carriers: Mapping[str, Carrier], order_id: int,
+    carrier: str, tracking_number: str | None = None, service: str = "",
+    shipment_id: int | None = None,
+) -> int:
+    """Ships one parcel of a packed order (its only one unless ``shipment_id`` names it):
+    the carrier books it outside any transaction, with a reference stable per shipment, then
+    its tracking is recorded and, with the order's last parcel, the order moves to shipped.
+    Returns the shipment id."""
+    if carrier not in carriers:
+        raise InvalidInput(f"unknown carrier {carrier!r}; one of {', '.join(sorted(carriers))}",
+                           field="carrier")
+    with db.transaction() as session:
+        order = get_order(session, order_id)
+        shipment = shipments.shipment_of(session, order=order, shipment_id=shipment_id)
+        shipments.check_shippable(order, shipment)
+        view = next(v for v in shipments.order_shipments(session, order.id)
+                    if v.shipment.id == shipment.id)
+        parcel = ParcelRequest(
+            shipment_id=shipment.id, order_id=order.id,
+            reference=f"dropline-shipment-{shipment.id}", ship_to=dict(order.shipping_address),
+            ship_from_location=view.location_code, items=view.units, service=service,
+            tracking_number=tracking_number)
+    booking = carriers[carrier].book(parcel)
+    with db.transaction() as session:
+        order = get_order(session, order_id)
+        shipment = shipments.shipment_of(session, order=order, shipment_id=parcel.shipment_id)
+        shipments.record_shipping(session, clock=clock, order=order, shipment=shipment,
+                                  carrier=carrier, booking=booking)
+    return parcel.shipment_id

@@ -4,11 +4,21 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropline.catalog.models import ConditionGrade
 from dropline.db import Base, BigIntPK
+from dropline.orders.rules import OrderStage
 
 
 class OrderStatus(enum.StrEnum):
@@ -29,6 +39,12 @@ class Order(Base):
     customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
     email: Mapped[str] = mapped_column(String(254))
     status: Mapped[OrderStatus] = mapped_column(Enum(OrderStatus, native_enum=False, length=24))
+    # Where the goods are (``orders.rules``: the lifecycle); ``status`` is where the money is.
+    # Every writer of orders gets "paid" without naming it (the drop engine's bulk writer too);
+    # an order whose payment is not captured cannot leave it.
+    stage: Mapped[OrderStage] = mapped_column(
+        Enum(OrderStage, native_enum=False, length=24), default=OrderStage.paid,
+        server_default=OrderStage.paid.name)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_amount: Mapped[int] = mapped_column(BigInteger)
     discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -79,8 +95,57 @@ class OrderLine(Base):
     unit_price_amount: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int]
     line_total_amount: Mapped[int] = mapped_column(BigInteger)
+    # Units cancelled before packing (refunded, back in stock); raised by a conditional UPDATE.
+    cancelled_quantity: Mapped[int] = mapped_column(default=0, server_default="0")
 
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("cancelled_quantity >= 0 AND cancelled_quantity <= quantity",
+                        name="cancelled_within_quantity"),
         CheckConstraint("line_total_amount = unit_price_amount * quantity", name="line_reconciles"),
     )
+
+
+class ShipmentStatus(enum.StrEnum):
+    pending = "pending"  # allocated: to be picked and packed at its location
+    shipped = "shipped"
+    delivered = "delivered"
+    failed = "failed"  # a delivery attempt failed; it may be shipped again
+    returned = "returned"
+
+
+class Shipment(Base):
+    """One parcel of an order, from one location: an order's lines are split by the location
+    their units are taken from (``orders.shipments.allocate``)."""
+
+    __tablename__ = "shipments"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    location_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("locations.id"))
+    status: Mapped[ShipmentStatus] = mapped_column(
+        Enum(ShipmentStatus, native_enum=False, length=16))
+    carrier: Mapped[str] = mapped_column(String(32), default="")
+    service: Mapped[str] = mapped_column(String(64), default="")
+    tracking_number: Mapped[str | None] = mapped_column(String(64))
+    tracking_url: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+
+    # A tracking number names one parcel of a carrier.
+    __table_args__ = (UniqueConstraint("carrier", "tracking_number"),)
+
+
+class ShipmentLine(Base):
+    """An order line in a shipment; a line travels whole in one shipment. Units cancelled
+    later are the line's ``cancelled_quantity``."""
+
+    __tablename__ = "shipment_lines"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("shipments.id", ondelete="CASCADE"), index=True)
+    order_line_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("order_lines.id", ondelete="CASCADE"), unique=True)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from dropline.catalog.models import ConditionGrade
-from dropline.orders.models import OrderStatus
+from dropline.orders.models import OrderStatus, ShipmentStatus
+from dropline.orders.rules import OrderStage
 from dropline.payments.models import PaymentStatus, RefundStatus
 from dropline.schemas import Id, Input, Output, PositiveAmount, ShortText
 
@@ -55,6 +57,7 @@ class RefundCreate(Input):
 
 
 class OrderLineRead(Output):
+    id: int
     variant_id: int
     sku: str
     product_name: str
@@ -65,6 +68,7 @@ class OrderLineRead(Output):
     unit_price_amount: int
     quantity: int
     line_total_amount: int
+    cancelled_quantity: int
 
 
 class PaymentRead(Output):
@@ -85,9 +89,34 @@ class RefundRead(Output):
     created_at: datetime
 
 
+class ShipmentLineRead(Output):
+    order_line_id: int
+    sku: str
+    quantity: int  # units still to ship (cancelled units left out)
+
+
+class ShipmentRead(Output):
+    id: int
+    location: str
+    status: ShipmentStatus
+    carrier: str
+    tracking_number: str | None
+    tracking_url: str
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+    lines: list[ShipmentLineRead]
+
+
+class TimelineRead(Output):
+    label: str
+    event_type: str
+    at: datetime
+
+
 class OrderRead(Output):
     id: int
     status: OrderStatus
+    stage: OrderStage
     email: str
     currency: str
     subtotal_amount: int
@@ -101,11 +130,58 @@ class OrderRead(Output):
     lines: list[OrderLineRead]
     payments: list[PaymentRead]
     refunds: list[RefundRead]
+    shipments: list[ShipmentRead]
+    timeline: list[TimelineRead]
 
 
 class OrderSummary(Output):
     id: int
     status: OrderStatus
+    stage: OrderStage
     currency: str
     total_amount: int
     created_at: datetime
+
+
+class LineQuantity(Input):
+    line_id: Id
+    quantity: int = Field(ge=1, le=100_000)
+
+
+class CancelCreate(Input):
+    """Without ``lines``, the whole order; with them, those units of those lines."""
+
+    reason: ShortText = ""
+    lines: list[LineQuantity] | None = Field(None, min_length=1, max_length=200)
+
+
+class LineMove(Input):
+    line_id: Id
+    location: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class AllocateCreate(Input):
+    """Lines to take from another location than checkout took them from (optional)."""
+
+    moves: list[LineMove] = Field(default_factory=list, max_length=200)
+
+
+class ShipCreate(Input):
+    carrier: str = Field("manual", min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
+    tracking_number: str | None = Field(None, min_length=1, max_length=64,
+                                        pattern=r"^[A-Za-z0-9 -]+$")
+    service: str = Field("", max_length=64)
+    shipment_id: Id | None = None
+
+
+class DeliveryCreate(Input):
+    outcome: Literal["delivered", "delivery_failed", "returned"]
+    note: ShortText = ""
+
+
+class PickRowRead(Output):
+    sku: str
+    product_name: str
+    variant_name: str
+    quantity: int
+    orders: list[int]

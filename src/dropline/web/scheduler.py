@@ -82,6 +82,8 @@ class BackgroundWorker:
         # within a jobs interval or two of the grace.
         recover_payments(self._db, clock=self._clock, provider=self._services.payments,
                          policy=self._services.checkout, redis_url=self._settings.redis.url)
+        for job in self._services.jobs:  # registered by the root (the order mail outbox ...)
+            job()
 
     def _run(self) -> None:
         with httpx.Client(timeout=self._settings.webhooks.timeout_seconds) as client:

@@ -22,6 +22,7 @@ from dropline.fulfilment.service import LineRequest, decide_with_options, resolv
 from dropline.orders import flows
 from dropline.orders import service as orders
 from dropline.orders.schemas import AddressIn, CardIn
+from dropline.orders.shipments import order_shipments
 from dropline.payments.provider import Card
 from dropline.schemas import IdForm, IdPath
 from dropline.web.caching import private_response
@@ -235,8 +236,11 @@ def order_page(order_id: IdPath, request: Request, services: ServicesDep,
         except NotFound:
             return _page(request, "not_found.html", {"shop_name": services.settings.shop.name,
                                                      "what": "order"}, 404)
+        timeline = orders.order_timeline(session, order_id)
+        parcels = order_shipments(session, order_id)
     response = _page(request, "order.html", {"shop_name": services.settings.shop.name,
-                                             "detail": detail, "placed": bool(placed)})
+                                             "detail": detail, "placed": bool(placed),
+                                             "timeline": timeline, "parcels": parcels})
     if placed:
         response.delete_cookie(CART_COOKIE)
     return response

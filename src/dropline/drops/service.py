@@ -82,12 +82,21 @@ from dropline.drops.models import (
     HoldStatus,
     WaitlistStatus,
 )
-from dropline.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from dropline.errors import (
+    AlreadyExists,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    ServiceUnavailable,
+)
 from dropline.events.service import record_event
 from dropline.memberships.perks import early_access_minutes
 from dropline.orders.models import Order
 
 MAX_RECLAIM = 500  # expired holds reclaimed per pass: bounded work inside a shopper's request
+# Passes of a take that missed: each miss follows another take's commit, so this is a bound
+# for a runaway, never reached by a crowd on a cap.
+MAX_TAKE_PASSES = 1000
 _rng = random.SystemRandom()
 
 
@@ -296,32 +305,79 @@ def _take_from_slot(session: Session, *, drop_id: int, pool: int, slot_no: int,
         .where(DropSlot.drop_id == drop_id, DropSlot.pool == pool, DropSlot.slot_no == slot_no,
                DropSlot.remaining >= quantity)
         .values(remaining=DropSlot.remaining - quantity)
+        .execution_options(synchronize_session=False)
     ).rowcount == 1
+
+
+def _take_from_any_slot(session: Session, *, drop: Drop, pool: int, quantity: int,
+                        start: int) -> int | None:
+    """One statement: the first slot from ``start`` on (wrapping round) that has ``quantity``
+    units and that no other transaction holds, decremented; its number, or None. On
+    PostgreSQL ``SKIP LOCKED`` sends concurrent takes to different rows instead of queueing
+    them on one; SQLite serialises writers, so there it is simply the first slot with enough."""
+    n = drop.slot_count
+    pick = (select(DropSlot.slot_no)
+            .where(DropSlot.drop_id == drop.id, DropSlot.pool == pool,
+                   DropSlot.remaining >= quantity)
+            .order_by((DropSlot.slot_no + (n - start)) % n).limit(1)
+            .with_for_update(skip_locked=True).scalar_subquery())
+    return session.execute(
+        update(DropSlot)
+        .where(DropSlot.drop_id == drop.id, DropSlot.pool == pool, DropSlot.slot_no == pick,
+               DropSlot.remaining >= quantity)
+        .values(remaining=DropSlot.remaining - quantity)
+        .returning(DropSlot.slot_no)
+        .execution_options(synchronize_session=False)
+    ).scalar()
 
 
 def take_units(session: Session, *, drop: Drop, pool: int, quantity: int,
                rng: random.Random | None = None) -> list[rules.Take]:
-    """Takes ``quantity`` units of a pool; [] when the pool has not that many left. Bounded:
-    one random try, one read, then at most one conditional UPDATE per slot."""
+    """Takes ``quantity`` units of a pool; [] only when the pool has fewer than that left.
+
+    First one statement on a free slot that has enough (``_take_from_any_slot``). If that
+    misses (every such slot held by another transaction, or no single slot has enough), a
+    pass reads the committed slots and, unless their sum is short, takes from them, waiting
+    for locks: a whole slot if one has enough, else a split in slot order (one lock order
+    for every split take). A pass that misses (a slot was emptied meanwhile) is rolled back
+    to its savepoint, which also releases its row locks, and the slots are read again; each
+    miss follows another transaction's committed take, so the passes end. "Sold out" is
+    therefore never said while the committed slots hold enough."""
     rng = rng or _rng
-    first = rng.randrange(drop.slot_count)
-    if _take_from_slot(session, drop_id=drop.id, pool=pool, slot_no=first, quantity=quantity):
-        return [rules.Take(pool, first, quantity)]
-    seen = [(slot_no, remaining) for slot_no, remaining in session.execute(
-        select(DropSlot.slot_no, DropSlot.remaining).where(
-            DropSlot.drop_id == drop.id, DropSlot.pool == pool, DropSlot.remaining > 0))]
+    slot_no = _take_from_any_slot(session, drop=drop, pool=pool, quantity=quantity,
+                                  start=rng.randrange(drop.slot_count))
+    if slot_no is not None:
+        return [rules.Take(pool, slot_no, quantity)]
+    for _ in range(MAX_TAKE_PASSES):
+        seen = [(slot_no, remaining) for slot_no, remaining in session.execute(
+            select(DropSlot.slot_no, DropSlot.remaining).where(
+                DropSlot.drop_id == drop.id, DropSlot.pool == pool, DropSlot.remaining > 0))]
+        if sum(remaining for _, remaining in seen) < quantity:
+            return []
+        savepoint = session.begin_nested()
+        taken = _take_seen(session, drop=drop, pool=pool, quantity=quantity, seen=seen, rng=rng)
+        if taken:
+            savepoint.commit()
+            return taken
+        savepoint.rollback()
+    raise ServiceUnavailable("the drop is too busy to take units right now; retry",
+                             retry_after=1)
+
+
+def _take_seen(session: Session, *, drop: Drop, pool: int, quantity: int,
+               seen: list[tuple[int, int]], rng: random.Random) -> list[rules.Take]:
+    """One pass over the slots as read: all the units, or [] (the caller rolls back)."""
     whole = [slot_no for slot_no, remaining in seen if remaining >= quantity]
-    rng.shuffle(whole)
-    for slot_no in whole:
+    if whole:
+        slot_no = rng.choice(whole)
         if _take_from_slot(session, drop_id=drop.id, pool=pool, slot_no=slot_no,
                            quantity=quantity):
             return [rules.Take(pool, slot_no, quantity)]
-    # No one slot has enough: split over several, giving back a partial take that fell short.
+        return []
     taken: list[rules.Take] = []
     for slot_no, part in rules.split_over_slots(quantity, seen):
         if not _take_from_slot(session, drop_id=drop.id, pool=pool, slot_no=slot_no,
                                quantity=part):
-            _give_back(session, drop_id=drop.id, takes=taken)
             return []
         taken.append(rules.Take(pool, slot_no, part))
     return taken

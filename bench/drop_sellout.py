@@ -2,20 +2,24 @@
 
     .venv/bin/python bench/drop_sellout.py --json
     .venv/bin/python bench/drop_sellout.py --units 5000 --shoppers 3000 --workers 2 --json
+    .venv/bin/python bench/drop_sellout.py --no-redis --json      # the database path
+    .venv/bin/python bench/drop_sellout.py --sqlite /tmp/bench.db --json   # on SQLite
 
 What it does, in one run:
 
-1. (Re)creates the database ``dropline_bench`` on 127.0.0.1 and migrates it to every head.
-2. Seeds a location, one product with two variants (one for the drop, one for the baseline),
-   a drop of ``--units`` units (limit 2 per person, waiting room on, admission rate high
-   enough to admit the whole crowd at once), the same number of units as one ordinary stock
-   row for the baseline, and ``--shoppers`` customers with sessions, written in bulk with one
+1. (Re)creates the database ``dropline_bench`` (``DROPLINE_BENCH_DATABASE``) on 127.0.0.1 and
+   migrates it to every head.
+2. Seeds a location, one product with three variants (one for the drop, one for each
+   baseline), a drop of ``--units`` units (limit 2 per person, waiting room on, admission rate
+   high enough to admit the whole crowd at once), the same number of units as one ordinary
+   stock row for each baseline, and ``--shoppers`` customers with sessions, written in bulk with one
    precomputed argon2 hash (signing 3,000 people up through the API would measure argon2).
 3. Starts the server as ``dropline serve --workers`` does (``dropline.web.serving``: uvicorn's
    supervisor, each worker listening on a ``SO_REUSEPORT`` socket of its own so the kernel
    spreads the crowd's connections evenly; ``--shared-socket`` for uvicorn's one shared socket,
-   where one worker of two was seen taking two thirds of them), plus one bench-only route: the
-   naive baseline.
+   where one worker of two was seen taking two thirds of them), plus two bench-only routes:
+   the baselines. ``--no-redis`` starts it without Redis: the drop's purchases then take the
+   database path (``drops.flows``) through the same entry point, as a server without Redis.
 4. Every shopper has joined the waiting room before the start (seeded in bulk, not timed).
    At the start all of them ask for an admission token (timed apart: ``admission_seconds``),
    then all at once buy 2 units with the express purchase endpoint (``Idempotency-Key``;
@@ -34,12 +38,17 @@ What it does, in one run:
    write the order in that same transaction, commit, charge, settle. Same lean order writing
    and settling code as the drop batches (``orders.bulk.insert_orders`` / ``settle_orders``),
    same async endpoint shape and session cache; only the design differs (one hot row and a
-   transaction per order vs a Redis gate and many orders per transaction).
+   transaction per order vs a Redis gate and many orders per transaction). Then the tight
+   classic variant, ``POST /bench/tight/checkout``: the order written first, then one
+   conditional ``UPDATE ... WHERE on_hand >= q RETURNING`` as the transaction's last
+   statement, so the row lock is held for that round trip and the commit. ``ratio`` is the
+   drop against the first baseline, ``ratio_best_baseline`` against the better of the two.
    Before each timed crowd the database is settled (``VACUUM ANALYZE``, ``CHECKPOINT``, a
    second of quiet), so autovacuum and checkpoints woken by the untimed parts stay out of it.
 6. Checks the database: ``oversold`` (units in paid orders beyond the cap) and
    ``lost_paid_orders`` (succeeded provider charges without a paid order, plus paid orders
-   without a succeeded charge), for both runs.
+   without a succeeded charge), for every run, and ``undersold``: units left at the end of a
+   crowd in which a shopper was told sold out.
 
 The last line printed is one JSON object. Traffic goes only to 127.0.0.1; every loop is
 bounded. Settings used are stated in the JSON (``settings``); PostgreSQL runs with its defaults
@@ -78,12 +87,14 @@ ADDRESS = {"name": "Bench Shopper", "line1": "1 Fournier St", "city": "London",
            "postcode": "E1 6QE", "country": "GB"}
 PER_PERSON = 2
 MAX_ATTEMPTS = 6  # per request: retries of 409 in-flight / 503 / connection errors
+# The gate's Redis database (DB 3 unless DROPLINE_BENCH_REDIS_URL names another); unused with
+# --no-redis.
 REDIS_URL = os.environ.get("DROPLINE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 REDIS_PREFIX = "dl:"  # the gate's default prefix; only keys under it are flushed
 
 
 def flush_bench_keys() -> int:
-    """Deletes the bench's own Redis keys (DB 3, prefix ``dl:``): the drop's gate state of a
+    """Deletes the bench's own Redis keys (``REDIS_URL``, prefix ``dl:``): the drop's gate state of a
     previous run (the database is recreated, so ids repeat) and rate-limit windows."""
     import redis
 
@@ -154,9 +165,66 @@ def baseline_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, cust
     return 201, job.outcome[1]
 
 
+def tight_checkout(db: Any, *, clock: Any, settings: Any, provider: Any, customer_id: int,
+                   variant_id: int, location_id: int, quantity: int, card: Any,
+                   shipping_address: dict[str, Any], checkout_reference: str
+                   ) -> tuple[int, Any]:
+    """The classic design done tightly: the order, its lines, payment and events written
+    first, then the stock taken by one conditional ``UPDATE ... WHERE on_hand >= q RETURNING``
+    as the transaction's last statement, so the row lock is held for that one round trip and
+    the commit (none of ``baseline_checkout``'s reads and inserts under it). A shopper who
+    finds the row short rolls the order back with it. An unlocked read first turns shoppers
+    away cheaply once the row is empty. Charge and settle as ``baseline_checkout``."""
+    from sqlalchemy import select, text
+
+    from dropline.drops.crowd import writer
+    from dropline.errors import OutOfStock, PaymentDeclined
+    from dropline.orders.bulk import BulkOrder, insert_orders, settle_orders
+    from dropline.orders.models import Order
+    from dropline.webhooks.bulk import record_events
+
+    job = BulkOrder(customer_id=customer_id, lines=[(variant_id, quantity)], card=card,
+                    shipping_address=shipping_address, reference=checkout_reference)
+    stock = {"q": quantity, "l": location_id, "v": variant_id}
+    with db.transaction() as session:
+        found = session.execute(select(Order.id, Order.status).where(
+            Order.checkout_reference == checkout_reference)).first()
+        if found is not None:
+            return 200, {"id": found.id, "status": found.status.value}
+        if session.execute(text("SELECT on_hand >= :q FROM stock_levels WHERE location_id = :l "
+                                "AND variant_id = :v"), stock).scalar() is not True:
+            raise OutOfStock("sold out")
+        catalog = writer._catalog(session, {variant_id})
+        now = clock.now()
+        customers, created = insert_orders(session, now=now, settings=settings,
+                                           catalog=catalog, location_id=location_id,
+                                           orders=[job])
+        record_events(session, now=now, events=created)
+        if session.execute(text(
+                "UPDATE stock_levels SET on_hand = on_hand - :q WHERE location_id = :l "
+                "AND variant_id = :v AND on_hand >= :q RETURNING on_hand"), stock).first() is None:
+            raise OutOfStock("sold out")  # rolls the order back
+    result = provider.charge(amount=job.totals.total_amount, currency=job.totals.currency,
+                             card=card, idempotency_key=job.payment_key)
+
+    def give_back(declined: list[Any]) -> None:
+        session.execute(text("UPDATE stock_levels SET on_hand = on_hand + :q "
+                             "WHERE location_id = :l AND variant_id = :v"), stock)
+
+    with db.transaction() as session:
+        now = clock.now()
+        record_events(session, now=now, events=settle_orders(
+            session, now=now, provider_name=provider.name, orders=[job], results=[result],
+            customers=customers, on_declined=give_back))
+    if job.outcome[0] != "paid":
+        raise PaymentDeclined("the card was declined")
+    return 201, job.outcome[1]
+
+
 def create_bench_app() -> Any:
-    """``dropline.web.app.create_app`` plus the baseline route (bench only). The baseline's
-    endpoint is as lean as the drop's: async, the same cached session look-up, its database
+    """``dropline.web.app.create_app`` plus the two baseline routes (bench only). Their
+    endpoints are as lean as the drop's: async, the same cached session look-up (without
+    Redis, the session dependency the database path uses, in the worker thread), the database
     work in a worker thread (a transaction per checkout is the design being measured)."""
     import anyio.to_thread
     from fastapi import Header, Request
@@ -167,31 +235,50 @@ def create_bench_app() -> Any:
     from dropline.idempotency.service import reference_for, validate_key
     from dropline.payments.provider import Card
     from dropline.web.app import create_app
+    from dropline.web.deps import optional_customer, require_customer
 
     app = create_app()
     services = app.state.services
-    variant_id = int(os.environ["BENCH_BASELINE_VARIANT"])
+    variants = {baseline_checkout: int(os.environ["BENCH_BASELINE_VARIANT"]),
+                tight_checkout: int(os.environ["BENCH_TIGHT_VARIANT"])}
     location_id = int(os.environ["BENCH_BASELINE_LOCATION"])
 
     class BaselineBody(HoldCheckout):
         quantity: int = PER_PERSON
 
+    async def checkout(design: Any, body: BaselineBody, request: Request,
+                       idempotency_key: str | None) -> JSONResponse:
+        hot = hot_path(app.state)
+        customer_id = None
+        if hot is not None:
+            customer_id, _ = await hot.customer(
+                request.cookies.get(services.settings.web.session_cookie_name))
+        key = validate_key(idempotency_key)
+
+        def run() -> tuple[int, Any]:
+            who = customer_id or require_customer(optional_customer(request, services)).id
+            return design(
+                services.db, clock=services.clock, settings=services.settings,
+                provider=services.payments, customer_id=who, variant_id=variants[design],
+                location_id=location_id, quantity=body.quantity,
+                card=Card(**body.card.model_dump()),
+                shipping_address=body.shipping_address.model_dump(),
+                checkout_reference=reference_for(f"customer:{who}", key))
+
+        status, payload = await anyio.to_thread.run_sync(run)
+        return JSONResponse(payload, status_code=status)
+
     @app.post("/bench/baseline/checkout", include_in_schema=False)
     async def baseline(body: BaselineBody, request: Request,
                        idempotency_key: str | None = Header(None, alias="Idempotency-Key")
                        ) -> JSONResponse:
-        hot = hot_path(app.state)
-        customer_id, _ = await hot.customer(
-            request.cookies.get(services.settings.web.session_cookie_name))
-        reference = reference_for(f"customer:{customer_id}", validate_key(idempotency_key))
-        status, payload = await anyio.to_thread.run_sync(lambda: baseline_checkout(
-            services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments, customer_id=customer_id, variant_id=variant_id,
-            location_id=location_id, quantity=body.quantity,
-            card=Card(**body.card.model_dump()),
-            shipping_address=body.shipping_address.model_dump(),
-            checkout_reference=reference))
-        return JSONResponse(payload, status_code=status)
+        return await checkout(baseline_checkout, body, request, idempotency_key)
+
+    @app.post("/bench/tight/checkout", include_in_schema=False)
+    async def tight(body: BaselineBody, request: Request,
+                    idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+                    ) -> JSONResponse:
+        return await checkout(tight_checkout, body, request, idempotency_key)
 
     return app
 
@@ -199,16 +286,28 @@ def create_bench_app() -> Any:
 # --- set-up -------------------------------------------------------------------------------------
 
 
+def use_sqlite(path: str) -> None:
+    """``--sqlite``: the embedded default's engine, a SQLite file, instead of PostgreSQL."""
+    global DB_URL
+    DB_URL = f"sqlite:///{Path(path).resolve()}"
+
+
 def recreate_database() -> None:
     from sqlalchemy import create_engine, text
 
+    from dropline.migrate import upgrade
+
+    if DB_URL.startswith("sqlite"):
+        database = Path(DB_URL.removeprefix("sqlite:///"))
+        for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            stale.unlink(missing_ok=True)
+        upgrade(DB_URL)
+        return
     engine = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"))
         conn.execute(text(f"CREATE DATABASE {DB_NAME}"))
     engine.dispose()
-    from dropline.migrate import upgrade
-
     upgrade(DB_URL)
 
 
@@ -235,10 +334,13 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
         session.flush()
         product = create_product(session, clock=clock, name="Midnight Fig", family_slug="edp",
                                  variants=[VariantSpec("FIG-DROP", "50 ml", 6500, "GBP"),
-                                           VariantSpec("FIG-BASE", "50 ml", 6500, "GBP")])
-        drop_variant, base_variant = variants_of(session, [product.id])[product.id]
-        set_stock(session, clock=clock, location_code="central", variant_id=base_variant.id,
-                  on_hand=units, actor="bench")
+                                           VariantSpec("FIG-BASE", "50 ml", 6500, "GBP"),
+                                           VariantSpec("FIG-TIGHT", "50 ml", 6500, "GBP")])
+        drop_variant, base_variant, tight_variant = variants_of(session,
+                                                                [product.id])[product.id]
+        for stocked in (base_variant, tight_variant):
+            set_stock(session, clock=clock, location_code="central", variant_id=stocked.id,
+                      on_hand=units, actor="bench")
         drop = service.create_drop(
             session, clock=clock, slug="bench-drop", name="Bench drop",
             variants=[service.VariantCap(drop_variant.id)], shared_cap=units,
@@ -247,6 +349,7 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
                 starts_at=now + timedelta(seconds=5), ends_at=now + timedelta(hours=2),
                 admission_per_minute=1_000_000, queue_enabled=queue, hold_ttl_seconds=600))
         ids = dict(drop_id=drop.id, drop_variant=drop_variant.id, base_variant=base_variant.id,
+                   tight_variant=tight_variant.id,
                    location_id=location.id, starts_at=drop.starts_at)
     password_hash = hash_password("bench password 1")
     tokens = [new_token() for _ in range(shoppers)]
@@ -273,16 +376,21 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
 
 
 def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: bool,
-                 shared_socket: bool = False) -> subprocess.Popen[bytes]:
+                 shared_socket: bool = False, redis: bool = True) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DROPLINE_DATABASE_URL": DB_URL, "DROPLINE_RUN_SCHEDULER": "false",
            "DROPLINE_SECRET_KEY": uuid.uuid4().hex * 2,
            # Every simulated shopper comes from 127.0.0.1: the per-IP limit would stop the
            # crowd at once. The per-identity limit stays at its default.
            "DROPLINE_DROPS_IP_PER_MINUTE": str(10**9),
            "BENCH_BASELINE_VARIANT": str(ids["base_variant"]),
+           "BENCH_TIGHT_VARIANT": str(ids["tight_variant"]),
            "BENCH_BASELINE_LOCATION": str(ids["location_id"]),
-           "DROPLINE_REDIS_URL": REDIS_URL,
            "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{ROOT / 'src'}"}
+    # Without Redis the drop runs on the database path (drops.flows), as a server does.
+    env.pop("DROPLINE_REDIS_URL", None)
+    env.pop("DROPLINE_DROPS_REDIS_URL", None)
+    if redis:
+        env["DROPLINE_REDIS_URL"] = REDIS_URL
     if async_commit:
         env["PGOPTIONS"] = "-c synchronous_commit=off"
     # What `dropline serve --workers N` runs (dropline.web.serving): on Linux a SO_REUSEPORT
@@ -292,7 +400,7 @@ def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: 
              f"access_log=False, backlog=4096, shared_socket={shared_socket})")
     command = [sys.executable, "-c", serve]
     server = subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # importing the app takes a minute on a busy machine
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
@@ -304,7 +412,7 @@ def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: 
             raise SystemExit("the server exited during start-up")
         time.sleep(0.3)
     stop_server(server)
-    raise SystemExit("the server did not start within 60 s")
+    raise SystemExit("the server did not start within 180 s")
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -375,10 +483,19 @@ def summarise(seconds: float, results: list[tuple[int, dict[str, Any], float]]
             if latencies else 0.0
 
     units = len(paid) * PER_PERSON
+    sold_out = sum(1 for status, body, _ in results if status == 409 and str(
+        body.get("type", "")).endswith(("/sold-out", "/out-of-stock")))
     return {"seconds": round(seconds, 3), "orders": len(paid), "units": units,
             "units_per_s": round(units / seconds, 1) if seconds else 0.0,
             "p50_ms": pct(0.50), "p99_ms": pct(0.99), "statuses": statuses,
-            "errors": samples}
+            "sold_out_answers": sold_out, "errors": samples}
+
+
+def undersold(run: dict[str, Any], left: int) -> int:
+    """Units left while a shopper was told sold out. Units only go down during a crowd (the
+    test card is never declined), so what is left at the end was left at every refusal; a
+    remainder smaller than a shopper's quantity could not have been sold to them."""
+    return left if run.get("sold_out_answers") and left >= PER_PERSON else 0
 
 
 def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
@@ -393,7 +510,8 @@ def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
     db = Database(DB_URL)
     out: dict[str, Any] = {}
     with db.transaction() as session:
-        for name, variant in (("drop", ids["drop_variant"]), ("baseline", ids["base_variant"])):
+        for name, variant in (("drop", ids["drop_variant"]), ("baseline", ids["base_variant"]),
+                              ("tight", ids["tight_variant"])):
             sold = session.scalar(select(func.coalesce(func.sum(OrderLine.quantity), 0))
                                   .join(Order, Order.id == OrderLine.order_id)
                                   .where(OrderLine.variant_id == variant,
@@ -415,8 +533,9 @@ def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
                          "lost_paid_orders": int(charged_not_paid) + int(paid_not_charged)}
         out["drop"]["slots_remaining"] = int(session.scalar(
             select(func.sum(DropSlot.remaining)).where(DropSlot.drop_id == ids["drop_id"])))
-        out["baseline"]["stock_remaining"] = int(session.scalar(
-            select(StockLevel.on_hand).where(StockLevel.variant_id == ids["base_variant"])))
+        for name, variant in (("baseline", "base_variant"), ("tight", "tight_variant")):
+            out[name]["stock_remaining"] = int(session.scalar(
+                select(StockLevel.on_hand).where(StockLevel.variant_id == ids[variant])))
     db.dispose()
     return out
 
@@ -471,6 +590,9 @@ def settle_database() -> None:
     inside a timed crowd of a couple of seconds; then a second of quiet."""
     from sqlalchemy import create_engine, text
 
+    if DB_URL.startswith("sqlite"):
+        time.sleep(1)
+        return
     engine = create_engine(DB_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text("VACUUM ANALYZE"))
@@ -544,28 +666,32 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
             for name in cpu_before} if drop_run["orders"] else {}
         log(f"drop ({drop_load} load): {drop_run}")
 
-        async def naive(pool: Pool, token: str) -> tuple[int, dict, float]:
-            return await send(pool, "POST", "/bench/baseline/checkout", token=token,
-                              key=uuid.uuid4().hex, json_body={
-                                  "card": CARD, "shipping_address": ADDRESS,
-                                  "quantity": PER_PERSON})
+        runs: dict[str, Any] = {}
+        for name, path in (("baseline", "/bench/baseline/checkout"),
+                           ("tight", "/bench/tight/checkout")):
 
-        if not args.no_baseline:
+            async def classic(pool: Pool, token: str, path: str = path
+                              ) -> tuple[int, dict, float]:
+                return await send(pool, "POST", path, token=token, key=uuid.uuid4().hex,
+                                  json_body={"card": CARD, "shipping_address": ADDRESS,
+                                             "quantity": PER_PERSON})
+
+            if args.no_baseline:
+                runs[name] = {"units_per_s": 0.0, "p50_ms": None, "p99_ms": None,
+                              "seconds": None, "statuses": {}, "sold_out_answers": 0,
+                              "load": load()}
+                continue
             await asyncio.to_thread(settle_database)
             await pool.reopen()
-        base_load = load()
-        if args.no_baseline:
-            base_run = {"units_per_s": 0.0, "p50_ms": None, "p99_ms": None, "seconds": None,
-                        "statuses": {}, "load": base_load}
-        else:
+            runs[name] = {"load": load()}
             RETRIES.clear()
-            base_run = summarise(*await crowd(pool, tokens, naive))
-            base_run["load"] = base_load
-            base_run["retries"] = dict(RETRIES)
-        log(f"baseline ({base_load} load): {base_run}")
+            runs[name] |= summarise(*await crowd(pool, tokens, classic))
+            runs[name]["retries"] = dict(RETRIES)
+            log(f"{name} ({runs[name]['load']} load): {runs[name]}")
     finally:
         pool.close()
-    return {"drop": drop_run, "baseline": base_run, "admission": admission}
+    return {"drop": drop_run, "baseline": runs["baseline"], "tight": runs["tight"],
+            "admission": admission}
 
 
 def main() -> None:
@@ -588,20 +714,32 @@ def main() -> None:
     parser.add_argument("--shared-socket", action="store_true",
                         help="workers share one listening socket (uvicorn's --workers) instead "
                              "of a SO_REUSEPORT socket each (dropline serve's default on Linux)")
+    parser.add_argument("--no-redis", action="store_true",
+                        help="serve without Redis: the drop's purchases take the database path "
+                             "(drops.flows) through the same entry point, as a server without "
+                             "DROPLINE_REDIS_URL does")
+    parser.add_argument("--sqlite", metavar="PATH",
+                        help="run on a SQLite file (recreated) instead of PostgreSQL: the "
+                             "embedded default; implies --no-redis and --no-baseline (the "
+                             "baselines' order writing is PostgreSQL's)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     # `timeout` (or Ctrl-C) still stops the server: the finally below runs.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     log = (lambda *a: None) if args.json else print
+    if args.sqlite:
+        use_sqlite(args.sqlite)
+        args.no_redis = args.no_baseline = True
 
     recreate_database()
-    flushed = flush_bench_keys()
+    flushed = 0 if args.no_redis else flush_bench_keys()
     ids = seed(units=args.units, shoppers=args.shoppers, queue=not args.no_queue)
     tokens = ids.pop("tokens")
     log(f"seeded drop {ids['drop_id']} ({args.units} units), {args.shoppers} shoppers; "
         f"{flushed} old bench keys flushed from Redis")
     server = start_server(port=args.port, workers=args.workers, ids=ids,
-                          async_commit=args.async_commit, shared_socket=args.shared_socket)
+                          async_commit=args.async_commit, shared_socket=args.shared_socket,
+                          redis=not args.no_redis)
     args.server_session = server.pid  # start_new_session: its workers share its session id
     try:
         # The crowd's client shares the server's cores: its garbage collector is set as the
@@ -613,7 +751,10 @@ def main() -> None:
     finally:
         stop_server(server)
     drop_run, base_run, admission = runs["drop"], runs["baseline"], runs["admission"]
+    tight_run = runs["tight"]
     checks = verify(ids, units=args.units)
+    best = max(("baseline", base_run), ("tight", tight_run),
+               key=lambda item: item[1]["units_per_s"])
     with_admission = drop_run["seconds"] + admission["seconds"]
     result = {
         "units_per_s": drop_run["units_per_s"], "p50_ms": drop_run["p50_ms"],
@@ -624,6 +765,16 @@ def main() -> None:
         "baseline_lost_paid_orders": checks["baseline"]["lost_paid_orders"],
         "ratio": round(drop_run["units_per_s"] / base_run["units_per_s"], 2)
         if base_run["units_per_s"] else None,
+        "undersold": undersold(drop_run, checks["drop"]["slots_remaining"]),
+        "baseline_undersold": undersold(base_run, checks["baseline"]["stock_remaining"]),
+        "tight_baseline_units_per_s": tight_run["units_per_s"],
+        "tight_baseline_p50_ms": tight_run["p50_ms"], "tight_baseline_p99_ms": tight_run["p99_ms"],
+        "tight_baseline_oversold": checks["tight"]["oversold"],
+        "tight_baseline_lost_paid_orders": checks["tight"]["lost_paid_orders"],
+        "tight_baseline_undersold": undersold(tight_run, checks["tight"]["stock_remaining"]),
+        "best_baseline": best[0] if best[1]["units_per_s"] else None,
+        "ratio_best_baseline": round(drop_run["units_per_s"] / best[1]["units_per_s"], 2)
+        if best[1]["units_per_s"] else None,
         "admission_seconds": admission["seconds"],
         "admission_cpu_ms_per_token": admission.get("cpu_ms_per_token", {}),
         "units_per_s_with_admission": round(drop_run["units"] / with_admission, 1)
@@ -634,17 +785,22 @@ def main() -> None:
         "drop_machine_shares": drop_run["machine"],
         "drop_retries": drop_run["retries"], "baseline_retries": base_run.get("retries", {}),
         "drop_seconds": drop_run["seconds"], "baseline_seconds": base_run["seconds"],
+        "tight_baseline_seconds": tight_run["seconds"],
         "drop_statuses": drop_run["statuses"], "baseline_statuses": base_run["statuses"],
+        "tight_baseline_statuses": tight_run["statuses"],
+        "tight_baseline_retries": tight_run.get("retries", {}),
         "admission_statuses": admission["statuses"],
         "load_average": {"drop": drop_run["load"], "baseline": base_run["load"],
-                         "end": load()},
+                         "tight_baseline": tight_run["load"], "end": load()},
         "settings": {"workers": args.workers,
                      "connections": args.connections or args.shoppers,
                      "server": "uvicorn --loop uvloop --http httptools, "
                                + ("one shared socket" if args.shared_socket
                                   else "a SO_REUSEPORT socket per worker (dropline serve)"),
-                     "gate": f"redis {REDIS_URL} prefix {REDIS_PREFIX}",
+                     "gate": "none: the database path (--no-redis)" if args.no_redis
+                     else f"redis {REDIS_URL} prefix {REDIS_PREFIX}",
                      "client": "bench/leanhttp.py (asyncio keep-alive)",
+                     "database": "sqlite" if args.sqlite else "postgresql",
                      "synchronous_commit": "off" if args.async_commit else "on",
                      "waiting_room": not args.no_queue,
                      "timed": "purchase requests (admission timed apart: admission_seconds)",

@@ -12,7 +12,7 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from dropline.adapters.payments import LocalCardProvider
-from dropline.drops import flows, service, waiting_room
+from dropline.drops import flows, rules, service, waiting_room
 from dropline.drops.models import DropBuyer, DropHold, DropQueueEntry, DropSlot, HoldStatus
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import LocalProviderCharge
@@ -55,6 +55,41 @@ def test_a_crowd_buying_a_drop_never_oversells_and_pays_each_order_once(db, cloc
     assert set(outcomes) <= {"int", "SoldOut"}, results
     sold, left, charges, paid = _sold_and_left(db, world.drop_id)
     assert sold + left == 15 and left <= 1  # a 1-unit remainder may not fit a 2-unit order
+    assert paid == outcomes["int"] == charges
+
+
+def test_ten_shoppers_buying_two_each_of_a_twenty_unit_drop_all_succeed(db, clock, settings):
+    # 20 units over the default slots are 20 one-unit rows: every take is split over two rows
+    # that other takes want too.
+    world = make_drop(db, clock, cap=20, limit=2, slots=rules.DEFAULT_SLOTS)
+    shoppers = [make_shopper(db, clock) for _ in range(10)]
+    provider = LocalCardProvider(db.sessions, clock)
+
+    results = race(10, lambda i: _purchase(db, clock, settings, provider, world, shoppers[i],
+                                           f"pair-{i}", quantity=2))
+
+    assert all(isinstance(r, int) for r in results), results
+    assert _sold_and_left(db, world.drop_id) == (20, 0, 10, 10)
+
+
+def test_a_crowd_is_told_sold_out_only_once_the_units_it_asks_for_are_gone(db, clock,
+                                                                          settings):
+    world = make_drop(db, clock, cap=61, limit=2, slots=64)  # 61 one-unit rows: splits
+    quantities = [1 + i % 2 for i in range(44)]  # 66 units asked for
+    shoppers = [make_shopper(db, clock) for _ in quantities]
+    provider = LocalCardProvider(db.sessions, clock)
+
+    results = race(len(quantities), lambda i: _purchase(
+        db, clock, settings, provider, world, shoppers[i], f"mixed-{i}", quantity=quantities[i]))
+
+    outcomes = Counter(type(r).__name__ for r in results)
+    assert set(outcomes) == {"int", "SoldOut"}, results
+    sold, left, charges, paid = _sold_and_left(db, world.drop_id)
+    assert sold + left == 61  # oversold 0
+    # Units only ever went down in this race, so what is left now was left at every refusal:
+    # each refused shopper asked for more than that (undersold 0).
+    refused = [q for q, r in zip(quantities, results, strict=True) if not isinstance(r, int)]
+    assert left < min(refused)
     assert paid == outcomes["int"] == charges
 
 

@@ -2,8 +2,9 @@
 
     place_hold      admission checked, units taken, hold written           (one transaction)
     checkout_hold   hold converted, order written; charged; settled         (orders.flows halves)
-    purchase        place_hold + checkout_hold in one request ("express"): the same
-                    transactions, one round trip fewer for the shopper
+    purchase        both in one request ("express"): admission, the person counted, the
+                    order written, then the units taken last (a hold written already
+                    converted); charged; settled
 
 A take that misses reclaims the drop's expired holds in a transaction of its own (so the
 reclaim is kept even though the missed attempt rolls back), offers what came back to the
@@ -114,23 +115,33 @@ def place_hold(
 def _order_from_hold(session: Session, *, clock: Clock, settings: Settings, hold: DropHold,
                      card: Card, shipping_address: dict[str, Any],
                      checkout_reference: str) -> Order:
-    customer = session.get(Customer, hold.customer_id)
-    if customer is None:
-        raise NotFound("customer not found")
-    drop = service.get_drop(session, hold.drop_id)
-    lines = orders.draft_lines(session, [(line["variant_id"], None, line["quantity"])
-                                         for line in hold.lines])
-    totals = order_totals(
-        [PricedLine(line.variant.id, line.unit_price_amount, line.quantity,
-                    line.variant.currency) for line in lines],
-        currency=settings.shop.currency, flat_shipping=settings.shop.flat_shipping_amount,
-        free_shipping_threshold=settings.shop.free_shipping_threshold)
-    order = orders.write_pending_order(
-        session, clock=clock, customer=customer, lines=lines, totals=totals,
-        checkout_reference=checkout_reference, card=card, shipping_address=shipping_address,
-        location_id=drop.location_id)
+    order = _write_order(session, clock=clock, settings=settings, customer_id=hold.customer_id,
+                         drop=service.get_drop(session, hold.drop_id),
+                         lines=[(line["variant_id"], line["quantity"]) for line in hold.lines],
+                         card=card, shipping_address=shipping_address,
+                         checkout_reference=checkout_reference)
     service.attach_order(session, hold=hold, order_id=order.id)
     return order
+
+
+def _write_order(session: Session, *, clock: Clock, settings: Settings, customer_id: int,
+                 drop: Drop, lines: Sequence[tuple[int, int]], card: Card,
+                 shipping_address: dict[str, Any], checkout_reference: str) -> Order:
+    """A pending order of (variant id, quantity) lines, priced as any checkout's."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("customer not found")
+    drafted = orders.draft_lines(session, [(variant_id, None, quantity)
+                                           for variant_id, quantity in lines])
+    totals = order_totals(
+        [PricedLine(line.variant.id, line.unit_price_amount, line.quantity,
+                    line.variant.currency) for line in drafted],
+        currency=settings.shop.currency, flat_shipping=settings.shop.flat_shipping_amount,
+        free_shipping_threshold=settings.shop.free_shipping_threshold)
+    return orders.write_pending_order(
+        session, clock=clock, customer=customer, lines=drafted, totals=totals,
+        checkout_reference=checkout_reference, card=card, shipping_address=shipping_address,
+        location_id=drop.location_id)
 
 
 def _pay(db: Database, *, clock: Clock, provider: PaymentProvider, order: Order,
@@ -192,8 +203,10 @@ def purchase(
     early_access: service.EarlyAccess = service.membership_early_access,
     rng: random.Random | None = None,
 ) -> int:
-    """Admission, hold, order and payment in one request: the hold is taken and converted in
-    the same transaction as the order is written, so the whole take-and-write is one commit."""
+    """Admission, units, order and payment in one request, the take-and-write one commit:
+    the person counted, the order written, and only then the units taken (recorded as a hold
+    already converted to the order), so a slot row is locked only for the take, the hold's
+    INSERT and the commit."""
     def write(session: Session) -> tuple[Order, Any]:
         order = find_by_checkout_reference(session, checkout_reference)
         if order is None:
@@ -201,14 +214,19 @@ def purchase(
             source = _admit(session, clock=clock, settings=settings, drop=drop,
                             shopper=shopper, admission_token=admission_token,
                             early_access=early_access)
-            hold = service.create_hold(session, clock=clock, drop=drop,
-                                       customer_id=shopper.customer_id, lines=lines,
-                                       source=source, rng=rng)
-            hold = service.convert_hold(session, clock=clock, hold_id=hold.id,
-                                        customer_id=shopper.customer_id)
-            order = _order_from_hold(session, clock=clock, settings=settings, hold=hold,
-                                     card=card, shipping_address=shipping_address,
-                                     checkout_reference=checkout_reference)
+            pools = service.count_purchase(session, clock=clock, drop=drop,
+                                           customer_id=shopper.customer_id, lines=lines)
+            order = _write_order(
+                session, clock=clock, settings=settings, customer_id=shopper.customer_id,
+                drop=drop, lines=[(line.variant_id, line.quantity)
+                                  for line in sorted(lines, key=lambda item: item.variant_id)],
+                card=card, shipping_address=shipping_address,
+                checkout_reference=checkout_reference)
+            payment = latest_payment(session, order.id)
+            service.take_purchase_units(session, clock=clock, drop=drop,
+                                        customer_id=shopper.customer_id, lines=lines,
+                                        pools=pools, source=source, order_id=order.id, rng=rng)
+            return order, payment
         return order, latest_payment(session, order.id)
 
     try:

@@ -4,13 +4,18 @@ early access. Session first, keyword-only arguments after; flush, never commit.
 The hot path (why no checkout waits on one row)
 -----------------------------------------------
 A drop's units are pre-split over N ``drop_slots`` rows per pool (N = 32 by default). Taking q
-units is one conditional ``UPDATE drop_slots SET remaining = remaining - q WHERE ... AND
-remaining >= q`` on a slot chosen at random; only if that misses do we read the pool's slots
-(one indexed read) and try the others, splitting a take over several slots when no single one
-has enough (in slot order, so split takes lock rows in one order on PostgreSQL). Each row's
-``remaining`` never goes below zero (the WHERE, and a CHECK), so their sum cannot either: no
-oversell, on SQLite (which serialises writers) as on PostgreSQL (where N rows let N checkouts
-commit concurrently instead of queueing on one row lock).
+units is first one statement: ``UPDATE drop_slots SET remaining = remaining - q`` on the first
+slot from a random place that has q units and that no other transaction holds (``SKIP LOCKED``
+on PostgreSQL), ``AND remaining >= q``. Only if that misses do we read the pool's committed
+slots and take from them, waiting for locks: a whole slot, or a split over several when no
+single one has enough (in slot order, so split takes lock rows in one order on PostgreSQL). A
+pass that misses because a slot was emptied meanwhile is rolled back to a savepoint and the
+slots are read again, so "sold out" is said only when the committed slots hold fewer than q.
+Each row's ``remaining`` never goes below zero (the WHERE, and a CHECK), so their sum cannot
+either: no oversell, on SQLite (which serialises writers) as on PostgreSQL (where N rows let N
+checkouts commit concurrently instead of queueing on one row lock). The express purchase takes
+its units after writing the order, so a slot row stays locked only for the take, the hold's
+INSERT and the commit.
 
 Why pre-split rows: one hot row makes every checkout of a drop queue on one lock; a row per
 unit would cost cap rows per drop and a SKIP LOCKED scan that SQLite does not have. Pre-split
@@ -82,12 +87,21 @@ from dropline.drops.models import (
     HoldStatus,
     WaitlistStatus,
 )
-from dropline.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from dropline.errors import (
+    AlreadyExists,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    ServiceUnavailable,
+)
 from dropline.events.service import record_event
 from dropline.memberships.perks import early_access_minutes
 from dropline.orders.models import Order
 
 MAX_RECLAIM = 500  # expired holds reclaimed per pass: bounded work inside a shopper's request
+# Passes of a take that missed: each miss follows another take's commit, so this is a bound
+# for a runaway, never reached by a crowd on a cap.
+MAX_TAKE_PASSES = 1000
 _rng = random.SystemRandom()
 
 
@@ -296,32 +310,79 @@ def _take_from_slot(session: Session, *, drop_id: int, pool: int, slot_no: int,
         .where(DropSlot.drop_id == drop_id, DropSlot.pool == pool, DropSlot.slot_no == slot_no,
                DropSlot.remaining >= quantity)
         .values(remaining=DropSlot.remaining - quantity)
+        .execution_options(synchronize_session=False)
     ).rowcount == 1
+
+
+def _take_from_any_slot(session: Session, *, drop: Drop, pool: int, quantity: int,
+                        start: int) -> int | None:
+    """One statement: the first slot from ``start`` on (wrapping round) that has ``quantity``
+    units and that no other transaction holds, decremented; its number, or None. On
+    PostgreSQL ``SKIP LOCKED`` sends concurrent takes to different rows instead of queueing
+    them on one; SQLite serialises writers, so there it is simply the first slot with enough."""
+    n = drop.slot_count
+    pick = (select(DropSlot.slot_no)
+            .where(DropSlot.drop_id == drop.id, DropSlot.pool == pool,
+                   DropSlot.remaining >= quantity)
+            .order_by((DropSlot.slot_no + (n - start)) % n).limit(1)
+            .with_for_update(skip_locked=True).scalar_subquery())
+    return session.execute(
+        update(DropSlot)
+        .where(DropSlot.drop_id == drop.id, DropSlot.pool == pool, DropSlot.slot_no == pick,
+               DropSlot.remaining >= quantity)
+        .values(remaining=DropSlot.remaining - quantity)
+        .returning(DropSlot.slot_no)
+        .execution_options(synchronize_session=False)
+    ).scalar()
 
 
 def take_units(session: Session, *, drop: Drop, pool: int, quantity: int,
                rng: random.Random | None = None) -> list[rules.Take]:
-    """Takes ``quantity`` units of a pool; [] when the pool has not that many left. Bounded:
-    one random try, one read, then at most one conditional UPDATE per slot."""
+    """Takes ``quantity`` units of a pool; [] only when the pool has fewer than that left.
+
+    First one statement on a free slot that has enough (``_take_from_any_slot``). If that
+    misses (every such slot held by another transaction, or no single slot has enough), a
+    pass reads the committed slots and, unless their sum is short, takes from them, waiting
+    for locks: a whole slot if one has enough, else a split in slot order (one lock order
+    for every split take). A pass that misses (a slot was emptied meanwhile) is rolled back
+    to its savepoint, which also releases its row locks, and the slots are read again; each
+    miss follows another transaction's committed take, so the passes end. "Sold out" is
+    therefore never said while the committed slots hold enough."""
     rng = rng or _rng
-    first = rng.randrange(drop.slot_count)
-    if _take_from_slot(session, drop_id=drop.id, pool=pool, slot_no=first, quantity=quantity):
-        return [rules.Take(pool, first, quantity)]
-    seen = [(slot_no, remaining) for slot_no, remaining in session.execute(
-        select(DropSlot.slot_no, DropSlot.remaining).where(
-            DropSlot.drop_id == drop.id, DropSlot.pool == pool, DropSlot.remaining > 0))]
+    slot_no = _take_from_any_slot(session, drop=drop, pool=pool, quantity=quantity,
+                                  start=rng.randrange(drop.slot_count))
+    if slot_no is not None:
+        return [rules.Take(pool, slot_no, quantity)]
+    for _ in range(MAX_TAKE_PASSES):
+        seen = [(slot_no, remaining) for slot_no, remaining in session.execute(
+            select(DropSlot.slot_no, DropSlot.remaining).where(
+                DropSlot.drop_id == drop.id, DropSlot.pool == pool, DropSlot.remaining > 0))]
+        if sum(remaining for _, remaining in seen) < quantity:
+            return []
+        savepoint = session.begin_nested()
+        taken = _take_seen(session, drop=drop, pool=pool, quantity=quantity, seen=seen, rng=rng)
+        if taken:
+            savepoint.commit()
+            return taken
+        savepoint.rollback()
+    raise ServiceUnavailable("the drop is too busy to take units right now; retry",
+                             retry_after=1)
+
+
+def _take_seen(session: Session, *, drop: Drop, pool: int, quantity: int,
+               seen: list[tuple[int, int]], rng: random.Random) -> list[rules.Take]:
+    """One pass over the slots as read: all the units, or [] (the caller rolls back)."""
     whole = [slot_no for slot_no, remaining in seen if remaining >= quantity]
-    rng.shuffle(whole)
-    for slot_no in whole:
+    if whole:
+        slot_no = rng.choice(whole)
         if _take_from_slot(session, drop_id=drop.id, pool=pool, slot_no=slot_no,
                            quantity=quantity):
             return [rules.Take(pool, slot_no, quantity)]
-    # No one slot has enough: split over several, giving back a partial take that fell short.
+        return []
     taken: list[rules.Take] = []
     for slot_no, part in rules.split_over_slots(quantity, seen):
         if not _take_from_slot(session, drop_id=drop.id, pool=pool, slot_no=slot_no,
                                quantity=part):
-            _give_back(session, drop_id=drop.id, takes=taken)
             return []
         taken.append(rules.Take(pool, slot_no, part))
     return taken
@@ -350,22 +411,54 @@ def insert_for(session: Session) -> Callable[..., Any]:
 
 def _count_in(session: Session, *, drop: Drop, customer_id: int, quantity: int,
               holding: bool) -> bool:
-    """Raises the person's counter by ``quantity`` if the limit allows (and, with ``holding``,
-    if they hold nothing else): one conditional upsert whose row count decides."""
+    """Raises the person's counter by ``quantity`` if the limit allows and they hold nothing
+    else: one conditional upsert whose row count decides. ``holding`` is what their holding
+    flag becomes: True for a hold, False for units sold at once (the express purchase)."""
     if quantity > drop.per_person_limit:
         return False
     statement = insert_for(session)(DropBuyer).values(
         drop_id=drop.id, customer_id=customer_id, units=quantity, holding=holding)
-    condition = DropBuyer.units + quantity <= drop.per_person_limit
-    if holding:
-        condition = condition & DropBuyer.holding.is_(False)
     # RETURNING says whether the row was written: INSERT reports no row count on psycopg.
     return session.execute(statement.on_conflict_do_update(
         index_elements=["drop_id", "customer_id"],
-        set_={"units": DropBuyer.units + statement.excluded.units,
-              "holding": holding or DropBuyer.holding},
-        where=condition,
+        set_={"units": DropBuyer.units + statement.excluded.units, "holding": holding},
+        where=(DropBuyer.units + quantity <= drop.per_person_limit)
+        & DropBuyer.holding.is_(False),
     ).returning(DropBuyer.units)).first() is not None
+
+
+def _count_person(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
+                  quantity: int, holding: bool) -> None:
+    """Counts ``quantity`` against the person, or raises LimitReached / HoldAlreadyActive. Their
+    own lapsed hold (which still marks them as holding) is reclaimed only when the count is
+    refused, so the common case is one statement."""
+    if _count_in(session, drop=drop, customer_id=customer_id, quantity=quantity,
+                 holding=holding):
+        return
+    if _reclaim_own_expired(session, clock=clock, drop=drop, customer_id=customer_id) \
+            and _count_in(session, drop=drop, customer_id=customer_id, quantity=quantity,
+                          holding=holding):
+        return
+    buyer = session.get(DropBuyer, (drop.id, customer_id), populate_existing=True)
+    if buyer is not None and buyer.holding:
+        raise HoldAlreadyActive("you already hold units in this drop: pay for them or "
+                                "release them first")
+    already = buyer.units if buyer else 0
+    raise LimitReached(f"the limit is {drop.per_person_limit} per person; you have "
+                       f"{already} held or bought", limit=drop.per_person_limit,
+                       already=already)
+
+
+def _take_pools(session: Session, *, drop: Drop, wanted: dict[int, int],
+                rng: random.Random | None) -> list[rules.Take]:
+    takes: list[rules.Take] = []
+    for pool, pool_quantity in sorted(wanted.items()):
+        got = take_units(session, drop=drop, pool=pool, quantity=pool_quantity, rng=rng)
+        if not got:
+            raise SoldOut(f"{drop.name} has not {pool_quantity} left; join the waitlist",
+                          drop_id=drop.id)
+        takes.extend(got)
+    return takes
 
 
 def _count_out(session: Session, *, drop_id: int, customer_id: int, quantity: int) -> None:
@@ -434,32 +527,56 @@ def create_hold(
     if now >= drop.ends_at:
         raise DropEnded(f"{drop.name} has ended")
     wanted = pools_for(session, drop=drop, lines=lines)
-    quantity = sum(wanted.values())
-    _reclaim_own_expired(session, clock=clock, drop=drop, customer_id=customer_id)
-    if not _count_in(session, drop=drop, customer_id=customer_id, quantity=quantity,
-                     holding=True):
-        buyer = session.get(DropBuyer, (drop.id, customer_id), populate_existing=True)
-        if buyer is not None and buyer.holding:
-            raise HoldAlreadyActive("you already hold units in this drop: pay for them or "
-                                    "release them first")
-        already = buyer.units if buyer else 0
-        raise LimitReached(f"the limit is {drop.per_person_limit} per person; you have "
-                           f"{already} held or bought", limit=drop.per_person_limit,
-                           already=already)
-    takes: list[rules.Take] = []
-    for pool, pool_quantity in sorted(wanted.items()):
-        got = take_units(session, drop=drop, pool=pool, quantity=pool_quantity, rng=rng)
-        if not got:
-            raise SoldOut(f"{drop.name} has not {pool_quantity} left; join the waitlist",
-                          drop_id=drop.id)
-        takes.extend(got)
+    _count_person(session, clock=clock, drop=drop, customer_id=customer_id,
+                  quantity=sum(wanted.values()), holding=True)
+    takes = _take_pools(session, drop=drop, wanted=wanted, rng=rng)
+    return _write_hold(session, clock=clock, drop=drop, customer_id=customer_id, lines=lines,
+                       takes=takes, source=source, status=HoldStatus.active,
+                       expires_at=now + timedelta(seconds=ttl_seconds or drop.hold_ttl_seconds))
+
+
+def count_purchase(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
+                   lines: Sequence[HoldLine]) -> dict[int, int]:
+    """The first half of units sold at once (the express purchase, no hold of the shopper's
+    own in between): the drop still open, the variants in it, the units counted against the
+    person (refused while they hold units, as a new hold would be). Returns units per pool
+    for ``take_purchase_units``, which the caller runs once the order is written."""
+    if clock.now() >= drop.ends_at:
+        raise DropEnded(f"{drop.name} has ended")
+    wanted = pools_for(session, drop=drop, lines=lines)
+    _count_person(session, clock=clock, drop=drop, customer_id=customer_id,
+                  quantity=sum(wanted.values()), holding=False)
+    return wanted
+
+
+def take_purchase_units(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
+                        lines: Sequence[HoldLine], pools: dict[int, int], source: HoldSource,
+                        order_id: int, rng: random.Random | None = None) -> DropHold:
+    """The second half: the units taken (SoldOut if the drop has too few) and recorded as a
+    hold already converted to ``order_id``, where they came from. The caller wrote the order
+    first, so a slot row a take locks stays locked only for the take, this INSERT and the
+    commit, not for the order's writes."""
+    now = clock.now()
+    takes = _take_pools(session, drop=drop, wanted=pools, rng=rng)
+    return _write_hold(session, clock=clock, drop=drop, customer_id=customer_id, lines=lines,
+                       takes=takes, source=source, status=HoldStatus.converted,
+                       expires_at=now + timedelta(seconds=drop.hold_ttl_seconds),
+                       closed_at=now, order_id=order_id)
+
+
+def _write_hold(session: Session, *, clock: Clock, drop: Drop, customer_id: int,
+                lines: Sequence[HoldLine], takes: list[rules.Take], source: HoldSource,
+                status: HoldStatus, expires_at: datetime, closed_at: datetime | None = None,
+                order_id: int | None = None) -> DropHold:
+    now = clock.now()
+    quantity = sum(take.quantity for take in takes)
     hold = DropHold(
-        drop_id=drop.id, customer_id=customer_id, status=HoldStatus.active, source=source,
+        drop_id=drop.id, customer_id=customer_id, status=status, source=source,
         quantity=quantity,
         lines=[{"variant_id": line.variant_id, "quantity": line.quantity}
                for line in sorted(lines, key=lambda item: item.variant_id)],
         takes=[[t.pool, t.slot_no, t.quantity] for t in takes], created_at=now,
-        expires_at=now + timedelta(seconds=ttl_seconds or drop.hold_ttl_seconds),
+        expires_at=expires_at, closed_at=closed_at, order_id=order_id,
     )
     session.add(hold)
     session.flush()
@@ -575,15 +692,14 @@ def reclaim_expired_holds(session: Session, *, clock: Clock, drop_id: int,
 
 
 def _reclaim_own_expired(session: Session, *, clock: Clock, drop: Drop, customer_id: int
-                         ) -> None:
-    """A person's own lapsed hold must not block their next one."""
+                         ) -> bool:
+    """A person's own lapsed hold must not block their next one. True if one was reclaimed."""
     ids = list(session.scalars(
         select(DropHold.id).where(DropHold.customer_id == customer_id,
                                   DropHold.drop_id == drop.id,
                                   DropHold.status == HoldStatus.active,
                                   DropHold.expires_at <= clock.now())))
-    if ids:
-        _expire(session, clock=clock, drop_id=drop.id, hold_ids=ids)
+    return bool(ids) and _expire(session, clock=clock, drop_id=drop.id, hold_ids=ids) > 0
 
 
 def _expire(session: Session, *, clock: Clock, drop_id: int, hold_ids: list[int]) -> int:

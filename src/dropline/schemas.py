@@ -20,6 +20,8 @@ from pydantic import (
 
 MAX_ID = 2**53  # safe in JSON numbers and in BIGINT
 MAX_AMOUNT = 10**11  # minor units: a billion in major units
+# Printable ASCII with something besides spaces, as the idempotency service accepts it.
+IDEMPOTENCY_KEY_PATTERN = r"^[ -~]*[!-~][ -~]*$"
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="numeric id")]

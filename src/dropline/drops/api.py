@@ -46,7 +46,7 @@ from dropline.orders.api import order_read
 from dropline.payments.provider import Card
 from dropline.planning.drop_report import drop_report
 from dropline.ratelimit import RateLimiter, identity_key, ip_key
-from dropline.schemas import IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
 from dropline.security import token_digest
 from dropline.web.deps import (
     ClockDep,
@@ -64,7 +64,7 @@ from dropline.web.idempotency import run_idempotent
 router = APIRouter(tags=["drops"])
 PROBLEM = {"content": {"application/problem+json": {}}}
 IdempotencyKey = Annotated[str, Header(
-    alias="Idempotency-Key", max_length=255,
+    alias="Idempotency-Key", max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 Manager = Annotated[Principal, admin("drops:manage")]
 

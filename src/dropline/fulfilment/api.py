@@ -90,7 +90,8 @@ def _cart_lines(session: Session, cart_id: str, customer_id: int | None
 
 
 @router.get("/delivery-options", response_model=DeliveryOptionsRead,
-            summary="Ways a cart (or lines) can reach an address, with the decision")
+            summary="Ways a cart (or lines) can reach an address, with the decision",
+            responses={404: {"description": "Unknown cart or variant"}})
 def delivery_options(
     session: SessionDep, clock: ClockDep, settings: SettingsDep, geocoder: GeocoderDep,
     customer: OptionalCustomer,

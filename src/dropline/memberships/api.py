@@ -37,7 +37,7 @@ from dropline.memberships.schemas import (
     VoteCreate,
 )
 from dropline.payments.provider import Card, RecurringPaymentProvider
-from dropline.schemas import IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
 from dropline.web.deps import (
     ClockDep,
     CustomerDep,
@@ -51,7 +51,7 @@ from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["memberships"])
 IdempotencyKey = Annotated[str, Header(
-    alias="Idempotency-Key", max_length=255,
+    alias="Idempotency-Key", max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 PROBLEM = {"content": {"application/problem+json": {}}}
 ReadScope = Annotated[Principal, admin("memberships:read")]

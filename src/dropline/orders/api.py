@@ -30,14 +30,14 @@ from dropline.orders.schemas import (
     TimelineRead,
 )
 from dropline.payments.provider import Card
-from dropline.schemas import IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
 from dropline.web.throttle import record_decline
 
 router = APIRouter(tags=["orders"])
 IdempotencyKey = Annotated[str, Header(
-    alias="Idempotency-Key", max_length=255,
+    alias="Idempotency-Key", max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 PROBLEM = {"content": {"application/problem+json": {}}}
 

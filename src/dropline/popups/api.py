@@ -32,6 +32,7 @@ from dropline.popups.schemas import (
     SaleRead,
     TransferCreate,
 )
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN
 from dropline.web.caching import etag_matches
 from dropline.web.deps import Principal, Services, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
@@ -41,7 +42,7 @@ api_router = APIRouter(prefix="/api/v1")
 feeds_router = APIRouter(tags=["local listings"])
 PROBLEM = {"content": {"application/problem+json": {}}}
 IdempotencyKey = Annotated[str, Header(
-    alias="Idempotency-Key", max_length=255,
+    alias="Idempotency-Key", max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
     description="unique per sale, generated when the sale is rung up; resend it on retry")]
 PUBLIC_CACHE = "public, max-age=300, s-maxage=300, stale-while-revalidate=3600"
 

@@ -39,14 +39,14 @@ from dropline.risk.schemas import (
     SettingsUpdate,
     SignalRead,
 )
-from dropline.schemas import IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
 from dropline.web.deps import ClockDep, CustomerDep, Principal, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
 
 router = APIRouter(tags=["returns and risk"])
 PROBLEM = {"content": {"application/problem+json": {}}}
 IdempotencyKey = Annotated[str, Header(
-    alias="Idempotency-Key", max_length=255,
+    alias="Idempotency-Key", max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN,
     description="unique per attempt (e.g. a UUID); resend the same key when retrying")]
 DeviceId = Annotated[str, Header(alias="X-Device-Id", max_length=64,
                                  description="the app's device id, if it sends one")]

@@ -4,7 +4,8 @@ HTTP exceptions.
 
     DomainError                     400  generic refusal of a well-formed request
     ├── InvalidInput                422  the request is understood but its values are not acceptable
-    │   └── IdempotencyKeyReused    422  same Idempotency-Key, different request body
+    │   ├── IdempotencyKeyReused    422  same Idempotency-Key, different request body
+    │   └── UnknownPaymentMethod    422  a payment method reference the provider does not know
     ├── NotAuthenticated            401  no or bad credentials
     ├── PermissionDenied            403  authenticated, but not allowed (scope, ownership)
     ├── NotFound                    404  unknown id (also used for objects the caller may not see)
@@ -56,6 +57,11 @@ class InvalidInput(DomainError):
     status = 422
     slug = "invalid-input"
     title = "Invalid input"
+
+
+class UnknownPaymentMethod(InvalidInput):
+    slug = "unknown-payment-method"
+    title = "Unknown payment method"
 
 
 class IdempotencyKeyReused(InvalidInput):

@@ -63,7 +63,7 @@ from dropline.payments.charging import (
     settle_refund,
 )
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
-from dropline.payments.provider import Card, ChargeResult, PaymentProvider
+from dropline.payments.provider import CardToken, ChargeResult, PaymentProvider
 from dropline.pricing import Totals, shipping_for
 
 # Gives an order's units back when its payment fails, inside the settling transaction.
@@ -74,7 +74,7 @@ PaymentFailedHook = Callable[[Session, Order], None]
 class CheckoutRequest:
     customer_id: int
     cart_id: str
-    card: Card
+    card: CardToken
     shipping_address: dict[str, Any]
     checkout_reference: str  # stable per attempt (derived from the Idempotency-Key)
     delivery: DeliveryChoice | None = None  # None: central shipping
@@ -134,7 +134,7 @@ def draft_lines(session: Session, quantities: list[tuple[int, int | None, int]]
 
 def write_pending_order(
     session: Session, *, clock: Clock, customer: Customer, lines: list[DraftLine],
-    totals: Totals, checkout_reference: str, card: Card, shipping_address: dict[str, Any],
+    totals: Totals, checkout_reference: str, card: CardToken, shipping_address: dict[str, Any],
     location_id: int | None, cart_id: str | None = None, fulfilment_path: str = "central",
     extra_payload: dict[str, Any] | None = None,
 ) -> Order:
@@ -332,7 +332,7 @@ def checkout(
 
 def pay_order(
     db: Database, *, clock: Clock, provider: PaymentProvider, order: Order, payment: Payment,
-    card: Card, on_payment_failed: PaymentFailedHook,
+    card: CardToken, on_payment_failed: PaymentFailedHook,
 ) -> int:
     """The second half of every checkout (cart or drop hold), on an order written and
     committed by the first: charge outside any transaction with the payment's own idempotency

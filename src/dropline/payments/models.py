@@ -69,11 +69,15 @@ class LocalProviderCharge(Base):
     __tablename__ = "local_provider_charges"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8))  # "charge" | "refund"
+    kind: Mapped[str] = mapped_column(String(8))  # "charge" | "refund" | "card" (a token)
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     reference: Mapped[str] = mapped_column(String(64), unique=True)
     charge_reference: Mapped[str | None] = mapped_column(String(64))  # for refunds
     outcome: Mapped[str] = mapped_column(String(32))  # succeeded | declined:<code>
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # A "card" row is a payment method token: what the card does when charged (``outcome``),
+    # its last four digits and fingerprint; never its number.
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]

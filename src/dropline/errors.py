@@ -15,6 +15,7 @@ HTTP exceptions.
     │   ├── RequestInFlight         409  same Idempotency-Key still being processed
     │   └── InvalidState            409  e.g. refunding an unpaid order
     ├── PaymentDeclined             402  the card was declined: nothing was charged
+    ├── PaymentRequiresAction       402  the bank asks the shopper to authenticate (3-D Secure)
     ├── RateLimited                 429
     └── ServiceUnavailable          503  a dependency (payment provider) failed transiently; retry
 """
@@ -117,6 +118,16 @@ class PaymentDeclined(DomainError):
     status = 402
     slug = "payment-declined"
     title = "Payment declined"
+
+
+class PaymentRequiresAction(DomainError):
+    """Not a decline: the payment waits for the shopper to authenticate with their bank; the
+    problem carries the provider's ``client_secret`` for the page to hand to the provider's
+    script. The payment stays pending until the provider reports its outcome."""
+
+    status = 402
+    slug = "payment-requires-action"
+    title = "Payment requires authentication"
 
 
 class RateLimited(DomainError):

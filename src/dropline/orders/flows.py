@@ -49,6 +49,7 @@ from dropline.errors import (
     NotFound,
     OutOfStock,
     PaymentDeclined,
+    PaymentRequiresAction,
     ServiceUnavailable,
 )
 from dropline.events.service import record_event
@@ -59,6 +60,7 @@ from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.charging import (
     charge_with_retries,
     latest_payment,
+    note_awaiting_payment,
     settle_payment,
     settle_refund,
 )
@@ -347,6 +349,13 @@ def pay_order(
             raise ServiceUnavailable(
                 "the payment provider is not answering; nothing was charged twice. Retry with "
                 "the same Idempotency-Key", retry_after=5)
+        if result.status == "requires_action":
+            with db.transaction() as session:
+                note_awaiting_payment(session, at=clock.now(), payment_id=payment.id,
+                                      provider_name=provider.name, reference=result.reference)
+            raise PaymentRequiresAction(
+                "your bank asks you to confirm this payment; nothing is charged until you do",
+                order_id=order_id, client_secret=result.client_secret)
         with db.transaction() as session:
             settled = _settle(session, clock=clock, order_id=order_id, payment_id=payment.id,
                               provider_name=provider.name, result=result,

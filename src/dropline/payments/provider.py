@@ -1,7 +1,7 @@
 """The payment port: what the shop asks of a card provider, and the values it gets back.
 
 Domains (orders, memberships, pop-ups, drops, risk) speak only to these Protocols; which
-provider stands behind them (``adapters.payments.LocalCardProvider`` or a real network) is
+provider stands behind them (``adapters.payments.LocalCardProvider``, ``adapters.stripe``) is
 the composition root's choice. Every request carries an idempotency key: a retried charge
 returns the first outcome and never takes money twice.
 
@@ -27,10 +27,13 @@ __all__ = [
     "CardToken",
     "ChargeRequest",
     "ChargeResult",
+    "EventVerifier",
     "PaymentProvider",
+    "ProviderEvent",
     "ProviderUnavailable",
     "RecurringPaymentProvider",
     "SavedCard",
+    "SignatureRefused",
     "TerminalReading",
     "charge_each",
 ]
@@ -53,9 +56,14 @@ class CardToken:
 
 @dataclass(frozen=True)
 class ChargeResult:
-    status: Literal["succeeded", "declined"]
+    """``requires_action``: the bank wants the shopper to authenticate (3-D Secure); nothing is
+    decided yet. ``client_secret`` lets the provider's script in the page finish it, and the
+    provider reports the outcome later (a webhook); the payment stays pending meanwhile."""
+
+    status: Literal["succeeded", "declined", "requires_action"]
     reference: str
     decline_code: str | None = None
+    client_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,33 @@ class RecurringPaymentProvider(PaymentProvider, Protocol):
 
     def charge_saved(self, *, amount: int, currency: str, token: str,
                      idempotency_key: str) -> ChargeResult:
+        ...
+
+
+class SignatureRefused(Exception):
+    """A provider's webhook request whose signature does not verify: nothing in it is read."""
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """What the shop reads of a provider's event (a webhook): its id (stored once), its type,
+    the payment it is about (the charge's ``reference``) and, by type, the amount refunded or
+    disputed, the decline code, the dispute's reason."""
+
+    id: str
+    type: str
+    payment_reference: str
+    created: int = 0  # the provider's clock, seconds since the epoch
+    amount: int = 0
+    decline_code: str | None = None
+    dispute_reason: str | None = None
+
+
+class EventVerifier(Protocol):
+    """A provider that reports outcomes by signed webhooks (Stripe)."""
+
+    def verify_event(self, payload: bytes, signature: str) -> ProviderEvent:
+        """The event, once the signature verifies; raises ``SignatureRefused``."""
         ...
 
 

@@ -313,6 +313,17 @@ def _settle(session: Session, *, clock: Clock, order_id: int, payment_id: int,
     return order
 
 
+def settle_reported_payment(session: Session, *, clock: Clock, payment: Payment,
+                            provider_name: str, result: ChargeResult,
+                            on_payment_failed: PaymentFailedHook) -> Order:
+    """Settles a payment the provider decided after the checkout's request ended (3-D Secure
+    completed in the page, a bank's later answer), as ``pay_order`` settles its own: only a
+    payment still pending moves, so a report repeated or out of order changes nothing."""
+    return _settle(session, clock=clock, order_id=payment.order_id, payment_id=payment.id,
+                   provider_name=provider_name, result=result,
+                   on_payment_failed=on_payment_failed)
+
+
 def checkout(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
     policy: CheckoutPolicy, request: CheckoutRequest,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropline.db import Base, BigIntPK
@@ -81,3 +81,20 @@ class LocalProviderCharge(Base):
     card_last4: Mapped[str | None] = mapped_column(String(4))
     card_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class ProviderEventRecord(Base):
+    """Each event a provider reported (a Stripe webhook), stored once by its id: a repeated
+    delivery finds its row and changes nothing. ``outcome`` says what it did."""
+
+    __tablename__ = "provider_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(64))
+    payment_reference: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)

@@ -114,6 +114,19 @@ def test_stripe_payment_succeeds_as_a_payment_intent_of_the_amount(provider, loc
     assert (stored["amount"], stored["currency"], stored["status"]) == (4200, "gbp", "succeeded")
 
 
+def test_stripe_refuses_currencies_whose_minor_unit_is_not_a_hundredth(provider, localstripe,
+                                                                      transport):
+    visa = card(provider, localstripe)
+    transport.sent.clear()
+
+    results = [provider.charge(amount=4200, currency=currency, card=visa, idempotency_key=key())
+               for currency in ("JPY", "KWD")]
+
+    assert [(r.status, r.decline_code) for r in results] == [
+        ("declined", "unsupported_currency")] * 2
+    assert transport.sent == []  # refused before any request: nothing was charged
+
+
 def test_stripe_decline_carries_the_decline_code_and_takes_nothing(provider, localstripe):
     result = provider.charge(amount=4200, currency="GBP",
                              card=card(provider, localstripe, CHARGE_FAILS),

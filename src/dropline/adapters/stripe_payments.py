@@ -45,6 +45,12 @@ from dropline.payments.provider import (
 __all__ = ["StripeProvider", "stripe_key"]
 
 _TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+# Dropline's amounts are minor units of two-decimal currencies (dropline.money); Stripe counts
+# these in whole units (zero-decimal) or thousandths (three-decimal), so an amount in them would
+# be taken 100 times over, or a tenth of it: they are refused before any request.
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF",
+                          "UGX", "VND", "VUV", "XAF", "XOF", "XPF"})
+THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 
 def stripe_key(dropline_key: str) -> str:
@@ -181,6 +187,8 @@ class StripeProvider:
     # -- internals ---------------------------------------------------------------------------
 
     def _confirm_intent(self, params: dict[str, Any], idempotency_key: str) -> ChargeResult:
+        if str(params["currency"]).upper() in ZERO_DECIMAL | THREE_DECIMAL:
+            return ChargeResult("declined", "", "unsupported_currency")
         try:
             intent = self._client.v1.payment_intents.create(
                 params=params,  # type: ignore[arg-type]

@@ -82,7 +82,7 @@ from dropline.web.serving import GC_THRESHOLDS
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = os.environ.get("DROPLINE_BENCH_DATABASE", "dropline_bench")  # recreated by each run
 DB_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"
-CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+CARD = "pm_card_visa"  # Stripe's test payment method; the local provider knows it too
 ADDRESS = {"name": "Bench Shopper", "line1": "1 Fournier St", "city": "London",
            "postcode": "E1 6QE", "country": "GB"}
 PER_PERSON = 2
@@ -233,7 +233,6 @@ def create_bench_app() -> Any:
     from dropline.drops.crowd.wiring import hot_path
     from dropline.drops.schemas import HoldCheckout
     from dropline.idempotency.service import reference_for, validate_key
-    from dropline.payments.provider import Card
     from dropline.web.app import create_app
     from dropline.web.deps import optional_customer, require_customer
 
@@ -261,7 +260,7 @@ def create_bench_app() -> Any:
                 services.db, clock=services.clock, settings=services.settings,
                 provider=services.payments, customer_id=who, variant_id=variants[design],
                 location_id=location_id, quantity=body.quantity,
-                card=Card(**body.card.model_dump()),
+                card=services.payments.describe_card(body.payment_method),
                 shipping_address=body.shipping_address.model_dump(),
                 checkout_reference=reference_for(f"customer:{who}", key))
 
@@ -643,7 +642,7 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
                               key=uuid.uuid4().hex, json_body={
                                   "lines": [{"variant_id": ids["drop_variant"],
                                              "quantity": PER_PERSON}],
-                                  "admission_token": body["token"], "card": CARD,
+                                  "admission_token": body["token"], "payment_method": CARD,
                                   "shipping_address": ADDRESS})
 
         await asyncio.to_thread(settle_database)
@@ -673,7 +672,7 @@ async def run_crowds(args: Any, ids: dict[str, Any], tokens: list[str], log: Any
             async def classic(pool: Pool, token: str, path: str = path
                               ) -> tuple[int, dict, float]:
                 return await send(pool, "POST", path, token=token, key=uuid.uuid4().hex,
-                                  json_body={"card": CARD, "shipping_address": ADDRESS,
+                                  json_body={"payment_method": CARD, "shipping_address": ADDRESS,
                                              "quantity": PER_PERSON})
 
             if args.no_baseline:

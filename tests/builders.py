@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from dropline.adapters.geocoding import LondonDistrictGeocoder
+from dropline.adapters.payments import TEST_PAYMENT_METHODS
 from dropline.admin.service import issue_token
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.service import VariantSpec, create_product, set_stock
@@ -16,9 +17,15 @@ from dropline.clock import Clock
 from dropline.db import Database
 from dropline.locations.models import Location, LocationKind
 from dropline.orders.policy import CheckoutPolicy
+from dropline.payments.provider import CardToken
 
 PASSWORD = "correct horse battery"
 GOOD_CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+# Stripe's test payment methods, which the local provider knows too (adapters.payments).
+GOOD_PM = "pm_card_visa"
+DECLINED_PM = "pm_card_visa_chargeDeclined"
+NO_FUNDS_PM = "pm_card_visa_chargeDeclinedInsufficientFunds"
+TRANSIENT_PM = "pm_card_chargeDeclinedProcessingError"
 ADDRESS = {"name": "Ada Lovelace", "line1": "1 Fournier St", "city": "London",
            "postcode": "E1 6QE", "country": "GB"}
 
@@ -76,8 +83,21 @@ def cart_with(client: TestClient, variant_id: int, quantity: int = 1) -> str:
     return cart_id
 
 
-def checkout_body(cart_id: str, card: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"cart_id": cart_id, "card": card or GOOD_CARD, "shipping_address": ADDRESS}
+def card_of(reference: str = GOOD_PM) -> CardToken:
+    """What the provider tells the shop of one of its test payment methods."""
+    return TEST_PAYMENT_METHODS[reference].card
+
+
+def tokenise(client: TestClient, card: dict[str, Any] | None = None, **changes: Any) -> str:
+    """The card as the browser sends it to the local provider (POST /pay/local/tokens, what
+    /static/pay/local.js does): its payment method reference. ``changes`` alter GOOD_CARD."""
+    response = client.post("/pay/local/tokens", json={**(card or GOOD_CARD), **changes})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def checkout_body(cart_id: str, payment_method: str = GOOD_PM) -> dict[str, Any]:
+    return {"cart_id": cart_id, "payment_method": payment_method, "shipping_address": ADDRESS}
 
 
 def api_token(db: Database, clock: Clock, *scopes: str) -> dict[str, str]:

@@ -14,12 +14,13 @@ from dropline.adapters.email import sender_for
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
+from dropline.adapters.stripe_payments import StripeProvider
 from dropline.audit import Audited
 from dropline.audit import install as install_audit_trail
 from dropline.catalog.models import Variant
 from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock, SystemClock
-from dropline.config import Settings, get_settings
+from dropline.config import PaymentSettings, Settings, get_settings
 from dropline.db import Database, pool_options
 from dropline.drops.models import Drop
 from dropline.events.service import subscribe
@@ -42,7 +43,8 @@ from dropline.risk.models import (
 from dropline.services import Services
 from dropline.webhooks.service import enqueue_deliveries
 
-__all__ = ["AUDITED_MODELS", "build_services", "build_solver", "install_listeners"]
+__all__ = ["AUDITED_MODELS", "build_payments", "build_services", "build_solver",
+           "install_listeners"]
 
 
 def build_services(
@@ -65,7 +67,7 @@ def build_services(
     mailer = sender_for(settings.mail)
     services = Services(
         settings=settings, db=db, clock=clock,
-        payments=payments or LocalCardProvider(db.sessions, clock),
+        payments=payments or build_payments(settings.payments, db=db, clock=clock),
         geocoder=geocoder,
         solver=build_solver(),
         mailer=mailer,
@@ -77,6 +79,19 @@ def build_services(
         send_mail_outbox, db, clock=clock, sender=mailer, shop_name=settings.shop.name,
         public_url=settings.mail.public_url, max_attempts=settings.mail.max_attempts))
     return services
+
+
+def build_payments(settings: PaymentSettings, *, db: Database, clock: Clock) -> PaymentProvider:
+    """The card provider the settings name: the local one (offline, its test cards only) by
+    default, Stripe with its keys."""
+    if settings.provider == "stripe":
+        if not settings.stripe_secret_key:
+            raise ValueError("DROPLINE_PAYMENTS=stripe needs DROPLINE_PAYMENTS_STRIPE_SECRET_KEY")
+        return StripeProvider(secret_key=settings.stripe_secret_key,
+                              webhook_secret=settings.stripe_webhook_secret,
+                              api_base=settings.stripe_api_base,
+                              timeout_seconds=settings.stripe_timeout_seconds)
+    return LocalCardProvider(db.sessions, clock)
 
 
 def build_solver() -> RouteSolver:

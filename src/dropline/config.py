@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,8 +23,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 __all__ = [
     "DatabaseSettings", "DropsSettings", "IdempotencySettings", "MailSettings",
-    "MembershipSettings", "RedisSettings", "Section", "Settings", "ShopSettings",
-    "TestingSettings", "ThrottleSettings", "WebSettings", "WebhookSettings", "get_settings", "settings_table",
+    "MembershipSettings", "PaymentSettings", "RedisSettings", "Section", "Settings",
+    "ShopSettings", "TestingSettings", "ThrottleSettings", "WebSettings", "WebhookSettings",
+    "get_settings", "settings_table",
 ]
 
 DEFAULT_DATA_DIR = Path("var")
@@ -153,6 +154,29 @@ class WebhookSettings(Section):
     allow_private_targets: bool = setting(
         False, "Development only: accept webhook targets on loopback or private networks (a "
         "local receiver); otherwise they are refused as SSRF.")
+
+
+class PaymentSettings(Section):
+    """Which card provider takes the money (``dropline.bootstrap`` builds it) and its keys. The
+    local provider needs nothing and takes only its test cards; see "Going live with Stripe"."""
+
+    env_prefix: ClassVar[str] = "DROPLINE_PAYMENTS_"
+
+    provider: Literal["local", "stripe"] = setting(
+        "local", "`local` (the built-in test provider, offline) or `stripe`.",
+        env="DROPLINE_PAYMENTS")
+    stripe_secret_key: str = setting(
+        "", "Stripe secret key (`sk_test_...` in test mode, `sk_live_...` live); server only.")
+    stripe_publishable_key: str = setting(
+        "", "Stripe publishable key (`pk_...`), handed to Stripe.js in the pages.")
+    stripe_webhook_secret: str = setting(
+        "", "Signing secret of the Stripe webhook endpoint (`whsec_...`); events whose "
+            "`Stripe-Signature` does not verify with it are refused.")
+    stripe_api_base: str = setting(
+        "", "Address of Stripe's API if not https://api.stripe.com (a local Stripe server such "
+            "as localstripe in tests).")
+    stripe_timeout_seconds: float = setting(
+        20.0, "Timeout of one request to Stripe, in seconds.", gt=0, le=120)
 
 
 class DropsSettings(Section):
@@ -292,6 +316,7 @@ class Settings(BaseSettings):
     memberships: MembershipSettings = Field(default_factory=MembershipSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+    payments: PaymentSettings = Field(default_factory=PaymentSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     @classmethod

@@ -4,7 +4,8 @@ HTTP exceptions.
 
     DomainError                     400  generic refusal of a well-formed request
     ├── InvalidInput                422  the request is understood but its values are not acceptable
-    │   └── IdempotencyKeyReused    422  same Idempotency-Key, different request body
+    │   ├── IdempotencyKeyReused    422  same Idempotency-Key, different request body
+    │   └── UnknownPaymentMethod    422  a payment method reference the provider does not know
     ├── NotAuthenticated            401  no or bad credentials
     ├── PermissionDenied            403  authenticated, but not allowed (scope, ownership)
     ├── NotFound                    404  unknown id (also used for objects the caller may not see)
@@ -14,6 +15,7 @@ HTTP exceptions.
     │   ├── RequestInFlight         409  same Idempotency-Key still being processed
     │   └── InvalidState            409  e.g. refunding an unpaid order
     ├── PaymentDeclined             402  the card was declined: nothing was charged
+    ├── PaymentRequiresAction       402  the bank asks the shopper to authenticate (3-D Secure)
     ├── RateLimited                 429
     └── ServiceUnavailable          503  a dependency (payment provider) failed transiently; retry
 """
@@ -56,6 +58,11 @@ class InvalidInput(DomainError):
     status = 422
     slug = "invalid-input"
     title = "Invalid input"
+
+
+class UnknownPaymentMethod(InvalidInput):
+    slug = "unknown-payment-method"
+    title = "Unknown payment method"
 
 
 class IdempotencyKeyReused(InvalidInput):
@@ -111,6 +118,16 @@ class PaymentDeclined(DomainError):
     status = 402
     slug = "payment-declined"
     title = "Payment declined"
+
+
+class PaymentRequiresAction(DomainError):
+    """Not a decline: the payment waits for the shopper to authenticate with their bank; the
+    problem carries the provider's ``client_secret`` for the page to hand to the provider's
+    script. The payment stays pending until the provider reports its outcome."""
+
+    status = 402
+    slug = "payment-requires-action"
+    title = "Payment requires authentication"
 
 
 class RateLimited(DomainError):

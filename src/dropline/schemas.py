@@ -16,7 +16,9 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 MAX_ID = 2**53  # safe in JSON numbers and in BIGINT
 MAX_AMOUNT = 10**11  # minor units: a billion in major units
@@ -116,6 +118,47 @@ class Input(BaseModel):
     @classmethod
     def _refuse_unstorable_text(cls, value: Any) -> Any:
         return refuse_unstorable_text(value)
+
+
+# A payment method reference from the provider (``pm_...``): never a card number.
+PaymentMethodRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{3,100}$"), Field(
+    description="the provider's payment method reference (pm_...), from tokenising the card "
+                "in the browser: Stripe.js with Stripe, POST /pay/local/tokens with the local "
+                "provider", examples=["pm_1a2b3c4d5e6f7a8b9c0d1e2f"])]
+
+# Keys that mean a client is sending a card itself rather than its reference.
+CARD_DATA_KEYS = frozenset({"card", "number", "card_number", "cvc", "cvv", "cvc2", "pan"})
+TOKENISE_HINT = (
+    "card details are never accepted here: tokenise the card in the browser with the payment "
+    "provider (Stripe.js or the Payment Element with Stripe; POST /pay/local/tokens, which "
+    "/static/pay/local.js does, with the local provider) and send its reference as "
+    "payment_method")
+CARD_DATA_ERROR = "card_data_refused"
+
+
+def holds_card_data(value: Any, depth: int = 0) -> bool:
+    """Whether a request body, at any depth, carries a card-number or CVC field."""
+    if depth > 8:
+        return False
+    if isinstance(value, dict):
+        return any((isinstance(k, str) and k.lower() in CARD_DATA_KEYS)
+                   or holds_card_data(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(holds_card_data(item, depth + 1) for item in value[:100])
+    return False
+
+
+class PaymentInput(Input):
+    """A body that pays: it names the card by ``payment_method`` only. One still sending a card
+    number or CVC is refused (422 ``card-data-refused``) before any field is read, so the
+    value reaches no service, table or log line (validation problems never echo input)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_card_data(cls, data: Any) -> Any:
+        if holds_card_data(data):
+            raise PydanticCustomError(CARD_DATA_ERROR, TOKENISE_HINT)
+        return data
 
 
 class Output(BaseModel):

@@ -13,13 +13,12 @@ from dropline.customers.service import start_session
 from dropline.db import Database
 from dropline.drops import service
 from dropline.drops.flows import Shopper
-from dropline.payments.provider import Card
 from dropline.security import hash_password, token_digest
-from tests.builders import make_location, make_product
+from tests.builders import DECLINED_PM, card_of, make_location, make_product
 
 REDIS_URL = os.environ.get("DROPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/3")
-CARD = Card("4242424242424242", 12, 2030, "123")
-DECLINED_CARD = Card("4000000000000002", 12, 2030, "123")
+CARD = card_of()
+DECLINED_CARD = card_of(DECLINED_PM)
 
 
 @dataclass(frozen=True)

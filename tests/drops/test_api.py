@@ -11,11 +11,19 @@ from sqlalchemy import func, select
 from dropline.config import DropsSettings
 from dropline.orders.models import Order, OrderStatus
 from dropline.ratelimit import MemoryRateLimiter
-from tests.builders import ADDRESS, GOOD_CARD, api_token, make_location, make_product, sign_up
+from tests.builders import (
+    ADDRESS,
+    DECLINED_PM,
+    GOOD_PM,
+    api_token,
+    make_location,
+    make_product,
+    sign_up,
+)
 from tests.drops.builders import make_drop
 from tests.web.support import assert_problem, browser_session
 
-PAY = {"card": GOOD_CARD, "shipping_address": ADDRESS}
+PAY = {"payment_method": GOOD_PM, "shipping_address": ADDRESS}
 
 
 def other_browser(client: TestClient) -> TestClient:
@@ -206,7 +214,7 @@ def test_the_report_counts_sales_expiries_failures_and_bypasses(client, db, cloc
     buyer.post(f"/api/v1/drops/{world.drop_id}/purchase", json={**hold_body(variant), **PAY},
                headers={"Idempotency-Key": "r-1"})
     clock.advance(seconds=61)
-    declined = {**PAY, "card": {**GOOD_CARD, "number": "4000000000000002"}}
+    declined = {**PAY, "payment_method": DECLINED_PM}
     assert lapser.post(f"/api/v1/drops/{world.drop_id}/purchase",
                        json={**hold_body(variant), **declined},
                        headers={"Idempotency-Key": "r-2"}).status_code == 402

@@ -12,7 +12,6 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -28,13 +27,13 @@ from dropline.drops.service import get_drop
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import LocalProviderCharge
 from dropline.security import token_digest
-from tests.builders import ADDRESS
+from tests.builders import ADDRESS, DECLINED_PM, GOOD_PM
 from tests.drops.builders import REDIS_URL, LeadTimes, make_drop
 from tests.drops.servers import Server, serve_gated
 from tests.orders.test_races import race
 
-CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
-DECLINED = {**CARD, "number": "4000000000000002"}
+CARD = GOOD_PM
+DECLINED = DECLINED_PM
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql"),
@@ -57,14 +56,15 @@ def shopper_token(db, clock) -> tuple[int, str]:
 
 
 def buy(server: Server, token: str, variant_id: int, *, quantity: int = 1,
-        key: str | None = None, card: dict[str, Any] = CARD,
+        key: str | None = None, card: str = CARD,
         admission: str | None = None, drop_id: int) -> httpx.Response:
     with httpx.Client(base_url=server.url, timeout=30, cookies={"dl_session": token}) as client:
         return client.post(
             f"/api/v1/drops/{drop_id}/purchase",
             headers={"Idempotency-Key": key or uuid.uuid4().hex},
             json={"lines": [{"variant_id": variant_id, "quantity": quantity}],
-                  "admission_token": admission, "card": card, "shipping_address": ADDRESS})
+                  "admission_token": admission, "payment_method": card,
+                  "shipping_address": ADDRESS})
 
 
 def facts(db, drop_id: int) -> dict[str, int]:
@@ -316,13 +316,13 @@ def test_the_fast_lane_refuses_bad_bodies_as_the_api_does_and_changes_nothing(
         malformed = client.post(url, content=b"{not json", headers={
             "Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"})
         invalid = client.post(url, headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-            "lines": [{"variant_id": world.variant_ids[0], "quantity": 0}], "card": CARD,
+            "lines": [{"variant_id": world.variant_ids[0], "quantity": 0}], "payment_method": CARD,
             "shipping_address": ADDRESS})
         keyless = client.post(url, json={
-            "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}], "card": CARD,
+            "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}], "payment_method": CARD,
             "shipping_address": ADDRESS})
         stranger = httpx.post(url, headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-            "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}], "card": CARD,
+            "lines": [{"variant_id": world.variant_ids[0], "quantity": 1}], "payment_method": CARD,
             "shipping_address": ADDRESS}, timeout=30)
 
     assert malformed.status_code == 400

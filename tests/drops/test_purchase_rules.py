@@ -34,11 +34,11 @@ from dropline.idempotency import service as idempotency
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.web.app import create_app
 from dropline.web.formtoken import CSRF_COOKIE, CSRF_HEADER, form_token
-from tests.builders import ADDRESS
+from tests.builders import ADDRESS, GOOD_PM
 from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
 from tests.drops.servers import serve_gated
 
-CARD = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+CARD = GOOD_PM
 ON_POSTGRESQL = (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql")
 
 
@@ -136,7 +136,8 @@ class Shop:
 def purchase_body(world: DropWorld, *, quantity: int = 1, admission: str | None = None,
                   address: dict[str, Any] = ADDRESS) -> dict[str, Any]:
     return {"lines": [{"variant_id": world.variant_ids[0], "quantity": quantity}],
-            "admission_token": admission, "card": CARD, "shipping_address": address}
+            "admission_token": admission, "payment_method": CARD,
+            "shipping_address": address}
 
 
 def refused(response: httpx.Response, status: int, slug: str) -> bool:
@@ -387,7 +388,7 @@ def _waitlist_offer_in_early_access(shop: Shop, *, members: int, strangers: int
 def claim(shop: Shop, buyer: Buyer, world: DropWorld) -> httpx.Response:
     return shop.post(buyer, f"/api/v1/drops/{world.drop_id}/waitlist/claim",
                      headers={"Idempotency-Key": uuid.uuid4().hex},
-                     json={"card": CARD, "shipping_address": ADDRESS})
+                     json={"payment_method": CARD, "shipping_address": ADDRESS})
 
 
 def a_waitlist_offer_in_early_access_goes_to_who_may_buy_then(shop: Shop) -> None:
@@ -421,8 +422,7 @@ def the_storefront_form_buys_by_the_same_rules(shop: Shop) -> None:
     shop.clock.advance(seconds=5)
     form = {"name": ADDRESS["name"], "line1": ADDRESS["line1"], "city": ADDRESS["city"],
             "postcode": ADDRESS["postcode"], "country": ADDRESS["country"],
-            "number": CARD["number"], "exp_month": str(CARD["exp_month"]),
-            "exp_year": str(CARD["exp_year"]), "cvc": CARD["cvc"],
+            "payment_method": CARD,
             "variant_id": world.variant_ids[0], "quantity": 1, "key": "form-1"}
     path = f"/drops/{world.drop_id}/buy"
     bought = shop.post(buyer, path, data=form, follow_redirects=False)  # when it is sent twice

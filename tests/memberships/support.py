@@ -14,11 +14,12 @@ from dropline.memberships import flows, service
 from dropline.memberships.config import MembershipConfig
 from dropline.memberships.rules import Interval
 from dropline.memberships.service import TierSpec
-from dropline.payments.provider import Card, ChargeResult, SavedCard
+from dropline.payments.provider import CardToken, ChargeResult, SavedCard
+from tests.builders import DECLINED_PM, NO_FUNDS_PM, card_of
 
-GOOD = Card("4242424242424242", 12, 2030, "123")
-DECLINED = Card("4000000000000002", 12, 2030, "123")
-NO_FUNDS = Card("4000000000009995", 12, 2030, "123")
+GOOD = card_of()
+DECLINED = card_of(DECLINED_PM)
+NO_FUNDS = card_of(NO_FUNDS_PM)
 CONFIG = MembershipConfig()
 
 
@@ -43,7 +44,7 @@ def make_tier(db: Database, clock: Clock, *, slug: str | None = None, price: int
 
 
 def join(db: Database, clock: Clock, provider, *, customer_id: int, tier_id: int,
-         card: Card = GOOD, config: MembershipConfig = CONFIG) -> int:
+         card: CardToken = GOOD, config: MembershipConfig = CONFIG) -> int:
     return flows.subscribe(db, clock=clock, config=config, provider=provider,
                            request=flows.SubscribeRequest(customer_id, tier_id, card,
                                                           f"signup-{uuid.uuid4().hex}"))
@@ -65,7 +66,7 @@ class ScriptedProvider:
     def then(self, outcomes: Iterable[str]) -> None:
         self.script.extend(outcomes)
 
-    def save_card(self, *, card: Card) -> SavedCard:
+    def save_card(self, *, card: CardToken) -> SavedCard:
         return SavedCard(f"tok_{uuid.uuid4().hex[:12]}", card.last4, card.fingerprint)
 
     def charge_saved(self, *, amount: int, currency: str, token: str,

@@ -13,15 +13,15 @@ from dropline.memberships import jobs, perks
 from dropline.memberships.models import Membership, OnboardingProgress
 from dropline.memberships.perks import DeliverySubsidy
 from dropline.memberships.rules import MemberPriceKind, MembershipStatus, SubsidyKind
-from tests.builders import GOOD_CARD, api_token, sign_up
+from tests.builders import DECLINED_PM, GOOD_CARD, GOOD_PM, api_token, sign_up
 from tests.memberships.support import CONFIG, make_tier
 from tests.web.support import assert_problem, changed_tables, snapshot
 
-DECLINED_CARD = {**GOOD_CARD, "number": "4000000000000002"}
+DECLINED_CARD = DECLINED_PM
 
 
-def join(client, tier_id, card=GOOD_CARD, key=None):
-    return client.post("/api/v1/memberships", json={"tier_id": tier_id, "card": card},
+def join(client, tier_id, card=GOOD_PM, key=None):
+    return client.post("/api/v1/memberships", json={"tier_id": tier_id, "payment_method": card},
                        headers={"Idempotency-Key": key or str(uuid.uuid4())})
 
 
@@ -109,14 +109,14 @@ def test_bad_membership_requests_are_4xx_problems_and_change_nothing(client, db,
     before = snapshot(db)
 
     for response in (
-        client.post("/api/v1/memberships", json={"tier_id": 0, "card": GOOD_CARD},
+        client.post("/api/v1/memberships", json={"tier_id": 0, "payment_method": GOOD_PM},
                     headers={"Idempotency-Key": "bad-1"}),
         client.post("/api/v1/memberships", content=b"{not json",
                     headers={"Idempotency-Key": "bad-2", "content-type": "application/json"}),
-        client.post("/api/v1/memberships", json={"tier_id": inner, "card": GOOD_CARD,
+        client.post("/api/v1/memberships", json={"tier_id": inner, "payment_method": GOOD_PM,
                                                  "extra": 1},
                     headers={"Idempotency-Key": "bad-3"}),
-        client.post("/api/v1/memberships", json={"tier_id": 2**60, "card": GOOD_CARD},
+        client.post("/api/v1/memberships", json={"tier_id": 2**60, "payment_method": GOOD_PM},
                     headers={"Idempotency-Key": "bad-4"}),
         client.post("/api/v1/memberships/current/pause",
                     json={"resume_at": "2020-01-01T00:00:00Z"}),
@@ -126,6 +126,8 @@ def test_bad_membership_requests_are_4xx_problems_and_change_nothing(client, db,
                     headers={"Idempotency-Key": "same-tier"}),
         client.put("/api/v1/memberships/current/payment-method",
                    json={"card": {**GOOD_CARD, "number": "4242424242424241"}}),
+        client.put("/api/v1/memberships/current/payment-method",
+                   json={"payment_method": "pm_never_issued"}),
         client.post("/api/v1/polls/99/votes", json={"option": 0}),
         client.post("/api/v1/polls/1/votes", json={"option": "\x00"}),
     ):

@@ -8,10 +8,11 @@ from sqlalchemy import func, select
 
 from dropline.adapters.payments import LocalCardProvider
 from dropline.payments.models import LocalProviderCharge
-from dropline.payments.provider import Card, ChargeRequest
+from dropline.payments.provider import ChargeRequest
+from tests.builders import DECLINED_PM, card_of
 
-GOOD = Card(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
-DECLINED = Card(number="4000000000000002", exp_month=12, exp_year=2030, cvc="123")
+GOOD = card_of()
+DECLINED = card_of(DECLINED_PM)
 
 
 def _ledger_rows(db) -> int:

@@ -6,17 +6,18 @@ import uuid
 
 from sqlalchemy import func, select
 
-from dropline.adapters.payments import DECLINED, TRANSIENT_FAILURE
+from dropline.adapters.payments import DECLINED
 from dropline.locations.models import StockLevel
 from dropline.orders.models import Order
 from dropline.payments.models import LocalProviderCharge, Payment
 from tests.builders import (
-    GOOD_CARD,
+    TRANSIENT_PM,
     cart_with,
     checkout_body,
     make_location,
     make_product,
     sign_up,
+    tokenise,
 )
 
 
@@ -119,7 +120,7 @@ def test_declined_card_keeps_a_failed_order_returns_stock_and_replays_the_402(cl
     _, variant = make_product(db, clock, stock=5)
     sign_up(client)
     cart = cart_with(client, variant, quantity=2)
-    body = checkout_body(cart, card={**GOOD_CARD, "number": DECLINED})
+    body = checkout_body(cart, tokenise(client, number=DECLINED))
     key = {"Idempotency-Key": "declined-1"}
 
     first = client.post("/api/v1/checkout", json=body, headers=key)
@@ -142,8 +143,7 @@ def test_transient_provider_failure_is_retried_and_charges_once(client, db, cloc
     make_location(db)
     _, variant = make_product(db, clock, stock=5)
     sign_up(client)
-    body = checkout_body(cart_with(client, variant),
-                         card={**GOOD_CARD, "number": TRANSIENT_FAILURE})
+    body = checkout_body(cart_with(client, variant), TRANSIENT_PM)
 
     response = client.post("/api/v1/checkout", json=body, headers={"Idempotency-Key": "t-1"})
 

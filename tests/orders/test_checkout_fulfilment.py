@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from dropline.adapters.payments import DECLINED, LocalCardProvider
+from dropline.adapters.payments import LocalCardProvider
 from dropline.events.models import DomainEvent
 from dropline.fulfilment.models import DeliveryWindow
 from dropline.locations.models import StockLevel
 from dropline.memberships.rules import MemberPriceKind, SubsidyKind
 from dropline.orders.models import Order
-from tests.builders import GOOD_CARD, checkout_body
+from tests.builders import DECLINED_PM, GOOD_PM, checkout_body
 from tests.fulfilment.builders import DALSTON, make_item, make_network, make_windows
 from tests.memberships.support import join, make_tier
 
@@ -45,8 +45,8 @@ def _window_booked(db, window_id):
         return session.scalar(select(DeliveryWindow.booked).where(DeliveryWindow.id == window_id))
 
 
-def _buy(client, cart, window_id, key, card=GOOD_CARD):
-    body = checkout_body(cart, card=card)
+def _buy(client, cart, window_id, key, card=GOOD_PM):
+    body = checkout_body(cart, card)
     body["delivery"] = {"window_id": window_id, **ADDRESS_NEAR_HUB}
     return client.post("/api/v1/checkout", json=body, headers={"Idempotency-Key": key})
 
@@ -124,7 +124,7 @@ def test_a_declined_card_gives_back_the_hub_stock_and_the_window_place(client, d
     _shopper(client)
 
     response = _buy(client, _cart(client, variant), window, "declined",
-                    card={**GOOD_CARD, "number": DECLINED})
+                    card=DECLINED_PM)
 
     assert response.status_code == 402
     assert _stock(db)[(network.hub_id, variant)] == 3

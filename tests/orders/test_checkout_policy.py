@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from dropline.adapters.payments import DECLINED, Card, LocalCardProvider
+from dropline.adapters.payments import LocalCardProvider
 from dropline.errors import PaymentDeclined
 from dropline.locations.models import StockLevel
 from dropline.orders import flows
 from dropline.orders.models import Order, OrderLine
 from dropline.orders.policy import DeliveryChoice, WindowQuote
-from tests.builders import ADDRESS, make_location, make_product
+from dropline.payments.provider import CardToken
+from tests.builders import ADDRESS, DECLINED_PM, card_of, make_location, make_product
 from tests.orders.test_races import CARD, _shopper_with_cart
 
 
@@ -39,7 +40,7 @@ class HalfPricePolicy:
         self.cancelled.append(order_id)
 
 
-def _checkout(db, clock, settings, policy, customer_id, cart_id, *, card: Card = CARD,
+def _checkout(db, clock, settings, policy, customer_id, cart_id, *, card: CardToken = CARD,
               delivery: DeliveryChoice | None = None) -> int:
     return flows.checkout(
         db, clock=clock, settings=settings, provider=LocalCardProvider(db.sessions, clock),
@@ -91,7 +92,7 @@ def test_a_declined_card_frees_the_window_through_the_policy_and_returns_the_uni
 
     with pytest.raises(PaymentDeclined) as declined:
         _checkout(db, clock, settings, policy, customer_id, cart_id,
-                  card=Card(DECLINED, 12, 2030, "123"), delivery=DeliveryChoice(window_id=7))
+                  card=card_of(DECLINED_PM), delivery=DeliveryChoice(window_id=7))
 
     order_id = declined.value.extensions["order_id"]
     assert policy.cancelled == [order_id]

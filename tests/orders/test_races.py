@@ -22,10 +22,9 @@ from dropline.locations.models import StockLevel
 from dropline.orders import flows
 from dropline.orders.models import Order, OrderStatus
 from dropline.payments.models import LocalProviderCharge
-from dropline.payments.provider import Card
-from tests.builders import ADDRESS, checkout_policy, make_location, make_product
+from tests.builders import ADDRESS, card_of, checkout_policy, make_location, make_product
 
-CARD = Card("4242424242424242", 12, 2030, "123")
+CARD = card_of()
 
 
 def race(n: int, work: Callable[[int], object]) -> list[object]:

@@ -13,10 +13,10 @@ from dropline.errors import InvalidState
 from dropline.fulfilment.models import MovementKind, MovementStatus, StockMovement
 from dropline.fulfilment.service import complete_due_movements
 from dropline.locations.models import Location, LocationKind, StockLevel
-from dropline.payments.provider import Card, TerminalReading
+from dropline.payments.provider import TerminalReading
 from dropline.popups import counter, service
 from dropline.popups.models import PopupCount
-from tests.builders import make_location
+from tests.builders import card_of, make_location
 from tests.popups.support import open_popup
 
 
@@ -30,7 +30,7 @@ def _sell(db, clock, shop, variant_id: int, quantity: int, ref: str) -> None:
     counter.sell(db, clock=clock, provider=LocalCardProvider(db.sessions, clock),
                  request=counter.CounterSaleRequest(
                      popup_code=shop.code, lines=[(variant_id, quantity)],
-                     reading=TerminalReading("term_x", Card("4242424242424242", 12, 2030, "1"),
+                     reading=TerminalReading("term_x", card_of(),
                                              "chip"),
                      email="b@example.com", name="", sale_reference=ref))
 

@@ -14,7 +14,7 @@ from dropline.orders.models import Order, OrderStatus
 from dropline.popups.models import PopupSale
 from dropline.telemetry import service as telemetry
 from dropline.telemetry.cohorts import value_by
-from tests.builders import api_token, sign_in_console
+from tests.builders import DECLINED_PM, api_token, sign_in_console
 from tests.memberships.support import make_tier
 from tests.popups.support import open_popup, sale_body
 from tests.web.support import assert_problem
@@ -70,7 +70,7 @@ def test_a_declined_card_sells_nothing_and_gives_the_units_back(client, db, cloc
     headers = {**api_token(db, clock, "popups:sell"), "Idempotency-Key": "sale-declined"}
 
     response = client.post("/api/v1/admin/popups/popup-test/sales", headers=headers,
-                           json=sale_body(shop.variants[0], card="4000000000000002"))
+                           json=sale_body(shop.variants[0], card=DECLINED_PM))
 
     assert_problem(response, 402)
     assert _on_hand(db, "popup-test", shop.variants[0]) == 10

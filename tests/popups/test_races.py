@@ -9,8 +9,9 @@ from dropline.adapters.payments import LocalCardProvider
 from dropline.errors import OutOfStock
 from dropline.locations.models import Location, StockLevel
 from dropline.orders.models import Order, OrderStatus
-from dropline.payments.provider import Card, TerminalReading
+from dropline.payments.provider import TerminalReading
 from dropline.popups import counter
+from tests.builders import card_of
 from tests.orders.test_races import race
 from tests.popups.support import open_popup
 
@@ -24,7 +25,7 @@ def test_the_last_unit_at_a_pop_up_is_sold_once(db, clock):
                             request=counter.CounterSaleRequest(
                                 popup_code=shop.code, lines=[(shop.variants[0], 1)],
                                 reading=TerminalReading(
-                                    "term_a", Card("4242424242424242", 12, 2030, "123")),
+                                    "term_a", card_of()),
                                 email=f"racer{i}@example.com", name="",
                                 sale_reference=f"race-{i}"))
 

@@ -11,7 +11,15 @@ from fastapi.testclient import TestClient
 from dropline.catalog.models import ConditionGrade
 from dropline.clock import Clock
 from dropline.db import Database
-from tests.builders import api_token, cart_with, checkout_body, make_location, make_product, sign_up
+from tests.builders import (
+    GOOD_PM,
+    api_token,
+    cart_with,
+    checkout_body,
+    make_location,
+    make_product,
+    sign_up,
+)
 
 RETURNS = ("returns:manage", "risk:review", "audit:read", "orders:read")
 
@@ -27,7 +35,7 @@ def shop(db: Database, clock: Clock, *, price: int = 6000, grade: ConditionGrade
 
 
 def buy(client: TestClient, variant_id: int, quantity: int = 1, *, email: str | None = None,
-        card: dict[str, Any] | None = None, sign: bool = True) -> dict[str, Any]:
+        card: str = GOOD_PM, sign: bool = True) -> dict[str, Any]:
     """Signs a shopper up (unless ``sign`` is False) and pays for ``quantity`` units."""
     if sign:
         sign_up(client, email=email)

@@ -10,7 +10,7 @@ from dropline.catalog.models import ConditionGrade
 from dropline.catalog.service import set_stock
 from dropline.drops import service as drops
 from dropline.drops.models import HoldSource
-from tests.builders import GOOD_CARD, checkout_body, make_location, make_product, sign_up
+from tests.builders import checkout_body, make_location, make_product, sign_up
 from tests.drops.builders import make_drop
 from tests.storefront.builders import CHECKOUT_FORM, counts
 from tests.web.support import assert_problem
@@ -80,7 +80,6 @@ def test_a_refused_form_checkout_keeps_the_address_and_charges_nothing(client, d
     refused = client.post("/checkout", data={**CHECKOUT_FORM, "key": key})
 
     assert refused.status_code == 409 and "Ada Lovelace" in refused.text
-    assert GOOD_CARD["number"] not in refused.text
     assert counts(db) == {"orders": 0, "payments": 0, "charges": 0}
 
 

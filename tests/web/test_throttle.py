@@ -16,10 +16,18 @@ from dropline.clock import Clock
 from dropline.db import Database
 from dropline.orders.models import Order
 from dropline.ratelimit import MemoryRateLimiter
-from tests.builders import cart_with, checkout_body, make_location, make_product, sign_up
+from tests.builders import (
+    DECLINED_PM,
+    GOOD_PM,
+    cart_with,
+    checkout_body,
+    make_location,
+    make_product,
+    sign_up,
+)
 from tests.web.support import assert_problem
 
-DECLINED_CARD = {"number": "4000000000000002", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+DECLINED_CARD = DECLINED_PM
 
 
 @pytest.fixture
@@ -101,8 +109,7 @@ def test_declines_then_a_cool_down_before_the_next_checkout(
     assert int(response.headers["Retry-After"]) >= 1
     form = pinned.post("/checkout", data={
         "key": "form-key", "name": "Ada", "line1": "1 Fournier St", "city": "London",
-        "postcode": "E1 6QE", "number": "4242424242424242", "exp_month": "12",
-        "exp_year": "2030", "cvc": "123"}, follow_redirects=False)
+        "postcode": "E1 6QE", "payment_method": GOOD_PM}, follow_redirects=False)
     assert form.status_code == 429
     assert "Too many declined payments" in form.text
     assert _orders(db) == before  # the cool-down leaves no order row

@@ -4,6 +4,12 @@ The local provider behaves like a card network with idempotent requests: it reme
 charge by idempotency key in its own ledger (its own transaction, apart from the shop's), so a
 retried charge returns the first outcome and never takes money twice.
 
+Cards reach it the way they reach a real provider: the shopper's browser sends the card to its
+tokenising endpoint (``web.local_pay``, with ``/static/pay/local.js``), which calls
+``tokenise_card`` and answers a payment method reference (``pm_...``); the shop's own routes only
+ever see that reference. The ledger keeps of each token how its card behaves when charged, its
+last four digits and its fingerprint, never the number.
+
 Test cards (any future expiry, any CVC):
 
     4242 4242 4242 4242   succeeds
@@ -12,15 +18,26 @@ Test cards (any future expiry, any CVC):
     4000 0000 0000 0119   the provider fails transiently on the first try of each
                           idempotency key; retrying the same key succeeds
 
-Saved cards (for renewals, charged off-session): ``save_card`` returns a token with the card's
-last4 and fingerprint, which is all the shop keeps; ``charge_saved`` charges the token with an
-idempotency key and gives the same outcomes as the card it stands for.
+Stripe's test payment methods name the same cards without tokenising, in the local provider
+as in Stripe's test mode (so a test written with them runs against either):
+
+    pm_card_visa                                  4242 ... succeeds
+    pm_card_visa_chargeDeclined                   0002 ... card_declined
+    pm_card_visa_chargeDeclinedInsufficientFunds  9995 ... insufficient_funds
+    pm_card_chargeDeclinedProcessingError         0119 ... transient here (Stripe declines it)
+
+Any other number passing the Luhn check succeeds; one failing it is refused at tokenisation
+(``CardRefused("invalid_number")``). Saved cards (renewals, charged off-session) are the same
+tokens: ``save_card`` checks the token and ``charge_saved`` charges it with the outcomes of the
+card it stands for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select
@@ -29,11 +46,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dropline import bulk
 from dropline.clock import Clock
+from dropline.errors import UnknownPaymentMethod
 from dropline.payments.models import LocalProviderCharge
 from dropline.payments.provider import (
     CONTACTLESS_LIMIT,
-    Card,
     CardRefused,
+    CardToken,
     ChargeRequest,
     ChargeResult,
     ProviderUnavailable,
@@ -60,14 +78,34 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
-def _outcome_of(number: str) -> str:
-    if number == DECLINED:
-        return "declined:card_declined"
-    if number == INSUFFICIENT_FUNDS:
-        return "declined:insufficient_funds"
-    if not luhn_valid(number):
-        return "declined:invalid_number"
-    return "succeeded"
+def _behaviour_of(number: str) -> str:
+    """What charging the card does: an outcome, or "transient" (fails once per key)."""
+    return {DECLINED: "declined:card_declined", INSUFFICIENT_FUNDS: "declined:insufficient_funds",
+            TRANSIENT_FAILURE: "transient"}.get(number, "succeeded")
+
+
+def card_fingerprint(number: str) -> str:
+    # Same card -> same fingerprint, for linking accounts in risk scoring; never the number.
+    return hashlib.sha256(f"card:{number}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Token:
+    behaviour: str
+    card: CardToken
+
+
+def _test_method(reference: str, number: str) -> tuple[str, _Token]:
+    return reference, _Token(_behaviour_of(number),
+                             CardToken(reference, number[-4:], card_fingerprint(number)))
+
+
+TEST_PAYMENT_METHODS = dict([
+    _test_method("pm_card_visa", SUCCEEDS),
+    _test_method("pm_card_visa_chargeDeclined", DECLINED),
+    _test_method("pm_card_visa_chargeDeclinedInsufficientFunds", INSUFFICIENT_FUNDS),
+    _test_method("pm_card_chargeDeclinedProcessingError", TRANSIENT_FAILURE),
+])
 
 
 class LocalCardProvider:
@@ -77,6 +115,58 @@ class LocalCardProvider:
         self._sessions = sessions
         self._clock = clock
         self._transient_seen: set[str] = set()
+        # Tokens never change once written, so each process keeps those it has read.
+        self._tokens: dict[str, _Token] = dict(TEST_PAYMENT_METHODS)
+
+    def tokenise_card(self, *, number: str, exp_month: int, exp_year: int, cvc: str
+                      ) -> CardToken:
+        """The provider's side of tokenisation (what Stripe.js does against Stripe): checks the
+        card and answers a reference to it. Raises ``CardRefused("invalid_number")`` for a
+        number failing the Luhn check, ``CardRefused("invalid_expiry")`` for an impossible
+        expiry. The CVC is checked for shape and forgotten."""
+        number = number.replace(" ", "").replace("-", "")
+        if not luhn_valid(number):
+            raise CardRefused("invalid_number")
+        if not (1 <= exp_month <= 12 and 2000 <= exp_year <= 2100):
+            raise CardRefused("invalid_expiry")
+        if not (cvc.isdigit() and 3 <= len(cvc) <= 4):
+            raise CardRefused("invalid_cvc")
+        token = CardToken(reference=f"pm_{uuid.uuid4().hex[:24]}", last4=number[-4:],
+                          fingerprint=card_fingerprint(number))
+        behaviour = _behaviour_of(number)
+        with self._sessions() as session:
+            session.add(LocalProviderCharge(
+                kind="card", idempotency_key=f"card_{token.reference}",
+                reference=token.reference, outcome=behaviour, amount=0, currency="XXX",
+                card_last4=token.last4, card_fingerprint=token.fingerprint,
+                created_at=self._clock.now()))
+            session.commit()
+        self._tokens[token.reference] = _Token(behaviour, token)
+        return token
+
+    def _read_tokens(self, references: Iterable[str]) -> dict[str, _Token]:
+        wanted = set(references)
+        missing = wanted - self._tokens.keys()
+        if missing:
+            with self._sessions() as session:
+                for row in session.scalars(select(LocalProviderCharge).where(
+                        LocalProviderCharge.kind == "card",
+                        LocalProviderCharge.reference.in_(missing))):
+                    self._tokens[row.reference] = _Token(row.outcome, CardToken(
+                        row.reference, row.card_last4 or "", row.card_fingerprint or ""))
+        return {ref: self._tokens[ref] for ref in wanted if ref in self._tokens}
+
+    def describe_card(self, reference: str) -> CardToken:
+        token = self._read_tokens([reference]).get(reference)
+        if token is None:
+            raise UnknownPaymentMethod(
+                "unknown payment method: tokenise the card first (POST /pay/local/tokens)",
+                field="payment_method")
+        return token.card
+
+    def _behaviour(self, reference: str) -> str | None:
+        token = self._read_tokens([reference]).get(reference)
+        return None if token is None else token.behaviour
 
     def _remembered(self, idempotency_key: str) -> ChargeResult | None:
         with self._sessions() as session:
@@ -109,13 +199,25 @@ class LocalCardProvider:
                 return existing
         return reference
 
-    def charge(self, *, amount: int, currency: str, card: Card, idempotency_key: str) -> ChargeResult:
+    def charge(self, *, amount: int, currency: str, card: CardToken,
+               idempotency_key: str) -> ChargeResult:
+        return self._charge_token(amount=amount, currency=currency, reference=card.reference,
+                                  idempotency_key=idempotency_key)
+
+    def _charge_token(self, *, amount: int, currency: str, reference: str,
+                      idempotency_key: str) -> ChargeResult:
         if (remembered := self._remembered(idempotency_key)) is not None:
             return remembered
-        if card.number == TRANSIENT_FAILURE and idempotency_key not in self._transient_seen:
-            self._transient_seen.add(idempotency_key)
-            raise ProviderUnavailable("processor timeout (simulated); retry with the same key")
-        outcome = _outcome_of(card.number)
+        behaviour = self._behaviour(reference)
+        if behaviour is None:
+            outcome = "declined:unknown_payment_method"
+        elif behaviour == "transient":
+            if idempotency_key not in self._transient_seen:
+                self._transient_seen.add(idempotency_key)
+                raise ProviderUnavailable("processor timeout (simulated); retry with the same key")
+            outcome = "succeeded"
+        else:
+            outcome = behaviour
         self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
                      currency=currency)
         result = self._remembered(idempotency_key)
@@ -128,7 +230,7 @@ class LocalCardProvider:
     def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
                        idempotency_key: str) -> ChargeResult:
         """Card present, through the simulated terminal: the same ledger and the same test
-        cards as ``charge``; a tap above ``CONTACTLESS_LIMIT`` is declined (insert the card)."""
+        tokens as ``charge``; a tap above ``CONTACTLESS_LIMIT`` is declined (insert the card)."""
         if (remembered := self._remembered(idempotency_key)) is not None:
             return remembered
         if not reading.terminal_id.startswith("term_"):
@@ -151,12 +253,13 @@ class LocalCardProvider:
         SQLite one read of remembered keys and one multi-row insert. The simulated transient
         card keeps its one-request behaviour, and a clash with a concurrent writer falls back
         to ``charge`` per key (which replays the remembered outcome)."""
-        if any(r.card.number == TRANSIENT_FAILURE for r in requests) or \
-                len({r.idempotency_key for r in requests}) != len(requests):
+        tokens = self._read_tokens(r.card.reference for r in requests)
+        if any(r.card.reference not in tokens or tokens[r.card.reference].behaviour == "transient"
+               for r in requests) or len({r.idempotency_key for r in requests}) != len(requests):
             return charge_each(self, requests)
         now = self._clock.now()
-        fresh = {r.idempotency_key: (_outcome_of(r.card.number), f"ch_{uuid.uuid4().hex[:24]}")
-                 for r in requests}
+        fresh = {r.idempotency_key: (tokens[r.card.reference].behaviour,
+                                     f"ch_{uuid.uuid4().hex[:24]}") for r in requests}
         with self._sessions() as session:
             try:
                 if session.get_bind().dialect.name == "postgresql":
@@ -203,43 +306,27 @@ class LocalCardProvider:
             "WHERE idempotency_key = ANY(%s)",
             ([r.idempotency_key for r in requests if r.idempotency_key not in inserted],))}
 
-    def save_card(self, *, card: Card) -> SavedCard:
-        """The local vault keeps only how the test card behaves (a ledger row of kind "card"),
-        not its number: charging the token later reproduces the card's behaviour."""
-        if not luhn_valid(card.number):
-            raise CardRefused("invalid_number")
-        behaviour = {DECLINED: "declined:card_declined",
-                     INSUFFICIENT_FUNDS: "declined:insufficient_funds",
-                     TRANSIENT_FAILURE: "transient"}.get(card.number, "succeeded")
-        token = f"pm_{uuid.uuid4().hex[:24]}"
+    def save_card(self, *, card: CardToken) -> SavedCard:
+        """Keeps the card for later as a token of its own (as a provider attaches a payment
+        method to one customer): a copy of the token's ledger row under a new reference."""
+        token = self._read_tokens([card.reference]).get(card.reference)
+        if token is None:
+            raise CardRefused("unknown_payment_method")
+        saved = CardToken(f"pm_{uuid.uuid4().hex[:24]}", token.card.last4, token.card.fingerprint)
         with self._sessions() as session:
             session.add(LocalProviderCharge(
-                kind="card", idempotency_key=f"vault_{token}", reference=token,
-                outcome=behaviour, amount=0, currency="XXX", created_at=self._clock.now()))
+                kind="card", idempotency_key=f"card_{saved.reference}",
+                reference=saved.reference, outcome=token.behaviour, amount=0, currency="XXX",
+                card_last4=saved.last4, card_fingerprint=saved.fingerprint,
+                created_at=self._clock.now()))
             session.commit()
-        return SavedCard(token=token, last4=card.last4, fingerprint=card.fingerprint)
+        self._tokens[saved.reference] = _Token(token.behaviour, saved)
+        return SavedCard(token=saved.reference, last4=saved.last4, fingerprint=saved.fingerprint)
 
     def charge_saved(self, *, amount: int, currency: str, token: str,
                      idempotency_key: str) -> ChargeResult:
-        if (remembered := self._remembered(idempotency_key)) is not None:
-            return remembered
-        with self._sessions() as session:
-            behaviour = session.scalar(select(LocalProviderCharge.outcome).where(
-                LocalProviderCharge.kind == "card", LocalProviderCharge.reference == token))
-        if behaviour is None:
-            outcome = "declined:unknown_payment_method"
-        elif behaviour == "transient":
-            if idempotency_key not in self._transient_seen:
-                self._transient_seen.add(idempotency_key)
-                raise ProviderUnavailable("processor timeout (simulated); retry with the same key")
-            outcome = "succeeded"
-        else:
-            outcome = behaviour
-        self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
-                     currency=currency)
-        result = self._remembered(idempotency_key)
-        assert result is not None
-        return result
+        return self._charge_token(amount=amount, currency=currency, reference=token,
+                                  idempotency_key=idempotency_key)
 
     def refund(self, *, charge_reference: str, amount: int, currency: str,
                idempotency_key: str) -> str:

@@ -43,7 +43,6 @@ from dropline.drops.schemas import (
 from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.orders.api import order_read
-from dropline.payments.provider import Card
 from dropline.planning.drop_report import drop_report
 from dropline.ratelimit import RateLimiter, identity_key, ip_key
 from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
@@ -292,7 +291,7 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
             order_id = flows.checkout_hold(
                 services.db, clock=services.clock, settings=services.settings,
                 provider=services.payments, customer_id=who.customer_id, hold_id=hold_id,
-                card=Card(**body.card.model_dump()),
+                card=services.payments.describe_card(body.payment_method),
                 shipping_address=body.shipping_address.model_dump(),
                 checkout_reference=claim.reference, early_access=early_access_of(request))
         except PaymentDeclined:
@@ -352,7 +351,7 @@ def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
             services.db, clock=services.clock, settings=services.settings,
             provider=services.payments, drop_id=drop_id, shopper=who, lines=_lines(body),
             admission_token=admission_token or body.admission_token,
-            card=Card(**body.card.model_dump()),
+            card=services.payments.describe_card(body.payment_method),
             shipping_address=body.shipping_address.model_dump(),
             checkout_reference=claim.reference, early_access=early_access_of(request))
         with services.db.transaction() as session:

@@ -35,7 +35,7 @@ from dropline.orders.models import Order
 from dropline.orders.rules import PricedLine, order_totals
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.charging import latest_payment
-from dropline.payments.provider import Card, PaymentProvider
+from dropline.payments.provider import CardToken, PaymentProvider
 
 T = TypeVar("T")
 TRANSACTION_ATTEMPTS = 8  # a crowd on a few slot rows can pick the same victim a few times
@@ -113,7 +113,7 @@ def place_hold(
 
 
 def _order_from_hold(session: Session, *, clock: Clock, settings: Settings, hold: DropHold,
-                     card: Card, shipping_address: dict[str, Any],
+                     card: CardToken, shipping_address: dict[str, Any],
                      checkout_reference: str) -> Order:
     order = _write_order(session, clock=clock, settings=settings, customer_id=hold.customer_id,
                          drop=service.get_drop(session, hold.drop_id),
@@ -125,7 +125,7 @@ def _order_from_hold(session: Session, *, clock: Clock, settings: Settings, hold
 
 
 def _write_order(session: Session, *, clock: Clock, settings: Settings, customer_id: int,
-                 drop: Drop, lines: Sequence[tuple[int, int]], card: Card,
+                 drop: Drop, lines: Sequence[tuple[int, int]], card: CardToken,
                  shipping_address: dict[str, Any], checkout_reference: str) -> Order:
     """A pending order of (variant id, quantity) lines, priced as any checkout's."""
     customer = session.get(Customer, customer_id)
@@ -145,7 +145,7 @@ def _write_order(session: Session, *, clock: Clock, settings: Settings, customer
 
 
 def _pay(db: Database, *, clock: Clock, provider: PaymentProvider, order: Order,
-         payment: Any, card: Card) -> int:
+         payment: Any, card: CardToken) -> int:
     return orders.pay_order(
         db, clock=clock, provider=provider, order=order, payment=payment, card=card,
         on_payment_failed=lambda session, failed: service.return_units_of_order(
@@ -167,7 +167,7 @@ def _resume(db: Database, checkout_reference: str) -> tuple[Order, Any]:
 
 def checkout_hold(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
-    customer_id: int, hold_id: int, card: Card, shipping_address: dict[str, Any],
+    customer_id: int, hold_id: int, card: CardToken, shipping_address: dict[str, Any],
     checkout_reference: str, early_access: service.EarlyAccess = service.membership_early_access,
 ) -> int:
     """Pays for a hold; returns the paid order's id. A retry with the same reference resumes
@@ -199,7 +199,7 @@ def checkout_hold(
 def purchase(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider, drop_id: int,
     shopper: Shopper, lines: Sequence[service.HoldLine], admission_token: str | None,
-    card: Card, shipping_address: dict[str, Any], checkout_reference: str,
+    card: CardToken, shipping_address: dict[str, Any], checkout_reference: str,
     early_access: service.EarlyAccess = service.membership_early_access,
     rng: random.Random | None = None,
 ) -> int:

@@ -34,14 +34,20 @@ from dropline.drops.models import Drop, DropWaitlistEntry
 from dropline.drops.rules import DropState
 from dropline.drops.schemas import PurchaseCreate
 from dropline.errors import DomainError, InvalidInput, NotFound
-from dropline.orders.schemas import AddressIn, CardIn
+from dropline.orders.schemas import AddressIn
 from dropline.popups import experiments
 from dropline.popups.experiments import requested_variant
 from dropline.popups.rules import cache_key
 from dropline.schemas import IdForm
 from dropline.security import token_digest
 from dropline.web import caching
-from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
+from dropline.web.deps import (
+    OptionalCustomer,
+    PaymentFormDep,
+    Principal,
+    Services,
+    ServicesDep,
+)
 from dropline.web.templating import render_html, templates
 
 router = APIRouter(include_in_schema=False)
@@ -227,21 +233,19 @@ def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> P
     try:
         return PurchaseCreate(
             lines=[{"variant_id": variant_id, "quantity": quantity}],
-            card=CardIn(number=form["number"], exp_month=int(form["exp_month"] or 0),
-                        exp_year=int(form["exp_year"] or 0), cvc=form["cvc"]),
+            payment_method=form["payment_method"],
             shipping_address=AddressIn(name=form["name"], line1=form["line1"],
                                        city=form["city"], postcode=form["postcode"],
                                        country=form["country"] or "GB"))
     except (ValidationError, ValueError):
-        raise InvalidInput("check the address and the card number, expiry and CVC") from None
+        raise InvalidInput("check the address") from None
 
 
 @router.post("/drops/{ref}/buy")
 def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCustomer,
         variant_id: IdForm, key: Annotated[str, Form(max_length=64)],
-        name: Short, line1: Short, city: Short, postcode: Short, number: Short,
-        exp_month: Short, exp_year: Short, cvc: Short, quantity: Small = 1,
-        country: Short = "GB") -> Response:
+        name: Short, line1: Short, city: Short, postcode: Short, payment: PaymentFormDep,
+        quantity: Small = 1, country: Short = "GB") -> Response:
     """Buys once admitted: an admission token is issued and redeemed in this one request,
     through the API's entry point (``api.purchase_response``: rate limits, the engine or the
     database path). The form's key is the purchase's Idempotency-Key, so a double submit is
@@ -249,10 +253,12 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
     if customer is None:
         return _sign_in(f"/drops/{ref[:120]}")
     drop_id = _drop_id(services, ref)
+    if payment.refusal is not None:
+        return _me_page(request, services, customer, drop_id, error=payment.refusal,
+                        status_code=422)
     cookie = request.cookies.get(services.settings.web.session_cookie_name, "")[:200]
     try:
-        body = _purchase_body({"number": number, "exp_month": exp_month,
-                               "exp_year": exp_year, "cvc": cvc, "name": name,
+        body = _purchase_body({"payment_method": payment.reference, "name": name,
                                "line1": line1, "city": city, "postcode": postcode,
                                "country": country}, variant_id=variant_id, quantity=quantity)
         token = None

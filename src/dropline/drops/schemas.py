@@ -6,8 +6,8 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from dropline.drops.models import HoldSource, HoldStatus, WaitlistStatus
 from dropline.drops.rules import MAX_SLOTS, DropState
-from dropline.orders.schemas import AddressIn, CardIn
-from dropline.schemas import Id, Input, Name, Output, Slug
+from dropline.orders.schemas import AddressIn
+from dropline.schemas import Id, Input, Name, Output, PaymentInput, PaymentMethodRef, Slug
 
 MAX_UNITS = 10_000_000
 
@@ -110,13 +110,13 @@ class HoldRead(Output):
     order_id: int | None
 
 
-class HoldCheckout(Input):
-    card: CardIn
+class HoldCheckout(PaymentInput):
+    payment_method: PaymentMethodRef
     shipping_address: AddressIn
 
 
-class PurchaseCreate(HoldCreate):
-    card: CardIn
+class PurchaseCreate(HoldCreate, PaymentInput):
+    payment_method: PaymentMethodRef
     shipping_address: AddressIn
 
 

@@ -36,7 +36,7 @@ from dropline.memberships.schemas import (
     TierRead,
     VoteCreate,
 )
-from dropline.payments.provider import Card, RecurringPaymentProvider
+from dropline.payments.provider import RecurringPaymentProvider
 from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
 from dropline.web.deps import (
     ClockDep,
@@ -111,7 +111,8 @@ def join(body: MembershipCreate, request: Request, services: ServicesDep,
             provider=recurring(services),
             request=flows.SubscribeRequest(
                 customer_id=customer.id, tier_id=body.tier_id,
-                card=Card(**body.card.model_dump()), signup_reference=claim.reference,
+                card=services.payments.describe_card(body.payment_method),
+                signup_reference=claim.reference,
                 shipping_address=body.shipping_address.model_dump()
                 if body.shipping_address else None))
         with services.db.transaction() as session:
@@ -190,7 +191,7 @@ def update_card(body: PaymentMethodUpdate, customer: CustomerDep,
                 services: ServicesDep) -> MembershipRead:
     flows.update_payment_method(services.db, clock=services.clock, config=config_of(services),
                                 provider=recurring(services), customer_id=customer.id,
-                                card=Card(**body.card.model_dump()))
+                                card=services.payments.describe_card(body.payment_method))
     with services.db.transaction() as session:
         return _mine(session, customer.id)
 

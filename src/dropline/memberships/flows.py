@@ -52,8 +52,8 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
 from dropline.payments.charging import charge_with_retries
 from dropline.payments.provider import (
-    Card,
     CardRefused,
+    CardToken,
     ChargeResult,
     ProviderUnavailable,
     RecurringPaymentProvider,
@@ -66,13 +66,13 @@ Outcome = Literal["succeeded", "declined", "busy", "unavailable", "settled"]
 class SubscribeRequest:
     customer_id: int
     tier_id: int
-    card: Card
+    card: CardToken
     signup_reference: str  # stable per attempt (from the Idempotency-Key or the form's key)
     shipping_address: dict[str, Any] | None = None
 
 
 def _save_card(db: Database, *, clock: Clock, provider: RecurringPaymentProvider,
-               customer_id: int, card: Card) -> int:
+               customer_id: int, card: CardToken) -> int:
     try:
         saved = provider.save_card(card=card)
     except CardRefused as exc:
@@ -133,7 +133,7 @@ def change_tier(db: Database, *, clock: Clock, config: MembershipConfig,
 
 def update_payment_method(db: Database, *, clock: Clock, config: MembershipConfig,
                           provider: RecurringPaymentProvider, customer_id: int,
-                          card: Card) -> int:
+                          card: CardToken) -> int:
     """Saves a new card for the live membership; a renewal in dunning is retried on it now."""
     with db.transaction() as session:
         membership_id = service.require_live(session, customer_id=customer_id).id

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
 from dropline.customers.service import authenticate_customer, start_session
 from dropline.errors import DomainError, InvalidInput, NotAuthenticated
@@ -19,12 +18,17 @@ from dropline.memberships import flows, onboarding, polls, reports, segments, se
 from dropline.memberships.api import config_of, recurring
 from dropline.memberships.models import MembershipPaymentMethod
 from dropline.memberships.rules import PERK_STATUSES
-from dropline.orders.schemas import CardIn
-from dropline.payments.provider import Card
+from dropline.payments.provider import CardToken
 from dropline.schemas import IdPath
 from dropline.web.admin import AdminPageUser
 from dropline.web.admin import render as render_console
-from dropline.web.deps import OptionalCustomer, Principal, ServicesDep
+from dropline.web.deps import (
+    OptionalCustomer,
+    PaymentForm,
+    PaymentFormDep,
+    Principal,
+    ServicesDep,
+)
 from dropline.web.navigation import NavItem
 from dropline.web.templating import templates
 
@@ -90,13 +94,12 @@ def _signup_reference(customer_id: int, key: str) -> str:
     return "portal-" + hashlib.sha256(f"{customer_id}:{key}".encode()).hexdigest()[:48]
 
 
-def _card(number: str, exp_month: str, exp_year: str, cvc: str) -> Card:
-    try:
-        card = CardIn(number=number, exp_month=int(exp_month or 0), exp_year=int(exp_year or 0),
-                      cvc=cvc)
-    except (ValidationError, ValueError):
-        raise InvalidInput("check the card number, expiry month and year, and CVC") from None
-    return Card(**card.model_dump())
+def _card(services: ServicesDep, payment: PaymentForm) -> CardToken:
+    """The card the page's form names by reference; a form without one (or still posting the
+    card itself) is refused before anything is done."""
+    if payment.refusal is not None:
+        raise InvalidInput(payment.refusal, field="payment_method")
+    return services.payments.describe_card(payment.reference)
 
 
 @router.get("/membership", response_class=HTMLResponse)
@@ -131,14 +134,14 @@ def sign_in(request: Request, services: ServicesDep, email: Short, password: Sho
 
 @router.post("/membership/join")
 def join(request: Request, services: ServicesDep, customer: OptionalCustomer,
-         tier_id: Annotated[int, Form(ge=1, le=2**53)], key: Key, number: Short,
-         exp_month: Short, exp_year: Short, cvc: Short) -> Response:
+         tier_id: Annotated[int, Form(ge=1, le=2**53)], key: Key,
+         payment: PaymentFormDep) -> Response:
     def action(who: Principal) -> None:
         # The form's key makes a double-submitted form one sign-up.
         flows.subscribe(services.db, clock=services.clock, config=config_of(services),
                         provider=recurring(services),
                         request=flows.SubscribeRequest(
-                            who.id, tier_id, _card(number, exp_month, exp_year, cvc),
+                            who.id, tier_id, _card(services, payment),
                             _signup_reference(who.id, key)))
 
     return _act(request, services, customer, action, "joined")
@@ -196,12 +199,12 @@ def keep(request: Request, services: ServicesDep, customer: OptionalCustomer) ->
 
 
 @router.post("/membership/card")
-def card(request: Request, services: ServicesDep, customer: OptionalCustomer, number: Short,
-         exp_month: Short, exp_year: Short, cvc: Short) -> Response:
+def card(request: Request, services: ServicesDep, customer: OptionalCustomer,
+         payment: PaymentFormDep) -> Response:
     return _act(request, services, customer, lambda who: flows.update_payment_method(
         services.db, clock=services.clock, config=config_of(services),
         provider=recurring(services), customer_id=who.id,
-        card=_card(number, exp_month, exp_year, cvc)), "card")
+        card=_card(services, payment)), "card")
 
 
 @router.post("/membership/waitlist")

@@ -14,8 +14,19 @@ from dropline.memberships.rules import (
     Segment,
     SubsidyKind,
 )
-from dropline.orders.schemas import AddressIn, CardIn
-from dropline.schemas import Amount, Currency, Id, Input, Name, Output, PositiveAmount, Slug
+from dropline.orders.schemas import AddressIn
+from dropline.schemas import (
+    Amount,
+    Currency,
+    Id,
+    Input,
+    Name,
+    Output,
+    PaymentInput,
+    PaymentMethodRef,
+    PositiveAmount,
+    Slug,
+)
 
 Minutes = Annotated[int, Field(ge=0, le=60 * 24 * 30, description="minutes")]
 
@@ -68,9 +79,9 @@ class TierRead(Output):
     active: bool
 
 
-class MembershipCreate(Input):
+class MembershipCreate(PaymentInput):
     tier_id: Id
-    card: CardIn
+    payment_method: PaymentMethodRef
     shipping_address: AddressIn | None = None
 
 
@@ -115,8 +126,8 @@ class PauseCreate(Input):
     resume_at: AwareDatetime | None = None
 
 
-class PaymentMethodUpdate(Input):
-    card: CardIn
+class PaymentMethodUpdate(PaymentInput):
+    payment_method: PaymentMethodRef
 
 
 class PollCreate(Input):

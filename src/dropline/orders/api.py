@@ -29,7 +29,6 @@ from dropline.orders.schemas import (
     ShipmentRead,
     TimelineRead,
 )
-from dropline.payments.provider import Card
 from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
@@ -84,7 +83,7 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
                 provider=services.payments, policy=services.checkout,
                 request=flows.CheckoutRequest(
                     customer_id=customer.id, cart_id=body.cart_id,
-                    card=Card(**body.card.model_dump()),
+                    card=services.payments.describe_card(body.payment_method),
                     shipping_address=body.shipping_address.model_dump(),
                     checkout_reference=claim.reference,
                     delivery=flows.DeliveryChoice(**body.delivery.model_dump())

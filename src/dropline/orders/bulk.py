@@ -27,7 +27,7 @@ from dropline.orders.models import Order, OrderStatus
 from dropline.orders.rules import PricedLine, order_event_payload, order_totals
 from dropline.payments.bulk import Settlement, insert_payments, settle_payments
 from dropline.payments.models import PaymentStatus
-from dropline.payments.provider import Card, ChargeResult
+from dropline.payments.provider import CardToken, ChargeResult
 
 
 @dataclass(kw_only=True)
@@ -38,7 +38,7 @@ class BulkOrder:
 
     customer_id: int
     lines: list[tuple[int, int]]  # (variant_id, quantity), sorted by variant
-    card: Card
+    card: CardToken
     shipping_address: dict[str, Any]
     reference: str  # the checkout reference (unique per order)
     outcome: tuple[str, Any] | None = None

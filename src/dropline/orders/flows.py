@@ -49,6 +49,7 @@ from dropline.errors import (
     NotFound,
     OutOfStock,
     PaymentDeclined,
+    PaymentRequiresAction,
     ServiceUnavailable,
 )
 from dropline.events.service import record_event
@@ -66,11 +67,12 @@ from dropline.orders.service import (
 from dropline.payments.charging import (
     charge_with_retries,
     latest_payment,
+    note_awaiting_payment,
     settle_payment,
     settle_refund,
 )
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
-from dropline.payments.provider import Card, ChargeResult, PaymentProvider
+from dropline.payments.provider import CardToken, ChargeResult, PaymentProvider
 from dropline.pricing import Totals, shipping_for
 
 # Gives an order's units back when its payment fails, inside the settling transaction.
@@ -81,7 +83,7 @@ PaymentFailedHook = Callable[[Session, Order], None]
 class CheckoutRequest:
     customer_id: int
     cart_id: str
-    card: Card
+    card: CardToken
     shipping_address: dict[str, Any]
     checkout_reference: str  # stable per attempt (derived from the Idempotency-Key)
     delivery: DeliveryChoice | None = None  # None: central shipping
@@ -127,7 +129,7 @@ def draft_lines(session: Session, quantities: list[tuple[int, int | None, int]]
 
 def write_pending_order(
     session: Session, *, clock: Clock, customer: Customer, lines: list[DraftLine],
-    totals: Totals, checkout_reference: str, card: Card, shipping_address: dict[str, Any],
+    totals: Totals, checkout_reference: str, card: CardToken, shipping_address: dict[str, Any],
     location_id: int | None, cart_id: str | None = None, fulfilment_path: str = "central",
     extra_payload: dict[str, Any] | None = None,
 ) -> Order:
@@ -307,6 +309,18 @@ def settle_order(session: Session, *, clock: Clock, order_id: int, payment_id: i
     return order, True
 
 
+def settle_reported_payment(session: Session, *, clock: Clock, payment: Payment,
+                            provider_name: str, result: ChargeResult,
+                            on_payment_failed: PaymentFailedHook) -> Order:
+    """Settles a payment the provider decided after the checkout's request ended (3-D Secure
+    completed in the page, a bank's later answer), as ``pay_order`` settles its own: only a
+    payment still pending moves, so a report repeated or out of order changes nothing."""
+    order, _ = settle_order(session, clock=clock, order_id=payment.order_id,
+                            payment_id=payment.id, provider_name=provider_name, result=result,
+                            on_payment_failed=on_payment_failed)
+    return order
+
+
 def checkout(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
     policy: CheckoutPolicy, request: CheckoutRequest,
@@ -328,7 +342,7 @@ def checkout(
 
 def pay_order(
     db: Database, *, clock: Clock, provider: PaymentProvider, order: Order, payment: Payment,
-    card: Card, on_payment_failed: PaymentFailedHook,
+    card: CardToken, on_payment_failed: PaymentFailedHook,
 ) -> int:
     """The second half of every checkout (cart or drop hold), on an order written and
     committed by the first: charge outside any transaction with the payment's own idempotency
@@ -343,6 +357,13 @@ def pay_order(
             raise ServiceUnavailable(
                 "the payment provider is not answering; nothing was charged twice. Retry with "
                 "the same Idempotency-Key", retry_after=5)
+        if result.status == "requires_action":
+            with db.transaction() as session:
+                note_awaiting_payment(session, at=clock.now(), payment_id=payment.id,
+                                      provider_name=provider.name, reference=result.reference)
+            raise PaymentRequiresAction(
+                "your bank asks you to confirm this payment; nothing is charged until you do",
+                order_id=order_id, client_secret=result.client_secret)
         with db.transaction() as session:
             settled, _ = settle_order(session, clock=clock, order_id=order_id,
                                       payment_id=payment.id, provider_name=provider.name,

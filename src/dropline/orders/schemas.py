@@ -3,28 +3,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from dropline.catalog.models import ConditionGrade
 from dropline.orders.models import OrderStatus, ShipmentStatus
 from dropline.orders.rules import OrderStage
 from dropline.payments.models import PaymentStatus, RefundStatus
-from dropline.schemas import Id, Input, Output, PositiveAmount, ShortText
-
-
-class CardIn(Input):
-    number: str = Field(min_length=12, max_length=23, examples=["4242424242424242"])
-    exp_month: int = Field(ge=1, le=12)
-    exp_year: int = Field(ge=2000, le=2100)
-    cvc: str = Field(pattern=r"^[0-9]{3,4}$")
-
-    @field_validator("number")
-    @classmethod
-    def digits_only(cls, value: str) -> str:
-        digits = value.replace(" ", "").replace("-", "")
-        if not digits.isdigit():
-            raise ValueError("card number must contain digits only")
-        return digits
+from dropline.schemas import (
+    Id,
+    Input,
+    Output,
+    PaymentInput,
+    PaymentMethodRef,
+    PositiveAmount,
+    ShortText,
+)
 
 
 class AddressIn(Input):
@@ -44,9 +37,9 @@ class DeliveryIn(Input):
     longitude: float | None = Field(None, ge=-180, le=180, allow_inf_nan=False)
 
 
-class CheckoutCreate(Input):
+class CheckoutCreate(PaymentInput):
     cart_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
-    card: CardIn
+    payment_method: PaymentMethodRef
     shipping_address: AddressIn
     delivery: DeliveryIn | None = None
 

@@ -32,6 +32,7 @@ __all__ = [
     "PROVIDER_ATTEMPTS",
     "charge_with_retries",
     "latest_payment",
+    "note_awaiting_payment",
     "settle_payment",
     "settle_refund",
 ]
@@ -72,6 +73,16 @@ def settle_payment(session: Session, *, at: datetime, payment_id: int, provider_
                 decline_code=result.decline_code, updated_at=at)
     ).rowcount
     return status if moved == 1 else None
+
+
+def note_awaiting_payment(session: Session, *, at: datetime, payment_id: int,
+                          provider_name: str, reference: str) -> None:
+    """The provider has not decided yet (the shopper must authenticate, or the bank is still
+    at work): the payment stays pending, with the provider's reference, so the provider's
+    later report (a webhook) finds it and settles it."""
+    session.execute(update(Payment).where(Payment.id == payment_id,
+                                          Payment.status == PaymentStatus.pending)
+                    .values(provider=provider_name, provider_ref=reference, updated_at=at))
 
 
 def settle_refund(session: Session, *, refund_id: int, reference: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropline.db import Base, BigIntPK
@@ -69,11 +69,32 @@ class LocalProviderCharge(Base):
     __tablename__ = "local_provider_charges"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8))  # "charge" | "refund"
+    kind: Mapped[str] = mapped_column(String(8))  # "charge" | "refund" | "card" (a token)
     idempotency_key: Mapped[str] = mapped_column(String(80), unique=True)
     reference: Mapped[str] = mapped_column(String(64), unique=True)
     charge_reference: Mapped[str | None] = mapped_column(String(64))  # for refunds
     outcome: Mapped[str] = mapped_column(String(32))  # succeeded | declined:<code>
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    # A "card" row is a payment method token: what the card does when charged (``outcome``),
+    # its last four digits and fingerprint; never its number.
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class ProviderEventRecord(Base):
+    """Each event a provider reported (a Stripe webhook), stored once by its id: a repeated
+    delivery finds its row and changes nothing. ``outcome`` says what it did."""
+
+    __tablename__ = "provider_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(64))
+    payment_reference: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)

@@ -1,33 +1,40 @@
 """The payment port: what the shop asks of a card provider, and the values it gets back.
 
 Domains (orders, memberships, pop-ups, drops, risk) speak only to these Protocols; which
-provider stands behind them (``adapters.payments.LocalCardProvider`` or a real network) is the
-composition root's choice. Every request carries an idempotency key: a retried charge returns
-the first outcome and never takes money twice.
+provider stands behind them (``adapters.payments.LocalCardProvider``, ``adapters.stripe``) is
+the composition root's choice. Every request carries an idempotency key: a retried charge
+returns the first outcome and never takes money twice.
 
-    PaymentProvider             charge, charge_many, refund, find_charge (checkout, recovery)
+No card number ever reaches the shop: the shopper's browser (or a card reader) hands the card
+to the provider, which answers with a payment method reference (``pm_...``); the shop sends
+that reference and learns the card only as ``CardToken`` (reference, last4, fingerprint).
+
+    PaymentProvider             describe_card, charge, charge_many, refund, find_charge
+                                (checkout, recovery)
     ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
     └── CardPresentProvider       charge_present through a reader (pop-up counters)
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = [
     "CONTACTLESS_LIMIT",
-    "Card",
     "CardPresentProvider",
     "CardRefused",
+    "CardToken",
     "ChargeRequest",
     "ChargeResult",
+    "EventVerifier",
     "PaymentProvider",
+    "ProviderEvent",
     "ProviderUnavailable",
     "RecurringPaymentProvider",
     "SavedCard",
+    "SignatureRefused",
     "TerminalReading",
     "charge_each",
 ]
@@ -38,27 +45,26 @@ class ProviderUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class Card:
-    number: str
-    exp_month: int
-    exp_year: int
-    cvc: str
+class CardToken:
+    """A card as the shop knows it: the provider's payment method reference, its last four
+    digits and the provider's fingerprint (same card -> same fingerprint, for linking accounts
+    in risk scoring). Never the number or the CVC."""
 
-    @property
-    def last4(self) -> str:
-        return self.number[-4:]
-
-    @property
-    def fingerprint(self) -> str:
-        # Same card -> same fingerprint, for linking accounts in risk scoring; never the number.
-        return hashlib.sha256(f"card:{self.number}".encode()).hexdigest()[:32]
+    reference: str
+    last4: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
 class ChargeResult:
-    status: Literal["succeeded", "declined"]
+    """``requires_action``: the bank wants the shopper to authenticate (3-D Secure); nothing is
+    decided yet. ``client_secret`` lets the provider's script in the page finish it, and the
+    provider reports the outcome later (a webhook); the payment stays pending meanwhile."""
+
+    status: Literal["succeeded", "declined", "requires_action"]
     reference: str
     decline_code: str | None = None
+    client_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,14 +88,20 @@ class CardRefused(Exception):
 class ChargeRequest:
     amount: int
     currency: str
-    card: Card
+    card: CardToken
     idempotency_key: str
 
 
 class PaymentProvider(Protocol):
     name: str
 
-    def charge(self, *, amount: int, currency: str, card: Card, idempotency_key: str) -> ChargeResult:
+    def describe_card(self, reference: str) -> CardToken:
+        """The card behind a payment method reference; raises
+        ``dropline.errors.UnknownPaymentMethod`` for a reference the provider does not know."""
+        ...
+
+    def charge(self, *, amount: int, currency: str, card: CardToken,
+               idempotency_key: str) -> ChargeResult:
         ...
 
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
@@ -112,7 +124,8 @@ class RecurringPaymentProvider(PaymentProvider, Protocol):
     """A provider that can also keep a card and charge it later without the customer present
     (membership renewals). Checkout needs only ``PaymentProvider``."""
 
-    def save_card(self, *, card: Card) -> SavedCard:
+    def save_card(self, *, card: CardToken) -> SavedCard:
+        """Keeps the card for charges without the shopper present; raises ``CardRefused``."""
         ...
 
     def charge_saved(self, *, amount: int, currency: str, token: str,
@@ -120,13 +133,41 @@ class RecurringPaymentProvider(PaymentProvider, Protocol):
         ...
 
 
+class SignatureRefused(Exception):
+    """A provider's webhook request whose signature does not verify: nothing in it is read."""
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """What the shop reads of a provider's event (a webhook): its id (stored once), its type,
+    the payment it is about (the charge's ``reference``) and, by type, the amount refunded or
+    disputed, the decline code, the dispute's reason."""
+
+    id: str
+    type: str
+    payment_reference: str
+    created: int = 0  # the provider's clock, seconds since the epoch
+    amount: int = 0
+    decline_code: str | None = None
+    dispute_reason: str | None = None
+
+
+class EventVerifier(Protocol):
+    """A provider that reports outcomes by signed webhooks (Stripe)."""
+
+    def verify_event(self, payload: bytes, signature: str) -> ProviderEvent:
+        """The event, once the signature verifies; raises ``SignatureRefused``."""
+        ...
+
+
 @dataclass(frozen=True)
 class TerminalReading:
-    """What a card reader at a counter hands over: the card (tapped or inserted) and the
-    reader's id. The local provider's simulated terminal accepts ids starting ``term_``."""
+    """What a card reader at a counter hands over: the card it read (tapped or inserted, as the
+    provider's reference: the reader talks to the provider, never the shop) and the reader's
+    id. The local provider's simulated terminal accepts ids starting ``term_``."""
 
     terminal_id: str
-    card: Card
+    card: CardToken
     entry_mode: Literal["contactless", "chip"] = "contactless"
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from dropline.errors import RateLimited
 from dropline.idempotency.service import Claim
-from dropline.payments.provider import Card, TerminalReading
+from dropline.payments.provider import TerminalReading
 from dropline.popups import counter, discovery, experiments, listings, service
 from dropline.popups.schemas import (
     ArmRead,
@@ -213,7 +213,7 @@ def sell_idempotent(services: Services, *, request: Request, principal: Principa
     """One counter sale under the Idempotency-Key rules, shared by the token API and the
     counter page (whose outbox resends the key it generated when the sale was rung up)."""
     def operation(claim: Claim) -> tuple[int, SaleRead]:
-        card = Card(**body.terminal.card.model_dump())
+        card = services.payments.describe_card(body.terminal.payment_method)
         order_id = counter.sell(services.db, clock=services.clock, provider=services.payments,
                                 request=counter.CounterSaleRequest(
                                     popup_code=code, email=body.email, name=body.name,

@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from dropline.orders.schemas import CardIn
-from dropline.schemas import Email, Id, Input, Slug
+from dropline.schemas import Email, Id, Input, PaymentInput, PaymentMethodRef, Slug
 
 Code = str
 CODE = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -49,10 +48,12 @@ class CloseCreate(Input):
 class TerminalIn(Input):
     terminal_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     entry_mode: Literal["contactless", "chip"] = "contactless"
-    card: CardIn
+    # The card the reader read, as the provider's reference: the reader hands the card to the
+    # provider, never to the shop.
+    payment_method: PaymentMethodRef
 
 
-class CounterSaleCreate(Input):
+class CounterSaleCreate(PaymentInput):
     lines: list[Quantity] = Field(min_length=1, max_length=100)
     email: Email
     name: str = Field("", max_length=120)

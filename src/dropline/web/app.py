@@ -52,10 +52,12 @@ from dropline.web.admin import router as admin_pages_router
 from dropline.web.api_docs import install_api_docs
 from dropline.web.caching import install as install_page_cache
 from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
+from dropline.web.local_pay import router as local_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
 from dropline.web.problem_docs import document_problems
 from dropline.web.problems import install_problem_handlers
+from dropline.web.provider_webhooks import router as provider_webhooks_router
 from dropline.web.scheduler import BackgroundWorker
 from dropline.web.security_headers import SecurityHeadersMiddleware
 from dropline.web.throttle import throttle_sensitive_posts
@@ -173,5 +175,9 @@ def create_app(
     app.include_router(feeds_router)
     app.include_router(popups_pages_router)
     app.include_router(console_pages_router)  # last: a domain's own page wins its path
+    if hasattr(services.payments, "tokenise_card"):  # the local provider's own endpoint
+        app.include_router(local_pay_router)
+    if hasattr(services.payments, "verify_event"):  # a provider reporting by webhooks
+        app.include_router(provider_webhooks_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

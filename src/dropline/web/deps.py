@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from dropline.config import Settings
 from dropline.customers.service import customer_for_session
 from dropline.db import Database
 from dropline.errors import NotAuthenticated, PermissionDenied
+from dropline.schemas import CARD_DATA_KEYS, TOKENISE_HINT
 from dropline.services import Services
 
 
@@ -131,3 +133,29 @@ def require_scope(scope: str) -> Callable[..., Principal]:
 def admin(scope: str) -> object:
     """``Depends`` on a token holding ``scope``, for use as ``Annotated[Principal, admin(...)]``."""
     return Depends(require_scope(scope))
+
+
+@dataclass(frozen=True)
+class PaymentForm:
+    """A page form's payment: the provider's reference (filled by the provider's script in the
+    page), or why there is none. A page refuses the form with ``refusal`` (422) before it reads
+    anything else, so nothing is changed, stored or logged."""
+
+    reference: str
+    refusal: str | None = None
+
+
+async def _payment_form(request: Request) -> PaymentForm:
+    form = await request.form()  # parsed once per request: FastAPI's own Form fields share it
+    if any(key.lower() in CARD_DATA_KEYS for key in form):
+        return PaymentForm("", TOKENISE_HINT)
+    reference = form.get("payment_method")
+    if not isinstance(reference, str) or not PAYMENT_REF.fullmatch(reference):
+        return PaymentForm("", "the card was not tokenised: paying by card needs JavaScript in "
+                               "this page (the card goes to the payment provider, never to "
+                               "the shop)")
+    return PaymentForm(reference)
+
+
+PAYMENT_REF = re.compile(r"[A-Za-z0-9_]{3,100}")
+PaymentFormDep = Annotated[PaymentForm, Depends(_payment_form)]

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dropline.errors import PROBLEM_BASE, DomainError, ServiceUnavailable
 from dropline.problem_json import PROBLEM_JSON, problem_headers
+from dropline.schemas import CARD_DATA_ERROR, TOKENISE_HINT
 from dropline.web.allow import allowed_methods
 from dropline.web.templating import templates
 
@@ -71,6 +72,10 @@ def validation_problem(raw_errors: Sequence[Any], instance: str) -> JSONResponse
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type")}
         for err in raw_errors
     ]
+    if any(err["type"] == CARD_DATA_ERROR for err in errors):
+        return problem_response(422, _problem(
+            422, "card-data-refused", "Card data refused", TOKENISE_HINT, instance,
+            errors=[e for e in errors if e["type"] == CARD_DATA_ERROR]))
     if any(err["type"] == "json_invalid" for err in errors):
         return problem_response(400, _problem(
             400, "malformed-json", "Malformed JSON",

@@ -21,12 +21,17 @@ from dropline.errors import DomainError, InvalidInput, NotFound, PaymentDeclined
 from dropline.fulfilment.service import LineRequest, decide_with_options, resolve_destination
 from dropline.orders import flows
 from dropline.orders import service as orders
-from dropline.orders.schemas import AddressIn, CardIn
+from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
-from dropline.payments.provider import Card
 from dropline.schemas import IdForm, IdPath
 from dropline.web.caching import private_response
-from dropline.web.deps import OptionalCustomer, Principal, Services, ServicesDep
+from dropline.web.deps import (
+    OptionalCustomer,
+    PaymentFormDep,
+    Principal,
+    Services,
+    ServicesDep,
+)
 from dropline.web.templating import templates
 from dropline.web.throttle import record_decline
 
@@ -151,36 +156,36 @@ def checkout_page(request: Request, services: ServicesDep, customer: OptionalCus
     return _checkout_page(request, services, customer, postcode=postcode.strip().upper())
 
 
-def _inputs(form: dict[str, str]) -> tuple[Card, dict[str, Any], flows.DeliveryChoice | None]:
+def _inputs(form: dict[str, str]) -> tuple[dict[str, Any], flows.DeliveryChoice | None]:
     try:
-        card = CardIn(number=form["number"], exp_month=int(form["exp_month"] or 0),
-                      exp_year=int(form["exp_year"] or 0), cvc=form["cvc"])
         address = AddressIn(name=form["name"], line1=form["line1"], line2=form["line2"],
                             city=form["city"], postcode=form["postcode"],
                             country=form["country"] or "GB")
     except (ValidationError, ValueError):
-        raise InvalidInput("check the address, and the card number, expiry and CVC") from None
+        raise InvalidInput("check the address") from None
     delivery = None
     if form["delivery"] not in ("", "central"):
         if not form["delivery"].isdigit():
             raise InvalidInput("pick a delivery option", field="delivery")
         delivery = flows.DeliveryChoice(window_id=int(form["delivery"]))
-    return Card(**card.model_dump()), address.model_dump(), delivery
+    return address.model_dump(), delivery
 
 
 @router.post("/checkout")
 def place_order(request: Request, services: ServicesDep, customer: OptionalCustomer,
                 key: Annotated[str, Form(max_length=64)], name: Short, line1: Short,
-                city: Short, postcode: Short, number: Short, exp_month: Short, exp_year: Short,
-                cvc: Short, line2: Short = "", country: Short = "GB",
-                delivery: Short = "central") -> Response:
-    """The no-JavaScript checkout. The form's key (fresh per page) makes a double submit the
-    same attempt: the flow finds the order by its checkout reference and does not charge again."""
+                city: Short, postcode: Short, payment: PaymentFormDep, line2: Short = "",
+                country: Short = "GB", delivery: Short = "central") -> Response:
+    """The checkout form without the offline outbox. The card was tokenised in the page; the
+    form's key (fresh per page) makes a double submit the same attempt: the flow finds the
+    order by its checkout reference and does not charge again."""
     if customer is None:
         return _sign_in("/checkout")
     form = {"name": name, "line1": line1, "line2": line2, "city": city, "postcode": postcode,
-            "country": country, "number": number, "exp_month": exp_month,
-            "exp_year": exp_year, "cvc": cvc, "delivery": delivery}
+            "country": country, "delivery": delivery}
+    if payment.refusal is not None:
+        return _checkout_page(request, services, customer, postcode=postcode, form=form,
+                              error=payment.refusal, status_code=422)
     with services.db.transaction() as session:
         cart = current_cart(session, request, customer)
         cart_id = cart.id if cart else None
@@ -190,7 +195,8 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
             return RedirectResponse(f"/orders/{existing}", status_code=303)
         return RedirectResponse("/cart", status_code=303)
     try:
-        card, address, choice = _inputs(form)
+        address, choice = _inputs(form)
+        card = services.payments.describe_card(payment.reference)
         order_id = flows.checkout(
             services.db, clock=services.clock, settings=services.settings,
             provider=services.payments, policy=services.checkout,
@@ -200,8 +206,7 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
             record_decline(services, request, customer.id)  # card testing (web.throttle)
-        safe = {k: v for k, v in form.items() if k not in ("number", "cvc")}
-        return _checkout_page(request, services, customer, postcode=postcode, form=safe,
+        return _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=exc.detail, status_code=exc.status)
     for hook in services.after_commit:
         hook()

@@ -61,13 +61,14 @@ from dropline.errors import (
     RateLimited,
     RequestInFlight,
     ServiceUnavailable,
+    UnknownPaymentMethod,
 )
 from dropline.failpoints import AFTER_TAKE, stop_at
 from dropline.idempotency import service as idempotency
 from dropline.orders import flows as orders
 from dropline.orders.models import OrderStatus
 from dropline.orders.service import find_by_checkout_reference
-from dropline.payments.provider import Card
+from dropline.payments.provider import CardToken
 from dropline.problem_json import PROBLEM_JSON, problem_headers
 
 
@@ -160,7 +161,7 @@ class _KeyReused(Exception):
         self.original, self.answer = original, answer
 
 
-def _resume(hot: HotPath, reference: str, card: Card, *, owner: KeyOfOrder,
+def _resume(hot: HotPath, reference: str, card: CardToken, *, owner: KeyOfOrder,
             fp: str) -> tuple[int, Any]:
     """The reference already has an order (a replay Redis forgot): answer from PostgreSQL,
     charging it first if a crash left it pending (as ``orders.flows`` resumes), but only for
@@ -186,7 +187,7 @@ def _resume(hot: HotPath, reference: str, card: Card, *, owner: KeyOfOrder,
 
 
 async def _answer_existing(hot: HotPath, *, drop_id: int, reference: str, fp: str, path: str,
-                           card: Card, owner: KeyOfOrder) -> Answer:
+                           card: CardToken, owner: KeyOfOrder) -> Answer:
     try:
         status, answer = await anyio.to_thread.run_sync(
             lambda: _resume(hot, reference, card, owner=owner, fp=fp))
@@ -287,6 +288,11 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     except (NotFound, AdmissionRefused) as refusal:
         return await _first_answer(hot, drop_id=drop_id, reference=reference, fp=fp,
                                    path=path, facts=facts, refusal=refusal)
+    try:  # before the gate: an unknown card takes no unit
+        card = await anyio.to_thread.run_sync(hot.provider.describe_card, body.payment_method)
+    except UnknownPaymentMethod as refusal:
+        return await _first_answer(hot, drop_id=drop_id, reference=reference, fp=fp,
+                                   path=path, facts=facts, refusal=refusal)
     lead_ms = 0
     if facts.queue_enabled:
         lead_ms = 7 * 24 * 3600 * 1000  # the token proves the shopper's own opening time
@@ -321,7 +327,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
             if await hot.order_lookups.submit(reference):
                 return await _answer_existing(hot, drop_id=drop_id, reference=reference,
                                               fp=fp, path=path,
-                                              card=Card(**body.card.model_dump()), owner=owner)
+                                              card=card, owner=owner)
             request = _renewed(request, hot.clock.now(), hot.limits.lease_seconds)
             verdict = await _take(hot, request)
             if verdict.outcome == "replay":
@@ -340,11 +346,9 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                 and await hot.order_lookups.submit(reference):
             # Redis forgot this key (flushed, lost) but PostgreSQL has its order: a replay.
             return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
-                                          path=path, card=Card(**body.card.model_dump()),
-                                          owner=owner)
+                                          path=path, card=card, owner=owner)
         raise _refusal(verdict, facts)
 
-    card = Card(**body.card.model_dump())
     lease = request.lease_member
     job = Job(drop_id=drop_id, customer_id=customer_id, lines=sorted(lines.items()),
               pools=quantities, card=card, shipping_address=body.shipping_address.model_dump(),

@@ -5,6 +5,7 @@
 // it is sent. After a sale staff can sign the buyer up on the kept card, or email a link.
 import { outbox } from "/static/pwa/outbox.js";
 import { search } from "/static/popups/discovery.js";
+import { tokenise } from "/static/pay/local.js";
 
 const data = JSON.parse(document.getElementById("counter-data").textContent);
 const base = `/admin/counter/${data.popup}`;
@@ -73,16 +74,42 @@ $("pay").addEventListener("click", async () => {
   for (const [id, qty] of basket) byId.get(id).stock -= qty; // shown at once, even offline
   const body = {
     lines, email, save_card: $("save-card").checked,
-    terminal: { terminal_id: data.terminal, entry_mode: "contactless",
-                card: { number: $("card").value.replace(/\s+/g, ""), exp_month: 12, exp_year: 2030, cvc: "123" } },
+    terminal: { terminal_id: data.terminal, entry_mode: "contactless" },
   };
   const key = crypto.randomUUID(); // chosen once, here: every resend carries it
+  taps.set(key, $("card").value);  // the simulated reader holds the tapped card in memory only
   basket.clear();
   render();
   $("status").textContent = navigator.onLine ? "Taking payment…" : "Offline: sale queued, it will be sent when the counter is back online.";
   await outbox.enqueue({ url: `${base}/sales`, body, idempotencyKey: key, label: `sale to ${email}` });
   showQueue();
 });
+
+// The simulated reader: it hands the tapped card to the payment provider and the sale names it
+// by the reference it gets (a real reader talks to the provider, never to the shop). Neither
+// the card nor the reference is kept in the outbox; a sale queued offline and reloaded takes
+// the card on the reader now (tapped again), and is sent when the reader's card changes.
+const taps = new Map();        // key -> the card tapped for that sale (memory only)
+const references = new Map();  // key -> the provider's reference (memory only)
+outbox.withPayment = async (entry) => {
+  const key = entry.idempotencyKey;
+  if (!references.has(key)) {
+    if (!taps.has(key) && !$("card").value.trim()) return null;
+    if (!taps.has(key)) taps.set(key, $("card").value);
+    const reader = document.createElement("form");
+    reader.innerHTML = '<input data-card="number"><input data-card="exp_month" value="12">' +
+      '<input data-card="exp_year" value="2030"><input data-card="cvc" value="123">';
+    reader.querySelector('[data-card="number"]').value = taps.get(key);
+    references.set(key, await tokenise(reader));
+  }
+  return { ...entry.body, terminal: { ...entry.body.terminal, payment_method: references.get(key) } };
+};
+outbox.addEventListener("payment", (e) => {
+  if (!e.detail.entry.url.startsWith(base)) return;
+  $("status").textContent = `Sale to be paid: ${(e.detail.body && e.detail.body.detail) || "tap the card again"}.`;
+  showQueue();
+});
+$("card").addEventListener("change", () => outbox.flush());
 
 outbox.addEventListener("sent", (e) => {
   if (!e.detail.entry.url.startsWith(base)) return;

@@ -1,7 +1,11 @@
 // Offline-first checkout: the checkout form becomes an idempotent POST /api/v1/checkout kept in
-// the outbox (IndexedDB) until the server answers. Without this script the same form posts
-// to /checkout and works as a plain page.
+// the outbox (IndexedDB) until the server answers. The outbox keeps what to buy (cart, address,
+// delivery, the key) and never the card: the card is tokenised with the payment provider when
+// the order is sent, and the reference lives in this page's memory only. An order queued
+// offline is sent on reconnect if the shopper is still on the page (they confirmed it by placing
+// it); after a reload it waits for them to confirm payment again.
 import { outbox } from "/static/pwa/outbox.js";
+import { cardFilled, tokenise } from "/static/pay/local.js";
 
 const form = document.getElementById("checkout-form");
 const panel = document.getElementById("outbox");
@@ -9,12 +13,23 @@ const list = document.getElementById("outbox-list");
 const newKey = () => { form.elements.key.value = crypto.randomUUID(); };
 newKey();  // the attempt's key is chosen here, on the device
 
+const confirmed = new Set();   // keys whose payment the shopper confirmed in this page
+const references = new Map();  // key -> payment method reference; memory only, never stored
+
+outbox.withPayment = async (entry) => {
+  const key = entry.idempotencyKey;
+  if (!references.has(key)) {  // a resend carries the same reference, so the same body
+    if (!confirmed.has(key) || !cardFilled(form)) return null;
+    references.set(key, await tokenise(form));
+  }
+  return { ...entry.body, payment_method: references.get(key) };
+};
+
 function body() {
   const f = form.elements;
   const delivery = form.querySelector('input[name="delivery"]:checked');
   const out = {
     cart_id: form.dataset.cartId,
-    card: { number: f.number.value, exp_month: Number(f.exp_month.value), exp_year: Number(f.exp_year.value), cvc: f.cvc.value },
     shipping_address: { name: f.name.value, line1: f.line1.value, line2: f.line2.value, city: f.city.value, postcode: f.postcode.value, country: f.country.value || "GB" },
   };
   if (delivery && delivery.value !== "central") out.delivery = { window_id: Number(delivery.value) };
@@ -39,6 +54,22 @@ function pending(entry) {
   li.textContent = `${entry.label}: pending. It is kept on this device and sent as soon as you are online.`;
 }
 
+outbox.addEventListener("payment", ({ detail }) => {
+  const li = row(detail.entry);
+  li.dataset.state = "awaiting-payment";
+  li.textContent = `${detail.entry.label}: waiting for payment. ` +
+    (detail.body ? `${detail.body.detail}. ` : "") + "Enter your card above, then ";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = "Confirm payment";
+  button.addEventListener("click", () => {
+    if (!cardFilled(form)) { form.reportValidity(); return; }
+    confirmed.add(detail.entry.idempotencyKey);
+    outbox.flush();
+  });
+  li.append(button);
+  form.hidden = false;
+});
 outbox.addEventListener("queued", (e) => pending(e.detail.entry));
 outbox.addEventListener("retry", (e) => pending(e.detail.entry));
 outbox.addEventListener("sent", ({ detail }) => {
@@ -67,8 +98,9 @@ form.addEventListener("submit", async (event) => {
   if (!form.reportValidity()) return;
   event.preventDefault();
   const lines = form.closest("main").querySelectorAll(".items li").length;
+  confirmed.add(form.elements.key.value);  // placing the order confirms its payment
   await outbox.enqueue({ url: "/api/v1/checkout", body: body(), idempotencyKey: form.elements.key.value,
-                         label: `Order of ${lines} item${lines === 1 ? "" : "s"}` });
+                         label: `Order of ${lines} item${lines === 1 ? "" : "s"}`, payment: true });
   newKey();  // a second, deliberate order is a new attempt
 });
 

@@ -8,7 +8,15 @@
  *   await outbox.pending();   // entries not yet answered, oldest first
  *   await outbox.flush();     // send them now (also runs on `online` and on start())
  *   outbox.start();           // once per page: flush now and whenever the browser is online
- *   outbox.addEventListener("queued" | "sent" | "failed" | "retry", (e) => e.detail);
+ *   outbox.addEventListener("queued" | "sent" | "failed" | "retry" | "payment", (e) => e.detail);
+ *
+ * Payments: no card data, and no payment method either, is ever kept in the store. An entry
+ * enqueued with `payment: true` holds only what to buy (cart, address, delivery, its key); when
+ * it is sent, the page's `outbox.withPayment(entry)` is asked for the body to send with the
+ * payment method reference in it (the page tokenises the card the shopper typed, or reuses the
+ * reference it already got for that entry, from memory): it goes in the request only. Without one (the page was
+ * reloaded, the card fields are empty) the entry stays queued and "payment" is dispatched: the
+ * page asks the shopper to confirm payment, then calls flush() again.
  *
  * `detail` is { entry } for "queued", and { entry, status, body } otherwise (`body` is the
  * parsed JSON answer, a problem+json object on "failed").
@@ -58,9 +66,11 @@ class Outbox extends EventTarget {
   #flushing = null;
   #started = false;
 
-  async enqueue({ url, method = "POST", body, idempotencyKey, label = "" }) {
+  withPayment = null;  // async (entry) => the body with its payment method reference, or null
+
+  async enqueue({ url, method = "POST", body, idempotencyKey, label = "", payment = false }) {
     if (!url || !idempotencyKey) throw new Error("outbox.enqueue needs url and idempotencyKey");
-    const entry = { url, method, body, idempotencyKey, label, createdAt: Date.now(), attempts: 0 };
+    const entry = { url, method, body, idempotencyKey, label, payment, createdAt: Date.now(), attempts: 0 };
     entry.id = await withStore("readwrite", (store) => store.add(entry));
     this.dispatchEvent(new CustomEvent("queued", { detail: { entry } }));
     this.flush();
@@ -89,12 +99,27 @@ class Outbox extends EventTarget {
   async #send() {
     if (!navigator.onLine) return;
     for (const entry of await this.pending()) {
+      let body = entry.body;
+      if (entry.payment) {
+        let paid = null;
+        try {
+          paid = this.withPayment ? await this.withPayment(entry) : null;
+        } catch (error) {  // the card was refused by the provider, or it is unreachable
+          this.dispatchEvent(new CustomEvent("payment", { detail: { entry, status: 0, body: { detail: error.message } } }));
+          continue;
+        }
+        if (!paid) {
+          this.dispatchEvent(new CustomEvent("payment", { detail: { entry, status: 0, body: null } }));
+          continue;
+        }
+        body = paid;
+      }
       let response;
       try {
         response = await fetch(entry.url, {
           method: entry.method, credentials: "same-origin",
           headers: { "Content-Type": "application/json", "Idempotency-Key": entry.idempotencyKey },
-          body: entry.body === undefined ? undefined : JSON.stringify(entry.body),
+          body: body === undefined ? undefined : JSON.stringify(body),
         });
       } catch (error) {  // offline or the server unreachable: keep it, try again later
         this.dispatchEvent(new CustomEvent("retry", { detail: { entry, status: 0, body: null } }));

@@ -1,0 +1,251 @@
+"""Stripe behind the payment port (``dropline.payments.provider``), with the official SDK.
+
+The card never reaches the shop: Stripe.js (or a Stripe reader) turns it into a PaymentMethod
+(``pm_...``) and the shop charges that reference.
+
+    describe_card   GET  /v1/payment_methods/{pm}: last4 and Stripe's card fingerprint
+    charge          POST /v1/payment_intents, confirmed at once; 3-D Secure comes back as
+                    ``requires_action`` with the intent's client secret for Stripe.js, and the
+                    outcome later as a webhook (``payments.stripe_events``)
+    refund          POST /v1/refunds against the intent, for any part of it
+    save_card       a Customer, the PaymentMethod attached to it, and a SetupIntent confirmed
+                    for off-session use; the saved token is ``cus_...:pm_...``
+    charge_saved    an off-session PaymentIntent on the saved card; a bank that wants the
+                    member present answers ``authentication_required`` (a decline code the
+                    dunning notice can act on)
+    verify_event    ``Stripe-Signature`` checked by the SDK (``Webhook.construct_event``)
+
+Every request that moves money carries an ``Idempotency-Key`` derived from Dropline's own key
+(``stripe_key``): a retried or resumed charge is answered by Stripe from its memory (within its
+24-hour window) and never taken twice. The SDK's own retries are off: ``payments.charging``
+retries, with the same key. Network failures, rate limits and 5xx answers are
+``ProviderUnavailable``; card errors are declines with Stripe's decline code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import stripe
+
+from dropline.errors import ServiceUnavailable, UnknownPaymentMethod
+from dropline.payments.provider import (
+    CardRefused,
+    CardToken,
+    ChargeRequest,
+    ChargeResult,
+    ProviderEvent,
+    ProviderUnavailable,
+    SavedCard,
+    SignatureRefused,
+    charge_each,
+)
+
+__all__ = ["StripeProvider", "stripe_key"]
+
+_TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+# Dropline's amounts are minor units of two-decimal currencies (dropline.money); Stripe counts
+# these in whole units (zero-decimal) or thousandths (three-decimal), so an amount in them would
+# be taken 100 times over, or a tenth of it: they are refused before any request.
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF",
+                          "UGX", "VND", "VUV", "XAF", "XOF", "XPF"})
+THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+
+
+def stripe_key(dropline_key: str) -> str:
+    """The Stripe Idempotency-Key for one of Dropline's keys (payment, refund, charge attempt):
+    a fixed prefix, so the same Dropline key always maps to the same Stripe key."""
+    return f"dropline-{dropline_key}"
+
+
+def _transient(exc: stripe.StripeError) -> bool:
+    return isinstance(exc, _TRANSIENT) or (exc.http_status or 0) >= 500
+
+
+def _decline(exc: stripe.StripeError) -> ChargeResult:
+    error = exc.error
+    reference = ""
+    if error is not None:
+        intent = getattr(error, "payment_intent", None)
+        reference = (intent.get("id") if isinstance(intent, dict) else
+                     getattr(intent, "id", None)) or getattr(error, "charge", None) or ""
+    code = (getattr(error, "decline_code", None) or exc.code or "card_declined") if error \
+        else (exc.code or "card_declined")
+    return ChargeResult("declined", reference, code)
+
+
+class StripeProvider:
+    name = "stripe"
+
+    def __init__(self, *, secret_key: str, webhook_secret: str = "", api_base: str = "",
+                 timeout_seconds: float = 20.0,
+                 http_client: stripe.HTTPClient | None = None) -> None:
+        """``http_client``: the SDK's transport (tests wrap it to see the requests it sends);
+        by default the SDK's own with ``timeout_seconds``."""
+        self._webhook_secret = webhook_secret
+        self._client = stripe.StripeClient(
+            secret_key, base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=0,
+            http_client=http_client or stripe.RequestsClient(timeout=timeout_seconds))
+
+    # -- the port ----------------------------------------------------------------------------
+
+    def describe_card(self, reference: str) -> CardToken:
+        try:
+            method = self._client.v1.payment_methods.retrieve(reference)
+        except stripe.InvalidRequestError:
+            raise UnknownPaymentMethod(
+                "unknown payment method: create it with Stripe.js and send its id",
+                field="payment_method") from None
+        except stripe.StripeError as exc:
+            if _transient(exc):
+                raise ServiceUnavailable("the payment provider is not answering; retry",
+                                         retry_after=5) from None
+            raise
+        card = method.card
+        if card is None:
+            raise UnknownPaymentMethod("only card payment methods are taken",
+                                       field="payment_method")
+        return CardToken(method.id, card.last4, card.fingerprint or "")
+
+    def charge(self, *, amount: int, currency: str, card: CardToken,
+               idempotency_key: str) -> ChargeResult:
+        return self._confirm_intent({
+            "amount": amount, "currency": currency.lower(), "payment_method": card.reference,
+            "payment_method_types": ["card"], "confirm": True,
+            "metadata": {"dropline_key": idempotency_key}}, idempotency_key)
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The outcome of the PaymentIntent made with this key, found by its ``dropline_key``
+        metadata through Stripe's Search API (never charges); None when Stripe has none.
+        localstripe has no Search API, so the recovery job is tested on the local provider."""
+        escaped = idempotency_key.replace("\\", "\\\\").replace("'", "\\'")
+        try:
+            found = self._client.v1.payment_intents.search(
+                params={"query": f"metadata['dropline_key']:'{escaped}'", "limit": 1})
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        if not found.data:
+            return None
+        intent = found.data[0]
+        if intent.status == "succeeded":
+            return ChargeResult("succeeded", intent.id)
+        if intent.status in ("requires_payment_method", "canceled"):
+            error = intent.last_payment_error
+            code = (error.decline_code or error.code) if error is not None else None
+            return ChargeResult("declined", intent.id, code or "card_declined")
+        return None  # still deciding (requires_action, processing): its webhook settles it
+
+    def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
+        """Stripe has no batch charge: one PaymentIntent per request, in order."""
+        return charge_each(self, requests)
+
+    def refund(self, *, charge_reference: str, amount: int, currency: str,
+               idempotency_key: str) -> str:
+        try:
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": charge_reference, "amount": amount,
+                        "metadata": {"dropline_key": idempotency_key}},
+                options={"idempotency_key": stripe_key(idempotency_key)})
+        except stripe.StripeError as exc:
+            if _transient(exc):
+                raise ProviderUnavailable(str(exc)) from exc
+            raise
+        return refund.id
+
+    def save_card(self, *, card: CardToken) -> SavedCard:
+        try:
+            customer = self._client.v1.customers.create(
+                params={"metadata": {"dropline_card": card.fingerprint}})
+            self._client.v1.payment_methods.attach(card.reference,
+                                                   params={"customer": customer.id})
+            setup = self._client.v1.setup_intents.create(params={
+                "customer": customer.id, "usage": "off_session",
+                "payment_method_types": ["card"]})
+            setup = self._client.v1.setup_intents.confirm(
+                setup.id, params={"payment_method": card.reference})
+        except stripe.CardError as exc:
+            raise CardRefused(_decline(exc).decline_code or "card_declined") from exc
+        except stripe.StripeError as exc:
+            if _transient(exc):
+                raise ProviderUnavailable(str(exc)) from exc
+            raise
+        if setup.status != "succeeded":  # 3-D Secure at set-up: the member must be present
+            raise CardRefused("authentication_required")
+        return SavedCard(token=f"{customer.id}:{card.reference}", last4=card.last4,
+                         fingerprint=card.fingerprint)
+
+    def charge_saved(self, *, amount: int, currency: str, token: str,
+                     idempotency_key: str) -> ChargeResult:
+        customer, _, method = token.partition(":")
+        result = self._confirm_intent({
+            "amount": amount, "currency": currency.lower(), "customer": customer,
+            "payment_method": method, "payment_method_types": ["card"], "confirm": True,
+            "off_session": True, "metadata": {"dropline_key": idempotency_key}},
+            idempotency_key)
+        if result.status == "requires_action":
+            # Off-session, nobody can authenticate now (Stripe itself answers a card error
+            # with this code; a test server may leave the intent waiting instead).
+            return ChargeResult("declined", result.reference, "authentication_required")
+        return result
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def verify_event(self, payload: bytes, signature: str) -> ProviderEvent:
+        """The event in a webhook request, once its ``Stripe-Signature`` verifies with the
+        endpoint's secret (and its timestamp is within the SDK's tolerance); raises
+        ``SignatureRefused`` otherwise."""
+        if not self._webhook_secret:
+            raise SignatureRefused("no webhook secret is configured")
+        try:
+            event = stripe.Webhook.construct_event(payload.decode("utf-8"), signature,
+                                                   self._webhook_secret)
+        except (stripe.SignatureVerificationError, ValueError, UnicodeDecodeError) as exc:
+            raise SignatureRefused(str(exc)) from None
+        return _provider_event(event.to_dict())
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _confirm_intent(self, params: dict[str, Any], idempotency_key: str) -> ChargeResult:
+        if str(params["currency"]).upper() in ZERO_DECIMAL | THREE_DECIMAL:
+            return ChargeResult("declined", "", "unsupported_currency")
+        try:
+            intent = self._client.v1.payment_intents.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": stripe_key(idempotency_key)})
+        except stripe.CardError as exc:
+            return _decline(exc)
+        except stripe.StripeError as exc:
+            if _transient(exc):
+                raise ProviderUnavailable(str(exc)) from exc
+            if isinstance(exc, stripe.InvalidRequestError) and exc.code == "resource_missing":
+                return ChargeResult("declined", "", "unknown_payment_method")
+            raise
+        if intent.status == "succeeded":
+            return ChargeResult("succeeded", intent.id)
+        if intent.status in ("requires_action", "processing"):
+            # Nothing decided yet: the shopper authenticates (Stripe.js, with the secret) or
+            # the bank is still at work; the outcome comes as a webhook.
+            return ChargeResult("requires_action", intent.id,
+                                client_secret=intent.client_secret)
+        error = intent.last_payment_error
+        code = (error.decline_code or error.code) if error is not None else None
+        return ChargeResult("declined", intent.id, code or "card_declined")
+
+
+def _provider_event(event: dict[str, Any]) -> ProviderEvent:
+    """What Dropline reads of a Stripe event: its id and type, and for payment events the
+    PaymentIntent, amount and codes it is about."""
+    obj = event.get("data", {}).get("object", {}) or {}
+    kind = obj.get("object")
+    intent = (obj.get("id") if kind == "payment_intent" else obj.get("payment_intent")) or ""
+    if isinstance(intent, dict):
+        intent = intent.get("id", "")
+    error = obj.get("last_payment_error") or {}
+    return ProviderEvent(
+        id=str(event.get("id", "")), type=str(event.get("type", "")),
+        payment_reference=str(intent), created=int(event.get("created") or 0),
+        amount=int(obj.get("amount_refunded") if kind == "charge" else obj.get("amount") or 0),
+        decline_code=error.get("decline_code") or error.get("code"),
+        dispute_reason=obj.get("reason") if kind == "dispute" else None)

@@ -85,8 +85,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database={"url": database_url},
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database={"url": database_url}, media={"dir": str(tmp_path / "media")},
                     web={"run_scheduler": False, "secret_key": "test-secret"},
                     shop={"currency": "GBP",
                           "flat_shipping_amount": 395,

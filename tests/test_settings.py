@@ -64,6 +64,17 @@ KEPT = [
     ("DROPLINE_THROTTLE_DECLINES_PER_CUSTOMER", "2", "throttle.declines_per_customer", 2),
     ("DROPLINE_THROTTLE_DECLINES_PER_IP", "9", "throttle.declines_per_ip", 9),
     ("DROPLINE_THROTTLE_DECLINE_WINDOW_SECONDS", "60", "throttle.decline_window_seconds", 60),
+    ("DROPLINE_MEDIA_DIR", "/srv/media", "media.dir", "/srv/media"),
+    ("DROPLINE_MEDIA_S3_BUCKET", "shop-media", "media.s3_bucket", "shop-media"),
+    ("DROPLINE_MEDIA_S3_ENDPOINT_URL", "http://s3:9000", "media.s3_endpoint_url",
+     "http://s3:9000"),
+    ("DROPLINE_MEDIA_S3_REGION", "eu-west-2", "media.s3_region", "eu-west-2"),
+    ("DROPLINE_MEDIA_S3_PREFIX", "img/", "media.s3_prefix", "img/"),
+    ("DROPLINE_MEDIA_PUBLIC_URL", "https://cdn.example/m", "media.public_url",
+     "https://cdn.example/m"),
+    ("DROPLINE_MEDIA_MAX_BYTES", "1000", "media.max_bytes", 1000),
+    ("DROPLINE_MEDIA_MAX_SIDE", "4000", "media.max_side", 4000),
+    ("DROPLINE_MEDIA_MIN_SIDE", "100", "media.min_side", 100),
 ]
 
 

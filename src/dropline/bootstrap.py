@@ -1,7 +1,7 @@
 """The composition root: settings -> adapters -> services.
 
 The only place that chooses and constructs adapters (payment provider, geocoder, route solver,
-mailer), and that registers what listens to the process's writes (``install_listeners``). The
+mailer, media store), and that registers what listens to the process's writes (``install_listeners``). The
 web app (``dropline.web.app.create_app``), the background worker and the CLI are all built
 from ``build_services``."""
 
@@ -11,6 +11,7 @@ from dropline.adapters.email import sender_for
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
+from dropline.adapters.storage import media_store_for
 from dropline.audit import Audited
 from dropline.audit import install as install_audit_trail
 from dropline.catalog.models import Variant
@@ -21,6 +22,7 @@ from dropline.db import Database, pool_options
 from dropline.drops.models import Drop
 from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
+from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
 from dropline.orders.models import Order
 from dropline.payments.models import Payment, Refund
@@ -46,9 +48,10 @@ def build_services(
     clock: Clock | None = None,
     db: Database | None = None,
     payments: PaymentProvider | None = None,
+    media: MediaStore | None = None,
 ) -> Services:
-    """The process's services from its settings; tests pass their own clock, database or
-    payment provider."""
+    """The process's services from its settings; tests pass their own clock, database,
+    payment provider or media store."""
     install_listeners()
     settings = settings or get_settings()
     clock = clock or SystemClock()
@@ -64,6 +67,7 @@ def build_services(
         solver=build_solver(),
         mailer=sender_for(settings.mail),
         checkout=build_checkout_policy(geocoder=geocoder),
+        media=media or media_store_for(settings.media),
         limiter=make_limiter(settings.drops.redis_url),
     )
 

@@ -23,6 +23,7 @@ from dropline.console.cli import playbook_app
 from dropline.demo import seed_demo
 from dropline.drops.cli import drops_app
 from dropline.fulfilment.cli import fulfilment_app, routes_app
+from dropline.media.cli import media_app
 from dropline.memberships.cli import members_app
 from dropline.migrate import current_revisions, downgrade, upgrade
 from dropline.planning.cli import mount as mount_planning
@@ -65,6 +66,7 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(audit_app, name="audit")
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(popups_app, name="popups")
+app.add_typer(media_app, name="media")
 mount_planning(app, drops_app)
 
 

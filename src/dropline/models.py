@@ -32,6 +32,7 @@ from dropline.fulfilment.models import (
 )
 from dropline.idempotency.models import IdempotencyRecord
 from dropline.locations.models import Location, StockLevel
+from dropline.media.models import MediaAsset
 from dropline.memberships.models import (
     Membership,
     MembershipCharge,
@@ -94,6 +95,7 @@ __all__ = [
     "IdempotencyRecord",
     "LocalProviderCharge",
     "Location",
+    "MediaAsset",
     "Membership",
     "MembershipCharge",
     "MembershipNotice",

@@ -11,7 +11,7 @@ newKey();  // the attempt's key is chosen here, on the device
 
 function body() {
   const f = form.elements;
-  const delivery = form.querySelector('input[name="delivery"]:checked');
+  const delivery = form.querySelector('input[name="delivery"]');  // picked in #delivery-form
   const out = {
     cart_id: form.dataset.cartId,
     card: { number: f.number.value, exp_month: Number(f.exp_month.value), exp_year: Number(f.exp_year.value), cvc: f.cvc.value },

@@ -139,7 +139,7 @@ def demo(
         downgrade(settings.database.url, "base")
     upgrade(settings.database.url)
     summary = seed_demo(services().db, settings=settings, customers=customers, seed=seed,
-                        console=console)
+                        console=console, media=services().media)
     table = Table(title="Demo shop", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # secrets must print whole, never cut with an ellipsis

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.builders import api_token, make_location, make_product
+from dropline.customers.service import register_customer
+from tests.builders import PASSWORD, api_token, make_location, make_product
+from tests.drops.builders import make_drop
 from tests.e2e.conftest import ARTIFACTS
 from tests.media.builders import image_bytes
 
@@ -54,3 +56,33 @@ def test_an_uploaded_image_shows_on_the_product_page_and_the_page_fits_a_phone(
     assert width <= 375
     assert spot["x"] >= 0 and spot["x"] + spot["width"] <= 375
     assert spot["y"] >= 0 and spot["y"] + spot["height"] <= PHONE["height"]
+
+
+def test_an_admitted_shopper_buys_in_place_from_the_drop_page(page, live_server, db, clock):
+    world = make_drop(db, clock, cap=5, queue=True)
+    with db.transaction() as session:
+        register_customer(session, clock=clock, email="ada@example.com", password=PASSWORD)
+    page.goto(f"{live_server.url}/sign-in?next=/drops/{world.drop_id}")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/drops/{world.drop_id}")
+
+    page.get_by_role("button", name="Join the waiting room").click()
+    page.wait_for_url(f"**/drops/{world.drop_id}/me*")
+    # Back on the drop page, the admitted shopper is offered "Buy now" where the join was.
+    page.goto(f"{live_server.url}/drops/{world.drop_id}")
+    page.get_by_role("link", name="Buy now").click()
+    page.get_by_role("heading", name="Buy now").wait_for()
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Address", exact=True).fill("1 Fournier St")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").fill("E1 6QE")
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_label("Expiry month").fill("12")
+    page.get_by_label("Expiry year").fill("2030")
+    page.get_by_label("CVC").fill("123")
+    page.get_by_role("button", name="Pay now").click()
+    page.wait_for_url("**/orders/*")
+
+    assert page.get_by_text("Thank you: your order is placed.").is_visible()

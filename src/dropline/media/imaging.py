@@ -26,7 +26,9 @@ from dropline.media.rules import (
 AVIF = features.check("avif")
 FORMATS = ("avif", "webp", "jpeg") if AVIF else ("webp", "jpeg")
 _SAVE = {
-    "avif": {"format": "AVIF", "quality": 55, "speed": 8},
+    # Speed 9 on one thread: about six times faster than 8 here for files of about the same
+    # size, and an upload never takes every core of a small server.
+    "avif": {"format": "AVIF", "quality": 55, "speed": 9, "max_threads": 1},
     "webp": {"format": "WEBP", "quality": 80, "method": 4},
     "jpeg": {"format": "JPEG", "quality": 82, "optimize": True, "progressive": True},
 }

@@ -91,8 +91,8 @@ def outbox(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(database_url: str, outbox: Path) -> Settings:
-    return Settings(database={"url": database_url},
+def settings(database_url: str, outbox: Path, tmp_path: Path) -> Settings:
+    return Settings(database={"url": database_url}, media={"dir": str(tmp_path / "media")},
                     web={"run_scheduler": False, "secret_key": "test-secret"},
                     mail={"outbox_dir": str(outbox)},
                     shop={"currency": "GBP",

@@ -93,6 +93,17 @@ KEPT = [
     ("DROPLINE_THROTTLE_SECOND_FACTOR_PER_ACCOUNT", "4", "throttle.second_factor_per_account", 4),
     ("DROPLINE_THROTTLE_SECOND_FACTOR_WINDOW_SECONDS", "120",
      "throttle.second_factor_window_seconds", 120),
+    ("DROPLINE_MEDIA_DIR", "/srv/media", "media.dir", "/srv/media"),
+    ("DROPLINE_MEDIA_S3_BUCKET", "shop-media", "media.s3_bucket", "shop-media"),
+    ("DROPLINE_MEDIA_S3_ENDPOINT_URL", "http://s3:9000", "media.s3_endpoint_url",
+     "http://s3:9000"),
+    ("DROPLINE_MEDIA_S3_REGION", "eu-west-2", "media.s3_region", "eu-west-2"),
+    ("DROPLINE_MEDIA_S3_PREFIX", "img/", "media.s3_prefix", "img/"),
+    ("DROPLINE_MEDIA_PUBLIC_URL", "https://cdn.example/m", "media.public_url",
+     "https://cdn.example/m"),
+    ("DROPLINE_MEDIA_MAX_BYTES", "1000", "media.max_bytes", 1000),
+    ("DROPLINE_MEDIA_MAX_SIDE", "4000", "media.max_side", 4000),
+    ("DROPLINE_MEDIA_MIN_SIDE", "100", "media.min_side", 100),
 ]
 
 

@@ -1,7 +1,7 @@
 """The composition root: settings -> adapters -> services.
 
 The only place that chooses and constructs adapters (payment provider, geocoder, route solver,
-mailer), and that registers what listens to the process's writes (``install_listeners``). The
+mailer, media store), and that registers what listens to the process's writes (``install_listeners``). The
 web app (``dropline.web.app.create_app``), the background worker and the CLI are all built
 from ``build_services``."""
 
@@ -15,6 +15,7 @@ from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
 from dropline.adapters.stripe_payments import StripeProvider
+from dropline.adapters.storage import media_store_for
 from dropline.audit import Audited
 from dropline.audit import install as install_audit_trail
 from dropline.catalog.models import Variant
@@ -25,6 +26,7 @@ from dropline.db import Database, pool_options
 from dropline.drops.models import Drop
 from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
+from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
 from dropline.notifications.jobs import send_mail_outbox
 from dropline.notifications.service import queue_mail
@@ -53,9 +55,10 @@ def build_services(
     clock: Clock | None = None,
     db: Database | None = None,
     payments: PaymentProvider | None = None,
+    media: MediaStore | None = None,
 ) -> Services:
-    """The process's services from its settings; tests pass their own clock, database or
-    payment provider."""
+    """The process's services from its settings; tests pass their own clock, database,
+    payment provider or media store."""
     install_listeners()
     settings = settings or get_settings()
     clock = clock or SystemClock()
@@ -72,6 +75,7 @@ def build_services(
         solver=build_solver(),
         mailer=mailer,
         checkout=build_checkout_policy(geocoder=geocoder),
+        media=media or media_store_for(settings.media),
         limiter=make_limiter(settings.drops.redis_url),
         carriers=build_carriers(),
     )

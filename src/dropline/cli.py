@@ -23,6 +23,7 @@ from dropline.console.cli import playbook_app
 from dropline.demo import seed_demo
 from dropline.drops.cli import drops_app
 from dropline.fulfilment.cli import fulfilment_app, routes_app
+from dropline.media.cli import media_app
 from dropline.memberships.cli import members_app
 from dropline.migrate import current_revisions, downgrade, upgrade
 from dropline.notifications.cli import mail_app
@@ -71,6 +72,7 @@ app.add_typer(playbook_app, name="playbook")
 app.add_typer(popups_app, name="popups")
 app.add_typer(orders_app, name="orders")
 app.add_typer(mail_app, name="mail")
+app.add_typer(media_app, name="media")
 mount_planning(app, drops_app)
 
 
@@ -143,7 +145,7 @@ def demo(
         downgrade(settings.database.url, "base")
     upgrade(settings.database.url)
     summary = seed_demo(services().db, settings=settings, customers=customers, seed=seed,
-                        console=console)
+                        console=console, media=services().media)
     table = Table(title="Demo shop", show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")  # secrets must print whole, never cut with an ellipsis

@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
-    "DatabaseSettings", "DropsSettings", "IdempotencySettings", "MailSettings",
+    "DatabaseSettings", "DropsSettings", "IdempotencySettings", "MailSettings", "MediaSettings",
     "MembershipSettings", "PaymentSettings", "RedisSettings", "Section", "Settings",
     "ShopSettings", "TestingSettings", "ThrottleSettings", "WebSettings", "WebhookSettings",
     "get_settings", "settings_table",
@@ -272,6 +272,28 @@ class ThrottleSettings(Section):
             "a cap on invented visitors).", ge=1)
 
 
+class MediaSettings(Section):
+    """Product, variant, drop and tier images (``dropline.media``): where they are stored and
+    what an upload may be."""
+
+    env_prefix: ClassVar[str] = "DROPLINE_MEDIA_"
+
+    dir: str = setting("var/media", "Folder images are stored in when no S3 bucket is set.")
+    s3_bucket: str | None = setting(
+        None, "S3 bucket for images (any S3-compatible store); unset: the local folder. "
+              "Credentials come from the usual AWS_* variables.")
+    s3_endpoint_url: str | None = setting(
+        None, "Endpoint of an S3-compatible store (MinIO, R2 ...); unset: AWS S3.")
+    s3_region: str = setting("us-east-1", "Region of the S3 bucket.")
+    s3_prefix: str = setting("media/", "Key prefix of the images in the bucket.")
+    public_url: str = setting(
+        "/media", "Where pages link images from: the app serves /media from the store; a CDN "
+                  "or bucket URL in front of the same names works as well.")
+    max_bytes: int = setting(15_000_000, "Largest upload accepted, in bytes.", ge=1)
+    max_side: int = setting(8000, "Longest side (pixels) an uploaded image may have.", ge=16)
+    min_side: int = setting(200, "Shortest side (pixels) an uploaded image must have.", ge=1)
+
+
 class _FlatEnvironment(PydanticBaseSettingsSource):
     """Reads each section's fields from their environment variables (then ``.env``)."""
 
@@ -318,6 +340,7 @@ class Settings(BaseSettings):
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
 
     @classmethod
     def settings_customise_sources(

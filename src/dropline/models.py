@@ -32,6 +32,7 @@ from dropline.fulfilment.models import (
 )
 from dropline.idempotency.models import IdempotencyRecord
 from dropline.locations.models import Location, StockLevel
+from dropline.media.models import MediaAsset
 from dropline.memberships.models import (
     Membership,
     MembershipCharge,
@@ -96,6 +97,7 @@ __all__ = [
     "LocalProviderCharge",
     "Location",
     "MailOutboxItem",
+    "MediaAsset",
     "Membership",
     "MembershipCharge",
     "MembershipNotice",

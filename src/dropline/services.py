@@ -15,6 +15,7 @@ from dropline.db import Database
 from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.mail import EmailSender
 from dropline.orders.carriers import Carrier
+from dropline.media.ports import MediaStore
 from dropline.orders.policy import CheckoutPolicy
 from dropline.payments.provider import PaymentProvider
 from dropline.ratelimit import MemoryRateLimiter, RateLimiter
@@ -34,6 +35,7 @@ class Services:
     solver: RouteSolver
     mailer: EmailSender
     checkout: CheckoutPolicy  # member prices and delivery windows for the cart checkout
+    media: MediaStore  # product, variant, drop and tier images (a folder or an S3 bucket)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     # Throttles sign-in, sign-up and checkout (web.throttle); in process unless the root
     # gives it Redis.

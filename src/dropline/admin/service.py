@@ -38,6 +38,7 @@ SCOPES: dict[str, str] = {
     "webhooks:manage": "register and remove webhook endpoints, read deliveries",
     "tokens:manage": "create and revoke API tokens",
     "drops:manage": "create, schedule and restock drops, read drop reports",
+    "media:write": "upload and remove product, variant, drop and tier images",
     "fulfilment:manage": "fulfilment network, rules, delivery windows and route plans",
     "memberships:read": "read members, metrics, the cohort map, segment rules and polls",
     "memberships:manage": "create tiers, change segment rules, recompute segments, open polls",

@@ -27,11 +27,12 @@ def product_reads(session: Session, products: list[Product]) -> list[ProductRead
     ids = [p.id for p in products]
     variants = service.variants_of(session, ids)
     stock = service.available_stock(session, [v.id for vs in variants.values() for v in vs])
-    families = service.family_slugs(session, [p.family_id for p in products])
+    families = service.family_names(session, [p.family_id for p in products])
     return [
         ProductRead(
             id=p.id, slug=p.slug, name=p.name, description=p.description,
-            family=families[p.family_id], status=p.status,
+            family=families[p.family_id][0], family_name=families[p.family_id][1],
+            status=p.status,
             variants=[VariantRead.model_validate(v).model_copy(update={"available": stock[v.id]})
                       for v in variants[p.id]],
         )

@@ -65,6 +65,7 @@ class ProductRead(Output):
     name: str
     description: str
     family: str
+    family_name: str = ""  # as shoppers read it ("Eau de parfum"), not the slug
     status: ProductStatus
     variants: list[VariantRead]
 

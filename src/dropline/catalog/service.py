@@ -131,6 +131,13 @@ def family_slugs(session: Session, family_ids: Sequence[int]) -> dict[int, str]:
     return dict(rows.all())
 
 
+def family_names(session: Session, family_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """id -> (slug, name) of each family."""
+    rows = session.execute(select(ProductFamily.id, ProductFamily.slug, ProductFamily.name)
+                           .where(ProductFamily.id.in_(set(family_ids))))
+    return {fid: (slug, name) for fid, slug, name in rows}
+
+
 def get_variant(session: Session, variant_id: int) -> Variant:
     variant = session.get(Variant, variant_id)
     if variant is None:

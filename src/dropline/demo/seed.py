@@ -53,10 +53,12 @@ def seed_demo(
     console: Console | None = None,
     clock: Clock | None = None,
     steps: Sequence[DemoStep] | None = None,
+    media: Any = None,
 ) -> dict[str, str]:
     """Seed the demo brand into an empty shop, or, if it is seeded already, change nothing.
 
-    Either way returns the summary the CLI prints. History is placed relative to
+    ``media`` is the store the pictures are drawn into (the CLI passes the process's); without
+    one the pictures step is skipped. Either way returns the summary the CLI prints. History is placed relative to
     ``clock.now()``. Refuses (InvalidState) a database that holds a shop other than the demo.
     """
     clock = clock or SystemClock()
@@ -72,7 +74,8 @@ def seed_demo(
             return _already_seeded(session, marker)
         _refuse_unless_empty(session)
         ctx = DemoContext(session=session, db=db, clock=clock, now=clock.now(),
-                          settings=settings, seed=seed, customers=customers, ids=DemoIds())
+                          settings=settings, seed=seed, customers=customers, ids=DemoIds(),
+                          media=media)
         _run_steps(ctx, steps, console)
         record_event(session, clock=clock, type=MARKER_EVENT, subject_type="shop",
                      subject_id="demo",

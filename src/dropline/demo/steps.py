@@ -71,6 +71,8 @@ class DemoContext:
     # never changes what the other steps invent.
     rng: random.Random = field(default_factory=random.Random)
     summary: dict[str, str] = field(default_factory=dict)  # extra lines for the summary table
+    # Where pictures go (a media.ports.MediaStore from the root), or None: steps skip them.
+    media: Any = None
     events: list[PendingEvent] = field(default_factory=list)
 
     def record_later(

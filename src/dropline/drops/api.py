@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 from dropline.config import DropsSettings
-from dropline.drops import flows, service, waiting_room
+from dropline.drops import flows, service, stories, waiting_room
 from dropline.drops.crowd.purchase import respond as engine_response
 from dropline.drops.crowd.wiring import (
     early_access_for,
@@ -30,6 +30,8 @@ from dropline.drops.schemas import (
     DropCreate,
     DropRead,
     DropScheduleIn,
+    DropStoryIn,
+    DropStoryRead,
     DropVariantRead,
     HoldCheckout,
     HoldCreate,
@@ -40,6 +42,7 @@ from dropline.drops.schemas import (
     WaitlistJoin,
     WaitlistRead,
 )
+from dropline.drops.story import render_story
 from dropline.errors import InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.orders.api import order_read
@@ -393,3 +396,14 @@ def claim_offer(drop_id: IdPath, body: HoldCheckout, request: Request, services:
     if hold_id is None:
         raise InvalidState("you have no offer yet; you keep your place on the waitlist")
     return checkout_hold(hold_id, body, request, services, who, idempotency_key)
+
+
+@router.put("/admin/drops/{drop_id}/story", response_model=DropStoryRead, tags=["admin"],
+            summary="Set a drop's story (Markdown) and the notes beside its variants")
+def set_story(drop_id: IdPath, body: DropStoryIn, session: SessionDep, clock: ClockDep,
+              _: Manager) -> DropStoryRead:
+    drop = stories.set_story(session, clock=clock, drop_id=drop_id, story=body.story,
+                             notes=body.notes)
+    return DropStoryRead(id=drop.id, story=drop.story, story_html=render_story(drop.story),
+                         notes={v.variant_id: v.note for v in service.drop_variants(
+                             session, drop.id) if v.note})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import redis
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from dropline.cli_support import services
 from dropline.db import Database
-from dropline.drops import service
+from dropline.drops import service, stories
 from dropline.drops.crowd.gate import DEFAULT_PREFIX, SyncGate
 from dropline.drops.crowd.gate import reconcile as rebuild
 from dropline.errors import DomainError, InvalidInput
@@ -292,3 +293,31 @@ def report(
     for key, value in data.items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     console.print(table)
+
+
+@drops_app.command("story", epilog="Example: dropline drops story midnight-fig --file "
+                                    "story.md --note 12='Only 40 bottles this year.'")
+def story(
+    drop: Annotated[str, typer.Argument(help="Slug or id.")],
+    file: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, readable=True,
+                                              help="The story, in Markdown.")] = None,
+    note: Annotated[list[str] | None, typer.Option(
+        help="VARIANT_ID=TEXT: a note shown beside that variant (repeatable).")] = None,
+) -> None:
+    """Set a drop's story (Markdown, shown sanitised on the drop page) and variant notes."""
+    try:
+        notes = {}
+        for item in note or []:
+            variant, sep, text = item.partition("=")
+            if not sep or not variant.strip().isdigit():
+                raise InvalidInput(f"a note is VARIANT_ID=TEXT, not {item!r}")
+            notes[int(variant)] = text
+        with _db().transaction() as session:
+            found = service.find_drop(session, drop)
+            stories.set_story(session, clock=services().clock, drop_id=found.id,
+                              story=file.read_text(encoding="utf-8") if file else None,
+                              notes=notes)
+            console.print(f"drop {found.id}: story of {len(found.story)} characters, "
+                          f"{len(notes)} note(s) set")
+    except DomainError as exc:
+        _fail(exc)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -47,6 +48,8 @@ class Drop(Base):
     slot_count: Mapped[int] = mapped_column(Integer)
     location_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("locations.id"))
     created_at: Mapped[datetime]
+    # The brand's story of the drop, in Markdown (rendered and sanitised by drops.story).
+    story: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     __table_args__ = (
         CheckConstraint("shared_cap >= 0", name="shared_cap_non_negative"),
@@ -69,6 +72,7 @@ class DropVariant(Base):
     variant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("variants.id"),
                                             primary_key=True)
     cap: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(String(500), default="", server_default="")  # on the page
 
     __table_args__ = (CheckConstraint("cap IS NULL OR cap >= 0", name="cap_non_negative"),)
 

@@ -33,7 +33,10 @@ from dropline.drops.api import client_ip, early_access_of, purchase_response
 from dropline.drops.models import Drop, DropWaitlistEntry
 from dropline.drops.rules import DropState
 from dropline.drops.schemas import PurchaseCreate
+from dropline.drops.story import render_story
 from dropline.errors import DomainError, InvalidInput, NotFound
+from dropline.media.models import MediaOwner
+from dropline.media.views import image_views
 from dropline.orders.schemas import AddressIn
 from dropline.popups import experiments
 from dropline.popups.experiments import requested_variant
@@ -65,6 +68,7 @@ class DropItem:
     currency: str
     condition_grade: str
     condition_disclosure: str
+    note: str = ""  # the brand's line beside it (drops.stories)
 
 
 def upcoming_drops(session: Session, *, clock: Clock, limit: int = 6
@@ -76,11 +80,12 @@ def upcoming_drops(session: Session, *, clock: Clock, limit: int = 6
 
 
 def drop_items(session: Session, drop_id: int) -> list[DropItem]:
-    ids = [v.variant_id for v in service.drop_variants(session, drop_id)]
+    notes = {v.variant_id: v.note for v in service.drop_variants(session, drop_id)}
     rows = session.execute(select(Variant, Product).join(Product, Product.id == Variant.product_id)
-                           .where(Variant.id.in_(ids)).order_by(Variant.id))
+                           .where(Variant.id.in_(notes)).order_by(Variant.id))
     return [DropItem(v.id, p.name, p.slug, v.name, v.price_amount, v.currency,
-                     v.condition_grade.value, v.condition_disclosure) for v, p in rows]
+                     v.condition_grade.value, v.condition_disclosure, notes[v.id])
+            for v, p in rows]
 
 
 def _next_change(drop: Drop, now: datetime) -> float:
@@ -109,10 +114,15 @@ def render_drop(services: Services, ref: str,
             Variant.id.in_([i.variant_id for i in items]))))
         variant = experiments.page_variant(session, page_kind="drop", slug=drop.slug,
                                            query_variant=variant_key, header_variant=None)
+        media_url = services.settings.media.public_url
+        hero = image_views(session, MediaOwner.drop, [drop.id], base_url=media_url)[drop.id]
+        item_images = image_views(session, MediaOwner.variant, [i.variant_id for i in items],
+                                  base_url=media_url)
     html = render_html(
         "drop.html", shop_name=shop_name, drop=drop, state=state.value, items=items,
         opens_at=drop.starts_at - timedelta(minutes=drop.early_access_minutes),
-        rendered_at=now, experiment=variant)
+        rendered_at=now, experiment=variant, story_html=render_story(drop.story),
+        hero=hero[0] if hero else None, item_images=item_images)
     keys = [f"drop-{drop.id}", *(f"product-{p}" for p in sorted(product_ids)),
             experiments.page_key("drop")]
     return html, keys, 200, _next_change(drop, now)
@@ -148,7 +158,10 @@ def _sign_in(next_path: str) -> RedirectResponse:
 
 
 def _me_page(request: Request, services: Services, customer: Principal, drop_id: int, *,
-             error: str = "", message: str = "", status_code: int = 200) -> HTMLResponse:
+             error: str = "", message: str = "", status_code: int = 200,
+             form: dict[str, str] | None = None) -> HTMLResponse:
+    """The shopper's own place; after a refused purchase ``form`` keeps what they typed
+    (never the card number or CVC), shown with the one message saying why."""
     clock = services.clock
     with services.db.transaction() as session:
         drop = service.get_drop(session, drop_id)
@@ -168,6 +181,7 @@ def _me_page(request: Request, services: Services, customer: Principal, drop_id:
         "shop_name": services.settings.shop.name, "drop": drop, "state": state.value,
         "items": items, "queue": queue, "waitlist": waitlist, "can_buy": can_buy,
         "error": error, "message": message, "form_key": uuid.uuid4().hex,
+        "form": form or {},
         "eta": int((queue.admitted_at - clock.now()).total_seconds()) if queue else 0,
     }, status_code=status_code)
     return caching.private_response(response)  # type: ignore[return-value]
@@ -253,9 +267,11 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
     if customer is None:
         return _sign_in(f"/drops/{ref[:120]}")
     drop_id = _drop_id(services, ref)
+    typed = {"name": name, "line1": line1, "city": city, "postcode": postcode,
+             "country": country, "variant_id": str(variant_id), "quantity": str(quantity)}
     if payment.refusal is not None:
         return _me_page(request, services, customer, drop_id, error=payment.refusal,
-                        status_code=422)
+                        status_code=422, form=typed)
     cookie = request.cookies.get(services.settings.web.session_cookie_name, "")[:200]
     try:
         body = _purchase_body({"payment_method": payment.reference, "name": name,
@@ -274,9 +290,9 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
             admission_token=token))
     except DomainError as exc:
         return _me_page(request, services, customer, drop_id, error=exc.detail,
-                        status_code=exc.status)
+                        status_code=exc.status, form=typed)
     answer = json.loads(bytes(response.body))
     if response.status_code >= 400:
         return _me_page(request, services, customer, drop_id, error=answer["detail"],
-                        status_code=response.status_code)
+                        status_code=response.status_code, form=typed)
     return RedirectResponse(f"/orders/{answer['id']}?placed=1", status_code=303)

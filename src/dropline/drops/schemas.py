@@ -133,3 +133,16 @@ class WaitlistRead(Output):
     status: WaitlistStatus
     joined_at: datetime
     hold_id: int | None
+
+
+class DropStoryIn(Input):
+    story: str | None = Field(None, max_length=20_000, description="Markdown; omit to keep")
+    notes: dict[int, str] = Field(default_factory=dict, max_length=100,
+                                  description="variant id -> a short note shown beside it")
+
+
+class DropStoryRead(Output):
+    id: int
+    story: str
+    story_html: str
+    notes: dict[int, str]

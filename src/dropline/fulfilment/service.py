@@ -719,3 +719,10 @@ __all__ = [
     "start_movement",
 ]
 
+
+
+def booked_window(session: Session, order_id: int) -> DeliveryWindow | None:
+    """The window an order is booked in (its live booking), for the order page."""
+    return session.scalar(select(DeliveryWindow).join(
+        WindowBooking, WindowBooking.window_id == DeliveryWindow.id).where(
+        WindowBooking.live_order_id == order_id))

@@ -72,7 +72,8 @@ def feed_cache(request: Request) -> listings.FeedCache:
 
 
 def _feed_response(request: Request, session: SessionDep, fmt: str) -> Response:
-    feed = feed_cache(request).get(session)
+    feed = feed_cache(request).get(
+        session, media_url=request.app.state.services.settings.media.public_url)
     headers = {"ETag": feed.etag, "Cache-Control": PUBLIC_CACHE,
                "X-Stock-Version": feed.version}
     if etag_matches(request.headers.get("if-none-match"), feed.etag):

@@ -171,6 +171,9 @@ def _sign_up_to_target(ctx: DemoContext, popups: list[Popup], rng: random.Random
     return len(plans)
 
 
+HERO_SLUG = "fig-eau-de-parfum"  # the demo brand's hero scent (demo.brand)
+
+
 def _experiment(ctx: DemoContext, rng: random.Random) -> str:
     """A finished headline test on the hero scent's page: about 1,200 visitors, control 6%
     and the variant 8.5% adding to cart (written in bulk, as observations)."""
@@ -180,7 +183,8 @@ def _experiment(ctx: DemoContext, rng: random.Random) -> str:
     slug = "fig-headline"
     experiment = experiments.create_experiment(
         ctx.session, clock=FrozenClock(ctx.now - timedelta(days=21)), slug=slug,
-        name="Hero scent headline", page_kind="product", target="",
+        # Scoped to the hero scent's page: an empty target would retitle every product page.
+        name="Hero scent headline", page_kind="product", target=HERO_SLUG,
         variants=[{"key": "a", "label": "control", "headline": "Fig Leaf & Smoke"},
                   {"key": "b", "label": "notes first",
                    "headline": "Green fig, cedar smoke, a London night"}])

@@ -1,6 +1,7 @@
 """Local listings: schema.org JSON-LD (Product with Offers, Store for hubs and pop-ups) and the
 local inventory feed listing services ingest (Google's local inventory fields: ``store_code``,
-``id``, ``availability``, ``quantity``, ``price``), per location, as TSV or JSON.
+``id``, ``availability``, ``quantity``, ``price``, and the item's ``image_link``), per location,
+as TSV or JSON.
 
 The feed is rebuilt only when the shop's *stock version* moves: a few aggregates (the latest
 domain event id, the units on hand, the stock rows, the prices) that change whenever stock,
@@ -25,13 +26,16 @@ from sqlalchemy.orm import Session
 from dropline.catalog.models import Product, ProductStatus, Variant
 from dropline.events.models import DomainEvent
 from dropline.locations.models import Location, LocationKind, StockLevel
+from dropline.media.models import MediaOwner
+from dropline.media.rules import largest_url
+from dropline.media.service import images_of
 from dropline.popups.models import Popup, PopupStatus
 
 SCHEMA = "https://schema.org"
 AVAILABILITY = {"in_stock": "InStock", "limited_availability": "LimitedAvailability",
                 "out_of_stock": "OutOfStock"}
 LIMITED_BELOW = 4  # 1..3 units: "limited availability"
-FEED_COLUMNS = ("store_code", "id", "availability", "quantity", "price")
+FEED_COLUMNS = ("store_code", "id", "availability", "quantity", "price", "image_link")
 LISTED_KINDS = (LocationKind.micro_hub, LocationKind.pop_up)
 _POSTCODE = re.compile(r"^(?P<town>.*?)\s*(?P<postcode>[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})$")
 
@@ -62,10 +66,12 @@ def postal_address(address: str, country: str = "GB") -> dict[str, str]:
 # ----------------------------------------------------------------------------- JSON-LD
 
 
-def product_jsonld(product: Any, *, base_url: str = "") -> dict[str, Any]:
+def product_jsonld(product: Any, *, base_url: str = "",
+                   images: Iterable[str] = ()) -> dict[str, Any]:
     """A schema.org Product with one Offer per variant. ``product`` is a ``ProductRead`` (or
     anything with slug, name, description, family and variants carrying sku, name,
-    price_amount, currency and available), as the storefront already has it."""
+    price_amount, currency and available), as the storefront already has it; ``images``: the
+    URLs of its pictures, main one first."""
     url = f"{base_url}/products/{product.slug}"
     offers = [{
         "@type": "Offer", "sku": v.sku, "name": v.name, "url": url,
@@ -75,9 +81,13 @@ def product_jsonld(product: Any, *, base_url: str = "") -> dict[str, Any]:
         "itemCondition": f"{SCHEMA}/" + ("NewCondition" if getattr(
             v, "condition_grade", "new") == "new" else "RefurbishedCondition"),
     } for v in product.variants]
-    return {"@context": SCHEMA, "@type": "Product", "name": product.name,
+    data = {"@context": SCHEMA, "@type": "Product", "name": product.name,
             "description": product.description, "sku": product.slug,
             "category": product.family, "url": url, "offers": offers}
+    if pictures := [u if u.startswith(("http://", "https://")) else base_url + u
+                    for u in images]:
+        data["image"] = pictures
+    return data
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,7 @@ class FeedRow:
     availability: str
     quantity: int
     price: str
+    image_link: str = ""  # the variant's own picture, else its product's main one
 
 
 def stock_version(session: Session) -> str:
@@ -158,23 +169,39 @@ def stock_version(session: Session) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def feed_rows(session: Session) -> list[FeedRow]:
+def item_images(session: Session, variants: Iterable[tuple[int, int]], *,
+                media_url: str) -> dict[int, str]:
+    """(variant id, product id) -> the URL of the variant's own main picture, else its
+    product's; variants with neither are left out."""
+    pairs = list(variants)
+    own = images_of(session, MediaOwner.variant, [v for v, _ in pairs])
+    of_product = images_of(session, MediaOwner.product, list({p for _, p in pairs}))
+    found = {}
+    for vid, pid in pairs:
+        if assets := own[vid] or of_product[pid]:
+            found[vid] = largest_url(assets[0], base_url=media_url)
+    return found
+
+
+def feed_rows(session: Session, *, media_url: str = "/media") -> list[FeedRow]:
     """One row per (listed store, active variant of an active product): a variant with no
     stock there is listed as out of stock, so a listing that said "in stock" is corrected."""
     stores = [s.code for s in list_stores(session)]
     locations = dict(session.execute(select(Location.code, Location.id)
                                      .where(Location.code.in_(stores))).all())
     variants = session.execute(
-        select(Variant.id, Variant.sku, Variant.price_amount, Variant.currency)
+        select(Variant.id, Variant.sku, Variant.price_amount, Variant.currency,
+               Variant.product_id)
         .join(Product, Product.id == Variant.product_id)
         .where(Variant.active.is_(True), Product.status == ProductStatus.active)
         .order_by(Variant.sku)).all()
     stock = {(lid, vid): q for lid, vid, q in session.execute(
         select(StockLevel.location_id, StockLevel.variant_id, StockLevel.on_hand)
         .where(StockLevel.location_id.in_(locations.values())))}
+    images = item_images(session, [(v.id, v.product_id) for v in variants], media_url=media_url)
     return [FeedRow(code, sku, availability_of(q := stock.get((locations[code], vid), 0)), q,
-                    feed_price(price, currency))
-            for code in stores for vid, sku, price, currency in variants]
+                    feed_price(price, currency), images.get(vid, ""))
+            for code in stores for vid, sku, price, currency, _ in variants]
 
 
 def feed_tsv(rows: Iterable[FeedRow]) -> str:
@@ -208,12 +235,12 @@ class FeedCache:
         self._feed: Feed | None = None
         self.builds = 0
 
-    def get(self, session: Session) -> Feed:
+    def get(self, session: Session, *, media_url: str = "/media") -> Feed:
         version = stock_version(session)
         with self._lock:
             if self._feed is not None and self._feed.version == version:
                 return self._feed
-        feed = Feed(version, feed_rows(session))
+        feed = Feed(version, feed_rows(session, media_url=media_url))
         with self._lock:
             self._feed = feed
             self.builds += 1

@@ -28,6 +28,8 @@ from dropline.drops.crowd.lane import LaneFastAPI
 from dropline.drops.pages import router as drops_pages_router
 from dropline.fulfilment.api import router as fulfilment_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
+from dropline.media.api import files_router as media_files_router
+from dropline.media.api import router as media_router
 from dropline.memberships.api import router as memberships_router
 from dropline.memberships.pages import NAV_ITEMS as memberships_nav
 from dropline.memberships.pages import router as memberships_pages_router
@@ -153,7 +155,7 @@ def create_app(
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,
                    admin_router, webhooks_router, fulfilment_router, memberships_router,
-                   drops_router, telemetry_router, risk_router, planning_router):
+                   drops_router, telemetry_router, risk_router, planning_router, media_router):
         api.include_router(router)
     app.include_router(api)
 
@@ -164,6 +166,7 @@ def create_app(
         return {"status": "ok", "version": dropline.__version__}
 
     app.include_router(pages_router)
+    app.include_router(media_files_router)
     app.include_router(admin_pages_router)
     app.include_router(drops_pages_router)
     app.include_router(fulfilment_pages_router)

@@ -50,6 +50,7 @@ from dropline.clock import Clock
 from dropline.db import Database
 from dropline.drops.models import Drop, DropVariant
 from dropline.events.service import record_event
+from dropline.media.models import MediaAsset, MediaOwner
 from dropline.popups.experiments import page_key
 from dropline.popups.models import Experiment
 
@@ -262,6 +263,18 @@ def _pending(session: Session) -> _Pending:
     return pending
 
 
+def _purge_owner_of(pending: _Pending, asset: MediaAsset) -> None:
+    if asset.owner_kind is MediaOwner.product:
+        pending.products.add(asset.owner_id)
+        pending.keys.add("product-list")
+    elif asset.owner_kind is MediaOwner.variant:
+        pending.variants.add(asset.owner_id)
+    elif asset.owner_kind is MediaOwner.drop:
+        pending.keys.update({f"drop-{asset.owner_id}", "drop-list"})
+    else:
+        pending.keys.add(f"tier-{asset.owner_id}")
+
+
 class PurgeHub:
     """One per Database: turns committed changes into ``cache.purge`` events and in-process
     invalidations for every page cache registered on it."""
@@ -295,6 +308,8 @@ class PurgeHub:
                 _pending(session).variants.add(obj.variant_id)
             elif isinstance(obj, Experiment):  # started or stopped on a kind of page
                 _pending(session).keys.add(page_key(obj.page_kind))
+            elif isinstance(obj, MediaAsset):  # an image shows on its owner's pages
+                _purge_owner_of(_pending(session), obj)
 
     def _on_execute(self, state: ORMExecuteState) -> None:
         if not (state.is_update or state.is_insert or state.is_delete):

@@ -9,12 +9,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from dropline.catalog import service as catalog
 from dropline.catalog.api import product_reads
 from dropline.customers.api import ACQUISITION_COOKIE, acquisition_cookie_value
 from dropline.drops.pages import upcoming_drops
 from dropline.errors import NotFound
+from dropline.media.models import MediaAsset, MediaOwner
+from dropline.media.rules import largest_url
+from dropline.media.service import images_of
+from dropline.media.views import image_views
 from dropline.popups import experiments
 from dropline.popups.experiments import requested_variant
 from dropline.popups.rules import cache_key
@@ -51,11 +56,23 @@ def render_home(services: Services, family: str | None = None) -> tuple[str, lis
         products = product_reads(session, catalog.list_products(session, family_slug=family))
         families = catalog.list_families(session)
         drops = upcoming_drops(session, clock=services.clock)
+        media_url = services.settings.media.public_url
+        tiles = image_views(session, MediaOwner.product, [p.id for p in products],
+                            base_url=media_url)
+        drop_images = image_views(session, MediaOwner.drop, [d.id for d, _ in drops],
+                                  base_url=media_url)
     html = render_html("home.html", shop_name=services.settings.shop.name, products=products,
-                       families=families, family=family, drops=drops)
+                       families=families, family=family, drops=drops,
+                       tile_images={pid: views[0] for pid, views in tiles.items() if views},
+                       drop_images={did: views[0] for did, views in drop_images.items()
+                                    if views})
     keys = ["home", "product-list", "drop-list", *(f"product-{p.id}" for p in products),
             *(f"drop-{d.id}" for d, _ in drops)]
     return html, keys, 200
+
+
+def service_images(session: Session, product_id: int) -> list[MediaAsset]:
+    return images_of(session, MediaOwner.product, [product_id])[product_id]
 
 
 def render_product(services: Services, slug: str,
@@ -71,8 +88,15 @@ def render_product(services: Services, slug: str,
                     ["product-list", experiments.page_key("product")], 404)
         variant = experiments.page_variant(session, page_kind="product", slug=slug,
                                            query_variant=variant_key, header_variant=None)
+        media_url = services.settings.media.public_url
+        images = image_views(session, MediaOwner.product, [product.id],
+                             base_url=media_url)[product.id]
+        variant_images = image_views(session, MediaOwner.variant,
+                                     [v.id for v in product.variants], base_url=media_url)
+        assets = service_images(session, product.id)
     html = render_html("product.html", shop_name=shop_name, product=product,
-                       experiment=variant)
+                       experiment=variant, images=images, variant_images=variant_images,
+                       image_urls=[largest_url(a, base_url=media_url) for a in assets])
     return html, [f"product-{product.id}", experiments.page_key("product")], 200
 
 

@@ -18,9 +18,15 @@ from sqlalchemy.orm import Session
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
 from dropline.errors import DomainError, InvalidInput, NotFound, PaymentDeclined
-from dropline.fulfilment.service import LineRequest, decide_with_options, resolve_destination
+from dropline.fulfilment.service import (
+    LineRequest,
+    booked_window,
+    decide_with_options,
+    resolve_destination,
+)
 from dropline.orders import flows
 from dropline.orders import service as orders
+from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
 from dropline.schemas import IdForm, IdPath
@@ -36,6 +42,10 @@ from dropline.web.templating import templates
 from dropline.web.throttle import record_decline
 
 router = APIRouter(include_in_schema=False)
+# How each fulfilment path (orders.fulfilment_path) reads to a shopper.
+FULFILMENT_PATHS = {"central": "Standard delivery from our warehouse",
+                    "hub-window": "Delivered by our own van from a local hub, in your window",
+                    "pop-up": "Bought at our pop-up shop"}
 CART_COOKIE = "dl_cart"
 _UUID = re.compile(r"^[0-9a-f-]{36}$")
 Short = Annotated[str, Form(max_length=200)]
@@ -76,12 +86,27 @@ def _sign_in(next_path: str) -> RedirectResponse:
 # --- cart -------------------------------------------------------------------------------------
 
 
+def _quote(session: Session, services: Services, customer: Principal | None,
+           view: carts.CartView | None, *, delivery: str = "", postcode: str = ""
+           ) -> CheckoutQuote | None:
+    """The total this visitor would pay (a signed-in member at the member price), with the
+    delivery picked: ``delivery`` is a window id, or empty for standard delivery."""
+    if view is None or not view.lines or customer is None:
+        return None
+    choice = flows.DeliveryChoice(window_id=int(delivery)) if delivery.isdigit() else None
+    return quote_checkout(session, clock=services.clock, settings=services.settings,
+                          policy=services.checkout, customer_id=customer.id, view=view,
+                          delivery=choice, postcode=postcode)
+
+
 def _cart_page(request: Request, services: Services, customer: Principal | None, *,
                error: str = "", status_code: int = 200) -> HTMLResponse:
     with services.db.transaction() as session:
         view = _view(session, services, current_cart(session, request, customer))
+        quote = _quote(session, services, customer, view)
     return _page(request, "cart.html", {"shop_name": services.settings.shop.name,
-                                        "view": view, "error": error}, status_code)
+                                        "view": view, "quote": quote, "error": error},
+                 status_code)
 
 
 @router.get("/cart")
@@ -136,24 +161,34 @@ def delivery_windows(session: Session, services: Services, view: carts.CartView,
 def _checkout_page(request: Request, services: Services, customer: Principal, *,
                    postcode: str = "", error: str = "", form: dict[str, str] | None = None,
                    status_code: int = 200) -> Response:
+    form = form or {"postcode": postcode}
     with services.db.transaction() as session:
         view = _view(session, services, current_cart(session, request, customer))
         if view is None or not view.lines:
             return RedirectResponse("/cart", status_code=303)
         windows = delivery_windows(session, services, view, postcode)
+        offered = {str(w.window_id) for w in windows}
+        delivery = form.get("delivery", "") if form.get("delivery", "") in offered else ""
+        quote = _quote(session, services, customer, view, delivery=delivery,
+                       postcode=postcode)
     return _page(request, "checkout.html", {
         "shop_name": services.settings.shop.name, "view": view, "windows": windows,
-        "postcode": postcode, "error": error, "form": form or {"postcode": postcode},
-        "form_key": str(uuid.uuid4()), "customer": customer,
+        "postcode": postcode, "error": error, "form": {**form, "delivery": delivery},
+        "form_key": str(uuid.uuid4()), "customer": customer, "quote": quote,
     }, status_code)
 
 
 @router.get("/checkout")
 def checkout_page(request: Request, services: ServicesDep, customer: OptionalCustomer,
-                  postcode: Annotated[str, Query(max_length=16)] = "") -> Response:
+                  postcode: Annotated[str, Query(max_length=16)] = "",
+                  delivery: Annotated[str, Query(max_length=20)] = "") -> Response:
+    """``postcode`` lists the hub windows; ``delivery`` (a window id, from the same form) prices
+    the total with it: the no-JavaScript way to see the total change with the delivery."""
     if customer is None:
         return _sign_in("/checkout")
-    return _checkout_page(request, services, customer, postcode=postcode.strip().upper())
+    postcode = postcode.strip().upper()
+    return _checkout_page(request, services, customer, postcode=postcode,
+                          form={"postcode": postcode, "delivery": delivery})
 
 
 def _inputs(form: dict[str, str]) -> tuple[dict[str, Any], flows.DeliveryChoice | None]:
@@ -243,9 +278,12 @@ def order_page(order_id: IdPath, request: Request, services: ServicesDep,
                                                      "what": "order"}, 404)
         timeline = orders.order_timeline(session, order_id)
         parcels = order_shipments(session, order_id)
-    response = _page(request, "order.html", {"shop_name": services.settings.shop.name,
-                                             "detail": detail, "placed": bool(placed),
-                                             "timeline": timeline, "parcels": parcels})
+        window = booked_window(session, order_id)
+    response = _page(request, "order.html", {
+        "shop_name": services.settings.shop.name, "detail": detail, "placed": bool(placed),
+        "timeline": timeline, "parcels": parcels,
+        "window": window, "path_words": FULFILMENT_PATHS.get(
+            detail.order.fulfilment_path, detail.order.fulfilment_path.replace("-", " "))})
     if placed:
         response.delete_cookie(CART_COOKIE)
     return response

@@ -55,8 +55,8 @@ templates.env.globals["grade_label"] = lambda g: GRADE_LABELS[ConditionGrade(g)]
 templates.env.globals["jsonld_script"] = jsonld_script
 templates.env.globals["csrf_field"] = csrf_field  # every post form's token (web.csrf)
 # The storefront's product template includes ``popups/product_jsonld.html``, which calls this.
-templates.env.globals["product_jsonld"] = lambda product, base_url="": jsonld_script(
-    product_jsonld(product, base_url=base_url))
+templates.env.globals["product_jsonld"] = lambda product, base_url="", images=(): jsonld_script(
+    product_jsonld(product, base_url=base_url, images=images))
 
 
 def render_html(name: str, **context: Any) -> str:

@@ -27,7 +27,7 @@ outbox.withPayment = async (entry) => {
 
 function body() {
   const f = form.elements;
-  const delivery = form.querySelector('input[name="delivery"]:checked');
+  const delivery = form.querySelector('input[name="delivery"]');  // picked in #delivery-form
   const out = {
     cart_id: form.dataset.cartId,
     shipping_address: { name: f.name.value, line1: f.line1.value, line2: f.line2.value, city: f.city.value, postcode: f.postcode.value, country: f.country.value || "GB" },

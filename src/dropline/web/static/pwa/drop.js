@@ -23,8 +23,16 @@ function show(me) {
   if (early && d.early_access_minutes) early.textContent = `You have ${d.early_access_minutes} minutes of early access.`;
   const queue = document.querySelector('[data-me="queue"]');
   if (queue && d.queue) {
-    queue.textContent = d.queue.admitted ? "It's your turn: you can buy now."
+    queue.textContent = d.queue.admitted ? "It's your turn."
       : `You are number ${d.queue.position} in the waiting room; about ${d.queue.eta_seconds} s to go.`;
+    const join = document.getElementById("join-form");
+    if (d.queue.admitted && join) {  // the way to buy, in place of the join button
+      const buy = document.createElement("a");
+      buy.className = "button";
+      buy.href = `/drops/${article.dataset.dropId}/me#buy`;
+      buy.textContent = "Buy now";
+      join.replaceWith(buy);
+    }
     if (!d.queue.admitted) setTimeout(() => summary(article.dataset.dropId).then(show), Math.min(30, Math.max(2, d.queue.eta_seconds / 4)) * 1000);
   }
   const waitlist = document.querySelector('[data-me="waitlist"]');

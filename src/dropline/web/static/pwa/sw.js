@@ -3,7 +3,7 @@
 // cached copy, else /offline, when the network fails. Never touches /api/ or non-GET
 // requests: writes go through the page's outbox (IndexedDB), so an offline checkout is sent
 // by the page with its Idempotency-Key, not replayed blindly by the worker.
-const VERSION = "dropline-v1";
+const VERSION = "dropline-v2";  // bumped when the shell's files change
 const SHELL = ["/offline", "/static/shop.css", "/static/pwa/app.js", "/static/pwa/outbox.js",
                "/static/pwa/checkout.js", "/static/pwa/drop.js", "/static/pwa/icon-192.png",
                "/static/pwa/icon-512.png", "/manifest.webmanifest"];

@@ -96,15 +96,13 @@ class WebSettings(Section):
         le=24 * 60)
     password_reset_minutes: int = setting(
         60, "Minutes a password-reset link stays usable.", ge=5, le=24 * 60)
-    public_url: str | None = setting(
-        None, "The shop's public address (https://shop.example), used in links sent by email; "
-              "unset: the address the request came in on. Set it in production, so a forged "
-              "Host header cannot point a reset link elsewhere.", max_length=200)
     cookie_secure: bool = setting(False, "Send cookies over HTTPS only (set behind TLS).",
                                   env="DROPLINE_COOKIE_SECURE")
     public_url: str | None = setting(
         None, "The shop's public address (https://shop.example): absolute links on publicly "
-        "cached pages use it; unset, they use the address the request named and vary by Host.",
+        "cached pages and in account mail (password reset) use it; unset, they use the address "
+        "the request named (pages vary by Host). Set it in production, so a forged Host header "
+        "cannot point a reset link elsewhere.",
         env="DROPLINE_PUBLIC_URL", pattern=r"^https?://[^/\s?#]+$")
     threads: int = setting(
         32, "Threads for synchronous endpoints; the database pool is sized above it.",

@@ -11,10 +11,9 @@ from dropline.config import Settings
 from dropline.customers.service import register_customer
 from dropline.db import Database
 from dropline.orders import flows
-from dropline.payments.provider import Card
-from tests.builders import ADDRESS, checkout_policy
+from tests.builders import ADDRESS, card_of, checkout_policy
 
-CARD = Card("4242424242424242", 12, 2030, "123")
+CARD = card_of()
 
 
 def paid_order(db: Database, clock: Clock, settings: Settings,

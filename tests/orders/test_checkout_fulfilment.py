@@ -12,7 +12,7 @@ from dropline.fulfilment.models import DeliveryWindow
 from dropline.locations.models import StockLevel
 from dropline.memberships.rules import MemberPriceKind, SubsidyKind
 from dropline.orders.models import Order
-from tests.builders import DECLINED_PM, GOOD_PM, checkout_body
+from tests.builders import DECLINED_PM, GOOD_PM, checkout_body, sign_up
 from tests.fulfilment.builders import DALSTON, make_item, make_network, make_windows
 from tests.memberships.support import join, make_tier
 
@@ -20,11 +20,7 @@ ADDRESS_NEAR_HUB = {"latitude": DALSTON.latitude, "longitude": DALSTON.longitude
 
 
 def _shopper(client):
-    response = client.post("/api/v1/customers", json={
-        "email": f"w{len(client.cookies)}-{id(client)}@example.com",
-        "password": "long enough password"})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+    return sign_up(client, email=f"w{len(client.cookies)}-{id(client)}@example.com")["id"]
 
 
 def _cart(client, variant_id, quantity=1):

@@ -69,7 +69,7 @@ def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock)
     page.get_by_role("button", name="Place order").click()
 
     page.locator("#outbox-list li[data-state=sent] a").click()
-    assert page.get_by_role("heading", name="Order").is_visible()
+    assert page.get_by_role("heading", level=1, name="Order").is_visible()
     assert page.locator("[data-status=paid]").is_visible()
     assert page.get_by_text("Hairline glaze crack, sealed.").is_visible()
     shot(page, "order")

@@ -81,7 +81,7 @@ $("pay").addEventListener("click", async () => {
   basket.clear();
   render();
   $("status").textContent = navigator.onLine ? "Taking payment…" : "Offline: sale queued, it will be sent when the counter is back online.";
-  await outbox.enqueue({ url: `${base}/sales`, body, idempotencyKey: key, label: `sale to ${email}` });
+  await outbox.enqueue({ url: `${base}/sales`, body, idempotencyKey: key, label: `sale to ${email}`, payment: true });
   showQueue();
 });
 

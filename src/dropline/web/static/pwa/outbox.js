@@ -125,9 +125,9 @@ class Outbox extends EventTarget {
         this.dispatchEvent(new CustomEvent("retry", { detail: { entry, status: 0, body: null } }));
         return;
       }
-      const body = await response.json().catch(() => null);
-      const detail = { entry, status: response.status, body };
-      if (!response.ok && retryable(response.status, body)) {
+      const answer = await response.json().catch(() => null);
+      const detail = { entry, status: response.status, body: answer };
+      if (!response.ok && retryable(response.status, answer)) {
         entry.attempts += 1;
         await withStore("readwrite", (store) => store.put(entry));
         this.dispatchEvent(new CustomEvent("retry", { detail }));

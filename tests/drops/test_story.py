@@ -89,7 +89,7 @@ def test_a_refused_purchase_keeps_the_form_with_one_message(client, db, clock):
     assert page.count('class="error"') == 1 and "you can buy now" not in page
     assert f'value="{CHECKOUT_FORM["line1"]}"' in page and 'value="3"' in page
     assert f'value="{CHECKOUT_FORM["postcode"]}"' in page
-    assert CHECKOUT_FORM["number"] not in page  # never the card number
+    assert CHECKOUT_FORM["payment_method"] not in page  # the payment reference is not kept
 
 
 def test_the_cli_sets_a_story_and_refuses_a_malformed_note(tmp_path, monkeypatch, clock):

@@ -23,6 +23,7 @@ from dropline.migrate import downgrade, upgrade
 from dropline.models import metadata
 from dropline.security import use_password_hasher
 from dropline.web.app import create_app
+from tests import workers  # noqa: F401  (first of ours: each xdist worker's own databases)
 from tests.web.support import browser_session
 
 TEST_DATABASE_URL = os.environ.get("DROPLINE_TEST_DATABASE_URL")

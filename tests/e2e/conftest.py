@@ -62,8 +62,11 @@ def live_server(db, clock, settings) -> Iterator[LiveServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One Chromium per test file: Playwright's sync API keeps an event loop running in the
+    main thread while it is started, and the suite's other files (asyncio.run in the drop
+    engine's tests) may follow in the same xdist worker."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -15,15 +15,17 @@ from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
 from dropline.adapters.stripe_payments import StripeProvider
+from dropline.adapters.varnish import VarnishXkeyPurger
 from dropline.adapters.storage import media_store_for
 from dropline.audit import Audited
 from dropline.audit import install as install_audit_trail
 from dropline.catalog.models import Variant
 from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock, SystemClock
-from dropline.config import PaymentSettings, Settings, get_settings
+from dropline.config import EdgeSettings, PaymentSettings, Settings, get_settings
 from dropline.db import Database, pool_options
 from dropline.drops.models import Drop
+from dropline.edge import BackgroundPurger, EdgePurger
 from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
 from dropline.media.ports import MediaStore
@@ -45,7 +47,7 @@ from dropline.risk.models import (
 from dropline.services import Services
 from dropline.webhooks.service import enqueue_deliveries
 
-__all__ = ["AUDITED_MODELS", "build_payments", "build_services", "build_solver",
+__all__ = ["AUDITED_MODELS", "build_edge", "build_payments", "build_services", "build_solver",
            "install_listeners"]
 
 
@@ -78,6 +80,7 @@ def build_services(
         media=media or media_store_for(settings.media),
         limiter=make_limiter(settings.drops.redis_url),
         carriers=build_carriers(),
+        edge=build_edge(settings.edge),
     )
     services.jobs.append(functools.partial(
         send_mail_outbox, db, clock=clock, sender=mailer, shop_name=settings.shop.name,
@@ -96,6 +99,15 @@ def build_payments(settings: PaymentSettings, *, db: Database, clock: Clock) -> 
                               api_base=settings.stripe_api_base,
                               timeout_seconds=settings.stripe_timeout_seconds)
     return LocalCardProvider(db.sessions, clock)
+
+
+def build_edge(settings: EdgeSettings) -> EdgePurger | None:
+    """The edge cache's purger when one is configured: Varnish's xkey, sent off the request's
+    thread (``edge.BackgroundPurger``)."""
+    if not settings.purge_url:
+        return None
+    return BackgroundPurger(VarnishXkeyPurger(settings.purge_url,
+                                              timeout=settings.purge_timeout))
 
 
 def build_solver() -> RouteSolver:

@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
-    "DatabaseSettings", "DropsSettings", "IdempotencySettings", "MailSettings", "MediaSettings",
+    "DatabaseSettings", "DropsSettings", "EdgeSettings", "IdempotencySettings", "MailSettings", "MediaSettings",
     "MembershipSettings", "PaymentSettings", "RedisSettings", "Section", "Settings",
     "ShopSettings", "TestingSettings", "ThrottleSettings", "WebSettings", "WebhookSettings",
     "get_settings", "settings_table",
@@ -113,6 +113,17 @@ class WebSettings(Section):
     run_scheduler: bool = setting(
         True, "Run background jobs (webhook delivery, renewals) inside `serve`.",
         env="DROPLINE_RUN_SCHEDULER")
+
+
+class EdgeSettings(Section):
+    env_prefix: ClassVar[str] = "DROPLINE_EDGE_"
+
+    purge_url: str | None = setting(
+        None, "Varnish in front of the shop (deploy/varnish/dropline.vcl): after each commit "
+        "that changes a public page, its surrogate keys are purged here with an xkey PURGE "
+        "(http://127.0.0.1:6081/). Unset: only the in-process page cache is purged.",
+        pattern=r"^https?://[^\s?#]+$")
+    purge_timeout: float = setting(2.0, "Seconds a purge request may take.", gt=0, le=30)
 
 
 class ShopSettings(Section):
@@ -329,6 +340,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    edge: EdgeSettings = Field(default_factory=EdgeSettings)
     shop: ShopSettings = Field(default_factory=ShopSettings)
     idempotency: IdempotencySettings = Field(default_factory=IdempotencySettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
+from dropline.edge import EdgePurger
 from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.mail import EmailSender
 from dropline.orders.carriers import Carrier
@@ -45,3 +46,6 @@ class Services:
     # Background jobs the root registers (the order mail outbox ...); the worker runs each on
     # its jobs timer. Each owns its transactions and is idempotent.
     jobs: list[Callable[[], object]] = field(default_factory=list)
+    # The edge cache in front of the storefront (Varnish), purged by surrogate key after each
+    # commit that changes a public page; None: only the in-process page cache.
+    edge: EdgePurger | None = None

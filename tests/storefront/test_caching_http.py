@@ -115,3 +115,20 @@ def test_a_rolled_back_change_emits_no_purge(client, db, clock):
 
     assert before >= 1  # creating the product purged the listing
     assert _purges(db) == before
+
+
+def test_a_change_flushed_only_by_the_commit_still_purges(client, db, clock):
+    """Commit runs ``before_commit`` before its own flush: a plain attribute change with no
+    explicit flush must purge all the same."""
+    from dropline.catalog.models import Variant
+
+    make_location(db)
+    _, variant_id = make_product(db, clock, name="Cedar Smoke", price=5100)
+    assert "£51.00" in client.get("/products/cedar-smoke").text
+    assert client.get("/products/cedar-smoke").headers["X-Cache"] == "hit"
+
+    with db.transaction() as session:
+        session.get(Variant, variant_id).price_amount = 5600  # no flush before the commit
+
+    after = client.get("/products/cedar-smoke")
+    assert after.headers["X-Cache"] == "miss" and "£56.00" in after.text

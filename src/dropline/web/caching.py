@@ -18,7 +18,8 @@ sessions of a :class:`~dropline.db.Database`. When a transaction changes a produ
 page (``popups.experiments``), it records one ``cache.purge`` event with the
 surrogate keys *in the same transaction* (so the webhook outbox delivers it to any CDN purger
 subscribed to ``cache.purge`` only if the change committed), and after the commit the in-process
-caches drop the entries carrying those keys.
+caches drop the entries carrying those keys and the edge cache in front (Varnish, when
+``DROPLINE_EDGE_PURGE_URL`` names it: ``dropline.edge``) is purged by the same keys.
 
 Per-unit drop sales (the ``drop_slots`` rows) deliberately emit nothing: a purge per sale would
 add a write to the drop's hot path and empty the cache exactly when the crowd arrives. A drop
@@ -283,6 +284,7 @@ class PurgeHub:
         self.db = db
         self.clock = clock
         self.caches: weakref.WeakSet[PageCache] = weakref.WeakSet()
+        self.edges: weakref.WeakSet[Any] = weakref.WeakSet()  # EdgePurgers (Varnish)
         target = db.sessions
         event.listen(target, "after_flush", self._after_flush)
         event.listen(target, "do_orm_execute", self._on_execute)
@@ -332,6 +334,10 @@ class PurgeHub:
             pending.keys.update(f"drop-{i}" for i in ids)
 
     def _before_commit(self, session: Session) -> None:
+        if session.new or session.dirty or session.deleted:
+            # Commit calls this hook before its own flush: flush first, so a change that only
+            # the commit would have flushed is purged too.
+            session.flush()
         pending = session.info.pop("dl_purge", None)
         if pending is None or not (pending.products or pending.variants or pending.keys):
             return
@@ -349,6 +355,8 @@ class PurgeHub:
         if keys:
             for cache in list(self.caches):
                 cache.purge(keys)
+            for edge in list(self.edges):  # returns at once (edge.BackgroundPurger)
+                edge.purge(keys)
 
     def _after_rollback(self, session: Session) -> None:
         session.info.pop("dl_purge", None)
@@ -358,8 +366,10 @@ class PurgeHub:
 _hub_lock = threading.Lock()
 
 
-def install_purge_hooks(db: Database, clock: Clock, cache: PageCache) -> PurgeHub:
-    """Idempotent per Database (tests build many apps over one engine): the newest clock wins."""
+def install_purge_hooks(db: Database, clock: Clock, cache: PageCache,
+                        edge: Any | None = None) -> PurgeHub:
+    """Idempotent per Database (tests build many apps over one engine): the newest clock wins.
+    ``edge``: the process's edge purger (``dropline.edge``), if the root built one."""
     with _hub_lock:
         hub: PurgeHub | None = getattr(db, "_dl_purge_hub", None)
         if hub is None:
@@ -367,6 +377,8 @@ def install_purge_hooks(db: Database, clock: Clock, cache: PageCache) -> PurgeHu
             db._dl_purge_hub = hub  # type: ignore[attr-defined]
         hub.clock = clock
         hub.caches.add(cache)
+        if edge is not None:
+            hub.edges.add(edge)
         return hub
 
 
@@ -374,5 +386,5 @@ def install(app: Any, services: Any) -> PageCache:
     """Gives the app its in-process page cache and ties it to the database's purge hooks."""
     cache = PageCache(now=lambda: services.clock.now().timestamp())
     app.state.page_cache = cache
-    install_purge_hooks(services.db, services.clock, cache)
+    install_purge_hooks(services.db, services.clock, cache, services.edge)
     return cache

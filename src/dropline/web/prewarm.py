@@ -82,7 +82,9 @@ def prewarm_drop(db: Database, *, clock: Clock, settings: Settings, drop_ref: st
                     raise ServiceUnavailable(f"the edge at {base_url} did not answer ({exc}); "
                                              "check --base-url") from None
                 row = Warmed(**{**row.__dict__, "edge_status": response.status_code,
-                                "edge_cache": response.headers.get("x-cache", ""),
+                                # Varnish's verdict (deploy/varnish), else the shop's own
+                                "edge_cache": (response.headers.get("x-edge-cache")
+                                               or response.headers.get("x-cache", "")),
                                 "edge_same": response.headers.get("etag") == page.etag})
             rows.append(row)
     finally:

@@ -262,8 +262,15 @@ class ThrottleSettings(Section):
     declines_per_ip: int = setting(
         20, "Declined checkouts per client IP within the decline window; then a cool-down.",
         ge=1)
+    declines_per_card: int = setting(
+        5, "Declined checkouts per card (the provider's card fingerprint) within the decline "
+           "window, whichever account or address uses it; then a cool-down.", ge=1)
     decline_window_seconds: int = setting(
         900, "The window declines are counted in, and so the longest cool-down, in seconds.",
+        ge=1)
+    card_tokens_per_ip_per_minute: int = setting(
+        20, "Cards tokenised per minute per client IP on the local provider's "
+            "``/pay/local/tokens`` (card numbers tried there answer which ones are valid).",
         ge=1)
     experiment_visitors_per_ip_per_hour: int = setting(
         60, "Experiment visitor ids issued per hour per client IP (each browser takes one; "

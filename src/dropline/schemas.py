@@ -3,13 +3,16 @@ overflow a column and every string has a length limit."""
 
 from __future__ import annotations
 
+import re
 import types
-from datetime import time
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import Form, Path
 from pydantic import (
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -41,6 +44,26 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,119}$")]
 TimeOfDay = Annotated[time, WithJsonSchema({
     "type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
     "description": "local time of day, HH:MM or HH:MM:SS", "examples": ["08:00:00"]})]
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def refuse_numeric_time(value: Any) -> Any:
+    """Pydantic reads a number (or a numeric string, as every query parameter is) as a Unix
+    time: ``?until=0.5`` would mean 1970. The document says RFC 3339 text, so that alone is
+    accepted."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise PydanticCustomError(
+            "time_from_number", "give a date or date-time as RFC 3339 text (e.g. "
+            "2026-03-01 or 2026-03-01T10:00:00Z), not a number")
+    return value
+
+
+# A moment with its UTC offset, and a calendar day, each written as text (never a number).
+Instant = Annotated[AwareDatetime, BeforeValidator(refuse_numeric_time)]
+Day = Annotated[date, BeforeValidator(refuse_numeric_time)]
+# A date-time as text, with or without an offset (where the endpoint reads it as local).
+DateTimeText = Annotated[datetime, BeforeValidator(refuse_numeric_time)]
 Email = Annotated[str, StringConstraints(
     strip_whitespace=True, to_lower=True, max_length=254,
     pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
@@ -29,7 +28,7 @@ from dropline.orders.schemas import (
     ShipmentRead,
     TimelineRead,
 )
-from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, Day, IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
 from dropline.web.throttle import record_decline, refuse_cooling_card
@@ -265,7 +264,7 @@ def _quantities(body: CancelCreate) -> dict[int, int]:
             responses={404: PROBLEM})
 def pick_list(location: Annotated[str, Path(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
               session: SessionDep, services: ServicesDep, _: Fulfiller,
-              day: date | None = None) -> list[PickRowRead]:
+              day: Annotated[Day | None, Query()] = None) -> list[PickRowRead]:
     rows = shipments.pick_list(session, location_code=location,
                                day=day or services.clock.now().date())
     return [PickRowRead.model_validate(row) for row in rows]

@@ -16,9 +16,11 @@ class AdminUser(Base):
     name: Mapped[str] = mapped_column(String(120), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
-    # TOTP second factor (RFC 6238): the base32 secret, set at enrolment; sign-in asks for a
-    # code once the enrolment is confirmed. The last accepted time step refuses a replayed code.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # TOTP second factor (RFC 6238): the base32 secret, set at enrolment and stored sealed
+    # (``dropline.security.seal``, under a key derived from the app's secret key: a copy of the
+    # database alone does not give the codes); sign-in asks for a code once the enrolment is
+    # confirmed. The last accepted time step refuses a replayed code.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_confirmed_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 

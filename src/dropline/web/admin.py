@@ -29,6 +29,7 @@ from dropline.admin.service import (
     end_admin_session,
     recovery_codes_left,
     start_admin_session,
+    totp_secret,
     totp_uri,
 )
 from dropline.audit import set_actor
@@ -162,7 +163,8 @@ def code(
     try:
         with services.db.transaction() as session:
             token = complete_second_factor(session, clock=services.clock, code=code.strip(),
-                                           token=request.cookies.get(ADMIN_COOKIE, "")[:200])
+                                           token=request.cookies.get(ADMIN_COOKIE, "")[:200],
+                                           secret_key=services.settings.web.secret_key)
     except NotAuthenticated as exc:
         if exc.extensions.get("field") != "code":  # the password step lapsed: start again
             return RedirectResponse(f"/admin/login?next={quote(_safe_next(next))}",
@@ -206,14 +208,16 @@ def start_totp(request: Request, viewer: AdminPageUser, session: SessionDep,
     """Shows a new secret and its otpauth:// URI; nothing changes at sign-in until a code
     from the device confirms it."""
     try:
-        secret = begin_totp(session, user_id=viewer.id)
+        secret = begin_totp(session, user_id=viewer.id,
+                            secret_key=services.settings.web.secret_key)
     except DomainError as exc:
         return render(request, "admin/security.html", viewer, status_code=exc.status,
                       error=exc.detail, enrolled=True, codes_left=None)
     user = session.get(AdminUser, viewer.id)
     assert user is not None
     return render(request, "admin/security.html", viewer, enrolled=None, secret=secret,
-                  uri=totp_uri(user, issuer=services.settings.shop.name))
+                  uri=totp_uri(user, issuer=services.settings.shop.name,
+                               secret_key=services.settings.web.secret_key))
 
 
 @router.post("/security/totp/confirm", response_class=HTMLResponse)
@@ -221,13 +225,16 @@ def confirm(request: Request, viewer: AdminPageUser, services: ServicesDep,
             code: Annotated[str, Form(max_length=40)] = "") -> HTMLResponse:
     try:
         with services.db.transaction() as session:
-            codes = confirm_totp(session, clock=services.clock, user_id=viewer.id, code=code)
+            codes = confirm_totp(session, clock=services.clock, user_id=viewer.id, code=code,
+                                 secret_key=services.settings.web.secret_key)
     except DomainError as exc:
         with services.db.transaction() as session:
             user = session.get(AdminUser, viewer.id)
             assert user is not None
-            secret, uri = user.totp_secret, (totp_uri(user, issuer=services.settings.shop.name)
-                                             if user.totp_secret else None)
+            key = services.settings.web.secret_key
+            secret = totp_secret(user, secret_key=key)
+            uri = totp_uri(user, issuer=services.settings.shop.name, secret_key=key) \
+                if secret else None
         return render(request, "admin/security.html", viewer, status_code=exc.status,
                       error=exc.detail, field=exc.extensions.get("field", ""), enrolled=None,
                       secret=secret, uri=uri)

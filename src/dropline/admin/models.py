@@ -75,3 +75,19 @@ class AdminSession(Base):
     last_seen_at: Mapped[datetime]
     # Password accepted, TOTP code not yet: such a session opens no console page.
     awaiting_code: Mapped[bool] = mapped_column(default=False)
+
+
+class AdminPasswordReset(Base):
+    """A single-use, expiring link to choose a new console password, mailed to the staff
+    member. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "admin_password_resets"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -40,18 +40,20 @@ from dropline.web.csrf import FORM_TYPES, Refused
 from dropline.web.deps import optional_customer
 
 __all__ = ["CHECKOUT_PATHS", "CODE_PATHS", "PASSWORD_CHANGE_PATHS", "RESET_PATHS",
-           "SIGN_IN_PATHS", "SIGN_UP_PATHS", "TOKENISE_PATHS", "record_decline",
-           "refuse_cooling_card", "throttle_sensitive_posts"]
+           "SIGN_IN_PATHS", "SIGN_UP_PATHS", "STAFF_PASSWORD_PATHS", "TOKENISE_PATHS",
+           "record_decline", "refuse_cooling_card", "throttle_sensitive_posts"]
 
 SIGN_IN_PATHS = frozenset({"/sign-in", "/membership/sign-in", "/admin/login", "/api/v1/sessions"})
 PASSWORD_CHANGE_PATHS = frozenset({"/account/password", "/api/v1/me/password"})
 CODE_PATHS = frozenset({"/admin/login/code"})
 SIGN_UP_PATHS = frozenset({"/sign-up", "/api/v1/customers"})
-RESET_PATHS = frozenset({"/forgot-password", "/api/v1/password-resets"})
+RESET_PATHS = frozenset({"/forgot-password", "/api/v1/password-resets",
+                         "/admin/forgot-password"})
+STAFF_PASSWORD_PATHS = frozenset({"/admin/security/password"})
 CHECKOUT_PATHS = frozenset({"/checkout", "/api/v1/checkout"})
 TOKENISE_PATHS = frozenset({"/pay/local/tokens"})
 _THROTTLED = (SIGN_IN_PATHS | PASSWORD_CHANGE_PATHS | CODE_PATHS | SIGN_UP_PATHS | RESET_PATHS
-              | CHECKOUT_PATHS | TOKENISE_PATHS)
+              | CHECKOUT_PATHS | TOKENISE_PATHS | STAFF_PASSWORD_PATHS)
 MINUTE = 60
 HOUR = 3600
 
@@ -115,6 +117,11 @@ async def throttle_sensitive_posts(request: Request) -> None:
     elif path in TOKENISE_PATHS:
         _count(limiter, [(f"tokenise:ip:{ip}", limits.card_tokens_per_ip_per_minute, MINUTE)],
                "cards")
+    elif path in STAFF_PASSWORD_PATHS:
+        # A staff member's current password, guessed from a signed-in console session: the
+        # sign-in counters of the client's IP (the page answers only a full console session).
+        _count(limiter, [(f"signin:ip:{ip}", limits.sign_in_per_ip_per_minute, MINUTE)],
+               "password attempts")
     elif path in PASSWORD_CHANGE_PATHS:
         customer = await run_in_threadpool(optional_customer, request, services)
         if customer is None:

@@ -88,6 +88,7 @@ KEPT = [
     ("DROPLINE_WEB_SESSION_IDLE_DAYS", "3", "web.session_idle_days", 3),
     ("DROPLINE_WEB_CONSOLE_IDLE_MINUTES", "15", "web.console_idle_minutes", 15),
     ("DROPLINE_WEB_PASSWORD_RESET_MINUTES", "20", "web.password_reset_minutes", 20),
+    ("DROPLINE_WEB_SIGN_UP_LINK_MINUTES", "90", "web.sign_up_link_minutes", 90),
     ("DROPLINE_THROTTLE_PASSWORD_RESET_PER_ACCOUNT_PER_HOUR", "2",
      "throttle.password_reset_per_account_per_hour", 2),
     ("DROPLINE_THROTTLE_PASSWORD_RESET_PER_IP_PER_HOUR", "8",

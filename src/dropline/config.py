@@ -94,6 +94,9 @@ class WebSettings(Section):
     console_idle_minutes: int = setting(
         30, "A console session ends after this many minutes unused (sliding expiry).", ge=1,
         le=24 * 60)
+    sign_up_link_minutes: int = setting(
+        24 * 60, "Minutes the link that confirms a sign-up (and creates the account) stays "
+                 "usable.", ge=5, le=7 * 24 * 60)
     password_reset_minutes: int = setting(
         60, "Minutes a password-reset link stays usable.", ge=5, le=24 * 60)
     cookie_secure: bool = setting(False, "Send cookies over HTTPS only (set behind TLS).",

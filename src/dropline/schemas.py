@@ -122,19 +122,38 @@ def _holds_boolean(value: Any) -> bool:
     return isinstance(value, dict) and any(isinstance(item, bool) for item in value.values())
 
 
+def only_booleans(annotation: Any) -> bool:
+    """Whether a field's type is a boolean and nothing else (``bool``, ``bool | None``)."""
+    if annotation is bool:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return only_booleans(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        kinds = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return len(kinds) == 1 and only_booleans(kinds[0])
+    return False
+
+
 class Input(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored,
-    text that no engine can store, and ``true``/``false`` where a number is asked for (Pydantic
-    would read them as 1 and 0)."""
+    text that no engine can store, ``true``/``false`` where a number is asked for (Pydantic
+    would read them as 1 and 0), and a number where a boolean is (it would read 0 and 1 as
+    false and true; the document says boolean)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
     def _refuse_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if _holds_boolean(value) and info.field_name is not None and not accepts_booleans(
-                cls.model_fields[info.field_name].annotation):
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if _holds_boolean(value) and not accepts_booleans(annotation):
             raise ValueError("must not be true or false here")
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and only_booleans(annotation):
+            raise ValueError("must be true or false, not a number")
         return value
 
     @field_validator("*", mode="after")

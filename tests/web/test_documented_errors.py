@@ -163,3 +163,28 @@ def test_an_unknown_location_filter_is_a_documented_404(client, db, clock):
 
     assert_problem(response, 404)
     assert "404" in documented
+
+
+class Switch(Input):
+    enabled: bool
+    maybe: bool | None = None
+
+
+@pytest.mark.parametrize("fields", [{"enabled": 0}, {"enabled": 1}, {"enabled": 1.0},
+                                    {"enabled": True, "maybe": 0}])
+def test_a_number_is_no_boolean(fields):
+    with pytest.raises(ValidationError, match="must be true or false, not a number"):
+        Switch(**fields)
+
+
+def test_the_api_refuses_0_as_a_rule_switch_and_changes_nothing(client, db, clock):
+    headers = api_token(db, clock, "*")
+    before = client.get("/api/v1/admin/fulfilment/rules", headers=headers).json()
+
+    response = client.put("/api/v1/admin/fulfilment/rules", headers=headers, json={"rules": [
+        {"name": "r", "conditions": [], "action": "prefer-hub", "max_premium_amount": 0,
+         "enabled": 0}]})
+
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"][-1] == "enabled"
+    assert client.get("/api/v1/admin/fulfilment/rules", headers=headers).json() == before

@@ -50,6 +50,9 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export DROPLINE_DATABASE_URL=${DROPLINE_DATABASE_URL:-"sqlite:///$WORK/fuzz.db"}
 export DROPLINE_RUN_SCHEDULER=false
 export DROPLINE_SECRET_KEY=${DROPLINE_SECRET_KEY:-"fuzz-$(date +%s)-$$"}
+# The shop's mail goes to a folder here: the customer role reads its sign-up link from it.
+export DROPLINE_EMAIL_DIR="$WORK/mail"
+unset DROPLINE_SMTP_URL
 dropline() { "$PYTHON" -c 'from dropline.cli import app; app()' "$@"; }
 
 echo "==> demo shop in $DROPLINE_DATABASE_URL"
@@ -74,10 +77,21 @@ curl -fsS "$BASE/healthz" >/dev/null
 # Build the OpenAPI document once (the app caches it): Schemathesis gives its load 10 seconds.
 curl -fsS --max-time 300 -o "$WORK/openapi.json" "$BASE/openapi.json"
 
-customer_cookie() {
-  local email="fuzz-$RANDOM$RANDOM@example.com"
-  curl -fsS -o /dev/null -c "$WORK/cookies.txt" -H 'content-type: application/json' \
+customer_cookie() {  # sign up, then spend the emailed link (it creates the account, signed in)
+  local email="fuzz-$RANDOM$RANDOM@example.com" token
+  curl -fsS -o /dev/null -H 'content-type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"fuzz password 1\"}" "$BASE/api/v1/customers"
+  token=$("$PYTHON" - "$WORK/mail" "$email" <<'EOF'
+import email.policy, pathlib, re, sys
+for path in pathlib.Path(sys.argv[1]).glob("*.eml"):
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    found = re.search(r"sign-up/confirm\?token=([A-Za-z0-9_-]+)", message.get_content())
+    if message["To"] == sys.argv[2] and found:
+        print(found.group(1))
+EOF
+)
+  curl -fsS -o /dev/null -c "$WORK/cookies.txt" -H 'content-type: application/json' \
+    -d "{\"token\":\"$token\"}" "$BASE/api/v1/customers/confirmations"
   awk '$6 == "dl_session" { print "dl_session=" $7 }' "$WORK/cookies.txt"
 }
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi.testclient import TestClient
 
@@ -62,13 +67,31 @@ def make_product(
         return product.id, variant.id
 
 
+SIGN_UP_LINK = re.compile(r"/sign-up/confirm\?token=([A-Za-z0-9_\-%]+)")
+
+
+def sign_up_token(client: TestClient, email: str) -> str:
+    """The token of the newest sign-up link the app mailed to ``email`` (its mail outbox)."""
+    outbox = Path(client.app.state.services.settings.mail.outbox_dir)  # type: ignore[attr-defined]
+    for path in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        if message["To"] == email.strip().lower() and isinstance(message, EmailMessage):
+            found = SIGN_UP_LINK.search(message.get_content())
+            if found:
+                return unquote(found.group(1))
+    raise AssertionError(f"no sign-up link was mailed to {email}")
+
+
 def sign_up(client: TestClient, *, email: str | None = None, **extra: Any) -> dict[str, Any]:
-    """Registers a customer and returns them (``GET /me``); the client then carries their
-    session cookie."""
+    """Registers a customer (signs up, then uses the emailed link) and returns them
+    (``GET /me``); the client then carries their session cookie."""
     email = email or f"shopper-{uuid.uuid4().hex[:8]}@example.com"
     response = client.post("/api/v1/customers",
                            json={"email": email, "password": PASSWORD, **extra})
     assert response.status_code == 202, response.text
+    confirmed = client.post("/api/v1/customers/confirmations",
+                            json={"token": sign_up_token(client, email)})
+    assert confirmed.status_code == 201, confirmed.text
     me = client.get("/api/v1/me")
     assert me.status_code == 200, me.text
     return me.json()

@@ -94,6 +94,9 @@ class WebSettings(Section):
     console_idle_minutes: int = setting(
         30, "A console session ends after this many minutes unused (sliding expiry).", ge=1,
         le=24 * 60)
+    sign_up_link_minutes: int = setting(
+        24 * 60, "Minutes the link that confirms a sign-up (and creates the account) stays "
+                 "usable.", ge=5, le=7 * 24 * 60)
     password_reset_minutes: int = setting(
         60, "Minutes a password-reset link stays usable.", ge=5, le=24 * 60)
     cookie_secure: bool = setting(False, "Send cookies over HTTPS only (set behind TLS).",
@@ -273,8 +276,15 @@ class ThrottleSettings(Section):
     declines_per_ip: int = setting(
         20, "Declined checkouts per client IP within the decline window; then a cool-down.",
         ge=1)
+    declines_per_card: int = setting(
+        5, "Declined checkouts per card (the provider's card fingerprint) within the decline "
+           "window, whichever account or address uses it; then a cool-down.", ge=1)
     decline_window_seconds: int = setting(
         900, "The window declines are counted in, and so the longest cool-down, in seconds.",
+        ge=1)
+    card_tokens_per_ip_per_minute: int = setting(
+        20, "Cards tokenised per minute per client IP on the local provider's "
+            "``/pay/local/tokens`` (card numbers tried there answer which ones are valid).",
         ge=1)
     experiment_visitors_per_ip_per_hour: int = setting(
         60, "Experiment visitor ids issued per hour per client IP (each browser takes one; "

@@ -3,13 +3,16 @@ overflow a column and every string has a length limit."""
 
 from __future__ import annotations
 
+import re
 import types
-from datetime import time
+from datetime import date, datetime, time
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi import Form, Path
 from pydantic import (
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -41,6 +44,26 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,119}$")]
 TimeOfDay = Annotated[time, WithJsonSchema({
     "type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
     "description": "local time of day, HH:MM or HH:MM:SS", "examples": ["08:00:00"]})]
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def refuse_numeric_time(value: Any) -> Any:
+    """Pydantic reads a number (or a numeric string, as every query parameter is) as a Unix
+    time: ``?until=0.5`` would mean 1970. The document says RFC 3339 text, so that alone is
+    accepted."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise PydanticCustomError(
+            "time_from_number", "give a date or date-time as RFC 3339 text (e.g. "
+            "2026-03-01 or 2026-03-01T10:00:00Z), not a number")
+    return value
+
+
+# A moment with its UTC offset, and a calendar day, each written as text (never a number).
+Instant = Annotated[AwareDatetime, BeforeValidator(refuse_numeric_time)]
+Day = Annotated[date, BeforeValidator(refuse_numeric_time)]
+# A date-time as text, with or without an offset (where the endpoint reads it as local).
+DateTimeText = Annotated[datetime, BeforeValidator(refuse_numeric_time)]
 Email = Annotated[str, StringConstraints(
     strip_whitespace=True, to_lower=True, max_length=254,
     pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -99,19 +122,38 @@ def _holds_boolean(value: Any) -> bool:
     return isinstance(value, dict) and any(isinstance(item, bool) for item in value.values())
 
 
+def only_booleans(annotation: Any) -> bool:
+    """Whether a field's type is a boolean and nothing else (``bool``, ``bool | None``)."""
+    if annotation is bool:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return only_booleans(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        kinds = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return len(kinds) == 1 and only_booleans(kinds[0])
+    return False
+
+
 class Input(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored,
-    text that no engine can store, and ``true``/``false`` where a number is asked for (Pydantic
-    would read them as 1 and 0)."""
+    text that no engine can store, ``true``/``false`` where a number is asked for (Pydantic
+    would read them as 1 and 0), and a number where a boolean is (it would read 0 and 1 as
+    false and true; the document says boolean)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
     def _refuse_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if _holds_boolean(value) and info.field_name is not None and not accepts_booleans(
-                cls.model_fields[info.field_name].annotation):
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        if _holds_boolean(value) and not accepts_booleans(annotation):
             raise ValueError("must not be true or false here")
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and only_booleans(annotation):
+            raise ValueError("must be true or false, not a number")
         return value
 
     @field_validator("*", mode="after")

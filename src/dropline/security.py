@@ -1,12 +1,18 @@
-"""Password hashing (argon2id) and opaque tokens (only their SHA-256 is stored)."""
+"""Password hashing (argon2id), opaque tokens (only their SHA-256 is stored), and sealing:
+secrets the app must read back (a staff member's TOTP key) encrypted at rest under a key
+derived from the app's secret key."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
 # Verified against when the email is unknown, so a miss costs the same time as a wrong password.
@@ -38,3 +44,38 @@ def new_token(nbytes: int = 32) -> str:
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+SEALED_PREFIX = "v1:"
+
+
+class Unsealable(ValueError):
+    """Not a sealed value, or sealed under another secret key (the key was changed)."""
+
+
+def _fernet(secret_key: str, purpose: str) -> Fernet:
+    # HKDF gives each purpose its own key: a value sealed for one use opens for no other.
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=f"dropline seal: {purpose}".encode()).derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def seal(plaintext: str, *, secret_key: str, purpose: str) -> str:
+    """Encrypts and authenticates ``plaintext`` (Fernet: AES-128-CBC and HMAC-SHA256) under a
+    key derived from the app's secret key and the ``purpose``; about 140 characters for a
+    32-character secret."""
+    token = _fernet(secret_key, purpose).encrypt(plaintext.encode())
+    return SEALED_PREFIX + token.decode("ascii")
+
+
+def is_sealed(value: str) -> bool:
+    return value.startswith(SEALED_PREFIX)
+
+
+def unseal(sealed: str, *, secret_key: str, purpose: str) -> str:
+    if not is_sealed(sealed):
+        raise Unsealable("not a sealed value")
+    try:
+        return _fernet(secret_key, purpose).decrypt(sealed[len(SEALED_PREFIX):].encode()).decode()
+    except InvalidToken as exc:
+        raise Unsealable("sealed under another secret key") from exc

@@ -8,7 +8,7 @@ from dropline.catalog.rules import disclosure_problem
 from dropline.catalog.service import VariantSpec, create_product
 from dropline.errors import AlreadyExists, InvalidInput
 from dropline.web.app import create_app
-from tests.builders import api_token, make_location, make_product
+from tests.builders import api_token, make_location, make_product, sign_up_token
 
 
 def test_new_goods_need_no_disclosure_but_graded_goods_do():
@@ -92,7 +92,8 @@ def test_utm_source_on_a_page_becomes_the_acquisition_source_at_sign_up(client, 
                            json={"email": "ig@example.com", "password": "long enough pass"})
 
     assert response.status_code == 202
-    me = client.get("/api/v1/me").json()
+    me = client.post("/api/v1/customers/confirmations",
+                     json={"token": sign_up_token(client, "ig@example.com")}).json()
     assert me["acquisition_source"] == "instagram"
     assert me["acquisition_campaign"] == "spring-drop"
 
@@ -125,7 +126,8 @@ def test_a_forged_acquisition_cookie_is_not_taken_at_sign_up(client, db):
                            json={"email": "forged@example.com", "password": "long enough pass"})
 
     assert response.status_code == 202
-    me = client.get("/api/v1/me").json()
+    me = client.post("/api/v1/customers/confirmations",
+                     json={"token": sign_up_token(client, "forged@example.com")}).json()
     assert me["acquisition_source"] == "direct"
     assert me["acquisition_campaign"] == ""
 

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from dropline.customers.models import Customer, CustomerSession
 from dropline.security import token_digest
-from tests.builders import PASSWORD, sign_up
+from tests.builders import PASSWORD, sign_up, sign_up_token
 
 
 def test_password_is_stored_as_an_argon2id_hash(client, db):
@@ -15,8 +15,9 @@ def test_password_is_stored_as_an_argon2id_hash(client, db):
 
 
 def test_session_cookie_is_httponly_and_only_its_digest_is_stored(client, db, settings):
-    response = client.post("/api/v1/customers",
-                           json={"email": "c@example.com", "password": PASSWORD})
+    client.post("/api/v1/customers", json={"email": "c@example.com", "password": PASSWORD})
+    response = client.post("/api/v1/customers/confirmations",
+                           json={"token": sign_up_token(client, "c@example.com")})
     cookie = response.cookies[settings.web.session_cookie_name]
     set_cookie = response.headers["set-cookie"].lower()
     assert "httponly" in set_cookie and "samesite=lax" in set_cookie

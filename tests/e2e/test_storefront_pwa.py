@@ -6,12 +6,15 @@ is told clearly and charges nothing). Screenshots of each main page go to test-a
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from pathlib import Path
 
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.service import set_stock
 from dropline.drops import service as drops
 from dropline.drops.models import HoldSource
+from tests.accounts.support import mails_to
 from tests.builders import PASSWORD, make_location, make_product
 from tests.drops.builders import make_drop, make_shopper
 from tests.e2e.conftest import ARTIFACTS
@@ -23,13 +26,21 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"storefront-{name}.png"), full_page=True)
 
 
-def sign_up(page, url: str, next_path: str = "/account") -> str:
+def sign_up(page, url: str, outbox: Path, next_path: str = "/account") -> str:
+    """Signs up in the form, then opens the emailed link and confirms: signed in at
+    ``next_path``."""
     email = f"shopper-{uuid.uuid4().hex[:8]}@example.com"
     page.goto(f"{url}/sign-up?next={next_path}")
     page.get_by_label("Name").fill("Ada")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    [mail] = mails_to(outbox, email)
+    link = re.search(r"http\S+/sign-up/confirm\S+", mail.get_content()).group(0)
+    page.goto(url + link[link.index("/sign-up/"):])
+    page.get_by_role("button", name="Create my account").click()
+    page.wait_for_url(f"{url}{next_path}")
     return email
 
 
@@ -48,12 +59,12 @@ def wait_for_service_worker(page) -> None:
     page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
 
 
-def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock):
+def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock, outbox):
     make_location(db)
     make_product(db, clock, name="Neroli Tide", price=7400, stock=4)
     make_product(db, clock, name="Atomiser Stone", price=2900, family="diffusers",
                  grade=ConditionGrade.refurbished_b, disclosure="Hairline glaze crack, sealed.")
-    sign_up(page, live_server.url, next_path="/")
+    sign_up(page, live_server.url, outbox, next_path="/")
     shot(page, "home")
 
     page.get_by_text("Atomiser Stone").click()
@@ -79,9 +90,10 @@ def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock)
     assert counts(db) == {"orders": 1, "payments": 1, "charges": 1}
 
 
-def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server, db, clock):
+def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server, db, clock,
+                                                              outbox):
     world = make_drop(db, clock, cap=1, queue=True, starts_in=30, early_access_minutes=10)
-    sign_up(page, live_server.url)
+    sign_up(page, live_server.url, outbox)
 
     page.goto(f"{live_server.url}/drops/{world.drop_id}")
     assert page.locator("#countdown").is_visible()
@@ -108,7 +120,8 @@ def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server,
     assert page.get_by_text("Waitlist: waiting").is_visible()
 
 
-def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_server, db):
+def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_server, db,
+                                                                   outbox):
     page.goto(live_server.url + "/")
     href = page.locator("link[rel=manifest]").get_attribute("href")
     manifest = page.request.get(live_server.url + href)
@@ -134,7 +147,7 @@ def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_s
 def _offline_checkout(page, live_server, db, clock) -> int:
     make_location(db)
     _, variant_id = make_product(db, clock, name="Neroli Tide", price=7400, stock=1)
-    sign_up(page, live_server.url, next_path="/products/neroli-tide")
+    sign_up(page, live_server.url, outbox, next_path="/products/neroli-tide")
     page.get_by_role("button", name="Add 50 ml to cart").click()
     page.goto(live_server.url + "/checkout")
     wait_for_service_worker(page)

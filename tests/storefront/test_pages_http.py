@@ -10,7 +10,7 @@ from dropline.catalog.models import ConditionGrade
 from dropline.catalog.service import set_stock
 from dropline.drops import service as drops
 from dropline.drops.models import HoldSource
-from tests.builders import checkout_body, make_location, make_product, sign_up
+from tests.builders import checkout_body, make_location, make_product, sign_up, sign_up_token
 from tests.drops.builders import make_drop
 from tests.storefront.builders import CHECKOUT_FORM, counts
 from tests.web.support import assert_problem
@@ -59,7 +59,10 @@ def test_checkout_needs_a_sign_in_and_comes_back_after_it(client, db, clock):
     email = f"s-{uuid.uuid4().hex[:6]}@example.com"
     made = client.post("/sign-up", data={"email": email, "password": "long enough pw",
                                          "next": "/checkout"}, follow_redirects=False)
-    assert made.status_code == 303 and made.headers["location"] == "/checkout"
+    assert made.status_code == 303 and made.headers["location"] == "/sign-up/sent"
+    confirmed = client.post("/sign-up/confirm", data={
+        "token": sign_up_token(client, email), "next": "/checkout"}, follow_redirects=False)
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == "/checkout"
     evil = client.post("/sign-in", data={"email": email, "password": "long enough pw",
                                          "next": "//evil.example/"}, follow_redirects=False)
     assert evil.status_code == 303 and evil.headers["location"] == "/account"

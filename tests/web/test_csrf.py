@@ -111,6 +111,19 @@ def test_a_text_plain_post_with_the_session_cookie_is_refused(client: TestClient
     assert_problem(response, 415)
 
 
+def test_a_multipart_upload_with_the_session_cookie_meets_the_form_token_not_a_415(
+        client: TestClient) -> None:
+    """Multipart is the media uploads' documented type: with a shopper's cookie it is a form
+    post without its token (403), and a method the path does not have is still a 405."""
+    browser = bare(client)
+    sign_up(browser)
+    upload = {"file": ("a.png", b"\x89PNG", "image/png")}
+    posted = browser.post("/api/v1/admin/media/product/1", files=upload)
+    assert_problem(posted, 403)
+    put = browser.put("/api/v1/admin/media/product/1", files=upload)
+    assert_problem(put, 405)
+
+
 def test_sign_in_with_a_hostile_origin_is_refused(client: TestClient) -> None:
     browser = bare(client)
     sign_up(bare(client), email="victim@example.com")

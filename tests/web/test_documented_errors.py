@@ -119,3 +119,72 @@ def test_the_api_refuses_false_as_a_quantity_and_changes_nothing(client, db, clo
     problem = assert_problem(response, 422)
     assert problem["errors"][0]["loc"] == ["body", "quantity"]
     assert changed_tables(before, snapshot(db)) == []
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/admin/audit?until=0.5", "/api/v1/admin/audit.csv?since=1700000000",
+    "/api/v1/admin/memberships/metrics?until=0.5", "/api/v1/admin/telemetry/cohorts?as_of=0.5",
+    "/api/v1/admin/telemetry/ltv?calibration_end=0", "/api/v1/admin/fulfilment/windows?from=1e9",
+    "/api/v1/admin/pick-lists/central?day=20260301"])
+def test_a_number_is_no_date_or_time_in_a_query(client, db, clock, path):
+    """The document says RFC 3339 text; pydantic alone would read a number as a Unix time."""
+    response = client.get(path, headers=api_token(db, clock, "*"))
+
+    problem = assert_problem(response, 422)
+    assert "not a number" in problem["errors"][0]["msg"]
+
+
+def test_a_number_is_no_date_time_in_a_body_either(client, db, clock):
+    headers = api_token(db, clock, "*")
+    before = snapshot(db)
+    response = client.post("/api/v1/admin/popups", headers=headers, json={
+        "location": "central", "hub": "central", "opens_at": 0, "closes_at": "2026-03-02T10:00"})
+
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", "opens_at"]
+    # the token's last use is noted; nothing else is written
+    assert changed_tables(before, snapshot(db)) in ([], ["api_tokens"])
+
+
+def test_text_dates_and_times_are_still_read(client, db, clock):
+    headers = api_token(db, clock, "*")
+    assert client.get("/api/v1/admin/audit?until=2026-03-01T10:00:00Z",
+                      headers=headers).status_code == 200
+    assert client.get("/api/v1/admin/telemetry/ltv?calibration_end=2026-01-01",
+                      headers=headers).status_code == 200
+
+
+def test_an_unknown_location_filter_is_a_documented_404(client, db, clock):
+    document = client.get("/openapi.json").json()
+    documented = document["paths"]["/api/v1/admin/fulfilment/windows"]["get"]["responses"]
+
+    response = client.get("/api/v1/admin/fulfilment/windows?location=nowhere",
+                          headers=api_token(db, clock, "*"))
+
+    assert_problem(response, 404)
+    assert "404" in documented
+
+
+class Switch(Input):
+    enabled: bool
+    maybe: bool | None = None
+
+
+@pytest.mark.parametrize("fields", [{"enabled": 0}, {"enabled": 1}, {"enabled": 1.0},
+                                    {"enabled": True, "maybe": 0}])
+def test_a_number_is_no_boolean(fields):
+    with pytest.raises(ValidationError, match="must be true or false, not a number"):
+        Switch(**fields)
+
+
+def test_the_api_refuses_0_as_a_rule_switch_and_changes_nothing(client, db, clock):
+    headers = api_token(db, clock, "*")
+    before = client.get("/api/v1/admin/fulfilment/rules", headers=headers).json()
+
+    response = client.put("/api/v1/admin/fulfilment/rules", headers=headers, json={"rules": [
+        {"name": "r", "conditions": [], "action": "prefer-hub", "max_premium_amount": 0,
+         "enabled": 0}]})
+
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"][-1] == "enabled"
+    assert client.get("/api/v1/admin/fulfilment/rules", headers=headers).json() == before

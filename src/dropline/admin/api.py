@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from dropline.admin import service
 from dropline.events.service import list_events
-from dropline.schemas import IdPath, Input, Output
+from dropline.schemas import IdPath, Input, Instant, Output
 from dropline.web.deps import ClockDep, Principal, SessionDep, admin
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -19,7 +19,7 @@ class TokenCreate(Input):
     name: str = Field(min_length=1, max_length=120)
     scopes: list[str] = Field(min_length=1, max_length=20)
     # A naive time has no meaning here (and the UTC column refuses it).
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
 
 
 class TokenRead(Output):

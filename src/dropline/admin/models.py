@@ -16,9 +16,11 @@ class AdminUser(Base):
     name: Mapped[str] = mapped_column(String(120), default="")
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
-    # TOTP second factor (RFC 6238): the base32 secret, set at enrolment; sign-in asks for a
-    # code once the enrolment is confirmed. The last accepted time step refuses a replayed code.
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # TOTP second factor (RFC 6238): the base32 secret, set at enrolment and stored sealed
+    # (``dropline.security.seal``, under a key derived from the app's secret key: a copy of the
+    # database alone does not give the codes); sign-in asks for a code once the enrolment is
+    # confirmed. The last accepted time step refuses a replayed code.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_confirmed_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
@@ -73,3 +75,19 @@ class AdminSession(Base):
     last_seen_at: Mapped[datetime]
     # Password accepted, TOTP code not yet: such a session opens no console page.
     awaiting_code: Mapped[bool] = mapped_column(default=False)
+
+
+class AdminPasswordReset(Base):
+    """A single-use, expiring link to choose a new console password, mailed to the staff
+    member. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "admin_password_resets"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

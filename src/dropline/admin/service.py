@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from dropline.errors import (
     PermissionDenied,
 )
 from dropline.passwords import check_password
-from dropline.security import hash_password, token_digest, verify_password
+from dropline.security import (
+    Unsealable,
+    hash_password,
+    seal,
+    token_digest,
+    unseal,
+    verify_password,
+)
 
 SCOPES: dict[str, str] = {
     "catalog:write": "create and change products, variants, prices and stock",
@@ -44,6 +52,7 @@ SCOPES: dict[str, str] = {
     "memberships:manage": "create tiers, change segment rules, recompute segments, open polls",
     "telemetry:read": "read cohorts, shop LTV and the decisions built on them",
 }
+log = logging.getLogger(__name__)
 ALL_SCOPES = "*"
 
 
@@ -195,33 +204,58 @@ def _code_digest(code: str) -> str:
     return token_digest(code.replace("-", "").replace(" ", "").lower())
 
 
-def begin_totp(session: Session, *, user_id: int) -> str:
-    """A fresh secret for the user to enter in an authenticator app; sign-in asks for codes
-    only once a code from it confirms the enrolment (``confirm_totp``)."""
+TOTP_PURPOSE = "admin totp secret"
+
+
+def _seal_totp(secret: str, secret_key: str) -> str:
+    return seal(secret, secret_key=secret_key, purpose=TOTP_PURPOSE)
+
+
+def totp_secret(user: AdminUser, *, secret_key: str) -> str | None:
+    """The user's TOTP key in the clear (it is stored sealed: ``dropline.security.seal``), or
+    None when none is enrolled or it was sealed under a secret key since changed (then only a
+    recovery code or ``dropline admin reset-2fa`` lets the user back in)."""
+    if user.totp_secret is None:
+        return None
+    try:
+        return unseal(user.totp_secret, secret_key=secret_key, purpose=TOTP_PURPOSE)
+    except Unsealable:
+        log.warning("the TOTP key of admin user %s cannot be read: sealed under another "
+                    "secret key", user.id)
+        return None
+
+
+def begin_totp(session: Session, *, user_id: int, secret_key: str) -> str:
+    """A fresh secret for the user to enter in an authenticator app (returned in the clear,
+    stored sealed under ``secret_key``); sign-in asks for codes only once a code from it
+    confirms the enrolment (``confirm_totp``)."""
     user = _admin(session, user_id)
     if user.totp_confirmed_at is not None:
         raise InvalidState("two-factor sign-in is already on; ask an operator to reset it "
                            "(dropline admin reset-2fa) to enrol a new device")
-    user.totp_secret = pyotp.random_base32()
+    secret = pyotp.random_base32()
+    user.totp_secret = _seal_totp(secret, secret_key)
     user.totp_last_step = None
     session.flush()
-    return user.totp_secret
+    return secret
 
 
-def totp_uri(user: AdminUser, *, issuer: str) -> str:
+def totp_uri(user: AdminUser, *, issuer: str, secret_key: str) -> str:
     """The otpauth:// URI an authenticator app reads (typed, or as a QR code)."""
-    if user.totp_secret is None:
+    secret = totp_secret(user, secret_key=secret_key)
+    if secret is None:
         raise InvalidState("no two-factor enrolment has started")
-    return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.email, issuer_name=issuer)
+    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=issuer)
 
 
-def confirm_totp(session: Session, *, clock: Clock, user_id: int, code: str) -> list[str]:
+def confirm_totp(session: Session, *, clock: Clock, user_id: int, code: str,
+                 secret_key: str) -> list[str]:
     """Turns the second factor on once ``code`` matches the enrolled secret; returns the
     recovery codes, shown once (only their digests are kept)."""
     user = _admin(session, user_id)
     if user.totp_secret is None or user.totp_confirmed_at is not None:
         raise InvalidState("start the enrolment first")
-    if not _accept_totp(user, code, clock=clock):
+    if not _accept_totp(user, code, clock=clock, secret_key=secret_key):
         raise InvalidInput("That code does not match; check the device's time and try again.",
                            field="code")
     user.totp_confirmed_at = clock.now()
@@ -233,13 +267,16 @@ def confirm_totp(session: Session, *, clock: Clock, user_id: int, code: str) -> 
     return codes
 
 
-def _accept_totp(user: AdminUser, code: str, *, clock: Clock) -> bool:
+def _accept_totp(user: AdminUser, code: str, *, clock: Clock, secret_key: str) -> bool:
     """True for the code of the current step or one either side (clock drift), never for a
     step already used (a code seen over a shoulder cannot be replayed)."""
     code = code.strip().replace(" ", "")
     if user.totp_secret is None or not (len(code) == 6 and code.isdigit()):
         return False
-    totp, now = pyotp.TOTP(user.totp_secret), clock.now()
+    secret = totp_secret(user, secret_key=secret_key)
+    if secret is None:
+        return False
+    totp, now = pyotp.TOTP(secret), clock.now()
     for offset in (0, -1, 1):
         moment = now + timedelta(seconds=offset * totp.interval)
         step = totp.timecode(moment)
@@ -250,14 +287,15 @@ def _accept_totp(user: AdminUser, code: str, *, clock: Clock) -> bool:
     return False
 
 
-def complete_second_factor(session: Session, *, clock: Clock, token: str, code: str) -> str:
+def complete_second_factor(session: Session, *, clock: Clock, token: str, code: str,
+                           secret_key: str) -> str:
     """Checks the code (TOTP, or an unused recovery code, which is spent) of a session awaiting
     it; on success that session ends and a full one starts (a new token: the one issued before
     the code never opens the console). Returns the new token."""
     user = admin_awaiting_code(session, clock=clock, token=token)
     if user is None:
         raise NotAuthenticated("sign in again: the code was not entered in time")
-    if not (_accept_totp(user, code, clock=clock) or _spend_recovery_code(
+    if not (_accept_totp(user, code, clock=clock, secret_key=secret_key) or _spend_recovery_code(
             session, clock=clock, user_id=user.id, code=code)):
         session.flush()
         raise NotAuthenticated("Wrong code.", field="code")

@@ -18,6 +18,7 @@ from dropline.customers.schemas import (
     PasswordResetRequest,
     SessionCreate,
     SignUpAccepted,
+    SignUpConfirm,
 )
 from dropline.schemas import IdPath
 from dropline.services import Services
@@ -33,8 +34,9 @@ from dropline.web.deps import (
 
 router = APIRouter(tags=["customers"])
 ACQUISITION_COOKIE = "dl_acq"
-SIGN_UP_ANSWER = ("Thanks. If this address can be used you are now signed in; if it already "
-                  "has an account, we have emailed its owner how to sign in.")
+SIGN_UP_ANSWER = ("Thanks. We have emailed this address: open the link in that email to "
+                  "finish creating your account (if the address already has one, the email "
+                  "says how to sign in instead).")
 RESET_ANSWER = ("If an account uses this address, we have emailed it a link to choose a new "
                 "password.")
 
@@ -73,23 +75,37 @@ def mail_context(services: Services, request: Request) -> flows.MailContext:
 
 
 @router.post("/customers", response_model=SignUpAccepted, status_code=status.HTTP_202_ACCEPTED,
-             summary="Sign up (and sign in)",
-             description="The answer is the same whether or not the address already has an "
-                         "account, so sign-up tells no one which addresses have accounts. A "
-                         "new account is signed in (the session cookie is set; `GET /me` "
-                         "returns it); the owner of a taken address is emailed instead.")
-def register(body: CustomerCreate, request: Request, response: Response,
-             services: ServicesDep) -> SignUpAccepted:
+             summary="Sign up (the emailed link creates the account)",
+             description="The answer (status, body, headers: no cookie) is the same whether or "
+                         "not the address already has an account, so sign-up tells no one "
+                         "which addresses have accounts. A new address is emailed a single-use "
+                         "link whose token `POST /customers/confirmations` spends to create "
+                         "the account and sign it in; the owner of a taken address is emailed "
+                         "a note instead.")
+def register(body: CustomerCreate, request: Request, services: ServicesDep) -> SignUpAccepted:
     cookie_source, cookie_campaign = acquisition_from_cookie(request)
-    token = flows.sign_up(
+    flows.sign_up(
         services.db, clock=services.clock, mail=mail_context(services, request),
         email=body.email, password=body.password, name=body.name,
         acquisition_source=body.acquisition_source or cookie_source or "direct",
         acquisition_campaign=body.acquisition_campaign or cookie_campaign,
-        session_days=services.settings.web.session_days)
-    if token is not None:
-        _set_session_cookie(response, services.settings, token)
+        lifetime=timedelta(minutes=services.settings.web.sign_up_link_minutes))
     return SignUpAccepted(detail=SIGN_UP_ANSWER)
+
+
+@router.post("/customers/confirmations", response_model=CustomerRead,
+             status_code=status.HTTP_201_CREATED,
+             summary="Create the account of an emailed sign-up link (and sign in)",
+             description="The link works once and expires. Sets the session cookie.",
+             responses={409: {"description": "The address got an account meanwhile"}})
+def confirm_sign_up(body: SignUpConfirm, response: Response, services: ServicesDep
+                    ) -> CustomerRead:
+    customer_id, token = flows.confirm_sign_up(
+        services.db, clock=services.clock, token=body.token,
+        session_days=services.settings.web.session_days)
+    _set_session_cookie(response, services.settings, token)
+    with services.db.transaction() as session:
+        return CustomerRead.model_validate(service.get_customer(session, customer_id))
 
 
 @router.post("/sessions", response_model=CustomerRead, summary="Sign in (sets a cookie)",

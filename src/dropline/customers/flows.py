@@ -1,9 +1,12 @@
-"""Account flows that mail: sign-up and password reset. Each owns its transaction and sends its
-email only once that has committed, so a rolled-back change never mails anyone.
+"""Account flows that mail: sign-up (and its confirmation) and password reset. Each owns its
+transaction and sends its email only once that has committed, so a rolled-back change never
+mails anyone.
 
-Neither tells a caller whether an email address has an account: sign-up of a taken address and
-a reset asked for an unknown one answer as the others do. The owner of a taken address gets a
-note instead (someone tried to sign up as you: sign in, or reset your password)."""
+Neither tells a caller whether an email address has an account, through the answer or beside
+it: sign-up of a taken address and a reset asked for an unknown one answer as the others do,
+with the same headers and no cookie, after the same password hashing and one email each. A new
+address is mailed a link that creates the account (and signs it in); the owner of a taken one
+gets a note instead (someone tried to sign up as you: sign in, or reset your password)."""
 
 from __future__ import annotations
 
@@ -16,12 +19,12 @@ from urllib.parse import quote
 from dropline.clock import Clock
 from dropline.customers import service
 from dropline.db import Database
-from dropline.errors import AlreadyExists
 from dropline.mail import EmailSender, OutgoingEmail
 
 log = logging.getLogger(__name__)
 
 RESET_PATH = "/reset-password"
+CONFIRM_PATH = "/sign-up/confirm"
 
 
 @dataclass(frozen=True)
@@ -35,29 +38,46 @@ class MailContext:
 
 def sign_up(db: Database, *, clock: Clock, mail: MailContext, email: str, password: str,
             name: str, acquisition_source: str, acquisition_campaign: str,
-            session_days: int) -> str | None:
-    """Creates the account and starts its session (returns the cookie token), or, when the
-    address already has an account, mails its owner and returns None. A weak password is
-    refused (``WeakPassword``) in both cases alike."""
-    try:
-        with db.transaction() as session:
-            customer = service.register_customer(
-                session, clock=clock, email=email, password=password, name=name,
-                acquisition_source=acquisition_source,
-                acquisition_campaign=acquisition_campaign)
-            return service.start_session(session, clock=clock, customer=customer,
-                                         days=session_days)
-    except AlreadyExists:
-        address = service.normalise_email(email)
+            lifetime: timedelta, next_path: str = "") -> None:
+    """Mails the address either a link that creates the account (``confirm_sign_up``) or, when
+    it already has one, a note to its owner. Nothing the caller sees differs: no account and
+    no session exist until the link is used. A weak password is refused (``WeakPassword``)
+    in both cases alike."""
+    with db.transaction() as session:
+        link = service.start_sign_up(
+            session, clock=clock, email=email, password=password, name=name,
+            acquisition_source=acquisition_source, acquisition_campaign=acquisition_campaign,
+            lifetime=lifetime)
+    address, base = service.normalise_email(email), mail.base_url.rstrip("/")
+    if link is None:
         _send(mail.sender, OutgoingEmail(
             to=address, subject=f"Someone tried to create a {mail.shop_name} account",
             text=(f"Someone (perhaps you) tried to create a {mail.shop_name} account with this "
                   f"address, which already has one.\n\n"
-                  f"Sign in: {mail.base_url.rstrip('/')}/sign-in\n"
-                  f"Forgot your password? {mail.base_url.rstrip('/')}/forgot-password\n\n"
+                  f"Sign in: {base}/sign-in\n"
+                  f"Forgot your password? {base}/forgot-password\n\n"
                   f"If it was not you, you can ignore this email.\n"),
             message_id=f"sign-up-taken-{uuid.uuid4().hex}"))
-        return None
+        return
+    minutes = int(lifetime.total_seconds() // 60)
+    target = f"&next={quote(next_path)}" if next_path else ""
+    _send(mail.sender, OutgoingEmail(
+        to=link.email, subject=f"Confirm your {mail.shop_name} account",
+        text=(f"To finish creating your {mail.shop_name} account, open this link within "
+              f"{minutes} minutes:\n\n"
+              f"  {base}{CONFIRM_PATH}?token={quote(link.token)}{target}\n\n"
+              f"If you did not sign up, ignore this email: no account is made.\n"),
+        message_id=f"sign-up-confirm-{uuid.uuid4().hex}"))
+
+
+def confirm_sign_up(db: Database, *, clock: Clock, token: str, session_days: int
+                    ) -> tuple[int, str]:
+    """Creates the account a sign-up link asked for and signs it in: (customer id, the session
+    cookie's token)."""
+    with db.transaction() as session:
+        customer = service.confirm_sign_up(session, clock=clock, token=token)
+        return customer.id, service.start_session(session, clock=clock, customer=customer,
+                                                  days=session_days)
 
 
 def request_password_reset(db: Database, *, clock: Clock, mail: MailContext, email: str,

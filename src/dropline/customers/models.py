@@ -52,3 +52,23 @@ class PasswordReset(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class SignUpRequest(Base):
+    """A sign-up waiting for its address to be confirmed: the account is created only when the
+    link mailed to the address is used (once, before it expires), so sign-up answers alike
+    whether or not the address already has an account (that owner is mailed a note instead)
+    and sets no cookie either way. Only the token's SHA-256 and the password's hash are kept."""
+
+    __tablename__ = "sign_up_requests"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)  # lower-cased
+    name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    acquisition_source: Mapped[str] = mapped_column(String(64), default="direct")
+    acquisition_campaign: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -43,6 +43,10 @@ class SignUpAccepted(Output):
                                     "account is told only to its owner, by email")
 
 
+class SignUpConfirm(Input):
+    token: str = Field(min_length=1, max_length=200, description="from the emailed link")
+
+
 class PasswordChange(Input):
     current_password: str = Field(min_length=1, max_length=200)
     new_password: str = Field(min_length=10, max_length=200,

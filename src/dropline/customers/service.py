@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from dropline import sessions
 from dropline.clock import Clock
-from dropline.customers.models import Customer, CustomerSession, PasswordReset
+from dropline.customers.models import Customer, CustomerSession, PasswordReset, SignUpRequest
 from dropline.errors import AlreadyExists, InvalidInput, NotAuthenticated, NotFound
 from dropline.events.service import record_event
 from dropline.passwords import check_password
@@ -32,14 +32,22 @@ def register_customer(
     acquisition_source: str = "direct",
     acquisition_campaign: str = "",
 ) -> Customer:
-    """Raises ``WeakPassword`` before ``AlreadyExists``, so a weak password is refused alike
-    whether or not the email has an account."""
+    """An account at once (a counter sale's shopper, the CLI); the storefront and the API sign
+    up through ``start_sign_up`` and ``confirm_sign_up`` instead. Raises ``WeakPassword``
+    before ``AlreadyExists``."""
     email = normalise_email(email)
     check_password(password, email=email)
-    password_hash = hash_password(password)  # hashed first: a taken address costs the same time
+    password_hash = hash_password(password)
     if session.scalar(select(Customer.id).where(Customer.email == email)) is not None:
         raise AlreadyExists("an account with this email already exists; sign in instead",
                             field="email")
+    return _add_customer(session, clock=clock, email=email, password_hash=password_hash,
+                         name=name, acquisition_source=acquisition_source,
+                         acquisition_campaign=acquisition_campaign)
+
+
+def _add_customer(session: Session, *, clock: Clock, email: str, password_hash: str, name: str,
+                  acquisition_source: str, acquisition_campaign: str) -> Customer:
     customer = Customer(
         email=email,
         name=name.strip(),
@@ -62,6 +70,58 @@ def register_customer(
                  "acquisition_campaign": customer.acquisition_campaign},
     )
     return customer
+
+
+@dataclass(frozen=True)
+class SignUpLink:
+    email: str
+    token: str  # for the email only; the table keeps its digest
+
+
+def start_sign_up(session: Session, *, clock: Clock, email: str, password: str, name: str,
+                  acquisition_source: str, acquisition_campaign: str,
+                  lifetime: timedelta) -> SignUpLink | None:
+    """Records a sign-up that waits for its address to be confirmed and returns the link's
+    token, or None when the address already has an account (the caller mails its owner). The
+    same work either way, up to the one row written: the password is checked (``WeakPassword``
+    alike for both) and hashed before the address is looked up."""
+    email = normalise_email(email)
+    check_password(password, email=email)
+    password_hash = hash_password(password)
+    if session.scalar(select(Customer.id).where(Customer.email == email)) is not None:
+        return None
+    token, now = new_token(), clock.now()
+    session.add(SignUpRequest(
+        token_hash=token_digest(token), email=email, name=name.strip()[:120],
+        password_hash=password_hash,
+        acquisition_source=acquisition_source.strip().lower()[:64] or "direct",
+        acquisition_campaign=acquisition_campaign.strip()[:120], created_at=now,
+        expires_at=now + lifetime))
+    session.flush()
+    return SignUpLink(email, token)
+
+
+SIGN_UP_LINK_REFUSED = "This sign-up link is invalid, used or expired; sign up again."
+
+
+def confirm_sign_up(session: Session, *, clock: Clock, token: str) -> Customer:
+    """Spends a sign-up link (once, before it expires) on the account it asked for. If the
+    address got an account meanwhile (another link of it used first), ``AlreadyExists``."""
+    now = clock.now()
+    request = session.scalar(select(SignUpRequest).where(
+        SignUpRequest.token_hash == token_digest(token[:200]), SignUpRequest.used_at.is_(None),
+        SignUpRequest.expires_at > now))
+    if request is None:
+        raise InvalidInput(SIGN_UP_LINK_REFUSED, field="token")
+    # One conditional UPDATE decides between two uses of the same link racing.
+    spent = session.execute(update(SignUpRequest).where(
+        SignUpRequest.id == request.id, SignUpRequest.used_at.is_(None)).values(used_at=now))
+    if spent.rowcount != 1:
+        raise InvalidInput(SIGN_UP_LINK_REFUSED, field="token")
+    return _add_customer(session, clock=clock, email=request.email,
+                         password_hash=request.password_hash, name=request.name,
+                         acquisition_source=request.acquisition_source,
+                         acquisition_campaign=request.acquisition_campaign)
 
 
 def authenticate_customer(session: Session, *, email: str, password: str) -> Customer:

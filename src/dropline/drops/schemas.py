@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from dropline.drops.models import HoldSource, HoldStatus, WaitlistStatus
 from dropline.drops.rules import MAX_SLOTS, DropState
 from dropline.orders.schemas import AddressIn
-from dropline.schemas import Id, Input, Name, Output, PaymentInput, PaymentMethodRef, Slug
+from dropline.schemas import Id, Input, Instant, Name, Output, PaymentInput, PaymentMethodRef, Slug
 
 MAX_UNITS = 10_000_000
 
@@ -19,8 +19,8 @@ class DropVariantIn(Input):
 
 
 class DropScheduleIn(Input):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
     early_access_minutes: int = Field(0, ge=0, le=10_080, description="longest member lead")
     admission_per_minute: int = Field(600, ge=1, le=1_000_000)
     queue_enabled: bool = True

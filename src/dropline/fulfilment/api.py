@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -48,7 +47,7 @@ from dropline.fulfilment.schemas import (
 )
 from dropline.locations.models import Location
 from dropline.orders.models import Order
-from dropline.schemas import IdPath
+from dropline.schemas import IdPath, Instant
 from dropline.web.deps import (
     ClockDep,
     DatabaseDep,
@@ -101,7 +100,7 @@ def delivery_options(
     postcode: Annotated[str | None, Query(min_length=2, max_length=10)] = None,
     latitude: Annotated[float | None, Query(ge=-90, le=90, allow_inf_nan=False)] = None,
     longitude: Annotated[float | None, Query(ge=-180, le=180, allow_inf_nan=False)] = None,
-    required_by: Annotated[AwareDatetime | None, Query()] = None,
+    required_by: Annotated[Instant | None, Query()] = None,
 ) -> DeliveryOptionsRead:
     """Lists central shipping and the hub windows that can still take the order, each with
     its price; "green" windows are cheaper because a van already goes nearby. Postcodes are
@@ -246,11 +245,12 @@ def create_windows(body: WindowsCreate, session: SessionDep, _: Manager) -> list
     return [WindowRead.model_validate(w) for w in windows]
 
 
-@router.get(f"{PREFIX}/windows", response_model=list[WindowRead], summary="List windows")
+@router.get(f"{PREFIX}/windows", response_model=list[WindowRead], summary="List windows",
+            responses={404: {"description": "No location has that code"}})
 def get_windows(
     session: SessionDep, _: Manager,
     location: Annotated[str | None, Query(max_length=32)] = None,
-    starting_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    starting_from: Annotated[Instant | None, Query(alias="from")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[WindowRead]:
     location_id = None

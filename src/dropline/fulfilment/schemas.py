@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from dropline.schemas import Amount, Id, Input, Name, Output, TimeOfDay
+from dropline.schemas import Amount, Day, Id, Input, Name, Output, TimeOfDay
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
@@ -130,7 +130,7 @@ class VehicleRead(Output):
 
 class WindowsCreate(Input):
     location: Code
-    day: date
+    day: Day
     window_minutes: Annotated[int, Field(ge=15, le=720)] = 120
     capacity: Annotated[int, Field(ge=1, le=10_000)] = 40
     cutoff_minutes: Annotated[int, Field(ge=0, le=2880)] = 120

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,7 +36,7 @@ from dropline.memberships.schemas import (
     VoteCreate,
 )
 from dropline.payments.provider import RecurringPaymentProvider
-from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath, Instant
 from dropline.web.deps import (
     ClockDep,
     CustomerDep,
@@ -259,8 +258,8 @@ def list_memberships(
 @router.get("/admin/memberships/metrics", response_model=MetricsRead, tags=["admin"],
             summary="MRR, members per tier, churn (voluntary / failed payment), trials")
 def get_metrics(session: SessionDep, clock: ClockDep, _: ReadScope,
-                since: AwareDatetime | None = None,
-                until: AwareDatetime | None = None) -> MetricsRead:
+                since: Annotated[Instant | None, Query()] = None,
+                until: Annotated[Instant | None, Query()] = None) -> MetricsRead:
     until = until or clock.now()
     since = since or until - timedelta(days=30)
     m = reports.metrics(session, since=since, until=until)

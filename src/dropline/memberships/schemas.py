@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from dropline.memberships.rules import (
     EndReason,
@@ -20,6 +20,7 @@ from dropline.schemas import (
     Currency,
     Id,
     Input,
+    Instant,
     Name,
     Output,
     PaymentInput,
@@ -123,7 +124,7 @@ class ChangePreview(Output):
 
 
 class PauseCreate(Input):
-    resume_at: AwareDatetime | None = None
+    resume_at: Instant | None = None
 
 
 class PaymentMethodUpdate(PaymentInput):
@@ -135,8 +136,8 @@ class PollCreate(Input):
     options: list[Name] = Field(min_length=2, max_length=20)
     segment: Segment | None = None
     tier_id: Id | None = None
-    opens_at: AwareDatetime | None = None
-    closes_at: AwareDatetime
+    opens_at: Instant | None = None
+    closes_at: Instant
 
 
 class PollRead(Output):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
@@ -29,10 +28,10 @@ from dropline.orders.schemas import (
     ShipmentRead,
     TimelineRead,
 )
-from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, Day, IdPath
 from dropline.web.deps import CustomerDep, Principal, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
-from dropline.web.throttle import record_decline
+from dropline.web.throttle import record_decline, refuse_cooling_card
 
 router = APIRouter(tags=["orders"])
 IdempotencyKey = Annotated[str, Header(
@@ -77,13 +76,15 @@ def order_read(session: Session, order_id: int, customer_id: int | None = None) 
 def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
              customer: CustomerDep, idempotency_key: IdempotencyKey) -> JSONResponse:
     def operation(claim: Claim) -> tuple[int, OrderRead]:
+        card = services.payments.describe_card(body.payment_method)
+        refuse_cooling_card(services, card.fingerprint)  # card testing (web.throttle)
         try:
             order_id = flows.checkout(
                 services.db, clock=services.clock, settings=services.settings,
                 provider=services.payments, policy=services.checkout,
                 request=flows.CheckoutRequest(
                     customer_id=customer.id, cart_id=body.cart_id,
-                    card=services.payments.describe_card(body.payment_method),
+                    card=card,
                     shipping_address=body.shipping_address.model_dump(),
                     checkout_reference=claim.reference,
                     delivery=flows.DeliveryChoice(**body.delivery.model_dump())
@@ -91,7 +92,7 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
                 ),
             )
         except PaymentDeclined:
-            record_decline(services, request, customer.id)  # card testing (web.throttle)
+            record_decline(services, request, customer.id, card.fingerprint)
             raise
         with services.db.transaction() as session:
             return 201, order_read(session, order_id)
@@ -263,7 +264,7 @@ def _quantities(body: CancelCreate) -> dict[int, int]:
             responses={404: PROBLEM})
 def pick_list(location: Annotated[str, Path(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")],
               session: SessionDep, services: ServicesDep, _: Fulfiller,
-              day: date | None = None) -> list[PickRowRead]:
+              day: Annotated[Day | None, Query()] = None) -> list[PickRowRead]:
     rows = shipments.pick_list(session, location_code=location,
                                day=day or services.clock.now().date())
     return [PickRowRead.model_validate(row) for row in rows]

@@ -7,7 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from dropline.schemas import Email, Id, Input, PaymentInput, PaymentMethodRef, Slug
+from dropline.schemas import (
+    DateTimeText,
+    Email,
+    Id,
+    Input,
+    PaymentInput,
+    PaymentMethodRef,
+    Slug,
+)
 
 Code = str
 CODE = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -16,8 +24,8 @@ CODE = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
 class PopupCreate(Input):
     location: Code = CODE
     hub: Code = CODE
-    opens_at: datetime
-    closes_at: datetime
+    opens_at: DateTimeText
+    closes_at: DateTimeText
 
 
 class Quantity(Input):
@@ -95,8 +103,8 @@ class PopupRead(BaseModel):
     code: str
     name: str
     status: str
-    opens_at: datetime
-    closes_at: datetime
+    opens_at: DateTimeText
+    closes_at: DateTimeText
     sales: int
     revenue_amount: int
     buyers: int

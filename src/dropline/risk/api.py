@@ -12,7 +12,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import AwareDatetime
 
 import dropline.risk.scopes  # noqa: F401 - registers the scopes
 from dropline.catalog.service import get_product
@@ -39,7 +38,7 @@ from dropline.risk.schemas import (
     SettingsUpdate,
     SignalRead,
 )
-from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
+from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath, Instant
 from dropline.web.deps import ClockDep, CustomerDep, Principal, ServicesDep, SessionDep, admin
 from dropline.web.idempotency import run_idempotent
 
@@ -266,7 +265,7 @@ def _audit_filter(entity: str | None, entity_id: str | None, actor: str | None,
 
 AuditEntity = Annotated[str | None, Query(max_length=40)]
 AuditText = Annotated[str | None, Query(max_length=120)]
-AuditTime = Annotated[AwareDatetime | None, Query()]
+AuditTime = Annotated[Instant | None, Query()]
 
 
 @router.get("/admin/audit", response_model=list[AuditRead], tags=["admin"],

@@ -199,3 +199,33 @@ class RiskDecision(Base):
     reasons: Mapped[list[str]] = mapped_column(JSON)
     note: Mapped[str] = mapped_column(String(500), default="")
     decided_at: Mapped[datetime]
+
+
+class DeclineAlertKind(enum.StrEnum):
+    customer = "customer"  # one account's checkouts
+    ip = "ip"  # one client address, whichever accounts
+    card = "card"  # one card (the provider's fingerprint), whichever accounts use it
+
+
+class DeclineAlert(Base):
+    """A card-testing signal for a person to review: one customer, client IP or card reached
+    the decline limit (``settings.throttle``) and checkout cooled down for it. One open alert
+    per subject: later bursts add to ``bursts`` until an operator marks it reviewed."""
+
+    __tablename__ = "risk_decline_alerts"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[DeclineAlertKind] = mapped_column(_enum(DeclineAlertKind))
+    # The customer id, the IP, or the card fingerprint (never the card number).
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    # The customer whose decline reached the limit last.
+    customer_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    declines: Mapped[int] = mapped_column(Integer)  # the limit reached, per burst
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    bursts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str] = mapped_column(String(120), default="")
+    note: Mapped[str] = mapped_column(String(500), default="")

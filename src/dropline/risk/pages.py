@@ -20,7 +20,7 @@ from dropline.catalog.models import ConditionGrade, Product, Variant
 from dropline.catalog.rules import DEFAULT_DISCLOSURES, GRADE_LABELS
 from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.orders import service as orders
-from dropline.risk import audit, config, flows, queue, returns
+from dropline.risk import audit, card_testing, config, flows, queue, returns
 from dropline.risk.models import ReturnOutcome, ReturnPolicy, ReturnStatus
 from dropline.schemas import IdForm, IdPath
 from dropline.telemetry.charts import bar_chart_svg
@@ -140,7 +140,8 @@ def queue_context(session: Any) -> dict[str, Any]:
                           title="Signals in the open cases", fmt=lambda v: f"{v:.0f}") \
         if counts else ""
     return {"items": items, "recent": queue.recent_decisions(session), "chart": chart,
-            "threshold": config.load_config(session).thresholds.review_score}
+            "threshold": config.load_config(session).thresholds.review_score,
+            "decline_alerts": card_testing.open_alerts(session)}
 
 
 @router.get(QUEUE_PATH, response_class=HTMLResponse)
@@ -181,6 +182,20 @@ def decide_case(case_id: IdPath, services: ServicesDep, viewer: AdminPageUser,
         return RedirectResponse(f"{QUEUE_PATH}?error={quote(exc.detail[:280])}", status_code=303)
     outcome = {"approve": "approved", "deny": "denied"}[decision]
     return RedirectResponse(f"{QUEUE_PATH}?done={quote(f'case {case_id}: {outcome}')}",
+                            status_code=303)
+
+
+@router.post(QUEUE_PATH + "/decline-alerts/{alert_id}/reviewed")
+def review_decline_alert(alert_id: IdPath, services: ServicesDep, viewer: AdminPageUser,
+                         note: Short = "") -> Response:
+    """An operator has looked at a card-testing alert (and blocked, reported or dismissed)."""
+    try:
+        with services.db.transaction() as session:
+            card_testing.mark_reviewed(session, clock=services.clock, alert_id=alert_id,
+                                       actor=f"admin:{viewer.id}", note=note)
+    except DomainError as exc:
+        return RedirectResponse(f"{QUEUE_PATH}?error={quote(exc.detail[:280])}", status_code=303)
+    return RedirectResponse(f"{QUEUE_PATH}?done={quote(f'alert {alert_id}: reviewed')}",
                             status_code=303)
 
 

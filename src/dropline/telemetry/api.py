@@ -8,9 +8,9 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from dropline.errors import InvalidInput
+from dropline.schemas import Day, Instant
 from dropline.telemetry import service
 from dropline.telemetry.decisions import DEFAULT_GROSS_MARGIN, DEFAULT_TARGET_RATIO
 from dropline.telemetry.report import plain
@@ -22,7 +22,7 @@ Reader = Annotated[Principal, admin("telemetry:read")]
 CutName = Literal["source", "campaign", "family", "fulfilment", "drop_type", "subsidised"]
 By = Annotated[list[CutName], Query(max_length=3, description=(
     "cut by any of these properties of the customer's first purchase (repeat the parameter)"))]
-AsOf = Annotated[AwareDatetime | None, Query(description="the moment to look from (default: now)")]
+AsOf = Annotated[Instant | None, Query(description="the moment to look from (default: now)")]
 Margin = Annotated[float, Query(ge=0, le=1, description="gross margin as a share")]
 # The LTV curve is drawn in 4-week steps (estimate_shop_ltv's curve_step_weeks): a shorter
 # horizon has no point on it.
@@ -61,7 +61,7 @@ def cohort_curves(session: SessionDep, clock: ClockDep, settings: SettingsDep, _
 @router.get("/ltv", summary="BG/NBD + Gamma-Gamma LTV of the shop's customers, by cut")
 def ltv(session: SessionDep, clock: ClockDep, settings: SettingsDep, _: Reader,
         by: By = [],  # noqa: B006
-        calibration_end: Annotated[dt.date | None, Query(
+        calibration_end: Annotated[Day | None, Query(
             description="fit on purchases up to this day; later ones check the forecast")] = None,
         horizon_weeks: Annotated[float, Query(ge=MIN_HORIZON_WEEKS, le=520, description=(
             "weeks ahead; at least one step of the value curve"))] = 52,

@@ -103,8 +103,9 @@ def sign_up_page(request: Request, services: ServicesDep, next: Next = "/account
 def sign_up(request: Request, services: ServicesDep, email: Short,
             password: Annotated[str, Form(max_length=200)], name: Short = "",
             next: Short = "/account") -> Response:
-    """The same answer (a redirect to ``next``) whether or not the address had an account
-    (its owner is mailed instead); only a new account is signed in."""
+    """The same answer (a redirect to the "check your email" page, no cookie) whether or not
+    the address had an account: a new address is mailed the link that creates the account,
+    the owner of a taken one a note (``customers.flows.sign_up``)."""
     try:
         body = CustomerCreate(email=email, password=password, name=name)
     except ValidationError as exc:
@@ -113,16 +114,43 @@ def sign_up(request: Request, services: ServicesDep, email: Short,
                           error=why, field=field, status_code=422)
     source, campaign = acquisition_from_cookie(request)
     try:
-        token = flows.sign_up(
+        flows.sign_up(
             services.db, clock=services.clock, mail=mail_context(services, request),
             email=body.email, password=body.password, name=body.name,
             acquisition_source=source or "direct", acquisition_campaign=campaign,
-            session_days=services.settings.web.session_days)
+            lifetime=timedelta(minutes=services.settings.web.sign_up_link_minutes),
+            next_path=safe_next(next))
     except DomainError as exc:
         return _refused(request, services, "sign_up.html", exc, next_path=next, email=email)
+    return RedirectResponse("/sign-up/sent", status_code=303)
+
+
+@router.get("/sign-up/sent")
+def sign_up_sent_page(request: Request, services: ServicesDep) -> Response:
+    return _auth_page(request, services, "sign_up_sent.html")
+
+
+@router.get("/sign-up/confirm")
+def confirm_sign_up_page(request: Request, services: ServicesDep,
+                         token: Annotated[str, Query(max_length=200)] = "",
+                         next: Next = "/account") -> Response:
+    """The emailed link's page: a button that creates the account. The GET changes nothing,
+    so a mail scanner opening the link does not spend it."""
+    return _auth_page(request, services, "sign_up_confirm.html", next_path=next, token=token)
+
+
+@router.post("/sign-up/confirm")
+def confirm_sign_up(request: Request, services: ServicesDep, token: Short,
+                    next: Short = "/account") -> Response:
+    try:
+        _, session_token = flows.confirm_sign_up(
+            services.db, clock=services.clock, token=token,
+            session_days=services.settings.web.session_days)
+    except DomainError as exc:
+        return _refused(request, services, "sign_up_confirm.html", exc, next_path=next,
+                        token=token)
     response = RedirectResponse(safe_next(next), status_code=303)
-    if token is not None:
-        _set_session_cookie(response, services.settings, token)
+    _set_session_cookie(response, services.settings, session_token)
     return response
 
 

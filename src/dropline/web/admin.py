@@ -11,13 +11,17 @@ render a template extending ``admin/base.html``, and exports its navigation entr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from dropline.admin import flows as staff_flows
+from dropline.admin import passwords as staff_passwords
 from dropline.admin.models import AdminUser
 from dropline.admin.service import (
     admin_awaiting_code,
@@ -29,11 +33,14 @@ from dropline.admin.service import (
     end_admin_session,
     recovery_codes_left,
     start_admin_session,
+    totp_secret,
     totp_uri,
 )
 from dropline.audit import set_actor
 from dropline.console.figures import overview as console_overview
 from dropline.console.overview import shop_overview
+from dropline.customers.api import mail_context
+from dropline.customers.schemas import PasswordResetRequest
 from dropline.errors import DomainError, NotAuthenticated
 from dropline.services import Services
 from dropline.web.deps import ServicesDep, SessionDep
@@ -107,10 +114,11 @@ def _safe_next(next_path: str) -> str:
 
 
 def _login_page(request: Request, services: Services, template: str, *, next_path: str,
-                error: str | None = None, status_code: int = 200) -> HTMLResponse:
+                error: str | None = None, status_code: int = 200,
+                **context: object) -> HTMLResponse:
     response = templates.TemplateResponse(request, template, {
         "next": _safe_next(next_path), "error": error,
-        "shop_name": services.settings.shop.name}, status_code=status_code)
+        "shop_name": services.settings.shop.name, **context}, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -162,7 +170,8 @@ def code(
     try:
         with services.db.transaction() as session:
             token = complete_second_factor(session, clock=services.clock, code=code.strip(),
-                                           token=request.cookies.get(ADMIN_COOKIE, "")[:200])
+                                           token=request.cookies.get(ADMIN_COOKIE, "")[:200],
+                                           secret_key=services.settings.web.secret_key)
     except NotAuthenticated as exc:
         if exc.extensions.get("field") != "code":  # the password step lapsed: start again
             return RedirectResponse(f"/admin/login?next={quote(_safe_next(next))}",
@@ -191,6 +200,84 @@ def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
         session, clock=services.clock, currency=currency))
 
 
+STAFF_RESET_ANSWER = ("If this address belongs to a staff account, we have emailed it a link "
+                      "to choose a new password.")
+
+
+@router.get("/forgot-password", response_class=HTMLResponse)
+def forgot_password_form(request: Request, services: ServicesDep) -> HTMLResponse:
+    return _login_page(request, services, "admin/forgot_password.html", next_path="/admin")
+
+
+@router.post("/forgot-password", response_class=HTMLResponse)
+def forgot_password(request: Request, services: ServicesDep,
+                    email: Annotated[str, Form(max_length=254)] = "") -> HTMLResponse:
+    """Mails a reset link to a staff account; the answer is the same for any address."""
+    try:
+        address = PasswordResetRequest(email=email).email
+    except ValidationError:
+        return _login_page(request, services, "admin/forgot_password.html", next_path="/admin",
+                           error="Enter the email address of your staff account.",
+                           field="email", email=email, status_code=422)
+    staff_flows.request_staff_password_reset(
+        services.db, clock=services.clock, mail=mail_context(services, request), email=address,
+        lifetime=timedelta(minutes=services.settings.web.password_reset_minutes))
+    return _login_page(request, services, "admin/forgot_password.html", next_path="/admin",
+                       message=STAFF_RESET_ANSWER)
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+def reset_password_form(request: Request, services: ServicesDep,
+                        token: Annotated[str, Query(max_length=200)] = "") -> HTMLResponse:
+    return _login_page(request, services, "admin/reset_password.html", next_path="/admin",
+                       token=token)
+
+
+@router.post("/reset-password", response_class=HTMLResponse)
+def reset_password(request: Request, services: ServicesDep,
+                   token: Annotated[str, Form(max_length=200)] = "",
+                   new_password: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+    try:
+        with services.db.transaction() as session:
+            staff_passwords.reset_staff_password(session, clock=services.clock, token=token,
+                                                 new_password=new_password)
+    except DomainError as exc:
+        return _login_page(request, services, "admin/reset_password.html", next_path="/admin",
+                           error=exc.detail, field=exc.extensions.get("field", ""),
+                           token=token, status_code=exc.status)
+    return _login_page(request, services, "admin/login.html", next_path="/admin",
+                       message="Your password is set. Sign in with it.")
+
+
+@router.post("/security/password", response_class=HTMLResponse)
+def change_password(request: Request, viewer: AdminPageUser, services: ServicesDep,
+                    current_password: Annotated[str, Form(max_length=200)] = "",
+                    new_password: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
+    """The signed-in staff member's new password; their other console sessions end."""
+    try:
+        with services.db.transaction() as session:
+            staff_passwords.change_staff_password(
+                session, clock=services.clock, user_id=viewer.id,
+                current_password=current_password, new_password=new_password,
+                current_token=request.cookies.get(ADMIN_COOKIE, "")[:200] or None)
+    except DomainError as exc:
+        page = _security_context(services, viewer)
+        return render(request, "admin/security.html", viewer, status_code=exc.status,
+                      password_error=exc.detail, field=exc.extensions.get("field", ""),
+                      **page)
+    return render(request, "admin/security.html", viewer,
+                  password_message="Your password is changed; your other console sessions "
+                                   "are signed out.", **_security_context(services, viewer))
+
+
+def _security_context(services: Services, viewer: AdminViewer) -> dict[str, object]:
+    with services.db.transaction() as session:
+        user = session.get(AdminUser, viewer.id)
+        assert user is not None
+        return {"enrolled": user.totp_confirmed_at,
+                "codes_left": recovery_codes_left(session, user_id=viewer.id)}
+
+
 @router.get("/security", response_class=HTMLResponse)
 def security_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                   services: ServicesDep) -> HTMLResponse:
@@ -206,14 +293,16 @@ def start_totp(request: Request, viewer: AdminPageUser, session: SessionDep,
     """Shows a new secret and its otpauth:// URI; nothing changes at sign-in until a code
     from the device confirms it."""
     try:
-        secret = begin_totp(session, user_id=viewer.id)
+        secret = begin_totp(session, user_id=viewer.id,
+                            secret_key=services.settings.web.secret_key)
     except DomainError as exc:
         return render(request, "admin/security.html", viewer, status_code=exc.status,
                       error=exc.detail, enrolled=True, codes_left=None)
     user = session.get(AdminUser, viewer.id)
     assert user is not None
     return render(request, "admin/security.html", viewer, enrolled=None, secret=secret,
-                  uri=totp_uri(user, issuer=services.settings.shop.name))
+                  uri=totp_uri(user, issuer=services.settings.shop.name,
+                               secret_key=services.settings.web.secret_key))
 
 
 @router.post("/security/totp/confirm", response_class=HTMLResponse)
@@ -221,13 +310,16 @@ def confirm(request: Request, viewer: AdminPageUser, services: ServicesDep,
             code: Annotated[str, Form(max_length=40)] = "") -> HTMLResponse:
     try:
         with services.db.transaction() as session:
-            codes = confirm_totp(session, clock=services.clock, user_id=viewer.id, code=code)
+            codes = confirm_totp(session, clock=services.clock, user_id=viewer.id, code=code,
+                                 secret_key=services.settings.web.secret_key)
     except DomainError as exc:
         with services.db.transaction() as session:
             user = session.get(AdminUser, viewer.id)
             assert user is not None
-            secret, uri = user.totp_secret, (totp_uri(user, issuer=services.settings.shop.name)
-                                             if user.totp_secret else None)
+            key = services.settings.web.secret_key
+            secret = totp_secret(user, secret_key=key)
+            uri = totp_uri(user, issuer=services.settings.shop.name, secret_key=key) \
+                if secret else None
         return render(request, "admin/security.html", viewer, status_code=exc.status,
                       error=exc.detail, field=exc.extensions.get("field", ""), enrolled=None,
                       secret=secret, uri=uri)

@@ -7,8 +7,9 @@ attaches that header across sites, so such calls cannot be forged):
   unsafe request (POST, PUT, PATCH, DELETE) is refused with 403 when the browser says it comes
   from another origin (``Sec-Fetch-Site: cross-site`` or ``same-site``, an ``Origin`` or
   ``Referer`` naming another host, or ``Origin: null``), sign-in included (login CSRF); and a
-  cookie-authenticated call must send JSON to the API (``application/json``), or a form or JSON
-  to a page, never ``text/plain`` (a content type a cross-site form can send): 415.
+  cookie-authenticated call must send JSON to the API (``application/json``, or multipart to
+  an upload, which the form token guards), or a form or JSON to a page, never ``text/plain``
+  (a content type a cross-site form can send): 415.
 * ``require_form_token`` (an app-wide dependency): every form post (urlencoded or multipart)
   carries the synchronizer token that ``csrf_field()`` renders as a hidden field, or sends it
   as ``X-CSRF-Token``. The token is an HMAC, under the app's secret key, of a random per-browser
@@ -119,7 +120,9 @@ def _content_refused(path: str, headers: dict[str, str]) -> bool:
         return _has_body(headers)
     is_json = kind == "application/json" or kind.endswith("+json")
     if path.startswith("/api/"):
-        return not is_json
+        # Multipart (the media uploads' documented type) passes on: a form type, so the
+        # synchronizer token is required of it (``require_form_token``) like any form post.
+        return not (is_json or kind == "multipart/form-data")
     return not (is_json or kind in FORM_TYPES)
 
 

@@ -29,6 +29,7 @@ from dropline.orders import service as orders
 from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
+from dropline.problem_json import problem_headers
 from dropline.schemas import IdForm, IdPath
 from dropline.web.caching import private_response
 from dropline.web.deps import (
@@ -39,7 +40,7 @@ from dropline.web.deps import (
     ServicesDep,
 )
 from dropline.web.templating import templates
-from dropline.web.throttle import record_decline
+from dropline.web.throttle import record_decline, refuse_cooling_card
 
 router = APIRouter(include_in_schema=False)
 # How each fulfilment path (orders.fulfilment_path) reads to a shopper.
@@ -229,9 +230,12 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
         if existing is not None:  # the cart was checked out by this very form: a resubmit
             return RedirectResponse(f"/orders/{existing}", status_code=303)
         return RedirectResponse("/cart", status_code=303)
+    fingerprint = ""
     try:
         address, choice = _inputs(form)
         card = services.payments.describe_card(payment.reference)
+        fingerprint = card.fingerprint
+        refuse_cooling_card(services, fingerprint)  # card testing (web.throttle)
         order_id = flows.checkout(
             services.db, clock=services.clock, settings=services.settings,
             provider=services.payments, policy=services.checkout,
@@ -240,9 +244,11 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
                 checkout_reference=_reference(customer, key), delivery=choice))
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
-            record_decline(services, request, customer.id)  # card testing (web.throttle)
-        return _checkout_page(request, services, customer, postcode=postcode, form=form,
+            record_decline(services, request, customer.id, fingerprint)
+        page = _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=exc.detail, status_code=exc.status)
+        page.headers.update(problem_headers(exc))  # Retry-After on a cool-down
+        return page
     for hook in services.after_commit:
         hook()
     response = RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)

@@ -9,9 +9,16 @@ One app-wide dependency (``throttle_sensitive_posts``) counts each attempt again
 ``settings.throttle``, per account (the email sent, or the signed-in customer) and per client
 IP, in the app's one rate limiter (``services.limiter``: in process, or Redis). Over a limit it
 answers 429 with ``Retry-After``: problem+json for the API, a page with the message for forms
-(``web.csrf.Refused``). The checkout endpoints call ``record_decline`` when a card is declined;
-once a customer or an IP has had ``declines_per_*`` declines within ``decline_window_seconds``,
-checkout refuses until that window ends.
+(``web.csrf.Refused``).
+
+Card testing: the checkout endpoints call ``record_decline`` when a card is declined, counted
+per customer, per client IP and per card (the provider's fingerprint, so one stolen card tried
+from many accounts is caught too). Once one of them has had ``declines_per_*`` declines within
+``decline_window_seconds``, checkout refuses (429 with ``Retry-After``) until that window ends:
+for the customer and the IP before the request is read, for the card as soon as the endpoint
+knows it (``refuse_cooling_card``). Reaching a limit also opens a review alert in the console's
+risk page (``risk.card_testing``). The local provider's tokenising endpoint is counted per IP
+(``card_tokens_per_ip_per_minute``): its answers tell a valid card number from an invalid one.
 """
 
 from __future__ import annotations
@@ -22,23 +29,31 @@ import json
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from dropline.errors import RateLimited
 from dropline.ratelimit import RateLimiter
+from dropline.risk import card_testing
+from dropline.risk.models import DeclineAlertKind
+from dropline.config import ThrottleSettings
 from dropline.services import Services
 from dropline.web.admin import pending_staff_id
 from dropline.web.csrf import FORM_TYPES, Refused
 from dropline.web.deps import optional_customer
 
 __all__ = ["CHECKOUT_PATHS", "CODE_PATHS", "PASSWORD_CHANGE_PATHS", "RESET_PATHS",
-           "SIGN_IN_PATHS", "SIGN_UP_PATHS", "record_decline", "throttle_sensitive_posts"]
+           "SIGN_IN_PATHS", "SIGN_UP_PATHS", "STAFF_PASSWORD_PATHS", "TOKENISE_PATHS",
+           "record_decline", "refuse_cooling_card", "throttle_sensitive_posts"]
 
 SIGN_IN_PATHS = frozenset({"/sign-in", "/membership/sign-in", "/admin/login", "/api/v1/sessions"})
 PASSWORD_CHANGE_PATHS = frozenset({"/account/password", "/api/v1/me/password"})
 CODE_PATHS = frozenset({"/admin/login/code"})
 SIGN_UP_PATHS = frozenset({"/sign-up", "/api/v1/customers"})
-RESET_PATHS = frozenset({"/forgot-password", "/api/v1/password-resets"})
+RESET_PATHS = frozenset({"/forgot-password", "/api/v1/password-resets",
+                         "/admin/forgot-password"})
+STAFF_PASSWORD_PATHS = frozenset({"/admin/security/password"})
 CHECKOUT_PATHS = frozenset({"/checkout", "/api/v1/checkout"})
+TOKENISE_PATHS = frozenset({"/pay/local/tokens"})
 _THROTTLED = (SIGN_IN_PATHS | PASSWORD_CHANGE_PATHS | CODE_PATHS | SIGN_UP_PATHS | RESET_PATHS
-              | CHECKOUT_PATHS)
+              | CHECKOUT_PATHS | TOKENISE_PATHS | STAFF_PASSWORD_PATHS)
 MINUTE = 60
 HOUR = 3600
 
@@ -99,6 +114,14 @@ async def throttle_sensitive_posts(request: Request) -> None:
                          (f"reset:acct:{_account_key(email)}",
                           limits.password_reset_per_account_per_hour, HOUR)],
                "password-reset requests")
+    elif path in TOKENISE_PATHS:
+        _count(limiter, [(f"tokenise:ip:{ip}", limits.card_tokens_per_ip_per_minute, MINUTE)],
+               "cards")
+    elif path in STAFF_PASSWORD_PATHS:
+        # A staff member's current password, guessed from a signed-in console session: the
+        # sign-in counters of the client's IP (the page answers only a full console session).
+        _count(limiter, [(f"signin:ip:{ip}", limits.sign_in_per_ip_per_minute, MINUTE)],
+               "password attempts")
     elif path in PASSWORD_CHANGE_PATHS:
         customer = await run_in_threadpool(optional_customer, request, services)
         if customer is None:
@@ -119,8 +142,8 @@ async def throttle_sensitive_posts(request: Request) -> None:
         customer = await run_in_threadpool(optional_customer, request, services)
         if customer is None:
             return  # the endpoint asks for a sign-in
-        for key, limit in ((f"declines:c:{customer.id}", limits.declines_per_customer),
-                           (f"declines:ip:{ip}", limits.declines_per_ip)):
+        for key, limit in (_decline_counter(limits, DeclineAlertKind.customer, str(customer.id)),
+                           _decline_counter(limits, DeclineAlertKind.ip, ip)):
             retry_after = limiter.peek(key, limit=limit,
                                        window_seconds=limits.decline_window_seconds)
             if retry_after is not None:
@@ -131,9 +154,52 @@ async def throttle_sensitive_posts(request: Request) -> None:
                "checkout attempts")
 
 
-def record_decline(services: Services, request: Request, customer_id: int) -> None:
-    """A checkout's card was declined: counted towards the customer's and the IP's cool-down."""
+_DECLINE_KEY = {DeclineAlertKind.customer: "c", DeclineAlertKind.ip: "ip",
+                DeclineAlertKind.card: "card"}
+COOLING_CARD = "Too many declined payments with this card. Try again in {} seconds."
+
+
+def _decline_counter(limits: ThrottleSettings, kind: DeclineAlertKind, subject: str
+                     ) -> tuple[str, int]:
+    limit = {DeclineAlertKind.customer: limits.declines_per_customer,
+             DeclineAlertKind.ip: limits.declines_per_ip,
+             DeclineAlertKind.card: limits.declines_per_card}[kind]
+    return f"declines:{_DECLINE_KEY[kind]}:{subject}", limit
+
+
+def refuse_cooling_card(services: Services, fingerprint: str) -> None:
+    """Raises ``RateLimited`` (429, ``Retry-After``) while the card cools down after
+    ``declines_per_card`` declines; a card the provider gives no fingerprint is not counted."""
+    if not fingerprint:
+        return
     limits = services.settings.throttle
-    for key, limit in ((f"declines:c:{customer_id}", limits.declines_per_customer),
-                       (f"declines:ip:{client_ip(request)}", limits.declines_per_ip)):
-        services.limiter.hit(key, limit=limit, window_seconds=limits.decline_window_seconds)
+    key, limit = _decline_counter(limits, DeclineAlertKind.card, fingerprint)
+    retry_after = services.limiter.peek(key, limit=limit,
+                                        window_seconds=limits.decline_window_seconds)
+    if retry_after is not None:
+        raise RateLimited(COOLING_CARD.format(retry_after), retry_after=retry_after)
+
+
+def record_decline(services: Services, request: Request, customer_id: int,
+                   fingerprint: str = "") -> None:
+    """A checkout's card was declined: counted towards the customer's, the IP's and the card's
+    cool-down. The decline that reaches a limit opens (or adds to) a review alert."""
+    limits, limiter = services.settings.throttle, services.limiter
+    window = limits.decline_window_seconds
+    subjects = [(DeclineAlertKind.customer, str(customer_id)),
+                (DeclineAlertKind.ip, client_ip(request))]
+    if fingerprint:
+        subjects.append((DeclineAlertKind.card, fingerprint))
+    reached = []
+    for kind, subject in subjects:
+        key, limit = _decline_counter(limits, kind, subject)
+        before = limiter.peek(key, limit=limit, window_seconds=window)
+        limiter.hit(key, limit=limit, window_seconds=window)
+        if before is None and limiter.peek(key, limit=limit, window_seconds=window) is not None:
+            reached.append((kind, subject, limit))
+    if reached:
+        with services.db.transaction() as session:
+            for kind, subject, limit in reached:
+                card_testing.raise_alert(session, clock=services.clock, kind=kind,
+                                         subject=subject, customer_id=customer_id,
+                                         declines=limit, window_seconds=window)

@@ -7,6 +7,7 @@ from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.customers.models import Customer, CustomerSession, PasswordReset
 from dropline.db import Base
+from dropline.discounts.models import DiscountCode, DiscountRedemption
 from dropline.drops.models import (
     Drop,
     DropBuyer,
@@ -80,6 +81,8 @@ __all__ = [
     "Customer",
     "CustomerSession",
     "DeliveryWindow",
+    "DiscountCode",
+    "DiscountRedemption",
     "DomainEvent",
     "Drop",
     "DropBuyer",

@@ -51,6 +51,8 @@ class Order(Base):
     shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     total_amount: Mapped[int] = mapped_column(BigInteger)
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The discount code used (as typed then, upper case); its redemption row has the details.
+    discount_code: Mapped[str | None] = mapped_column(String(32))
     # One order per checkout attempt: the idempotency record it came from (unique).
     checkout_reference: Mapped[str | None] = mapped_column(String(64), unique=True)
     cart_id: Mapped[str | None] = mapped_column(String(36))
@@ -95,6 +97,8 @@ class OrderLine(Base):
     unit_price_amount: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int]
     line_total_amount: Mapped[int] = mapped_column(BigInteger)
+    # A discount code's part of this line (whole line); refunds give it back in proportion.
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Units cancelled before packing (refunded, back in stock); raised by a conditional UPDATE.
     cancelled_quantity: Mapped[int] = mapped_column(default=0, server_default="0")
 
@@ -103,6 +107,8 @@ class OrderLine(Base):
         CheckConstraint("cancelled_quantity >= 0 AND cancelled_quantity <= quantity",
                         name="cancelled_within_quantity"),
         CheckConstraint("line_total_amount = unit_price_amount * quantity", name="line_reconciles"),
+        CheckConstraint("discount_amount >= 0 AND discount_amount <= line_total_amount",
+                        name="discount_within_line"),
     )
 
 

@@ -21,6 +21,7 @@ from dropline.bootstrap import build_services
 from dropline.cli_support import readable_errors, services
 from dropline.console.cli import playbook_app
 from dropline.demo import seed_demo
+from dropline.discounts.cli import discounts_app
 from dropline.drops.cli import drops_app
 from dropline.fulfilment.cli import fulfilment_app, routes_app
 from dropline.media.cli import media_app
@@ -71,6 +72,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(popups_app, name="popups")
 app.add_typer(orders_app, name="orders")
+app.add_typer(discounts_app, name="discounts")
 app.add_typer(mail_app, name="mail")
 app.add_typer(media_app, name="media")
 mount_planning(app, drops_app)

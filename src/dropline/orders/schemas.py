@@ -42,6 +42,42 @@ class CheckoutCreate(PaymentInput):
     payment_method: PaymentMethodRef
     shipping_address: AddressIn
     delivery: DeliveryIn | None = None
+    discount_code: str = Field("", max_length=40, description="a discount code (any case); "
+                               "a refused one answers 409/422 with a code-specific problem type "
+                               "(discount-expired, discount-cap-reached ...)")
+
+
+class QuoteCreate(Input):
+    """The cart priced as ``POST /checkout`` would charge it, without paying."""
+
+    cart_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    postcode: str = Field("", max_length=16)
+    delivery: DeliveryIn | None = None
+    discount_code: str = Field("", max_length=40)
+
+
+class QuoteLineRead(Output):
+    variant_id: int
+    quantity: int
+    list_unit_amount: int
+    unit_price_amount: int
+    line_total_amount: int
+    discount_amount: int
+
+
+class QuoteRead(Output):
+    currency: str
+    lines: list[QuoteLineRead]
+    list_subtotal_amount: int
+    subtotal_amount: int
+    member_saving_amount: int
+    discount_code: str | None
+    discount_amount: int
+    delivery_discount_amount: int
+    shipping_amount: int
+    total_amount: int
+    window_id: int | None
+    problem: str
 
 
 class RefundCreate(Input):
@@ -61,6 +97,7 @@ class OrderLineRead(Output):
     unit_price_amount: int
     quantity: int
     line_total_amount: int
+    discount_amount: int = 0
     cancelled_quantity: int
 
 
@@ -113,6 +150,7 @@ class OrderRead(Output):
     email: str
     currency: str
     subtotal_amount: int
+    discount_code: str | None = None
     discount_amount: int
     shipping_amount: int
     total_amount: int

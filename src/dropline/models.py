@@ -65,6 +65,7 @@ from dropline.risk.models import (
     RiskSetting,
     SerialUnit,
 )
+from dropline.tax.models import ProductTaxClass, TaxRate
 from dropline.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
@@ -117,6 +118,7 @@ __all__ = [
     "Popup",
     "PopupCount",
     "PopupSale",
+    "ProductTaxClass",
     "Product",
     "ProductFamily",
     "RecoveryCode",
@@ -134,6 +136,7 @@ __all__ = [
     "ShipmentLine",
     "StockLevel",
     "StockMovement",
+    "TaxRate",
     "Variant",
     "Vehicle",
     "WaitlistEntry",

@@ -1,6 +1,7 @@
 """Pure pricing arithmetic shared by carts, orders and every way of buying: priced lines and
 an order's totals. Money is integer minor units; every order total is derived here and must
-reconcile with its lines: total = sum(unit x qty) - discount + shipping."""
+reconcile with its lines: total = sum(unit x qty) - discount + shipping (+ tax, when prices are
+entered without it)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ class Totals:
     subtotal_amount: int
     discount_amount: int
     shipping_amount: int
+    tax_added_amount: int = 0  # tax on top of prices entered without it (``tax.rules``)
 
     @property
     def total_amount(self) -> int:
-        return self.subtotal_amount - self.discount_amount + self.shipping_amount
+        return (self.subtotal_amount - self.discount_amount + self.shipping_amount
+                + self.tax_added_amount)
 
 
 def shipping_for(subtotal_amount: int, *, flat_amount: int, free_threshold: int) -> int:

@@ -58,7 +58,7 @@ from dropline.orders import lifecycle, shipments
 from dropline.orders.carriers import Carrier, ParcelRequest
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.policy import CheckoutPolicy, DeliveryChoice
-from dropline.orders.quote import quote_checkout
+from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.rules import OrderStage
 from dropline.orders.service import (
     find_by_checkout_reference,
@@ -90,6 +90,7 @@ class CheckoutRequest:
     checkout_reference: str  # stable per attempt (derived from the Idempotency-Key)
     delivery: DeliveryChoice | None = None  # None: central shipping
     discount_code: str = ""  # a discount code the shopper typed, or none
+    vat_number: str = ""  # a business buyer's VAT number (reverse charge), or none
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,9 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     quote = quote_checkout(session, clock=clock, settings=settings, policy=policy,
                            customer_id=customer.id, view=view, delivery=request.delivery,
                            postcode=str(request.shipping_address.get("postcode", "")),
-                           discount_code=request.discount_code, strict=True)
+                           discount_code=request.discount_code, strict=True,
+                           country=str(request.shipping_address.get("country") or ""),
+                           vat_number=request.vat_number)
     if quote.discount_id is not None:
         # The code's use is taken first, by one conditional UPDATE in this transaction: a code
         # used up refuses the checkout before any stock is touched, and a rollback (no stock,
@@ -218,7 +221,7 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
             raise OutOfStock(f"not enough {line.variant.sku} left for {line.quantity}{hint}",
                              sku=line.variant.sku)
     totals = Totals(cart.currency, quote.subtotal_amount, quote.discount_amount,
-                    quote.shipping_amount)
+                    quote.shipping_amount, quote.tax_added_amount)
     order = write_pending_order(
         session, clock=clock, customer=customer, lines=lines, totals=totals,
         checkout_reference=request.checkout_reference, card=request.card,
@@ -229,6 +232,8 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                        "window_id": quote.window_id,
                        "discount_code": quote.discount_code,
                        "discount_amount": quote.discount_amount})
+    if quote.tax is not None:
+        _record_tax(session, order=order, quote=quote, vat_number=request.vat_number)
     if quote.discount_id is not None:
         discounts.record_redemption(
             session, clock=clock, discount_id=quote.discount_id, customer_id=customer.id,
@@ -242,6 +247,26 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     cart.status = CartStatus.checked_out
     session.flush()
     return order
+
+
+def _record_tax(session: Session, *, order: Order, quote: CheckoutQuote,
+                vat_number: str) -> None:
+    """The quote's VAT on the order and on each of its lines (lines are written sorted by
+    variant; the quote's are in cart order)."""
+    vat = quote.tax
+    assert vat is not None
+    order.tax_amount, order.tax_added_amount = vat.tax_amount, vat.added_amount
+    order.shipping_tax_amount = vat.shipping.tax_amount
+    order.shipping_tax_rate_bp = vat.shipping.rate_bp
+    order.tax_country, order.reverse_charge = vat.country, vat.reverse_charge
+    order.vat_number = "".join(vat_number.split()).upper()[:20] if vat.reverse_charge or \
+        vat_number.strip() else ""
+    by_variant = {line.variant_id: tax for line, tax in zip(quote.lines, vat.lines, strict=True)}
+    for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)):
+        tax = by_variant[line.variant_id]
+        line.tax_class, line.tax_rate_bp = tax.tax_class.value, tax.rate_bp
+        line.tax_amount = tax.tax_amount
+    session.flush()
 
 
 def return_cart_stock(session: Session, order: Order, *, clock: Clock) -> None:

@@ -25,6 +25,8 @@ from dropline.discounts.rules import LineFacts
 from dropline.errors import DomainError
 from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
 from dropline.pricing import shipping_for
+from dropline.tax import service as tax
+from dropline.tax.rules import TaxBreakdown
 
 __all__ = ["CheckoutQuote", "QuotedLine", "quote_checkout"]
 
@@ -53,6 +55,8 @@ class CheckoutQuote:
     discount_id: int | None = None
     discount_code: str | None = None
     delivery_discount_amount: int = 0  # what a free-delivery code saved
+    tax: TaxBreakdown | None = None  # per line (in order) and delivery
+    product_ids: tuple[int, ...] = ()
 
     @property
     def list_subtotal_amount(self) -> int:
@@ -67,24 +71,37 @@ class CheckoutQuote:
         return sum(line.discount_amount for line in self.lines)
 
     @property
+    def tax_amount(self) -> int:
+        return self.tax.tax_amount if self.tax else 0
+
+    @property
+    def tax_added_amount(self) -> int:
+        return self.tax.added_amount if self.tax else 0
+
+    @property
     def total_amount(self) -> int:
-        return self.subtotal_amount - self.discount_amount + self.shipping_amount
+        return (self.subtotal_amount - self.discount_amount + self.shipping_amount
+                + self.tax_added_amount)
 
     @property
     def member_saving_amount(self) -> int:
         return self.list_subtotal_amount - self.subtotal_amount
 
 
-def _line_facts(session: Session, *, policy: CheckoutPolicy, customer_id: int,
-                lines: list[tuple[int, int, int, int]], at: object
-                ) -> tuple[list[LineFacts], str | None]:
-    """(variant, quantity, list unit, member unit) -> what a code's scope looks at."""
-    ids = [variant_id for variant_id, _, _, _ in lines]
-    what = {variant_id: (product_id, family) for variant_id, product_id, family in
+def _products(session: Session, variant_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """variant id -> (product id, family slug)."""
+    return {variant_id: (product_id, family) for variant_id, product_id, family in
             session.execute(select(Variant.id, Product.id, ProductFamily.slug)
                             .join(Product, Product.id == Variant.product_id)
                             .join(ProductFamily, ProductFamily.id == Product.family_id)
-                            .where(Variant.id.in_(ids)))}
+                            .where(Variant.id.in_(variant_ids)))}
+
+
+def _line_facts(session: Session, *, policy: CheckoutPolicy, customer_id: int,
+                lines: list[tuple[int, int, int, int]], what: dict[int, tuple[int, str]],
+                at: object) -> tuple[list[LineFacts], str | None]:
+    """(variant, quantity, list unit, member unit) -> what a code's scope looks at."""
+    ids = [variant_id for variant_id, _, _, _ in lines]
     facts = policy.discount_facts(session, customer_id=customer_id, variant_ids=ids,
                                   at=at)  # type: ignore[arg-type]
     return [LineFacts(variant_id=v, product_id=what[v][0], family_slug=what[v][1],
@@ -96,11 +113,14 @@ def _line_facts(session: Session, *, policy: CheckoutPolicy, customer_id: int,
 def quote_checkout(session: Session, *, clock: Clock, settings: Settings,
                    policy: CheckoutPolicy, customer_id: int, view: CartView,
                    delivery: DeliveryChoice | None, postcode: str, discount_code: str = "",
-                   strict: bool = False) -> CheckoutQuote:
+                   strict: bool = False, country: str = "", vat_number: str = ""
+                   ) -> CheckoutQuote:
     """Prices the cart for this customer. A refused discount code raises its refusal
     (``discounts.errors``). A picked window that cannot take the order raises too when
     ``strict`` (the checkout: nothing is written), else standard delivery is quoted with the
-    window's ``problem`` (a page showing the total)."""
+    window's ``problem`` (a page showing the total). VAT is that of ``country`` (the delivery
+    address's; the shop's by default); a ``vat_number`` must be valid, and from another
+    country than the shop's it makes the sale reverse-charged."""
     now = clock.now()
     priced = [(line.variant_id, line.quantity, line.unit_price_amount,
                policy.member_price(session, customer_id=customer_id, variant_id=line.variant_id,
@@ -110,9 +130,10 @@ def quote_checkout(session: Session, *, clock: Clock, settings: Settings,
     line_discounts = [0 for _ in priced]
     free_delivery = False
     code = None
+    what = _products(session, [variant_id for variant_id, _, _, _ in priced])
     if discount_code.strip():
         facts, tier = _line_facts(session, policy=policy, customer_id=customer_id,
-                                  lines=priced, at=now)
+                                  lines=priced, what=what, at=now)
         code, applied = discounts.price_with_code(
             session, code=discount_code, lines=facts, currency=view.cart.currency,
             tier_slug=tier, customer_id=customer_id, at=now)
@@ -140,7 +161,15 @@ def quote_checkout(session: Session, *, clock: Clock, settings: Settings,
         shipping = shipping_for(goods, flat_amount=settings.shop.flat_shipping_amount,
                                 free_threshold=settings.shop.free_shipping_threshold)
     saved = shipping if free_delivery else 0
+    product_ids = tuple(what[line.variant_id][0] for line in lines)
+    vat = tax.tax_for(session, lines=[(pid, line.line_total_amount - line.discount_amount)
+                                      for pid, line in zip(product_ids, lines, strict=True)],
+                      shipping_amount=shipping - saved,
+                      country=country or settings.shop.country, at=now,
+                      prices_include_tax=settings.shop.prices_include_tax,
+                      shop_country=settings.shop.country, vat_number=vat_number)
     return CheckoutQuote(
         view.cart.currency, lines, shipping - saved, window.window_id if window else None,
         problem, window, discount_id=code.id if code else None,
-        discount_code=code.code if code else None, delivery_discount_amount=saved)
+        discount_code=code.code if code else None, delivery_discount_amount=saved, tax=vat,
+        product_ids=product_ids)

@@ -33,6 +33,7 @@ from dropline.payments.cli import payments_app
 from dropline.planning.cli import mount as mount_planning
 from dropline.popups.cli import popups_app
 from dropline.risk.cli import audit_app, returns_app, risk_app
+from dropline.tax.cli import tax_app
 from dropline.telemetry.cli import app as ltv_app
 from dropline.telemetry.shop_cli import telemetry_app
 from dropline.web import serving
@@ -73,6 +74,7 @@ app.add_typer(playbook_app, name="playbook")
 app.add_typer(popups_app, name="popups")
 app.add_typer(orders_app, name="orders")
 app.add_typer(discounts_app, name="discounts")
+app.add_typer(tax_app, name="tax")
 app.add_typer(mail_app, name="mail")
 app.add_typer(media_app, name="media")
 mount_planning(app, drops_app)

@@ -93,7 +93,7 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
                     checkout_reference=claim.reference,
                     delivery=flows.DeliveryChoice(**body.delivery.model_dump())
                     if body.delivery else None,
-                    discount_code=body.discount_code,
+                    discount_code=body.discount_code, vat_number=body.vat_number,
                 ),
             )
         except PaymentDeclined:
@@ -124,20 +124,29 @@ def quote(body: QuoteCreate, services: ServicesDep, customer: CustomerDep,
         session, clock=services.clock, settings=services.settings, policy=services.checkout,
         customer_id=customer.id, view=view,
         delivery=flows.DeliveryChoice(**body.delivery.model_dump()) if body.delivery else None,
-        postcode=body.postcode, discount_code=body.discount_code)
+        postcode=body.postcode, discount_code=body.discount_code, country=body.country,
+        vat_number=body.vat_number)
+    vat = priced.tax
+    assert vat is not None
     return QuoteRead(
         currency=priced.currency,
         lines=[QuoteLineRead(variant_id=line.variant_id, quantity=line.quantity,
                              list_unit_amount=line.list_unit_amount,
                              unit_price_amount=line.unit_price_amount,
                              line_total_amount=line.line_total_amount,
-                             discount_amount=line.discount_amount) for line in priced.lines],
+                             discount_amount=line.discount_amount,
+                             tax_class=tax.tax_class.value, tax_rate_bp=tax.rate_bp,
+                             tax_amount=tax.tax_amount)
+               for line, tax in zip(priced.lines, vat.lines, strict=True)],
         list_subtotal_amount=priced.list_subtotal_amount,
         subtotal_amount=priced.subtotal_amount,
         member_saving_amount=priced.member_saving_amount,
         discount_code=priced.discount_code, discount_amount=priced.discount_amount,
         delivery_discount_amount=priced.delivery_discount_amount,
-        shipping_amount=priced.shipping_amount, total_amount=priced.total_amount,
+        shipping_amount=priced.shipping_amount, shipping_tax_amount=vat.shipping.tax_amount,
+        tax_amount=vat.tax_amount, tax_added_amount=vat.added_amount,
+        prices_include_tax=vat.prices_include_tax, reverse_charge=vat.reverse_charge,
+        total_amount=priced.total_amount,
         window_id=priced.window_id, problem=priced.problem)
 
 

@@ -45,6 +45,9 @@ class CheckoutCreate(PaymentInput):
     discount_code: str = Field("", max_length=40, description="a discount code (any case); "
                                "a refused one answers 409/422 with a code-specific problem type "
                                "(discount-expired, discount-cap-reached ...)")
+    vat_number: str = Field("", max_length=24, description="a business buyer's UK or EU VAT "
+                            "number; from another country than the shop's, no VAT is charged "
+                            "(reverse charge)")
 
 
 class QuoteCreate(Input):
@@ -54,6 +57,9 @@ class QuoteCreate(Input):
     postcode: str = Field("", max_length=16)
     delivery: DeliveryIn | None = None
     discount_code: str = Field("", max_length=40)
+    country: str = Field("", pattern=r"^([A-Z]{2})?$",
+                         description="the delivery country (default: the shop's)")
+    vat_number: str = Field("", max_length=24)
 
 
 class QuoteLineRead(Output):
@@ -63,6 +69,9 @@ class QuoteLineRead(Output):
     unit_price_amount: int
     line_total_amount: int
     discount_amount: int
+    tax_class: str
+    tax_rate_bp: int
+    tax_amount: int
 
 
 class QuoteRead(Output):
@@ -75,6 +84,11 @@ class QuoteRead(Output):
     discount_amount: int
     delivery_discount_amount: int
     shipping_amount: int
+    shipping_tax_amount: int
+    tax_amount: int
+    tax_added_amount: int
+    prices_include_tax: bool
+    reverse_charge: bool
     total_amount: int
     window_id: int | None
     problem: str
@@ -98,6 +112,9 @@ class OrderLineRead(Output):
     quantity: int
     line_total_amount: int
     discount_amount: int = 0
+    tax_class: str = "standard"
+    tax_rate_bp: int = 0
+    tax_amount: int = 0
     cancelled_quantity: int
 
 
@@ -153,6 +170,9 @@ class OrderRead(Output):
     discount_code: str | None = None
     discount_amount: int
     shipping_amount: int
+    tax_amount: int = 0
+    tax_added_amount: int = 0
+    reverse_charge: bool = False
     total_amount: int
     refunded_amount: int
     fulfilment_path: str

@@ -31,6 +31,7 @@ from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
 from dropline.schemas import IdForm, IdPath
+from dropline.tax.rules import refund_tax
 from dropline.web.caching import private_response
 from dropline.web.deps import (
     OptionalCustomer,
@@ -302,8 +303,11 @@ def order_page(order_id: IdPath, request: Request, services: ServicesDep,
         timeline = orders.order_timeline(session, order_id)
         parcels = order_shipments(session, order_id)
         window = booked_window(session, order_id)
+    order = detail.order
     response = _page(request, "order.html", {
         "shop_name": services.settings.shop.name, "detail": detail, "placed": bool(placed),
+        "refunded_tax": refund_tax(order.refunded_amount, total_amount=order.total_amount,
+                                   tax_amount=order.tax_amount),
         "timeline": timeline, "parcels": parcels,
         "window": window, "path_words": FULFILMENT_PATHS.get(
             detail.order.fulfilment_path, detail.order.fulfilment_path.replace("-", " "))})

@@ -32,6 +32,7 @@ from dropline.fulfilment.models import (
     WindowBooking,
 )
 from dropline.idempotency.models import IdempotencyRecord
+from dropline.invoices.models import CreditNote, DocumentCounter, Invoice
 from dropline.locations.models import Location, StockLevel
 from dropline.media.models import MediaAsset
 from dropline.memberships.models import (
@@ -79,10 +80,12 @@ __all__ = [
     "Cart",
     "CartLine",
     "Chargeback",
+    "CreditNote",
     "Customer",
     "CustomerSession",
     "DeliveryWindow",
     "DiscountCode",
+    "DocumentCounter",
     "DiscountRedemption",
     "DomainEvent",
     "Drop",
@@ -98,6 +101,7 @@ __all__ = [
     "FulfilmentRuleRow",
     "FulfilmentSite",
     "IdempotencyRecord",
+    "Invoice",
     "LocalProviderCharge",
     "Location",
     "MailOutboxItem",

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from dropline.errors import InvalidInput
 
-__all__ = ["PricedLine", "Totals", "order_totals", "reconciles", "shipping_for"]
+__all__ = ["PricedLine", "Totals", "order_totals", "proportional_share", "reconciles",
+           "shipping_for"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,16 @@ def reconciles(*, subtotal_amount: int, discount_amount: int, shipping_amount: i
     subtotal_ok = sum(total for _, _, total in line_totals) == subtotal_amount
     return lines_ok and subtotal_ok and (
         total_amount == subtotal_amount - discount_amount + shipping_amount)
+
+
+def proportional_share(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` split in proportion to ``weights``, in whole units that sum exactly to
+    ``total`` (largest remainders get the leftover units; ties go to the earlier weight)."""
+    whole = sum(weights)
+    if whole <= 0:
+        return [0 for _ in weights]
+    shares = [total * w // whole for w in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in remainders[:total - sum(shares)]:
+        shares[i] += 1
+    return shares

@@ -35,6 +35,7 @@ from dropline.discounts.errors import (
     DiscountNotStarted,
 )
 from dropline.errors import InvalidInput
+from dropline.pricing import proportional_share
 
 __all__ = [
     "Applied",
@@ -143,19 +144,6 @@ def _covers(terms: CodeTerms, line: LineFacts) -> bool:
     return ((not terms.product_ids or line.product_id in terms.product_ids)
             and (not terms.family_slugs or line.family_slug in terms.family_slugs)
             and (not terms.drop_ids or bool(line.drop_ids & terms.drop_ids)))
-
-
-def proportional_share(total: int, weights: Sequence[int]) -> list[int]:
-    """``total`` split in proportion to ``weights``, in whole units that sum exactly to
-    ``total`` (largest remainders get the leftover units; ties go to the earlier weight)."""
-    whole = sum(weights)
-    if whole <= 0:
-        return [0 for _ in weights]
-    shares = [total * w // whole for w in weights]
-    remainders = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
-    for i in remainders[:total - sum(shares)]:
-        shares[i] += 1
-    return shares
 
 
 def apply_code(terms: CodeTerms, lines: Sequence[LineFacts], *, currency: str,

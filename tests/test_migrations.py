@@ -3,7 +3,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from dropline.migrate import current_revisions, head_revisions
+from dropline.migrate import current_revisions, head_revisions, pending_heads
 from dropline.models import metadata
 
 
@@ -15,4 +15,6 @@ def test_migrated_schema_matches_the_models(db):
 
 
 def test_database_is_at_every_head_revision(db):
-    assert current_revisions(db.url) == head_revisions(db.url)
+    # A head another branch depends on is applied but not recorded as current.
+    assert pending_heads(db.url) == ()
+    assert set(current_revisions(db.url)) <= set(head_revisions(db.url))

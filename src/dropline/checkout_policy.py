@@ -7,14 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
+from dropline.drops.models import DropVariant
 from dropline.fulfilment.checkout import WindowCheckout
 from dropline.fulfilment.ports import Geocoder
 from dropline.fulfilment.service import CustomerFacts
 from dropline.memberships.checkout import MemberCheckout
-from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
+from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, DiscountFacts, WindowQuote
 
 __all__ = ["ShopCheckoutPolicy", "build_checkout_policy"]
 
@@ -48,6 +50,18 @@ class ShopCheckoutPolicy:
 
     def cancel_window(self, session: Session, *, clock: Clock, order_id: int) -> None:
         self._windows.cancel_window(session, clock=clock, order_id=order_id)
+
+
+    def discount_facts(self, session: Session, *, customer_id: int,
+                       variant_ids: Sequence[int], at: datetime) -> DiscountFacts:
+        drops: dict[int, set[int]] = {}
+        for variant_id, drop_id in session.execute(
+                select(DropVariant.variant_id, DropVariant.drop_id)
+                .where(DropVariant.variant_id.in_(list(variant_ids)))):
+            drops.setdefault(variant_id, set()).add(drop_id)
+        return DiscountFacts(
+            tier_slug=self._members.tier_slug(session, customer_id=customer_id, at=at),
+            drops={variant_id: frozenset(ids) for variant_id, ids in drops.items()})
 
 
 def build_checkout_policy(*, geocoder: Geocoder) -> CheckoutPolicy:

@@ -21,6 +21,7 @@ from dropline.bootstrap import build_services
 from dropline.cli_support import readable_errors, services
 from dropline.console.cli import playbook_app
 from dropline.demo import seed_demo
+from dropline.discounts.cli import discounts_app
 from dropline.drops.cli import drops_app
 from dropline.fulfilment.cli import fulfilment_app, routes_app
 from dropline.media.cli import media_app
@@ -32,6 +33,7 @@ from dropline.payments.cli import payments_app
 from dropline.planning.cli import mount as mount_planning
 from dropline.popups.cli import popups_app
 from dropline.risk.cli import audit_app, returns_app, risk_app
+from dropline.tax.cli import tax_app
 from dropline.telemetry.cli import app as ltv_app
 from dropline.telemetry.shop_cli import telemetry_app
 from dropline.web import serving
@@ -71,6 +73,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(playbook_app, name="playbook")
 app.add_typer(popups_app, name="popups")
 app.add_typer(orders_app, name="orders")
+app.add_typer(discounts_app, name="discounts")
+app.add_typer(tax_app, name="tax")
 app.add_typer(mail_app, name="mail")
 app.add_typer(media_app, name="media")
 mount_planning(app, drops_app)

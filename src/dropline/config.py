@@ -145,6 +145,13 @@ class ShopSettings(Section):
     default_location_code: str = setting(
         "central", "Stock location orders take from unless fulfilment decides otherwise.",
         env="DROPLINE_DEFAULT_LOCATION_CODE")
+    prices_include_tax: bool = setting(
+        True, "Prices are entered with VAT included (UK/EU style); false: tax is added at "
+              "checkout (US style).")
+    country: str = setting("GB", "The shop's country (ISO 3166 alpha-2): where it is VAT "
+                                 "registered, for reverse charge.", pattern=r"^[A-Z]{2}$")
+    vat_number: str = setting("", "The shop's VAT number, printed on invoices.",
+                              max_length=20)
 
 
 class IdempotencySettings(Section):

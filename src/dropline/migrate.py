@@ -49,3 +49,16 @@ def head_revisions(url: str) -> tuple[str, ...]:
     from alembic.script import ScriptDirectory
 
     return tuple(sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads()))
+
+
+def pending_heads(url: str) -> tuple[str, ...]:
+    """The branch heads the database has not reached. A head that another branch's revision
+    ``depends_on`` is applied without being a current revision (Alembic records only the
+    dependent one), so heads are compared with everything the current revisions imply."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
+    current = current_revisions(url)
+    applied = {rev.revision for rev in script.revision_map.iterate_revisions(
+        current, "base", select_for_downgrade=True)} if current else set()
+    return tuple(sorted(set(script.get_heads()) - applied))

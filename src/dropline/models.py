@@ -7,6 +7,7 @@ from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.customers.models import Customer, CustomerSession, PasswordReset
 from dropline.db import Base
+from dropline.discounts.models import DiscountCode, DiscountRedemption
 from dropline.drops.models import (
     Drop,
     DropBuyer,
@@ -31,6 +32,7 @@ from dropline.fulfilment.models import (
     WindowBooking,
 )
 from dropline.idempotency.models import IdempotencyRecord
+from dropline.invoices.models import CreditNote, DocumentCounter, Invoice
 from dropline.locations.models import Location, StockLevel
 from dropline.media.models import MediaAsset
 from dropline.memberships.models import (
@@ -64,6 +66,7 @@ from dropline.risk.models import (
     RiskSetting,
     SerialUnit,
 )
+from dropline.tax.models import ProductTaxClass, TaxRate
 from dropline.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
@@ -77,9 +80,13 @@ __all__ = [
     "Cart",
     "CartLine",
     "Chargeback",
+    "CreditNote",
     "Customer",
     "CustomerSession",
     "DeliveryWindow",
+    "DiscountCode",
+    "DocumentCounter",
+    "DiscountRedemption",
     "DomainEvent",
     "Drop",
     "DropBuyer",
@@ -94,6 +101,7 @@ __all__ = [
     "FulfilmentRuleRow",
     "FulfilmentSite",
     "IdempotencyRecord",
+    "Invoice",
     "LocalProviderCharge",
     "Location",
     "MailOutboxItem",
@@ -114,6 +122,7 @@ __all__ = [
     "Popup",
     "PopupCount",
     "PopupSale",
+    "ProductTaxClass",
     "Product",
     "ProductFamily",
     "RecoveryCode",
@@ -131,6 +140,7 @@ __all__ = [
     "ShipmentLine",
     "StockLevel",
     "StockMovement",
+    "TaxRate",
     "Variant",
     "Vehicle",
     "WaitlistEntry",

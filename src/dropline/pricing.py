@@ -1,6 +1,7 @@
 """Pure pricing arithmetic shared by carts, orders and every way of buying: priced lines and
 an order's totals. Money is integer minor units; every order total is derived here and must
-reconcile with its lines: total = sum(unit x qty) - discount + shipping."""
+reconcile with its lines: total = sum(unit x qty) - discount + shipping (+ tax, when prices are
+entered without it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 
 from dropline.errors import InvalidInput
 
-__all__ = ["PricedLine", "Totals", "order_totals", "reconciles", "shipping_for"]
+__all__ = ["PricedLine", "Totals", "order_totals", "proportional_share", "reconciles",
+           "shipping_for"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,12 @@ class Totals:
     subtotal_amount: int
     discount_amount: int
     shipping_amount: int
+    tax_added_amount: int = 0  # tax on top of prices entered without it (``tax.rules``)
 
     @property
     def total_amount(self) -> int:
-        return self.subtotal_amount - self.discount_amount + self.shipping_amount
+        return (self.subtotal_amount - self.discount_amount + self.shipping_amount
+                + self.tax_added_amount)
 
 
 def shipping_for(subtotal_amount: int, *, flat_amount: int, free_threshold: int) -> int:
@@ -65,3 +69,16 @@ def reconciles(*, subtotal_amount: int, discount_amount: int, shipping_amount: i
     subtotal_ok = sum(total for _, _, total in line_totals) == subtotal_amount
     return lines_ok and subtotal_ok and (
         total_amount == subtotal_amount - discount_amount + shipping_amount)
+
+
+def proportional_share(total: int, weights: Sequence[int]) -> list[int]:
+    """``total`` split in proportion to ``weights``, in whole units that sum exactly to
+    ``total`` (largest remainders get the leftover units; ties go to the earlier weight)."""
+    whole = sum(weights)
+    if whole <= 0:
+        return [0 for _ in weights]
+    shares = [total * w // whole for w in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in remainders[:total - sum(shares)]:
+        shares[i] += 1
+    return shares

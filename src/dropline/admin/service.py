@@ -41,6 +41,8 @@ SCOPES: dict[str, str] = {
     "orders:refund": "refund orders, and cancel them before packing (which refunds)",
     "orders:fulfil": "move orders through allocation, picking, packing, shipping and "
                      "delivery; change addresses; pick lists, packing slips and labels",
+    "discounts:manage": "create, read and withdraw discount codes",
+    "invoices:manage": "issue and download invoices and credit notes",
     "customers:read": "read customer accounts",
     "events:read": "read the domain event log",
     "webhooks:manage": "register and remove webhook endpoints, read deliveries",

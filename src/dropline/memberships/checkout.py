@@ -39,3 +39,8 @@ class MemberCheckout:
         subsidy = perks.delivery_subsidy(session, customer_id=customer_id, at=at)
         member = perks.active_tier(session, customer_id=customer_id, at=at) is not None
         return DeliveryPerks(is_member=member, subsidy=subsidy)
+
+    def tier_slug(self, session: Session, *, customer_id: int, at: datetime) -> str | None:
+        """The slug of the tier whose perks this customer has now (None: not a member)."""
+        tier = perks.active_tier(session, customer_id=customer_id, at=at)
+        return tier.slug if tier is not None else None

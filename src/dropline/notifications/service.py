@@ -65,13 +65,25 @@ def mail_context(session: Session, *, order: Order, payload: dict[str, Any], sho
                    "quantity": line.quantity, "cancelled": line.cancelled_quantity,
                    "total": money(line.line_total_amount)} for line in lines],
         "shipping": money(order.shipping_amount), "total": money(order.total_amount),
+        "discount_code": order.discount_code or "",
+        "discount": money(order.discount_amount) if order.discount_amount else "",
         "refunded": money(order.refunded_amount) if order.refunded_amount else "",
+        "vat": _vat_words(order, money),
         "address": _address(order.shipping_address),
         "order_url": f"{public_url.rstrip('/')}/orders/{order.id}",
         "parcels": list(payload.get("shipments", [])),
         "reason": str(payload.get("reason", "")),
         "refund_amount": money(int(payload.get("refund_amount", 0))),
     }
+
+
+def _vat_words(order: Order, money: Any) -> str:
+    """The receipt's VAT line: contained in the prices, added to them, or reverse-charged."""
+    if order.reverse_charge:
+        return f"Reverse charge: the buyer ({order.vat_number}) accounts for VAT"
+    if order.tax_added_amount:
+        return f"VAT added: {money(order.tax_added_amount)}"
+    return f"Of which VAT: {money(order.tax_amount)}" if order.tax_amount else ""
 
 
 def compose(session: Session, item: MailOutboxItem, *, shop_name: str,
@@ -105,7 +117,8 @@ def sample_context(template: str, *, shop_name: str, public_url: str) -> dict[st
                    "total": "£84.00"},
                   {"name": "Vetiver · 10 ml", "quantity": 1,
                    "cancelled": 1 if template == "refund_issued" else 0, "total": "£18.00"}],
-        "shipping": "£0.00", "total": "£102.00",
+        "shipping": "£0.00", "total": "£102.00", "discount_code": "", "discount": "",
+        "vat": "Of which VAT: £17.00",
         "refunded": "£18.00" if template == "refund_issued" else "",
         "address": "Ada Lovelace, 1 Fournier St, London, E1 6QE",
         "order_url": f"{public_url.rstrip('/')}/orders/1042",

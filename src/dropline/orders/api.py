@@ -6,10 +6,12 @@ from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from dropline.errors import PaymentDeclined
+from dropline.carts.service import load_cart, view_cart
+from dropline.errors import InvalidInput, PaymentDeclined
 from dropline.idempotency.service import Claim
 from dropline.orders import documents, flows, lifecycle, service, shipments
 from dropline.orders.models import OrderStatus
+from dropline.orders.quote import quote_checkout
 from dropline.orders.schemas import (
     AddressIn,
     AllocateCreate,
@@ -21,6 +23,9 @@ from dropline.orders.schemas import (
     OrderSummary,
     PaymentRead,
     PickRowRead,
+    QuoteCreate,
+    QuoteLineRead,
+    QuoteRead,
     RefundCreate,
     RefundRead,
     ShipCreate,
@@ -89,6 +94,7 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
                     checkout_reference=claim.reference,
                     delivery=flows.DeliveryChoice(**body.delivery.model_dump())
                     if body.delivery else None,
+                    discount_code=body.discount_code, vat_number=body.vat_number,
                 ),
             )
         except PaymentDeclined:
@@ -99,6 +105,50 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
 
     return run_idempotent(services, request=request, principal=customer, key=idempotency_key,
                           body=body, operation=operation)
+
+
+@router.post("/checkout/quote", response_model=QuoteRead, summary="Price my cart (no payment)",
+             responses={404: PROBLEM, 409: PROBLEM, 422: PROBLEM},
+             description="What `POST /checkout` with the same cart, delivery and "
+                         "`discount_code` would charge now. A refused code answers with its "
+                         "own problem type; a window that cannot take the order is quoted as "
+                         "standard delivery, with `problem` saying why.")
+def quote(body: QuoteCreate, services: ServicesDep, customer: CustomerDep,
+          session: SessionDep) -> QuoteRead:
+    view = view_cart(session, cart=load_cart(session, cart_id=body.cart_id,
+                                             customer_id=customer.id),
+                     flat_shipping=services.settings.shop.flat_shipping_amount,
+                     free_shipping_threshold=services.settings.shop.free_shipping_threshold)
+    if not view.lines:
+        raise InvalidInput("the cart is empty", field="cart_id")
+    priced = quote_checkout(
+        session, clock=services.clock, settings=services.settings, policy=services.checkout,
+        customer_id=customer.id, view=view,
+        delivery=flows.DeliveryChoice(**body.delivery.model_dump()) if body.delivery else None,
+        postcode=body.postcode, discount_code=body.discount_code, country=body.country,
+        vat_number=body.vat_number)
+    vat = priced.tax
+    assert vat is not None
+    return QuoteRead(
+        currency=priced.currency,
+        lines=[QuoteLineRead(variant_id=line.variant_id, quantity=line.quantity,
+                             list_unit_amount=line.list_unit_amount,
+                             unit_price_amount=line.unit_price_amount,
+                             line_total_amount=line.line_total_amount,
+                             discount_amount=line.discount_amount,
+                             tax_class=tax.tax_class.value, tax_rate_bp=tax.rate_bp,
+                             tax_amount=tax.tax_amount)
+               for line, tax in zip(priced.lines, vat.lines, strict=True)],
+        list_subtotal_amount=priced.list_subtotal_amount,
+        subtotal_amount=priced.subtotal_amount,
+        member_saving_amount=priced.member_saving_amount,
+        discount_code=priced.discount_code, discount_amount=priced.discount_amount,
+        delivery_discount_amount=priced.delivery_discount_amount,
+        shipping_amount=priced.shipping_amount, shipping_tax_amount=vat.shipping.tax_amount,
+        tax_amount=vat.tax_amount, tax_added_amount=vat.added_amount,
+        prices_include_tax=vat.prices_include_tax, reverse_charge=vat.reverse_charge,
+        total_amount=priced.total_amount,
+        window_id=priced.window_id, problem=priced.problem)
 
 
 @router.get("/orders", response_model=list[OrderSummary], summary="My orders")

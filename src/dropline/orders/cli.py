@@ -19,6 +19,8 @@ from dropline.audit import acting_as
 from dropline.cli_support import readable_errors, services
 from dropline.db import Database
 from dropline.errors import InvalidInput
+from dropline.invoices import documents as invoice_documents
+from dropline.invoices import service as invoices
 from dropline.orders import documents, flows, lifecycle, service, shipments
 from dropline.orders.rules import OrderStage
 from dropline.orders.schemas import AddressIn
@@ -234,3 +236,45 @@ def slip(shipment_id: int,
     if label is not None:
         label.write_bytes(documents.label_pdf(doc))
     console.print(f"wrote {out}" + (f" and {label}" if label else ""))
+
+
+def _seller() -> dict[str, str]:
+    shop = services().settings.shop
+    return {"name": shop.name, "vat_number": shop.vat_number, "country": shop.country}
+
+
+@orders_app.command("invoice", epilog="Example: dropline orders invoice 1042 --out "
+                    "invoice.pdf   (issued once; run again to print the same invoice)")
+def invoice(order_id: int,
+            out: Annotated[Path | None, typer.Option(help="write the PDF here")] = None
+            ) -> None:
+    """Issue a paid order's invoice (numbered without gaps) and write it as PDF."""
+    with _db() as db:
+        with db.transaction() as session:
+            issued = invoices.issue_invoice(session, clock=services().clock,
+                                            order_id=order_id, seller=_seller())
+            body = invoice_documents.invoice_pdf(
+                reference=issued.reference, currency=issued.currency,
+                issued_at=issued.issued_at, content=issued.content)
+    path = out or Path(f"{issued.reference}.pdf")
+    path.write_bytes(body)
+    console.print(f"invoice {issued.reference} for order {order_id}: {path}", highlight=False)
+
+
+@orders_app.command("credit-note", epilog="Example: dropline orders credit-note 77 --out "
+                    "credit-note.pdf   (77: the refund's id, from dropline orders show)")
+def credit_note(refund_id: int,
+                out: Annotated[Path | None, typer.Option(help="write the PDF here")] = None
+                ) -> None:
+    """Issue a refund's credit note (its VAT reversed in proportion) and write it as PDF."""
+    with _db() as db:
+        with db.transaction() as session:
+            issued = invoices.issue_credit_note(session, clock=services().clock,
+                                                refund_id=refund_id, seller=_seller())
+            body = invoice_documents.credit_note_pdf(
+                reference=issued.reference, currency=issued.currency,
+                issued_at=issued.issued_at, content=issued.content)
+    path = out or Path(f"{issued.reference}.pdf")
+    path.write_bytes(body)
+    console.print(f"credit note {issued.reference} for refund {refund_id}: {path}",
+                  highlight=False)

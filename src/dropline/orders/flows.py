@@ -42,6 +42,7 @@ from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.customers.models import Customer
 from dropline.db import Database
+from dropline.discounts import service as discounts
 from dropline.errors import (
     IdempotencyKeyReused,
     InvalidInput,
@@ -56,7 +57,8 @@ from dropline.events.service import record_event
 from dropline.orders import lifecycle, shipments
 from dropline.orders.carriers import Carrier, ParcelRequest
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
+from dropline.orders.policy import CheckoutPolicy, DeliveryChoice
+from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.rules import OrderStage
 from dropline.orders.service import (
     find_by_checkout_reference,
@@ -73,7 +75,7 @@ from dropline.payments.charging import (
 )
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.payments.provider import CardToken, ChargeResult, PaymentProvider
-from dropline.pricing import Totals, shipping_for
+from dropline.pricing import Totals
 
 # Gives an order's units back when its payment fails, inside the settling transaction.
 PaymentFailedHook = Callable[[Session, Order], None]
@@ -87,6 +89,8 @@ class CheckoutRequest:
     shipping_address: dict[str, Any]
     checkout_reference: str  # stable per attempt (derived from the Idempotency-Key)
     delivery: DeliveryChoice | None = None  # None: central shipping
+    discount_code: str = ""  # a discount code the shopper typed, or none
+    vat_number: str = ""  # a business buyer's VAT number (reverse charge), or none
 
 
 @dataclass(frozen=True)
@@ -98,16 +102,18 @@ class DraftLine:
     family: ProductFamily
     unit_price_amount: int
     quantity: int
+    discount_amount: int = 0  # a discount code's part of the whole line
 
     @property
     def line_total_amount(self) -> int:
         return self.unit_price_amount * self.quantity
 
 
-def draft_lines(session: Session, quantities: list[tuple[int, int | None, int]]
-                ) -> list[DraftLine]:
+def draft_lines(session: Session, quantities: list[tuple[int, int | None, int]],
+                discounts: Mapping[int, int] | None = None) -> list[DraftLine]:
     """(variant_id, unit_price_amount or None for the variant's price, quantity) -> lines
-    sorted by variant id, each variant checked to be still for sale."""
+    sorted by variant id, each variant checked to be still for sale; ``discounts`` gives a
+    discount code's part of a variant's line."""
     rows = {
         variant.id: (variant, product, family)
         for variant, product, family in session.execute(
@@ -123,7 +129,8 @@ def draft_lines(session: Session, quantities: list[tuple[int, int | None, int]]
         if not variant.active or product.status is not ProductStatus.active:
             raise OutOfStock(f"{variant.sku} is no longer for sale", sku=variant.sku)
         price = variant.price_amount if unit_price is None else unit_price
-        lines.append(DraftLine(variant, product, family, price, quantity))
+        lines.append(DraftLine(variant, product, family, price, quantity,
+                               (discounts or {}).get(variant_id, 0)))
     return lines
 
 
@@ -131,7 +138,7 @@ def write_pending_order(
     session: Session, *, clock: Clock, customer: Customer, lines: list[DraftLine],
     totals: Totals, checkout_reference: str, card: CardToken, shipping_address: dict[str, Any],
     location_id: int | None, cart_id: str | None = None, fulfilment_path: str = "central",
-    extra_payload: dict[str, Any] | None = None,
+    extra_payload: dict[str, Any] | None = None, discount_code: str | None = None,
 ) -> Order:
     """Writes an order awaiting payment, its lines and its payment (with the payment's own
     idempotency key), and records ``order.created``. The caller has already taken the units,
@@ -141,8 +148,10 @@ def write_pending_order(
         customer_id=customer.id, email=customer.email, status=OrderStatus.pending_payment,
         currency=totals.currency, subtotal_amount=totals.subtotal_amount,
         discount_amount=totals.discount_amount, shipping_amount=totals.shipping_amount,
-        total_amount=totals.total_amount, refunded_amount=0,
+        tax_added_amount=totals.tax_added_amount, total_amount=totals.total_amount,
+        refunded_amount=0,
         checkout_reference=checkout_reference, cart_id=cart_id, location_id=location_id,
+        discount_code=discount_code,
         fulfilment_path=fulfilment_path, acquisition_source=customer.acquisition_source,
         acquisition_campaign=customer.acquisition_campaign,
         shipping_address=shipping_address, created_at=now,
@@ -155,7 +164,7 @@ def write_pending_order(
         product_family=line.family.slug, condition_grade=line.variant.condition_grade,
         condition_disclosure=line.variant.condition_disclosure,
         unit_price_amount=line.unit_price_amount, quantity=line.quantity,
-        line_total_amount=line.line_total_amount,
+        line_total_amount=line.line_total_amount, discount_amount=line.discount_amount,
     ) for line in lines])
     session.add(Payment(
         order_id=order.id, provider="pending", idempotency_key=f"pay_{uuid.uuid4().hex}",
@@ -171,37 +180,6 @@ def write_pending_order(
     return order
 
 
-@dataclass(frozen=True)
-class _Fulfilment:
-    """Where the units come from and what delivery costs the shopper."""
-
-    location_id: int
-    path: str
-    shipping_amount: int
-    subsidised: bool
-    window: WindowQuote | None = None
-
-
-def _central(session: Session, settings: Settings, subtotal: int) -> _Fulfilment:
-    location = get_location_by_code(session, settings.shop.default_location_code)
-    shipping = shipping_for(subtotal, flat_amount=settings.shop.flat_shipping_amount,
-                            free_threshold=settings.shop.free_shipping_threshold)
-    return _Fulfilment(location.id, "central", shipping, subsidised=False)
-
-
-def _hub_window(session: Session, *, clock: Clock, policy: CheckoutPolicy, customer_id: int,
-                lines: list[DraftLine], choice: DeliveryChoice, postcode: str) -> _Fulfilment:
-    """The picked window, re-decided now by the policy: it must still be open, in stock at its
-    hub, and able to take the order; its price comes from the marginal cost of the stop, and a
-    member's delivery subsidy applies to it."""
-    quote = policy.quote_window(
-        session, customer_id=customer_id,
-        lines=[(line.variant.id, line.quantity) for line in lines], choice=choice,
-        postcode=postcode, at=clock.now())
-    return _Fulfilment(quote.location_id, "hub-window", quote.shipping_amount,
-                       subsidised=quote.subsidised, window=quote)
-
-
 def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                           policy: CheckoutPolicy, request: CheckoutRequest) -> Order:
     customer = session.get(Customer, request.customer_id)
@@ -214,49 +192,82 @@ def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                      free_shipping_threshold=settings.shop.free_shipping_threshold)
     if view.totals is None:
         raise InvalidInput("the cart is empty; add something before checking out")
-    now = clock.now()
-    # Members pay their tier's price, decided here on the server, not in the page.
-    lines = draft_lines(session, [
-        (line.variant_id, policy.member_price(session, customer_id=customer.id,
-                                              variant_id=line.variant_id,
-                                              base_amount=line.unit_price_amount, at=now),
-         line.quantity)
-        for line in view.lines])
-    subtotal = sum(line.line_total_amount for line in lines)
-    if request.delivery is None:
-        where = _central(session, settings, subtotal)
-    else:
-        where = _hub_window(session, clock=clock, policy=policy, customer_id=customer.id,
-                            lines=lines,
-                            choice=request.delivery,
-                            postcode=str(request.shipping_address.get("postcode", "")))
+    # Priced where the pages price it (member prices, the discount code, delivery), decided
+    # here on the server, not in the page; a picked window must still take the order.
+    quote = quote_checkout(session, clock=clock, settings=settings, policy=policy,
+                           customer_id=customer.id, view=view, delivery=request.delivery,
+                           postcode=str(request.shipping_address.get("postcode", "")),
+                           discount_code=request.discount_code, strict=True,
+                           country=str(request.shipping_address.get("country") or ""),
+                           vat_number=request.vat_number)
+    if quote.discount_id is not None:
+        # The code's use is taken first, by one conditional UPDATE in this transaction: a code
+        # used up refuses the checkout before any stock is touched, and a rollback (no stock,
+        # a full window) gives the use back with everything else.
+        discounts.take_use(session, discount_id=quote.discount_id, customer_id=customer.id)
+    discounted = {line.variant_id: line.discount_amount for line in quote.lines}
+    lines = draft_lines(session, [(line.variant_id, line.unit_price_amount, line.quantity)
+                                  for line in quote.lines], discounts=discounted)
+    location_id = (quote.window.location_id if quote.window is not None else
+                   get_location_by_code(session, settings.shop.default_location_code).id)
     # Lines are sorted by variant id, so concurrent checkouts take stock rows in one order
     # (no deadlocks on PostgreSQL); each take is one conditional UPDATE.
     for line in lines:
-        if not take_stock(session, location_id=where.location_id, variant_id=line.variant.id,
+        if not take_stock(session, location_id=location_id, variant_id=line.variant.id,
                           quantity=line.quantity):
             elsewhere = available_stock(session, [line.variant.id])[line.variant.id]
             hint = ("; it can still come from a micro-hub: pick a delivery window from "
-                    "GET /api/v1/delivery-options" if where.window is None
+                    "GET /api/v1/delivery-options" if quote.window is None
                     and elsewhere >= line.quantity else "")
             raise OutOfStock(f"not enough {line.variant.sku} left for {line.quantity}{hint}",
                              sku=line.variant.sku)
-    totals = Totals(cart.currency, subtotal, 0, where.shipping_amount)
+    totals = Totals(cart.currency, quote.subtotal_amount, quote.discount_amount,
+                    quote.shipping_amount, quote.tax_added_amount)
     order = write_pending_order(
         session, clock=clock, customer=customer, lines=lines, totals=totals,
         checkout_reference=request.checkout_reference, card=request.card,
-        shipping_address=request.shipping_address, location_id=where.location_id,
-        cart_id=cart.id, fulfilment_path=where.path,
-        extra_payload={"delivery_subsidised": where.subsidised,
-                       "window_id": where.window.window_id if where.window else None})
-    if where.window is not None:
+        shipping_address=request.shipping_address, location_id=location_id,
+        cart_id=cart.id, fulfilment_path="hub-window" if quote.window else "central",
+        discount_code=quote.discount_code,
+        extra_payload={"delivery_subsidised": bool(quote.window and quote.window.subsidised),
+                       "window_id": quote.window_id,
+                       "discount_code": quote.discount_code,
+                       "discount_amount": quote.discount_amount})
+    if quote.tax is not None:
+        _record_tax(session, order=order, quote=quote, vat_number=request.vat_number)
+    if quote.discount_id is not None:
+        discounts.record_redemption(
+            session, clock=clock, discount_id=quote.discount_id, customer_id=customer.id,
+            order_id=order.id, discount_amount=quote.discount_amount,
+            delivery_discount_amount=quote.delivery_discount_amount)
+    if quote.window is not None:
         # The window's capacity is taken in this same transaction: a full window rolls the
         # whole order back (409), so no order exists without its place in the van.
-        policy.book_window(session, clock=clock, quote=where.window, order_id=order.id,
+        policy.book_window(session, clock=clock, quote=quote.window, order_id=order.id,
                            customer_id=customer.id)
     cart.status = CartStatus.checked_out
     session.flush()
     return order
+
+
+def _record_tax(session: Session, *, order: Order, quote: CheckoutQuote,
+                vat_number: str) -> None:
+    """The quote's VAT on the order and on each of its lines (lines are written sorted by
+    variant; the quote's are in cart order)."""
+    vat = quote.tax
+    assert vat is not None
+    order.tax_amount, order.tax_added_amount = vat.tax_amount, vat.added_amount
+    order.shipping_tax_amount = vat.shipping.tax_amount
+    order.shipping_tax_rate_bp = vat.shipping.rate_bp
+    order.tax_country, order.reverse_charge = vat.country, vat.reverse_charge
+    order.vat_number = "".join(vat_number.split()).upper()[:20] if vat.reverse_charge or \
+        vat_number.strip() else ""
+    by_variant = {line.variant_id: tax for line, tax in zip(quote.lines, vat.lines, strict=True)}
+    for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)):
+        tax = by_variant[line.variant_id]
+        line.tax_class, line.tax_rate_bp = tax.tax_class.value, tax.rate_bp
+        line.tax_amount = tax.tax_amount
+    session.flush()
 
 
 def return_cart_stock(session: Session, order: Order, *, clock: Clock) -> None:
@@ -273,7 +284,8 @@ def return_cart_stock(session: Session, order: Order, *, clock: Clock) -> None:
 def release_cart_order(session: Session, order: Order, *, clock: Clock,
                        policy: CheckoutPolicy) -> None:
     """The checkout's hook for a failed payment: the order's place in its delivery window (if
-    any), then its units and its cart, go back."""
+    any), its use of a discount code, then its units and its cart, go back."""
+    discounts.release(session, order_id=order.id)
     if order.fulfilment_path == "hub-window":
         policy.cancel_window(session, clock=clock, order_id=order.id)
     return_cart_stock(session, order, clock=clock)

@@ -162,7 +162,8 @@ def cancel_lines(session: Session, *, clock: Clock, policy: CheckoutPolicy, orde
                      for line in lines.values())
     amount = partial_cancel_amount(
         [LineCancel(line_id, lines[line_id].unit_price_amount, lines[line_id].quantity,
-                    lines[line_id].cancelled_quantity, quantity)
+                    lines[line_id].cancelled_quantity, quantity,
+                    lines[line_id].discount_amount)
          for line_id, quantity in sorted(quantities.items())],
         refundable=order.total_amount - order.refunded_amount)
     if left_after == 0:

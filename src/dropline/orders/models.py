@@ -51,6 +51,17 @@ class Order(Base):
     shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     total_amount: Mapped[int] = mapped_column(BigInteger)
     refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The discount code used (as typed then, upper case); its redemption row has the details.
+    discount_code: Mapped[str | None] = mapped_column(String(32))
+    # VAT (``tax.rules``): the tax in the order, and what of it was added on top of the prices
+    # (0 when prices include tax); the destination whose rates applied; reverse charge.
+    tax_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax_added_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    shipping_tax_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    shipping_tax_rate_bp: Mapped[int] = mapped_column(default=0, server_default="0")
+    tax_country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    reverse_charge: Mapped[bool] = mapped_column(default=False, server_default="0")
+    vat_number: Mapped[str] = mapped_column(String(20), default="", server_default="")
     # One order per checkout attempt: the idempotency record it came from (unique).
     checkout_reference: Mapped[str | None] = mapped_column(String(64), unique=True)
     cart_id: Mapped[str | None] = mapped_column(String(36))
@@ -64,7 +75,8 @@ class Order(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "total_amount = subtotal_amount - discount_amount + shipping_amount",
+            "total_amount = subtotal_amount - discount_amount + shipping_amount"
+            " + tax_added_amount",
             name="total_reconciles",
         ),
         CheckConstraint("subtotal_amount >= 0 AND discount_amount >= 0 AND shipping_amount >= 0",
@@ -95,6 +107,12 @@ class OrderLine(Base):
     unit_price_amount: Mapped[int] = mapped_column(BigInteger)
     quantity: Mapped[int]
     line_total_amount: Mapped[int] = mapped_column(BigInteger)
+    # A discount code's part of this line (whole line); refunds give it back in proportion.
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax_class: Mapped[str] = mapped_column(String(16), default="standard",
+                                           server_default="standard")
+    tax_rate_bp: Mapped[int] = mapped_column(default=0, server_default="0")  # 2000 = 20 %
+    tax_amount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Units cancelled before packing (refunded, back in stock); raised by a conditional UPDATE.
     cancelled_quantity: Mapped[int] = mapped_column(default=0, server_default="0")
 
@@ -103,6 +121,8 @@ class OrderLine(Base):
         CheckConstraint("cancelled_quantity >= 0 AND cancelled_quantity <= quantity",
                         name="cancelled_within_quantity"),
         CheckConstraint("line_total_amount = unit_price_amount * quantity", name="line_reconciles"),
+        CheckConstraint("discount_amount >= 0 AND discount_amount <= line_total_amount",
+                        name="discount_within_line"),
     )
 
 

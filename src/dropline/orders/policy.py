@@ -9,8 +9,8 @@ imports memberships or fulfilment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 
-__all__ = ["CheckoutPolicy", "DeliveryChoice", "WindowQuote"]
+__all__ = ["CheckoutPolicy", "DeliveryChoice", "DiscountFacts", "WindowQuote"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,16 @@ class WindowQuote:
     booking: Any = None
 
 
+@dataclass(frozen=True)
+class DiscountFacts:
+    """What a discount code's scope asks about the shopper and the cart that orders does not
+    know: the shopper's membership tier (its slug, None for no membership) and the drops each
+    variant is on sale in."""
+
+    tier_slug: str | None = None
+    drops: Mapping[int, frozenset[int]] = field(default_factory=dict)
+
+
 class CheckoutPolicy(Protocol):
     """The checkout's questions; every method runs inside the checkout's transaction."""
 
@@ -67,4 +77,10 @@ class CheckoutPolicy(Protocol):
 
     def cancel_window(self, session: Session, *, clock: Clock, order_id: int) -> None:
         """Frees the order's place in its window (its payment failed)."""
+        ...
+
+    def discount_facts(self, session: Session, *, customer_id: int,
+                       variant_ids: Sequence[int], at: datetime) -> DiscountFacts:
+        """The shopper's tier and the variants' drops, for a discount code's scope (asked
+        only when the shopper gives a code)."""
         ...

@@ -33,6 +33,7 @@ __all__ = [
     "StageConflict",
     "Totals",
     "check_before_packing",
+    "discount_share",
     "next_stage",
     "order_event_payload",
     "order_totals",
@@ -125,12 +126,20 @@ class LineCancel:
     quantity: int
     already_cancelled: int
     cancel: int
+    discount_amount: int = 0  # a discount code's part of the whole line
+
+
+def discount_share(discount_amount: int, quantity: int, *, before: int, after: int) -> int:
+    """The part of a line's discount that belongs to units ``before`` .. ``after`` of its
+    ``quantity`` (units counted in cancellation order): cumulative shares rounded down, so the
+    shares of every unit add up to the line's discount exactly."""
+    return discount_amount * after // quantity - discount_amount * before // quantity
 
 
 def partial_cancel_amount(lines: Iterable[LineCancel], *, refundable: int) -> int:
-    """What a partial cancellation refunds: the cancelled units at the price paid for them
-    (delivery is not refunded until the whole order is cancelled), never more than is left to
-    refund. Raises InvalidInput for a quantity the line does not have."""
+    """What a partial cancellation refunds: the cancelled units at the price paid for them,
+    that is less their share of any discount code (delivery is not refunded until the whole
+    order is cancelled), never more than is left to refund. Raises InvalidInput for a quantity the line does not have."""
     amount = 0
     for line in lines:
         if line.cancel <= 0:
@@ -140,7 +149,9 @@ def partial_cancel_amount(lines: Iterable[LineCancel], *, refundable: int) -> in
         if line.cancel > left:
             raise InvalidInput(f"line {line.line_id} has {left} unit(s) left to cancel",
                                field="quantity", line_id=line.line_id, left=left)
-        amount += line.unit_price_amount * line.cancel
+        amount += line.unit_price_amount * line.cancel - discount_share(
+            line.discount_amount, line.quantity, before=line.already_cancelled,
+            after=line.already_cancelled + line.cancel)
     return min(amount, refundable)
 
 

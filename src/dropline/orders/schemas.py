@@ -42,6 +42,56 @@ class CheckoutCreate(PaymentInput):
     payment_method: PaymentMethodRef
     shipping_address: AddressIn
     delivery: DeliveryIn | None = None
+    discount_code: str = Field("", max_length=40, description="a discount code (any case); "
+                               "a refused one answers 409/422 with a code-specific problem type "
+                               "(discount-expired, discount-cap-reached ...)")
+    vat_number: str = Field("", max_length=24, description="a business buyer's UK or EU VAT "
+                            "number; from another country than the shop's, no VAT is charged "
+                            "(reverse charge)")
+
+
+class QuoteCreate(Input):
+    """The cart priced as ``POST /checkout`` would charge it, without paying."""
+
+    cart_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    postcode: str = Field("", max_length=16)
+    delivery: DeliveryIn | None = None
+    discount_code: str = Field("", max_length=40)
+    country: str = Field("", pattern=r"^([A-Z]{2})?$",
+                         description="the delivery country (default: the shop's)")
+    vat_number: str = Field("", max_length=24)
+
+
+class QuoteLineRead(Output):
+    variant_id: int
+    quantity: int
+    list_unit_amount: int
+    unit_price_amount: int
+    line_total_amount: int
+    discount_amount: int
+    tax_class: str
+    tax_rate_bp: int
+    tax_amount: int
+
+
+class QuoteRead(Output):
+    currency: str
+    lines: list[QuoteLineRead]
+    list_subtotal_amount: int
+    subtotal_amount: int
+    member_saving_amount: int
+    discount_code: str | None
+    discount_amount: int
+    delivery_discount_amount: int
+    shipping_amount: int
+    shipping_tax_amount: int
+    tax_amount: int
+    tax_added_amount: int
+    prices_include_tax: bool
+    reverse_charge: bool
+    total_amount: int
+    window_id: int | None
+    problem: str
 
 
 class RefundCreate(Input):
@@ -61,6 +111,10 @@ class OrderLineRead(Output):
     unit_price_amount: int
     quantity: int
     line_total_amount: int
+    discount_amount: int = 0
+    tax_class: str = "standard"
+    tax_rate_bp: int = 0
+    tax_amount: int = 0
     cancelled_quantity: int
 
 
@@ -113,8 +167,12 @@ class OrderRead(Output):
     email: str
     currency: str
     subtotal_amount: int
+    discount_code: str | None = None
     discount_amount: int
     shipping_amount: int
+    tax_amount: int = 0
+    tax_added_amount: int = 0
+    reverse_charge: bool = False
     total_amount: int
     refunded_amount: int
     fulfilment_path: str

@@ -23,10 +23,12 @@ from dropline.console.pages import NAV_ITEMS as console_nav
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
 from dropline.db import Database
+from dropline.discounts.api import router as discounts_router
 from dropline.drops.api import router as drops_router
 from dropline.drops.crowd.lane import LaneFastAPI
 from dropline.drops.pages import router as drops_pages_router
 from dropline.fulfilment.api import router as fulfilment_router
+from dropline.invoices.api import router as invoices_router
 from dropline.fulfilment.pages import router as fulfilment_pages_router
 from dropline.media.api import files_router as media_files_router
 from dropline.media.api import router as media_router
@@ -155,7 +157,8 @@ def create_app(
     api = APIRouter(prefix="/api/v1")
     for router in (catalog_router, customers_router, carts_router, orders_router,
                    admin_router, webhooks_router, fulfilment_router, memberships_router,
-                   drops_router, telemetry_router, risk_router, planning_router, media_router):
+                   drops_router, telemetry_router, risk_router, planning_router, media_router,
+                   discounts_router, invoices_router):
         api.include_router(router)
     app.include_router(api)
 

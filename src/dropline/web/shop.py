@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
+from dropline.discounts.rules import FIELD as DISCOUNT_FIELD
 from dropline.errors import DomainError, InvalidInput, NotFound, PaymentDeclined
 from dropline.fulfilment.service import (
     LineRequest,
@@ -31,6 +32,7 @@ from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
 from dropline.problem_json import problem_headers
 from dropline.schemas import IdForm, IdPath
+from dropline.tax.rules import refund_tax
 from dropline.web.caching import private_response
 from dropline.web.deps import (
     OptionalCustomer,
@@ -88,23 +90,33 @@ def _sign_in(next_path: str) -> RedirectResponse:
 
 
 def _quote(session: Session, services: Services, customer: Principal | None,
-           view: carts.CartView | None, *, delivery: str = "", postcode: str = ""
-           ) -> CheckoutQuote | None:
+           view: carts.CartView | None, *, delivery: str = "", postcode: str = "",
+           discount_code: str = "") -> tuple[CheckoutQuote | None, str]:
     """The total this visitor would pay (a signed-in member at the member price), with the
-    delivery picked: ``delivery`` is a window id, or empty for standard delivery."""
+    delivery picked (``delivery`` is a window id, or empty for standard delivery) and the
+    discount code typed; a refused code is quoted without it, and why is returned too."""
     if view is None or not view.lines or customer is None:
-        return None
+        return None, ""
     choice = flows.DeliveryChoice(window_id=int(delivery)) if delivery.isdigit() else None
-    return quote_checkout(session, clock=services.clock, settings=services.settings,
-                          policy=services.checkout, customer_id=customer.id, view=view,
-                          delivery=choice, postcode=postcode)
+
+    def quote(code: str) -> CheckoutQuote:
+        return quote_checkout(session, clock=services.clock, settings=services.settings,
+                              policy=services.checkout, customer_id=customer.id, view=view,
+                              delivery=choice, postcode=postcode, discount_code=code)
+
+    try:
+        return quote(discount_code), ""
+    except DomainError as exc:
+        if not discount_code or exc.extensions.get("field") != DISCOUNT_FIELD:
+            raise
+        return quote(""), exc.detail
 
 
 def _cart_page(request: Request, services: Services, customer: Principal | None, *,
                error: str = "", status_code: int = 200) -> HTMLResponse:
     with services.db.transaction() as session:
         view = _view(session, services, current_cart(session, request, customer))
-        quote = _quote(session, services, customer, view)
+        quote, _ = _quote(session, services, customer, view)
     return _page(request, "cart.html", {"shop_name": services.settings.shop.name,
                                         "view": view, "quote": quote, "error": error},
                  status_code)
@@ -160,8 +172,9 @@ def delivery_windows(session: Session, services: Services, view: carts.CartView,
 
 
 def _checkout_page(request: Request, services: Services, customer: Principal, *,
-                   postcode: str = "", error: str = "", form: dict[str, str] | None = None,
-                   status_code: int = 200) -> Response:
+                   postcode: str = "", error: str = "", field: str = "",
+                   form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    """The checkout page; ``error`` with a ``field`` is shown beside that field."""
     form = form or {"postcode": postcode}
     with services.db.transaction() as session:
         view = _view(session, services, current_cart(session, request, customer))
@@ -170,11 +183,15 @@ def _checkout_page(request: Request, services: Services, customer: Principal, *,
         windows = delivery_windows(session, services, view, postcode)
         offered = {str(w.window_id) for w in windows}
         delivery = form.get("delivery", "") if form.get("delivery", "") in offered else ""
-        quote = _quote(session, services, customer, view, delivery=delivery,
-                       postcode=postcode)
+        code = form.get("discount_code", "")
+        quote, code_error = _quote(session, services, customer, view, delivery=delivery,
+                                   postcode=postcode, discount_code=code)
+    if code_error and not error:
+        error, field = code_error, DISCOUNT_FIELD
     return _page(request, "checkout.html", {
         "shop_name": services.settings.shop.name, "view": view, "windows": windows,
-        "postcode": postcode, "error": error, "form": {**form, "delivery": delivery},
+        "postcode": postcode, "error": error, "field": field,
+        "form": {**form, "delivery": delivery},
         "form_key": str(uuid.uuid4()), "customer": customer, "quote": quote,
     }, status_code)
 
@@ -182,14 +199,17 @@ def _checkout_page(request: Request, services: Services, customer: Principal, *,
 @router.get("/checkout")
 def checkout_page(request: Request, services: ServicesDep, customer: OptionalCustomer,
                   postcode: Annotated[str, Query(max_length=16)] = "",
-                  delivery: Annotated[str, Query(max_length=20)] = "") -> Response:
+                  delivery: Annotated[str, Query(max_length=20)] = "",
+                  discount_code: Annotated[str, Query(max_length=40)] = "") -> Response:
     """``postcode`` lists the hub windows; ``delivery`` (a window id, from the same form) prices
-    the total with it: the no-JavaScript way to see the total change with the delivery."""
+    the total with it, and ``discount_code`` applies a code (a refused one is named beside its
+    field): the no-JavaScript way to see the total change."""
     if customer is None:
         return _sign_in("/checkout")
     postcode = postcode.strip().upper()
     return _checkout_page(request, services, customer, postcode=postcode,
-                          form={"postcode": postcode, "delivery": delivery})
+                          form={"postcode": postcode, "delivery": delivery,
+                                "discount_code": discount_code.strip()})
 
 
 def _inputs(form: dict[str, str]) -> tuple[dict[str, Any], flows.DeliveryChoice | None]:
@@ -211,14 +231,15 @@ def _inputs(form: dict[str, str]) -> tuple[dict[str, Any], flows.DeliveryChoice 
 def place_order(request: Request, services: ServicesDep, customer: OptionalCustomer,
                 key: Annotated[str, Form(max_length=64)], name: Short, line1: Short,
                 city: Short, postcode: Short, payment: PaymentFormDep, line2: Short = "",
-                country: Short = "GB", delivery: Short = "central") -> Response:
+                country: Short = "GB", delivery: Short = "central",
+                discount_code: Annotated[str, Form(max_length=40)] = "") -> Response:
     """The checkout form without the offline outbox. The card was tokenised in the page; the
     form's key (fresh per page) makes a double submit the same attempt: the flow finds the
     order by its checkout reference and does not charge again."""
     if customer is None:
         return _sign_in("/checkout")
     form = {"name": name, "line1": line1, "line2": line2, "city": city, "postcode": postcode,
-            "country": country, "delivery": delivery}
+            "country": country, "delivery": delivery, "discount_code": discount_code.strip()}
     if payment.refusal is not None:
         return _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=payment.refusal, status_code=422)
@@ -241,12 +262,15 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
             provider=services.payments, policy=services.checkout,
             request=flows.CheckoutRequest(
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
-                checkout_reference=_reference(customer, key), delivery=choice))
+                checkout_reference=_reference(customer, key), delivery=choice,
+                discount_code=discount_code.strip()))
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
             record_decline(services, request, customer.id, fingerprint)
         page = _checkout_page(request, services, customer, postcode=postcode, form=form,
-                              error=exc.detail, status_code=exc.status)
+                              error=exc.detail, status_code=exc.status,
+                              field=DISCOUNT_FIELD if exc.extensions.get("field") ==
+                              DISCOUNT_FIELD else "")
         page.headers.update(problem_headers(exc))  # Retry-After on a cool-down
         return page
     for hook in services.after_commit:
@@ -285,8 +309,11 @@ def order_page(order_id: IdPath, request: Request, services: ServicesDep,
         timeline = orders.order_timeline(session, order_id)
         parcels = order_shipments(session, order_id)
         window = booked_window(session, order_id)
+    order = detail.order
     response = _page(request, "order.html", {
         "shop_name": services.settings.shop.name, "detail": detail, "placed": bool(placed),
+        "refunded_tax": refund_tax(order.refunded_amount, total_amount=order.total_amount,
+                                   tax_amount=order.tax_amount),
         "timeline": timeline, "parcels": parcels,
         "window": window, "path_words": FULFILMENT_PATHS.get(
             detail.order.fulfilment_path, detail.order.fulfilment_path.replace("-", " "))})

@@ -33,6 +33,8 @@ function body() {
     shipping_address: { name: f.name.value, line1: f.line1.value, line2: f.line2.value, city: f.city.value, postcode: f.postcode.value, country: f.country.value || "GB" },
   };
   if (delivery && delivery.value !== "central") out.delivery = { window_id: Number(delivery.value) };
+  const code = form.querySelector('input[name="discount_code"]');  // applied in #delivery-form
+  if (code && code.value) out.discount_code = code.value;
   return out;
 }
 

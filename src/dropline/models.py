@@ -45,7 +45,7 @@ from dropline.memberships.models import (
     PollVote,
     WaitlistEntry,
 )
-from dropline.notifications.models import MailOutboxItem
+from dropline.notifications.models import MailOutboxItem, MarketingOptOut
 from dropline.orders.models import Order, OrderLine, Shipment, ShipmentLine
 from dropline.payments.models import LocalProviderCharge, Payment, Refund
 from dropline.popups.models import (
@@ -97,6 +97,7 @@ __all__ = [
     "LocalProviderCharge",
     "Location",
     "MailOutboxItem",
+    "MarketingOptOut",
     "MediaAsset",
     "Membership",
     "MembershipCharge",

@@ -282,9 +282,9 @@ def list_outbox(session: Session, *, status: MailStatus | None = None,
 
 def outbox_counts(session: Session) -> dict[MailStatus, int]:
     """Mails by status, for the console."""
-    counts = dict(session.execute(select(MailOutboxItem.status, func.count())
-                                  .group_by(MailOutboxItem.status)).tuples().all())
-    return {status: int(counts.get(status, 0)) for status in MailStatus}
+    counts = {status: int(n) for status, n in session.execute(
+        select(MailOutboxItem.status, func.count()).group_by(MailOutboxItem.status))}
+    return {status: counts.get(status, 0) for status in MailStatus}
 
 
 def sample_context(template: str, *, shop_name: str, public_url: str) -> dict[str, Any]:

@@ -61,10 +61,12 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) ->
     if not rows:
         return 0
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    result = session.execute(dialect.insert(MailOutboxItem).values(rows)
-                             .on_conflict_do_nothing(index_elements=["event_id", "template"]))
+    # RETURNING counts the rows written (a multi-row INSERT's rowcount is not reliable).
+    written = session.execute(dialect.insert(MailOutboxItem).values(rows)
+                              .on_conflict_do_nothing(index_elements=["event_id", "template"])
+                              .returning(MailOutboxItem.id)).all()
     session.flush()
-    return int(result.rowcount or 0)
+    return len(written)
 
 
 def _row(*, key: str, template: str, customer_id: int | None, order_id: int | None,

@@ -36,7 +36,6 @@ from dropline.media.models import MediaAsset
 from dropline.memberships.models import (
     Membership,
     MembershipCharge,
-    MembershipNotice,
     MembershipPaymentMethod,
     MembershipSetting,
     MembershipTier,
@@ -101,7 +100,6 @@ __all__ = [
     "MediaAsset",
     "Membership",
     "MembershipCharge",
-    "MembershipNotice",
     "MembershipPaymentMethod",
     "MembershipSetting",
     "MembershipTier",

@@ -145,6 +145,9 @@ def test_every_template_renders_its_preview(template):
     if about_a_drop:
         assert "Fig Leaf No. 3" in mail.text and "Fig Leaf No. 3" in mail.subject
         assert "https://shop.example/drops/fig-leaf-3" in mail.text
+    elif template == "membership_notice":
+        assert mail.subject == "Receipt: Founding, £10.00"
+        assert "£10.00 was charged to your card ending 4242" in mail.text
     else:
         assert "Order 1042" in mail.text and "1042" in mail.subject
     assert ("https://shop.example/unsubscribe/" in mail.text) is (template in MARKETING)

@@ -33,6 +33,8 @@ SUBJECTS: Mapping[str, str] = {
     "waitlist_offer": "{drop_name}: units are held for you until {offer_ends}",
     "drop_announcement": "{drop_name} drops on {drop_starts}",
     "early_access_open": "Early access to {drop_name} is open",
+    # Membership notices (receipts, dunning, a waitlist spot): written whole by memberships.
+    "membership_notice": "{subject}",
 }
 
 # Marketing mail: sent only to customers who have not unsubscribed, with a one-click

@@ -293,6 +293,11 @@ def sample_context(template: str, *, shop_name: str, public_url: str) -> dict[st
     """A made-up order, drop and customer for previews (``dropline mail preview``, the
     console): no database needed. Marketing previews carry a placeholder unsubscribe link."""
     base = public_url.rstrip("/")
+    if template == "membership_notice":
+        return {"shop_name": shop_name, "name": "Ada Lovelace", "kind": "receipt",
+                "membership_id": 7, "subject": "Receipt: Founding, £10.00",
+                "body": "Thank you. £10.00 was charged to your card ending 4242 for Founding, "
+                        "07 Dec 2026 to 07 Jan 2027."}
     if template in ("drop_announcement", "early_access_open", "waitlist_offer"):
         return {"shop_name": shop_name, "name": "Ada Lovelace", "drop_name": "Fig Leaf No. 3",
                 "drop_path": "/drops/fig-leaf-3", "drop_url": f"{base}/drops/fig-leaf-3",

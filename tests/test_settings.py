@@ -72,8 +72,6 @@ KEPT = [
     ("DROPLINE_EMAIL_FROM", "Shop <shop@x.example>", "mail.sender", "Shop <shop@x.example>"),
     ("DROPLINE_SMTP_URL", "smtp://u:p@mail:587", "mail.smtp_url", "smtp://u:p@mail:587"),
     ("DROPLINE_EMAIL_DIR", "/tmp/out", "mail.outbox_dir", "/tmp/out"),
-    ("DROPLINE_MAIL_PUBLIC_URL", "https://shop.example", "mail.public_url",
-     "https://shop.example"),
     ("DROPLINE_MAIL_MAX_ATTEMPTS", "3", "mail.max_attempts", 3),
     ("DROPLINE_THROTTLE_SIGN_IN_PER_ACCOUNT_PER_MINUTE", "7",
      "throttle.sign_in_per_account_per_minute", 7),

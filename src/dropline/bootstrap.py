@@ -24,13 +24,14 @@ from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock, SystemClock
 from dropline.config import EdgeSettings, PaymentSettings, Settings, get_settings
 from dropline.db import Database, pool_options
+from dropline.drops.mails import queue_drop_mail, queue_early_access_mails
 from dropline.drops.models import Drop
 from dropline.edge import BackgroundPurger, EdgePurger
 from dropline.events.service import subscribe
 from dropline.fulfilment.ports import RouteSolver
 from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
-from dropline.notifications.jobs import send_mail_outbox
+from dropline.notifications.jobs import queue_out_for_delivery, send_mail_outbox
 from dropline.notifications.service import queue_mail
 from dropline.orders.models import Order, Shipment
 from dropline.payments.models import Payment, Refund
@@ -82,9 +83,13 @@ def build_services(
         carriers=build_carriers(),
         edge=build_edge(settings.edge),
     )
+    # The mails due at a time rather than on a write first, then the outbox drained.
+    services.jobs.append(functools.partial(queue_out_for_delivery, db, clock=clock))
+    services.jobs.append(functools.partial(queue_early_access_mails, db, clock=clock))
     services.jobs.append(functools.partial(
         send_mail_outbox, db, clock=clock, sender=mailer, shop_name=settings.shop.name,
-        public_url=settings.mail.public_url, max_attempts=settings.mail.max_attempts))
+        public_url=settings.web.mail_base_url(), secret_key=settings.web.secret_key,
+        max_attempts=settings.mail.max_attempts))
     return services
 
 
@@ -138,8 +143,10 @@ def install_listeners() -> None:
     """Registers what listens to the process's writes, in the writing transaction: webhooks
     subscribe to domain events (a delivery queued per subscribed endpoint), and the audit
     trail's session listeners record changes to ``AUDITED_MODELS``; order events queue their
-    mails (``notifications.service.queue_mail``). Idempotent; called by
-    ``build_services``, the CLI and the test set-up."""
+    mails (``notifications.service.queue_mail``), and a new drop or a waitlist offer theirs
+    (``drops.mails.queue_drop_mail``). Idempotent; called by ``build_services``, the CLI and
+    the test set-up."""
     subscribe(enqueue_deliveries)
     subscribe(queue_mail)
+    subscribe(queue_drop_mail)
     install_audit_trail(AUDITED_MODELS)

@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 DEFAULT_DATA_DIR = Path("var")
+LOCAL_URL = "http://localhost:8000"  # `dropline serve`'s default address
 
 
 def setting(default: Any, meaning: str, *, env: str | None = None, **constraints: Any) -> Any:
@@ -103,9 +104,10 @@ class WebSettings(Section):
                                   env="DROPLINE_COOKIE_SECURE")
     public_url: str | None = setting(
         None, "The shop's public address (https://shop.example): absolute links on publicly "
-        "cached pages and in account mail (password reset) use it; unset, they use the address "
-        "the request named (pages vary by Host). Set it in production, so a forged Host header "
-        "cannot point a reset link elsewhere.",
+        "cached pages and in every mail (password reset, orders, drops, unsubscribe) use it; "
+        "unset, pages use the address the request named (pages vary by Host) and mail sent "
+        "by the worker uses http://localhost:8000. Set it in production, so a forged Host "
+        "header cannot point a reset link elsewhere.",
         env="DROPLINE_PUBLIC_URL", pattern=r"^https?://[^/\s?#]+$")
     threads: int = setting(
         32, "Threads for synchronous endpoints; the database pool is sized above it.",
@@ -116,6 +118,12 @@ class WebSettings(Section):
     run_scheduler: bool = setting(
         True, "Run background jobs (webhook delivery, renewals) inside `serve`.",
         env="DROPLINE_RUN_SCHEDULER")
+
+    def mail_base_url(self) -> str:
+        """The address links in worker-sent mail start with (orders, drops, unsubscribe):
+        ``public_url``, or the local development server's when it is unset (a worker has no
+        request whose address it could use)."""
+        return self.public_url or LOCAL_URL
 
 
 class EdgeSettings(Section):
@@ -246,9 +254,7 @@ class MailSettings(Section):
               "mail is written to the outbox folder.", env="DROPLINE_SMTP_URL")
     outbox_dir: str = setting("var/outbox", "Folder the outbox writes .eml files to.",
                               env="DROPLINE_EMAIL_DIR")
-    public_url: str = setting("http://localhost:8000", "The shop's address as shoppers reach "
-                              "it, for links in mail (an order's page).")
-    max_attempts: int = setting(8, "Sending attempts of an order mail before it is given up.",
+    max_attempts: int = setting(8, "Sending attempts of a mail before it is given up.",
                                 ge=1)
 
 

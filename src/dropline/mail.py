@@ -22,6 +22,8 @@ class OutgoingEmail:
     # receiving system (or a developer reading the folder) can de-duplicate.
     message_id: str
     html: str | None = None  # an HTML alternative to ``text``, when the message has one
+    # Further headers, e.g. List-Unsubscribe and List-Unsubscribe-Post on marketing mail.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class EmailSender(Protocol):

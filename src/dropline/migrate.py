@@ -46,9 +46,16 @@ def current_revisions(url: str) -> tuple[str, ...]:
 
 
 def head_revisions(url: str) -> tuple[str, ...]:
+    """The heads a fully upgraded database records: the scripts' heads less those another
+    head depends on (``depends_on``), which Alembic's version table leaves implied."""
     from alembic.script import ScriptDirectory
 
-    return tuple(sorted(ScriptDirectory.from_config(alembic_config(url)).get_heads()))
+    script = ScriptDirectory.from_config(alembic_config(url))
+    heads = set(script.get_heads())
+    implied = {rev.revision for head in heads
+               for rev in script.revision_map.iterate_revisions(head, "base")
+               if rev.revision != head}
+    return tuple(sorted(heads - implied))
 
 
 def pending_heads(url: str) -> tuple[str, ...]:

@@ -38,7 +38,6 @@ from dropline.media.models import MediaAsset
 from dropline.memberships.models import (
     Membership,
     MembershipCharge,
-    MembershipNotice,
     MembershipPaymentMethod,
     MembershipSetting,
     MembershipTier,
@@ -47,7 +46,7 @@ from dropline.memberships.models import (
     PollVote,
     WaitlistEntry,
 )
-from dropline.notifications.models import MailOutboxItem
+from dropline.notifications.models import MailOutboxItem, MarketingOptOut
 from dropline.orders.models import Order, OrderLine, Shipment, ShipmentLine
 from dropline.payments.models import LocalProviderCharge, Payment, Refund
 from dropline.popups.models import (
@@ -105,10 +104,10 @@ __all__ = [
     "LocalProviderCharge",
     "Location",
     "MailOutboxItem",
+    "MarketingOptOut",
     "MediaAsset",
     "Membership",
     "MembershipCharge",
-    "MembershipNotice",
     "MembershipPaymentMethod",
     "MembershipSetting",
     "MembershipTier",

@@ -20,10 +20,11 @@ from dropline.memberships.models import (
     ChargeStatus,
     Membership,
     MembershipCharge,
-    MembershipNotice,
     MembershipTier,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy, add_months
+from dropline.notifications.jobs import send_mail_outbox
+from dropline.notifications.models import MailOutboxItem
 from dropline.orders.models import Order, OrderLine
 from tests.builders import make_location, make_product
 from tests.memberships.support import (
@@ -54,11 +55,12 @@ def charges(db, membership_id) -> list[MembershipCharge]:
 
 
 def notices(db, membership_id=None) -> list[str]:
+    """The kinds of the membership notices on the mail outbox, oldest first."""
     with db.transaction() as session:
-        query = select(MembershipNotice.kind).order_by(MembershipNotice.id)
-        if membership_id is not None:
-            query = query.where(MembershipNotice.membership_id == membership_id)
-        return list(session.scalars(query))
+        payloads = session.scalars(select(MailOutboxItem.payload).where(
+            MailOutboxItem.template == "membership_notice").order_by(MailOutboxItem.id))
+        return [p["kind"] for p in payloads
+                if membership_id is None or p["membership_id"] == membership_id]
 
 
 def live_count(db, tier_id) -> int:
@@ -303,8 +305,9 @@ def test_cancel_at_period_end_keeps_perks_until_then_and_charges_nothing_more(db
                                                     EndReason.voluntary, clock.now())
     assert provider.calls == 1 and live_count(db, tier) == 0
     with db.transaction() as session:
-        assert session.scalar(select(MembershipNotice.customer_id).where(
-            MembershipNotice.kind == "waitlist-spot")) == waiting
+        assert session.scalar(select(MailOutboxItem.customer_id).where(
+            MailOutboxItem.event_id.like("waitlist:%"))) == waiting
+    assert "waitlist-spot" in notices(db)
     join(db, clock, provider, customer_id=waiting, tier_id=tier)
     assert live_count(db, tier) == 1
 
@@ -451,14 +454,19 @@ def test_a_utility_tier_ships_its_consumable_each_cycle_and_credits_it_when_out(
 # ------------------------------------------------------------------------------- notices
 
 
-def test_notices_are_written_as_eml_files_once(db, clock, tmp_path):
+def test_notices_go_out_through_the_mail_outbox_once(db, clock, tmp_path):
     tier = make_tier(db, clock)
     customer = make_customer(db, clock, email="ada@example.com")
     join(db, clock, ScriptedProvider(), customer_id=customer, tier_id=tier)
     sender = FolderSender(tmp_path / "outbox")
 
-    assert jobs.send_notices(db, clock=clock, sender=sender) == 1
-    assert jobs.send_notices(db, clock=clock, sender=sender) == 0
+    def send() -> int:
+        return send_mail_outbox(db, clock=clock, sender=sender, shop_name="Fig & Smoke",
+                                public_url="https://shop.example", secret_key="test-secret",
+                                max_attempts=3).sent
+
+    assert send() == 1
+    assert send() == 0
 
     [path] = (tmp_path / "outbox").glob("*.eml")
     message = message_from_bytes(path.read_bytes())

@@ -11,6 +11,9 @@ from email.message import EmailMessage
 import pytest
 from aiosmtpd.controller import Controller
 
+from dropline.adapters.email import SmtpSender
+from dropline.notifications.jobs import send_mail_outbox
+
 
 class Inbox:
     """The SMTP handler: every message the server accepted, parsed."""
@@ -40,3 +43,11 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
+
+
+def send_outbox(db, clock, port: int, *, max_attempts: int = 3):
+    """The outbox job, once, through the SMTP adapter to the test server on ``port``."""
+    return send_mail_outbox(db, clock=clock, sender=SmtpSender("127.0.0.1", port,
+                                                               starttls=False, timeout=5),
+                            shop_name="Fig & Smoke", public_url="https://shop.example",
+                            secret_key="test-secret", max_attempts=max_attempts)

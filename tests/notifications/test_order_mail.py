@@ -12,6 +12,7 @@ from dropline.adapters.payments import LocalCardProvider
 from dropline.notifications.jobs import send_mail_outbox
 from dropline.notifications.models import MailOutboxItem, MailStatus
 from dropline.notifications.render import TEMPLATES, render_mail
+from dropline.notifications.rules import MARKETING
 from dropline.notifications.service import sample_context
 from dropline.orders import flows, lifecycle, shipments
 from dropline.orders.models import Order
@@ -24,7 +25,7 @@ def _send(db, clock, port, max_attempts=3):
     return send_mail_outbox(db, clock=clock, sender=SmtpSender("127.0.0.1", port,
                                                                starttls=False, timeout=5),
                             shop_name="Fig & Smoke", public_url="https://shop.example",
-                            max_attempts=max_attempts)
+                            secret_key="test-secret", max_attempts=max_attempts)
 
 
 def _shipped_order(db, clock, settings, tracking="RM123456785GB"):
@@ -140,7 +141,16 @@ def test_a_rolled_back_change_queues_no_mail(db, clock, settings):
 def test_every_template_renders_its_preview(template):
     mail = render_mail(template, sample_context(template, shop_name="Fig & Smoke",
                                                 public_url="https://shop.example"))
-    assert "Order 1042" in mail.text and "1042" in mail.subject
+    about_a_drop = template in ("drop_announcement", "early_access_open", "waitlist_offer")
+    if about_a_drop:
+        assert "Fig Leaf No. 3" in mail.text and "Fig Leaf No. 3" in mail.subject
+        assert "https://shop.example/drops/fig-leaf-3" in mail.text
+    elif template == "membership_notice":
+        assert mail.subject == "Receipt: Founding, £10.00"
+        assert "£10.00 was charged to your card ending 4242" in mail.text
+    else:
+        assert "Order 1042" in mail.text and "1042" in mail.subject
+    assert ("https://shop.example/unsubscribe/" in mail.text) is (template in MARKETING)
     assert mail.html.startswith("<!doctype html>") and "Fig &amp; Smoke" in mail.html
 
 

@@ -35,6 +35,8 @@ def build_mime(message: OutgoingEmail, *, sender: str, cte: str | None = None) -
     mime["Subject"] = message.subject
     mime["Date"] = email.utils.formatdate(usegmt=True)
     mime["Message-ID"] = f"<{message.message_id}@dropline>"
+    for name, value in message.headers:
+        mime[name] = value
     mime.set_content(message.text, cte=cte)
     if message.html is not None:
         mime.add_alternative(message.html, subtype="html", cte=cte)

@@ -20,10 +20,11 @@ COLUMNS = [("event_id", "text"), ("type", "text"), ("subject_type", "text"),
 def insert_events(session: Session, *, now: datetime, events: Sequence[dict[str, Any]],
                   ids: Sequence[int] | None = None) -> None:
     """One INSERT for ``events`` (dicts of type, subject_type, subject_id, customer_id,
-    payload), each with a fresh event id, occurring ``now``. ``ids``: the rows' primary keys,
+    payload), each with its ``event_id`` if it has one (a mail queued for it refers to it,
+    ``notifications.bulk``) or a fresh one, occurring ``now``. ``ids``: the rows' primary keys,
     taken beforehand (``bulk.next_ids``) when other rows must refer to them; without them the
     table's default gives them (one round trip fewer)."""
-    rows = [(str(uuid.uuid4()), e["type"], e["subject_type"], e["subject_id"], e["customer_id"],
+    rows = [(e.get("event_id") or str(uuid.uuid4()), e["type"], e["subject_type"], e["subject_id"], e["customer_id"],
              now, e["payload"]) for e in events]
     if ids is None:
         bulk.insert_unnest(session, "domain_events", COLUMNS, rows)

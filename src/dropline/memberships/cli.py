@@ -204,11 +204,12 @@ def recompute_segments() -> None:
 
 @members_app.command("renew", epilog="Example: dropline members renew")
 def renew() -> None:
-    """Run the membership jobs once (renewals, dunning, lapses, onboarding, notices)."""
+    """Run the membership jobs once (renewals, dunning, lapses, onboarding); their notices
+    are sent with the other mail (`dropline mail send`)."""
     report = jobs.run_membership_jobs(
         services().db, clock=services().clock, settings=services().settings,
         provider=services().payments,  # type: ignore[arg-type]
-        sender=services().mailer, drop_days=started_drop_days)
+        drop_days=started_drop_days)
     console.print(f"renewals opened {report.opened}, ended {report.ended}, attempts "
                   f"{report.outcomes or 'none'}")
 

@@ -8,12 +8,13 @@ so a second run, or a second worker, finds nothing left to do.
     resume_due           resumes paused memberships whose resume date has come
     advance_onboarding   marks each new member's onboarding steps done as they fall due
     recompute_segments   reclassifies every member (at most once a day unless forced)
-    send_notices         emails the notice outbox (after commit, at least once)
+
+The notices these write (receipts, dunning) go on the one mail outbox
+(``service.queue_notice``), which its own job sends after commit.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
-from dropline.mail import EmailSender, OutgoingEmail
 from dropline.memberships import flows, service
 from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import (
@@ -31,15 +31,12 @@ from dropline.memberships.models import (
     ChargeStatus,
     Membership,
     MembershipCharge,
-    MembershipNotice,
 )
 from dropline.memberships.onboarding import advance_all
 from dropline.memberships.rules import EndReason, MembershipStatus
 from dropline.memberships.segments import DropDays, claim_segment_run, classify_all
 from dropline.payments.provider import RecurringPaymentProvider
 
-log = logging.getLogger("dropline.memberships")
-NOTICE_LEASE_SECONDS = 60
 SEGMENT_INTERVAL = timedelta(hours=24)
 
 
@@ -145,45 +142,6 @@ def resume_due(db: Database, *, clock: Clock) -> int:
     return resumed
 
 
-def send_notices(db: Database, *, clock: Clock, sender: EmailSender, limit: int = 200) -> int:
-    """At least once: a notice is claimed (lease), sent, then marked sent. A crash between the
-    send and the mark resends it after the lease with the same Message-ID."""
-    now = clock.now()
-    with db.transaction() as session:
-        rows = session.execute(
-            select(MembershipNotice.id).where(
-                MembershipNotice.sent_at.is_(None),
-                or_(MembershipNotice.claimed_until.is_(None),
-                    MembershipNotice.claimed_until <= now))
-            .order_by(MembershipNotice.id).limit(limit)).scalars().all()
-    sent = 0
-    for notice_id in rows:
-        with db.transaction() as session:
-            claimed = session.execute(
-                update(MembershipNotice).where(
-                    MembershipNotice.id == notice_id, MembershipNotice.sent_at.is_(None),
-                    or_(MembershipNotice.claimed_until.is_(None),
-                        MembershipNotice.claimed_until <= now))
-                .values(claimed_until=now + timedelta(seconds=NOTICE_LEASE_SECONDS))).rowcount
-            if claimed != 1:
-                continue
-            notice = session.get(MembershipNotice, notice_id)
-            assert notice is not None
-            to = service.customers_emails(session, [notice.customer_id]).get(notice.customer_id)
-            message = OutgoingEmail(to=to or "", subject=notice.subject, text=notice.body,
-                                    message_id=f"notice-{notice.id}-{notice.dedupe_key}")
-        try:
-            sender.send(message)
-        except Exception:  # the lease runs out and another pass retries it
-            log.exception("could not send notice %s", notice_id)
-            continue
-        with db.transaction() as session:
-            session.execute(update(MembershipNotice).where(MembershipNotice.id == notice_id)
-                            .values(sent_at=clock.now()))
-        sent += 1
-    return sent
-
-
 def advance_onboarding(db: Database, *, clock: Clock) -> int:
     with db.transaction() as session:
         return advance_all(session, clock=clock)
@@ -202,13 +160,12 @@ def recompute_segments(db: Database, *, clock: Clock, drop_days: DropDays,
 @dataclass
 class MembershipJobs:
     """The pass the background worker runs (``web.scheduler.BackgroundWorker.run_once``), with
-    the process's payment provider and mail sender (``Services.payments``, ``Services.mailer``)."""
+    the process's payment provider (``Services.payments``)."""
 
     db: Database
     clock: Clock
     settings: Settings
     provider: RecurringPaymentProvider
-    sender: EmailSender
     drop_days: DropDays  # drops.service.started_drop_days in the shop
 
     def run_once(self) -> RenewalReport:
@@ -218,11 +175,10 @@ class MembershipJobs:
         lapse_overdue(self.db, clock=self.clock)
         advance_onboarding(self.db, clock=self.clock)
         recompute_segments(self.db, clock=self.clock, drop_days=self.drop_days)
-        send_notices(self.db, clock=self.clock, sender=self.sender)
         return report
 
 
 def run_membership_jobs(db: Database, *, clock: Clock, settings: Settings,
-                        provider: RecurringPaymentProvider, sender: EmailSender,
+                        provider: RecurringPaymentProvider,
                         drop_days: DropDays) -> RenewalReport:
-    return MembershipJobs(db, clock, settings, provider, sender, drop_days).run_once()
+    return MembershipJobs(db, clock, settings, provider, drop_days).run_once()

@@ -199,25 +199,6 @@ class WaitlistEntry(Base):
     __table_args__ = (UniqueConstraint("tier_id", "customer_id"),)
 
 
-class MembershipNotice(Base):
-    """The email outbox: written in the transaction of the change it reports, sent by a job
-    after commit. ``dedupe_key`` makes a notice exist once however often its cause is retried."""
-
-    __tablename__ = "membership_notices"
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("customers.id"), index=True)
-    membership_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("memberships.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(40))
-    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
-    subject: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(String(4000))
-    created_at: Mapped[datetime]
-    claimed_until: Mapped[datetime | None]
-    sent_at: Mapped[datetime | None] = mapped_column(index=True)
-
-
 class OnboardingProgress(Base):
     __tablename__ = "membership_onboarding"
 

@@ -3,6 +3,7 @@ delivery pricing call. Pure reads: session first, nothing written.
 
     active_tier(session, customer_id=, at=)                    -> MembershipTier | None
     early_access_minutes(session, customer_id=, at=)           -> int (0 for non-members)
+    early_access_members(session, at=)                         -> {customer id: minutes}
     member_price(session, customer_id=, variant_id=, base_amount=, at=) -> int
     delivery_subsidy(session, customer_id=, at=)               -> DeliverySubsidy
 
@@ -58,6 +59,19 @@ def active_tier(session: Session, *, customer_id: int, at: datetime) -> Membersh
 def early_access_minutes(session: Session, *, customer_id: int, at: datetime) -> int:
     tier = active_tier(session, customer_id=customer_id, at=at)
     return tier.early_access_minutes if tier is not None else 0
+
+
+def early_access_members(session: Session, *, at: datetime) -> dict[int, int]:
+    """Every member with early access at ``at`` and their tier's lead in minutes (for the
+    "early access open" mail); the same members ``early_access_minutes`` answers for."""
+    at = ensure_utc(at)
+    rows = session.execute(
+        select(Membership.live_customer_id, MembershipTier.early_access_minutes)
+        .join(MembershipTier, MembershipTier.id == Membership.tier_id)
+        .where(Membership.live_customer_id.is_not(None),
+               Membership.status.in_(PERK_STATUSES), Membership.started_at <= at,
+               MembershipTier.early_access_minutes > 0))
+    return {int(customer_id): int(minutes) for customer_id, minutes in rows}
 
 
 def member_price(session: Session, *, customer_id: int, variant_id: int, base_amount: int,

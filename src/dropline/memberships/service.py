@@ -1,5 +1,5 @@
 """Membership use cases: tiers, the lifecycle (start, change, pause, resume, cancel, end),
-waitlists and the notice outbox. Session first, keyword-only arguments; flush, never commit.
+waitlists and the notices (on the one mail outbox). Session first, keyword-only arguments; flush, never commit.
 
 Charging cards is not done here: ``flows`` takes payments between transactions and calls back
 into ``settle_*`` below. Every state change that must happen once (a spot taken, a period
@@ -26,7 +26,6 @@ from dropline.memberships.models import (
     ChargeStatus,
     Membership,
     MembershipCharge,
-    MembershipNotice,
     MembershipPaymentMethod,
     MembershipTier,
     WaitlistEntry,
@@ -46,6 +45,7 @@ from dropline.memberships.rules import (
     prorate_new_interval,
 )
 from dropline.money import format_money
+from dropline.notifications.service import queue_customer_mail
 
 # ---------------------------------------------------------------------------------- tiers
 
@@ -180,14 +180,13 @@ def _tell_waitlist(session: Session, *, clock: Clock, tier: MembershipTier) -> N
 
 def queue_notice(session: Session, *, clock: Clock, customer_id: int, membership_id: int | None,
                  kind: str, dedupe_key: str, subject: str, body: str) -> None:
-    """Written with the change it reports; sent by ``jobs.send_notices`` after commit."""
-    if session.scalar(select(MembershipNotice.id).where(
-            MembershipNotice.dedupe_key == dedupe_key)) is not None:
-        return
-    session.add(MembershipNotice(customer_id=customer_id, membership_id=membership_id, kind=kind,
-                                 dedupe_key=dedupe_key, subject=subject[:200], body=body[:4000],
-                                 created_at=clock.now()))
-    session.flush()
+    """A membership notice (receipt, payment failed, final notice, a waitlist spot ...) on the
+    one mail outbox, written with the change it reports and sent by the outbox job after
+    commit; ``dedupe_key`` makes it exist once however often its cause is retried."""
+    queue_customer_mail(session, clock=clock, key=dedupe_key, template="membership_notice",
+                        customer_id=customer_id,
+                        payload={"kind": kind, "membership_id": membership_id,
+                                 "subject": subject[:200], "body": body[:4000]})
 
 
 # ---------------------------------------------------------------------------- memberships

@@ -1,11 +1,12 @@
-"""Draining the order mail outbox (registered with the worker by the composition root).
+"""Draining the mail outbox (registered with the worker by the composition root).
 
 At least once, never twice for one event by design: each mail row exists once per (event,
 template); a pass claims a due row by one conditional UPDATE (pushing its next attempt out by
 the lease), sends it outside any transaction, then marks it sent. A crash between the send and
 the mark resends it after the lease with the same Message-ID, which receivers de-duplicate. A
 failed send is retried with a growing delay and given up (``failed``) after ``max_attempts``;
-a mail still unsent two days after its event is given up too (``rules.STALE_AFTER``)."""
+a mail still unsent two days after its event is given up too (``rules.STALE_AFTER``), and a
+marketing mail whose customer unsubscribed meanwhile is skipped."""
 
 from __future__ import annotations
 
@@ -17,12 +18,29 @@ from sqlalchemy import select, update
 
 from dropline.clock import Clock
 from dropline.db import Database
+from dropline.fulfilment.models import (
+    BookingStatus,
+    DeliveryWindow,
+    RoutePlanRow,
+    RouteRow,
+    RouteStopRow,
+    WindowBooking,
+)
+from dropline.fulfilment.rules import LONDON
+from dropline.locations.models import Location
 from dropline.mail import EmailSender
 from dropline.notifications.models import MailOutboxItem, MailStatus
 from dropline.notifications.rules import LEASE_SECONDS, is_stale, retry_delay_seconds
-from dropline.notifications.service import compose
+from dropline.notifications.service import compose, queue_order_mails
+from dropline.orders.models import Order
+from dropline.orders.rules import OrderStage
 
-__all__ = ["OutboxReport", "send_mail_outbox"]
+__all__ = ["OUT_FOR_DELIVERY_LOOKBACK", "OutboxReport", "queue_out_for_delivery",
+           "send_mail_outbox"]
+
+# A route that left longer ago than this is not announced any more (a worker that was down
+# all day should not tell shoppers at night that their parcel "arrives today").
+OUT_FOR_DELIVERY_LOOKBACK = timedelta(hours=3)
 
 log = logging.getLogger("dropline.notifications")
 
@@ -34,7 +52,10 @@ class OutboxReport:
 
 
 def send_mail_outbox(db: Database, *, clock: Clock, sender: EmailSender, shop_name: str,
-                     public_url: str, max_attempts: int, limit: int = 100) -> OutboxReport:
+                     public_url: str, secret_key: str, max_attempts: int,
+                     limit: int = 100) -> OutboxReport:
+    """One pass over the due mails; ``secret_key`` signs marketing mail's unsubscribe
+    links."""
     now = clock.now()
     with db.transaction() as session:
         due = list(session.scalars(
@@ -59,10 +80,12 @@ def send_mail_outbox(db: Database, *, clock: Clock, sender: EmailSender, shop_na
                 item.status, item.last_error = MailStatus.failed, "stale: not sent in time"
                 failed += 1
                 continue
-            message = compose(session, item, shop_name=shop_name, public_url=public_url)
+            composed = compose(session, item, shop_name=shop_name, public_url=public_url,
+                               secret_key=secret_key)
+            message = composed.message
             if message is None:
-                item.status, item.last_error = MailStatus.failed, "the order no longer exists"
-                failed += 1
+                item.status, item.last_error = composed.status, composed.reason
+                failed += composed.status is MailStatus.failed
                 continue
         try:
             sender.send(message)
@@ -83,3 +106,36 @@ def send_mail_outbox(db: Database, *, clock: Clock, sender: EmailSender, shop_na
                             .values(status=MailStatus.sent, sent_at=clock.now()))
         sent += 1
     return OutboxReport(sent, failed)
+
+
+def queue_out_for_delivery(db: Database, *, clock: Clock) -> int:
+    """Queues "out for delivery" for each order on a hub route that has left (its
+    ``departs_at`` has passed, within ``OUT_FOR_DELIVERY_LOOKBACK``): the window and the stop's
+    expected time, in the hub's local time. No write marks a route's departure, so this job
+    is its trigger; keyed by the booking, a mail exists once however often it runs (and
+    however often the window is re-planned). Orders cancelled or delivered meanwhile are left
+    out. Returns the mails queued."""
+    now = clock.now()
+    with db.transaction() as session:
+        rows = session.execute(
+            select(WindowBooking.id, Order.id, Order.customer_id, DeliveryWindow.starts_at,
+                   DeliveryWindow.ends_at, RouteStopRow.eta, Location.name)
+            .join(RouteStopRow, RouteStopRow.booking_id == WindowBooking.id)
+            .join(RouteRow, RouteRow.id == RouteStopRow.route_id)
+            .join(RoutePlanRow, RoutePlanRow.id == RouteRow.plan_id)
+            .join(DeliveryWindow, DeliveryWindow.id == RoutePlanRow.window_id)
+            .join(Location, Location.id == DeliveryWindow.location_id)
+            .join(Order, Order.id == WindowBooking.order_id)
+            .where(RouteRow.departs_at <= now,
+                   RouteRow.departs_at > now - OUT_FOR_DELIVERY_LOOKBACK,
+                   WindowBooking.status == BookingStatus.booked,
+                   Order.stage.not_in([OrderStage.cancelled, OrderStage.delivered,
+                                       OrderStage.returned]))
+            .order_by(WindowBooking.id)).all()
+        return queue_order_mails(session, clock=clock, template="out_for_delivery", mails=[
+            (f"booking-{booking_id}", order_id, customer_id, {
+                "hub": hub,
+                "window": f"between {starts.astimezone(LONDON):%H:%M} and "
+                          f"{ends.astimezone(LONDON):%H:%M}",
+                "eta": f"{eta.astimezone(LONDON):%H:%M}"})
+            for booking_id, order_id, customer_id, starts, ends, eta, hub in rows])

@@ -1,4 +1,4 @@
-"""Order mails from their templates (``notifications/templates``: ``<name>.txt`` and
+"""Mails from their templates (``notifications/templates``: ``<name>.txt`` and
 ``<name>.html``, Jinja2; HTML escaped, text not). Pure: a context in, a subject and two
 bodies out, so previews render exactly what is sent."""
 
@@ -33,4 +33,4 @@ def render_mail(template: str, context: Mapping[str, Any]) -> RenderedMail:
     return RenderedMail(
         subject=subject,
         text=_env.get_template(f"{template}.txt").render(**context),
-        html=_env.get_template(f"{template}.html").render(subject=subject, **context))
+        html=_env.get_template(f"{template}.html").render({**context, "subject": subject}))

@@ -1,5 +1,5 @@
-"""Sign in, sign up, sign out, the account page (orders, link to the membership portal), and
-password change and reset. Plain forms; the session cookie is the same one the JSON API sets.
+"""Sign in, sign up, sign out, the account page (orders, link to the membership portal, news of
+drops by mail: yes or no), and password change and reset. Plain forms; the session cookie is the same one the JSON API sets.
 A refused field is shown beside that field (``field`` in the template context)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dropline.customers.api import (
 from dropline.customers.schemas import CustomerCreate, PasswordResetRequest
 from dropline.errors import DomainError
 from dropline.memberships import perks
+from dropline.notifications import service as mail
 from dropline.orders import service as orders
 from dropline.web.caching import private_response
 from dropline.web.deps import OptionalCustomer, Services, ServicesDep
@@ -173,9 +174,10 @@ def account(request: Request, services: ServicesDep, customer: OptionalCustomer)
         person = customers.get_customer(session, customer.id)
         recent = orders.list_orders(session, customer_id=customer.id, limit=20)
         tier = perks.active_tier(session, customer_id=customer.id, at=services.clock.now())
+        subscribed = mail.is_subscribed(session, customer_id=customer.id)
     response = templates.TemplateResponse(request, "account.html", {
         "shop_name": services.settings.shop.name, "person": person, "orders": recent,
-        "tier": tier})
+        "tier": tier, "subscribed": subscribed})
     private_response(response)
     return response
 

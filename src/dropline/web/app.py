@@ -35,6 +35,8 @@ from dropline.media.api import router as media_router
 from dropline.memberships.api import router as memberships_router
 from dropline.memberships.pages import NAV_ITEMS as memberships_nav
 from dropline.memberships.pages import router as memberships_pages_router
+from dropline.notifications.pages import NAV_ITEMS as mail_nav
+from dropline.notifications.pages import router as mail_pages_router
 from dropline.orders.api import router as orders_router
 from dropline.payments.provider import PaymentProvider
 from dropline.planning.api import router as planning_router
@@ -104,7 +106,7 @@ def console_navigation() -> Navigation:
     """The console's side navigation: the overview, then each area's entries (the layout
     orders them by rank)."""
     return Navigation([OVERVIEW, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
-                       *planning_nav, *risk_nav])
+                       *planning_nav, *risk_nav, *mail_nav])
 
 
 def create_app(
@@ -177,6 +179,7 @@ def create_app(
     app.include_router(telemetry_pages_router)
     app.include_router(planning_pages_router)
     app.include_router(risk_pages_router)
+    app.include_router(mail_pages_router)
     app.include_router(popups_api_router)
     app.include_router(feeds_router)
     app.include_router(popups_pages_router)

@@ -41,6 +41,12 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Form targets posted from publicly cached pages (rendered with nothing about the visitor).
 PUBLIC_FORM_TARGETS = re.compile(r"/cart/lines|/drops/\d{1,19}/(queue|waitlist)")
+# Form targets authenticated by a token in their path, not by a cookie, so exempt from the
+# form token by design: the one-click unsubscribe of marketing mail (RFC 8058), which a
+# receiving mail system POSTs with no cookie and no page. The token is signed and works once
+# (``notifications.service.unsubscribe``), so a forger who lacks it can do nothing; a
+# cross-site browser post is still refused by the guard's header checks.
+TOKEN_AUTHENTICATED_FORM_TARGETS = re.compile(r"/unsubscribe/[A-Za-z0-9_.-]{1,200}")
 
 
 class Refused(Exception):
@@ -197,7 +203,8 @@ async def require_form_token(request: Request) -> None:
         return
     headers = {k.lower(): v for k, v in request.headers.items()}
     kind = headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind not in FORM_TYPES or _is_bearer(headers):
+    if kind not in FORM_TYPES or _is_bearer(headers) or \
+            TOKEN_AUTHENTICATED_FORM_TARGETS.fullmatch(request.url.path):
         return
     sent = headers.get(CSRF_HEADER)
     if not sent:

@@ -17,7 +17,7 @@ __all__ = ["NAV_RANKS", "NavItem", "Navigation", "OVERVIEW"]
 NAV_RANKS = {"/admin": 0, "/admin/drops": 10, "/admin/popups": 15,
              "/admin/memberships/cohort-map": 20, "/admin/fulfilment": 30,
              "/admin/telemetry": 40,
-             "/admin/planning": 45, "/admin/risk": 50, "/admin/audit": 51,
+             "/admin/planning": 45, "/admin/risk": 50, "/admin/audit": 51, "/admin/mail": 55,
              "/admin/playbooks": 80, "/admin/checklist": 90}
 
 

@@ -28,7 +28,7 @@ log = logging.getLogger("dropline.worker")
 
 class BackgroundWorker:
     """Built from the process's services (``bootstrap.build_services``): its database, clock
-    and settings, and the payment provider and mail sender the membership jobs use."""
+    and settings, and the payment provider the membership jobs use."""
 
     def __init__(self, services: Services, interval_seconds: float = 5.0,
                  jobs_interval_seconds: float = 30.0) -> None:
@@ -76,7 +76,7 @@ class BackgroundWorker:
         run_fulfilment_jobs(self._db, clock=self._clock, solver=self._services.solver)
         run_membership_jobs(self._db, clock=self._clock, settings=self._settings,
                             provider=self._services.payments,  # type: ignore[arg-type]
-                            sender=self._services.mailer, drop_days=started_drop_days)
+                            drop_days=started_drop_days)
         reclaim_drops(self._db, clock=self._clock, redis_url=self._settings.redis.url)
         # Charges whose settlement never ran (a worker died between the two) are settled
         # within a jobs interval or two of the grace.

@@ -29,6 +29,9 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 _PACKAGE = Path(__file__).resolve().parents[1]
 DOMAIN_TEMPLATE_DIRS = [_PACKAGE / domain / "templates" for domain in (
     "console", "fulfilment", "memberships", "planning", "popups", "risk", "telemetry")]
+# The notifications domain's page templates; its mail templates beside them have their own
+# environment (``notifications.render``).
+DOMAIN_TEMPLATE_DIRS.append(_PACKAGE / "notifications" / "templates" / "pages")
 SHOP_TIMEZONE = ZoneInfo("Europe/London")  # times on pages are the shop's local time
 
 templates = Jinja2Templates(directory=[TEMPLATE_DIR, *DOMAIN_TEMPLATE_DIRS])

@@ -24,7 +24,8 @@ each paid order exist once under any replay: a job whose reference already has a
 answered from that order and its gate units are given back.
 
 The orders themselves (rows, payments, audit rows) are written and settled by ``orders.bulk``
-(and ``payments.bulk``), their events by ``webhooks.bulk``; this module holds what is the
+(and ``payments.bulk``), their events by ``webhooks.bulk``, their confirmation mails by
+``notifications.bulk``; this module holds what is the
 drop's: the guards, the slot rows, the holds and the three steps.
 
 PostgreSQL is the source of truth: the guarded statements refuse what the rows cannot give, so
@@ -55,6 +56,7 @@ from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
 from dropline.failpoints import AFTER_CHARGE, stop_at
 from dropline.idempotency.models import KeyState
+from dropline.notifications.bulk import queue_event_mails
 from dropline.orders.bulk import BulkOrder, insert_orders, settle_orders
 from dropline.payments.provider import ChargeRequest, PaymentProvider, charge_each
 from dropline.webhooks.bulk import record_events
@@ -378,8 +380,11 @@ def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: Pay
         stop_at(AFTER_CHARGE, settings.testing.failpoint)
         with db.transaction() as session:
             now = clock.now()
-            record_events(session, now=now, events=settle_orders(
+            settled = settle_orders(
                 session, now=now, provider_name=provider.name, orders=written,
                 results=results, customers=customers,
-                on_declined=lambda declined: _return_drop_units(session, drop, declined)))
+                on_declined=lambda declined: _return_drop_units(session, drop, declined))
+            # The paid orders' confirmation mails, with the events they refer to.
+            queue_event_mails(session, now=now, events=settled)
+            record_events(session, now=now, events=settled)
     return jobs

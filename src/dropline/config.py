@@ -175,6 +175,10 @@ class PaymentSettings(Section):
             "as localstripe in tests).")
     stripe_timeout_seconds: float = setting(
         20.0, "Timeout of one request to Stripe, in seconds.", gt=0, le=120)
+    stripe_js_url: str = setting(
+        "https://js.stripe.com/v3/", "Where the pages load Stripe.js from (localstripe serves "
+        "a stand-in at `<its address>/js.stripe.com/v3/`); the pages' Content-Security-Policy "
+        "allows this origin and no other.", pattern=r"^https?://[^/\s]+/\S*$")
 
 
 class DropsSettings(Section):

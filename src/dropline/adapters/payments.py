@@ -227,6 +227,18 @@ class LocalCardProvider:
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         return self._remembered(idempotency_key)
 
+    def charge_status(self, reference: str) -> ChargeResult | None:
+        """The local provider decides every charge at once, so a known charge is decided."""
+        with self._sessions() as session:
+            row = session.scalar(select(LocalProviderCharge).where(
+                LocalProviderCharge.reference == reference,
+                LocalProviderCharge.kind == "charge"))
+            if row is None:
+                return None
+            if row.outcome == "succeeded":
+                return ChargeResult("succeeded", row.reference)
+            return ChargeResult("declined", row.reference, row.outcome.split(":", 1)[1])
+
     def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
                        idempotency_key: str) -> ChargeResult:
         """Card present, through the simulated terminal: the same ledger and the same test

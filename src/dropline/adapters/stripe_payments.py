@@ -128,14 +128,36 @@ class StripeProvider:
             raise ProviderUnavailable(str(exc)) from exc
         if not found.data:
             return None
-        intent = found.data[0]
-        if intent.status == "succeeded":
-            return ChargeResult("succeeded", intent.id)
-        if intent.status in ("requires_payment_method", "canceled"):
-            error = intent.last_payment_error
-            code = (error.decline_code or error.code) if error is not None else None
-            return ChargeResult("declined", intent.id, code or "card_declined")
-        return None  # still deciding (requires_action, processing): its webhook settles it
+        return _intent_outcome(found.data[0])
+
+    def charge_status(self, reference: str) -> ChargeResult | None:
+        """The PaymentIntent's outcome (``GET /v1/payment_intents/{id}``): what the page's
+        return after 3-D Secure settles by; None while Stripe is still deciding or for an id
+        Stripe does not know (nothing is settled on a guess)."""
+        if not reference.startswith("pi_"):
+            return None
+        try:
+            intent = self._client.v1.payment_intents.retrieve(reference)
+        except stripe.InvalidRequestError:
+            return None
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        return _intent_outcome(intent)
+
+    def create_card_setup(self) -> str:
+        """A SetupIntent for the page to collect a card into (``confirmCardSetup`` in
+        Stripe.js): its client secret. The page then sends the shop only the resulting
+        PaymentMethod's id; a bank asking for 3-D Secure at set-up is answered in the page."""
+        try:
+            setup = self._client.v1.setup_intents.create(params={
+                "usage": "on_session", "payment_method_types": ["card"]})
+        except stripe.StripeError as exc:
+            if _transient(exc):
+                raise ServiceUnavailable("the payment provider is not answering; retry",
+                                         retry_after=5) from None
+            raise
+        assert setup.client_secret is not None
+        return setup.client_secret
 
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
         """Stripe has no batch charge: one PaymentIntent per request, in order."""
@@ -232,6 +254,22 @@ class StripeProvider:
         error = intent.last_payment_error
         code = (error.decline_code or error.code) if error is not None else None
         return ChargeResult("declined", intent.id, code or "card_declined")
+
+
+def _intent_outcome(intent: Any) -> ChargeResult | None:
+    """A PaymentIntent's decided outcome; None while it is still deciding (requires_action,
+    processing): its webhook, or the shopper's return, settles it later."""
+    if intent.status == "succeeded":
+        return ChargeResult("succeeded", intent.id)
+    if intent.status in ("requires_payment_method", "canceled"):
+        # Stripe's objects raise AttributeError for a field the answer left out.
+        error = intent.to_dict().get("last_payment_error") or {}
+        code = error.get("decline_code") or error.get("code")
+        if code is None:  # no error: the shopper failed (or abandoned) 3-D Secure
+            code = "authentication_failed" if intent.status == "requires_payment_method" \
+                else "card_declined"
+        return ChargeResult("declined", intent.id, code)
+    return None
 
 
 def _provider_event(event: dict[str, Any]) -> ProviderEvent:

@@ -9,8 +9,8 @@ No card number ever reaches the shop: the shopper's browser (or a card reader) h
 to the provider, which answers with a payment method reference (``pm_...``); the shop sends
 that reference and learns the card only as ``CardToken`` (reference, last4, fingerprint).
 
-    PaymentProvider             describe_card, charge, charge_many, refund, find_charge
-                                (checkout, recovery)
+    PaymentProvider             describe_card, charge, charge_many, refund, find_charge,
+                                charge_status (checkout, recovery, the return from 3-D Secure)
     ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
     └── CardPresentProvider       charge_present through a reader (pop-up counters)
 """
@@ -117,6 +117,12 @@ class PaymentProvider(Protocol):
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         """The outcome of the charge made with this key, or None if none was made; never
         charges. What settles a payment whose settlement never ran (a crashed worker)."""
+        ...
+
+    def charge_status(self, reference: str) -> ChargeResult | None:
+        """The outcome of the charge with this provider reference, or None while it is still
+        undecided (or unknown); never charges. What the shopper's return to the order settles
+        by, after authenticating in the page or on the bank's page (3-D Secure)."""
         ...
 
 

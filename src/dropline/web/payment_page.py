@@ -19,18 +19,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
 from dropline.config import PaymentSettings
+from dropline.errors import DomainError
+from dropline.payments.provider import CardToken
+from dropline.services import Services
 from dropline.web.deps import ServicesDep
 from dropline.web.security_headers import allow_sources
 
-__all__ = ["PaymentPage", "payment_page", "payment_scripts", "router", "stripe_sources"]
+__all__ = ["PaymentPage", "hosted_card_entry", "payment_page", "payment_scripts", "ready_card",
+           "router", "stripe_sources"]
 
 router = APIRouter(include_in_schema=False)
 _MARK = "payment_page"  # in the request's state: this answer renders card fields
@@ -95,6 +99,30 @@ def payment_scripts(context: Any) -> Markup:
         f'data-publishable-key="{escape(settings.stripe_publishable_key)}" '
         f'data-currency="{escape(request.app.state.services.settings.shop.currency.lower())}" '
         f'data-setup-url="/pay/stripe/setup-intents"></script>')
+
+
+def hosted_card_entry(services: Services, return_to: str) -> RedirectResponse | None:
+    """The no-JavaScript way to give a card: a form that arrived without a payment method
+    reference is sent on (303) to the provider's hosted card page, which takes the card and
+    comes back to ``return_to`` (a path of this site) with ``payment_method=pm_...``; the page
+    there shows the card ready and the shopper confirms. The local provider's page is
+    ``/pay/local/card`` (``web.local_pay``); None for a provider without one here (Stripe's
+    hosted Checkout is not wired: its pages need JavaScript)."""
+    if not hasattr(services.payments, "tokenise_card"):
+        return None
+    return RedirectResponse(f"/pay/local/card?return_to={quote(return_to, safe='')}",
+                            status_code=303)
+
+
+def ready_card(services: Services, reference: str) -> CardToken | None:
+    """The card a hosted card page came back with (``?payment_method=``), or None for a
+    reference the provider does not know (a stale or made-up link: the card fields show)."""
+    if not reference:
+        return None
+    try:
+        return services.payments.describe_card(reference[:100])
+    except DomainError:
+        return None
 
 
 class CardSetup(Protocol):

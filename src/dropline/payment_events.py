@@ -51,7 +51,7 @@ from dropline.payments.provider import (
 )
 from dropline.risk.returns import record_chargeback
 
-__all__ = ["apply_provider_event", "settle_from_provider"]
+__all__ = ["apply_provider_event", "settle_from_provider", "settle_reported"]
 log = logging.getLogger(__name__)
 
 
@@ -100,11 +100,20 @@ def settle_from_provider(db: Database, *, clock: Clock, provider: PaymentProvide
         payment = session.scalar(select(Payment).where(Payment.provider_ref == reference)
                                  .order_by(Payment.id.desc()).limit(1))
         assert payment is not None
-        event = ProviderEvent(id="", type="", payment_reference=reference,
-                              decline_code=result.decline_code)
-        handler = _succeeded if result.status == "succeeded" else _failed
-        return handler(session, clock=clock, provider_name=provider.name, event=event,
-                       payment=payment, policy=policy)
+        return settle_reported(session, clock=clock, provider_name=provider.name,
+                               payment=payment, result=result, policy=policy)
+
+
+def settle_reported(session: Session, *, clock: Clock, provider_name: str, payment: Payment,
+                    result: ChargeResult, policy: CheckoutPolicy) -> str:
+    """Applies a decided outcome the provider reported other than by an event (the shopper's
+    return, reconciliation's list) exactly as the matching event would: ``settled-paid``,
+    ``settled-declined``, ``already-settled`` or ``paid-after-decline``."""
+    event = ProviderEvent(id="", type="", payment_reference=result.reference,
+                          decline_code=result.decline_code)
+    handler = _succeeded if result.status == "succeeded" else _failed
+    return handler(session, clock=clock, provider_name=provider_name, event=event,
+                   payment=payment, policy=policy)
 
 
 def _payment(session: Session, reference: str) -> Payment | None:

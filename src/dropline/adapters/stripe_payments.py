@@ -25,6 +25,8 @@ retries, with the same key. Network failures, rate limits and 5xx answers are
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -35,6 +37,7 @@ from dropline.payments.provider import (
     CardToken,
     ChargeRequest,
     ChargeResult,
+    ListedCharge,
     ProviderEvent,
     ProviderUnavailable,
     SavedCard,
@@ -45,6 +48,7 @@ from dropline.payments.provider import (
 __all__ = ["StripeProvider", "stripe_key"]
 
 _TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+_BATCH_ATTEMPTS = 3  # tries of one batch charge Stripe does not answer (same key each time)
 # Dropline's amounts are minor units of two-decimal currencies (dropline.money); Stripe counts
 # these in whole units (zero-decimal) or thousandths (three-decimal), so an amount in them would
 # be taken 100 times over, or a tenth of it: they are refused before any request.
@@ -79,11 +83,13 @@ class StripeProvider:
     name = "stripe"
 
     def __init__(self, *, secret_key: str, webhook_secret: str = "", api_base: str = "",
-                 timeout_seconds: float = 20.0,
+                 timeout_seconds: float = 20.0, batch_concurrency: int = 8,
                  http_client: stripe.HTTPClient | None = None) -> None:
         """``http_client``: the SDK's transport (tests wrap it to see the requests it sends);
-        by default the SDK's own with ``timeout_seconds``."""
+        by default the SDK's own with ``timeout_seconds``. ``batch_concurrency``: the most
+        requests ``charge_many`` has in flight at once."""
         self._webhook_secret = webhook_secret
+        self._batch_concurrency = batch_concurrency
         self._client = stripe.StripeClient(
             secret_key, base_addresses={"api": api_base} if api_base else None,
             max_network_retries=0,
@@ -144,6 +150,34 @@ class StripeProvider:
             raise ProviderUnavailable(str(exc)) from exc
         return _intent_outcome(intent)
 
+    def list_charges(self, *, since: datetime, until: datetime) -> list[ListedCharge]:
+        """Dropline's PaymentIntents created in [since, until) (``GET /v1/payment_intents``
+        with ``created[gte]``/``created[lt]``, every page): those whose ``dropline_key``
+        metadata names the Dropline key they were made with. A server that refuses the
+        ``created`` filter (localstripe) is listed whole and filtered here."""
+        window = {"gte": int(since.timestamp()), "lt": int(until.timestamp())}
+        try:
+            try:
+                pages = self._client.v1.payment_intents.list(
+                    params={"created": window, "limit": 100})  # type: ignore[typeddict-item]
+            except stripe.InvalidRequestError:
+                pages = self._client.v1.payment_intents.list(params={"limit": 100})
+            intents = list(pages.auto_paging_iter())
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        listed = []
+        for intent in intents:
+            if not window["gte"] <= int(intent.created) < window["lt"]:
+                continue
+            outcome = _intent_outcome(intent)
+            metadata = intent.to_dict().get("metadata") or {}
+            listed.append(ListedCharge(
+                intent.id, str(metadata.get("dropline_key", "")),
+                outcome.status if outcome is not None else "pending",  # type: ignore[arg-type]
+                int(intent.amount), str(intent.currency).upper(),
+                datetime.fromtimestamp(int(intent.created), UTC)))
+        return listed
+
     def create_card_setup(self) -> str:
         """A SetupIntent for the page to collect a card into (``confirmCardSetup`` in
         Stripe.js): its client secret. The page then sends the shop only the resulting
@@ -160,8 +194,34 @@ class StripeProvider:
         return setup.client_secret
 
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
-        """Stripe has no batch charge: one PaymentIntent per request, in order."""
-        return charge_each(self, requests)
+        """A drop batch's charges: Stripe has no batch API, so one PaymentIntent per request,
+        each with its own idempotency key, at most ``batch_concurrency`` in flight (so a batch
+        takes about one round trip per ``batch_concurrency`` charges, and Stripe's rate limit
+        is not hammered). A charge Stripe does not answer is retried with its own key; if one
+        still has no answer once every other has finished, ``ProviderUnavailable`` is raised
+        and the batch stays pending: each charge made is remembered by Stripe under its key,
+        so the batch's retry or the recovery job settles it without charging twice."""
+        if len(requests) <= 1 or self._batch_concurrency == 1:
+            return charge_each(self, requests)
+
+        def one(request: ChargeRequest) -> ChargeResult | None:
+            for _ in range(_BATCH_ATTEMPTS):
+                try:
+                    return self.charge(amount=request.amount, currency=request.currency,
+                                       card=request.card,
+                                       idempotency_key=request.idempotency_key)
+                except ProviderUnavailable:
+                    continue
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(self._batch_concurrency, len(requests)),
+                                thread_name_prefix="stripe-batch") as pool:
+            results = list(pool.map(one, requests))
+        missing = sum(result is None for result in results)
+        if missing:
+            raise ProviderUnavailable(f"{missing} of {len(requests)} charges had no answer; "
+                                      "retry the batch (same keys)")
+        return [result for result in results if result is not None]
 
     def refund(self, *, charge_reference: str, amount: int, currency: str,
                idempotency_key: str) -> str:

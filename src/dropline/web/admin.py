@@ -34,6 +34,7 @@ from dropline.admin.service import (
 from dropline.audit import set_actor
 from dropline.console.figures import overview as console_overview
 from dropline.console.overview import shop_overview
+from dropline.reconciliation import open_discrepancies
 from dropline.errors import DomainError, NotAuthenticated
 from dropline.services import Services
 from dropline.web.deps import ServicesDep, SessionDep
@@ -188,7 +189,8 @@ def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
     currency = services.settings.shop.currency
     return render(request, "admin/overview.html", viewer, overview=shop_overview(
         session, currency=currency), today=console_overview(
-        session, clock=services.clock, currency=currency))
+        session, clock=services.clock, currency=currency),
+        discrepancies=open_discrepancies(session))
 
 
 @router.get("/security", response_class=HTMLResponse)

@@ -11,15 +11,23 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from dropline.bootstrap import build_services
+from dropline.clock import FrozenClock
+from dropline.failpoints import AFTER_CHARGE
+from dropline.orders.jobs import RECOVERY_GRACE_SECONDS
 from dropline.orders.models import Order, OrderStatus
 from dropline.payments.models import Payment, PaymentStatus
+from dropline.recovery import recover_payments
 from tests.drops.builders import make_drop
+from tests.drops.processes import PREFIX, server_process, wait_for
 from tests.drops.servers import Server, serve_gated
+from tests.drops.test_crash_recovery import drop_keys, in_background  # noqa: F401
 from tests.drops.test_gate import buy, facts, redis_left, shopper_token
 from tests.orders.test_races import race
 from tests.payments.conftest import localstripe  # noqa: F401  (the session's server)
@@ -112,3 +120,52 @@ def test_a_drop_order_waiting_for_3d_secure_keeps_its_units_until_stripe_decides
         assert session.get(Order, order.id).status is OrderStatus.paid
         assert session.scalars(select(Payment.status)).one() is PaymentStatus.succeeded
     assert facts(db, world.drop_id)["sold"] == 1
+
+
+def test_a_worker_killed_between_stripe_charges_and_settle_neither_oversells_nor_charges_twice(
+        db, settings, on_stripe, redis_client, database_url, localstripe,  # noqa: F811
+        drop_keys):
+    """A real server process on Stripe is killed after its batch's charges, before the
+    settle (``AFTER_CHARGE``). The recovery job finds the charge at Stripe by its key (the
+    list API here: localstripe has no Search API) and settles it once; the shopper's retry is
+    answered from that order. localstripe ignores idempotency keys, so "never charged twice" is
+    counted in its PaymentIntents, not taken on trust."""
+    now = FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    world = make_drop(db, now, cap=2, limit=2)
+    drop_keys(world.drop_id)
+    _, token = shopper_token(db, now)
+    card = stripe_js(localstripe, "4242424242424242")
+    before = {i["id"] for i in intents(localstripe)}
+    made = lambda: [i for i in intents(localstripe) if i["id"] not in before]  # noqa: E731
+    with server_process(database_url, DROPLINE_TESTING_FAILPOINT=AFTER_CHARGE,
+                        DROPLINE_PAYMENTS="stripe",
+                        DROPLINE_PAYMENTS_STRIPE_SECRET_KEY=SECRET_KEY,
+                        DROPLINE_PAYMENTS_STRIPE_API_BASE=localstripe) as victim:
+        request = in_background(lambda: buy(victim, token, world.variant_ids[0],
+                                            quantity=2, key="charged", card=card,
+                                            drop_id=world.drop_id))
+        wait_for(lambda: len(made()) == 1, what="the charge", alive=victim.process)
+        victim.kill()
+    request.join(timeout=30)
+    with db.transaction() as session:
+        assert session.scalars(select(Order.status)).all() == [OrderStatus.pending_payment]
+    assert facts(db, world.drop_id)["left"] == 0  # the units stay with the order
+
+    later = FrozenClock(datetime.now(UTC) + timedelta(seconds=RECOVERY_GRACE_SECONDS + 1))
+    services = build_services(on_stripe, clock=later, db=db)
+    recovered = recover_payments(db, clock=later, provider=services.payments,
+                                 policy=services.checkout, redis_url=None)
+
+    assert (recovered.paid, recovered.failed) == (1, 0)
+    with db.transaction() as session:
+        order = session.scalars(select(Order)).one()
+        payment = session.scalars(select(Payment)).one()
+    assert (order.status, payment.status) == (OrderStatus.paid, PaymentStatus.succeeded)
+    assert [i["id"] for i in made()] == [payment.provider_ref]
+    with serve_gated(db, later, on_stripe, redis_client, prefix=PREFIX) as server:
+        retry = buy(server, token, world.variant_ids[0], quantity=2, key="charged",
+                    card=card, drop_id=world.drop_id)
+    assert retry.status_code == 201, retry.text
+    assert retry.json()["id"] == order.id and retry.json()["status"] == "paid"
+    assert len(made()) == 1  # never charged again
+    assert facts(db, world.drop_id)["sold"] == 2

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -48,6 +48,7 @@ from dropline.payments.provider import (
 __all__ = ["StripeProvider", "stripe_key"]
 
 _TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+_LOOKBACK = timedelta(days=2)  # how far back find_charge lists without the Search API
 _BATCH_ATTEMPTS = 3  # tries of one batch charge Stripe does not answer (same key each time)
 # Dropline's amounts are minor units of two-decimal currencies (dropline.money); Stripe counts
 # these in whole units (zero-decimal) or thousandths (three-decimal), so an amount in them would
@@ -125,16 +126,33 @@ class StripeProvider:
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         """The outcome of the PaymentIntent made with this key, found by its ``dropline_key``
         metadata through Stripe's Search API (never charges); None when Stripe has none.
-        localstripe has no Search API, so the recovery job is tested on the local provider."""
+        Without the Search API, the recent list is scanned (``_find_in_list``)."""
         escaped = idempotency_key.replace("\\", "\\\\").replace("'", "\\'")
         try:
             found = self._client.v1.payment_intents.search(
                 params={"query": f"metadata['dropline_key']:'{escaped}'", "limit": 1})
+        except stripe.InvalidRequestError:
+            return self._find_in_list(idempotency_key)
         except stripe.StripeError as exc:
             raise ProviderUnavailable(str(exc)) from exc
         if not found.data:
             return None
         return _intent_outcome(found.data[0])
+
+    def _find_in_list(self, idempotency_key: str) -> ChargeResult | None:
+        """Where the Search API is not offered (some Stripe regions; localstripe), the
+        PaymentIntents of the last ``_LOOKBACK`` are listed instead: a stranded payment is
+        looked up minutes after its charge, well inside it (and inside Stripe's 24-hour
+        idempotency window, after which its key would not replay anyway)."""
+        now = datetime.now(UTC)
+        for charge in self.list_charges(since=now - _LOOKBACK, until=now + timedelta(minutes=5)):
+            if charge.idempotency_key == idempotency_key:
+                if charge.status == "succeeded":
+                    return ChargeResult("succeeded", charge.reference)
+                if charge.status == "declined":
+                    return self.charge_status(charge.reference)
+                return None
+        return None
 
     def charge_status(self, reference: str) -> ChargeResult | None:
         """The PaymentIntent's outcome (``GET /v1/payment_intents/{id}``): what the page's

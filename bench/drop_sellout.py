@@ -4,6 +4,7 @@
     .venv/bin/python bench/drop_sellout.py --units 5000 --shoppers 3000 --workers 2 --json
     .venv/bin/python bench/drop_sellout.py --no-redis --json      # the database path
     .venv/bin/python bench/drop_sellout.py --sqlite /tmp/bench.db --json   # on SQLite
+    .venv/bin/python bench/drop_sellout.py --provider stripe --json   # charges via localstripe
 
 What it does, in one run:
 
@@ -50,6 +51,14 @@ What it does, in one run:
    without a succeeded charge), for every run, and ``undersold``: units left at the end of a
    crowd in which a shopper was told sold out.
 
+``--provider stripe`` runs the same crowds with the server on the Stripe provider against
+localstripe (started for the run on a free port, or the server ``--stripe-api-base`` names):
+every order then makes a payment round trip over HTTP to it (a PaymentIntent, confirmed), the
+drop's batches ``DROPLINE_PAYMENTS_STRIPE_BATCH_CONCURRENCY`` at a time, and
+``lost_paid_orders`` is checked against localstripe's PaymentIntent list. localstripe is one
+single-threaded Python process on the same cores, so the figure is a floor set by it, not by
+Stripe; the JSON says which provider ran (``settings.provider``).
+
 The last line printed is one JSON object. Traffic goes only to 127.0.0.1; every loop is
 bounded. Settings used are stated in the JSON (``settings``); PostgreSQL runs with its defaults
 (``synchronous_commit`` on) unless ``--async-commit`` is given, which sets
@@ -58,12 +67,14 @@ bounded. Settings used are stated in the JSON (``settings``); PostgreSQL runs wi
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -83,6 +94,7 @@ ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = os.environ.get("DROPLINE_BENCH_DATABASE", "dropline_bench")  # recreated by each run
 DB_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"
 CARD = "pm_card_visa"  # Stripe's test payment method; the local provider knows it too
+STRIPE_SECRET_KEY = "sk_test_dropline_bench"  # localstripe takes any sk_ key
 ADDRESS = {"name": "Bench Shopper", "line1": "1 Fournier St", "city": "London",
            "postcode": "E1 6QE", "country": "GB"}
 PER_PERSON = 2
@@ -360,7 +372,7 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
         customer_ids = session.scalars(select(Customer.id).order_by(Customer.id)).all()
         session.execute(insert(CustomerSession), [
             {"token_hash": token_digest(token), "customer_id": cid, "created_at": now,
-             "expires_at": now + timedelta(days=1)}
+             "expires_at": now + timedelta(days=1), "last_seen_at": now}
             for cid, token in zip(customer_ids, tokens, strict=True)])
         if queue:
             # Everyone joined the waiting room before the start (the pre-queue, randomised as
@@ -375,7 +387,8 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
 
 
 def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: bool,
-                 shared_socket: bool = False, redis: bool = True) -> subprocess.Popen[bytes]:
+                 shared_socket: bool = False, redis: bool = True,
+                 stripe_api_base: str | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DROPLINE_DATABASE_URL": DB_URL, "DROPLINE_RUN_SCHEDULER": "false",
            "DROPLINE_SECRET_KEY": uuid.uuid4().hex * 2,
            # Every simulated shopper comes from 127.0.0.1: the per-IP limit would stop the
@@ -392,6 +405,9 @@ def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: 
         env["DROPLINE_REDIS_URL"] = REDIS_URL
     if async_commit:
         env["PGOPTIONS"] = "-c synchronous_commit=off"
+    if stripe_api_base:
+        env.update({"DROPLINE_PAYMENTS": "stripe", "DROPLINE_PAYMENTS_STRIPE_SECRET_KEY":
+                    STRIPE_SECRET_KEY, "DROPLINE_PAYMENTS_STRIPE_API_BASE": stripe_api_base})
     # What `dropline serve --workers N` runs (dropline.web.serving): on Linux a SO_REUSEPORT
     # socket per worker; --shared-socket runs uvicorn's own --workers (one shared socket).
     serve = (f"from dropline.web.serving import run; run('drop_sellout:create_bench_app', "
@@ -497,7 +513,27 @@ def undersold(run: dict[str, Any], left: int) -> int:
     return left if run.get("sold_out_answers") and left >= PER_PERSON else 0
 
 
-def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
+def stripe_succeeded_keys(api_base: str) -> list[str]:
+    """The Dropline keys of the succeeded PaymentIntents localstripe holds (its list, every
+    page): what ``verify`` checks paid orders against on ``--provider stripe``."""
+    import httpx
+
+    keys: list[str] = []
+    after: str | None = None
+    with httpx.Client(base_url=api_base, auth=(STRIPE_SECRET_KEY, ""), timeout=60) as client:
+        for _ in range(100_000):  # bounded: one page of 100 per round
+            page = client.get("/v1/payment_intents", params={
+                "limit": 100, **({"starting_after": after} if after else {})}).json()
+            keys += [i["metadata"]["dropline_key"] for i in page["data"]
+                     if i["status"] == "succeeded" and "dropline_key" in (i["metadata"] or {})]
+            if not page.get("has_more") or not page["data"]:
+                break
+            after = page["data"][-1]["id"]
+    return keys
+
+
+def verify(ids: dict[str, Any], *, units: int,
+           stripe_api_base: str | None = None) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from dropline.db import Database
@@ -508,6 +544,7 @@ def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
 
     db = Database(DB_URL)
     out: dict[str, Any] = {}
+    stripe_keys = stripe_succeeded_keys(stripe_api_base) if stripe_api_base else None
     with db.transaction() as session:
         for name, variant in (("drop", ids["drop_variant"]), ("baseline", ids["base_variant"]),
                               ("tight", ids["tight_variant"])):
@@ -516,8 +553,10 @@ def verify(ids: dict[str, Any], *, units: int) -> dict[str, Any]:
                                   .where(OrderLine.variant_id == variant,
                                          Order.status == OrderStatus.paid))
             order_ids = select(OrderLine.order_id).where(OrderLine.variant_id == variant)
-            succeeded_keys = select(LocalProviderCharge.idempotency_key).where(
+            succeeded_keys: Any = select(LocalProviderCharge.idempotency_key).where(
                 LocalProviderCharge.kind == "charge", LocalProviderCharge.outcome == "succeeded")
+            if stripe_keys is not None:
+                succeeded_keys = stripe_keys
             charged_not_paid = session.scalar(
                 select(func.count()).select_from(Payment).join(Order, Order.id == Payment.order_id)
                 .where(Payment.order_id.in_(order_ids),
@@ -721,6 +760,12 @@ def main() -> None:
                         help="run on a SQLite file (recreated) instead of PostgreSQL: the "
                              "embedded default; implies --no-redis and --no-baseline (the "
                              "baselines' order writing is PostgreSQL's)")
+    parser.add_argument("--provider", choices=("local", "stripe"), default="local",
+                        help="the card provider the server charges through: the local one "
+                             "(default), or Stripe against localstripe")
+    parser.add_argument("--stripe-api-base", metavar="URL",
+                        help="with --provider stripe: a running localstripe (default: one is "
+                             "started for the run)")
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     # `timeout` (or Ctrl-C) still stops the server: the finally below runs.
@@ -730,6 +775,18 @@ def main() -> None:
         use_sqlite(args.sqlite)
         args.no_redis = args.no_baseline = True
 
+    with contextlib.ExitStack() as stack:
+        stripe_api_base = args.stripe_api_base
+        if args.provider == "stripe" and not stripe_api_base:
+            sys.path.insert(0, str(ROOT))  # the test suite's localstripe starter
+            from tests.payments.localstripe_server import run_localstripe
+
+            stripe_api_base = stack.enter_context(run_localstripe(
+                Path(tempfile.mkdtemp(prefix="bench-localstripe-")) / "server.log"))
+        run_bench(args, log, stripe_api_base if args.provider == "stripe" else None)
+
+
+def run_bench(args: Any, log: Any, stripe_api_base: str | None) -> None:
     recreate_database()
     flushed = 0 if args.no_redis else flush_bench_keys()
     ids = seed(units=args.units, shoppers=args.shoppers, queue=not args.no_queue)
@@ -738,7 +795,7 @@ def main() -> None:
         f"{flushed} old bench keys flushed from Redis")
     server = start_server(port=args.port, workers=args.workers, ids=ids,
                           async_commit=args.async_commit, shared_socket=args.shared_socket,
-                          redis=not args.no_redis)
+                          redis=not args.no_redis, stripe_api_base=stripe_api_base)
     args.server_session = server.pid  # start_new_session: its workers share its session id
     try:
         # The crowd's client shares the server's cores: its garbage collector is set as the
@@ -751,7 +808,7 @@ def main() -> None:
         stop_server(server)
     drop_run, base_run, admission = runs["drop"], runs["baseline"], runs["admission"]
     tight_run = runs["tight"]
-    checks = verify(ids, units=args.units)
+    checks = verify(ids, units=args.units, stripe_api_base=stripe_api_base)
     best = max(("baseline", base_run), ("tight", tight_run),
                key=lambda item: item[1]["units_per_s"])
     with_admission = drop_run["seconds"] + admission["seconds"]
@@ -791,7 +848,10 @@ def main() -> None:
         "admission_statuses": admission["statuses"],
         "load_average": {"drop": drop_run["load"], "baseline": base_run["load"],
                          "tight_baseline": tight_run["load"], "end": load()},
-        "settings": {"workers": args.workers,
+        "settings": {"provider": args.provider + (f" ({stripe_api_base}, batch concurrency "
+                                                  f"{os.environ.get('DROPLINE_PAYMENTS_STRIPE_BATCH_CONCURRENCY', 8)})"
+                                                  if stripe_api_base else ""),
+                     "workers": args.workers,
                      "connections": args.connections or args.shoppers,
                      "server": "uvicorn --loop uvloop --http httptools, "
                                + ("one shared socket" if args.shared_socket

@@ -102,7 +102,8 @@ def build_payments(settings: PaymentSettings, *, db: Database, clock: Clock) -> 
         return StripeProvider(secret_key=settings.stripe_secret_key,
                               webhook_secret=settings.stripe_webhook_secret,
                               api_base=settings.stripe_api_base,
-                              timeout_seconds=settings.stripe_timeout_seconds)
+                              timeout_seconds=settings.stripe_timeout_seconds,
+                              batch_concurrency=settings.stripe_batch_concurrency)
     return LocalCardProvider(db.sessions, clock)
 
 

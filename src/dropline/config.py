@@ -204,6 +204,13 @@ class PaymentSettings(Section):
             "as localstripe in tests).")
     stripe_timeout_seconds: float = setting(
         20.0, "Timeout of one request to Stripe, in seconds.", gt=0, le=120)
+    stripe_batch_concurrency: int = setting(
+        8, "Charges of one drop batch sent to Stripe at once (one PaymentIntent each; Stripe "
+           "has no batch API).", ge=1, le=64)
+    stripe_js_url: str = setting(
+        "https://js.stripe.com/v3/", "Where the pages load Stripe.js from (localstripe serves "
+        "a stand-in at `<its address>/js.stripe.com/v3/`); the pages' Content-Security-Policy "
+        "allows this origin and no other.", pattern=r"^https?://[^/\s]+/\S*$")
 
 
 class DropsSettings(Section):

@@ -43,10 +43,15 @@ from dropline.payments.models import (
     Refund,
     RefundStatus,
 )
-from dropline.payments.provider import ChargeResult, ProviderEvent
+from dropline.payments.provider import (
+    ChargeResult,
+    PaymentProvider,
+    ProviderEvent,
+    ProviderUnavailable,
+)
 from dropline.risk.returns import record_chargeback
 
-__all__ = ["apply_provider_event"]
+__all__ = ["apply_provider_event", "settle_from_provider", "settle_reported"]
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +73,47 @@ def apply_provider_event(db: Database, *, clock: Clock, provider_name: str,
         record.outcome = _apply(session, clock=clock, provider_name=provider_name,
                                 event=event, policy=policy)
         return record.outcome
+
+
+def settle_from_provider(db: Database, *, clock: Clock, provider: PaymentProvider,
+                         order_id: int, policy: CheckoutPolicy) -> str:
+    """Settles the order's pending payment by what the provider says of its charge
+    (``charge_status``), as the provider's event would: what the shopper's return to the order
+    does after authenticating with their bank, in the page or on the bank's page. Never on the
+    shopper's word (a return URL's query is not read), never charging; a payment already
+    settled, not yet sent, or still undecided is left as it is. Returns what it did."""
+    with db.transaction() as session:
+        payment = session.scalar(select(Payment).where(Payment.order_id == order_id)
+                                 .order_by(Payment.id.desc()).limit(1))
+        if payment is None or payment.status is not PaymentStatus.pending:
+            return "already-settled"
+        reference = payment.provider_ref
+    if not reference:
+        return "not-charged"
+    try:
+        result = provider.charge_status(reference)
+    except ProviderUnavailable:
+        return "provider-unavailable"
+    if result is None:
+        return "undecided"
+    with db.transaction() as session:
+        payment = session.scalar(select(Payment).where(Payment.provider_ref == reference)
+                                 .order_by(Payment.id.desc()).limit(1))
+        assert payment is not None
+        return settle_reported(session, clock=clock, provider_name=provider.name,
+                               payment=payment, result=result, policy=policy)
+
+
+def settle_reported(session: Session, *, clock: Clock, provider_name: str, payment: Payment,
+                    result: ChargeResult, policy: CheckoutPolicy) -> str:
+    """Applies a decided outcome the provider reported other than by an event (the shopper's
+    return, reconciliation's list) exactly as the matching event would: ``settled-paid``,
+    ``settled-declined``, ``already-settled`` or ``paid-after-decline``."""
+    event = ProviderEvent(id="", type="", payment_reference=result.reference,
+                          decline_code=result.decline_code)
+    handler = _succeeded if result.status == "succeeded" else _failed
+    return handler(session, clock=clock, provider_name=provider_name, event=event,
+                   payment=payment, policy=policy)
 
 
 def _payment(session: Session, reference: str) -> Payment | None:

@@ -25,6 +25,7 @@ from dropline.errors import UnknownPaymentMethod
 from dropline.payments.provider import (
     CardRefused,
     CardToken,
+    ChargeRequest,
     ProviderUnavailable,
     SignatureRefused,
 )
@@ -279,6 +280,58 @@ def test_stripe_sends_no_card_data_only_the_payment_method(provider, localstripe
     bodies = " ".join(body for _, _, _, body in transport.sent)
     assert f"payment_method={visa.reference}" in bodies
     assert VISA not in bodies and "cvc" not in bodies and "card%5Bnumber" not in bodies
+
+
+class CountingTransport(RecordingTransport):
+    """Counts the requests in flight at once; fails the first try of the keys in ``flaky``
+    with a connection error, as a dropped connection would."""
+
+    def __init__(self, flaky: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        super().__init__()
+        self.flaky = set(flaky)
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+
+    def request(self, method, url, headers, post_data=None):  # type: ignore[override]
+        key = (headers or {}).get("Idempotency-Key", "")
+        with self.lock:
+            if key in self.flaky:
+                self.flaky.discard(key)
+                self.sent.append((method, url, dict(headers or {}), post_data or ""))
+                raise stripe.APIConnectionError("connection reset (test transport)")
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return super().request(method, url, headers, post_data)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_stripe_batch_charges_each_order_with_its_own_key_and_a_bounded_number_in_flight(
+        localstripe):
+    """A drop batch (``charge_many``): one PaymentIntent per request, its own Idempotency-Key
+    each, results in the requests' order, never more than ``batch_concurrency`` requests in
+    flight; a charge whose connection drops is retried with the same key. Read at the SDK's
+    transport (localstripe ignores the keys)."""
+    transport = CountingTransport(flaky={stripe_key("batch-3")})
+    batch = StripeProvider(secret_key=SECRET_KEY, api_base=localstripe, batch_concurrency=3,
+                           http_client=transport)
+    cards = [stripe_js(localstripe, VISA)] * 8 + [stripe_js(localstripe, CHARGE_FAILS)]
+    requests = [ChargeRequest(amount=1000 + i, currency="GBP",
+                              card=CardToken(pm, "4242", "x"), idempotency_key=f"batch-{i}")
+                for i, pm in enumerate(cards)]
+
+    results = batch.charge_many(requests)
+
+    assert [r.status for r in results] == ["succeeded"] * 8 + ["declined"]
+    amounts = [intent(localstripe, r.reference)["amount"] for r in results[:8]]
+    assert amounts == [1000 + i for i in range(8)]  # each result is its own request's
+    keys = [headers.get("Idempotency-Key") for method, _, headers, _ in transport.sent
+            if method == "post"]
+    assert sorted(keys) == sorted([stripe_key(f"batch-{i}") for i in range(9)]
+                                  + [stripe_key("batch-3")])  # batch-3 twice: the retry
+    assert transport.most_in_flight <= 3
 
 
 def test_stripe_unreachable_is_provider_unavailable_so_the_same_key_is_retried():

@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 
 import dropline
 from dropline.web.app import create_app
-from tests.web.support import assert_problem
+from tests.builders import sign_up
+from tests.memberships.support import make_tier
+from tests.web.support import assert_problem, browser_session
 
 SRC = Path(dropline.__file__).parent
 
@@ -106,3 +108,29 @@ def test_a_405_lists_every_method_the_path_serves(client, method, path, allow):
 
     assert_problem(response, 405)
     assert response.headers["allow"] == allow
+
+
+def test_only_the_pages_taking_a_card_allow_stripe_js_and_only_what_it_needs(
+        db, clock, settings):
+    on_stripe = settings.model_copy(update={"payments": settings.payments.model_copy(update={
+        "provider": "stripe", "stripe_secret_key": "sk_test_x",
+        "stripe_publishable_key": "pk_test_x"})})
+    make_tier(db, clock, slug="friends", price=900)
+    app = create_app(on_stripe, clock=clock, db=db, run_worker=False)
+    with TestClient(app) as client:
+        sign_up(browser_session(client))
+        card_page = client.get("/membership")  # its join form takes a card
+        home = client.get("/")
+
+    policy = assert_security_headers(home)
+    assert "stripe" not in home.headers["content-security-policy"]
+    assert '<script src="https://js.stripe.com/v3/">' not in home.text
+    policy = dict(part.strip().split(" ", 1) for part in
+                  card_page.headers["content-security-policy"].split(";"))
+    assert policy["script-src"] == "'self' https://*.js.stripe.com https://js.stripe.com"
+    assert policy["connect-src"] == "'self' https://api.stripe.com"
+    assert policy["frame-src"] == ("'self' https://*.js.stripe.com https://hooks.stripe.com "
+                                   "https://js.stripe.com")
+    assert policy["frame-ancestors"] == "'none'" and policy["object-src"] == "'none'"
+    assert '<script src="https://js.stripe.com/v3/"></script>' in card_page.text
+    assert 'data-publishable-key="pk_test_x"' in card_page.text

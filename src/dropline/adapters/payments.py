@@ -54,6 +54,7 @@ from dropline.payments.provider import (
     CardToken,
     ChargeRequest,
     ChargeResult,
+    ListedCharge,
     ProviderUnavailable,
     SavedCard,
     TerminalReading,
@@ -226,6 +227,28 @@ class LocalCardProvider:
 
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         return self._remembered(idempotency_key)
+
+    def list_charges(self, *, since: datetime, until: datetime) -> list[ListedCharge]:
+        """The ledger's charges made in [since, until) (its own list API)."""
+        with self._sessions() as session:
+            rows = session.scalars(select(LocalProviderCharge).where(
+                LocalProviderCharge.kind == "charge", LocalProviderCharge.created_at >= since,
+                LocalProviderCharge.created_at < until).order_by(LocalProviderCharge.id)).all()
+        return [ListedCharge(row.reference, row.idempotency_key,
+                             "succeeded" if row.outcome == "succeeded" else "declined",
+                             row.amount, row.currency, row.created_at) for row in rows]
+
+    def charge_status(self, reference: str) -> ChargeResult | None:
+        """The local provider decides every charge at once, so a known charge is decided."""
+        with self._sessions() as session:
+            row = session.scalar(select(LocalProviderCharge).where(
+                LocalProviderCharge.reference == reference,
+                LocalProviderCharge.kind == "charge"))
+            if row is None:
+                return None
+            if row.outcome == "succeeded":
+                return ChargeResult("succeeded", row.reference)
+            return ChargeResult("declined", row.reference, row.outcome.split(":", 1)[1])
 
     def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
                        idempotency_key: str) -> ChargeResult:

@@ -25,6 +25,8 @@ retries, with the same key. Network failures, rate limits and 5xx answers are
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -35,6 +37,7 @@ from dropline.payments.provider import (
     CardToken,
     ChargeRequest,
     ChargeResult,
+    ListedCharge,
     ProviderEvent,
     ProviderUnavailable,
     SavedCard,
@@ -45,6 +48,8 @@ from dropline.payments.provider import (
 __all__ = ["StripeProvider", "stripe_key"]
 
 _TRANSIENT = (stripe.APIConnectionError, stripe.RateLimitError)
+_LOOKBACK = timedelta(days=2)  # how far back find_charge lists without the Search API
+_BATCH_ATTEMPTS = 3  # tries of one batch charge Stripe does not answer (same key each time)
 # Dropline's amounts are minor units of two-decimal currencies (dropline.money); Stripe counts
 # these in whole units (zero-decimal) or thousandths (three-decimal), so an amount in them would
 # be taken 100 times over, or a tenth of it: they are refused before any request.
@@ -79,11 +84,13 @@ class StripeProvider:
     name = "stripe"
 
     def __init__(self, *, secret_key: str, webhook_secret: str = "", api_base: str = "",
-                 timeout_seconds: float = 20.0,
+                 timeout_seconds: float = 20.0, batch_concurrency: int = 8,
                  http_client: stripe.HTTPClient | None = None) -> None:
         """``http_client``: the SDK's transport (tests wrap it to see the requests it sends);
-        by default the SDK's own with ``timeout_seconds``."""
+        by default the SDK's own with ``timeout_seconds``. ``batch_concurrency``: the most
+        requests ``charge_many`` has in flight at once."""
         self._webhook_secret = webhook_secret
+        self._batch_concurrency = batch_concurrency
         self._client = stripe.StripeClient(
             secret_key, base_addresses={"api": api_base} if api_base else None,
             max_network_retries=0,
@@ -119,27 +126,120 @@ class StripeProvider:
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         """The outcome of the PaymentIntent made with this key, found by its ``dropline_key``
         metadata through Stripe's Search API (never charges); None when Stripe has none.
-        localstripe has no Search API, so the recovery job is tested on the local provider."""
+        Without the Search API, the recent list is scanned (``_find_in_list``)."""
         escaped = idempotency_key.replace("\\", "\\\\").replace("'", "\\'")
         try:
             found = self._client.v1.payment_intents.search(
                 params={"query": f"metadata['dropline_key']:'{escaped}'", "limit": 1})
+        except stripe.InvalidRequestError:
+            return self._find_in_list(idempotency_key)
         except stripe.StripeError as exc:
             raise ProviderUnavailable(str(exc)) from exc
         if not found.data:
             return None
-        intent = found.data[0]
-        if intent.status == "succeeded":
-            return ChargeResult("succeeded", intent.id)
-        if intent.status in ("requires_payment_method", "canceled"):
-            error = intent.last_payment_error
-            code = (error.decline_code or error.code) if error is not None else None
-            return ChargeResult("declined", intent.id, code or "card_declined")
-        return None  # still deciding (requires_action, processing): its webhook settles it
+        return _intent_outcome(found.data[0])
+
+    def _find_in_list(self, idempotency_key: str) -> ChargeResult | None:
+        """Where the Search API is not offered (some Stripe regions; localstripe), the
+        PaymentIntents of the last ``_LOOKBACK`` are listed instead: a stranded payment is
+        looked up minutes after its charge, well inside it (and inside Stripe's 24-hour
+        idempotency window, after which its key would not replay anyway)."""
+        now = datetime.now(UTC)
+        for charge in self.list_charges(since=now - _LOOKBACK, until=now + timedelta(minutes=5)):
+            if charge.idempotency_key == idempotency_key:
+                if charge.status == "succeeded":
+                    return ChargeResult("succeeded", charge.reference)
+                if charge.status == "declined":
+                    return self.charge_status(charge.reference)
+                return None
+        return None
+
+    def charge_status(self, reference: str) -> ChargeResult | None:
+        """The PaymentIntent's outcome (``GET /v1/payment_intents/{id}``): what the page's
+        return after 3-D Secure settles by; None while Stripe is still deciding or for an id
+        Stripe does not know (nothing is settled on a guess)."""
+        if not reference.startswith("pi_"):
+            return None
+        try:
+            intent = self._client.v1.payment_intents.retrieve(reference)
+        except stripe.InvalidRequestError:
+            return None
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        return _intent_outcome(intent)
+
+    def list_charges(self, *, since: datetime, until: datetime) -> list[ListedCharge]:
+        """Dropline's PaymentIntents created in [since, until) (``GET /v1/payment_intents``
+        with ``created[gte]``/``created[lt]``, every page): those whose ``dropline_key``
+        metadata names the Dropline key they were made with. A server that refuses the
+        ``created`` filter (localstripe) is listed whole and filtered here."""
+        window = {"gte": int(since.timestamp()), "lt": int(until.timestamp())}
+        try:
+            try:
+                pages = self._client.v1.payment_intents.list(
+                    params={"created": window, "limit": 100})  # type: ignore[typeddict-item]
+            except stripe.InvalidRequestError:
+                pages = self._client.v1.payment_intents.list(params={"limit": 100})
+            intents = list(pages.auto_paging_iter())
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        listed = []
+        for intent in intents:
+            if not window["gte"] <= int(intent.created) < window["lt"]:
+                continue
+            outcome = _intent_outcome(intent)
+            metadata = intent.to_dict().get("metadata") or {}
+            listed.append(ListedCharge(
+                intent.id, str(metadata.get("dropline_key", "")),
+                outcome.status if outcome is not None else "pending",  # type: ignore[arg-type]
+                int(intent.amount), str(intent.currency).upper(),
+                datetime.fromtimestamp(int(intent.created), UTC)))
+        return listed
+
+    def create_card_setup(self) -> str:
+        """A SetupIntent for the page to collect a card into (``confirmCardSetup`` in
+        Stripe.js): its client secret. The page then sends the shop only the resulting
+        PaymentMethod's id; a bank asking for 3-D Secure at set-up is answered in the page."""
+        try:
+            setup = self._client.v1.setup_intents.create(params={
+                "usage": "on_session", "payment_method_types": ["card"]})
+        except stripe.StripeError as exc:
+            if _transient(exc):
+                raise ServiceUnavailable("the payment provider is not answering; retry",
+                                         retry_after=5) from None
+            raise
+        assert setup.client_secret is not None
+        return setup.client_secret
 
     def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
-        """Stripe has no batch charge: one PaymentIntent per request, in order."""
-        return charge_each(self, requests)
+        """A drop batch's charges: Stripe has no batch API, so one PaymentIntent per request,
+        each with its own idempotency key, at most ``batch_concurrency`` in flight (so a batch
+        takes about one round trip per ``batch_concurrency`` charges, and Stripe's rate limit
+        is not hammered). A charge Stripe does not answer is retried with its own key; if one
+        still has no answer once every other has finished, ``ProviderUnavailable`` is raised
+        and the batch stays pending: each charge made is remembered by Stripe under its key,
+        so the batch's retry or the recovery job settles it without charging twice."""
+        if len(requests) <= 1 or self._batch_concurrency == 1:
+            return charge_each(self, requests)
+
+        def one(request: ChargeRequest) -> ChargeResult | None:
+            for _ in range(_BATCH_ATTEMPTS):
+                try:
+                    return self.charge(amount=request.amount, currency=request.currency,
+                                       card=request.card,
+                                       idempotency_key=request.idempotency_key)
+                except ProviderUnavailable:
+                    continue
+            return None
+
+        with ThreadPoolExecutor(max_workers=min(self._batch_concurrency, len(requests)),
+                                thread_name_prefix="stripe-batch") as pool:
+            results = list(pool.map(one, requests))
+        missing = sum(result is None for result in results)
+        if missing:
+            raise ProviderUnavailable(f"{missing} of {len(requests)} charges had no answer; "
+                                      "retry the batch (same keys)")
+        return [result for result in results if result is not None]
 
     def refund(self, *, charge_reference: str, amount: int, currency: str,
                idempotency_key: str) -> str:
@@ -232,6 +332,22 @@ class StripeProvider:
         error = intent.last_payment_error
         code = (error.decline_code or error.code) if error is not None else None
         return ChargeResult("declined", intent.id, code or "card_declined")
+
+
+def _intent_outcome(intent: Any) -> ChargeResult | None:
+    """A PaymentIntent's decided outcome; None while it is still deciding (requires_action,
+    processing): its webhook, or the shopper's return, settles it later."""
+    if intent.status == "succeeded":
+        return ChargeResult("succeeded", intent.id)
+    if intent.status in ("requires_payment_method", "canceled"):
+        # Stripe's objects raise AttributeError for a field the answer left out.
+        error = intent.to_dict().get("last_payment_error") or {}
+        code = error.get("decline_code") or error.get("code")
+        if code is None:  # no error: the shopper failed (or abandoned) 3-D Secure
+            code = "authentication_failed" if intent.status == "requires_payment_method" \
+                else "card_declined"
+        return ChargeResult("declined", intent.id, code)
+    return None
 
 
 def _provider_event(event: dict[str, Any]) -> ProviderEvent:

@@ -159,9 +159,12 @@ def _sign_in(next_path: str) -> RedirectResponse:
 
 def _me_page(request: Request, services: Services, customer: Principal, drop_id: int, *,
              error: str = "", message: str = "", status_code: int = 200,
-             form: dict[str, str] | None = None) -> HTMLResponse:
+             form: dict[str, str] | None = None,
+             confirm: dict[str, str] | None = None) -> HTMLResponse:
     """The shopper's own place; after a refused purchase ``form`` keeps what they typed
-    (never the card number or CVC), shown with the one message saying why."""
+    (never the card number or CVC), shown with the one message saying why. ``confirm``: a
+    payment waiting for the shopper's bank (3-D Secure), for the provider's script to confirm
+    (``_confirm_payment.html``)."""
     clock = services.clock
     with services.db.transaction() as session:
         drop = service.get_drop(session, drop_id)
@@ -181,7 +184,7 @@ def _me_page(request: Request, services: Services, customer: Principal, drop_id:
         "shop_name": services.settings.shop.name, "drop": drop, "state": state.value,
         "items": items, "queue": queue, "waitlist": waitlist, "can_buy": can_buy,
         "error": error, "message": message, "form_key": uuid.uuid4().hex,
-        "form": form or {},
+        "form": form or {}, "confirm": confirm,
         "eta": int((queue.admitted_at - clock.now()).total_seconds()) if queue else 0,
     }, status_code=status_code)
     return caching.private_response(response)  # type: ignore[return-value]
@@ -292,6 +295,11 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
         return _me_page(request, services, customer, drop_id, error=exc.detail,
                         status_code=exc.status, form=typed)
     answer = json.loads(bytes(response.body))
+    if response.status_code >= 400 and answer.get("client_secret") and answer.get("order_id"):
+        # Held for the shopper while their bank asks them to authenticate, in this page.
+        return _me_page(request, services, customer, drop_id, status_code=response.status_code,
+                        confirm={"client_secret": str(answer["client_secret"]),
+                                 "return_to": f"/orders/{int(answer['order_id'])}/payment-return"})
     if response.status_code >= 400:
         return _me_page(request, services, customer, drop_id, error=answer["detail"],
                         status_code=response.status_code, form=typed)

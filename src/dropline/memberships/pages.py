@@ -30,6 +30,7 @@ from dropline.web.deps import (
     ServicesDep,
 )
 from dropline.web.navigation import NavItem
+from dropline.web.payment_page import hosted_card_entry, ready_card
 from dropline.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -49,7 +50,10 @@ Key = Annotated[str, Form(max_length=64)]
 
 
 def _portal(request: Request, services: ServicesDep, customer: Principal | None, *,
-            message: str = "", error: str = "", status_code: int = 200) -> HTMLResponse:
+            message: str = "", error: str = "", status_code: int = 200,
+            card: CardToken | None = None, card_for: str = "") -> HTMLResponse:
+    """``card``: a card back from the provider's hosted card page, shown ready in the form
+    ``card_for`` names (``join-<tier id>`` or ``card``)."""
     clock = services.clock
     with services.db.transaction() as session:
         tiers = service.list_tiers(session)
@@ -57,6 +61,7 @@ def _portal(request: Request, services: ServicesDep, customer: Principal | None,
             "shop_name": services.settings.shop.name, "customer": customer,
             "tiers": tiers, "spots_left": service.spots_left, "message": message,
             "error": error, "form_key": uuid.uuid4().hex, "membership": None,
+            "ready": card, "ready_for": card_for if card is not None else "",
         }
         if customer is not None:
             membership = service.live_membership(session, customer_id=customer.id)
@@ -104,8 +109,17 @@ def _card(services: ServicesDep, payment: PaymentForm) -> CardToken:
 
 @router.get("/membership", response_class=HTMLResponse)
 def portal(request: Request, services: ServicesDep, customer: OptionalCustomer,
-           done: Annotated[str, Query(max_length=20)] = "") -> HTMLResponse:
-    return _portal(request, services, customer, message=MESSAGES.get(done, ""))
+           done: Annotated[str, Query(max_length=20)] = "",
+           join: Annotated[int, Query(ge=0, le=2**53)] = 0,
+           card: Annotated[int, Query(ge=0, le=1)] = 0,
+           payment_method: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:
+    """``payment_method`` with ``join`` (a tier id) or ``card=1``: the return from the
+    provider's hosted card page, the card shown ready in that form."""
+    if customer is None or not payment_method:
+        return _portal(request, services, customer, message=MESSAGES.get(done, ""))
+    return _portal(request, services, customer, message=MESSAGES.get(done, ""),
+                   card=ready_card(services, payment_method),
+                   card_for=f"join-{join}" if join else "card" if card else "")
 
 
 @router.get("/membership/sign-in", response_class=HTMLResponse)
@@ -136,6 +150,11 @@ def sign_in(request: Request, services: ServicesDep, email: Short, password: Sho
 def join(request: Request, services: ServicesDep, customer: OptionalCustomer,
          tier_id: Annotated[int, Form(ge=1, le=2**53)], key: Key,
          payment: PaymentFormDep) -> Response:
+    if customer is not None and payment.missing:  # sent without JavaScript: no card yet
+        hosted = hosted_card_entry(services, f"/membership?join={tier_id}")
+        if hosted is not None:
+            return hosted
+
     def action(who: Principal) -> None:
         # The form's key makes a double-submitted form one sign-up.
         flows.subscribe(services.db, clock=services.clock, config=config_of(services),
@@ -201,6 +220,10 @@ def keep(request: Request, services: ServicesDep, customer: OptionalCustomer) ->
 @router.post("/membership/card")
 def card(request: Request, services: ServicesDep, customer: OptionalCustomer,
          payment: PaymentFormDep) -> Response:
+    if customer is not None and payment.missing:  # sent without JavaScript: no card yet
+        hosted = hosted_card_entry(services, "/membership?card=1")
+        if hosted is not None:
+            return hosted
     return _act(request, services, customer, lambda who: flows.update_payment_method(
         services.db, clock=services.clock, config=config_of(services),
         provider=recurring(services), customer_id=who.id,

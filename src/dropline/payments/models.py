@@ -98,3 +98,25 @@ class ProviderEventRecord(Base):
     received_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("provider", "event_id"),)
+
+
+class PaymentDiscrepancy(Base):
+    """What reconciliation (``dropline.reconciliation``) found and could not repair by itself:
+    a charge at the provider without a paid order of this shop's (``charge_without_order``), or
+    a paid order without a succeeded charge at the provider (``paid_without_charge``). Kept
+    once per (kind, reference) until an admin resolves it; the admin overview lists the open
+    ones."""
+
+    __tablename__ = "payment_discrepancies"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reference: Mapped[str] = mapped_column(String(100))  # the charge's, or the payment's key
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    detail: Mapped[str] = mapped_column(String(200))
+    found_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("kind", "reference"),)

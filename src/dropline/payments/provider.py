@@ -9,8 +9,9 @@ No card number ever reaches the shop: the shopper's browser (or a card reader) h
 to the provider, which answers with a payment method reference (``pm_...``); the shop sends
 that reference and learns the card only as ``CardToken`` (reference, last4, fingerprint).
 
-    PaymentProvider             describe_card, charge, charge_many, refund, find_charge
-                                (checkout, recovery)
+    PaymentProvider             describe_card, charge, charge_many, refund, find_charge,
+                                charge_status (checkout, recovery, the return from 3-D Secure),
+                                list_charges (reconciliation)
     ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
     └── CardPresentProvider       charge_present through a reader (pop-up counters)
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "ChargeRequest",
     "ChargeResult",
     "EventVerifier",
+    "ListedCharge",
     "PaymentProvider",
     "ProviderEvent",
     "ProviderUnavailable",
@@ -65,6 +68,20 @@ class ChargeResult:
     reference: str
     decline_code: str | None = None
     client_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedCharge:
+    """A charge as the provider's list shows it: its reference, the idempotency key Dropline
+    made it with (``""`` for a charge made outside Dropline), its state (``pending``: still
+    deciding), amount, currency and when it was made."""
+
+    reference: str
+    idempotency_key: str
+    status: Literal["succeeded", "declined", "pending"]
+    amount: int
+    currency: str
+    created: datetime
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,18 @@ class PaymentProvider(Protocol):
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         """The outcome of the charge made with this key, or None if none was made; never
         charges. What settles a payment whose settlement never ran (a crashed worker)."""
+        ...
+
+    def list_charges(self, *, since: datetime, until: datetime) -> list[ListedCharge]:
+        """Every charge the provider made for this shop in [since, until), by its list API
+        (what reconciliation compares with the shop's orders); never charges. Raises
+        ``ProviderUnavailable`` if the list cannot be read whole."""
+        ...
+
+    def charge_status(self, reference: str) -> ChargeResult | None:
+        """The outcome of the charge with this provider reference, or None while it is still
+        undecided (or unknown); never charges. What the shopper's return to the order settles
+        by, after authenticating in the page or on the bank's page (3-D Secure)."""
         ...
 
 

@@ -42,6 +42,7 @@ from dropline.console.overview import shop_overview
 from dropline.customers.api import mail_context
 from dropline.customers.schemas import PasswordResetRequest
 from dropline.errors import DomainError, NotAuthenticated
+from dropline.reconciliation import open_discrepancies
 from dropline.services import Services
 from dropline.web.deps import ServicesDep, SessionDep
 from dropline.web.templating import templates
@@ -197,7 +198,8 @@ def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
     currency = services.settings.shop.currency
     return render(request, "admin/overview.html", viewer, overview=shop_overview(
         session, currency=currency), today=console_overview(
-        session, clock=services.clock, currency=currency))
+        session, clock=services.clock, currency=currency),
+        discrepancies=open_discrepancies(session))
 
 
 STAFF_RESET_ANSWER = ("If this address belongs to a staff account, we have emailed it a link "

@@ -59,6 +59,7 @@ from dropline.web.api_docs import install_api_docs
 from dropline.web.caching import install as install_page_cache
 from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.local_pay import router as local_pay_router
+from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
 from dropline.web.problem_docs import document_problems
@@ -186,6 +187,8 @@ def create_app(
     app.include_router(console_pages_router)  # last: a domain's own page wins its path
     if hasattr(services.payments, "tokenise_card"):  # the local provider's own endpoint
         app.include_router(local_pay_router)
+    if hasattr(services.payments, "create_card_setup"):  # Stripe: a card set up in the page
+        app.include_router(stripe_pay_router)
     if hasattr(services.payments, "verify_event"):  # a provider reporting by webhooks
         app.include_router(provider_webhooks_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

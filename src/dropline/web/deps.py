@@ -143,6 +143,9 @@ class PaymentForm:
 
     reference: str
     refusal: str | None = None
+    # No reference and no card: a form sent without JavaScript, which the page may send on to
+    # the provider's hosted card page (``web.payment_page.hosted_card_entry``).
+    missing: bool = False
 
 
 async def _payment_form(request: Request) -> PaymentForm:
@@ -153,7 +156,7 @@ async def _payment_form(request: Request) -> PaymentForm:
     if not isinstance(reference, str) or not PAYMENT_REF.fullmatch(reference):
         return PaymentForm("", "the card was not tokenised: paying by card needs JavaScript in "
                                "this page (the card goes to the payment provider, never to "
-                               "the shop)")
+                               "the shop)", missing=not reference)
     return PaymentForm(reference)
 
 

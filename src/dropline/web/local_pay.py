@@ -8,19 +8,29 @@ provider, not to the shop's API: it is left out of ``/openapi.json``, reads no s
 nothing but what the provider's ledger keeps of a token (how the card behaves when charged, its
 last four digits and fingerprint) and logs nothing. The composition root mounts it only when
 the local provider is the one configured.
+
+``GET/POST /pay/local/card`` is the provider's hosted card page, the no-JavaScript path (what
+a hosted payment page is to a real provider): a shop form sent without a payment method
+reference is redirected here (``web.payment_page.hosted_card_entry``) with ``return_to``, a
+path of the shop; the card typed here is tokenised and the browser goes back (303) to
+``return_to`` with ``payment_method=pm_...``. A refused card is said beside its field and
+nothing is kept.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dropline.payments.provider import CardRefused, CardToken
 from dropline.web.deps import ServicesDep
 from dropline.web.problems import problem_response
+from dropline.web.templating import templates
 
 __all__ = ["CardTokeniser", "router"]
 
@@ -61,3 +71,48 @@ def create_token(card: _Card, services: ServicesDep) -> JSONResponse:
         return _refused(exc.decline_code)
     return JSONResponse({"id": token.reference, "object": "payment_method",
                          "card": {"last4": token.last4}}, status_code=201)
+
+
+FIELDS = {"invalid_number": "number", "invalid_expiry": "exp_month", "invalid_cvc": "cvc"}
+ReturnTo = Annotated[str, Query(max_length=500)]
+CardField = Annotated[str, Form(max_length=30)]
+
+
+def _safe_return(return_to: str) -> str:
+    """A path of this site only (never ``//host`` or a scheme): the page cannot be used to
+    send a shopper elsewhere."""
+    if not return_to.startswith("/") or return_to.startswith(("//", "/\\")) or any(
+            c in return_to for c in "\r\n\\"):
+        return "/"
+    return return_to
+
+
+def _card_page(request: Request, services: ServicesDep, return_to: str, *,
+               error: str = "", field: str = "", status_code: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(request, "pay/local_card.html", {
+        "shop_name": services.settings.shop.name, "return_to": _safe_return(return_to),
+        "error": error, "field": field}, status_code=status_code)
+
+
+@router.get("/pay/local/card", response_class=HTMLResponse)
+def card_page(request: Request, services: ServicesDep, return_to: ReturnTo = "/") -> Response:
+    return _card_page(request, services, return_to)
+
+
+@router.post("/pay/local/card")
+def take_card(request: Request, services: ServicesDep, number: CardField, exp_month: CardField,
+              exp_year: CardField, cvc: CardField,
+              return_to: Annotated[str, Form(max_length=500)] = "/") -> Response:
+    tokeniser: CardTokeniser = services.payments  # type: ignore[assignment]
+    try:
+        token = tokeniser.tokenise_card(
+            number=number, exp_month=int(exp_month) if exp_month.isdigit() else 0,
+            exp_year=int(exp_year) if exp_year.isdigit() else 0, cvc=cvc.strip())
+    except CardRefused as exc:
+        return _card_page(request, services, return_to, status_code=422,
+                          error=MESSAGES.get(exc.decline_code, "the card was refused"),
+                          field=FIELDS.get(exc.decline_code, "number"))
+    target = _safe_return(return_to)
+    joiner = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{joiner}payment_method={token.reference}",
+                            status_code=303)

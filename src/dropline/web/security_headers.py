@@ -8,15 +8,24 @@
 * ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: strict-origin-when-cross-origin``.
 * ``Strict-Transport-Security`` when ``cookie_secure`` says the site is served over HTTPS.
 
-A pure ASGI middleware (no per-request task or body buffering); a header a route set itself
-is kept.
+A page may widen the policy for itself only: ``allow_sources(request, script_src=[...])``
+adds origins to named directives of that one answer's policy (the payment pages add the card
+provider's script, API and frames: ``web.payment_page``); every other answer keeps the base
+policy. A pure ASGI middleware (no per-request task or body buffering); a header a route set
+itself is kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_SECURITY_POLICY = "; ".join([
+__all__ = ["CONTENT_SECURITY_POLICY", "SecurityHeadersMiddleware", "allow_sources",
+           "content_security_policy", "security_headers"]
+
+_DIRECTIVES = [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self' 'unsafe-inline'",
@@ -29,8 +38,33 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "base-uri 'self'",
     "form-action 'self'",
     "frame-ancestors 'none'",
-])
+]
+CONTENT_SECURITY_POLICY = "; ".join(_DIRECTIVES)
+_STATE_KEY = "csp_sources"  # in the request's state (the ASGI scope's "state")
 HSTS = "max-age=31536000; includeSubDomains"
+
+
+def content_security_policy(extra: dict[str, Iterable[str]] | None = None) -> str:
+    """The base policy with ``extra`` origins added to the named directives (``script-src``,
+    ``connect-src``, ``frame-src`` ...); a directive the base lacks is added."""
+    if not extra:
+        return CONTENT_SECURITY_POLICY
+    directives = [d.split(" ", 1) for d in _DIRECTIVES]
+    names = [name for name, _ in directives]
+    for name in extra:
+        if name not in names:
+            directives.append([name, "'self'"])
+            names.append(name)
+    return "; ".join(
+        " ".join([name, value, *sorted(set(extra.get(name, ())))]) for name, value in directives)
+
+
+def allow_sources(request: Request, directives: dict[str, Iterable[str]]) -> None:
+    """Widens this one answer's policy (``{"script-src": ["https://js.stripe.com"]}``)."""
+    sources: dict[str, set[str]] = request.scope.setdefault("state", {}).setdefault(
+        _STATE_KEY, {})
+    for name, origins in directives.items():
+        sources.setdefault(name, set()).update(origins)
 
 
 def security_headers(*, https: bool) -> list[tuple[bytes, bytes]]:
@@ -55,10 +89,19 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        # Made here, so the routes below share this very dict (``allow_sources`` writes to it).
+        state = scope.setdefault("state", {})
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", ())}
-                extra = [(k, v) for k, v in self.headers if k not in present]
+                headers = self.headers
+                widened = state.get(_STATE_KEY)
+                if widened:
+                    policy = content_security_policy(widened).encode()
+                    headers = [(k, policy if k == b"content-security-policy" else v)
+                               for k, v in headers]
+                extra = [(k, v) for k, v in headers if k not in present]
                 if extra:
                     message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)

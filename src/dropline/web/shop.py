@@ -30,6 +30,7 @@ from dropline.orders import service as orders
 from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
+from dropline.payment_events import settle_from_provider
 from dropline.problem_json import problem_headers
 from dropline.schemas import IdForm, IdPath
 from dropline.tax.rules import refund_tax
@@ -291,6 +292,27 @@ def _order_for_key(services: Services, customer: Principal, key: str) -> int | N
 
 
 # --- orders -----------------------------------------------------------------------------------
+
+
+@router.get("/orders/{order_id}/payment-return")
+def payment_return(order_id: IdPath, services: ServicesDep,
+                   customer: OptionalCustomer) -> Response:
+    """Where the shopper comes back to the order after authenticating with their bank (3-D
+    Secure in the page; Stripe's ``return_url`` appends ``payment_intent`` and more, which are
+    not read): the order's pending payment is settled by what the provider says of it, then
+    the order page. Settling is idempotent, so a reload or a webhook first changes nothing."""
+    if customer is None:
+        return _sign_in(f"/orders/{order_id}")
+    with services.db.transaction() as session:
+        try:
+            orders.get_order(session, order_id, customer_id=customer.id)
+        except NotFound:
+            return RedirectResponse(f"/orders/{order_id}", status_code=303)
+    if settle_from_provider(services.db, clock=services.clock, provider=services.payments,
+                            order_id=order_id, policy=services.checkout).startswith("settled"):
+        for hook in services.after_commit:
+            hook()
+    return RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)
 
 
 @router.get("/orders/{order_id}")

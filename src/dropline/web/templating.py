@@ -21,6 +21,7 @@ from dropline.catalog.rules import GRADE_LABELS
 from dropline.money import format_money
 from dropline.popups.listings import product_jsonld
 from dropline.web.formtoken import csrf_field
+from dropline.web.payment_page import payment_page, payment_scripts
 
 __all__ = ["DOMAIN_TEMPLATE_DIRS", "TEMPLATE_DIR", "jsonld_script", "local_time", "money",
            "render_html", "templates"]
@@ -57,6 +58,8 @@ templates.env.filters["local"] = local_time
 templates.env.globals["grade_label"] = lambda g: GRADE_LABELS[ConditionGrade(g)]
 templates.env.globals["jsonld_script"] = jsonld_script
 templates.env.globals["csrf_field"] = csrf_field  # every post form's token (web.csrf)
+templates.env.globals["payment_page"] = payment_page  # card fields: the provider's part
+templates.env.globals["payment_scripts"] = payment_scripts
 # The storefront's product template includes ``popups/product_jsonld.html``, which calls this.
 templates.env.globals["product_jsonld"] = lambda product, base_url="", images=(): jsonld_script(
     product_jsonld(product, base_url=base_url, images=images))

@@ -58,6 +58,7 @@ from dropline.errors import (
     NotFound,
     OutOfStock,
     PaymentDeclined,
+    PaymentRequiresAction,
     RateLimited,
     RequestInFlight,
     ServiceUnavailable,
@@ -379,6 +380,12 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         await hot.gate.complete(drop_id, reference=reference, fingerprint=fp, status=402,
                                 body=jsonable_encoder(error.to_problem(path)))
         raise error
+    if kind == "requires_action":
+        # The bank wants the shopper (3-D Secure): the order keeps its units until the
+        # provider reports; the key is forgotten, so a retry is answered from the order.
+        await hot.gate.end_leases(drop_id, "keep", [lease], forget=reference)
+        raise PaymentRequiresAction("your bank asks you to confirm this payment; nothing is "
+                                    "charged until you do", **detail)
     if (kind, detail) == ("refused", "soldout"):
         # PostgreSQL had fewer units than Redis believed (units held through the database
         # path, or a stale Redis): giving these back would keep Redis too high, so the drop's

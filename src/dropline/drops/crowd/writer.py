@@ -11,9 +11,12 @@ batch instead of once per order:
        by arithmetic, never below zero), then orders, lines, payments, drop holds (converted)
        and ``order.created`` events with their webhook deliveries, each one multi-row INSERT;
     2. the charges, through ``PaymentProvider.charge_many`` (one ledger write for the local
-       provider), outside the shop's transaction as a real card network would be;
+       provider; for Stripe one PaymentIntent per order, a bounded number in flight), outside
+       the shop's transaction as a real card network would be, each with its payment's key;
     3. one transaction: payments and orders settled, declined orders' units given back,
-       ``order.paid`` / ``order.payment_failed`` events.
+       ``order.paid`` / ``order.payment_failed`` events. A charge still undecided (3-D Secure)
+       leaves its order pending with its units held, and the provider's reference noted, until
+       the provider reports its outcome.
 
 Only then does each request get its answer, so nothing acknowledged is lost by a crash; a crash
 between steps leaves pending orders that a retry (same Idempotency-Key, so the same checkout
@@ -58,6 +61,7 @@ from dropline.failpoints import AFTER_CHARGE, stop_at
 from dropline.idempotency.models import KeyState
 from dropline.notifications.bulk import queue_event_mails
 from dropline.orders.bulk import BulkOrder, insert_orders, settle_orders
+from dropline.payments.charging import note_awaiting_payment
 from dropline.payments.provider import ChargeRequest, PaymentProvider, charge_each
 from dropline.webhooks.bulk import record_events
 
@@ -68,7 +72,9 @@ log = logging.getLogger("dropline.drops")
 class Job(BulkOrder):
     """One engine purchase waiting to be written (an order, ``orders.bulk.BulkOrder``, and what
     the drop needs besides). ``outcome`` is set by ``write_batch``: ("paid", body) |
-    ("declined", problem fields) | ("refused", reason) | ("existing", order id or None)."""
+    ("declined", problem fields) | ("requires_action", order id and client secret: the
+    order and its units held until the provider decides) | ("refused", reason) |
+    ("existing", order id or None)."""
 
     drop_id: int
     pools: dict[int, int]  # pool -> units (what the gate took)
@@ -378,13 +384,26 @@ def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: Pay
             amount=j.totals.total_amount, currency=j.totals.currency, card=j.card,
             idempotency_key=j.payment_key) for j in written])
         stop_at(AFTER_CHARGE, settings.testing.failpoint)
+        decided = [(j, r) for j, r in zip(written, results, strict=True)
+                   if r.status != "requires_action"]
         with db.transaction() as session:
             now = clock.now()
-            settled = settle_orders(
-                session, now=now, provider_name=provider.name, orders=written,
-                results=results, customers=customers,
-                on_declined=lambda declined: _return_drop_units(session, drop, declined))
-            # The paid orders' confirmation mails, with the events they refer to.
-            queue_event_mails(session, now=now, events=settled)
-            record_events(session, now=now, events=settled)
+            if decided:
+                settled = settle_orders(
+                    session, now=now, provider_name=provider.name,
+                    orders=[j for j, _ in decided], results=[r for _, r in decided],
+                    customers=customers,
+                    on_declined=lambda declined: _return_drop_units(session, drop, declined))
+                # The paid orders' confirmation mails, with the events they refer to.
+                queue_event_mails(session, now=now, events=settled)
+                record_events(session, now=now, events=settled)
+            for job, result in zip(written, results, strict=True):
+                if result.status == "requires_action":
+                    # Undecided (3-D Secure): the order stays pending and holds its units
+                    # until the provider reports (webhook, the shopper's return, recovery).
+                    note_awaiting_payment(session, at=now, payment_id=job.payment_id,
+                                          provider_name=provider.name,
+                                          reference=result.reference)
+                    job.outcome = ("requires_action", {"order_id": job.order_id,
+                                                       "client_secret": result.client_secret})
     return jobs

@@ -40,6 +40,10 @@ function showError(form, message) {
   p.textContent = message;
 }
 
+// Required only with this script: without JavaScript the fields are hidden and the form goes on
+// to the provider's hosted card page.
+for (const input of document.querySelectorAll("[data-card]")) input.required = true;
+
 for (const form of document.querySelectorAll("form")) {
   if (!field(form, "number") || form.hasAttribute("data-outbox")) continue;
   form.addEventListener("submit", async (event) => {

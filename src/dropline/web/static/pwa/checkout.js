@@ -5,7 +5,7 @@
 // offline is sent on reconnect if the shopper is still on the page (they confirmed it by placing
 // it); after a reload it waits for them to confirm payment again.
 import { outbox } from "/static/pwa/outbox.js";
-import { cardFilled, tokenise } from "/static/pay/local.js";
+import { cardFilled, tokenise } from "/static/pay/card.js";
 
 const form = document.getElementById("checkout-form");
 const panel = document.getElementById("outbox");

@@ -360,7 +360,7 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
         customer_ids = session.scalars(select(Customer.id).order_by(Customer.id)).all()
         session.execute(insert(CustomerSession), [
             {"token_hash": token_digest(token), "customer_id": cid, "created_at": now,
-             "expires_at": now + timedelta(days=1)}
+             "last_seen_at": now, "expires_at": now + timedelta(days=1)}
             for cid, token in zip(customer_ids, tokens, strict=True)])
         if queue:
             # Everyone joined the waiting room before the start (the pre-queue, randomised as

@@ -91,6 +91,9 @@ def accepts_booleans(annotation: Any) -> bool:
     return False
 
 
+_NO_BOOLEAN = frozenset({str, int, float, type(None)})  # exact types that hold no boolean
+
+
 def _holds_boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return True
@@ -106,9 +109,14 @@ class Input(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Both run for every field of every body: a plain string or number, the common case,
+    # is decided by its type alone, without a further call.
+
     @field_validator("*", mode="before")
     @classmethod
     def _refuse_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if type(value) in _NO_BOOLEAN:
+            return value
         if _holds_boolean(value) and info.field_name is not None and not accepts_booleans(
                 cls.model_fields[info.field_name].annotation):
             raise ValueError("must not be true or false here")
@@ -117,6 +125,9 @@ class Input(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _refuse_unstorable_text(cls, value: Any) -> Any:
+        kind = type(value)
+        if kind is str and value.isascii() and "\x00" not in value or kind is int:
+            return value
         return refuse_unstorable_text(value)
 
 
@@ -137,14 +148,21 @@ CARD_DATA_ERROR = "card_data_refused"
 
 
 def holds_card_data(value: Any, depth: int = 0) -> bool:
-    """Whether a request body, at any depth, carries a card-number or CVC field."""
+    """Whether a request body, at any depth, carries a card-number or CVC field. (Runs on
+    every paying body: only objects and arrays are descended into, so a body costs a call per
+    object, not per value.)"""
     if depth > 8:
         return False
     if isinstance(value, dict):
-        return any((isinstance(k, str) and k.lower() in CARD_DATA_KEYS)
-                   or holds_card_data(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_card_data(item, depth + 1) for item in value[:100])
+        for key, item in value.items():
+            if isinstance(key, str) and key.lower() in CARD_DATA_KEYS:
+                return True
+            if isinstance(item, (dict, list)) and holds_card_data(item, depth + 1):
+                return True
+    elif isinstance(value, list):
+        for item in value[:100]:
+            if isinstance(item, (dict, list)) and holds_card_data(item, depth + 1):
+                return True
     return False
 
 

@@ -11,6 +11,8 @@ that reference and learns the card only as ``CardToken`` (reference, last4, fing
 
     PaymentProvider             describe_card, charge, charge_many, refund, find_charge
                                 (checkout, recovery)
+    KnownCards                  known_card: a card described without I/O, if the provider
+                                holds it (optional; the drop engine's purchase asks it first)
     ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
     └── CardPresentProvider       charge_present through a reader (pop-up counters)
 """
@@ -29,6 +31,7 @@ __all__ = [
     "ChargeRequest",
     "ChargeResult",
     "EventVerifier",
+    "KnownCards",
     "PaymentProvider",
     "ProviderEvent",
     "ProviderUnavailable",
@@ -117,6 +120,17 @@ class PaymentProvider(Protocol):
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
         """The outcome of the charge made with this key, or None if none was made; never
         charges. What settles a payment whose settlement never ran (a crashed worker)."""
+        ...
+
+
+class KnownCards(Protocol):
+    """Optional: a provider that keeps the cards it has described in memory answers for them
+    without I/O. The drop engine's purchase runs on the event loop and asks this first, so the
+    common case needs no thread for ``describe_card`` (a thread hop costs the loop more than
+    the rest of a purchase's screening)."""
+
+    def known_card(self, reference: str) -> CardToken | None:
+        """The card, if known without I/O; None says nothing (ask ``describe_card``)."""
         ...
 
 

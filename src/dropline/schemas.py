@@ -135,6 +135,19 @@ def only_booleans(annotation: Any) -> bool:
     return False
 
 
+_BOOLEAN_KINDS: dict[tuple[type, str], tuple[bool, bool]] = {}
+
+
+def _boolean_kind(model: type[BaseModel], field: str) -> tuple[bool, bool]:
+    """(only a boolean, admits a boolean) for a model's field, worked out once per field."""
+    known = _BOOLEAN_KINDS.get((model, field))
+    if known is None:
+        annotation = model.model_fields[field].annotation
+        known = _BOOLEAN_KINDS[(model, field)] = (only_booleans(annotation),
+                                                  accepts_booleans(annotation))
+    return known
+
+
 class Input(BaseModel):
     """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored,
     text that no engine can store, ``true``/``false`` where a number is asked for (Pydantic
@@ -143,22 +156,30 @@ class Input(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Both run for every field of every body: a plain string or number, the common case,
+    # is decided by its type alone, without a further call.
+
     @field_validator("*", mode="before")
     @classmethod
     def _refuse_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name is None:
+        kind = type(value)
+        if kind is str or value is None or info.field_name is None:
+            return value  # the common case first: holds no boolean and is no number
+        boolean_only, takes_booleans = _boolean_kind(cls, info.field_name)
+        if kind is int or kind is float:
+            if boolean_only:
+                raise ValueError("must be true or false, not a number")
             return value
-        annotation = cls.model_fields[info.field_name].annotation
-        if _holds_boolean(value) and not accepts_booleans(annotation):
+        if not takes_booleans and _holds_boolean(value):
             raise ValueError("must not be true or false here")
-        if isinstance(value, int | float) and not isinstance(value, bool) \
-                and only_booleans(annotation):
-            raise ValueError("must be true or false, not a number")
         return value
 
     @field_validator("*", mode="after")
     @classmethod
     def _refuse_unstorable_text(cls, value: Any) -> Any:
+        kind = type(value)
+        if kind is str and value.isascii() and "\x00" not in value or kind is int:
+            return value
         return refuse_unstorable_text(value)
 
 
@@ -179,14 +200,21 @@ CARD_DATA_ERROR = "card_data_refused"
 
 
 def holds_card_data(value: Any, depth: int = 0) -> bool:
-    """Whether a request body, at any depth, carries a card-number or CVC field."""
+    """Whether a request body, at any depth, carries a card-number or CVC field. (Runs on
+    every paying body: only objects and arrays are descended into, so a body costs a call per
+    object, not per value.)"""
     if depth > 8:
         return False
     if isinstance(value, dict):
-        return any((isinstance(k, str) and k.lower() in CARD_DATA_KEYS)
-                   or holds_card_data(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(holds_card_data(item, depth + 1) for item in value[:100])
+        for key, item in value.items():
+            if isinstance(key, str) and key.lower() in CARD_DATA_KEYS:
+                return True
+            if isinstance(item, (dict, list)) and holds_card_data(item, depth + 1):
+                return True
+    elif isinstance(value, list):
+        for item in value[:100]:
+            if isinstance(item, (dict, list)) and holds_card_data(item, depth + 1):
+                return True
     return False
 
 

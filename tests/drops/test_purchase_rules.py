@@ -37,6 +37,7 @@ from dropline.web.formtoken import CSRF_COOKIE, CSRF_HEADER, form_token
 from tests.builders import ADDRESS, GOOD_PM
 from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
 from tests.drops.servers import serve_gated
+from tests.web.test_security_headers import assert_security_headers
 
 CARD = GOOD_PM
 ON_POSTGRESQL = (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql")
@@ -205,6 +206,23 @@ def a_cross_origin_or_plain_text_purchase_is_refused(shop: Shop) -> None:
     assert refused(hostile, 403, "cross-origin-refused")
     assert refused(plain, 415, "unsupported-media-type")
     assert shop.paid_units(world) == 0
+
+
+def every_purchase_answer_carries_the_security_headers(shop: Shop) -> None:
+    world = shop.drop(cap=1, limit=1)  # given a drop with one unit
+    path = f"/api/v1/drops/{world.drop_id}/purchase"
+    buyer = shop.shopper()
+    paid = shop.buy(buyer, world)  # when it is bought, then refused in every way
+    sold_out = shop.buy(shop.shopper(), world)
+    invalid = shop.post(buyer, path, json={"lines": []},
+                        headers={"Idempotency-Key": uuid.uuid4().hex})
+    hostile = shop.post(buyer, path, json=purchase_body(world), headers={
+        "Idempotency-Key": uuid.uuid4().hex, "Origin": "https://evil.example"})
+    assert paid.status_code == 201, paid.text  # then: each answer has the app's headers
+    assert refused(sold_out, 409, "sold-out") and refused(hostile, 403, "cross-origin-refused")
+    assert invalid.status_code == 422
+    for answer in (paid, sold_out, invalid, hostile):
+        assert_security_headers(answer)
 
 
 def a_waiting_room_drop_needs_a_token(shop: Shop) -> None:
@@ -447,6 +465,7 @@ RULES = [
     Rule(a_member_buys_in_early_access),
     Rule(a_non_member_waits_for_the_public_start),
     Rule(a_cross_origin_or_plain_text_purchase_is_refused),
+    Rule(every_purchase_answer_carries_the_security_headers),
     Rule(a_waiting_room_drop_needs_a_token),
     Rule(an_admission_token_admits_once),
     Rule(the_per_person_cap_holds_across_orders),

@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from dropline.clock import Clock
 from dropline.db import Database
 from tests.builders import PASSWORD, api_token, make_location, make_product, sign_up
+from dropline.web.csrf import _headers, _is_bearer
 from tests.web.support import assert_problem, changed_tables, snapshot
+from tests.web.test_security_headers import assert_security_headers
 
 HOSTILE = "https://evil.example"
 SIBLING = "https://shop-attacker.testserver"  # a sibling origin of the same site
@@ -174,3 +176,57 @@ def test_behind_a_proxy_the_forwarded_host_is_the_sites_own(client: TestClient) 
                                      "X-Forwarded-Host": "shop.example"},
                             follow_redirects=False)
     assert response.status_code == 303
+
+
+def test_the_guards_refusals_carry_the_security_headers(client: TestClient) -> None:
+    browser = bare(client)
+    sign_up(browser)
+    api = browser.post("/api/v1/memberships/current/keep", json={}, headers={"Origin": HOSTILE})
+    form = browser.post("/sign-out", data={}, headers={"Origin": HOSTILE},
+                        follow_redirects=False)
+    plain = browser.post("/api/v1/carts", content=b"{}", headers={"Content-Type": "text/plain"})
+    assert_problem(api, 403)
+    assert form.status_code == 403 and "another site" in form.text
+    assert_problem(plain, 415)
+    for response in (api, form, plain):
+        assert_security_headers(response)
+
+
+# Header sets the guard's one-pass shortcut must decide exactly as its full checks do.
+GUARD_CASES = [
+    [(b"content-type", b"application/json")],
+    [(b"content-type", b"application/json"), (b"origin", HOSTILE.encode())],
+    [(b"content-type", b"application/json"), (b"origin", SELF.encode())],
+    [(b"content-type", b"application/json"), (b"origin", b"null")],
+    [(b"content-type", b"application/json"), (b"sec-fetch-site", b"cross-site")],
+    [(b"content-type", b"application/json"), (b"sec-fetch-site", b"same-origin")],
+    [(b"content-type", b"application/json"), (b"referer", f"{HOSTILE}/page".encode())],
+    [(b"Content-Type", b"application/json"), (b"Origin", HOSTILE.encode())],
+    [(b"content-type", b"Application/JSON")],
+    [(b"content-type", b"application/json; charset=utf-8")],
+    [(b"content-type", b"text/plain")],
+    [(b"content-type", b"text/plain"), (b"content-type", b"application/json")],
+    [(b"content-type", b"application/json"), (b"content-type", b"text/plain")],
+    [(b"content-length", b"2")],
+    [],
+    [(b"authorization", b"Bearer dl_x"), (b"origin", HOSTILE.encode())],
+    [(b"authorization", b"bearer dl_x"), (b"content-type", b"text/plain")],
+    [(b"authorization", b"Bearer dl_x"), (b"authorization", b"Basic eA==")],
+    [(b"authorization", b"Basic eA=="), (b"authorization", b"Bearer dl_x"),
+     (b"origin", HOSTILE.encode())],
+    [(b"authorization", b"Basic eA=="), (b"content-type", b"application/json")],
+]
+
+
+def test_the_guards_shortcut_decides_as_its_full_checks(client: TestClient) -> None:
+    guard = client.app.csrf_guard
+    for path in ("/api/v1/drops/1/purchase", "/cart/lines"):
+        for case in GUARD_CASES:
+            headers = [(b"host", b"testserver"), (b"cookie", b"dl_session=abc"), *case]
+            scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+            decoded = _headers(scope)
+            full = None if _is_bearer(decoded) else guard._check(path, decoded)
+            quick = guard.refusal_for(scope)
+            assert (quick is None) == (full is None), (path, case)
+            if quick is not None:
+                assert quick.status_code == full.status_code, (path, case)

@@ -165,6 +165,12 @@ class LocalCardProvider:
                 field="payment_method")
         return token.card
 
+    def known_card(self, reference: str) -> CardToken | None:
+        """``payments.provider.KnownCards``: a token this process has read or issued (tokens
+        never change once written), without touching the database."""
+        token = self._tokens.get(reference)
+        return None if token is None else token.card
+
     def _behaviour(self, reference: str) -> str | None:
         token = self._read_tokens([reference]).get(reference)
         return None if token is None else token.behaviour

@@ -12,6 +12,8 @@ that reference and learns the card only as ``CardToken`` (reference, last4, fing
     PaymentProvider             describe_card, charge, charge_many, refund, find_charge,
                                 charge_status (checkout, recovery, the return from 3-D Secure),
                                 list_charges (reconciliation)
+    KnownCards                  known_card: a card described without I/O, if the provider
+                                holds it (optional; the drop engine's purchase asks it first)
     ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
     └── CardPresentProvider       charge_present through a reader (pop-up counters)
 """
@@ -31,6 +33,7 @@ __all__ = [
     "ChargeRequest",
     "ChargeResult",
     "EventVerifier",
+    "KnownCards",
     "ListedCharge",
     "PaymentProvider",
     "ProviderEvent",
@@ -146,6 +149,17 @@ class PaymentProvider(Protocol):
         """The outcome of the charge with this provider reference, or None while it is still
         undecided (or unknown); never charges. What the shopper's return to the order settles
         by, after authenticating in the page or on the bank's page (3-D Secure)."""
+        ...
+
+
+class KnownCards(Protocol):
+    """Optional: a provider that keeps the cards it has described in memory answers for them
+    without I/O. The drop engine's purchase runs on the event loop and asks this first, so the
+    common case needs no thread for ``describe_card`` (a thread hop costs the loop more than
+    the rest of a purchase's screening)."""
+
+    def known_card(self, reference: str) -> CardToken | None:
+        """The card, if known without I/O; None says nothing (ask ``describe_card``)."""
         ...
 
 

@@ -66,7 +66,7 @@ from dropline.web.problem_docs import document_problems
 from dropline.web.problems import install_problem_handlers
 from dropline.web.provider_webhooks import router as provider_webhooks_router
 from dropline.web.scheduler import BackgroundWorker
-from dropline.web.security_headers import SecurityHeadersMiddleware
+from dropline.web.security_headers import SecurityHeadersMiddleware, security_headers
 from dropline.web.throttle import throttle_sensitive_posts
 from dropline.webhooks.api import router as webhooks_router
 
@@ -140,11 +140,15 @@ def create_app(
         # Every form post's token (web.csrf), then the sign-in / checkout throttles.
         dependencies=[Depends(require_form_token), Depends(throttle_sensitive_posts)],
     )
+    # The guard's refusals and the lane's answers skip the middleware below: they carry the
+    # same security headers, as raw pairs built once.
+    guarded_headers = security_headers(https=settings.web.cookie_secure)
     app.csrf_guard = CsrfGuard(
         app._unguarded, session_cookies=(settings.web.session_cookie_name, ADMIN_COOKIE),
         shop_name=settings.shop.name, cookie_secure=settings.web.cookie_secure,
-        cookie_days=settings.web.session_days)
+        cookie_days=settings.web.session_days, refusal_headers=guarded_headers)
     app.lane_guard = app.csrf_guard.refusal_for
+    app.lane_headers = guarded_headers
     app.state.services = services
     app.state.worker = worker
     app.state.navigation = console_navigation()

@@ -75,6 +75,10 @@ _READ = frozenset({b"authorization", b"sec-fetch-site", b"origin", b"referer", b
                    b"transfer-encoding", b"accept"})
 
 
+# The headers by which a browser tells where a request comes from (``cross_origin``).
+_ORIGIN_HEADERS = frozenset({b"sec-fetch-site", b"origin", b"referer"})
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
             if (name := k.lower()) in _READ}
@@ -134,11 +138,16 @@ def _content_refused(path: str, headers: dict[str, str]) -> bool:
 
 class CsrfGuard:
     """The header checks, before any routing. ``session_cookies`` are the cookies that
-    authenticate a browser (the storefront's and the console's sessions)."""
+    authenticate a browser (the storefront's and the console's sessions); ``refusal_headers``
+    are added to the guard's own refusals."""
 
     def __init__(self, app: ASGIApp, *, session_cookies: tuple[str, ...], shop_name: str,
-                 cookie_secure: bool, cookie_days: int) -> None:
+                 cookie_secure: bool, cookie_days: int,
+                 refusal_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.app = app
+        # Added to the guard's own refusals, which are answered before the app's middleware
+        # (the app's security headers).
+        self.refusal_headers = refusal_headers or []
         self.session_cookies = session_cookies
         self._cookie_marks = tuple(f"{name}=" for name in session_cookies)
         self.shop_name = shop_name
@@ -152,18 +161,37 @@ class CsrfGuard:
         scope.setdefault("state", {})  # where csrf_field() leaves a new cookie's value
         refused = self.refusal_for(scope)
         if refused is not None:
+            refused.raw_headers += self.refusal_headers
             await refused(scope, receive, send)
             return
         await self.app(scope, receive, self._with_cookie(scope, send))
 
     def refusal_for(self, scope: Scope) -> Response | None:
         """The answer to an HTTP request the header checks refuse, or None. The drop lane
-        calls it for its own requests, which render no form and so need no cookie set."""
+        calls it for its own requests, which render no form and so need no cookie set.
+
+        One pass over the raw headers decides the common API calls without decoding any: a
+        bearer call passes, and so does a JSON body that names no origin (no
+        ``Sec-Fetch-Site``, ``Origin`` or ``Referer``), as the full checks would decide
+        them (the last value of a repeated header counts, as in ``_headers``). Anything else
+        takes the full checks."""
         if scope["method"] not in UNSAFE_METHODS:
             return None
-        headers = _headers(scope)
-        if _is_bearer(headers):
+        authorization = kind = None
+        names_origin = False
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name == b"content-type":
+                kind = value
+            elif name == b"authorization":
+                authorization = value
+            elif name in _ORIGIN_HEADERS:
+                names_origin = True
+        if authorization is not None and authorization[:7].lower() == b"bearer ":
             return None
+        if not names_origin and kind is not None and kind.lower() == b"application/json":
+            return None
+        headers = _headers(scope)
         return self._check(scope["path"], headers)
 
     def _check(self, path: str, headers: dict[str, str]) -> Response | None:

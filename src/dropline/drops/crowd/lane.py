@@ -48,9 +48,12 @@ class LaneFastAPI(FastAPI):
 
     ``lane_guard``, when the app sets one, sees every lane request first and may answer it
     instead (the app's cross-origin guard, ``web.csrf``, the same checks as for every other
-    request)."""
+    request); ``lane_headers`` are appended to every lane answer, refusals included."""
 
     lane_guard: Callable[[Scope], Response | None] | None = None
+    # Raw header pairs added to every lane answer: the app's security headers
+    # (``web.security_headers``), whose middleware the lane does not pass through.
+    lane_headers: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not await self.serve_lane(scope, receive, send):
@@ -70,6 +73,7 @@ class LaneFastAPI(FastAPI):
             serve = _serve if match[2] == "purchase" else _serve_admission
             response = await serve(hot, self.state, scope, receive, int(match[1]))
         if response is not None:
+            response.raw_headers += self.lane_headers  # built per answer: never shared
             await response(scope, receive, send)
         return True
 

@@ -214,8 +214,8 @@ async def _store_refusal(hot: HotPath, *, drop_id: int, reference: str, fp: str,
                          refusal: DomainError) -> DomainError:
     """A refusal decided after the gate (by PostgreSQL) stored as the key's answer, as the
     script stores its own: the refusal, to raise."""
-    await hot.gate.complete(drop_id, reference=reference, fingerprint=fp,
-                            status=refusal.status, body=jsonable_encoder(refusal.to_problem(path)))
+    await hot.gate.complete_many([(drop_id, reference, fp, refusal.status,
+                                   to_json(refusal.to_problem(path)).decode())])
     return refusal
 
 
@@ -278,8 +278,8 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     customer_id, digest = await hot.customer(session_token)
     set_actor(f"customer:{customer_id}")
     facts = await hot.drop(drop_id)
-    owner = KeyOfOrder(f"customer:{customer_id}", key)
-    reference = idempotency.reference_for(owner.principal, key)
+    principal = f"customer:{customer_id}"
+    reference = idempotency.reference_for(principal, key)
     fp = idempotency.fingerprint("POST", path, body)  # as the database path's records
     now = hot.clock.now()
     try:
@@ -290,7 +290,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
         return await _first_answer(hot, drop_id=drop_id, reference=reference, fp=fp,
                                    path=path, facts=facts, refusal=refusal)
     try:  # before the gate: an unknown card takes no unit
-        card = await anyio.to_thread.run_sync(hot.provider.describe_card, body.payment_method)
+        card = await hot.card(body.payment_method)
     except UnknownPaymentMethod as refusal:
         return await _first_answer(hot, drop_id=drop_id, reference=reference, fp=fp,
                                    path=path, facts=facts, refusal=refusal)
@@ -327,8 +327,8 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
             # afresh (the order's unique checkout reference still makes it one order).
             if await hot.order_lookups.submit(reference):
                 return await _answer_existing(hot, drop_id=drop_id, reference=reference,
-                                              fp=fp, path=path,
-                                              card=card, owner=owner)
+                                              fp=fp, path=path, card=card,
+                                              owner=KeyOfOrder(principal, key))
             request = _renewed(request, hot.clock.now(), hot.limits.lease_seconds)
             verdict = await _take(hot, request)
             if verdict.outcome == "replay":
@@ -347,7 +347,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                 and await hot.order_lookups.submit(reference):
             # Redis forgot this key (flushed, lost) but PostgreSQL has its order: a replay.
             return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
-                                          path=path, card=card, owner=owner)
+                                          path=path, card=card, owner=KeyOfOrder(principal, key))
         raise _refusal(verdict, facts)
 
     lease = request.lease_member
@@ -398,7 +398,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
     if kind == "existing":
         await hot.gate.end_leases(drop_id, "return", [lease], forget=reference)
         return await _answer_existing(hot, drop_id=drop_id, reference=reference, fp=fp,
-                                      path=path, card=card, owner=owner)
+                                      path=path, card=card, owner=KeyOfOrder(principal, key))
     await hot.gate.end_leases(drop_id, "return", [lease])
     raise await _store_refusal(hot, drop_id=drop_id, reference=reference, fp=fp, path=path,
                                refusal=_refused(str(detail), facts))

@@ -39,6 +39,7 @@ from dropline.drops.crowd.coalesce import Coalescer
 from dropline.drops.crowd.writer import Job, write_batch
 from dropline.drops.models import SHARED_POOL
 from dropline.errors import NotAuthenticated
+from dropline.payments.provider import CardToken
 from dropline.ratelimit import RateLimiter
 from dropline.security import token_digest
 
@@ -115,6 +116,9 @@ class HotPath:
         # (drops.crowd.admission); the limiter and the early-access seam are the app's, as
         # the routes'.
         self.admissions: Coalescer[Ask, Ask] = Coalescer(self._admit, max_batch=MAX_BATCH)
+        # The provider's in-memory cards (payments.provider.KnownCards), if it keeps any.
+        self._known_card: Callable[[str], CardToken | None] = getattr(
+            provider, "known_card", None) or (lambda reference: None)
         self.admission_limits = admission_limits
         self.early_access = early_access
         self.read_order = read_order
@@ -145,6 +149,15 @@ class HotPath:
             self._sessions.clear()
         self._sessions[digest] = (now + SESSION_CACHE_SECONDS, customer_id)
         return customer_id, digest
+
+    async def card(self, reference: str) -> CardToken:
+        """The card behind a payment method reference: from the provider's memory when it
+        has it, else ``describe_card`` in a thread (it may ask the database or the provider's
+        API); raises ``UnknownPaymentMethod``."""
+        card = self._known_card(reference)
+        if card is None:
+            card = await anyio.to_thread.run_sync(self.provider.describe_card, reference)
+        return card
 
     async def _resolve_sessions(self, digests: list[str]) -> list[int | None]:
         """Live (unrevoked, unexpired, not idle) sessions by token digest, as

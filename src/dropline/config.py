@@ -257,8 +257,9 @@ class MailSettings(Section):
     sender: str = setting("Dropline <no-reply@dropline.example>", "From address of outgoing mail.",
                           env="DROPLINE_EMAIL_FROM")
     smtp_url: str | None = setting(
-        None, "smtp://user:pass@host:587 (smtps:// for implicit TLS) sends by SMTP; unset: "
-              "mail is written to the outbox folder.", env="DROPLINE_SMTP_URL")
+        None, "smtp://user:pass@host:587 (smtps:// for implicit TLS; ?starttls=off for a "
+              "local relay without TLS) sends by SMTP; unset: mail is written to the outbox "
+              "folder.", env="DROPLINE_SMTP_URL")
     outbox_dir: str = setting("var/outbox", "Folder the outbox writes .eml files to.",
                               env="DROPLINE_EMAIL_DIR")
     max_attempts: int = setting(8, "Sending attempts of a mail before it is given up.",

@@ -92,5 +92,7 @@ def sender_for(mail: MailSettings) -> EmailSender:
             parsed.hostname or "localhost", parsed.port or (465 if implicit else 587),
             username=unquote(parsed.username) if parsed.username else None,
             password=unquote(parsed.password) if parsed.password else None,
-            starttls=not implicit, implicit_tls=implicit, sender=sender)
+            # ?starttls=off: a relay on the same machine or network that offers no TLS
+            starttls=not implicit and "starttls=off" not in parsed.query,
+            implicit_tls=implicit, sender=sender)
     return FolderSender(mail.outbox_dir, sender=sender)

@@ -9,6 +9,7 @@ import hashlib
 import re
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +31,7 @@ from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
 from dropline.payment_events import settle_from_provider
+from dropline.payments.provider import CardToken
 from dropline.schemas import IdForm, IdPath
 from dropline.web.caching import private_response
 from dropline.web.deps import (
@@ -39,6 +41,7 @@ from dropline.web.deps import (
     Services,
     ServicesDep,
 )
+from dropline.web.payment_page import hosted_card_entry, ready_card
 from dropline.web.templating import templates
 from dropline.web.throttle import record_decline
 
@@ -161,7 +164,7 @@ def delivery_windows(session: Session, services: Services, view: carts.CartView,
 
 def _checkout_page(request: Request, services: Services, customer: Principal, *,
                    postcode: str = "", error: str = "", form: dict[str, str] | None = None,
-                   status_code: int = 200) -> Response:
+                   status_code: int = 200, card: CardToken | None = None) -> Response:
     form = form or {"postcode": postcode}
     with services.db.transaction() as session:
         view = _view(session, services, current_cart(session, request, customer))
@@ -176,6 +179,7 @@ def _checkout_page(request: Request, services: Services, customer: Principal, *,
         "shop_name": services.settings.shop.name, "view": view, "windows": windows,
         "postcode": postcode, "error": error, "form": {**form, "delivery": delivery},
         "form_key": str(uuid.uuid4()), "customer": customer, "quote": quote,
+        "card_ready": card,
     }, status_code)
 
 
@@ -188,8 +192,14 @@ def checkout_page(request: Request, services: ServicesDep, customer: OptionalCus
     if customer is None:
         return _sign_in("/checkout")
     postcode = postcode.strip().upper()
-    return _checkout_page(request, services, customer, postcode=postcode,
-                          form={"postcode": postcode, "delivery": delivery})
+    form = {"postcode": postcode, "delivery": delivery}
+    # Back from the provider's hosted card page (no JavaScript): the card ready, and what the
+    # shopper had typed, for them to confirm.
+    card = ready_card(services, request.query_params.get("payment_method", ""))
+    if card is not None:
+        form |= {name: request.query_params.get(name, "")[:200] for name in ADDRESS_FIELDS}
+    return _checkout_page(request, services, customer, postcode=postcode, form=form,
+                          card=card)
 
 
 def _inputs(form: dict[str, str]) -> tuple[dict[str, Any], flows.DeliveryChoice | None]:
@@ -219,6 +229,10 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
         return _sign_in("/checkout")
     form = {"name": name, "line1": line1, "line2": line2, "city": city, "postcode": postcode,
             "country": country, "delivery": delivery}
+    if payment.missing:  # sent without JavaScript: the card is given at the provider's page
+        hosted = hosted_card_entry(services, f"/checkout?{urlencode(form)}")
+        if hosted is not None:
+            return hosted
     if payment.refusal is not None:
         return _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=payment.refusal, status_code=422)
@@ -249,6 +263,9 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
     response = RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)
     response.delete_cookie(CART_COOKIE)
     return response
+
+
+ADDRESS_FIELDS = ("name", "line1", "line2", "city", "country")
 
 
 def _reference(customer: Principal, key: str) -> str:

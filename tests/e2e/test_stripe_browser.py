@@ -16,17 +16,28 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from dropline.adapters.stripe_payments import StripeProvider
 from dropline.customers.service import register_customer
+from dropline.memberships import jobs
+from dropline.memberships.models import (
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipNotice,
+    MembershipPaymentMethod,
+)
+from dropline.memberships.rules import MembershipStatus
 from dropline.orders.models import Order, OrderStatus
 from dropline.payments.models import Payment, PaymentStatus
 from dropline.web.app import create_app
 from tests.builders import PASSWORD
 from tests.drops.builders import make_drop
 from tests.e2e.conftest import ARTIFACTS, LiveServer
-from tests.memberships.support import make_tier
+from tests.memberships.support import CONFIG, join, make_tier
 from tests.payments.conftest import localstripe  # noqa: F401  (the session's server)
 from tests.payments.localstripe_server import PUBLISHABLE_KEY, SECRET_KEY
-from tests.payments.test_stripe_provider import THREE_D_SECURE, WEBHOOK_SECRET
+from tests.payments.test_stripe_provider import THREE_D_SECURE, WEBHOOK_SECRET, stripe_js
 
 VISA = "4242424242424242"
 
@@ -150,4 +161,56 @@ def test_a_member_joins_paying_through_stripe_js(strict_page, stripe_shop, db, c
 
     assert page.get_by_test_id("status").inner_text() == "active"
     assert page.get_by_text("ending 4242").is_visible()
+    assert page.refused == []  # type: ignore[attr-defined]
+
+
+def test_a_renewal_the_bank_holds_off_session_is_confirmed_from_the_dunning_link(
+        strict_page, stripe_shop, db, clock, localstripe):  # noqa: F811
+    """Stripe answers an off-session renewal on a 3-D Secure card with
+    ``authentication_required`` (localstripe leaves the intent waiting, which the provider
+    reads the same way): the member gets a notice linking to the page that confirms that
+    PaymentIntent, and confirming it there renews the membership."""
+    provider = StripeProvider(secret_key=SECRET_KEY, api_base=localstripe)
+    tier = make_tier(db, clock, slug="friends", price=900)
+    with db.transaction() as session:
+        customer_id = register_customer(session, clock=clock, email="di@example.com",
+                                        password=PASSWORD).id
+    membership_id = join(db, clock, provider, customer_id=customer_id, tier_id=tier,
+                         card=provider.describe_card(stripe_js(localstripe, VISA)))
+    held_card = stripe_js(localstripe, THREE_D_SECURE)  # saved without a set-up check
+    stripe_customer = httpx.post(f"{localstripe}/v1/customers", auth=(SECRET_KEY, ""),
+                                 timeout=10).json()["id"]
+    httpx.post(f"{localstripe}/v1/payment_methods/{held_card}/attach", auth=(SECRET_KEY, ""),
+               data={"customer": stripe_customer}, timeout=10)
+    with db.transaction() as session:
+        method_id = session.get(Membership, membership_id).payment_method_id
+        session.get(MembershipPaymentMethod, method_id).token = f"{stripe_customer}:{held_card}"
+    clock.advance(days=32)
+
+    jobs.renew_due(db, clock=clock, config=CONFIG, provider=provider)
+
+    with db.transaction() as session:
+        charge = session.scalars(select(MembershipCharge).where(
+            MembershipCharge.kind == ChargeKind.renewal)).one()
+        notice = session.scalars(select(MembershipNotice).where(
+            MembershipNotice.kind == "authentication-required")).one()
+        assert (charge.status, charge.decline_code) == (ChargeStatus.pending,
+                                                         "authentication_required")
+        assert session.get(Membership, membership_id).status is MembershipStatus.past_due
+    link = f"/membership/charges/{charge.id}/authenticate"
+    assert link in notice.body
+
+    page = strict_page
+    _sign_in(page, stripe_shop.url, "di@example.com", "/membership")
+    page.goto(stripe_shop.url + link)
+    page.get_by_role("button", name="Complete authentication").click()
+    page.wait_for_url("**/membership?done=renewed")
+
+    assert page.get_by_test_id("status").inner_text() == "active"
+    with db.transaction() as session:
+        charge = session.get(MembershipCharge, charge.id)
+        assert charge.status is ChargeStatus.succeeded
+    intent = httpx.get(f"{localstripe}/v1/payment_intents/{charge.provider_ref}",
+                       auth=(SECRET_KEY, ""), timeout=10).json()
+    assert intent["status"] == "succeeded" and intent["amount"] == 900
     assert page.refused == []  # type: ignore[attr-defined]

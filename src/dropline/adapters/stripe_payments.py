@@ -196,6 +196,19 @@ class StripeProvider:
                 datetime.fromtimestamp(int(intent.created), UTC)))
         return listed
 
+    def authentication_secret(self, reference: str) -> tuple[str, str]:
+        """What the member's page needs to confirm an off-session PaymentIntent their bank
+        held (``authentication_required``) with Stripe.js, on-session: the intent's client
+        secret and its PaymentMethod's id."""
+        try:
+            intent = self._client.v1.payment_intents.retrieve(reference)
+        except stripe.StripeError as exc:
+            raise ServiceUnavailable("the payment provider is not answering; retry",
+                                     retry_after=5) from exc
+        method = intent.to_dict().get("payment_method") or ""
+        return str(intent.client_secret or ""), str(
+            method.get("id", "") if isinstance(method, dict) else method)
+
     def create_card_setup(self) -> str:
         """A SetupIntent for the page to collect a card into (``confirmCardSetup`` in
         Stripe.js): its client secret. The page then sends the shop only the resulting

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import anyio.from_thread
 from fastapi import APIRouter, Form, Request
@@ -38,6 +39,7 @@ from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.media.models import MediaOwner
 from dropline.media.views import image_views
 from dropline.orders.schemas import AddressIn
+from dropline.payments.provider import CardToken
 from dropline.popups import experiments
 from dropline.popups.experiments import requested_variant
 from dropline.popups.rules import cache_key
@@ -51,6 +53,7 @@ from dropline.web.deps import (
     Services,
     ServicesDep,
 )
+from dropline.web.payment_page import hosted_card_entry, ready_card
 from dropline.web.templating import render_html, templates
 
 router = APIRouter(include_in_schema=False)
@@ -160,11 +163,13 @@ def _sign_in(next_path: str) -> RedirectResponse:
 def _me_page(request: Request, services: Services, customer: Principal, drop_id: int, *,
              error: str = "", message: str = "", status_code: int = 200,
              form: dict[str, str] | None = None,
-             confirm: dict[str, str] | None = None) -> HTMLResponse:
+             confirm: dict[str, str] | None = None,
+             card: CardToken | None = None) -> HTMLResponse:
     """The shopper's own place; after a refused purchase ``form`` keeps what they typed
     (never the card number or CVC), shown with the one message saying why. ``confirm``: a
     payment waiting for the shopper's bank (3-D Secure), for the provider's script to confirm
-    (``_confirm_payment.html``)."""
+    (``_confirm_payment.html``). ``card``: a card back from the provider's hosted card page,
+    shown ready in the form."""
     clock = services.clock
     with services.db.transaction() as session:
         drop = service.get_drop(session, drop_id)
@@ -184,7 +189,7 @@ def _me_page(request: Request, services: Services, customer: Principal, drop_id:
         "shop_name": services.settings.shop.name, "drop": drop, "state": state.value,
         "items": items, "queue": queue, "waitlist": waitlist, "can_buy": can_buy,
         "error": error, "message": message, "form_key": uuid.uuid4().hex,
-        "form": form or {}, "confirm": confirm,
+        "form": form or {}, "confirm": confirm, "card_ready": card,
         "eta": int((queue.admitted_at - clock.now()).total_seconds()) if queue else 0,
     }, status_code=status_code)
     return caching.private_response(response)  # type: ignore[return-value]
@@ -202,8 +207,13 @@ def my_place(ref: str, request: Request, services: ServicesDep,
         return _sign_in(f"/drops/{ref[:120]}/me")
     message = {"queue": "You are in the waiting room.",
                "waitlist": "You are on the waitlist: we will offer you units that come back."}
+    query = request.query_params
+    # Back from the provider's hosted card page (no JavaScript): the card ready, and what the
+    # shopper had typed, for them to confirm.
+    card = ready_card(services, query.get("payment_method", ""))
+    typed = {name: query.get(name, "")[:200] for name in RETURNED_FIELDS} if card else None
     return _me_page(request, services, customer, _drop_id(services, ref),
-                    message=message.get(request.query_params.get("done", ""), ""))
+                    message=message.get(query.get("done", ""), ""), form=typed, card=card)
 
 
 def _act(request: Request, services: Services, customer: Principal | None, ref: str,
@@ -246,6 +256,9 @@ def join_waitlist(ref: str, request: Request, services: ServicesDep,
     return _act(request, services, customer, ref, action, "waitlist")
 
 
+RETURNED_FIELDS = ("name", "line1", "city", "postcode", "country", "variant_id", "quantity")
+
+
 def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> PurchaseCreate:
     try:
         return PurchaseCreate(
@@ -272,6 +285,10 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
     drop_id = _drop_id(services, ref)
     typed = {"name": name, "line1": line1, "city": city, "postcode": postcode,
              "country": country, "variant_id": str(variant_id), "quantity": str(quantity)}
+    if payment.missing:  # sent without JavaScript: the card is given at the provider's page
+        hosted = hosted_card_entry(services, f"/drops/{drop_id}/me?{urlencode(typed)}")
+        if hosted is not None:
+            return hosted
     if payment.refusal is not None:
         return _me_page(request, services, customer, drop_id, error=payment.refusal,
                         status_code=422, form=typed)

@@ -55,6 +55,7 @@ from dropline.payments.provider import (
     CardRefused,
     CardToken,
     ChargeResult,
+    PaymentProvider,
     ProviderUnavailable,
     RecurringPaymentProvider,
 )
@@ -257,6 +258,69 @@ def settle(session: Session, *, clock: Clock, config: MembershipConfig, charge_i
     return True
 
 
+AUTHENTICATION_REQUIRED = "authentication_required"
+
+
+def authentication_path(charge_id: int) -> str:
+    """The member's page that confirms an off-session charge their bank held for them."""
+    return f"/membership/charges/{charge_id}/authenticate"
+
+
+def settle_authenticated(db: Database, *, clock: Clock, config: MembershipConfig,
+                         provider: PaymentProvider, customer_id: int, charge_id: int) -> str:
+    """After the member confirmed a held renewal with their bank (the authenticate page): the
+    charge is settled paid if the provider says its PaymentIntent succeeded (never on the
+    page's word). Only a charge still pending, between attempts and on that very intent,
+    moves, so a repeat or a concurrent renewal attempt changes nothing twice. Returns
+    ``paid``, ``undecided`` (the provider has not succeeded it) or ``not-pending``.
+
+    Left open: a scheduled retry claimed while the member is on the page is a new
+    PaymentIntent (its own key); if both then succeed, the member paid twice, and nothing here
+    detects it yet (reconciliation leaves membership charges to this domain)."""
+    with db.transaction() as session:
+        charge = _member_charge(session, customer_id=customer_id, charge_id=charge_id)
+        if charge.status is not ChargeStatus.pending or not charge.provider_ref:
+            return "not-pending"
+        reference = charge.provider_ref
+    result = provider.charge_status(reference)
+    if result is None or result.status != "succeeded":
+        return "undecided"
+    with db.transaction() as session:
+        moved = session.execute(
+            update(MembershipCharge)
+            .where(MembershipCharge.id == charge_id,
+                   MembershipCharge.status == ChargeStatus.pending,
+                   MembershipCharge.attempt_open.is_(False),
+                   MembershipCharge.provider_ref == reference)
+            .values(status=ChargeStatus.succeeded, paid_at=clock.now(), decline_code=None)
+        ).rowcount
+        if moved != 1:
+            return "not-pending"
+        charge = session.get(MembershipCharge, charge_id)
+        assert charge is not None
+        session.refresh(charge)
+        on_paid(session, clock=clock, config=config, charge=charge,
+                membership=service.get_membership(session, charge.membership_id))
+    return "paid"
+
+
+def _member_charge(session: Session, *, customer_id: int, charge_id: int) -> MembershipCharge:
+    charge = session.get(MembershipCharge, charge_id)
+    if charge is None or service.get_membership(
+            session, charge.membership_id).customer_id != customer_id:
+        raise NotFound("no such charge")
+    return charge
+
+
+def held_charge(session: Session, *, customer_id: int, charge_id: int) -> MembershipCharge:
+    """A charge of this member's waiting for them to authenticate; NotFound otherwise."""
+    charge = _member_charge(session, customer_id=customer_id, charge_id=charge_id)
+    if charge.status is not ChargeStatus.pending or charge.decline_code != \
+            AUTHENTICATION_REQUIRED or not charge.provider_ref:
+        raise NotFound("this payment is not waiting for you to confirm it")
+    return charge
+
+
 def on_paid(session: Session, *, clock: Clock, config: MembershipConfig,
              charge: MembershipCharge, membership: Membership) -> None:
     tier = service.get_tier(session, membership.tier_id)
@@ -326,7 +390,19 @@ def _on_declined(session: Session, *, clock: Clock, config: MembershipConfig,
         Membership.status.in_((MembershipStatus.active, MembershipStatus.trialing)))
         .values(status=MembershipStatus.past_due, updated_at=now))
     amount = format_money(charge.amount, charge.currency)
-    if retry_at is not None:
+    if retry_at is not None and charge.decline_code == AUTHENTICATION_REQUIRED:
+        # Not a refusal: the bank wants the member present (3-D Secure on an off-session
+        # charge). The notice links to the page that confirms this very PaymentIntent.
+        charge.next_attempt_at = retry_at
+        service.queue_notice(
+            session, clock=clock, customer_id=membership.customer_id,
+            membership_id=membership.id, kind="authentication-required",
+            dedupe_key=f"authenticate:{charge.id}:{charge.attempts}",
+            subject=f"Confirm the renewal of your {tier.name} membership",
+            body=f"Your bank asks you to confirm the payment of {amount}: open "
+                 f"{authentication_path(charge.id)} and confirm it with your bank. Until you "
+                 f"do we will try again on {retry_at:%d %b %Y at %H:%M} UTC.")
+    elif retry_at is not None:
         charge.next_attempt_at = retry_at
         service.queue_notice(
             session, clock=clock, customer_id=membership.customer_id,

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dropline.customers.service import authenticate_customer, start_session
-from dropline.errors import DomainError, InvalidInput, NotAuthenticated
+from dropline.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
 from dropline.memberships import flows, onboarding, polls, reports, segments, service
 from dropline.memberships.api import config_of, recurring
 from dropline.memberships.models import MembershipPaymentMethod
@@ -44,6 +44,7 @@ MESSAGES = {
     "card": "Your card is updated.",
     "waitlist": "You are on the waitlist; we will email you when a spot opens.",
     "voted": "Thank you: your vote is in.",
+    "renewed": "Thank you: your bank confirmed the payment and your membership is renewed.",
 }
 Short = Annotated[str, Form(max_length=200)]
 Key = Annotated[str, Form(max_length=64)]
@@ -228,6 +229,56 @@ def card(request: Request, services: ServicesDep, customer: OptionalCustomer,
         services.db, clock=services.clock, config=config_of(services),
         provider=recurring(services), customer_id=who.id,
         card=_card(services, payment)), "card")
+
+
+class HeldPayments(Protocol):
+    def authentication_secret(self, reference: str) -> tuple[str, str]: ...
+
+
+@router.get("/membership/charges/{charge_id}/authenticate", response_class=HTMLResponse)
+def authenticate_page(request: Request, services: ServicesDep, customer: OptionalCustomer,
+                      charge_id: IdPath) -> Response:
+    """The dunning notice's link: a renewal the member's bank held off-session
+    (``authentication_required``) is confirmed here with the provider's script (the bank's
+    challenge shows in the page), then settled on return by what the provider says."""
+    if customer is None:
+        return RedirectResponse("/membership/sign-in", status_code=303)
+    held: HeldPayments | None = services.payments if hasattr(  # type: ignore[assignment]
+        services.payments, "authentication_secret") else None
+    try:
+        with services.db.transaction() as session:
+            charge = flows.held_charge(session, customer_id=customer.id, charge_id=charge_id)
+            reference, amount, currency = charge.provider_ref, charge.amount, charge.currency
+        if held is None:
+            raise NotFound("this payment is not waiting for you to confirm it")
+        secret, method = held.authentication_secret(reference or "")
+    except DomainError as exc:
+        return _portal(request, services, customer, error=exc.detail, status_code=exc.status)
+    return templates.TemplateResponse(request, "member_authenticate.html", {
+        "shop_name": services.settings.shop.name, "amount": amount, "currency": currency,
+        "confirm": {"client_secret": secret, "payment_method": method,
+                    "return_to": f"/membership/charges/{charge_id}/return"}})
+
+
+@router.get("/membership/charges/{charge_id}/return")
+def authenticated(request: Request, services: ServicesDep, customer: OptionalCustomer,
+                  charge_id: IdPath) -> Response:
+    if customer is None:
+        return RedirectResponse("/membership/sign-in", status_code=303)
+    try:
+        outcome = flows.settle_authenticated(
+            services.db, clock=services.clock, config=config_of(services),
+            provider=services.payments, customer_id=customer.id, charge_id=charge_id)
+    except DomainError as exc:
+        return _portal(request, services, customer, error=exc.detail, status_code=exc.status)
+    if outcome == "paid":
+        for hook in services.after_commit:
+            hook()
+        return _done("renewed")
+    return _portal(request, services, customer, status_code=409 if outcome == "undecided"
+                   else 200, error="your bank has not confirmed the payment; open the link "
+                   "in the email again to retry" if outcome == "undecided" else "",
+                   message="" if outcome == "undecided" else "Nothing is waiting for you.")
 
 
 @router.post("/membership/waitlist")

@@ -9,6 +9,7 @@ import hashlib
 import re
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +32,7 @@ from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.schemas import AddressIn
 from dropline.orders.shipments import order_shipments
 from dropline.payment_events import settle_from_provider
+from dropline.payments.provider import CardToken
 from dropline.problem_json import problem_headers
 from dropline.schemas import IdForm, IdPath
 from dropline.tax.rules import refund_tax
@@ -42,6 +44,7 @@ from dropline.web.deps import (
     Services,
     ServicesDep,
 )
+from dropline.web.payment_page import hosted_card_entry, ready_card
 from dropline.web.templating import templates
 from dropline.web.throttle import record_decline, refuse_cooling_card
 
@@ -174,7 +177,8 @@ def delivery_windows(session: Session, services: Services, view: carts.CartView,
 
 def _checkout_page(request: Request, services: Services, customer: Principal, *,
                    postcode: str = "", error: str = "", field: str = "",
-                   form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+                   form: dict[str, str] | None = None, status_code: int = 200,
+                   card: CardToken | None = None) -> Response:
     """The checkout page; ``error`` with a ``field`` is shown beside that field."""
     form = form or {"postcode": postcode}
     with services.db.transaction() as session:
@@ -194,6 +198,7 @@ def _checkout_page(request: Request, services: Services, customer: Principal, *,
         "postcode": postcode, "error": error, "field": field,
         "form": {**form, "delivery": delivery},
         "form_key": str(uuid.uuid4()), "customer": customer, "quote": quote,
+        "card_ready": card,
     }, status_code)
 
 
@@ -208,9 +213,15 @@ def checkout_page(request: Request, services: ServicesDep, customer: OptionalCus
     if customer is None:
         return _sign_in("/checkout")
     postcode = postcode.strip().upper()
-    return _checkout_page(request, services, customer, postcode=postcode,
-                          form={"postcode": postcode, "delivery": delivery,
-                                "discount_code": discount_code.strip()})
+    form = {"postcode": postcode, "delivery": delivery,
+            "discount_code": discount_code.strip()}
+    # Back from the provider's hosted card page (no JavaScript): the card ready, and what the
+    # shopper had typed, for them to confirm.
+    card = ready_card(services, request.query_params.get("payment_method", ""))
+    if card is not None:
+        form |= {name: request.query_params.get(name, "")[:200] for name in ADDRESS_FIELDS}
+    return _checkout_page(request, services, customer, postcode=postcode, form=form,
+                          card=card)
 
 
 def _inputs(form: dict[str, str]) -> tuple[dict[str, Any], flows.DeliveryChoice | None]:
@@ -241,6 +252,10 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
         return _sign_in("/checkout")
     form = {"name": name, "line1": line1, "line2": line2, "city": city, "postcode": postcode,
             "country": country, "delivery": delivery, "discount_code": discount_code.strip()}
+    if payment.missing:  # sent without JavaScript: the card is given at the provider's page
+        hosted = hosted_card_entry(services, f"/checkout?{urlencode(form)}")
+        if hosted is not None:
+            return hosted
     if payment.refusal is not None:
         return _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=payment.refusal, status_code=422)
@@ -279,6 +294,9 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
     response = RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)
     response.delete_cookie(CART_COOKIE)
     return response
+
+
+ADDRESS_FIELDS = ("name", "line1", "line2", "city", "country")
 
 
 def _reference(customer: Principal, key: str) -> str:

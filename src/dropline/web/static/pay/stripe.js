@@ -88,7 +88,9 @@ for (const form of document.querySelectorAll("form")) {
 
 const pending = document.querySelector("[data-confirm-payment]");
 if (pending) {
-  const { clientSecret, returnTo } = pending.dataset;
-  // Whatever the bank answers, the order page shows the outcome Stripe reports.
-  stripe.confirmCardPayment(clientSecret).finally(() => window.location.assign(returnTo));
+  const { clientSecret, returnTo, paymentMethod } = pending.dataset;
+  // A held off-session renewal is confirmed again with its card (the member is here now).
+  // Whatever the bank answers, the return address shows the outcome Stripe reports.
+  stripe.confirmCardPayment(clientSecret, paymentMethod ? { payment_method: paymentMethod } : undefined)
+    .finally(() => window.location.assign(returnTo));
 }

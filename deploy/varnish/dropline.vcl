@@ -13,22 +13,12 @@ vcl 4.1;
 # that changes a public page (DROPLINE_EDGE_PURGE_URL=http://<varnish>/); every object whose
 # `Surrogate-Key` carries one of the keys is invalidated. Only the `purgers` below may purge.
 #
-# The backend is the shop's address; `deploy/` docs and tests/edge set their own.
+# This file holds the behaviour only: the backend (the shop or the load balancer in front of
+# its nodes) and the `purgers` ACL come from the file that includes it (local.vcl for one
+# machine, compose.vcl for deploy/compose.yaml, your own otherwise).
 
 import std;
 import xkey;
-
-backend shop {
-    .host = "127.0.0.1";
-    .port = "8000";
-    .connect_timeout = 2s;
-    .first_byte_timeout = 30s;
-}
-
-acl purgers {
-    "127.0.0.1";
-    "::1";
-}
 
 sub vcl_recv {
     if (req.method == "PURGE") {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import httpx
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from dropline import cli_support
 from dropline.admin.service import SCOPES, create_admin_user, issue_token, reset_second_factor
+from dropline.backup import BackupReport, backup_sqlite, restore_sqlite
 from dropline.bootstrap import build_services
 from dropline.cli_support import readable_errors, services
 from dropline.console.cli import playbook_app
@@ -133,6 +135,50 @@ def migrate(
         upgrade(settings.database.url, revision)
     revisions = ", ".join(current_revisions(settings.database.url)) or "base (empty)"
     console.print(f"database at revision [bold]{revisions}[/]")
+
+
+def _copy_with_progress(label: str, copy: Callable[..., BackupReport]) -> BackupReport:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  TaskProgressColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        return copy(progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+@app.command(epilog="Example: dropline backup var/backups/dropline-2026-12-07.db")
+@friendly_errors
+def backup(
+    out: Annotated[Path, typer.Argument(help="The backup file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+) -> None:
+    """Back up the SQLite database while the shop runs (SQLite's online backup API; the copy
+    is integrity-checked). PostgreSQL: use pg_dump (docs/operations.md, Backups)."""
+    url = services().settings.database.url
+    report = _copy_with_progress("backing up", lambda progress: backup_sqlite(
+        url, out, overwrite=force, progress=progress))
+    console.print(f"backed up {report.pages} pages ({report.bytes:,} bytes, schema "
+                  f"{', '.join(report.revisions)}) to [bold]{report.path}[/]")
+
+
+@app.command(epilog="Example: dropline restore var/backups/dropline-2026-12-07.db --yes")
+@friendly_errors
+def restore(
+    backup_file: Annotated[Path, typer.Argument(metavar="BACKUP", help="A file made by "
+                                                "dropline backup.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the database without asking.")]
+    = False,
+) -> None:
+    """Replace the SQLite database with a checked backup. Stop the shop first; run
+    `dropline migrate` afterwards if the backup is from an older version."""
+    url = services().settings.database.url
+    if not yes and not typer.confirm(f"Replace {url} with {backup_file}?"):
+        raise typer.Exit(1)
+    services().db.dispose()  # this process's own connections let go of the file
+    report = _copy_with_progress("restoring", lambda progress: restore_sqlite(
+        url, backup_file, progress=progress))
+    console.print(f"restored {report.pages} pages (schema {', '.join(report.revisions)}) "
+                  f"from [bold]{backup_file}[/]")
 
 
 @app.command(epilog="Example: dropline demo --customers 300 --reset")

@@ -118,6 +118,10 @@ class WebSettings(Section):
     run_scheduler: bool = setting(
         True, "Run background jobs (webhook delivery, renewals) inside `serve`.",
         env="DROPLINE_RUN_SCHEDULER")
+    metrics_token: str | None = setting(
+        None, "Bearer token a Prometheus scraper sends for /metrics from another machine; "
+        "unset: only scrapes from the machine itself.", env="DROPLINE_METRICS_TOKEN",
+        min_length=16)
 
     def mail_base_url(self) -> str:
         """The address links in worker-sent mail start with (orders, drops, unsubscribe):

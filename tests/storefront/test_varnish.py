@@ -45,10 +45,13 @@ def _free_port() -> int:
 
 @contextmanager
 def run_varnish(backend_port: int, workdir: Path) -> Iterator[str]:
-    """varnishd in the foreground on a free port with the shipped VCL, its backend pointed at
-    ``backend_port``; yields its base URL once it answers."""
-    vcl = workdir / "dropline.vcl"
-    vcl.write_text(VCL.read_text().replace('.port = "8000";', f'.port = "{backend_port}";'))
+    """varnishd in the foreground on a free port with the shipped VCL (local.vcl including
+    dropline.vcl), its backend pointed at ``backend_port``; yields its base URL once it
+    answers."""
+    vcl = workdir / "test.vcl"  # as local.vcl, with the test server's port
+    vcl.write_text((VCL.parent / "local.vcl").read_text()
+                   .replace('.port = "8000";', f'.port = "{backend_port}";')
+                   .replace('include "./dropline.vcl";', f'include "{VCL}";'))
     port = _free_port()
     log = (workdir / "varnishd.log").open("wb")
     process = subprocess.Popen(

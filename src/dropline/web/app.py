@@ -59,6 +59,7 @@ from dropline.web.api_docs import install_api_docs
 from dropline.web.caching import install as install_page_cache
 from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.local_pay import router as local_pay_router
+from dropline.web.metrics import install_metrics
 from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
@@ -158,6 +159,7 @@ def create_app(
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, on_refused)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
+    install_metrics(app, services)  # /metrics, /livez, /readyz and the request timer
     app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)  # outermost
     install_api_docs(app, title=app.title)
 

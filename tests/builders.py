@@ -70,9 +70,11 @@ def make_product(
 SIGN_UP_LINK = re.compile(r"/sign-up/confirm\?token=([A-Za-z0-9_\-%]+)")
 
 
-def sign_up_token(client: TestClient, email: str) -> str:
-    """The token of the newest sign-up link the app mailed to ``email`` (its mail outbox)."""
-    outbox = Path(client.app.state.services.settings.mail.outbox_dir)  # type: ignore[attr-defined]
+def sign_up_token(client: TestClient | Path, email: str) -> str:
+    """The token of the newest sign-up link the app mailed to ``email`` (its mail outbox, or
+    the outbox folder given)."""
+    outbox = client if isinstance(client, Path) else Path(
+        client.app.state.services.settings.mail.outbox_dir)  # type: ignore[attr-defined]
     for path in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         if message["To"] == email.strip().lower() and isinstance(message, EmailMessage):

@@ -157,3 +157,26 @@ def test_rates_and_classes_are_edited_from_the_cli(monkeypatch, database_url, db
         assert sorted((r.valid_from.isoformat(), r.rate_bp) for r in rows)[-1] == (
             "2027-01-01", 2100)
         assert service.tax_classes_of(session, [product]) == {product: TaxClass.zero}
+
+
+def test_the_checkout_form_takes_a_vat_number_and_names_a_bad_one_beside_it(client, db, clock):
+    from tests.storefront.builders import CHECKOUT_FORM
+
+    make_location(db)
+    _, variant = make_product(db, clock, price=1200, stock=5)
+    sign_up(client)
+    client.post("/cart/lines", data={"variant_id": variant, "quantity": 1})
+
+    refused = client.post("/checkout", data={**CHECKOUT_FORM, "key": "k1",
+                                             "vat_number": "DE136695977"})
+    placed = client.post("/checkout", follow_redirects=False,
+                         data={**CHECKOUT_FORM, "key": "k2", "country": "DE",
+                               "vat_number": "DE136695976"})
+
+    assert refused.status_code == 422
+    assert 'id="vat_number-error"' in refused.text and "not a valid" in refused.text
+    assert placed.status_code == 303, placed.text[:500]
+    with db.transaction() as session:
+        order = session.scalar(select(Order))
+        assert (order.reverse_charge, order.tax_amount, order.vat_number) == (
+            True, 0, "DE136695976")

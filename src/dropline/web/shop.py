@@ -51,6 +51,8 @@ FULFILMENT_PATHS = {"central": "Standard delivery from our warehouse",
 CART_COOKIE = "dl_cart"
 _UUID = re.compile(r"^[0-9a-f-]{36}$")
 Short = Annotated[str, Form(max_length=200)]
+# Fields of the checkout form whose refusal is shown beside them (others above the form).
+FORM_FIELDS = (DISCOUNT_FIELD, "vat_number")
 
 
 def current_cart(session: Session, request: Request, customer: Principal | None) -> Cart | None:
@@ -231,14 +233,16 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
                 key: Annotated[str, Form(max_length=64)], name: Short, line1: Short,
                 city: Short, postcode: Short, payment: PaymentFormDep, line2: Short = "",
                 country: Short = "GB", delivery: Short = "central",
-                discount_code: Annotated[str, Form(max_length=40)] = "") -> Response:
+                discount_code: Annotated[str, Form(max_length=40)] = "",
+                vat_number: Annotated[str, Form(max_length=24)] = "") -> Response:
     """The checkout form without the offline outbox. The card was tokenised in the page; the
     form's key (fresh per page) makes a double submit the same attempt: the flow finds the
     order by its checkout reference and does not charge again."""
     if customer is None:
         return _sign_in("/checkout")
     form = {"name": name, "line1": line1, "line2": line2, "city": city, "postcode": postcode,
-            "country": country, "delivery": delivery, "discount_code": discount_code.strip()}
+            "country": country, "delivery": delivery, "discount_code": discount_code.strip(),
+            "vat_number": vat_number.strip()}
     if payment.refusal is not None:
         return _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=payment.refusal, status_code=422)
@@ -259,14 +263,14 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
             request=flows.CheckoutRequest(
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice,
-                discount_code=discount_code.strip()))
+                discount_code=discount_code.strip(), vat_number=vat_number.strip()))
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
             record_decline(services, request, customer.id)  # card testing (web.throttle)
         return _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=exc.detail, status_code=exc.status,
-                              field=DISCOUNT_FIELD if exc.extensions.get("field") ==
-                              DISCOUNT_FIELD else "")
+                              field=str(exc.extensions.get("field", ""))
+                              if exc.extensions.get("field") in FORM_FIELDS else "")
     for hook in services.after_commit:
         hook()
     response = RedirectResponse(f"/orders/{order_id}?placed=1", status_code=303)

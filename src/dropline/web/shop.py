@@ -25,6 +25,8 @@ from dropline.fulfilment.service import (
     decide_with_options,
     resolve_destination,
 )
+from dropline.invoices import documents as invoice_documents
+from dropline.invoices import service as invoices
 from dropline.orders import flows
 from dropline.orders import service as orders
 from dropline.orders.quote import CheckoutQuote, quote_checkout
@@ -307,14 +309,40 @@ def order_page(order_id: IdPath, request: Request, services: ServicesDep,
         timeline = orders.order_timeline(session, order_id)
         parcels = order_shipments(session, order_id)
         window = booked_window(session, order_id)
+        invoice = invoices.invoice_of(session, order_id)
     order = detail.order
     response = _page(request, "order.html", {
         "shop_name": services.settings.shop.name, "detail": detail, "placed": bool(placed),
         "refunded_tax": refund_tax(order.refunded_amount, total_amount=order.total_amount,
                                    tax_amount=order.tax_amount),
+        "invoice": invoice.reference if invoice else None,
         "timeline": timeline, "parcels": parcels,
         "window": window, "path_words": FULFILMENT_PATHS.get(
             detail.order.fulfilment_path, detail.order.fulfilment_path.replace("-", " "))})
     if placed:
         response.delete_cookie(CART_COOKIE)
+    return response
+
+
+@router.get("/orders/{order_id}/invoice.pdf")
+def order_invoice(order_id: IdPath, request: Request, services: ServicesDep,
+                  customer: OptionalCustomer) -> Response:
+    """The shopper's own order's invoice, once the shop has issued it (a GET issues nothing)."""
+    if customer is None:
+        return _sign_in(f"/orders/{order_id}")
+    with services.db.transaction() as session:
+        try:
+            orders.get_order(session, order_id, customer_id=customer.id)
+        except NotFound:
+            invoice = None
+        else:
+            invoice = invoices.invoice_of(session, order_id)
+    if invoice is None:
+        return _page(request, "not_found.html", {"shop_name": services.settings.shop.name,
+                                                 "what": "invoice"}, 404)
+    response = Response(invoice_documents.invoice_pdf(
+        reference=invoice.reference, currency=invoice.currency, issued_at=invoice.issued_at,
+        content=invoice.content), media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{invoice.reference}.pdf"'})
+    private_response(response)
     return response

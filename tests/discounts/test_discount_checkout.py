@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from dropline.adapters.payments import LocalCardProvider
+from dropline.catalog.service import set_stock
 from dropline.cli import app
 from dropline.discounts.models import DiscountCode, DiscountRedemption
 from dropline.discounts.rules import DiscountKind, Stacking
@@ -37,6 +38,7 @@ from tests.builders import (
     sign_up,
 )
 from tests.discounts.builders import make_code
+from tests.drops.builders import make_drop
 from tests.memberships.support import join, make_tier
 from tests.orders.test_races import _shopper_with_cart
 from tests.storefront.builders import CHECKOUT_FORM
@@ -300,3 +302,33 @@ def test_codes_are_created_shown_and_withdrawn_from_the_cli(cli_env, db):
         code = session.scalar(select(DiscountCode))
         assert (code.ends_at, code.disabled_at is not None) == (
             datetime(2026, 4, 1, tzinfo=UTC), True)
+
+
+def test_a_drop_scoped_code_covers_that_drop_s_variants_and_a_tier_code_its_members(
+        client, db, clock):
+    world = make_drop(db, clock, variants=1, price=3000)
+    _, other = make_product(db, clock, price=3000, stock=5)
+    with db.transaction() as session:  # the drop's variant also sells through the cart
+        set_stock(session, clock=clock, location_code="central",
+                  variant_id=world.variant_ids[0], on_hand=5, actor="test")
+    make_code(db, clock, code="DROPONLY", drop_ids=[world.drop_id])
+    make_code(db, clock, code="INNER", tier_slugs=["inner-circle"])
+    customer = sign_up(client)
+    cart = cart_with(client, world.variant_ids[0])
+    client.put(f"/api/v1/carts/{cart}/lines/{other}", json={"quantity": 1})
+
+    def quote(code):
+        return client.post("/api/v1/checkout/quote", json={"cart_id": cart,
+                                                           "discount_code": code})
+
+    drop_only, not_member = quote("DROPONLY"), quote("INNER")
+    tier = make_tier(db, clock, slug="inner-circle")
+    join(db, clock, LocalCardProvider(db.sessions, clock), customer_id=customer["id"],
+         tier_id=tier)
+    member = quote("INNER")
+
+    by_variant = {line["variant_id"]: line["discount_amount"]
+                  for line in drop_only.json()["lines"]}
+    assert by_variant == {world.variant_ids[0]: 300, other: 0}
+    assert not_member.status_code == 422 and not_member.json()["reason"] == "tier"
+    assert member.status_code == 200 and member.json()["discount_amount"] > 0

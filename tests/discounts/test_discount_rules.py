@@ -21,9 +21,9 @@ from dropline.discounts.rules import (
     Stacking,
     apply_code,
     check_live,
-    proportional_share,
 )
 from dropline.orders.rules import LineCancel, partial_cancel_amount
+from dropline.pricing import proportional_share
 
 NOW = datetime(2026, 3, 2, 10, tzinfo=UTC)
 

@@ -149,3 +149,19 @@ def test_the_cli_issues_and_prints_an_invoice(monkeypatch, database_url, db, clo
     assert "INV-000001" in printed.output and "INV-000001" in again.output
     assert "Invoice INV-000001" in pdf_text(out.read_bytes())
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_the_shopper_downloads_their_issued_invoice_from_the_order_page(client, db, clock):
+    order = _order_with_two_rates(client, db, clock)
+    before = client.get(f"/orders/{order['id']}/invoice.pdf")
+    client.post(f"/api/v1/admin/orders/{order['id']}/invoice",
+                headers=api_token(db, clock, "invoices:manage"))
+
+    page = client.get(f"/orders/{order['id']}").text
+    pdf = client.get(f"/orders/{order['id']}/invoice.pdf")
+
+    assert before.status_code == 404  # nothing is issued by looking
+    assert "Invoice INV-000001 (PDF)" in page
+    assert pdf.status_code == 200 and "Invoice INV-000001" in pdf_text(pdf.content)
+    sign_up(client)  # another shopper
+    assert client.get(f"/orders/{order['id']}/invoice.pdf").status_code == 404

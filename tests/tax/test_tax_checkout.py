@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -24,6 +25,7 @@ from tests.builders import (
     make_product,
     sign_up,
 )
+from tests.storefront.builders import CHECKOUT_FORM
 from tests.web.support import browser_session
 
 runner = CliRunner()
@@ -64,8 +66,6 @@ def test_prices_without_tax_get_it_added_and_charged(db, clock, settings):
     settings.shop.prices_include_tax = False
     make_location(db)
     _, variant = make_product(db, clock, price=1000, stock=5)
-    from fastapi.testclient import TestClient
-
     app_ = create_app(settings, clock=clock, db=db, run_worker=False)
     with TestClient(app_, raise_server_exceptions=True) as raw:
         client = browser_session(raw)
@@ -157,3 +157,24 @@ def test_rates_and_classes_are_edited_from_the_cli(monkeypatch, database_url, db
         assert sorted((r.valid_from.isoformat(), r.rate_bp) for r in rows)[-1] == (
             "2027-01-01", 2100)
         assert service.tax_classes_of(session, [product]) == {product: TaxClass.zero}
+
+
+def test_the_checkout_form_takes_a_vat_number_and_names_a_bad_one_beside_it(client, db, clock):
+    make_location(db)
+    _, variant = make_product(db, clock, price=1200, stock=5)
+    sign_up(client)
+    client.post("/cart/lines", data={"variant_id": variant, "quantity": 1})
+
+    refused = client.post("/checkout", data={**CHECKOUT_FORM, "key": "k1",
+                                             "vat_number": "DE136695977"})
+    placed = client.post("/checkout", follow_redirects=False,
+                         data={**CHECKOUT_FORM, "key": "k2", "country": "DE",
+                               "vat_number": "DE136695976"})
+
+    assert refused.status_code == 422
+    assert 'id="vat_number-error"' in refused.text and "not a valid" in refused.text
+    assert placed.status_code == 303, placed.text[:500]
+    with db.transaction() as session:
+        order = session.scalar(select(Order))
+        assert (order.reverse_charge, order.tax_amount, order.vat_number) == (
+            True, 0, "DE136695976")

@@ -38,6 +38,7 @@ from dropline.errors import InvalidInput
 from dropline.pricing import proportional_share
 
 __all__ = [
+    "FIELD",
     "Applied",
     "CodeTerms",
     "DiscountKind",
@@ -47,10 +48,9 @@ __all__ = [
     "check_live",
     "check_terms",
     "normalise_code",
-    "proportional_share",
 ]
 
-FIELD = "discount_code"
+FIELD = "discount_code"  # the field a refusal names, so a form shows it beside the code
 
 
 class DiscountKind(enum.StrEnum):

@@ -20,7 +20,8 @@ from dropline.invoices.rules import InvoiceLine, credit_content, invoice_content
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import Refund
 
-__all__ = ["Seller", "issue_credit_note", "issue_invoice", "next_number"]
+__all__ = ["Seller", "get_credit_note", "get_invoice", "invoice_of", "issue_credit_note",
+           "issue_invoice", "next_number"]
 
 Seller = dict[str, str]  # name, vat_number, country
 CAPTURED = (OrderStatus.paid, OrderStatus.partially_refunded, OrderStatus.refunded)
@@ -113,6 +114,10 @@ def issue_credit_note(session: Session, *, clock: Clock, refund_id: int,
     session.add(note)
     session.flush()
     return note
+
+
+def invoice_of(session: Session, order_id: int) -> Invoice | None:
+    return session.scalar(select(Invoice).where(Invoice.order_id == order_id))
 
 
 def get_invoice(session: Session, reference_: str) -> Invoice:

@@ -180,8 +180,11 @@ def write_pending_order(
     return order
 
 
-def _create_pending_order(session: Session, *, clock: Clock, settings: Settings,
+def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                           policy: CheckoutPolicy, request: CheckoutRequest) -> Order:
+    """The first half of a cart checkout, in the caller's transaction: the cart priced by
+    ``quote_checkout``, the discount code's use, the stock and the window taken, the order
+    written awaiting payment (``checkout`` then charges it)."""
     customer = session.get(Customer, request.customer_id)
     if customer is None:
         raise NotFound("customer not found")
@@ -343,7 +346,7 @@ def checkout(
     with db.transaction() as session:
         order = find_by_checkout_reference(session, request.checkout_reference)
         if order is None:
-            order = _create_pending_order(session, clock=clock, settings=settings,
+            order = create_pending_order(session, clock=clock, settings=settings,
                                           policy=policy, request=request)
         payment = latest_payment(session, order.id)
     return pay_order(db, clock=clock, provider=provider, order=order, payment=payment,

@@ -12,6 +12,7 @@ discount); a free-delivery code makes either cost nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -99,11 +100,10 @@ def _products(session: Session, variant_ids: list[int]) -> dict[int, tuple[int, 
 
 def _line_facts(session: Session, *, policy: CheckoutPolicy, customer_id: int,
                 lines: list[tuple[int, int, int, int]], what: dict[int, tuple[int, str]],
-                at: object) -> tuple[list[LineFacts], str | None]:
+                at: datetime) -> tuple[list[LineFacts], str | None]:
     """(variant, quantity, list unit, member unit) -> what a code's scope looks at."""
     ids = [variant_id for variant_id, _, _, _ in lines]
-    facts = policy.discount_facts(session, customer_id=customer_id, variant_ids=ids,
-                                  at=at)  # type: ignore[arg-type]
+    facts = policy.discount_facts(session, customer_id=customer_id, variant_ids=ids, at=at)
     return [LineFacts(variant_id=v, product_id=what[v][0], family_slug=what[v][1],
                       drop_ids=facts.drops.get(v, frozenset()), quantity=q,
                       list_unit_amount=listed, member_unit_amount=member)

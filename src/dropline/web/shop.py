@@ -26,6 +26,8 @@ from dropline.fulfilment.service import (
     decide_with_options,
     resolve_destination,
 )
+from dropline.invoices import documents as invoice_documents
+from dropline.invoices import service as invoices
 from dropline.orders import flows
 from dropline.orders import service as orders
 from dropline.orders.quote import CheckoutQuote, quote_checkout
@@ -56,6 +58,8 @@ FULFILMENT_PATHS = {"central": "Standard delivery from our warehouse",
 CART_COOKIE = "dl_cart"
 _UUID = re.compile(r"^[0-9a-f-]{36}$")
 Short = Annotated[str, Form(max_length=200)]
+# Fields of the checkout form whose refusal is shown beside them (others above the form).
+FORM_FIELDS = (DISCOUNT_FIELD, "vat_number")
 
 
 def current_cart(session: Session, request: Request, customer: Principal | None) -> Cart | None:
@@ -219,7 +223,8 @@ def checkout_page(request: Request, services: ServicesDep, customer: OptionalCus
     # shopper had typed, for them to confirm.
     card = ready_card(services, request.query_params.get("payment_method", ""))
     if card is not None:
-        form |= {name: request.query_params.get(name, "")[:200] for name in ADDRESS_FIELDS}
+        form |= {name: request.query_params.get(name, "")[:200]
+                 for name in (*ADDRESS_FIELDS, "vat_number")}
     return _checkout_page(request, services, customer, postcode=postcode, form=form,
                           card=card)
 
@@ -244,14 +249,16 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
                 key: Annotated[str, Form(max_length=64)], name: Short, line1: Short,
                 city: Short, postcode: Short, payment: PaymentFormDep, line2: Short = "",
                 country: Short = "GB", delivery: Short = "central",
-                discount_code: Annotated[str, Form(max_length=40)] = "") -> Response:
+                discount_code: Annotated[str, Form(max_length=40)] = "",
+                vat_number: Annotated[str, Form(max_length=24)] = "") -> Response:
     """The checkout form without the offline outbox. The card was tokenised in the page; the
     form's key (fresh per page) makes a double submit the same attempt: the flow finds the
     order by its checkout reference and does not charge again."""
     if customer is None:
         return _sign_in("/checkout")
     form = {"name": name, "line1": line1, "line2": line2, "city": city, "postcode": postcode,
-            "country": country, "delivery": delivery, "discount_code": discount_code.strip()}
+            "country": country, "delivery": delivery, "discount_code": discount_code.strip(),
+            "vat_number": vat_number.strip()}
     if payment.missing:  # sent without JavaScript: the card is given at the provider's page
         hosted = hosted_card_entry(services, f"/checkout?{urlencode(form)}")
         if hosted is not None:
@@ -279,14 +286,14 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
             request=flows.CheckoutRequest(
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice,
-                discount_code=discount_code.strip()))
+                discount_code=discount_code.strip(), vat_number=vat_number.strip()))
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
             record_decline(services, request, customer.id, fingerprint)
         page = _checkout_page(request, services, customer, postcode=postcode, form=form,
                               error=exc.detail, status_code=exc.status,
-                              field=DISCOUNT_FIELD if exc.extensions.get("field") ==
-                              DISCOUNT_FIELD else "")
+                              field=str(exc.extensions.get("field", ""))
+                              if exc.extensions.get("field") in FORM_FIELDS else "")
         page.headers.update(problem_headers(exc))  # Retry-After on a cool-down
         return page
     for hook in services.after_commit:
@@ -349,14 +356,40 @@ def order_page(order_id: IdPath, request: Request, services: ServicesDep,
         timeline = orders.order_timeline(session, order_id)
         parcels = order_shipments(session, order_id)
         window = booked_window(session, order_id)
+        invoice = invoices.invoice_of(session, order_id)
     order = detail.order
     response = _page(request, "order.html", {
         "shop_name": services.settings.shop.name, "detail": detail, "placed": bool(placed),
         "refunded_tax": refund_tax(order.refunded_amount, total_amount=order.total_amount,
                                    tax_amount=order.tax_amount),
+        "invoice": invoice.reference if invoice else None,
         "timeline": timeline, "parcels": parcels,
         "window": window, "path_words": FULFILMENT_PATHS.get(
             detail.order.fulfilment_path, detail.order.fulfilment_path.replace("-", " "))})
     if placed:
         response.delete_cookie(CART_COOKIE)
+    return response
+
+
+@router.get("/orders/{order_id}/invoice.pdf")
+def order_invoice(order_id: IdPath, request: Request, services: ServicesDep,
+                  customer: OptionalCustomer) -> Response:
+    """The shopper's own order's invoice, once the shop has issued it (a GET issues nothing)."""
+    if customer is None:
+        return _sign_in(f"/orders/{order_id}")
+    with services.db.transaction() as session:
+        try:
+            orders.get_order(session, order_id, customer_id=customer.id)
+        except NotFound:
+            invoice = None
+        else:
+            invoice = invoices.invoice_of(session, order_id)
+    if invoice is None:
+        return _page(request, "not_found.html", {"shop_name": services.settings.shop.name,
+                                                 "what": "invoice"}, 404)
+    response = Response(invoice_documents.invoice_pdf(
+        reference=invoice.reference, currency=invoice.currency, issued_at=invoice.issued_at,
+        content=invoice.content), media_type="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="{invoice.reference}.pdf"'})
+    private_response(response)
     return response

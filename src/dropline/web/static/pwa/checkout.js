@@ -35,6 +35,7 @@ function body() {
   if (delivery && delivery.value !== "central") out.delivery = { window_id: Number(delivery.value) };
   const code = form.querySelector('input[name="discount_code"]');  // applied in #delivery-form
   if (code && code.value) out.discount_code = code.value;
+  if (f.vat_number && f.vat_number.value) out.vat_number = f.vat_number.value;
   return out;
 }
 

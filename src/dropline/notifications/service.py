@@ -301,9 +301,9 @@ def sample_context(template: str, *, shop_name: str, public_url: str) -> dict[st
     if template in ("drop_announcement", "early_access_open", "waitlist_offer"):
         return {"shop_name": shop_name, "name": "Ada Lovelace", "drop_name": "Fig Leaf No. 3",
                 "drop_path": "/drops/fig-leaf-3", "drop_url": f"{base}/drops/fig-leaf-3",
-                "drop_starts": "Sat 12 Dec 2026, 10:00 UTC",
-                "early_access": True, "early_access_starts": "Sat 12 Dec 2026, 09:00 UTC",
-                "per_person": 2, "quantity": 1, "offer_ends": "Sat 12 Dec 2026, 11:15 UTC",
+                "drop_starts": "Sat 12 Dec 2026, 10:00 (UK time)",
+                "early_access": True, "early_access_starts": "Sat 12 Dec 2026, 09:00 (UK time)",
+                "per_person": 2, "quantity": 1, "offer_ends": "Sat 12 Dec 2026, 11:15 (UK time)",
                 "unsubscribe_url": f"{base}{UNSUBSCRIBE_PATH}preview"}
     return {
         "shop_name": shop_name, "order_id": 1042, "name": "Ada Lovelace",

@@ -65,10 +65,14 @@ def test_a_forged_or_reused_link_is_refused_with_a_page_and_changes_nothing(clie
     reused = mail_system.post(f"/unsubscribe/{token}", data=ONE_CLICK)
     forged = mail_system.post(f"/unsubscribe/{token[:-2]}xx", data=ONE_CLICK)
     nonsense = mail_system.post("/unsubscribe/not-a-token", data=ONE_CLICK)
+    used_page = mail_system.get(f"/unsubscribe/{token}")
+    forged_page = mail_system.get(f"/unsubscribe/{token[:-2]}xx")
 
     assert reused.status_code == 409 and "was used already" in reused.text
     assert forged.status_code == 404 and "is not valid" in forged.text
     assert nonsense.status_code == 404
+    assert used_page.status_code == 409 and "<form" not in used_page.text.split("<main")[-1]
+    assert forged_page.status_code == 404 and "is not valid" in forged_page.text
     assert changed_tables(before, snapshot(db)) == []
 
 

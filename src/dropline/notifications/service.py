@@ -36,7 +36,7 @@ from dropline.orders.models import Order, OrderLine
 __all__ = ["Composed", "compose", "is_subscribed", "list_outbox", "mail_context",
            "opt_in_to_marketing", "opt_out_of_marketing", "opted_out", "outbox_counts",
            "queue_customer_mail", "queue_mail", "queue_marketing_mail", "queue_order_mails",
-           "sample_context", "unsubscribe", "unsubscribe_path"]
+           "sample_context", "unsubscribe", "unsubscribe_mail", "unsubscribe_path"]
 
 UNSUBSCRIBE_PATH = "/unsubscribe/"
 
@@ -229,11 +229,10 @@ def is_subscribed(session: Session, *, customer_id: int) -> bool:
     return session.get(MarketingOptOut, customer_id) is None
 
 
-def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) -> int:
-    """Uses a marketing mail's unsubscribe link: its customer gets no more marketing mail.
-    Refused, changing nothing, for a token that is forged, altered or of no mail
-    (``UnsubscribeLinkInvalid``) and for a link used before (``UnsubscribeLinkUsed``: a link
-    works once, so an old mail cannot undo a later opt-in). Returns the customer's id."""
+def unsubscribe_mail(session: Session, *, token: str, secret_key: str) -> MailOutboxItem:
+    """The marketing mail an unsubscribe token belongs to, if its link may still be used; a
+    read, for the page the link opens. ``UnsubscribeLinkInvalid`` for a token that is forged,
+    altered or of no marketing mail, ``UnsubscribeLinkUsed`` for a link used before."""
     parsed = read_unsubscribe_token(token)
     item = session.get(MailOutboxItem, parsed[0]) if parsed else None
     if parsed is None or item is None or item.customer_id is None or \
@@ -242,6 +241,19 @@ def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) 
                 signature=parsed[1]):
         raise UnsubscribeLinkInvalid("This unsubscribe link is not valid. You can manage "
                                      "your mail from your account page.")
+    if item.unsubscribe_used_at is not None:
+        raise UnsubscribeLinkUsed("This unsubscribe link was used already. You can manage "
+                                  "your mail from your account page.")
+    return item
+
+
+def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) -> int:
+    """Uses a marketing mail's unsubscribe link: its customer gets no more marketing mail.
+    Refused, changing nothing, as ``unsubscribe_mail`` refuses: a link works once, so an old
+    mail cannot undo a later opt-in. Returns the customer's id."""
+    item = unsubscribe_mail(session, token=token, secret_key=secret_key)
+    customer_id = item.customer_id
+    assert customer_id is not None  # unsubscribe_mail refuses mail with no customer
     now = clock.now()
     # One conditional UPDATE decides, so two clicks at once use the link once.
     used = session.execute(update(MailOutboxItem).where(
@@ -250,8 +262,8 @@ def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) 
     if used != 1:
         raise UnsubscribeLinkUsed("This unsubscribe link was used already. You can manage "
                                   "your mail from your account page.")
-    _opt_out(session, customer_id=item.customer_id, now=now, mail_id=item.id)
-    return item.customer_id
+    _opt_out(session, customer_id=customer_id, now=now, mail_id=item.id)
+    return customer_id
 
 
 def _opt_out(session: Session, *, customer_id: int, now: datetime,

@@ -12,7 +12,7 @@ from dropline.notifications.rules import unsubscribe_token
 from dropline.notifications.service import is_subscribed
 from tests.builders import sign_in_console, sign_up
 from tests.drops.builders import make_drop
-from tests.web.support import changed_tables, snapshot
+from tests.web.support import assert_problem, changed_tables, snapshot
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -65,10 +65,14 @@ def test_a_forged_or_reused_link_is_refused_with_a_page_and_changes_nothing(clie
     reused = mail_system.post(f"/unsubscribe/{token}", data=ONE_CLICK)
     forged = mail_system.post(f"/unsubscribe/{token[:-2]}xx", data=ONE_CLICK)
     nonsense = mail_system.post("/unsubscribe/not-a-token", data=ONE_CLICK)
+    used_page = mail_system.get(f"/unsubscribe/{token}")
+    forged_page = mail_system.get(f"/unsubscribe/{token[:-2]}xx")
 
     assert reused.status_code == 409 and "was used already" in reused.text
     assert forged.status_code == 404 and "is not valid" in forged.text
     assert nonsense.status_code == 404
+    assert used_page.status_code == 409 and "<form" not in used_page.text.split("<main")[-1]
+    assert forged_page.status_code == 404 and "is not valid" in forged_page.text
     assert changed_tables(before, snapshot(db)) == []
 
 
@@ -133,3 +137,24 @@ def test_the_console_mail_pages_need_a_console_sign_in(client):
     for path in ("/admin/mail", "/admin/mail/outbox", "/admin/mail/templates/shipped.html"):
         answer = client.get(path, follow_redirects=False)
         assert answer.status_code in (303, 307) and "/admin/login" in answer.headers["location"]
+
+
+def test_the_api_reads_and_sets_marketing_mail_and_refuses_bad_input(client, db, clock):
+    customer = sign_up(client)["id"]
+    before = snapshot(db)
+
+    bad = client.put("/api/v1/me/mail-preferences", json={"marketing": "sometimes"})
+    missing = client.put("/api/v1/me/mail-preferences", json={})
+    anonymous = TestClient(client.app, raise_server_exceptions=False).get(
+        "/api/v1/me/mail-preferences")
+
+    assert_problem(bad, 422) and assert_problem(missing, 422) and assert_problem(anonymous, 401)
+    assert changed_tables(before, snapshot(db)) == []
+    assert client.get("/api/v1/me/mail-preferences").json() == {"marketing": True}
+    off = client.put("/api/v1/me/mail-preferences", json={"marketing": False})
+    assert off.json() == {"marketing": False} and not _subscribed(db, customer)
+    make_drop(db, clock, starts_in=60)  # announced to nobody: the only customer opted out
+    with db.transaction() as session:
+        assert session.scalars(select(MailOutboxItem)).all() == []
+    on = client.put("/api/v1/me/mail-preferences", json={"marketing": True})
+    assert on.json() == {"marketing": True} and _subscribed(db, customer)

@@ -8,8 +8,8 @@
 ``sender_for(settings.mail)`` picks one (the composition root calls it): an ``smtp_url``
 (``DROPLINE_SMTP_URL=smtp://user:pass@host:587``, ``smtps://`` for implicit TLS) selects SMTP,
 otherwise the ``outbox_dir`` folder (``DROPLINE_EMAIL_DIR``, default ``var/outbox``).
-Senders are called only after the change that caused the message has committed (the notice
-outbox in ``memberships.jobs`` does that), so a rolled-back change never mails anyone.
+Senders are called only after the change that caused the message has committed (the mail
+outbox, ``notifications.jobs``, does that), so a rolled-back change never mails anyone.
 """
 
 from __future__ import annotations

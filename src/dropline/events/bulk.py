@@ -24,8 +24,8 @@ def insert_events(session: Session, *, now: datetime, events: Sequence[dict[str,
     ``notifications.bulk``) or a fresh one, occurring ``now``. ``ids``: the rows' primary keys,
     taken beforehand (``bulk.next_ids``) when other rows must refer to them; without them the
     table's default gives them (one round trip fewer)."""
-    rows = [(e.get("event_id") or str(uuid.uuid4()), e["type"], e["subject_type"], e["subject_id"], e["customer_id"],
-             now, e["payload"]) for e in events]
+    rows = [(e.get("event_id") or str(uuid.uuid4()), e["type"], e["subject_type"],
+             e["subject_id"], e["customer_id"], now, e["payload"]) for e in events]
     if ids is None:
         bulk.insert_unnest(session, "domain_events", COLUMNS, rows)
         return

@@ -1,5 +1,6 @@
 """Membership use cases: tiers, the lifecycle (start, change, pause, resume, cancel, end),
-waitlists and the notices (on the one mail outbox). Session first, keyword-only arguments; flush, never commit.
+waitlists and the notices (on the one mail outbox). Session first, keyword-only arguments;
+flush, never commit.
 
 Charging cards is not done here: ``flows`` takes payments between transactions and calls back
 into ``settle_*`` below. Every state change that must happen once (a spot taken, a period

@@ -26,7 +26,8 @@ def preview(template: Annotated[str, typer.Argument(help=f"one of {', '.join(TEM
             html: Annotated[Path | None, typer.Option(
                 help="also write the HTML version to this file, to open in a browser")]
             = None) -> None:
-    """Show a template's subject and text filled with a made-up order (no database)."""
+    """Show a template's subject and text filled with a made-up order, drop or customer (no
+    database)."""
     if template not in TEMPLATES:
         raise typer.BadParameter(f"one of {', '.join(TEMPLATES)}", param_hint="TEMPLATE")
     settings = services().settings

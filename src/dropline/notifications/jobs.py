@@ -85,7 +85,8 @@ def send_mail_outbox(db: Database, *, clock: Clock, sender: EmailSender, shop_na
             message = composed.message
             if message is None:
                 item.status, item.last_error = composed.status, composed.reason
-                failed += composed.status is MailStatus.failed
+                if composed.status is MailStatus.failed:  # a skipped mail is not a failure
+                    failed += 1
                 continue
         try:
             sender.send(message)

@@ -58,6 +58,15 @@ def _page(request: Request, services: ServicesDep, name: str, *, status_code: in
 
 @router.get("/unsubscribe/{token}")
 def unsubscribe_page(request: Request, token: str, services: ServicesDep) -> Response:
+    """The page the link opens: the button, or why the link cannot be used (nothing is
+    changed by a GET)."""
+    try:
+        with services.db.transaction() as session:
+            service.unsubscribe_mail(session, token=token[:200],
+                                     secret_key=services.settings.web.secret_key)
+    except DomainError as exc:
+        return _page(request, services, "unsubscribe.html", token="", done=False,
+                     error=exc.detail, status_code=exc.status)
     return _page(request, services, "unsubscribe.html", token=token[:200], done=False,
                  error="")
 

@@ -36,7 +36,7 @@ from dropline.orders.models import Order, OrderLine
 __all__ = ["Composed", "compose", "is_subscribed", "list_outbox", "mail_context",
            "opt_in_to_marketing", "opt_out_of_marketing", "opted_out", "outbox_counts",
            "queue_customer_mail", "queue_mail", "queue_marketing_mail", "queue_order_mails",
-           "sample_context", "unsubscribe", "unsubscribe_path"]
+           "sample_context", "unsubscribe", "unsubscribe_mail", "unsubscribe_path"]
 
 UNSUBSCRIBE_PATH = "/unsubscribe/"
 
@@ -86,12 +86,10 @@ def queue_order_mails(session: Session, *, clock: Clock, template: str,
              payload=payload, now=now) for key, order_id, customer_id, payload in mails])
 
 
-def opted_out(session: Session, customer_ids: Iterable[int]) -> set[int]:
-    ids = list(customer_ids)
-    if not ids:
-        return set()
-    return set(session.scalars(select(MarketingOptOut.customer_id).where(
-        MarketingOptOut.customer_id.in_(ids))))
+def opted_out(session: Session) -> set[int]:
+    """Every customer who unsubscribed from marketing mail (read whole: far fewer rows than an
+    audience's ids, which would not fit one IN list)."""
+    return set(session.scalars(select(MarketingOptOut.customer_id)))
 
 
 def queue_customer_mail(session: Session, *, clock: Clock, key: str, template: str,
@@ -100,12 +98,13 @@ def queue_customer_mail(session: Session, *, clock: Clock, key: str, template: s
     """One mail to one customer about ``key`` (an event id, or what the mail reports),
     once. Marketing mail is not queued for a customer who unsubscribed. Returns whether it
     was queued now."""
-    return queue_marketing_mail(session, clock=clock, key=key, template=template,
-                                customer_ids=[customer_id], payload=payload,
-                                order_id=order_id) == 1 if template in MARKETING else \
-        _insert_ignoring_duplicates(session, [_row(
-            key=key, template=template, customer_id=customer_id, order_id=order_id,
-            payload=payload, now=clock.now())]) == 1
+    if template in MARKETING:
+        return queue_marketing_mail(session, clock=clock, key=key, template=template,
+                                    customer_ids=[customer_id], payload=payload,
+                                    order_id=order_id) == 1
+    return _insert_ignoring_duplicates(session, [_row(
+        key=key, template=template, customer_id=customer_id, order_id=order_id,
+        payload=payload, now=clock.now())]) == 1
 
 
 def queue_marketing_mail(session: Session, *, clock: Clock, key: str, template: str,
@@ -116,7 +115,7 @@ def queue_marketing_mail(session: Session, *, clock: Clock, key: str, template: 
     Returns how many mails were queued now."""
     ids = sorted(set(customer_ids))
     if template in MARKETING:
-        out = opted_out(session, ids)
+        out = opted_out(session)
         ids = [customer_id for customer_id in ids if customer_id not in out]
     now = clock.now()
     queued = 0
@@ -242,11 +241,10 @@ def is_subscribed(session: Session, *, customer_id: int) -> bool:
     return session.get(MarketingOptOut, customer_id) is None
 
 
-def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) -> int:
-    """Uses a marketing mail's unsubscribe link: its customer gets no more marketing mail.
-    Refused, changing nothing, for a token that is forged, altered or of no mail
-    (``UnsubscribeLinkInvalid``) and for a link used before (``UnsubscribeLinkUsed``: a link
-    works once, so an old mail cannot undo a later opt-in). Returns the customer's id."""
+def unsubscribe_mail(session: Session, *, token: str, secret_key: str) -> MailOutboxItem:
+    """The marketing mail an unsubscribe token belongs to, if its link may still be used; a
+    read, for the page the link opens. ``UnsubscribeLinkInvalid`` for a token that is forged,
+    altered or of no marketing mail, ``UnsubscribeLinkUsed`` for a link used before."""
     parsed = read_unsubscribe_token(token)
     item = session.get(MailOutboxItem, parsed[0]) if parsed else None
     if parsed is None or item is None or item.customer_id is None or \
@@ -255,6 +253,19 @@ def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) 
                 signature=parsed[1]):
         raise UnsubscribeLinkInvalid("This unsubscribe link is not valid. You can manage "
                                      "your mail from your account page.")
+    if item.unsubscribe_used_at is not None:
+        raise UnsubscribeLinkUsed("This unsubscribe link was used already. You can manage "
+                                  "your mail from your account page.")
+    return item
+
+
+def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) -> int:
+    """Uses a marketing mail's unsubscribe link: its customer gets no more marketing mail.
+    Refused, changing nothing, as ``unsubscribe_mail`` refuses: a link works once, so an old
+    mail cannot undo a later opt-in. Returns the customer's id."""
+    item = unsubscribe_mail(session, token=token, secret_key=secret_key)
+    customer_id = item.customer_id
+    assert customer_id is not None  # unsubscribe_mail refuses mail with no customer
     now = clock.now()
     # One conditional UPDATE decides, so two clicks at once use the link once.
     used = session.execute(update(MailOutboxItem).where(
@@ -263,8 +274,8 @@ def unsubscribe(session: Session, *, clock: Clock, token: str, secret_key: str) 
     if used != 1:
         raise UnsubscribeLinkUsed("This unsubscribe link was used already. You can manage "
                                   "your mail from your account page.")
-    _opt_out(session, customer_id=item.customer_id, now=now, mail_id=item.id)
-    return item.customer_id
+    _opt_out(session, customer_id=customer_id, now=now, mail_id=item.id)
+    return customer_id
 
 
 def _opt_out(session: Session, *, customer_id: int, now: datetime,
@@ -313,9 +324,9 @@ def sample_context(template: str, *, shop_name: str, public_url: str) -> dict[st
     if template in ("drop_announcement", "early_access_open", "waitlist_offer"):
         return {"shop_name": shop_name, "name": "Ada Lovelace", "drop_name": "Fig Leaf No. 3",
                 "drop_path": "/drops/fig-leaf-3", "drop_url": f"{base}/drops/fig-leaf-3",
-                "drop_starts": "Sat 12 Dec 2026, 10:00 UTC",
-                "early_access": True, "early_access_starts": "Sat 12 Dec 2026, 09:00 UTC",
-                "per_person": 2, "quantity": 1, "offer_ends": "Sat 12 Dec 2026, 11:15 UTC",
+                "drop_starts": "Sat 12 Dec 2026, 10:00 (UK time)",
+                "early_access": True, "early_access_starts": "Sat 12 Dec 2026, 09:00 (UK time)",
+                "per_person": 2, "quantity": 1, "offer_ends": "Sat 12 Dec 2026, 11:15 (UK time)",
                 "unsubscribe_url": f"{base}{UNSUBSCRIBE_PATH}preview"}
     return {
         "shop_name": shop_name, "order_id": 1042, "name": "Ada Lovelace",

@@ -1,6 +1,6 @@
 """Sign in, sign up, sign out, the account page (orders, link to the membership portal, news of
-drops by mail: yes or no), and password change and reset. Plain forms; the session cookie is the same one the JSON API sets.
-A refused field is shown beside that field (``field`` in the template context)."""
+drops by mail: yes or no), and password change and reset. Plain forms; the session cookie is
+the same one the JSON API sets. A refused field is shown beside that field (``field`` in the template context)."""
 
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ from dropline.media.api import router as media_router
 from dropline.memberships.api import router as memberships_router
 from dropline.memberships.pages import NAV_ITEMS as memberships_nav
 from dropline.memberships.pages import router as memberships_pages_router
+from dropline.notifications.api import router as mail_router
 from dropline.notifications.pages import NAV_ITEMS as mail_nav
 from dropline.notifications.pages import router as mail_pages_router
 from dropline.orders.api import router as orders_router
@@ -167,7 +168,8 @@ def create_app(
     for router in (catalog_router, customers_router, carts_router, orders_router,
                    admin_router, webhooks_router, fulfilment_router, memberships_router,
                    drops_router, telemetry_router, risk_router, planning_router, media_router,
-                   discounts_router, invoices_router):
+                   discounts_router, invoices_router,
+                   mail_router):
         api.include_router(router)
     app.include_router(api)
 

@@ -188,3 +188,17 @@ def test_the_api_refuses_0_as_a_rule_switch_and_changes_nothing(client, db, cloc
     problem = assert_problem(response, 422)
     assert problem["errors"][0]["loc"][-1] == "enabled"
     assert client.get("/api/v1/admin/fulfilment/rules", headers=headers).json() == before
+
+
+def test_the_documented_email_pattern_means_the_same_in_every_regex_dialect(client):
+    """``\\s`` is wider in Python than in the ECMA regex of JSON Schema (U+0085): the pattern
+    names its characters, so a client reading the document and the server agree."""
+    document = client.get("/openapi.json").json()
+    pattern = document["components"]["schemas"]["PasswordResetRequest"]["properties"][
+        "email"]["pattern"]
+
+    assert "\\s" not in pattern
+    refused = client.post("/api/v1/password-resets", json={"email": "a\u0085b@example.com"})
+    assert assert_problem(refused, 422)["errors"][0]["loc"] == ["body", "email"]
+    assert client.post("/api/v1/password-resets",
+                       json={"email": "ad\u00e9le@example.com"}).status_code == 202

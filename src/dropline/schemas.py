@@ -64,9 +64,13 @@ Instant = Annotated[AwareDatetime, BeforeValidator(refuse_numeric_time)]
 Day = Annotated[date, BeforeValidator(refuse_numeric_time)]
 # A date-time as text, with or without an offset (where the endpoint reads it as local).
 DateTimeText = Annotated[datetime, BeforeValidator(refuse_numeric_time)]
+# No "@", space or control character in any part. Written out rather than as ``\s``, which
+# Python reads more widely than the ECMA regex of the OpenAPI document (U+0085, U+001C-1F):
+# the server and a client reading the document must accept the same addresses.
+_EMAIL_PART = r"[^@\x00-\x20\x7f-\x9f]+"
 Email = Annotated[str, StringConstraints(
     strip_whitespace=True, to_lower=True, max_length=254,
-    pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$")]
 
 
 def refuse_unstorable_text(value: Any) -> Any:

@@ -194,7 +194,7 @@ def test_an_unknown_fact_never_matches_a_condition():
      "compares with a int"),
     ({"name": "x", "action": "prefer-hub",
       "conditions": [{"field": "is_member", "op": "lt", "value": True}]}, "takes eq or ne"),
-    ({"name": "x", "action": "prefer-hub", "max_premium_amount": -1}, "non-negative"),
+    ({"name": "x", "action": "prefer-hub", "max_premium_amount": -1}, "an integer from 0 to"),
 ])
 def test_a_malformed_rule_is_refused_with_the_reason(data, message):
     with pytest.raises(ValueError, match=message):

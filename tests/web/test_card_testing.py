@@ -35,7 +35,8 @@ from tests.web.support import assert_problem, second_client
 
 @pytest.fixture
 def pinned(client: TestClient) -> TestClient:
-    client.app.state.services.limiter = MemoryRateLimiter(now=lambda: 6_000_030.0)  # type: ignore[attr-defined]
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.limiter = MemoryRateLimiter(now=lambda: 6_000_030.0)
     return client
 
 

@@ -188,3 +188,46 @@ def test_the_api_refuses_0_as_a_rule_switch_and_changes_nothing(client, db, cloc
     problem = assert_problem(response, 422)
     assert problem["errors"][0]["loc"][-1] == "enabled"
     assert client.get("/api/v1/admin/fulfilment/rules", headers=headers).json() == before
+
+
+def test_the_documented_email_pattern_means_the_same_in_every_regex_dialect(client):
+    """``\\s`` is wider in Python than in the ECMA regex of JSON Schema (U+0085): the pattern
+    names its characters, so a client reading the document and the server agree."""
+    document = client.get("/openapi.json").json()
+    pattern = document["components"]["schemas"]["PasswordResetRequest"]["properties"][
+        "email"]["pattern"]
+
+    assert "\\s" not in pattern
+    refused = client.post("/api/v1/password-resets", json={"email": "a\u0085b@example.com"})
+    assert assert_problem(refused, 422)["errors"][0]["loc"] == ["body", "email"]
+    assert client.post("/api/v1/password-resets",
+                       json={"email": "ad\u00e9le@example.com"}).status_code == 202
+
+
+def test_a_rules_premium_is_bounded_alike_by_the_document_and_the_rule(client, db, clock):
+    headers = api_token(db, clock, "*")
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["RuleIn"]
+    bound = next(option["maximum"] for option in
+                 schema["properties"]["max_premium_amount"]["anyOf"] if "maximum" in option)
+    rule = {"name": "r", "conditions": [], "action": "prefer-hub", "enabled": True}
+
+    at_bound = client.put("/api/v1/admin/fulfilment/rules", headers=headers,
+                          json={"rules": [{**rule, "max_premium_amount": bound}]})
+    over = client.put("/api/v1/admin/fulfilment/rules", headers=headers,
+                      json={"rules": [{**rule, "max_premium_amount": bound + 1}]})
+
+    assert at_bound.status_code == 200, at_bound.text
+    assert assert_problem(over, 422)["errors"][0]["loc"][-1] == "max_premium_amount"
+
+
+@pytest.mark.parametrize("key", ["x-schemathesis-additional", " 1", "+1", "1_0", "0"])
+def test_story_notes_are_keyed_by_digits_as_documented(client, db, clock, key):
+    headers = api_token(db, clock, "*")
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["DropStoryIn"]
+    assert schema["properties"]["notes"]["propertyNames"]["pattern"] == r"^[1-9][0-9]{0,15}$"
+
+    response = client.put("/api/v1/admin/drops/1/story", headers=headers,
+                          json={"notes": {key: "a note"}})
+
+    problem = assert_problem(response, 422)
+    assert "keyed by variant id" in problem["detail"]

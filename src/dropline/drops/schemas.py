@@ -1,13 +1,24 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dropline.drops.models import HoldSource, HoldStatus, WaitlistStatus
 from dropline.drops.rules import MAX_SLOTS, DropState
 from dropline.orders.schemas import AddressIn
-from dropline.schemas import Id, Input, Instant, Name, Output, PaymentInput, PaymentMethodRef, Slug
+from dropline.schemas import (
+    Id,
+    Input,
+    Instant,
+    Name,
+    Output,
+    PaymentInput,
+    PaymentMethodRef,
+    Slug,
+)
 
 MAX_UNITS = 10_000_000
 
@@ -135,10 +146,26 @@ class WaitlistRead(Output):
     hold_id: int | None
 
 
+VARIANT_KEY = re.compile(r"^[1-9][0-9]{0,15}$")
+
+
 class DropStoryIn(Input):
     story: str | None = Field(None, max_length=20_000, description="Markdown; omit to keep")
     notes: dict[int, str] = Field(default_factory=dict, max_length=100,
-                                  description="variant id -> a short note shown beside it")
+                                  description="variant id -> a short note shown beside it",
+                                  json_schema_extra={"propertyNames": {
+                                      "pattern": VARIANT_KEY.pattern}})
+
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _variant_ids_as_keys(cls, value: Any) -> Any:
+        # JSON keys are text: the document says digits, and only digits are read as an id
+        # (int() alone would also take " 1", "+1" or "1_0").
+        if isinstance(value, dict) and not all(
+                isinstance(k, int) or (isinstance(k, str) and VARIANT_KEY.fullmatch(k))
+                for k in value):
+            raise ValueError("notes are keyed by variant id (digits)")
+        return value
 
 
 class DropStoryRead(Output):

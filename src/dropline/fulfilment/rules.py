@@ -348,6 +348,9 @@ class Rule:
         return all(condition.holds(facts) for condition in self.conditions)
 
 
+MAX_PREMIUM_AMOUNT = 10**9  # minor units: ten million in major units
+
+
 def parse_rule(data: Mapping[str, Any]) -> Rule:
     """A rule from stored or submitted data; raises ValueError naming what is wrong."""
     name = str(data.get("name", "")).strip()
@@ -358,8 +361,9 @@ def parse_rule(data: Mapping[str, Any]) -> Rule:
         raise ValueError(f"rule {name!r}: action must be one of {', '.join(ACTIONS)}")
     premium = data.get("max_premium_amount")
     if premium is not None and (not isinstance(premium, int) or isinstance(premium, bool)
-                                or not 0 <= premium <= 10**9):
-        raise ValueError(f"rule {name!r}: max_premium_amount must be a non-negative integer")
+                                or not 0 <= premium <= MAX_PREMIUM_AMOUNT):
+        raise ValueError(f"rule {name!r}: max_premium_amount must be an integer from 0 to "
+                         f"{MAX_PREMIUM_AMOUNT}")
     raw = data.get("conditions", [])
     if not isinstance(raw, list) or len(raw) > 20:
         raise ValueError(f"rule {name!r}: conditions must be a list (at most 20)")

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from dropline.fulfilment.rules import MAX_PREMIUM_AMOUNT
 from dropline.schemas import Amount, Day, Id, Input, Name, Output, TimeOfDay
 
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
@@ -34,7 +35,8 @@ class RuleIn(Input):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
     conditions: list[ConditionIn] = Field(default_factory=list, max_length=20)
     action: Literal["prefer-hub", "prefer-central"]
-    max_premium_amount: Amount | None = None
+    max_premium_amount: Annotated[int, Field(ge=0, le=MAX_PREMIUM_AMOUNT, description=(
+        "integer minor units"))] | None = None
     enabled: bool = True
 
 

@@ -20,7 +20,8 @@ What it does, in one run:
    spreads the crowd's connections evenly; ``--shared-socket`` for uvicorn's one shared socket,
    where one worker of two was seen taking two thirds of them), plus two bench-only routes:
    the baselines. ``--no-redis`` starts it without Redis: the drop's purchases then take the
-   database path (``drops.flows``) through the same entry point, as a server without Redis.
+   database path (``drops.batched``, and ``drops.flows`` for what it leaves) through the same
+   entry point, as a server without Redis.
 4. Every shopper has joined the waiting room before the start (seeded in bulk, not timed).
    At the start all of them ask for an admission token (timed apart: ``admission_seconds``),
    then all at once buy 2 units with the express purchase endpoint (``Idempotency-Key``;

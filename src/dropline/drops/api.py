@@ -3,7 +3,8 @@ limited per identity and per IP)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import threading
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response, status
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 from dropline.config import DropsSettings
-from dropline.drops import flows, service, stories, waiting_room
+from dropline.drops import batched, flows, service, stories, waiting_room
 from dropline.drops.crowd.purchase import respond as engine_response
 from dropline.drops.crowd.wiring import (
     early_access_for,
@@ -343,18 +344,49 @@ async def purchase_response(request: Request, *, drop_id: int, body: PurchaseCre
         admission_token)
 
 
+_batcher_lock = threading.Lock()
+
+
+def _batcher(state: Any, services: Services) -> batched.PurchaseBatcher | None:
+    """The process's batcher of database-path purchases (``drops.batched``), on PostgreSQL;
+    None on SQLite, whose purchases take ``flows.purchase`` one by one."""
+    if services.db.is_sqlite:
+        return None
+    found = getattr(state, "drops_batcher", None)
+    if found is None:
+        with _batcher_lock:
+            found = getattr(state, "drops_batcher", None)
+            if found is None:
+                found = state.drops_batcher = batched.batcher_for(
+                    services.db, clock=services.clock, settings=services.settings,
+                    provider=services.payments)
+    return found
+
+
 def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
                           services: Services, idempotency_key: str | None,
                           admission_token: str | None) -> JSONResponse:
     who = shopper(request, require_customer(optional_customer(request, services)), services)
     customer = Principal(kind="customer", id=who.customer_id)
 
+    batcher = _batcher(request.app.state, services)
+
     def operation(claim: Claim) -> tuple[int, object]:
+        card = services.payments.describe_card(body.payment_method)
+        lines = _lines(body)
+        if batcher is not None:
+            paid = batched.purchase(
+                services.db, clock=services.clock, settings=services.settings, batcher=batcher,
+                drop_id=drop_id, shopper=who, lines=lines,
+                admission_token=admission_token or body.admission_token, card=card,
+                shipping_address=body.shipping_address.model_dump(),
+                checkout_reference=claim.reference, early_access=early_access_of(request))
+            if paid is not None:
+                return 201, paid
         order_id = flows.purchase(
             services.db, clock=services.clock, settings=services.settings,
-            provider=services.payments, drop_id=drop_id, shopper=who, lines=_lines(body),
-            admission_token=admission_token or body.admission_token,
-            card=services.payments.describe_card(body.payment_method),
+            provider=services.payments, drop_id=drop_id, shopper=who, lines=lines,
+            admission_token=admission_token or body.admission_token, card=card,
             shipping_address=body.shipping_address.model_dump(),
             checkout_reference=claim.reference, early_access=early_access_of(request))
         with services.db.transaction() as session:

@@ -361,9 +361,9 @@ def write_batch(db: Database, *, clock: Clock, settings: Settings, provider: Pay
             for job in jobs:
                 job.outcome = None
             if attempt == 0:  # expired holds may be waiting: reclaim them, then try once more
-                with db.transaction() as session:
-                    service.reclaim_and_offer(session, clock=clock,
-                                              drop=service.get_drop(session, drop_id))
+                # (a deadlock victim among concurrent reclaims is retried, as the writes are)
+                in_transaction(db, lambda session: service.reclaim_and_offer(
+                    session, clock=clock, drop=service.get_drop(session, drop_id)))
                 continue
             if len(jobs) == 1:
                 jobs[0].outcome = ("refused", "soldout")

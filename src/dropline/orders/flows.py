@@ -76,6 +76,7 @@ from dropline.payments.charging import (
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.payments.provider import CardToken, ChargeResult, PaymentProvider
 from dropline.pricing import Totals
+from dropline.tax.rules import LineTax, TaxBreakdown
 
 # Gives an order's units back when its payment fails, inside the settling transaction.
 PaymentFailedHook = Callable[[Session, Order], None]
@@ -139,10 +140,14 @@ def write_pending_order(
     totals: Totals, checkout_reference: str, card: CardToken, shipping_address: dict[str, Any],
     location_id: int | None, cart_id: str | None = None, fulfilment_path: str = "central",
     extra_payload: dict[str, Any] | None = None, discount_code: str | None = None,
+    tax: TaxBreakdown | None = None, line_taxes: Mapping[int, LineTax] | None = None,
+    vat_number: str = "",
 ) -> Order:
     """Writes an order awaiting payment, its lines and its payment (with the payment's own
     idempotency key), and records ``order.created``. The caller has already taken the units,
-    in the same transaction, from wherever they come from (stock rows, a drop hold)."""
+    in the same transaction, from wherever they come from (stock rows, a drop hold). ``tax``
+    (the quote's VAT; ``line_taxes`` its lines by variant id) is written with the rows, so the
+    audit trail records one creation, not a creation and a correction."""
     now = clock.now()
     order = Order(
         customer_id=customer.id, email=customer.email, status=OrderStatus.pending_payment,
@@ -156,6 +161,14 @@ def write_pending_order(
         acquisition_campaign=customer.acquisition_campaign,
         shipping_address=shipping_address, created_at=now,
     )
+    line_tax = line_taxes or {}
+    if tax is not None:
+        order.tax_amount, order.tax_added_amount = tax.tax_amount, tax.added_amount
+        order.shipping_tax_amount = tax.shipping.tax_amount
+        order.shipping_tax_rate_bp = tax.shipping.rate_bp
+        order.tax_country, order.reverse_charge = tax.country, tax.reverse_charge
+        order.vat_number = "".join(vat_number.split()).upper()[:20] \
+            if tax.reverse_charge or vat_number.strip() else ""
     session.add(order)
     session.flush()
     session.add_all([OrderLine(
@@ -165,6 +178,7 @@ def write_pending_order(
         condition_disclosure=line.variant.condition_disclosure,
         unit_price_amount=line.unit_price_amount, quantity=line.quantity,
         line_total_amount=line.line_total_amount, discount_amount=line.discount_amount,
+        **_line_tax(line_tax.get(line.variant.id)),
     ) for line in lines])
     session.add(Payment(
         order_id=order.id, provider="pending", idempotency_key=f"pay_{uuid.uuid4().hex}",
@@ -231,13 +245,13 @@ def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
         checkout_reference=request.checkout_reference, card=request.card,
         shipping_address=request.shipping_address, location_id=location_id,
         cart_id=cart.id, fulfilment_path="hub-window" if quote.window else "central",
-        discount_code=quote.discount_code,
+        discount_code=quote.discount_code, tax=quote.tax, vat_number=request.vat_number,
+        line_taxes={line.variant_id: tax for line, tax in zip(
+            quote.lines, quote.tax.lines, strict=True)} if quote.tax else None,
         extra_payload={"delivery_subsidised": bool(quote.window and quote.window.subsidised),
                        "window_id": quote.window_id,
                        "discount_code": quote.discount_code,
                        "discount_amount": quote.discount_amount})
-    if quote.tax is not None:
-        _record_tax(session, order=order, quote=quote, vat_number=request.vat_number)
     if quote.discount_id is not None:
         discounts.record_redemption(
             session, clock=clock, discount_id=quote.discount_id, customer_id=customer.id,
@@ -253,24 +267,12 @@ def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     return order
 
 
-def _record_tax(session: Session, *, order: Order, quote: CheckoutQuote,
-                vat_number: str) -> None:
-    """The quote's VAT on the order and on each of its lines (lines are written sorted by
-    variant; the quote's are in cart order)."""
-    vat = quote.tax
-    assert vat is not None
-    order.tax_amount, order.tax_added_amount = vat.tax_amount, vat.added_amount
-    order.shipping_tax_amount = vat.shipping.tax_amount
-    order.shipping_tax_rate_bp = vat.shipping.rate_bp
-    order.tax_country, order.reverse_charge = vat.country, vat.reverse_charge
-    order.vat_number = "".join(vat_number.split()).upper()[:20] if vat.reverse_charge or \
-        vat_number.strip() else ""
-    by_variant = {line.variant_id: tax for line, tax in zip(quote.lines, vat.lines, strict=True)}
-    for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)):
-        tax = by_variant[line.variant_id]
-        line.tax_class, line.tax_rate_bp = tax.tax_class.value, tax.rate_bp
-        line.tax_amount = tax.tax_amount
-    session.flush()
+def _line_tax(tax: LineTax | None) -> dict[str, Any]:
+    """An order line's VAT columns from its line of the quote's breakdown."""
+    if tax is None:
+        return {}
+    return {"tax_class": tax.tax_class.value, "tax_rate_bp": tax.rate_bp,
+            "tax_amount": tax.tax_amount}
 
 
 def return_cart_stock(session: Session, order: Order, *, clock: Clock) -> None:

@@ -120,8 +120,7 @@ def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server,
     assert page.get_by_text("Waitlist: waiting").is_visible()
 
 
-def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_server, db,
-                                                                   outbox):
+def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_server, db):
     page.goto(live_server.url + "/")
     href = page.locator("link[rel=manifest]").get_attribute("href")
     manifest = page.request.get(live_server.url + href)
@@ -144,7 +143,7 @@ def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_s
     page.context.set_offline(False)
 
 
-def _offline_checkout(page, live_server, db, clock) -> int:
+def _offline_checkout(page, live_server, db, clock, outbox) -> int:
     make_location(db)
     _, variant_id = make_product(db, clock, name="Neroli Tide", price=7400, stock=1)
     sign_up(page, live_server.url, outbox, next_path="/products/neroli-tide")
@@ -169,8 +168,8 @@ def _offline_checkout(page, live_server, db, clock) -> int:
 
 
 def test_an_offline_checkout_is_sent_once_online_and_a_replay_makes_no_second_order(
-        page, live_server, db, clock):
-    _offline_checkout(page, live_server, db, clock)
+        page, live_server, db, clock, outbox):
+    _offline_checkout(page, live_server, db, clock, outbox)
 
     page.context.set_offline(False)
     sent = page.locator("#outbox-list li[data-state=sent]")
@@ -190,8 +189,8 @@ def test_an_offline_checkout_is_sent_once_online_and_a_replay_makes_no_second_or
 
 
 def test_an_offline_checkout_that_sold_out_meanwhile_says_so_and_charges_nothing(
-        page, live_server, db, clock):
-    variant_id = _offline_checkout(page, live_server, db, clock)
+        page, live_server, db, clock, outbox):
+    variant_id = _offline_checkout(page, live_server, db, clock, outbox)
     with db.transaction() as session:  # the last unit sells elsewhere while we are offline
         set_stock(session, clock=clock, location_code="central", variant_id=variant_id,
                   on_hand=0, actor="pop-up till")

@@ -120,8 +120,7 @@ def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server,
     assert page.get_by_text("Waitlist: waiting").is_visible()
 
 
-def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_server, db,
-                                                                   outbox):
+def test_install_criteria_manifest_and_a_controlling_service_worker(page, live_server, db):
     page.goto(live_server.url + "/")
     href = page.locator("link[rel=manifest]").get_attribute("href")
     manifest = page.request.get(live_server.url + href)

@@ -34,6 +34,7 @@ KEPT = [
     ("DROPLINE_RUN_SCHEDULER", "false", "web.run_scheduler", False),
     ("DROPLINE_METRICS_TOKEN", "scrape-secret-0123456789", "web.metrics_token",
      "scrape-secret-0123456789"),
+    ("DROPLINE_LOG_FORMAT", "json", "web.log_format", "json"),
     ("DROPLINE_EDGE_PURGE_URL", "http://127.0.0.1:6081/", "edge.purge_url",
      "http://127.0.0.1:6081/"),
     ("DROPLINE_EDGE_PURGE_TIMEOUT", "1.5", "edge.purge_timeout", 1.5),

@@ -23,6 +23,7 @@ from dropline.bootstrap import build_services
 from dropline.cli_support import readable_errors, services
 from dropline.console.cli import playbook_app
 from dropline.demo import seed_demo
+from dropline.logs import configure_logging, logging_config
 from dropline.discounts.cli import discounts_app
 from dropline.drops.cli import drops_app
 from dropline.fulfilment.cli import fulfilment_app, routes_app
@@ -119,7 +120,8 @@ def serve(
     console.print(f"[bold]Dropline[/] serving {settings.shop.name} on http://{host}:{port} "
                   f"(API docs: http://{host}:{port}/docs)")
     serving.run("dropline.web.app:create_app", host=host, port=port, workers=workers,
-                log_level=log_level)
+                log_level=log_level,
+                log_config=logging_config(settings.web.log_format, level=log_level))
 
 
 @app.command(epilog="Example: dropline migrate   |   dropline migrate --revision base")
@@ -211,6 +213,7 @@ def worker(
 ) -> None:
     """Run background jobs (webhook delivery, clean-up) outside the web process."""
     services = cli_support.services()
+    configure_logging(services.settings.web.log_format)
     jobs = BackgroundWorker(services)
     with httpx.Client(timeout=services.settings.webhooks.timeout_seconds) as client:
         while True:

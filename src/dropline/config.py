@@ -122,6 +122,10 @@ class WebSettings(Section):
         None, "Bearer token a Prometheus scraper sends for /metrics from another machine; "
         "unset: only scrapes from the machine itself.", env="DROPLINE_METRICS_TOKEN",
         min_length=16)
+    log_format: Literal["json", "text"] = setting(
+        "text", "Log lines of `serve` and `worker`: `json` (one object a line with time, level, "
+        "logger, message, request_id and extras; for production) or `text` (the dev shell).",
+        env="DROPLINE_LOG_FORMAT")
 
     def mail_base_url(self) -> str:
         """The address links in worker-sent mail start with (orders, drops, unsubscribe):

@@ -61,6 +61,7 @@ from dropline.web.caching import install as install_page_cache
 from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.local_pay import router as local_pay_router
 from dropline.web.metrics import install_metrics
+from dropline.web.request_ids import RequestIdMiddleware
 from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
@@ -161,7 +162,8 @@ def create_app(
     app.add_exception_handler(Refused, on_refused)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
     install_metrics(app, services)  # /metrics, /livez, /readyz and the request timer
-    app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)  # outermost
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of a request has its id
     install_api_docs(app, title=app.title)
 
     api = APIRouter(prefix="/api/v1")

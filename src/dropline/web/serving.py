@@ -107,10 +107,13 @@ def worker_app(factory: str) -> Any:
 
 
 def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "info",
-        access_log: bool = True, backlog: int = 2048, shared_socket: bool = False) -> None:
+        access_log: bool = True, backlog: int = 2048, shared_socket: bool = False,
+        log_config: dict[str, Any] | None = None) -> None:
     """Serve ``app`` (an import string of an app factory, e.g.
     ``dropline.web.app:create_app``) with ``workers`` processes; returns once stopped.
-    ``shared_socket`` runs uvicorn's own ``--workers`` (one socket for all) anyway."""
+    ``shared_socket`` runs uvicorn's own ``--workers`` (one socket for all) anyway.
+    ``log_config`` (a ``logging.config.dictConfig`` mapping, ``dropline.logs.logging_config``)
+    replaces uvicorn's own and is applied in every worker process."""
     balanced = workers > 1 and not shared_socket and balanced_by_kernel()
     try:  # the port is free (for us): say so now, not once per worker
         bound_socket(host, port, reuseport=balanced).close()
@@ -119,7 +122,8 @@ def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "i
                          "another port (--port) or stop what is using it") from None
     config = uvicorn.Config(functools.partial(worker_app, app), factory=True, host=host,
                             port=port, workers=workers, log_level=log_level,
-                            access_log=access_log, backlog=backlog, **UVICORN_OPTIONS)
+                            access_log=access_log, backlog=backlog, **UVICORN_OPTIONS,
+                            **({"log_config": log_config} if log_config else {}))
     if workers == 1:
         server = uvicorn.Server(config)
         server.run()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
@@ -159,3 +159,23 @@ def redeem_admission(session: Session, *, clock: Clock, secret: str, drop: Drop,
         .values(tokens_used=claims.n)).rowcount
     if used != 1:
         raise AdmissionRefused("this admission token has already been used; ask for a new one")
+
+
+@dataclass(frozen=True)
+class RoomCount:
+    drop_id: int
+    waiting: int  # joined, not yet given an admission token
+    admitted: int  # given at least one admission token
+
+
+def room_counts(session: Session, *, now: datetime) -> list[RoomCount]:
+    """Each drop not yet ended that has a waiting room in use: who waits and who was
+    admitted. One grouped query over the queue entries of live drops (``/metrics``)."""
+    admitted = func.sum(case((DropQueueEntry.tokens_issued > 0, 1), else_=0))
+    rows = session.execute(
+        select(DropQueueEntry.drop_id, func.count(), admitted)
+        .join(Drop, Drop.id == DropQueueEntry.drop_id)
+        .where(Drop.ends_at > now)
+        .group_by(DropQueueEntry.drop_id)).all()
+    return [RoomCount(drop_id, total - int(admitted or 0), int(admitted or 0))
+            for drop_id, total, admitted in rows]

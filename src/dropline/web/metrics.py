@@ -1,13 +1,18 @@
 """What to watch: ``/metrics`` in Prometheus's text format, and liveness vs readiness.
 
-Two kinds of figures:
+Three kinds of figures:
 
 * **Measured in the process**: request latency by route template and status class
   (``dropline_http_request_duration_seconds``; the drop purchase lane answers before the
   middleware stack and is counted by its own bench), edge purges given up.
+* **Counted by the drop purchase lane** (``drops.crowd.counters``: plain integers the lane adds
+  to, read here at scrape time): gate decisions by outcome, refusals by problem type, paid and
+  replayed purchases, orders per written batch and each batch's write time. They are the
+  answering worker's, labelled ``worker`` with its process id.
 * **Read from the database at scrape time** (the same from any node or worker): the mail
   outbox and webhook deliveries by status with the age of the oldest one due, and payments of
-  the last 15 minutes by outcome. Each scrape costs a few indexed ``GROUP BY`` queries.
+  the last 15 minutes by outcome; and each live drop's waiting room (waiting, admitted). Each
+  scrape costs a few indexed ``GROUP BY`` queries.
 
 With several worker processes, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder shared by
 them (cleared at each start) and every scrape sums all workers' request figures
@@ -32,11 +37,17 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select, text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dropline.drops.crowd.counters import DropCounters, Tally
+from dropline.drops.waiting_room import room_counts
 from dropline.notifications.models import MailOutboxItem
 from dropline.payments.models import Payment
 from dropline.services import Services
@@ -94,6 +105,67 @@ class ShopCollector:
                                    "Edge purges given up after every attempt (this process)")
         failed.add_metric([], getattr(purger, "failed", 0))
         yield failed
+
+
+class DropCollector:
+    """The drops' figures: the purchase lane's counters of this worker
+    (``drops.crowd.counters``, read as they stand: the lane itself never touches a Prometheus
+    object) labelled with the process id, and each live drop's waiting room read from the
+    database. Without the lane (no Redis, or SQLite) its families are present and empty."""
+
+    def __init__(self, app_state: Any, services: Services) -> None:
+        self.app_state = app_state
+        self.services = services
+        self.pid = str(os.getpid())
+
+    def collect(self) -> Any:
+        hot = self.app_state._state.get("drops_hot")  # never built by a scrape
+        counters: DropCounters | None = getattr(hot, "counters", None)
+        worker = [self.pid]
+        decisions = CounterMetricFamily(
+            "dropline_drop_gate_decisions", "The drop gate's verdicts, by outcome (this worker)",
+            labels=["outcome", "worker"])
+        refusals = CounterMetricFamily(
+            "dropline_drop_refusals", "Drop purchases answered with a problem, by its type "
+            "(this worker)", labels=["reason", "worker"])
+        purchases = CounterMetricFamily(
+            "dropline_drop_purchases", "Drop purchases answered with a new paid order or a "
+            "stored answer sent again (this worker)", labels=["outcome", "worker"])
+        batch = HistogramMetricFamily(
+            "dropline_drop_batch_orders", "Orders per written batch (this worker)",
+            labels=["worker"])
+        write = HistogramMetricFamily(
+            "dropline_drop_batch_write_seconds", "Time to write, charge and settle one batch "
+            "(this worker)", labels=["worker"])
+        if counters is not None:
+            for outcome, number in sorted(counters.decisions.items()):
+                decisions.add_metric([outcome, self.pid], number)
+            for reason, number in sorted(counters.refusals.items()):
+                refusals.add_metric([reason, self.pid], number)
+            purchases.add_metric(["paid", self.pid], counters.paid)
+            purchases.add_metric(["replayed", self.pid], counters.replayed)
+            for family, tally in ((batch, counters.batch_orders),
+                                  (write, counters.write_seconds)):
+                _add_tally(family, worker, tally)
+        yield from (decisions, refusals, purchases, batch, write)
+        with self.services.db.transaction() as session:
+            rooms = room_counts(session, now=self.services.clock.now())
+        waiting = GaugeMetricFamily("dropline_drop_waiting_room_depth",
+                                    "Shoppers in a live drop's waiting room not yet admitted",
+                                    labels=["drop"])
+        admitted = CounterMetricFamily("dropline_drop_admitted",
+                                       "Shoppers of a live drop's waiting room given an "
+                                       "admission token (its rate is the admission rate)",
+                                       labels=["drop"])
+        for room in rooms:
+            waiting.add_metric([str(room.drop_id)], room.waiting)
+            admitted.add_metric([str(room.drop_id)], room.admitted)
+        yield waiting
+        yield admitted
+
+
+def _add_tally(family: HistogramMetricFamily, labels: list[str], tally: Tally) -> None:
+    family.add_metric(labels, tally.cumulative(), sum_value=tally.sum)
 
 
 class RequestTimer:
@@ -186,6 +258,7 @@ def install_metrics(app: FastAPI, services: Services) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)
     registry.register(ShopCollector(services))
+    registry.register(DropCollector(app.state, services))
     app.state.metrics_registry = registry
     app.add_middleware(RequestTimer, histogram=histogram)
     app.include_router(router)

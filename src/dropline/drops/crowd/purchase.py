@@ -410,6 +410,7 @@ async def _take(hot: HotPath, request: gates.TakeRequest) -> gates.Verdict:
     if verdict.outcome == "missing":
         await hot.loaded(request.drop_id)
         verdict = await hot.takes.submit(request)
+    hot.counters.decided(verdict.outcome)
     return verdict
 
 
@@ -433,11 +434,17 @@ async def respond(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: str
             idempotency_key=idempotency_key, ip=ip, early_access=early_access,
             admission_token=admission_token)
     except RedisError:
+        hot.counters.refused("gate-unavailable")
         return problem_json(ServiceUnavailable(
             "the drop's gate is not answering; retry with the same Idempotency-Key in a "
             "moment", retry_after=2), path)
     except DomainError as exc:
+        hot.counters.refused(exc.slug)
         return problem_json(exc, path)
+    if replayed:
+        hot.counters.replayed += 1
+    elif status_code == 201:
+        hot.counters.paid += 1
     return EncodedJSON(text, status_code, PROBLEM_JSON if status_code >= 400
                        else "application/json",
                        headers={"Idempotent-Replayed": "true"} if replayed else None)

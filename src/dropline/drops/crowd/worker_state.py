@@ -36,6 +36,7 @@ from dropline.drops import service
 from dropline.drops.crowd import gate as gates
 from dropline.drops.crowd.admission import Ask, admit_batch
 from dropline.drops.crowd.coalesce import Coalescer
+from dropline.drops.crowd.counters import DropCounters
 from dropline.drops.crowd.writer import Job, write_batch
 from dropline.drops.models import SHARED_POOL
 from dropline.errors import NotAuthenticated
@@ -96,6 +97,8 @@ class HotPath:
                                                            timeout=10)), prefix=prefix)
         self.sync_gate = gates.SyncGate(redis.Redis.from_url(redis_url), prefix=prefix)
         self.limits = settings.drops
+        # What /metrics reports of this worker's purchases (plain integers, no locks).
+        self.counters = DropCounters()
         # Each round trip of the hot path is coalesced across concurrent requests
         # (drops.crowd.coalesce): sessions in one query, gate verdicts in one pipeline, orders in
         # batched transactions. Blocking database work runs in threads of its own.
@@ -195,12 +198,14 @@ class HotPath:
         for job in jobs:
             by_drop.setdefault(job.drop_id, []).append(job)
         for items in by_drop.values():
+            started = time.perf_counter()
             try:
                 await loop.run_in_executor(self._writers, lambda items=items: write_batch(
                     self.db, clock=self.clock, settings=self.settings, provider=self.provider,
                     jobs=items, on_written=self._keep_leases))
             except Exception as exc:  # noqa: BLE001 - those requests learn why (503)
                 failed.update((id(job), exc) for job in items)
+            self.counters.batch_written(len(items), time.perf_counter() - started)
         records = []
         for job in jobs:
             if id(job) not in failed and job.outcome is not None and job.outcome[0] == "paid":

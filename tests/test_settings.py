@@ -32,6 +32,7 @@ KEPT = [
     ("DROPLINE_WEB_THREADS", "8", "web.threads", 8),
     ("DROPLINE_WEB_WORKERS", "4", "web.workers", 4),
     ("DROPLINE_RUN_SCHEDULER", "false", "web.run_scheduler", False),
+    ("DROPLINE_MAIL_LEASE_SECONDS", "30", "mail.lease_seconds", 30),
     ("DROPLINE_METRICS_TOKEN", "scrape-secret-0123456789", "web.metrics_token",
      "scrape-secret-0123456789"),
     ("DROPLINE_LOG_FORMAT", "json", "web.log_format", "json"),

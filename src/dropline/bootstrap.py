@@ -89,7 +89,7 @@ def build_services(
     services.jobs.append(functools.partial(
         send_mail_outbox, db, clock=clock, sender=mailer, shop_name=settings.shop.name,
         public_url=settings.web.mail_base_url(), secret_key=settings.web.secret_key,
-        max_attempts=settings.mail.max_attempts))
+        max_attempts=settings.mail.max_attempts, lease_seconds=settings.mail.lease_seconds))
     return services
 
 

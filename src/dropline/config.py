@@ -272,6 +272,9 @@ class MailSettings(Section):
                               env="DROPLINE_EMAIL_DIR")
     max_attempts: int = setting(8, "Sending attempts of a mail before it is given up.",
                                 ge=1)
+    lease_seconds: int = setting(
+        300, "Seconds a worker holds a mail it is sending; a mail whose worker died is sent "
+        "again after this (same Message-ID).", ge=5, le=3600)
 
 
 class ThrottleSettings(Section):

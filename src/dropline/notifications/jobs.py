@@ -53,9 +53,9 @@ class OutboxReport:
 
 def send_mail_outbox(db: Database, *, clock: Clock, sender: EmailSender, shop_name: str,
                      public_url: str, secret_key: str, max_attempts: int,
-                     limit: int = 100) -> OutboxReport:
+                     limit: int = 100, lease_seconds: int = LEASE_SECONDS) -> OutboxReport:
     """One pass over the due mails; ``secret_key`` signs marketing mail's unsubscribe
-    links."""
+    links; a claimed mail whose sender died is claimed again after ``lease_seconds``."""
     now = clock.now()
     with db.transaction() as session:
         due = list(session.scalars(
@@ -69,7 +69,7 @@ def send_mail_outbox(db: Database, *, clock: Clock, sender: EmailSender, shop_na
                 update(MailOutboxItem).where(
                     MailOutboxItem.id == item_id, MailOutboxItem.status == MailStatus.pending,
                     MailOutboxItem.next_attempt_at <= now)
-                .values(next_attempt_at=now + timedelta(seconds=LEASE_SECONDS),
+                .values(next_attempt_at=now + timedelta(seconds=lease_seconds),
                         attempts=MailOutboxItem.attempts + 1)).rowcount
             if claimed != 1:  # another worker has it
                 continue

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dropline.adapters.routing import NearestNeighbourSolver
 from dropline.catalog.models import Product, ProductFamily, Variant
@@ -80,6 +80,9 @@ def seed_deliveries(ctx: DemoContext) -> str:
                                        order_id=order["id"], customer_id=customer_id)
             decisions += 1
             chosen = decision.chosen
+            # The order goes where it was decided (central, or another hub's window).
+            session.execute(update(Order).where(Order.id == order["id"]).values(
+                location_id=chosen.location_id, fulfilment_path=chosen.path))
             if chosen.path == "hub-window" and chosen.window_id is not None:
                 try:
                     fulfilment.book_window(

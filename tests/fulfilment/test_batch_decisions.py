@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.catalog.models import ConditionGrade
+from dropline.catalog.service import take_stock
 from dropline.customers.models import Customer
 from dropline.demo import seed_demo
 from dropline.fulfilment.batch import decide_undecided_orders
@@ -22,7 +23,6 @@ from dropline.fulfilment.models import (
 )
 from dropline.locations.models import StockLevel
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.catalog.service import take_stock
 from tests.orders.test_races import race
 
 from .builders import make_item, make_network, make_windows

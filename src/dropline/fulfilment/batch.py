@@ -57,7 +57,7 @@ from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import OrderStage
 
 __all__ = ["BatchReport", "CustomerFactsFor", "HeldBack", "decide_order",
-           "decide_undecided_orders", "undecided_order_ids"]
+           "decide_undecided_orders", "record_counter_sale", "undecided_order_ids"]
 
 log = logging.getLogger("dropline.fulfilment")
 
@@ -152,6 +152,14 @@ def decide_order(session: Session, *, clock: Clock, order_id: int, geocoder: Geo
                              why="refunded in full; nothing to send")
     return _decide_by_rules(session, clock=clock, order=order, geocoder=geocoder,
                             customer_facts=customer_facts)
+
+
+def record_counter_sale(session: Session, *, clock: Clock,
+                        order: Order) -> FulfilmentDecisionRow:
+    """The decision of a sale over a pop-up's counter, written with the sale: the shopper takes
+    the units from the pop-up's own stock, so there is nothing to choose."""
+    return _record_as_is(session, clock=clock, order=order, rule=COUNTER_RULE,
+                         why="sold over the counter; the shopper took it away")
 
 
 def _live_lines(session: Session, order_id: int) -> list[OrderLine]:

@@ -34,6 +34,7 @@ from dropline.catalog.service import return_stock, take_stock
 from dropline.clock import Clock
 from dropline.db import Database
 from dropline.errors import DomainError
+from dropline.events.service import record_event
 from dropline.fulfilment import rules as R
 from dropline.fulfilment.models import (
     BookingStatus,
@@ -210,10 +211,21 @@ def _decide_by_rules(session: Session, *, clock: Clock, order: Order, geocoder: 
                 decision = replace(
                     decision, rule=f"{decision.rule} (fallback: {'; '.join(fallbacks)})",
                     explanation=f"{decision.explanation} Fell back: {'; '.join(fallbacks)}.")
+            row = record_decision(session, clock=clock, decision=decision,
+                                  order_id=order.id, customer_id=order.customer_id)
+            # The order.created event keeps the path the order was placed with; this one says
+            # where it goes now (telemetry and webhooks read both).
+            record_event(session, clock=clock, type="order.fulfilment_decided",
+                         subject_type="order", subject_id=order.id,
+                         customer_id=order.customer_id,
+                         payload={"order_id": order.id, "fulfilment_path": chosen.path,
+                                  "location_id": chosen.location_id,
+                                  "window_id": chosen.window_id, "rule": row.rule,
+                                  "previous_fulfilment_path": order.fulfilment_path,
+                                  "previous_location_id": origin})
             order.location_id = chosen.location_id
             order.fulfilment_path = chosen.path
-            return record_decision(session, clock=clock, decision=decision,
-                                   order_id=order.id, customer_id=order.customer_id)
+            return row
         fallbacks.append(f"{chosen.location_code} {problem}")
         options = [replace(o, excluded=problem) if _same(o, chosen) else o for o in options]
     # Nothing the rules allow could take it: keep the units where they were, and say why.

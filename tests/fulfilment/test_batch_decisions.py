@@ -6,14 +6,17 @@ even with two workers racing (real threads; on PostgreSQL real interleaved trans
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.service import take_stock
+from dropline.checkout_policy import orders_in_live_drops
 from dropline.customers.models import Customer
 from dropline.demo import seed_demo
+from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
 from dropline.fulfilment.batch import decide_undecided_orders
 from dropline.fulfilment.models import (
     BookingStatus,
@@ -162,3 +165,33 @@ def test_every_paid_demo_order_has_a_decision_and_an_allocation(db, settings, cl
                     and order.status is not OrderStatus.refunded and order.id not in live]
         assert unbooked == []
     assert decide_undecided_orders(db, clock=clock, geocoder=GEOCODER).total == 0
+
+
+def test_drop_purchases_wait_until_their_drop_has_ended(db, clock):
+    network = make_network(db, clock)
+    make_windows(db)
+    variant = make_item(db, clock, central=5, hub=5)
+    in_drop, plain = _paid_orders(db, clock, variant_id=variant, location_id=network.central_id,
+                                  count=2)
+    with db.transaction() as session:
+        drop = Drop(slug="fig-night", name="Fig night", per_person_limit=2, slot_count=1,
+                    starts_at=clock.now() - timedelta(minutes=30),
+                    ends_at=clock.now() + timedelta(minutes=30), created_at=clock.now())
+        session.add(drop)
+        session.flush()
+        session.add(DropHold(drop_id=drop.id, customer_id=session.get(Order, in_drop).customer_id,
+                             status=HoldStatus.converted, source=HoldSource.direct, quantity=1,
+                             lines=[{"variant_id": variant, "quantity": 1}], takes=[],
+                             created_at=clock.now(), expires_at=clock.now(),
+                             closed_at=clock.now(), order_id=in_drop))
+
+    def decided() -> set[int]:
+        with db.transaction() as session:
+            return set(session.scalars(select(FulfilmentDecisionRow.order_id)))
+
+    decide_undecided_orders(db, clock=clock, geocoder=GEOCODER, held_back=orders_in_live_drops)
+    assert decided() == {plain}
+
+    clock.advance(hours=1)  # the drop has ended
+    decide_undecided_orders(db, clock=clock, geocoder=GEOCODER, held_back=orders_in_live_drops)
+    assert decided() == {plain, in_drop}

@@ -20,7 +20,11 @@ from dropline.adapters.storage import media_store_for
 from dropline.audit import Audited
 from dropline.audit import install as install_audit_trail
 from dropline.catalog.models import Variant
-from dropline.checkout_policy import build_checkout_policy
+from dropline.checkout_policy import (
+    build_checkout_policy,
+    customer_delivery_facts,
+    orders_in_live_drops,
+)
 from dropline.clock import Clock, SystemClock
 from dropline.config import EdgeSettings, PaymentSettings, Settings, get_settings
 from dropline.db import Database, pool_options
@@ -28,6 +32,7 @@ from dropline.drops.mails import queue_drop_mail, queue_early_access_mails
 from dropline.drops.models import Drop
 from dropline.edge import BackgroundPurger, EdgePurger
 from dropline.events.service import subscribe
+from dropline.fulfilment.batch import decide_undecided_orders
 from dropline.fulfilment.ports import RouteSolver
 from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
@@ -83,6 +88,10 @@ def build_services(
         carriers=build_carriers(),
         edge=build_edge(settings.edge),
     )
+    # Paid orders nobody decided (drop purchases after their drop, counter sales, consumables).
+    services.jobs.append(functools.partial(
+        decide_undecided_orders, db, clock=clock, geocoder=geocoder,
+        customer_facts=customer_delivery_facts, held_back=orders_in_live_drops))
     # The mails due at a time rather than on a write first, then the outbox drained.
     services.jobs.append(functools.partial(queue_out_for_delivery, db, clock=clock))
     services.jobs.append(functools.partial(queue_early_access_mails, db, clock=clock))

@@ -11,14 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
-from dropline.drops.models import DropVariant
+from dropline.drops.models import Drop, DropHold, DropVariant
 from dropline.fulfilment.checkout import WindowCheckout
 from dropline.fulfilment.ports import Geocoder
 from dropline.fulfilment.service import CustomerFacts
 from dropline.memberships.checkout import MemberCheckout
 from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, DiscountFacts, WindowQuote
 
-__all__ = ["ShopCheckoutPolicy", "build_checkout_policy"]
+__all__ = ["ShopCheckoutPolicy", "build_checkout_policy", "customer_delivery_facts",
+           "orders_in_live_drops"]
 
 
 class ShopCheckoutPolicy:
@@ -66,3 +67,17 @@ class ShopCheckoutPolicy:
 
 def build_checkout_policy(*, geocoder: Geocoder) -> CheckoutPolicy:
     return ShopCheckoutPolicy(members=MemberCheckout(), windows=WindowCheckout(geocoder))
+
+
+def customer_delivery_facts(session: Session, customer_id: int, at: datetime) -> CustomerFacts:
+    """What fulfilment's rules know of a shopper (member, delivery subsidy), for orders decided
+    after the fact (``fulfilment.batch``): the same facts the checkout gives them."""
+    perks = MemberCheckout().delivery_perks(session, customer_id=customer_id, at=at)
+    return CustomerFacts(is_member=perks.is_member, member_delivery_subsidy=perks.has_subsidy)
+
+
+def orders_in_live_drops(session: Session, at: datetime) -> set[int]:
+    """Orders bought in a drop that has not ended: decided after the drop, in one batch."""
+    return set(session.scalars(
+        select(DropHold.order_id).join(Drop, Drop.id == DropHold.drop_id)
+        .where(DropHold.order_id.is_not(None), Drop.ends_at > at)))

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from dropline.catalog.models import ConditionGrade, Variant
 from dropline.customers.models import Customer
+from dropline.fulfilment.models import FulfilmentDecisionRow
 from dropline.locations.models import Location, StockLevel
 from dropline.memberships.models import Membership
 from dropline.orders.models import Order, OrderStatus
@@ -59,6 +60,10 @@ def test_a_counter_sale_is_one_paid_order_however_often_it_is_sent(client, db, c
         assert (order.status, order.total_amount, order.shipping_amount) == (
             OrderStatus.paid, 8400, 0)
         assert order.fulfilment_path == "pop-up"
+        decision = session.scalar(select(FulfilmentDecisionRow).where(
+            FulfilmentDecisionRow.order_id == order.id))
+        assert (decision.path, decision.location_id, decision.rule) == (
+            "pop-up", order.location_id, "counter sale: collected at the pop-up")
         assert (customer.acquisition_source, customer.acquisition_campaign) == (
             "pop-up", "popup-test")
     receipts = list(outbox_dir.glob("popup-receipt-*.eml"))

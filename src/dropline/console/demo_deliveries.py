@@ -67,19 +67,21 @@ def seed_deliveries(ctx: DemoContext) -> str:
             customer_id, shopper = ctx.rng.choice(members or customers) \
                 if ctx.rng.random() < 0.3 else ctx.rng.choice(customers)
             point = _near(ctx, hub)
-            order = _write_order(ctx, customer_id, shopper, ctx.rng.choice(stock), placed,
-                                 hub.id, point)
+            variant_id = ctx.rng.choice(stock)
             try:
                 decision = fulfilment.decide_fulfilment(
-                    session, lines=[fulfilment.LineRequest(order["variant_id"], 1)],
-                    destination=fulfilment.Destination(point, label=order["postcode"]),
+                    session, lines=[fulfilment.LineRequest(variant_id, 1)],
+                    destination=fulfilment.Destination(point, label=shopper.postcode),
                     customer_id=customer_id, at=placed, customer=_facts(ctx, customer_id, placed))
             except DomainError:
                 continue
+            chosen = decision.chosen
+            # The order is written where it was decided (central, or this or another hub).
+            order = _write_order(ctx, customer_id, shopper, variant_id, placed,
+                                 chosen.location_id, point, path=chosen.path)
             fulfilment.record_decision(session, clock=FrozenClock(placed), decision=decision,
                                        order_id=order["id"], customer_id=customer_id)
             decisions += 1
-            chosen = decision.chosen
             if chosen.path == "hub-window" and chosen.window_id is not None:
                 try:
                     fulfilment.book_window(
@@ -117,7 +119,8 @@ def _near(ctx: DemoContext, hub: Location) -> R.GeoPoint:
 
 
 def _write_order(ctx: DemoContext, customer_id: int, shopper: Any, variant_id: int,
-                 placed: Any, location_id: int, point: R.GeoPoint) -> dict[str, Any]:
+                 placed: Any, location_id: int, point: R.GeoPoint, *,
+                 path: str) -> dict[str, Any]:
     session = ctx.session
     variant, product_name, family = session.execute(
         select(Variant, Product.name, ProductFamily.slug)
@@ -135,7 +138,7 @@ def _write_order(ctx: DemoContext, customer_id: int, shopper: Any, variant_id: i
         "currency": totals.currency, "subtotal_amount": totals.subtotal_amount,
         "discount_amount": totals.discount_amount, "shipping_amount": totals.shipping_amount,
         "total_amount": totals.total_amount, "refunded_amount": 0, "checkout_reference": None,
-        "cart_id": None, "location_id": location_id, "fulfilment_path": "hub-window",
+        "cart_id": None, "location_id": location_id, "fulfilment_path": path,
         "acquisition_source": shopper.source, "acquisition_campaign": shopper.campaign,
         "shipping_address": address, "created_at": placed, "paid_at": paid}])
     session.add(OrderLine(
@@ -153,7 +156,7 @@ def _write_order(ctx: DemoContext, customer_id: int, shopper: Any, variant_id: i
     payload = order_event_payload(
         order_id=order_id, total_amount=totals.total_amount, currency=totals.currency,
         acquisition_source=shopper.source, acquisition_campaign=shopper.campaign,
-        product_families=[family], fulfilment_path="hub-window")
+        product_families=[family], fulfilment_path=path)
     ctx.record_later(at=placed, type="order.created", subject_type="order", subject_id=order_id,
                      customer_id=customer_id, payload=payload)
     ctx.record_later(at=paid, type="order.paid", subject_type="order", subject_id=order_id,

@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from dropline.catalog.service import get_location_by_code
+from dropline.checkout_policy import customer_delivery_facts, orders_in_live_drops
 from dropline.cli_support import services
 from dropline.errors import DomainError
+from dropline.fulfilment.batch import decide_undecided_orders
 from dropline.fulfilment.decision_tree import tree_html, tree_markdown, tree_svg
 from dropline.fulfilment.jobs import run_fulfilment_jobs
 from dropline.fulfilment.models import MovementKind
@@ -379,3 +381,17 @@ def jobs() -> None:
     typer.echo(f"{len(report.movements_completed)} movement(s) completed, "
                f"{len(report.windows_planned)} window(s) planned, "
                f"{len(report.windows_failed)} failed")
+
+
+@fulfilment_app.command("decide", epilog="Example: dropline fulfilment decide")
+def decide_orders() -> None:
+    """Decide and allocate every paid order without a fulfilment decision (drop purchases once
+    their drop has ended, counter sales, consumables), by the brand's rules, in one batch."""
+    svc = services()
+    report = decide_undecided_orders(svc.db, clock=svc.clock, geocoder=svc.geocoder,
+                                     customer_facts=customer_delivery_facts,
+                                     held_back=orders_in_live_drops)
+    paths = ", ".join(f"{path} {count}" for path, count in sorted(report.decided.items()))
+    Console().print(f"{report.total} orders decided ({paths or 'none undecided'}); "
+                    f"{len(report.fallbacks)} after a fallback, "
+                    f"{len(report.skipped)} decided meanwhile elsewhere")

@@ -35,6 +35,7 @@ from dropline.errors import (
     ServiceUnavailable,
 )
 from dropline.events.service import record_event
+from dropline.fulfilment.batch import record_counter_sale
 from dropline.mail import EmailSender, OutgoingEmail
 from dropline.memberships import perks
 from dropline.memberships import service as members
@@ -139,6 +140,7 @@ def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) 
     session.add(PopupSale(popup_id=view.popup.id, order_id=order.id, customer_id=customer.id,
                           card_last4=request.reading.card.last4, sold_at=now))
     session.flush()
+    record_counter_sale(session, clock=clock, order=order)
     record_event(session, clock=clock, type="popup.sale", subject_type="order",
                  subject_id=order.id, customer_id=customer.id,
                  payload={"popup": request.popup_code, "total_amount": order.total_amount,

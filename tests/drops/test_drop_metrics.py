@@ -63,7 +63,8 @@ def test_a_purchase_moves_the_lanes_counters(db, clock, settings):
 
 def test_the_waiting_room_depth_and_admissions_are_read_at_scrape_time(db, clock, settings):
     app = create_app(settings, clock=clock, db=db, run_worker=False)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    # From 127.0.0.1: /metrics answers scrapes from this machine (web.metrics).
+    with TestClient(app, raise_server_exceptions=False, client=("127.0.0.1", 50000)) as http:
         shop = Shop("database", http, app, db, clock)
         world = shop.drop(queue=True, cap=5)
         ended = shop.drop(queue=True, cap=5, starts_in=-10, lasts=5, with_location=False)

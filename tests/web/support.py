@@ -18,6 +18,12 @@ PROBLEM_JSON = "application/problem+json"
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
+def scrape(client: TestClient) -> Response:
+    """``GET /metrics`` as a scraper on the machine itself sends it (from 127.0.0.1; the test
+    client's own address, "testclient", is refused like any other remote one)."""
+    return TestClient(client.app, client=("127.0.0.1", 50000)).get("/metrics")
+
+
 def assert_problem(response: Response, status: int | None = None) -> dict[str, Any]:
     """A refusal is RFC 9457 problem+json carrying type, title, status and detail. With no
     ``status`` any 4xx will do; a 5xx never does."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.web.support import scrape
+
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "drop-day.json"
 SUFFIXES = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"],
             "gauge": [""], "summary": ["", "_sum", "_count"]}
@@ -40,7 +42,7 @@ def test_the_drop_day_dashboard_parses_and_has_its_panels():
 
 def test_every_metric_the_dashboard_queries_is_in_a_scrape(client):
     client.get("/livez")  # a request, so the latency histogram has a series
-    scraped = declared(client.get("/metrics").text)
+    scraped = declared(scrape(client).text)
     dashboard = json.loads(DASHBOARD.read_text())
 
     queried = {name for panel in dashboard["panels"] for target in panel["targets"]

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dropline.web.app import create_app
 from tests.builders import make_location, make_product
+from tests.web.support import scrape
 
 
 def _families(text: str) -> dict[str, list]:
@@ -23,7 +24,7 @@ def test_metrics_time_requests_by_route_template_and_read_the_outboxes(client, d
     client.get("/products/vetiver-rain")
     client.get("/no-such-page")
 
-    scraped = client.get("/metrics")
+    scraped = scrape(client)
 
     assert scraped.status_code == 200
     assert scraped.headers["content-type"].startswith("text/plain; version=")
@@ -63,7 +64,7 @@ def test_overdue_mail_shows_its_age(client, db, clock):
             status=MailStatus.pending, attempts=0,
             next_attempt_at=clock.now() - timedelta(minutes=5), created_at=clock.now()))
 
-    families = _families(client.get("/metrics").text)
+    families = _families(scrape(client).text)
 
     overdue = families["dropline_mail_outbox_overdue_seconds"][0].value
     assert overdue == 300

@@ -56,7 +56,7 @@ from dropline.webhooks.models import WebhookDelivery
 __all__ = ["install_metrics"]
 
 router = APIRouter(tags=["ops"])
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+LOOPBACK = {"127.0.0.1", "::1"}  # the peer address of a scrape from this machine
 PAYMENT_WINDOW = timedelta(minutes=15)
 
 
@@ -89,8 +89,7 @@ class ShopCollector:
             for status, number, due in rows:
                 count.add_metric([str(status)], number)
                 if str(status) in ("pending", "sending") and due is not None:
-                    due_at = due if due.tzinfo else due.replace(tzinfo=now.tzinfo)
-                    late = max(late, (now - due_at).total_seconds())
+                    late = max(late, (now - due).total_seconds())  # UTCDateTime: aware
             overdue.add_metric([], late)
             yield count
             yield overdue

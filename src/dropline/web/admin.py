@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -41,7 +41,7 @@ from dropline.console.figures import overview as console_overview
 from dropline.console.overview import shop_overview
 from dropline.customers.api import mail_context
 from dropline.customers.schemas import PasswordResetRequest
-from dropline.errors import DomainError, NotAuthenticated
+from dropline.errors import DomainError, NotAuthenticated, PermissionDenied
 from dropline.reconciliation import open_discrepancies
 from dropline.services import Services
 from dropline.web.deps import ServicesDep, SessionDep
@@ -55,6 +55,11 @@ class AdminViewer:
     id: int
     email: str
     name: str
+    # The staff member's permissions (``admin.service.SCOPES`` names; ``*`` is every one).
+    scopes: frozenset[str] = frozenset({"*"})
+
+    def may(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes
 
 
 class LoginRequired(Exception):
@@ -93,6 +98,19 @@ def current_admin(request: Request, services: ServicesDep) -> AdminViewer:
 
 
 AdminPageUser = Annotated[AdminViewer, Depends(current_admin)]
+
+
+def staff_with(scope: str) -> Any:
+    """A page or form dependency: the signed-in staff member, who must hold ``scope``
+    (403 otherwise). ``Annotated[AdminViewer, staff_with("orders:fulfil")]``."""
+
+    def dependency(viewer: AdminPageUser) -> AdminViewer:
+        if not viewer.may(scope):
+            raise PermissionDenied(f"your role does not allow this ({scope}); ask the "
+                                   "shop's owner", scope=scope)
+        return viewer
+
+    return Depends(dependency)
 
 
 def render(request: Request, template: str, viewer: AdminViewer, status_code: int = 200,

@@ -25,6 +25,8 @@ NAV_RANKS = {"/admin": 0, "/admin/drops": 10, "/admin/popups": 15,
 class NavItem:
     label: str
     path: str
+    # The permission a staff member needs to see the entry and open its page (None: any staff).
+    scope: str | None = None
 
     @property
     def rank(self) -> int:

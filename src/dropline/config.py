@@ -315,8 +315,9 @@ class ThrottleSettings(Section):
         900, "The window declines are counted in, and so the longest cool-down, in seconds.",
         ge=1)
     card_tokens_per_ip_per_minute: int = setting(
-        20, "Cards tokenised per minute per client IP on the local provider's "
-            "``/pay/local/tokens`` (card numbers tried there answer which ones are valid).",
+        20, "Cards tokenised per minute per client IP: the local provider's "
+            "``/pay/local/tokens`` (card numbers tried there answer which ones are valid) and "
+            "Stripe's ``/pay/stripe/setup-intents`` (a SetupIntent per card tried).",
         ge=1)
     experiment_visitors_per_ip_per_hour: int = setting(
         60, "Experiment visitor ids issued per hour per client IP (each browser takes one; "

@@ -218,3 +218,18 @@ def test_stripe_events_for_unknown_payments_or_types_are_kept_and_ignored(shop, 
     other = deliver(shop, *signed(event("customer.created", {"object": "customer"})))
 
     assert (unknown.json()["outcome"], other.json()["outcome"]) == ("unmatched", "ignored")
+
+
+def test_setup_intents_are_throttled_per_ip_like_the_local_tokenising_endpoint(shop) -> None:
+    """Each call creates a SetupIntent at Stripe that a card tester could confirm with card
+    after card: counted with the local provider's tokenising endpoint."""
+    shop.app.state.services.settings.throttle.card_tokens_per_ip_per_minute = 2
+    json_please = {"Accept": "application/json"}  # as /static/pay/stripe.js asks
+    made = [shop.post("/pay/stripe/setup-intents", headers=json_please) for _ in range(2)]
+
+    refused = shop.post("/pay/stripe/setup-intents", headers=json_please)
+
+    assert [answer.status_code for answer in made] == [201, 201]
+    assert all(answer.json()["client_secret"].startswith("seti_") for answer in made)
+    assert_problem(refused, 429)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60

@@ -17,8 +17,10 @@ from many accounts is caught too). Once one of them has had ``declines_per_*`` d
 ``decline_window_seconds``, checkout refuses (429 with ``Retry-After``) until that window ends:
 for the customer and the IP before the request is read, for the card as soon as the endpoint
 knows it (``refuse_cooling_card``). Reaching a limit also opens a review alert in the console's
-risk page (``risk.card_testing``). The local provider's tokenising endpoint is counted per IP
-(``card_tokens_per_ip_per_minute``): its answers tell a valid card number from an invalid one.
+risk page (``risk.card_testing``). The card-collecting endpoints are counted per IP
+(``card_tokens_per_ip_per_minute``): the local provider's tokenising endpoint (its answers tell a
+valid card number from an invalid one) and, on Stripe, ``/pay/stripe/setup-intents`` (each call
+is a SetupIntent at Stripe, which a card tester would confirm card after card).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ RESET_PATHS = frozenset({"/forgot-password", "/api/v1/password-resets",
                          "/admin/forgot-password"})
 STAFF_PASSWORD_PATHS = frozenset({"/admin/security/password"})
 CHECKOUT_PATHS = frozenset({"/checkout", "/api/v1/checkout"})
-TOKENISE_PATHS = frozenset({"/pay/local/tokens"})
+TOKENISE_PATHS = frozenset({"/pay/local/tokens", "/pay/stripe/setup-intents"})
 _THROTTLED = (SIGN_IN_PATHS | PASSWORD_CHANGE_PATHS | CODE_PATHS | SIGN_UP_PATHS | RESET_PATHS
               | CHECKOUT_PATHS | TOKENISE_PATHS | STAFF_PASSWORD_PATHS)
 MINUTE = 60

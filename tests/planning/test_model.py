@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 from dropline.planning.model import (
+    STEP_DAYS,
     RecoveryCurve,
     SeriesFit,
+    bounded_best_gap,
+    drop_weights,
     fit_cycle,
     fit_recovery,
     fit_series,
@@ -75,3 +78,34 @@ def test_too_few_drops_give_no_recovery_curve_and_say_so():
     assert any("recovery curve needs" in note for note in model.notes)
     assert model.expected_attention(30) == pytest.approx(
         model.fit.baseline + np.mean(model.fit.amplitudes))
+
+
+def test_a_drop_under_half_the_typical_size_counts_by_the_square_of_its_share():
+    assert drop_weights([20, 20, 24, 6, 10, 40]) == pytest.approx(
+        [1.0, 1.0, 1.0, (6 / 10) ** 2, 1.0, 1.0])
+    assert drop_weights([]) == []
+
+
+def test_one_tiny_drop_with_no_bump_moves_the_recommended_gap_by_at_most_one_step():
+    counts, days = _history(7)
+    before, _ = bounded_best_gap(counts, days)
+    # A 6-unit test drop three days after the last one: nobody was told, nothing rose.
+    after, previous = bounded_best_gap(counts, [*days, days[-1] + 3],
+                                       [*([1.0] * len(days)), drop_weights([20, 6])[1]])
+
+    unbounded = fit_cycle(counts, [*days, days[-1] + 3], bootstrap=0)
+    assert before == pytest.approx(TRUTH.best_gap_days, rel=0.2)
+    assert abs(after - previous) <= STEP_DAYS
+    assert abs(after - before) <= STEP_DAYS + 1
+    # Without the bound and the weights the same drop drags the plain fit much further.
+    assert abs(unbounded.best_gap_days.estimate - before) > abs(after - before)
+
+
+def test_an_edge_of_range_fit_is_refitted_with_the_prior_and_stays_inside_the_gaps_tried():
+    gaps = np.array([20.0, 25.0, 30.0, 35.0, 40.0])
+    rising = 10.0 * gaps  # bumps that only grow with the gap: no fade is visible at all
+
+    curve = fit_recovery(gaps, rising)
+
+    assert curve.tau_fade < 0.99 * 3650 and curve.tau_recover < 0.99 * 365
+    assert 0.5 * gaps.min() <= curve.best_gap_days <= 1.5 * gaps.max()

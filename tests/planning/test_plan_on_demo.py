@@ -16,6 +16,7 @@ from dropline.drops.models import Drop
 from dropline.planning.demo_history import GAPS, TRUTH
 from dropline.web.app import create_app
 from tests.builders import api_token, sign_in_console
+from tests.planning.noise import add_small_drop
 from tests.web.support import browser_session
 
 runner = CliRunner()
@@ -37,6 +38,31 @@ def test_on_demo_data_the_cli_api_and_page_give_dates_and_caps_with_reasons(db, 
     with TestClient(create_app(settings, clock=clock, db=db, run_worker=False),
                     raise_server_exceptions=False) as client:
         _check_api_and_page(browser_session(client), db, clock)
+    _check_a_test_drop_nudges_the_cadence(db, clock)
+
+
+def _plan_json() -> dict:
+    result = runner.invoke(app, ["drops", "plan", "--json", "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def _check_a_test_drop_nudges_the_cadence(db, clock):
+    """Issue 27: one 6-unit drop run three days ago (a test: no announcement, no rise in
+    attention) moves the recommended gap by at most five days, and the plan says it counted
+    that drop for less."""
+    before = _plan_json()
+    with db.transaction() as session:
+        add_small_drop(session, now=clock.now(), units=6, days_ago=3)
+
+    after = _plan_json()
+
+    gap_before = before["recommendations"][0]["gap_days"]
+    gap_after = after["recommendations"][0]["gap_days"]
+    assert abs(gap_after - gap_before) <= 5, (gap_before, gap_after)
+    assert "test-drop (6 units)" in after["down_weighted_drops"]
+    assert "test-drop (6 units)" not in before["down_weighted_drops"]
+    assert not any("edge of its range" in note for note in after["attention"]["notes"])
 
 
 def _check_cli(clock):

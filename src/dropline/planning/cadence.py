@@ -47,6 +47,9 @@ class PlanningInputs:
     horizon_days: int = DEFAULT_HORIZON_DAYS
     units_per_touch: float = 0.0  # drop-day touch -> units wanted (from past drops)
     demand_at: Callable[[float], float] | None = None  # touches -> units; wins if given
+    # Gaps the recommendation may take (``model.bounded_best_gap``: the last recommendation's
+    # gap +- the step a new drop may move it); days in it rank first. None: no bound.
+    gap_band: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,11 @@ class CadencePlan:
     why: str
     earliest_ready: date
     production_runs_for_scheduled: list[Busy] = field(default_factory=list)
+    gap_band: tuple[float, float] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {"recommended": [c.as_dict() for c in self.recommended], "why": self.why,
+                "gap_band_days": list(self.gap_band) if self.gap_band else None,
                 "earliest_ready": self.earliest_ready.isoformat(),
                 "excluded": [c.as_dict() for c in self.candidates if not c.feasible][:30]}
 
@@ -116,8 +121,13 @@ def plan_cadence(model: CycleModel, inputs: PlanningInputs) -> CadencePlan:
         demand = inputs.demand_at(attention) if inputs.demand_at else \
             attention * inputs.units_per_touch
         candidates.append(Candidate(day, gap, attention, demand, not reasons, tuple(reasons)))
+    band = inputs.gap_band
+
+    def outside_band(c: Candidate) -> bool:
+        return band is not None and not band[0] <= c.gap_days <= band[1]
+
     ranked = sorted((c for c in candidates if c.feasible),
-                    key=lambda c: (-c.expected_attention, c.day))
+                    key=lambda c: (outside_band(c), -c.expected_attention, c.day))
     recommended: list[Candidate] = []
     for c in ranked:
         if all(abs((c.day - r.day).days) >= SPACING_DAYS for r in recommended):
@@ -125,7 +135,7 @@ def plan_cadence(model: CycleModel, inputs: PlanningInputs) -> CadencePlan:
         if len(recommended) == 3:
             break
     return CadencePlan(recommended, candidates, _why(model, recommended, candidates, inputs),
-                       earliest, booked)
+                       earliest, booked, band)
 
 
 def _why(model: CycleModel, recommended: list[Candidate], candidates: list[Candidate],
@@ -149,6 +159,12 @@ def _why(model: CycleModel, recommended: list[Candidate], candidates: list[Candi
         parts.append(f"the best day overall, {unconstrained.day.isoformat()} "
                      f"({unconstrained.expected_attention:.0f} touches), is ruled out: "
                      + "; ".join(unconstrained.reasons))
+    band = inputs.gap_band
+    if band is not None and model.best_gap_days is not None and \
+            not band[0] <= model.best_gap_days.estimate <= band[1]:
+        parts.append(f"the latest drops alone point to {model.best_gap_days.estimate:.0f} days; "
+                     f"the plan moves at most {(band[1] - band[0]) / 2:.0f} days per new drop, "
+                     f"so it keeps to {band[0]:.0f}-{band[1]:.0f} days until more drops agree")
     if len(recommended) > 1:
         runner = recommended[1]
         parts.append(f"runner-up {runner.day.isoformat()} expects "

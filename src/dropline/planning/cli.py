@@ -52,7 +52,7 @@ def plan(as_json: AsJson = False, target: Target = 0.8, bootstrap: Bootstrap = 3
     data = result.as_dict()
     if as_json:
         _emit({k: data[k] for k in ("as_of", "recommendations", "scheduled", "cadence", "signals_now",
-                                    "demand_model", "lead_times_days")}
+                                    "demand_model", "lead_times_days", "down_weighted_drops")}
               | {"attention": data["attention"].get("all"),
                  "sustainability_totals": data["sustainability"][-1]
                  if data["sustainability"] else None})
@@ -68,6 +68,9 @@ def plan(as_json: AsJson = False, target: Target = 0.8, bootstrap: Bootstrap = 3
                       f"{cap['made_to_order_ships']})")
     console.print(table)
     console.print(f"[bold]Why:[/] {data['cadence']['why']}")
+    if data["down_weighted_drops"]:
+        console.print("[bold]Counted for less[/] (under half the typical drop's size): "
+                      + ", ".join(data["down_weighted_drops"]))
     if data["recommendations"]:
         console.print(f"[bold]Cap:[/] {data['recommendations'][0]['cap']['reason']}")
     for drop in data["scheduled"]:

@@ -22,6 +22,14 @@ Two layers, both fitted from past drops and both pure (arrays in, dataclasses ou
    too late and it has faded (forgotten, moved on). The best gap maximises ``A(d)``:
    ``d* = tau_recover * ln(1 + tau_fade / tau_recover)``. ``recovery_days`` (90 % recovered) is
    ``tau_recover * ln 10``.
+
+   A shop has a dozen drops, not hundreds, so one odd drop must not swing the curve. The fit
+   is made robust in three ways: each drop's point is weighted by its size (a 6-unit test drop
+   says little about a community's attention: ``drop_weights``), the loss is soft-L1 (a bump
+   near zero counts linearly, not quadratically, in log terms), and when the drops cannot tell
+   the two time constants apart (the fit runs to the edge of their range) they are refitted
+   with a weak prior towards the shop's own gap scale (``PRIOR_WEIGHT``). On top, the plan
+   moves the recommended gap by at most ``STEP_DAYS`` per new drop (``bounded_best_gap``).
 """
 
 from __future__ import annotations
@@ -37,6 +45,13 @@ from scipy.optimize import least_squares
 LN2 = math.log(2)
 MIN_DROPS_FOR_RECOVERY = 4  # three parameters need at least four (gap, bump) pairs
 TAU_RECOVER_MAX, TAU_FADE_MAX = 365.0, 3650.0  # days: beyond these a drop cycle means nothing
+# The weak prior on log(tau_recover) and log(tau_fade) for ill-posed fits, against a
+# full-weight drop's log residual of 1.
+PRIOR_WEIGHT = 0.5
+ROBUST_SCALE = 0.5  # soft-L1 beyond a log residual of 0.5 (a bump off by ~65 %)
+SMALL_DROP_SHARE = 0.5  # a drop offering under half the typical drop's units is down-weighted
+STEP_DAYS = 3  # the recommended gap moves at most this far per new drop (``bounded_best_gap``)
+RUN_UP_DAYS = 7  # a prefix of the series stops this long before the next drop's run-up
 
 
 @dataclass(frozen=True)
@@ -159,26 +174,66 @@ def fit_series(counts: Sequence[float], drop_days: Sequence[float]) -> SeriesFit
 # ----------------------------------------------------------------------- the recovery curve
 
 
-def fit_recovery(gaps: Sequence[float], bumps: Sequence[float]) -> RecoveryCurve | None:
-    """Least squares on log bumps (a bump is a rate: errors are relative)."""
+def drop_weights(units: Sequence[float]) -> list[float]:
+    """How much each drop's (gap, bump) point counts in the recovery fit: 1 for a drop of at
+    least ``SMALL_DROP_SHARE`` of the median drop's units, the square of that share below it
+    (a 6-unit test drop beside 20-unit drops counts 0.36: a drop that small is rarely
+    announced like the others, so its bump says little). Pure: units in, weights out."""
+    sizes = np.asarray(units, dtype=float)
+    if len(sizes) == 0:
+        return []
+    typical = float(np.median(sizes))
+    if typical <= 0:
+        return [1.0] * len(sizes)
+    return [float(min(1.0, size / (SMALL_DROP_SHARE * typical)) ** 2) for size in sizes]
+
+
+def fit_recovery(gaps: Sequence[float], bumps: Sequence[float],
+                 weights: Sequence[float] | None = None) -> RecoveryCurve | None:
+    """Robust weighted least squares on log bumps (a bump is a rate: errors are relative).
+    Where the drops cannot tell the time constants apart (the fit runs to the edge of their
+    range, or puts the best gap far outside the gaps ever tried), it is refitted with a weak
+    prior (see the module docstring); well-posed data are fitted as they are."""
     g = np.asarray(gaps, dtype=float)
     a = np.asarray(bumps, dtype=float)
-    keep = (g > 0) & (a > 0)
-    g, a = g[keep], a[keep]
+    w = np.ones_like(g) if weights is None else np.asarray(weights, dtype=float)
+    keep = (g > 0) & (a > 0) & (w > 0)
+    g, a, w = g[keep], a[keep], w[keep]
     if len(g) < MIN_DROPS_FOR_RECOVERY:
         return None
+    curve = _fit_recovery(g, a, w, prior=0.0)
+    if _ill_posed(curve, g):
+        curve = _fit_recovery(g, a, w, prior=PRIOR_WEIGHT)
+    return curve
+
+
+def _ill_posed(curve: RecoveryCurve, gaps: np.ndarray) -> bool:
+    at_edge = curve.tau_recover >= 0.99 * TAU_RECOVER_MAX or curve.tau_fade >= 0.99 * TAU_FADE_MAX
+    best = curve.best_gap_days
+    return at_edge or not 0.5 * float(gaps.min()) <= best <= 1.5 * float(gaps.max())
+
+
+def _fit_recovery(g: np.ndarray, a: np.ndarray, w: np.ndarray, *, prior: float
+                  ) -> RecoveryCurve:
+    root_w = np.sqrt(w)
+    typical_gap = max(float(np.median(g)), 1.0)
+    # The prior is centred where the best gap is the shop's own typical gap (recovery at an
+    # eighth of fade's pace: d* = tau_recover * ln 9): "what you do is roughly right".
+    recover0 = typical_gap / math.log(9)
+    centre = np.log([recover0, 8 * recover0])
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         peak, rec, fade = np.exp(theta)
         model = peak * (1 - np.exp(-g / rec)) * np.exp(-g / fade)
-        return np.log(np.maximum(model, 1e-12)) - np.log(a)
+        misfit = (np.log(np.maximum(model, 1e-12)) - np.log(a)) * root_w
+        return np.concatenate([misfit, prior * (theta[1:] - centre)]) if prior else misfit
 
-    span = float(g.max())
-    x0 = np.log([float(a.max()) * 2, max(float(np.median(g)) / 2, 1.0), span * 2])
+    x0 = np.log([float(a.max()) * 2, recover0, 8 * recover0])
     lower = np.log([1e-3, 0.5, 2.0])
     upper = np.log([1e7, TAU_RECOVER_MAX, TAU_FADE_MAX])
     result = least_squares(residuals, np.clip(x0, lower + 1e-9, upper - 1e-9),
-                           bounds=(lower, upper), method="trf")
+                           bounds=(lower, upper), method="trf", loss="soft_l1",
+                           f_scale=ROBUST_SCALE)
     peak, rec, fade = np.exp(result.x)
     return RecoveryCurve(float(peak), float(rec), float(fade))
 
@@ -200,15 +255,18 @@ def _interval(estimate: float, samples: Sequence[float]) -> Interval:
 
 
 def fit_cycle(counts: Sequence[float], drop_days: Sequence[float], *, label: str = "all",
-              bootstrap: int = 40, seed: int = 0) -> CycleModel:
+              bootstrap: int = 40, seed: int = 0,
+              weights: Sequence[float] | None = None) -> CycleModel:
     """Fit both layers and bootstrap them together: each redrawn series is refitted, and its
-    bumps refit the recovery curve, so the recovery interval carries the series' noise too."""
+    bumps refit the recovery curve, so the recovery interval carries the series' noise too.
+    ``weights``: one per drop, in ``drop_days``' order (``drop_weights``); 1 each if None."""
     order = np.argsort(np.asarray(drop_days, dtype=float))
     days = [float(drop_days[i]) for i in order]
+    weight = [1.0] * len(days) if weights is None else [float(weights[i]) for i in order]
     y = np.asarray(counts, dtype=float)
     fit = fit_series(y, days)
     gaps = drop_gaps(days)
-    recovery = fit_recovery(gaps, fit.amplitudes[1:])
+    recovery = fit_recovery(gaps, fit.amplitudes[1:], weight[1:])
     notes: list[str] = []
     if len(days) < 2:
         notes.append("fewer than two drops: no decay can be measured yet")
@@ -228,7 +286,7 @@ def fit_cycle(counts: Sequence[float], drop_days: Sequence[float], *, label: str
         samples["hr"].append(again.half_life_rise)
         samples["hd"].append(again.half_life_decay)
         if recovery is not None:
-            curve = fit_recovery(gaps, again.amplitudes[1:])
+            curve = fit_recovery(gaps, again.amplitudes[1:], weight[1:])
             if curve is not None:
                 samples["rec"].append(curve.recovery_days)
                 samples["best"].append(curve.best_gap_days)
@@ -240,3 +298,34 @@ def fit_cycle(counts: Sequence[float], drop_days: Sequence[float], *, label: str
         recovery_days=_interval(recovery.recovery_days, samples["rec"]) if recovery else None,
         best_gap_days=_interval(recovery.best_gap_days, samples["best"]) if recovery else None,
         notes=tuple(notes))
+
+
+def bounded_best_gap(counts: Sequence[float], drop_days: Sequence[float],
+                     weights: Sequence[float] | None = None, *, step: float = STEP_DAYS
+                     ) -> tuple[float, float] | None:
+    """The best gap the plan may recommend now, and the one it could recommend before the
+    newest drop: ``(bounded, previous)``. Replays the drops in order: the shop's history up to
+    each drop (the series cut before the next drop's run-up) is fitted, and each new drop may
+    move the recommendation by at most ``step`` days from the one before it. So one odd drop
+    (a test, a flop) nudges the cadence instead of swinging it; a real change in the
+    community's rhythm still arrives, ``step`` days per drop. None until the recovery curve
+    can be fitted at all. Point fits only (no bootstrap): a few least-squares runs."""
+    order = np.argsort(np.asarray(drop_days, dtype=float))
+    days = [float(drop_days[i]) for i in order]
+    weight = [1.0] * len(days) if weights is None else [float(weights[i]) for i in order]
+    y = np.asarray(counts, dtype=float)
+    bounded: float | None = None
+    previous: float | None = None
+    for k in range(MIN_DROPS_FOR_RECOVERY + 1, len(days) + 1):
+        end = len(y) if k == len(days) else max(int(days[k]) - RUN_UP_DAYS, int(days[k - 1]) + 1)
+        fit = fit_series(y[:end], days[:k])
+        curve = fit_recovery(drop_gaps(days[:k]), fit.amplitudes[1:], weight[1:k])
+        if curve is None:
+            continue
+        estimate = curve.best_gap_days
+        previous = bounded
+        bounded = estimate if bounded is None else \
+            min(max(estimate, bounded - step), bounded + step)
+    if bounded is None:
+        return None
+    return bounded, previous if previous is not None else bounded

@@ -36,7 +36,13 @@ from dropline.planning.caps import (
     fit_demand,
     size_cap,
 )
-from dropline.planning.model import CycleModel, fit_cycle
+from dropline.planning.model import (
+    STEP_DAYS,
+    CycleModel,
+    bounded_best_gap,
+    drop_weights,
+    fit_cycle,
+)
 from dropline.planning.sustainability import DropFacts, SustainabilityRow, sustainability_rows
 
 HISTORY_DAYS = 400
@@ -62,15 +68,28 @@ class ShopHistory:
     production_days: float
     transfer_days: float
     factory_busy: list[Busy]
+    units_offered: dict[int, int] = field(default_factory=dict)  # drop id -> its cap
 
     def series(self, segment: str = signals.ALL) -> signals.DailySeries:
         return signals.daily_counts(self.touches, start=self.start, end=self.now.date(),
                                     segment=segment)
 
-    def drop_indices(self, until: datetime | None = None) -> list[int]:
+    def _started(self, until: datetime | None) -> list[Drop]:
         cutoff = until or self.now
-        return [(d.starts_at.date() - self.start).days for d in self.drops
-                if d.starts_at < cutoff and d.starts_at.date() >= self.start]
+        return [d for d in self.drops if d.starts_at < cutoff and d.starts_at.date() >= self.start]
+
+    def drop_indices(self, until: datetime | None = None) -> list[int]:
+        return [(d.starts_at.date() - self.start).days for d in self._started(until)]
+
+    def drop_weights(self, until: datetime | None = None) -> list[float]:
+        """Each started drop's weight in the recovery fit (``model.drop_weights``), in
+        ``drop_indices``' order."""
+        return drop_weights([self.units_offered.get(d.id, 0) for d in self._started(until)])
+
+    def small_drops(self, until: datetime | None = None) -> list[str]:
+        return [f"{d.slug} ({self.units_offered.get(d.id, 0)} units)"
+                for d, weight in zip(self._started(until), self.drop_weights(until), strict=True)
+                if weight < 1]
 
 
 def _members_at(memberships: list[Membership], at: datetime) -> dict[int, str]:
@@ -121,10 +140,12 @@ def load_history(session: Session, *, now: datetime, days: int = HISTORY_DAYS) -
                                  .where(DropWaitlistEntry.drop_id.in_(ids))):
         waits[entry.drop_id].append(entry)
     outcomes: list[DropOutcome] = []
+    units_offered = {drop.id: drops.cap_of(drop, drops.drop_variants(session, drop.id))
+                     for drop in drop_rows}
     for drop in drop_rows:
         if drop.ends_at > now:  # only ended drops show their whole demand
             continue
-        cap = drops.cap_of(drop, drops.drop_variants(session, drop.id))
+        cap = units_offered[drop.id]
         sold = sum(q for _, q, _, _ in holds[drop.id])
         members = _members_at(memberships, drop.starts_at)
         unmet = [w for w in waits[drop.id]
@@ -168,19 +189,19 @@ def load_history(session: Session, *, now: datetime, days: int = HISTORY_DAYS) -
             by_tier[tiers.get(m.tier_id, "?")] += 1
     return ShopHistory(now, start, touches, drop_rows, outcomes, drop_facts(session, now=now),
                        _count(live), dict(by_tier), waitlist_now, production,
-                       transfer, busy)
+                       transfer, busy, units_offered)
 
 
 def fit_models(history: ShopHistory, *, bootstrap: int = 30) -> dict[str, CycleModel]:
     """The brand's cycle, and each segment's own when it has enough touches."""
-    days = history.drop_indices()
+    days, weights = history.drop_indices(), history.drop_weights()
     models = {signals.ALL: fit_cycle(history.series().counts, days, label="all shoppers",
-                                     bootstrap=bootstrap)}
+                                     bootstrap=bootstrap, weights=weights)}
     for segment in signals.segments_of(history.touches):
         series = history.series(segment)
         if series.counts.sum() >= MIN_SEGMENT_TOUCHES:
             models[segment] = fit_cycle(series.counts, days, label=segment,
-                                        bootstrap=max(bootstrap // 5, 4))
+                                        bootstrap=max(bootstrap // 5, 4), weights=weights)
     return models
 
 
@@ -204,6 +225,8 @@ class DropPlan:
             "demand_model": self.demand.as_dict(),
             "lead_times_days": {"production": self.history.production_days,
                                 "transfer": self.history.transfer_days},
+            # Drops under half the typical drop's size count less in the attention fit.
+            "down_weighted_drops": self.history.small_drops(),
             "signals_now": {"members_by_segment": self.history.members_now,
                             "members_by_tier": self.history.members_by_tier,
                             "waitlist_left_over": self.history.waitlist_now},
@@ -243,6 +266,8 @@ def plan_drops(session: Session, *, clock: Clock, bootstrap: int = 30,
     units_per_touch = (sum(o.demand_units for o in history.outcomes) / attention
                        if attention else 0.0)
     scheduled = [d for d in history.drops if d.starts_at >= now]
+    bounded = bounded_best_gap(history.series().counts, history.drop_indices(),
+                               history.drop_weights())
     cadence = plan_cadence(brand, PlanningInputs(
         today=now.date(),
         past_drop_days=[d.starts_at.date() for d in history.drops if d.starts_at < now],
@@ -250,7 +275,9 @@ def plan_drops(session: Session, *, clock: Clock, bootstrap: int = 30,
         factory_busy=history.factory_busy, production_days=history.production_days,
         transfer_days=history.transfer_days, min_gap_days=min_gap_days,
         horizon_days=horizon_days, units_per_touch=units_per_touch,
-        demand_at=lambda touches: expected_units(demand, _signals_for(history, touches))))
+        demand_at=lambda touches: expected_units(demand, _signals_for(history, touches)),
+        gap_band=(round(bounded[1] - STEP_DAYS), round(bounded[1] + STEP_DAYS))
+        if bounded else None))
     lead = math.ceil(history.production_days) + math.ceil(history.transfer_days)
     last_variants = [v.variant_id for v in drops.drop_variants(session, history.drops[-1].id)] \
         if history.drops else []

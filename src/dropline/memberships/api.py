@@ -19,12 +19,14 @@ from dropline.memberships import flows, onboarding, polls, reports, segments, se
 from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import Membership, MembershipPaymentMethod, MembershipTier
 from dropline.memberships.rules import MembershipStatus
+from dropline.memberships.onboarding_rules import flows_as_config
 from dropline.memberships.schemas import (
     ChangePreview,
     CohortCellRead,
     MembershipCreate,
     MembershipRead,
     MetricsRead,
+    OnboardingFlowsUpdate,
     PauseCreate,
     PaymentMethodUpdate,
     PollCreate,
@@ -300,10 +302,23 @@ def recompute(session: SessionDep, clock: ClockDep, _: ManageScope) -> dict[str,
 
 
 @router.get("/admin/memberships/onboarding", tags=["admin"],
-            summary="Onboarding steps and retention of members who completed them or not")
+            summary="Onboarding flows, their measured effect against the holdout, and "
+                    "retention of members who completed them or not")
 def onboarding_report(session: SessionDep, clock: ClockDep, _: ReadScope) -> dict[str, Any]:
     return {"steps": [s.__dict__ for s in onboarding.get_steps(session)],
+            "flows": flows_as_config(onboarding.get_flows(session)),
+            "effect": [e.as_dict() for e in onboarding.onboarding_effect(session, clock=clock)],
             "retention": onboarding.retention_by_completion(session, clock=clock)}
+
+
+@router.put("/admin/memberships/onboarding/flows", tags=["admin"],
+            summary="Replace the onboarding flows (steps, days or events, channel, content, "
+                    "tier/segment, holdout share)")
+def put_onboarding_flows(body: OnboardingFlowsUpdate, session: SessionDep, clock: ClockDep,
+                         _: ManageScope) -> dict[str, Any]:
+    flows = onboarding.set_flows(session, clock=clock,
+                                 flows=[f.model_dump() for f in body.flows])
+    return {"flows": flows_as_config(flows)}
 
 
 @router.post("/admin/polls", response_model=PollRead, status_code=status.HTTP_201_CREATED,

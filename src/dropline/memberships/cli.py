@@ -4,6 +4,8 @@ polls, through the same services as the API."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -13,11 +15,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from dropline.cli_support import command_transaction, services
+from dropline.cli_support import command_transaction, readable_errors, services
 from dropline.drops.service import started_drop_days
 from dropline.errors import InvalidInput
 from dropline.memberships import jobs, onboarding, polls, reports, segments, service
 from dropline.memberships.models import Membership
+from dropline.memberships.onboarding_rules import Effect, flows_as_config
 from dropline.memberships.rules import (
     Interval,
     MemberPriceKind,
@@ -214,22 +217,70 @@ def renew() -> None:
                   f"{report.outcomes or 'none'}")
 
 
-@members_app.command("onboarding", epilog="Example: dropline members onboarding")
-def onboarding_report() -> None:
-    """The onboarding steps, and retention of members who completed them or not."""
+@members_app.command("onboarding", epilog="Example: dropline members onboarding --json")
+def onboarding_report(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
+                      = False) -> None:
+    """The onboarding flows, and each flow's effect on retention at 30/60/90 days against
+    the members held out of it at random (with 90% intervals)."""
     with command_transaction() as session:
-        steps = onboarding.get_steps(session)
-        groups = onboarding.retention_by_completion(session, clock=services().clock)
-    table = Table("step", "when", "subject")
-    for s in steps:
-        table.add_row(s.key, f"day {s.day}" if s.day is not None else f"on {s.event}", s.subject)
-    console.print(table)
-    out = Table("group", "members", "kept 30 d", "kept 60 d", "kept 90 d")
-    for name, g in groups.items():
-        out.add_row(name, str(g["members"]), *[
-            "–" if g[f"retained_{d}d"] is None else f"{g[f'retained_{d}d']:.0%}"
-            for d in (30, 60, 90)])
+        flows = onboarding.get_flows(session)
+        effects = onboarding.onboarding_effect(session, clock=services().clock)
+    if as_json:
+        print(json.dumps({"flows": flows_as_config(flows),
+                          "effect": [e.as_dict() for e in effects]}, indent=2))
+        return
+    for flow in flows:
+        who = " / ".join(x for x in (flow.tier, flow.segment) if x) or "every member"
+        table = Table("step", "when", "channel", "subject",
+                      title=f"{flow.name}: {who}, {flow.holdout_share:.0%} held out")
+        for s in flow.steps:
+            table.add_row(s.key, onboarding._when(s), s.channel, s.subject)
+        console.print(table)
+    out = Table("flow", "in flow", "held out", *[f"kept {d} d: flow vs holdout (90% CI)"
+                                                 for d in onboarding.RETENTION_DAYS],
+                title="Effect on retention")
+    for effect in effects:
+        out.add_row(effect.flow, str(effect.in_flow), str(effect.held_out),
+                    *[_effect_cell(effect.retention[d]) for d in onboarding.RETENTION_DAYS])
     console.print(out)
+    if not any(e.held_out for e in effects):
+        console.print("No member has been held out yet, so no effect can be measured: give a "
+                      "flow a holdout_share (dropline members onboarding-flows FILE).")
+
+
+def _effect_cell(effect: Effect) -> str:
+    if effect.difference is None or effect.low is None or effect.high is None:
+        return "–"
+    return (f"{effect.flow_rate:.0%} vs {effect.holdout_rate:.0%}: "
+            f"{effect.difference * 100:+.0f} pts ({effect.low * 100:+.0f} to "
+            f"{effect.high * 100:+.0f})")
+
+
+@members_app.command("onboarding-flows",
+                     epilog="Example: dropline members onboarding-flows flows.json  (a JSON "
+                            "list of flows, as `dropline members onboarding --json` prints "
+                            "them under \"flows\")")
+def set_onboarding_flows(
+    path: Annotated[str, typer.Argument(help="A JSON file of flows, or - for standard input.")],
+) -> None:
+    """Replace the onboarding flows: per flow a name, an optional tier (slug) and segment, a
+    holdout_share (0 to 0.5) and its steps (key, subject, text, day or event, optional
+    completes_on, channel email|account). An empty list restores the default flow."""
+    with readable_errors():
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+            data = json.loads(text)
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{path} is not JSON: {exc.msg} at line {exc.lineno}") from None
+    if isinstance(data, dict) and "flows" in data:
+        data = data["flows"]
+    with command_transaction() as session:
+        flows = onboarding.set_flows(session, clock=services().clock, flows=data)
+    console.print(f"{len(flows)} onboarding flow(s) saved: "
+                  + ", ".join(f"{f.name} ({len(f.steps)} steps, {f.holdout_share:.0%} held out)"
+                              for f in flows))
 
 
 @members_app.command("poll", epilog="Example: dropline members poll 'Our next scent?' "

@@ -10,7 +10,7 @@ flow would have written, without charging a provider a thousand times.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 from dropline.clock import FrozenClock
 from dropline.demo import DemoContext, demo_step
 from dropline.drops.service import started_drop_days
-from dropline.memberships import segments, service
+from dropline.memberships import onboarding, segments, service
 from dropline.memberships.models import (
     ChargeKind,
     ChargeStatus,
@@ -27,10 +27,12 @@ from dropline.memberships.models import (
     MembershipCharge,
     MembershipPaymentMethod,
     MembershipTier,
+    OnboardingAssignment,
     OnboardingProgress,
     Poll,
     PollVote,
 )
+from dropline.memberships.onboarding_rules import DEFAULT_FLOW, flows_as_config
 from dropline.memberships.rules import (
     DEFAULT_ONBOARDING,
     LIVE_STATUSES,
@@ -223,6 +225,8 @@ def seed_memberships(ctx: DemoContext) -> str:
         plans.append(plan_member(rng, PlannedMember(customer_id, key, start), specs[key],
                                  now=now, dunning=dunning))
 
+    onboarding.set_flows(session, clock=FrozenClock(launch), flows=flows_as_config(
+        [replace(DEFAULT_FLOW, holdout_share=DEMO_HOLDOUT)]))
     _write(ctx, plans, tiers, dunning)
     for key, tier in tiers.items():
         live = sum(1 for p in plans if p.tier == key and p.status in LIVE_STATUSES)
@@ -330,9 +334,21 @@ def _write(ctx: DemoContext, plans: list[PlannedMember], tiers: dict[str, Member
         _onboarding(ctx, membership, plan)
 
 
+DEMO_HOLDOUT = 0.2
+
+
 def _onboarding(ctx: DemoContext, membership: Membership, plan: PlannedMember) -> None:
-    """Day steps reached so far; the event step (first early access) for about 60 % of the
-    members who stayed, and 25 % of those who left."""
+    """One member in five held out of the flow at random (the control group its effect is
+    measured against; drawn from the member's own seed, so the rest of the demo's random
+    sequence is untouched); for the others, day steps reached so far and the event step
+    (first early access) for about 60 % of the members who stayed, 25 % of those who left.
+    The demo's retention does not depend on the flow, so its measured effect is about zero:
+    what an honest report says of a flow that does nothing."""
+    held = random.Random(f"onboarding-{membership.id}").random() < DEMO_HOLDOUT
+    ctx.session.add(OnboardingAssignment(membership_id=membership.id, flow=DEFAULT_FLOW.name,
+                                         held_out=held, assigned_at=plan.started_at))
+    if held:
+        return
     stayed = plan.ended_at is None or plan.ended_at > plan.started_at + timedelta(days=60)
     for step in DEFAULT_ONBOARDING:
         if step.day is not None:

@@ -212,6 +212,20 @@ class OnboardingProgress(Base):
     __table_args__ = (UniqueConstraint("membership_id", "step_key"),)
 
 
+class OnboardingAssignment(Base):
+    """Which onboarding flow a member got, or that they were held out of it (the control
+    group its effect is measured against): drawn once, at random, when the flow first sees
+    them, and never changed."""
+
+    __tablename__ = "membership_onboarding_assignments"
+
+    membership_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("memberships.id", ondelete="CASCADE"), primary_key=True)
+    flow: Mapped[str] = mapped_column(String(40))
+    held_out: Mapped[bool]
+    assigned_at: Mapped[datetime]
+
+
 class Poll(Base):
     """A question for founding members (``segment``) or for one tier's members (``tier_id``)."""
 

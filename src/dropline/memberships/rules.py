@@ -339,6 +339,9 @@ def peak_days(order_days: Sequence[date], *, multiple: float = 3.0, minimum: int
 # ---------------------------------------------------------------------------- onboarding
 
 
+ONBOARDING_CHANNELS = ("email", "account")  # a mail, or a notice on the member's account page
+
+
 @dataclass(frozen=True)
 class OnboardingStep:
     key: str
@@ -346,12 +349,29 @@ class OnboardingStep:
     text: str
     day: int | None = None  # due this many days after joining ...
     event: str | None = None  # ... or when the member's first such domain event happens
+    # A day step that asks for an action (buy from a drop, use early access): it is done when
+    # the member's first such event happens, and its message is a nudge sent on its day only
+    # if it is not done by then.
+    completes_on: str | None = None
+    channel: str = "email"
 
     def __post_init__(self) -> None:
+        if not self.key or len(self.key) > 40:
+            raise InvalidInput("an onboarding step needs a key of 1 to 40 characters",
+                               field="key")
+        if not self.subject.strip() or len(self.subject) > 200:
+            raise InvalidInput(f"onboarding step {self.key!r} needs a subject (at most 200 "
+                               "characters)", field="subject")
         if (self.day is None) == (self.event is None):
             raise InvalidInput(f"onboarding step {self.key!r} needs exactly one of day or event")
         if self.day is not None and not 0 <= self.day <= ONBOARDING_DAYS:
             raise InvalidInput(f"onboarding step {self.key!r}: day must be 0..{ONBOARDING_DAYS}")
+        if self.completes_on is not None and self.day is None:
+            raise InvalidInput(f"onboarding step {self.key!r}: completes_on needs a day (the "
+                               "day its nudge is sent)")
+        if self.channel not in ONBOARDING_CHANNELS:
+            raise InvalidInput(f"onboarding step {self.key!r}: channel must be one of "
+                               f"{', '.join(ONBOARDING_CHANNELS)}", field="channel")
 
 
 ONBOARDING_DAYS = 30
@@ -379,16 +399,26 @@ def onboarding_due(steps: Sequence[OnboardingStep], *, joined_at: datetime, now:
     for step in steps:
         if step.key in finished:
             continue
-        if step.day is not None:
+        if step.day is not None and step.completes_on is None:
             at = joined_at + timedelta(days=step.day)
-        else:
-            seen = first_events.get(step.event or "")
+        else:  # done on the member's own action
+            seen = first_events.get(step.event or step.completes_on or "")
             if seen is None or not joined_at <= seen <= flow_end:
                 continue
             at = seen
         if at <= now:
             due.append((step, at))
     return due
+
+
+def onboarding_nudges(steps: Sequence[OnboardingStep], *, joined_at: datetime,
+                      now: datetime, done: Iterable[str]) -> list[OnboardingStep]:
+    """Steps done on an action (``completes_on``) whose day has come and that are not done:
+    their message goes out as a nudge (once: the notice's key dedupes it)."""
+    finished = set(done)
+    return [step for step in steps
+            if step.completes_on is not None and step.key not in finished
+            and step.day is not None and joined_at + timedelta(days=step.day) <= now]
 
 
 def steps_from_config(data: list[dict[str, Any]] | None) -> tuple[OnboardingStep, ...]:

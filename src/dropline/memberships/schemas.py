@@ -167,6 +167,33 @@ class SegmentRulesUpdate(Input):
     event_window_days: int | None = Field(None, ge=0, le=60)
 
 
+class OnboardingStepIn(Input):
+    key: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    subject: str = Field(min_length=1, max_length=200)
+    text: str = Field(max_length=4000)
+    day: int | None = Field(None, ge=0, le=30, description="sent this many days after joining")
+    event: str | None = Field(None, max_length=64,
+                              description="or reached at the member's first such event")
+    completes_on: str | None = Field(
+        None, max_length=64, description="a day step done by this event (a nudge on its day "
+                                         "only if not done)")
+    channel: str = Field("email", pattern=r"^(email|account)$")
+
+
+class OnboardingFlowIn(Input):
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    tier: Slug | None = None
+    segment: str | None = Field(None, max_length=16)
+    holdout_share: float = Field(0.0, ge=0, le=0.5,
+                                 description="share of new members held out (the control)")
+    steps: list[OnboardingStepIn] = Field(min_length=1, max_length=20)
+
+
+class OnboardingFlowsUpdate(Input):
+    flows: list[OnboardingFlowIn] = Field(max_length=20,
+                                          description="the whole set; [] restores the default")
+
+
 class TierFiguresRead(Output):
     slug: str
     name: str

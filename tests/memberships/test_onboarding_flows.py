@@ -25,7 +25,7 @@ from dropline.memberships.onboarding_rules import (
 )
 from dropline.memberships.rules import OnboardingStep
 from dropline.notifications.models import MailOutboxItem
-from tests.builders import api_token
+from tests.builders import api_token, sign_in_console
 from tests.memberships.support import ScriptedProvider, join, make_customer, make_tier
 from tests.web.support import assert_problem
 
@@ -209,3 +209,46 @@ def test_the_cli_saves_flows_from_a_file_and_refuses_a_bad_one_in_one_line(
     assert refused.exit_code == 2 and said.startswith("error:") and "is not JSON" in said
     assert "Traceback" not in refused.output
     assert json.loads(shown.output)["flows"][0]["holdout_share"] == 0.1
+
+
+# ----------------------------------------------------------------------------- console
+
+
+def _step_fields(i, key, subject, when, **extra):
+    return {f"step-{i}-key": key, f"step-{i}-subject": subject, f"step-{i}-text": "…",
+            f"step-{i}-when": when, f"step-{i}-completes_on": extra.get("completes_on", ""),
+            f"step-{i}-channel": extra.get("channel", "email")}
+
+
+def test_the_console_edits_flows_in_place_and_shows_a_refusal_beside_the_typed_form(
+        client, db, clock):
+    sign_in_console(client, db, clock)
+    new = {"original": "", "name": "founders", "tier": "", "segment": "founding",
+           "holdout_percent": "25", **_step_fields(0, "welcome", "Welcome, founder", "0"),
+           **_step_fields(1, "first-drop", "Your first drop", "7", completes_on="order.paid")}
+
+    added = client.post("/admin/memberships/onboarding", data=new, follow_redirects=False)
+    refused = client.post("/admin/memberships/onboarding", data={
+        **new, "original": "founders", "holdout_percent": "80"})
+    unconfirmed = client.post("/admin/memberships/onboarding/delete",
+                              data={"name": "founders"})
+    page = client.get("/admin/memberships/onboarding")
+
+    assert added.status_code == 303
+    assert refused.status_code == 422
+    assert "holdout_share must be 0 to 0.5" in refused.text
+    assert 'value="80"' in refused.text  # the form as typed, not as stored
+    assert unconfirmed.status_code == 422 and "to confirm" in unconfirmed.text
+    with db.transaction() as session:
+        flows = onboarding.get_flows(session)
+    assert [(f.name, f.segment, f.holdout_share) for f in flows] == [("default", None, 0.0),
+                                                                     ("founders", "founding",
+                                                                      0.25)]
+    assert flows[1].steps[1].completes_on == "order.paid" and flows[1].steps[1].day == 7
+    assert page.status_code == 200 and 'id="flow-founders"' in page.text
+
+    deleted = client.post("/admin/memberships/onboarding/delete",
+                          data={"name": "founders", "confirm": "yes"}, follow_redirects=False)
+    assert deleted.status_code == 303
+    with db.transaction() as session:
+        assert [f.name for f in onboarding.get_flows(session)] == ["default"]

@@ -17,6 +17,7 @@ from dropline.errors import DomainError, InvalidInput, NotAuthenticated, NotFoun
 from dropline.memberships import flows, onboarding, polls, reports, segments, service
 from dropline.memberships.api import config_of, recurring
 from dropline.memberships.models import MembershipPaymentMethod
+from dropline.memberships.onboarding_pages import router as onboarding_router
 from dropline.memberships.rules import PERK_STATUSES
 from dropline.payments.provider import CardToken
 from dropline.schemas import IdPath
@@ -34,6 +35,7 @@ from dropline.web.payment_page import hosted_card_entry, ready_card
 from dropline.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
+router.include_router(onboarding_router)  # the console's onboarding page
 MESSAGES = {
     "joined": "Welcome in: your membership has started.",
     "changed": "Your tier has changed.",

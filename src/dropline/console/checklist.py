@@ -2,8 +2,11 @@
 ticked off from its own data (never from a form someone fills in), each with the evidence
 that ticks it and a link to where it shows.
 
-An item is done when the rows that prove it exist: e.g. "a routing rule tested" means rules are
-configured *and* orders have been decided by one of them *and* a window was routed.
+An item is done when the rows that prove it exist, and only then: "a routing rule tested" means
+rules are configured *and* orders have been decided by one of them *and* a window was routed;
+"a capped drop with delivery windows" means drop orders were delivered in a hub's window;
+"cohorts mapped" means the segment rule ran recently and at least two segments hold enough
+members; "returns and risk reviewed" means decisions were made and nothing waits a week.
 """
 
 from __future__ import annotations
@@ -39,38 +42,68 @@ class CheckItem:
     link: str
 
 
-def _cohorts(session: Session) -> CheckItem:
+COHORT_MIN_MEMBERS = 5  # a segment with fewer members is a name, not a cohort
+COHORT_RUN_DAYS = 35  # segments recomputed within this long (the job runs daily)
+COHORT_CLASSIFIED_SHARE = 0.8
+
+
+def _cohorts(session: Session, *, clock: Clock) -> CheckItem:
+    """Ticks on the evidence it names: the segment rule ran recently, at least two segments
+    hold enough members to be cohorts, and most live members are classified."""
     if not figures.module_built("memberships"):
         return CheckItem("cohorts", "Cohorts mapped", False,
                          "the memberships module is not installed", "/admin")
+    from dropline.memberships import segments
+    from dropline.memberships.rules import LIVE_STATUSES
+
     counts = Counter(dict(session.execute(
-        select(Membership.segment, func.count()).where(Membership.segment.is_not(None))
+        select(Membership.segment, func.count()).where(Membership.segment.is_not(None),
+                                                       Membership.status.in_(LIVE_STATUSES))
         .group_by(Membership.segment)).all()))
-    evidence = (", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + " members"
-                if counts else "no member has a segment yet: run `dropline members segments`")
-    return CheckItem("cohorts", "Cohorts mapped (members in segments)", len(counts) >= 2,
+    live = session.scalar(select(func.count()).select_from(Membership)
+                          .where(Membership.status.in_(LIVE_STATUSES))) or 0
+    ran = segments.last_run(session)
+    recent = ran is not None and ran >= clock.now() - timedelta(days=COHORT_RUN_DAYS)
+    cohorts = [s for s, n in counts.items() if n >= COHORT_MIN_MEMBERS]
+    classified = sum(counts.values())
+    share = classified / live if live else 0.0
+    if not counts:
+        evidence = "no member has a segment yet: run `dropline members segments`"
+    else:
+        evidence = (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                    + f" live members ({share:.0%} of {live} classified); "
+                    + (f"segments computed {ran:%d %b %Y}" if ran else "segments never computed")
+                    + f"; {len(cohorts)} segments of at least {COHORT_MIN_MEMBERS} members")
+    return CheckItem("cohorts", "Cohorts mapped (members in segments)",
+                     recent and len(cohorts) >= 2 and share >= COHORT_CLASSIFIED_SHARE,
                      evidence, "/admin/playbooks/cohort-map")
 
 
 def _capped_drop(session: Session, *, clock: Clock) -> CheckItem:
+    """Ticks when a capped drop has sold and drop orders have been delivered in a hub's
+    delivery window: the thing itself, not window bookings of any order."""
+    from dropline.orders.rules import OrderStage
+
     now = clock.now()
     ran = session.scalars(select(Drop).where(Drop.starts_at <= now)
                           .order_by(Drop.starts_at.desc())).all()
     sold = [(d, figures.drop_row(session, clock=clock, drop=d)) for d in ran[:24]]
     sold = [(d, row) for d, row in sold if row.sold > 0 and row.cap > 0]
-    windows = session.scalar(select(func.count()).select_from(WindowBooking)) or 0
-    by_window = session.scalar(
-        select(func.count(func.distinct(Order.id))).join(DropHold, DropHold.order_id == Order.id)
-        .where(Order.fulfilment_path == "hub-window")) or 0
+    in_windows = (select(func.count(func.distinct(Order.id)))
+                  .join(DropHold, DropHold.order_id == Order.id)
+                  .join(WindowBooking, WindowBooking.order_id == Order.id)
+                  .where(WindowBooking.live_order_id.is_not(None)))
+    booked = session.scalar(in_windows) or 0
+    delivered = session.scalar(in_windows.where(Order.stage == OrderStage.delivered)) or 0
     if not sold:
         return CheckItem("drop", "A capped drop with delivery windows run", False,
                          "no drop has sold yet: `dropline drops create`", "/admin/drops")
     drop, row = sold[0]
     evidence = (f"{len(sold)} capped drops sold; latest {drop.name}: {row.sold} of {row.cap} "
-                f"({row.sell_through:.0%}); {by_window} drop orders delivered in hub windows, "
-                f"{windows} window bookings in all")
-    return CheckItem("drop", "A capped drop with delivery windows run",
-                     bool(by_window or windows), evidence, f"/admin/drops/{drop.id}")
+                f"({row.sell_through:.0%}); {delivered} drop orders delivered in hub windows "
+                f"({booked} booked into one)")
+    return CheckItem("drop", "A capped drop with delivery windows run", delivered > 0,
+                     evidence, f"/admin/drops/{drop.id}")
 
 
 def _routing(session: Session) -> CheckItem:
@@ -134,16 +167,35 @@ def _next_drop(session: Session, *, clock: Clock) -> CheckItem:
                      f", cap {row.cap}", "/admin/playbooks/drop-runbook")
 
 
-def _risk(session: Session) -> CheckItem:
+RISK_REVIEW_DAYS = 7  # an open case older than this means the queue is not being reviewed
+
+
+def _risk(session: Session, *, clock: Clock) -> CheckItem:
+    """Ticks when the queue is reviewed: something was decided in the last 30 days and no
+    case or card-testing alert has waited more than a week."""
     if not figures.module_built("risk"):
         return CheckItem("risk", "Returns and risk reviewed", False,
                          "the risk module is not built yet", "/admin/risk")
-    return CheckItem("risk", "Returns and risk queue in place", True,
-                     "the risk module is installed: review its queue weekly", "/admin/risk")
+    from dropline.risk.models import CaseStatus, DeclineAlert, RiskCase
+
+    now = clock.now()
+    stale = now - timedelta(days=RISK_REVIEW_DAYS)
+    decided = session.scalar(select(func.count()).select_from(RiskCase).where(
+        RiskCase.decided_at >= now - timedelta(days=30))) or 0
+    reviewed = session.scalar(select(func.count()).select_from(DeclineAlert).where(
+        DeclineAlert.reviewed_at >= now - timedelta(days=30))) or 0
+    waiting = (session.scalar(select(func.count()).select_from(RiskCase).where(
+        RiskCase.status == CaseStatus.open, RiskCase.created_at < stale)) or 0) + (
+        session.scalar(select(func.count()).select_from(DeclineAlert).where(
+            DeclineAlert.reviewed_at.is_(None), DeclineAlert.created_at < stale)) or 0)
+    evidence = (f"{decided} risk cases decided and {reviewed} card-testing alerts reviewed in "
+                f"30 days; {waiting} waiting more than {RISK_REVIEW_DAYS} days")
+    return CheckItem("risk", "Returns and risk reviewed", (decided + reviewed) > 0 and not waiting,
+                     evidence, "/admin/risk")
 
 
 def checklist(session: Session, *, clock: Clock, currency: str) -> list[CheckItem]:
-    return [_cohorts(session), _membership(session, clock=clock, currency=currency),
+    return [_cohorts(session, clock=clock), _membership(session, clock=clock, currency=currency),
             _capped_drop(session, clock=clock), _routing(session),
             _telemetry(session, clock=clock, currency=currency),
-            _next_drop(session, clock=clock), _risk(session)]
+            _next_drop(session, clock=clock), _risk(session, clock=clock)]

@@ -36,6 +36,7 @@ from dropline.fulfilment.batch import decide_undecided_orders
 from dropline.fulfilment.ports import RouteSolver
 from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
+from dropline.console.versions import snapshot_playbooks
 from dropline.notifications.jobs import queue_out_for_delivery, send_mail_outbox
 from dropline.notifications.service import queue_mail
 from dropline.orders.models import Order, Shipment
@@ -92,6 +93,9 @@ def build_services(
     services.jobs.append(functools.partial(
         decide_undecided_orders, db, clock=clock, geocoder=geocoder,
         customer_facts=customer_delivery_facts, held_back=orders_in_live_drops))
+    # This week's snapshot of each playbook (once a week; what changed shows in the console).
+    services.jobs.append(functools.partial(snapshot_playbooks, db, clock=clock,
+                                           currency=settings.shop.currency))
     # The mails due at a time rather than on a write first, then the outbox drained.
     services.jobs.append(functools.partial(queue_out_for_delivery, db, clock=clock))
     services.jobs.append(functools.partial(queue_early_access_mails, db, clock=clock))

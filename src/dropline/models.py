@@ -5,6 +5,7 @@ from dropline.admin.models import AdminSession, AdminUser, ApiToken, RecoveryCod
 from dropline.audit.models import AuditLog
 from dropline.carts.models import Cart, CartLine
 from dropline.catalog.models import Product, ProductFamily, Variant
+from dropline.console.models import PlaybookSnapshot
 from dropline.customers.models import Customer, CustomerSession, PasswordReset
 from dropline.db import Base
 from dropline.discounts.models import DiscountCode, DiscountRedemption
@@ -116,6 +117,7 @@ __all__ = [
     "OrderLine",
     "PasswordReset",
     "Payment",
+    "PlaybookSnapshot",
     "Poll",
     "PollVote",
     "Popup",

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from markupsafe import Markup
 
 from dropline.console import checklist as checklist_module
-from dropline.console import figures, network, playbooks
+from dropline.console import figures, network, playbooks, versions
 from dropline.console.document import to_html, to_html_fragment, to_markdown
 from dropline.drops import service as drops
 from dropline.errors import NotFound
@@ -127,8 +127,10 @@ def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
         return PlainTextResponse(to_markdown(doc), media_type="text/markdown", headers=headers)
     if format == "html":
         return HTMLResponse(to_html(doc, shop_name=settings.shop.name), headers=headers)
+    changes = versions.changes_since_last_week(session, name=name, current=to_markdown(doc),
+                                               clock=clock)
     return render(request, "console/playbook.html", viewer, doc=doc,
-                  body=Markup(to_html_fragment(doc)), name=name)
+                  body=Markup(to_html_fragment(doc)), name=name, changes=changes)
 
 
 # ------------------------------------------------------------------------------- checklist

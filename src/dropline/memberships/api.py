@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from dropline.drops.service import started_drop_days
 from dropline.errors import ServiceUnavailable
 from dropline.idempotency.service import Claim
-from dropline.memberships import flows, onboarding, polls, reports, segments, service
+from dropline.memberships import flows, mixes, onboarding, polls, reports, segments, service
 from dropline.memberships.config import MembershipConfig, membership_config
 from dropline.memberships.models import Membership, MembershipPaymentMethod, MembershipTier
 from dropline.memberships.rules import MembershipStatus
@@ -26,6 +26,7 @@ from dropline.memberships.schemas import (
     MembershipCreate,
     MembershipRead,
     MetricsRead,
+    MixPreferencesUpdate,
     OnboardingFlowsUpdate,
     PauseCreate,
     PaymentMethodUpdate,
@@ -34,6 +35,7 @@ from dropline.memberships.schemas import (
     SegmentRulesUpdate,
     TierChange,
     TierCreate,
+    TierMixUpdate,
     TierRead,
     VoteCreate,
 )
@@ -197,6 +199,14 @@ def update_card(body: PaymentMethodUpdate, customer: CustomerDep,
         return _mine(session, customer.id)
 
 
+@router.put("/memberships/current/mix-preferences",
+            summary="My say in my tier's rotating mix: SKUs to get first, or to avoid")
+def put_mix_preferences(body: MixPreferencesUpdate, customer: CustomerDep,
+                        session: SessionDep) -> dict[str, list[str]]:
+    return mixes.set_mix_preferences(session, customer_id=customer.id, prefer=body.prefer,
+                                     avoid=body.avoid)
+
+
 @router.post("/membership-tiers/{tier_id}/waitlist", status_code=status.HTTP_201_CREATED,
              summary="Wait for a spot on a full tier")
 def join_waitlist(tier_id: IdPath, customer: CustomerDep, session: SessionDep,
@@ -237,6 +247,15 @@ def create_tier(body: TierCreate, session: SessionDep, clock: ClockDep,
             summary="Every tier, with spots left")
 def all_tiers(session: SessionDep, _: ReadScope) -> list[TierRead]:
     return [tier_read(t) for t in service.list_tiers(session, include_inactive=True)]
+
+
+@router.put("/admin/membership-tiers/{tier_id}/mix", tags=["admin"],
+            summary="Make a consumable tier ship a rotating mix (pool, size, no-repeat window)")
+def put_tier_mix(tier_id: IdPath, body: TierMixUpdate, session: SessionDep,
+                 _: ManageScope) -> dict[str, Any]:
+    tier = mixes.set_tier_mix(session, tier=service.get_tier(session, tier_id), skus=body.pool,
+                              size=body.size, no_repeat=body.no_repeat)
+    return mixes.mix_of(session, tier)
 
 
 @router.get("/admin/memberships", response_model=list[MembershipRead], tags=["admin"],

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from dropline.cli_support import command_transaction, readable_errors, services
 from dropline.drops.service import started_drop_days
 from dropline.errors import InvalidInput
-from dropline.memberships import jobs, onboarding, polls, reports, segments, service
+from dropline.memberships import jobs, mixes, onboarding, polls, reports, segments, service
 from dropline.memberships.models import Membership
 from dropline.memberships.onboarding_rules import Effect, flows_as_config
 from dropline.memberships.rules import (
@@ -93,6 +93,31 @@ def create_tier(
             out_of_stock_policy=OutOfStockPolicy.skip))
         console.print(f"tier {tier.id} {tier.slug}: {_money(tier.price_amount, tier.currency)}"
                       f"/{tier.interval}")
+
+
+@members_app.command("mix", epilog="Example: dropline members mix refill-club --sku EF-FIG-R100 "
+                     "--sku EF-NER-R100 --sku EF-OUD-R100 --sku EF-TEA-R100 --size 2 "
+                     "--no-repeat 1")
+def tier_mix(
+    tier: Annotated[str, typer.Argument(help="The tier's slug.")],
+    sku: Annotated[list[str] | None, typer.Option(help="A SKU of the pool (repeat).")] = None,
+    size: Annotated[int, typer.Option(min=0, max=20, help="Items a period; 0 turns the mix "
+                                                          "off.")] = 1,
+    no_repeat: Annotated[int, typer.Option(min=0, max=24, help="No item again to a member "
+                                                               "within this many periods.")] = 0,
+) -> None:
+    """Make a consumable tier ship a rotating mix: SIZE items a period chosen from the pool,
+    never repeating one to a member within NO_REPEAT periods, in-stock items first, the
+    member's preferences honoured, the stock-out policy applied per item."""
+    with command_transaction() as session:
+        changed = mixes.set_tier_mix(session, tier=service.get_tier_by_slug(session, tier),
+                                     skus=sku or [], size=size, no_repeat=no_repeat)
+        mix = mixes.mix_of(session, changed)
+    if mix["size"] == 0:
+        console.print(f"{tier}: no mix (its one consumable variant, if any)")
+        return
+    console.print(f"{tier}: {mix['size']} a period from {', '.join(mix['pool'])}; none again "
+                  f"within {mix['no_repeat']} periods")
 
 
 @members_app.command("list", epilog="Example: dropline members list --status past-due")

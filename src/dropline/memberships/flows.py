@@ -16,6 +16,7 @@ so a renewal is paid at most once whatever runs it, however often, on however ma
 from __future__ import annotations
 
 import functools
+import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -38,6 +39,7 @@ from dropline.errors import (
 from dropline.events.service import record_event
 from dropline.memberships import service
 from dropline.memberships.config import MembershipConfig
+from dropline.memberships.mix_rules import choose_mix
 from dropline.memberships.models import (
     ChargeKind,
     ChargeStatus,
@@ -47,6 +49,7 @@ from dropline.memberships.models import (
     MembershipTier,
 )
 from dropline.memberships.rules import EndReason, MembershipStatus, OutOfStockPolicy
+from dropline.locations.models import StockLevel
 from dropline.money import format_money
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import order_event_payload
@@ -357,7 +360,7 @@ def on_paid(session: Session, *, clock: Clock, config: MembershipConfig,
              f"{charge.period_start:%d %b %Y} to {charge.period_end:%d %b %Y}."
              + (f" {format_money(charge.credit_applied, charge.currency)} of credit was used."
                 if charge.credit_applied else ""))
-    if tier.consumable_variant_id is not None:
+    if tier.consumable_variant_id is not None or tier.mix_size > 0:
         _send_consumable(session, clock=clock, config=config, charge=charge,
                          membership=membership, tier=tier)
 
@@ -436,61 +439,63 @@ def _on_declined(session: Session, *, clock: Clock, config: MembershipConfig,
 def _send_consumable(session: Session, *, clock: Clock, config: MembershipConfig,
                      charge: MembershipCharge, membership: Membership,
                      tier: MembershipTier) -> None:
-    """The utility tier's included consumable, as an order at no charge, once per paid period.
-    Out of stock: skip it this cycle or credit its value, as the tier says, and tell the member."""
-    quantity = tier.consumable_quantity
-    row = session.execute(
-        select(Variant, Product, ProductFamily)
-        .join(Product, Product.id == Variant.product_id)
-        .join(ProductFamily, ProductFamily.id == Product.family_id)
-        .where(Variant.id == tier.consumable_variant_id)).first()
-    if row is None:
-        raise NotFound("the tier's consumable variant no longer exists")
-    variant, product, family = row
+    """The consumable tier's included goods, as one order at no charge, once per paid period:
+    its one variant, or a rotating mix from its pool (``mix_rules``). An item out of stock is
+    skipped this cycle or its value credited, as the tier says, item by item, and the member
+    is told."""
+    quantity = max(tier.consumable_quantity, 1)
     try:
         location = get_location_by_code(session, config.location_code)
-        taken = take_stock(session, location_id=location.id, variant_id=variant.id,
-                           quantity=quantity)
     except NotFound:
-        taken = False
+        location = None
+    if tier.mix_size > 0:
+        chosen, unavailable = _mix_for(session, tier=tier, membership=membership, charge=charge,
+                                       location_id=location.id if location else None)
+    else:
+        chosen, unavailable = [tier.consumable_variant_id or 0], []
+    rows = {variant.id: (variant, product, family) for variant, product, family in
+            session.execute(
+                select(Variant, Product, ProductFamily)
+                .join(Product, Product.id == Variant.product_id)
+                .join(ProductFamily, ProductFamily.id == Product.family_id)
+                .where(Variant.id.in_([*chosen, *unavailable])))}
+    if tier.mix_size == 0 and not rows:
+        raise NotFound("the tier's consumable variant no longer exists")
+    shipped = []
+    for variant_id in chosen:
+        if variant_id in rows and location is not None and take_stock(
+                session, location_id=location.id, variant_id=variant_id, quantity=quantity):
+            shipped.append(rows[variant_id])
+        elif variant_id in rows:
+            unavailable.append(variant_id)
     customer = session.get(Customer, membership.customer_id)
     assert customer is not None
-    if not taken:
-        value = variant.price_amount * quantity
-        if tier.out_of_stock_policy is OutOfStockPolicy.credit:
-            session.execute(update(Membership).where(Membership.id == membership.id)
-                            .values(credit_amount=Membership.credit_amount + value))
-            what = f"{format_money(value, variant.currency)} is credited to your next renewal"
-        else:
-            what = "it is skipped this cycle"
-        service.queue_notice(
-            session, clock=clock, customer_id=customer.id, membership_id=membership.id,
-            kind="consumable-out-of-stock", dedupe_key=f"consumable:{charge.id}",
-            subject=f"{product.name} is out of stock this cycle",
-            body=f"Your included {product.name} ({variant.name}) is out of stock: {what}.")
-        record_event(session, clock=clock, type="membership.consumable_unavailable",
-                     subject_type="membership", subject_id=membership.id,
-                     customer_id=customer.id,
-                     payload={"membership_id": membership.id, "sku": variant.sku,
-                              "policy": tier.out_of_stock_policy.value})
+    missing = [rows[v] for v in unavailable if v in rows]
+    if missing:
+        _consumables_unavailable(session, clock=clock, charge=charge, membership=membership,
+                                 tier=tier, customer=customer, missing=missing,
+                                 quantity=quantity)
+    if not shipped:
         return
     now = clock.now()
     order = Order(
         customer_id=customer.id, email=customer.email, status=OrderStatus.paid,
-        currency=variant.currency, subtotal_amount=0, discount_amount=0, shipping_amount=0,
-        total_amount=0, refunded_amount=0, checkout_reference=f"membership-{charge.id}",
-        location_id=location.id, fulfilment_path="central",
+        currency=shipped[0][0].currency, subtotal_amount=0, discount_amount=0,
+        shipping_amount=0, total_amount=0, refunded_amount=0,
+        checkout_reference=f"membership-{charge.id}", location_id=location.id if location
+        else None, fulfilment_path="central",
         acquisition_source=customer.acquisition_source,
         acquisition_campaign=customer.acquisition_campaign,
         shipping_address=membership.shipping_address or {}, created_at=now, paid_at=now)
     session.add(order)
     session.flush()
-    session.add(OrderLine(
-        order_id=order.id, variant_id=variant.id, sku=variant.sku, product_name=product.name,
-        variant_name=variant.name, product_family=family.slug,
-        condition_grade=variant.condition_grade,
-        condition_disclosure=variant.condition_disclosure, unit_price_amount=0,
-        quantity=quantity, line_total_amount=0))
+    for variant, product, family in shipped:
+        session.add(OrderLine(
+            order_id=order.id, variant_id=variant.id, sku=variant.sku,
+            product_name=product.name, variant_name=variant.name, product_family=family.slug,
+            condition_grade=variant.condition_grade,
+            condition_disclosure=variant.condition_disclosure, unit_price_amount=0,
+            quantity=quantity, line_total_amount=0))
     charge.order_id = order.id
     session.flush()
     record_event(session, clock=clock, type="order.created", subject_type="order",
@@ -499,6 +504,63 @@ def _send_consumable(session: Session, *, clock: Clock, config: MembershipConfig
                      order_id=order.id, total_amount=0, currency=order.currency,
                      acquisition_source=order.acquisition_source,
                      acquisition_campaign=order.acquisition_campaign,
-                     product_families=[family.slug], fulfilment_path="central"),
+                     product_families=sorted({f.slug for _, _, f in shipped}),
+                     fulfilment_path="central"),
                           "membership_id": membership.id})
+
+
+def _mix_for(session: Session, *, tier: MembershipTier, membership: Membership,
+             charge: MembershipCharge, location_id: int | None) -> tuple[list[int], list[int]]:
+    """This period's mix: (in stock, out of stock). Seeded by the member and the period, so a
+    retried settlement chooses the same mix."""
+    earlier = session.scalars(
+        select(MembershipCharge.order_id).where(
+            MembershipCharge.membership_id == membership.id, MembershipCharge.id != charge.id,
+            MembershipCharge.order_id.is_not(None))
+        .order_by(MembershipCharge.period_start.desc()).limit(tier.mix_no_repeat)).all()
+    shipped: dict[int, set[int]] = {order_id: set() for order_id in earlier}
+    for order_id, variant_id in session.execute(
+            select(OrderLine.order_id, OrderLine.variant_id)
+            .where(OrderLine.order_id.in_(earlier))):
+        shipped[order_id].add(variant_id)
+    available = dict(session.execute(
+        select(StockLevel.variant_id, StockLevel.on_hand)
+        .where(StockLevel.location_id == location_id,
+               StockLevel.variant_id.in_(tier.mix_pool))).all()) if location_id else {}
+    prefs = membership.mix_preferences or {}
+    choice = choose_mix(
+        tier.mix_pool, size=tier.mix_size, no_repeat=tier.mix_no_repeat,
+        recent=[shipped[order_id] for order_id in earlier], available=available,
+        prefer=prefs.get("prefer", ()), avoid=prefs.get("avoid", ()),
+        rng=random.Random(f"mix:{membership.id}:{charge.period_start.isoformat()}"))
+    return list(choice.in_stock), list(choice.out_of_stock)
+
+
+def _consumables_unavailable(session: Session, *, clock: Clock, charge: MembershipCharge,
+                             membership: Membership, tier: MembershipTier, customer: Customer,
+                             missing: list[tuple[Variant, Product, ProductFamily]],
+                             quantity: int) -> None:
+    value = sum(variant.price_amount * quantity for variant, _, _ in missing)
+    currency = missing[0][0].currency
+    if tier.out_of_stock_policy is OutOfStockPolicy.credit:
+        session.execute(update(Membership).where(Membership.id == membership.id)
+                        .values(credit_amount=Membership.credit_amount + value))
+        what = f"{format_money(value, currency)} is credited to your next renewal"
+    else:
+        what = "it is skipped this cycle" if len(missing) == 1 else "they are skipped this cycle"
+    names = ", ".join(f"{product.name} ({variant.name})" for variant, product, _ in missing)
+    first = missing[0][1].name
+    service.queue_notice(
+        session, clock=clock, customer_id=customer.id, membership_id=membership.id,
+        kind="consumable-out-of-stock", dedupe_key=f"consumable:{charge.id}",
+        subject=f"{first} is out of stock this cycle" if len(missing) == 1
+        else f"{first} and {len(missing) - 1} more are out of stock this cycle",
+        body=f"Your included {names} {'is' if len(missing) == 1 else 'are'} out of stock: "
+             f"{what}.")
+    for variant, _, _ in missing:
+        record_event(session, clock=clock, type="membership.consumable_unavailable",
+                     subject_type="membership", subject_id=membership.id,
+                     customer_id=customer.id,
+                     payload={"membership_id": membership.id, "sku": variant.sku,
+                              "policy": tier.out_of_stock_policy.value})
 

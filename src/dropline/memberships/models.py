@@ -57,6 +57,11 @@ class MembershipTier(Base):
     consumable_variant_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("variants.id"))
     consumable_quantity: Mapped[int] = mapped_column(default=0)
+    # A rotating mix instead (``mix_rules``): ``mix_size`` variants a period from this pool,
+    # none repeated to a member within ``mix_no_repeat`` periods. mix_size 0: no mix.
+    mix_pool: Mapped[list[int]] = mapped_column(JSON, default=list, server_default="[]")
+    mix_size: Mapped[int] = mapped_column(default=0, server_default="0")
+    mix_no_repeat: Mapped[int] = mapped_column(default=0, server_default="0")
     out_of_stock_policy: Mapped[OutOfStockPolicy] = mapped_column(_enum(OutOfStockPolicy))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
@@ -125,6 +130,9 @@ class Membership(Base):
     segment_reason: Mapped[str] = mapped_column(String(300), default="")
     segment_computed_at: Mapped[datetime | None]
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The member's say in a rotating mix: {"prefer": [variant ids], "avoid": [variant ids]}.
+    mix_preferences: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict,
+                                                            server_default="{}")
     updated_at: Mapped[datetime]
 
     __table_args__ = (

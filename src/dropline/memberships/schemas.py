@@ -167,6 +167,22 @@ class SegmentRulesUpdate(Input):
     event_window_days: int | None = Field(None, ge=0, le=60)
 
 
+Sku = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class TierMixUpdate(Input):
+    pool: list[Sku] = Field(default_factory=list, max_length=100,
+                            description="SKUs the mix is chosen from")
+    size: int = Field(ge=0, le=20, description="items a period; 0 turns the mix off")
+    no_repeat: int = Field(0, ge=0, le=24,
+                           description="no item again to a member within this many periods")
+
+
+class MixPreferencesUpdate(Input):
+    prefer: list[Sku] = Field(default_factory=list, max_length=50)
+    avoid: list[Sku] = Field(default_factory=list, max_length=50)
+
+
 class OnboardingStepIn(Input):
     key: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$")
     subject: str = Field(min_length=1, max_length=200)

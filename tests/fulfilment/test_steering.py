@@ -165,3 +165,29 @@ def test_collection_and_a_same_address_window_are_offered_when_steered(db, clock
     collect = [o for o in found.options if o.path == "hub-collect"]
     assert same.cost_amount == 80 and "one stop" in same.offer  # handling only: no driving
     assert [(o.eligible, o.cost_amount) for o in collect] == [(True, 80)]
+
+
+def test_a_households_orders_in_one_window_are_one_stop_on_the_route_sheet(db, clock):
+    from dropline.adapters.routing import PyVRPSolver
+    from dropline.fulfilment.planning import plan_window, route_sheet
+
+    make_network(db, clock)
+    window_id = make_windows(db)[-1]
+    first, second, other = make_orders(db, clock, 3)
+    with db.transaction() as session:
+        for order, point in ((first, DALSTON), (second, DALSTON), (other, HACKNEY_NORTH)):
+            service.book_window(session, clock=clock, window_id=window_id, order_id=order,
+                                destination=point, weight_grams=340)
+    clock.advance(hours=12)
+    with db.transaction() as session:
+        planned = plan_window(session, clock=clock, window_id=window_id,
+                              solver=PyVRPSolver(max_iterations=200), max_seconds=1)
+        sheet = route_sheet(session, window_id=window_id)
+    assert len(planned.problem.stops) == 2 and planned.plan.feasible
+    merged = next(s for s in planned.problem.stops if s.demand == 680)
+    assert merged.service == 180 + S.EXTRA_PARCEL_SECONDS
+    positions = {s.order_id: (s.position, s.eta) for r in sheet.routes for s in r.stops}
+    assert positions[first] == positions[second] != positions[other]
+
+
+HACKNEY_NORTH = R.GeoPoint(HACKNEY.latitude + 0.01, HACKNEY.longitude)

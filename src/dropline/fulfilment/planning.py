@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,7 @@ from dropline.fulfilment.models import (
     WindowBooking,
     WindowStatus,
 )
-from dropline.fulfilment.ports import RouteSolver
+from dropline.fulfilment.ports import RouteSolver, TravelTimes
 from dropline.fulfilment.steering import EXTRA_PARCEL_SECONDS, SAME_ADDRESS_METRES
 from dropline.fulfilment.vrp import (
     NO_LIMIT,
@@ -97,8 +98,10 @@ def group_same_address(bookings: Sequence[WindowBooking]) -> dict[int, list[int]
     return groups
 
 
-def build_window_problem(session: Session, *, window_id: int,
-                         consolidate: bool = True) -> WindowProblem:
+def build_window_problem(session: Session, *, window_id: int, consolidate: bool = True,
+                         travel: TravelTimes | None = None) -> WindowProblem:
+    """The window's routing problem; ``travel`` (e.g. OSRM's road matrix) replaces the
+    straight-line metres and seconds."""
     window = session.get(DeliveryWindow, window_id)
     if window is None:
         raise NotFound(f"delivery window {window_id} not found")
@@ -152,6 +155,14 @@ def build_window_problem(session: Session, *, window_id: int,
     problem = build_geographic_problem(depot, stops, fleet, speed_kmh=site.speed_kmh,
                                        detour_factor=site.detour_factor,
                                        name=f"window-{window.id}")
+    if travel is not None:
+        matrix = travel.matrix([R.GeoPoint(location.latitude, location.longitude),
+                                *(R.GeoPoint(stop.y, stop.x) for stop in stops)])
+        problem = RoutingProblem(
+            depot=depot, stops=tuple(stops), fleet=fleet,
+            distance=np.rint(matrix.metres).astype(np.int64),
+            duration=np.ceil(matrix.seconds).astype(np.int64), scale=1,
+            name=f"window-{window.id} ({matrix.source})")
     costs = R.VehicleCosts(max(v.cost_per_km_amount for v in vehicles),
                            max(v.cost_per_hour_amount for v in vehicles), site.speed_kmh,
                            site.detour_factor, site.service_seconds) if vehicles else None
@@ -172,9 +183,10 @@ class PlanInputs:
 
 
 def read_plan_inputs(session: Session, *, window_id: int, replan: bool,
-                     consolidate: bool = True) -> PlanInputs:
+                     consolidate: bool = True, travel: TravelTimes | None = None) -> PlanInputs:
     """The window's routing problem; a window planned already is refused unless ``replan``."""
-    built = build_window_problem(session, window_id=window_id, consolidate=consolidate)
+    built = build_window_problem(session, window_id=window_id, consolidate=consolidate,
+                                 travel=travel)
     existing = session.scalar(select(RoutePlanRow.id).where(
         RoutePlanRow.window_id == built.window.id))
     if existing is not None and not replan:
@@ -220,18 +232,18 @@ def store_window_plan(session: Session, *, clock: Clock, inputs: PlanInputs, pla
                  payload={"window_id": window.id, "routes": len(plan.routes),
                           "stops": len(built.bookings), "unassigned": len(plan.unassigned),
                           "cost_amount": row.cost_amount, "feasible": plan.feasible})
-    return PlannedWindow(row, built.problem, plan)
+    return PlannedWindow(row, inputs.built.problem, plan)  # the problem it was solved on
 
 
 def plan_window(session: Session, *, clock: Clock, window_id: int, solver: RouteSolver,
                 max_seconds: float = 5.0, seed: int = 0, replan: bool = False,
-                consolidate: bool = True) -> PlannedWindow:
+                consolidate: bool = True, travel: TravelTimes | None = None) -> PlannedWindow:
     """Plans a window's routes and stores them, in the caller's transaction (the CLI, the
     demo); the window stops taking bookings. A window planned already keeps its plan unless
     ``replan``. Stops the plan cannot fit are listed as unassigned (they go by carrier).
     Servers use ``plan_window_apart``, which holds no transaction while the solver runs."""
     inputs = read_plan_inputs(session, window_id=window_id, replan=replan,
-                              consolidate=consolidate)
+                              consolidate=consolidate, travel=travel)
     plan = solve_plan(inputs, solver=solver, max_seconds=max_seconds, seed=seed)
     return store_window_plan(session, clock=clock, inputs=inputs, plan=plan,
                              solver=type(solver).__name__)
@@ -239,14 +251,15 @@ def plan_window(session: Session, *, clock: Clock, window_id: int, solver: Route
 
 def plan_window_apart(db: Database, *, clock: Clock, window_id: int, solver: RouteSolver,
                       max_seconds: float = 5.0, seed: int = 0,
-                      replan: bool = False, consolidate: bool = True) -> PlannedWindow:
+                      replan: bool = False, consolidate: bool = True,
+                      travel: TravelTimes | None = None) -> PlannedWindow:
     """``plan_window`` in three steps: read the problem in a short transaction, solve with no
     transaction open, store in a short transaction that checks nothing changed meanwhile. On
     SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``, ``dropline.db``), so a
     solver running inside one would hold every other request for its whole run."""
     with db.transaction() as session:
         inputs = read_plan_inputs(session, window_id=window_id, replan=replan,
-                                  consolidate=consolidate)
+                                  consolidate=consolidate, travel=travel)
     plan = solve_plan(inputs, solver=solver, max_seconds=max_seconds, seed=seed)
     with db.transaction() as session:
         return store_window_plan(session, clock=clock, inputs=inputs, plan=plan,

@@ -191,3 +191,42 @@ def test_a_households_orders_in_one_window_are_one_stop_on_the_route_sheet(db, c
 
 
 HACKNEY_NORTH = R.GeoPoint(HACKNEY.latitude + 0.01, HACKNEY.longitude)
+
+
+def test_with_steering_on_the_api_offers_the_passing_window_green_and_geocodes_the_brands_file(
+        db, clock, settings, tmp_path):
+    """``fulfilment.steering`` and ``fulfilment.postcode_file`` wired by the composition root:
+    the delivery options price a window from its marginal cost, with the reason, and a
+    Manchester postcode from the brand's file is placed (central: no hub reaches it)."""
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+
+    from dropline.web.app import create_app
+
+    make_network(db, clock)
+    variant = make_item(db, clock)
+    *_, first, busy = make_windows(db)
+    (order,) = make_orders(db, clock, 1)
+    with db.transaction() as session:
+        service.book_window(session, clock=clock, window_id=busy, order_id=order,
+                            destination=DALSTON, weight_grams=340)
+    sample = Path(__file__).resolve().parent.parent / "data" / "postcodes_geonames_sample.txt"
+    steered = settings.model_copy(update={"fulfilment": settings.fulfilment.model_copy(
+        update={"steering": True, "postcode_file": str(sample)})})
+    with TestClient(create_app(steered, clock=clock, db=db, run_worker=False)) as client:
+        near = client.get("/api/v1/delivery-options", params={
+            "line": f"{variant}x1", "latitude": DALSTON.latitude + 0.0005,
+            "longitude": DALSTON.longitude})
+        manchester = client.get("/api/v1/delivery-options",
+                                params={"line": f"{variant}x1", "postcode": "M1 1AE"})
+
+    assert near.status_code == 200, near.text
+    windows = {w["window_id"]: w for w in near.json()["windows"]}
+    assert windows[busy]["green"] and windows[busy]["price_amount"] == 195
+    assert windows[busy]["label"].startswith("green: a van already passes")
+    assert first not in windows or windows[first]["price_amount"] > 195
+    assert manchester.status_code == 200, manchester.text
+    body = manchester.json()
+    assert (body["address"]["latitude"], body["decision"]["path"]) == (53.4794, "central")
+    assert body["central"]["zone"] == "national"

@@ -131,7 +131,8 @@ def delivery_options(
     destination = service.resolve_destination(geocoder=geocoder, latitude=latitude,
                                               longitude=longitude, postcode=postcode)
     decision, options = service.decide_with_options(
-        session, lines=lines, destination=destination, at=clock.now(), required_by=required_by)
+        session, lines=lines, destination=destination, at=clock.now(), required_by=required_by,
+        steering=service.Steering() if settings.fulfilment.steering else None)
     central = next((o for o in options.options if o.path == "central" and o.eligible), None)
     windows = service.window_options(session, options.options)
     return DeliveryOptionsRead(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -78,11 +78,12 @@ class CustomerFacts:
 @dataclass(frozen=True)
 class Steering:
     """Slot steering for one quote (``dropline.fulfilment.steering``): the demand map's
-    expected bookings per window (window id -> stops expected by cutoff), the member's delivery
-    subsidy taken off window prices, and whether a household's second order shares its first
-    order's stop. ``collection``: the shopper asked to collect from a hub."""
+    expected bookings per window (window id -> stops expected by cutoff; None: the same hub's
+    windows at the same hour on the same weekday over the last four weeks, averaged), the
+    member's delivery subsidy taken off window prices, and whether a household's second order
+    shares its first order's stop. ``collection``: the shopper asked to collect from a hub."""
 
-    expected_stops: Mapping[int, float] = field(default_factory=dict)
+    expected_stops: Mapping[int, float] | None = None
     member_subsidy_amount: int = 0
     consolidate: bool = True
     collection: bool = False
@@ -361,6 +362,8 @@ def gather_options(session: Session, *, lines: Sequence[LineRequest],
                 DeliveryWindow.starts_at <= at + OFFER_HORIZON)
             .order_by(DeliveryWindow.starts_at, DeliveryWindow.id)))
         booked = _booked_points([w.id for w in windows if w.booked > 0], session)
+        if steering is not None and steering.expected_stops is None:
+            steering = replace(steering, expected_stops=expected_window_stops(session, windows))
         for location, site in hub_sites:
             hub_point = R.GeoPoint(location.latitude, location.longitude)  # type: ignore[arg-type]
             km = hub_point.metres_to(destination.point) / 1000
@@ -387,6 +390,32 @@ def gather_options(session: Session, *, lines: Sequence[LineRequest],
         is_member=customer.is_member, member_delivery_subsidy=customer.member_delivery_subsidy,
         central_zone=central_zone, required_by=required_by)
     return OptionSet(facts, options, weight, destination, currency, hubs)
+
+
+def expected_window_stops(session: Session, windows: Sequence[DeliveryWindow],
+                          weeks: int = 4) -> dict[int, float]:
+    """The demand map for steering, from history: each window's expected bookings are the
+    mean of what the same hub's windows starting the same time 1..``weeks`` weeks earlier took
+    (within an hour, so a clock change does not lose them); 0 without history."""
+    if not windows:
+        return {}
+    earliest = min(w.starts_at for w in windows) - timedelta(weeks=weeks, hours=1)
+    past = session.execute(select(DeliveryWindow.location_id, DeliveryWindow.starts_at,
+                                  DeliveryWindow.booked).where(
+        DeliveryWindow.location_id.in_({w.location_id for w in windows}),
+        DeliveryWindow.starts_at >= earliest,
+        DeliveryWindow.starts_at < max(w.starts_at for w in windows))).all()
+    result = {}
+    for window in windows:
+        counts = []
+        for k in range(1, weeks + 1):
+            when = window.starts_at - timedelta(weeks=k)
+            match = [booked for loc, starts, booked in past if loc == window.location_id
+                     and abs((starts - when).total_seconds()) <= 3600]
+            if match:
+                counts.append(match[0])
+        result[window.id] = sum(counts) / len(counts) if counts else 0.0
+    return result
 
 
 def _booked_points(window_ids: list[int], session: Session) -> dict[int, list[R.GeoPoint]]:
@@ -502,7 +531,7 @@ def _steered_options(location: Location, site: FulfilmentSite, costs: R.VehicleC
     for window in windows:
         points = booked.get(window.id, [])
         insertion = R.insertion_quote(hub_point, points, destination.point, costs)
-        expected = steering.expected_stops.get(window.id, 0.0)
+        expected = (steering.expected_stops or {}).get(window.id, 0.0)
         forecast = None
         if expected > len(points):
             per_route = max(1, window.capacity // max(vehicles, 1))
@@ -568,11 +597,12 @@ def decide_with_options(session: Session, *, lines: Sequence[LineRequest],
                         destination: Destination | R.GeoPoint | None, at: datetime,
                         rules: Sequence[R.Rule] | None = None,
                         customer: CustomerFacts = CustomerFacts(),
-                        required_by: datetime | None = None) -> tuple[R.Decision, OptionSet]:
+                        required_by: datetime | None = None,
+                        steering: Steering | None = None) -> tuple[R.Decision, OptionSet]:
     if isinstance(destination, R.GeoPoint):
         destination = Destination(destination)
     option_set = gather_options(session, lines=lines, destination=destination, at=at,
-                                customer=customer, required_by=required_by)
+                                customer=customer, required_by=required_by, steering=steering)
     rules = load_rules(session) if rules is None else rules
     decision = R.decide(option_set.facts, option_set.options, rules, option_set.currency)
     if decision is None:
@@ -595,7 +625,8 @@ def window_options(session: Session, options: Sequence[R.Option]) -> list[dict[s
             "starts_at": window.starts_at, "ends_at": window.ends_at,
             "price_amount": option.price_amount or 0, "cost_amount": option.cost_amount,
             "green": option.green,
-            "label": "green: a van already goes nearby" if option.green else "",
+            "label": option.offer or ("green: a van already goes nearby" if option.green
+                                      else ""),
             "remaining": window.capacity - window.booked,
         })
     return rows

@@ -384,7 +384,7 @@ def run_dropline(orders: list[SimOrder], past: list[SimOrder], *, seed: int,
                 expected_stops=expected_stops if steer else {},
                 member_subsidy_amount=MEMBER_SUBSIDY if steer else 0,
                 consolidate=consolidate, collection=wants_collection,
-                join_parcel_grams=join) if steer or consolidate else None
+                join_parcel_grams=join, price=steer) if steer or consolidate else None
             with db.transaction() as session:
                 found = service.gather_options(
                     session, lines=lines, destination=service.Destination(order.point),

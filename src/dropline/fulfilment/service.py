@@ -81,7 +81,8 @@ class Steering:
     expected bookings per window (window id -> stops expected by cutoff; None: the same hub's
     windows at the same hour on the same weekday over the last four weeks, averaged), the
     member's delivery subsidy taken off window prices, and whether a household's second order
-    shares its first order's stop. ``collection``: the shopper asked to collect from a hub."""
+    shares its first order's stop. ``collection``: the shopper asked to collect from a hub.
+    ``price`` False keeps the standard window prices (consolidation and collection only)."""
 
     expected_stops: Mapping[int, float] | None = None
     member_subsidy_amount: int = 0
@@ -90,6 +91,7 @@ class Steering:
     # Consolidation at the warehouse: the weight of a parcel to this address that has not
     # left yet (the checkout finds it); the order may join it.
     join_parcel_grams: int | None = None
+    price: bool = True
 
 
 @dataclass(frozen=True)
@@ -371,16 +373,16 @@ def gather_options(session: Session, *, lines: Sequence[LineRequest],
             costs = vehicle_costs(site, vehicles[location.id])
             hubs[location.id] = HubContext(location, site, costs)
             hub_windows = [w for w in windows if w.location_id == location.id]
-            if steering is None:
+            if steering is None or not steering.price:
                 options.extend(_hub_options(
                     location, site, costs, hub_point, destination, km, at,
                     in_stock(location.id), hub_windows, booked))
-                continue
-            options.extend(_steered_options(
-                location, site, costs, hub_point, destination, km, at, in_stock(location.id),
-                hub_windows, booked, len([v for v in vehicles[location.id] if v.active]),
-                steering, customer))
-            if steering.collection:
+            else:
+                options.extend(_steered_options(
+                    location, site, costs, hub_point, destination, km, at,
+                    in_stock(location.id), hub_windows, booked,
+                    len([v for v in vehicles[location.id] if v.active]), steering, customer))
+            if steering is not None and steering.collection:
                 options.append(_collection_option(location, site, destination, km, at,
                                                   in_stock(location.id), hub_windows))
 

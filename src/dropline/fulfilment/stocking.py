@@ -19,6 +19,7 @@ from dropline.errors import InvalidInput
 from dropline.fulfilment import positioning as P
 from dropline.fulfilment import rules as R
 from dropline.fulfilment.models import (
+    BookingStatus,
     FulfilmentDecisionRow,
     FulfilmentSite,
     MovementKind,
@@ -172,7 +173,8 @@ def cost_report(session: Session, *, since: datetime, until: datetime) -> list[C
     if window_ids:
         booked = dict(session.execute(
             select(WindowBooking.window_id, func.count()).where(
-                WindowBooking.window_id.in_(window_ids)).group_by(WindowBooking.window_id)
+                WindowBooking.window_id.in_(window_ids),
+                WindowBooking.status == BookingStatus.booked).group_by(WindowBooking.window_id)
         ).all())
         for window_id, cost in session.execute(select(RoutePlanRow.window_id,
                                                       RoutePlanRow.cost_amount).where(

@@ -118,6 +118,13 @@ KEPT = [
     ("DROPLINE_MEDIA_MAX_BYTES", "1000", "media.max_bytes", 1000),
     ("DROPLINE_MEDIA_MAX_SIDE", "4000", "media.max_side", 4000),
     ("DROPLINE_MEDIA_MIN_SIDE", "100", "media.min_side", 100),
+    ("DROPLINE_FULFILMENT_POSTCODE_FILE", "/srv/onspd.csv", "fulfilment.postcode_file",
+     "/srv/onspd.csv"),
+    ("DROPLINE_FULFILMENT_NOMINATIM_URL", "https://geo.example", "fulfilment.nominatim_url",
+     "https://geo.example"),
+    ("DROPLINE_FULFILMENT_NOMINATIM_USER_AGENT", "shop (ops@shop.example)",
+     "fulfilment.nominatim_user_agent", "shop (ops@shop.example)"),
+    ("DROPLINE_FULFILMENT_STEERING", "true", "fulfilment.steering", True),
 ]
 
 

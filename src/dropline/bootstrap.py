@@ -11,7 +11,12 @@ import functools
 
 from dropline.adapters.carriers import build_carriers
 from dropline.adapters.email import sender_for
-from dropline.adapters.geocoding import LondonDistrictGeocoder
+from dropline.adapters.geocoding import (
+    ChainGeocoder,
+    LondonDistrictGeocoder,
+    NominatimGeocoder,
+    PostcodeFileGeocoder,
+)
 from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
 from dropline.adapters.stripe_payments import StripeProvider
@@ -26,14 +31,20 @@ from dropline.checkout_policy import (
     orders_in_live_drops,
 )
 from dropline.clock import Clock, SystemClock
-from dropline.config import EdgeSettings, PaymentSettings, Settings, get_settings
+from dropline.config import (
+    EdgeSettings,
+    FulfilmentSettings,
+    PaymentSettings,
+    Settings,
+    get_settings,
+)
 from dropline.db import Database, pool_options
 from dropline.drops.mails import queue_drop_mail, queue_early_access_mails
 from dropline.drops.models import Drop
 from dropline.edge import BackgroundPurger, EdgePurger
 from dropline.events.service import subscribe
 from dropline.fulfilment.batch import decide_undecided_orders
-from dropline.fulfilment.ports import RouteSolver
+from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
 from dropline.console.versions import snapshot_playbooks
@@ -58,6 +69,18 @@ __all__ = ["AUDITED_MODELS", "build_edge", "build_payments", "build_services", "
            "install_listeners"]
 
 
+def build_geocoder(settings: FulfilmentSettings) -> Geocoder:
+    """The demo's London districts, then the brand's postcode file, then a Nominatim service,
+    as configured (``fulfilment.*`` settings)."""
+    geocoders: list[Geocoder] = [LondonDistrictGeocoder()]
+    if settings.postcode_file:
+        geocoders.append(PostcodeFileGeocoder.from_file(settings.postcode_file))
+    if settings.nominatim_url:
+        geocoders.append(NominatimGeocoder(settings.nominatim_url,
+                                           user_agent=settings.nominatim_user_agent))
+    return geocoders[0] if len(geocoders) == 1 else ChainGeocoder(geocoders)
+
+
 def build_services(
     settings: Settings | None = None,
     *,
@@ -75,7 +98,7 @@ def build_services(
         threads=settings.web.threads, workers=settings.web.workers,
         max_connections=settings.database.max_connections,
         timeout_seconds=settings.database.pool_timeout))
-    geocoder = LondonDistrictGeocoder()
+    geocoder = build_geocoder(settings.fulfilment)
     mailer = sender_for(settings.mail)
     services = Services(
         settings=settings, db=db, clock=clock,
@@ -83,7 +106,8 @@ def build_services(
         geocoder=geocoder,
         solver=build_solver(),
         mailer=mailer,
-        checkout=build_checkout_policy(geocoder=geocoder),
+        checkout=build_checkout_policy(geocoder=geocoder,
+                                       steering=settings.fulfilment.steering),
         media=media or media_store_for(settings.media),
         limiter=make_limiter(settings.drops.redis_url),
         carriers=build_carriers(),

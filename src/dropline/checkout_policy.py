@@ -65,8 +65,9 @@ class ShopCheckoutPolicy:
             drops={variant_id: frozenset(ids) for variant_id, ids in drops.items()})
 
 
-def build_checkout_policy(*, geocoder: Geocoder) -> CheckoutPolicy:
-    return ShopCheckoutPolicy(members=MemberCheckout(), windows=WindowCheckout(geocoder))
+def build_checkout_policy(*, geocoder: Geocoder, steering: bool = False) -> CheckoutPolicy:
+    return ShopCheckoutPolicy(members=MemberCheckout(),
+                              windows=WindowCheckout(geocoder, steering=steering))
 
 
 def customer_delivery_facts(session: Session, customer_id: int, at: datetime) -> CustomerFacts:

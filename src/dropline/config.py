@@ -22,7 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
-    "DatabaseSettings", "DropsSettings", "EdgeSettings", "IdempotencySettings", "MailSettings", "MediaSettings",
+    "DatabaseSettings", "DropsSettings", "EdgeSettings", "FulfilmentSettings", "IdempotencySettings", "MailSettings", "MediaSettings",
     "MembershipSettings", "PaymentSettings", "RedisSettings", "Section", "Settings",
     "ShopSettings", "TestingSettings", "ThrottleSettings", "WebSettings", "WebhookSettings",
     "get_settings", "settings_table",
@@ -377,6 +377,26 @@ def _sections(settings_cls: type[BaseModel]) -> Iterator[tuple[str, type[Section
             yield name, field.annotation
 
 
+class FulfilmentSettings(Section):
+    """Where addresses are placed and how windows are offered (``dropline.fulfilment``)."""
+
+    env_prefix: ClassVar[str] = "DROPLINE_FULFILMENT_"
+
+    postcode_file: str | None = setting(
+        None, "A postcode dataset to geocode with, after the built-in London districts: the "
+              "GeoNames postal-code TSV or the ONS Postcode Directory CSV; unset: London only.")
+    nominatim_url: str | None = setting(
+        None, "A Nominatim-compatible geocoder, tried last (https://nominatim.example.org); "
+              "unset: none.", pattern=r"^https?://[^\s?#]+$")
+    nominatim_user_agent: str = setting(
+        "dropline", "User-Agent sent to the Nominatim service (the public one requires a real "
+                    "one naming your shop).")
+    steering: bool = setting(
+        False, "Slot steering at checkout: windows priced, green or hidden from their marginal "
+               "cost to the routes forming, the demand map taken from the last four weeks' "
+               "bookings.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="forbid")
 
@@ -394,6 +414,7 @@ class Settings(BaseSettings):
     payments: PaymentSettings = Field(default_factory=PaymentSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    fulfilment: FulfilmentSettings = Field(default_factory=FulfilmentSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -148,3 +148,33 @@ def test_demo_deliveries_are_decided_booked_and_routed_like_checkout_does(demo_d
         if window_id in routed:
             assert booking_id in stops or booking_id in unassigned
     assert {d.rule for d in decisions.values()} & rules  # the brand's own rules decided some
+
+
+def test_demo_deliveries_addresses_postcodes_and_coordinates_agree(demo_db):
+    """Every demo stop's postcode is a London district near its hub, and the door is within
+    half a kilometre of that district's centre (no Cardiff postcode on a Clapham bike)."""
+    from dropline.adapters.geocoding import LondonDistrictGeocoder
+    from dropline.fulfilment.models import DeliveryWindow
+    from dropline.fulfilment.models import WindowBooking as Booking
+    from dropline.fulfilment.rules import GeoPoint
+    from dropline.locations.models import Location
+    from dropline.orders.models import Order
+
+    geocoder = LondonDistrictGeocoder()
+    with demo_db.transaction() as session:
+        rows = session.execute(
+            select(Booking, Location, Order.shipping_address)
+            .join(DeliveryWindow, DeliveryWindow.id == Booking.window_id)
+            .join(Location, Location.id == DeliveryWindow.location_id)
+            .join(Order, Order.id == Booking.order_id)).all()
+    assert rows
+    for booking, hub, address in rows:
+        door = GeoPoint(booking.latitude, booking.longitude)
+        district = geocoder.locate(booking.label)
+        assert district is not None, booking.label
+        assert door.metres_to(district) <= 510, (booking.label, hub.code)
+        assert door.metres_to(GeoPoint(hub.latitude, hub.longitude)) <= 3200
+        assert (address["postcode"], address["city"]) == (booking.label, "London")
+        if "latitude" in address:  # the batch decider books by postcode alone
+            assert (address["latitude"], address["longitude"]) == (door.latitude,
+                                                                   door.longitude)

@@ -1,6 +1,21 @@
 """Turning an address into a point, behind fulfilment's ``Geocoder`` Protocol
 (``dropline.fulfilment.ports``, re-exported here).
 
+Three geocoders, and a chain to try them in order:
+
+* ``LondonDistrictGeocoder`` (below): the demo's built-in table, London only.
+* ``PostcodeFileGeocoder``: a postcode dataset the brand supplies, in the GeoNames postal-code
+  format (tab-separated, no header: country, postal code, place, admin names and codes,
+  latitude, longitude, accuracy; ``GB_full.txt`` has full postcodes, ``GB.txt`` outward codes)
+  or the ONS Postcode Directory CSV (a header with ``pcds`` or ``pcd``, ``lat`` and ``long``;
+  postcodes without a grid reference, latitude 99.999999, are skipped). A full postcode not in
+  the file falls back to the centre of its outward code's postcodes (``approximate``).
+* ``NominatimGeocoder``: any Nominatim-compatible HTTP service
+  (``GET {base}/search?postalcode=...&countrycodes=gb&format=jsonv2&limit=1``).
+
+Every geocoder returns None for what it does not know; the caller then ships central, at the
+farthest zone, with the reason recorded (``fulfilment.service.resolve_destination``).
+
 `LondonDistrictGeocoder` is the built-in default: a small table of London postcode districts
 (the outward code, "E8" of "E8 3PN") and an approximate centre for each, typed in by hand from
 public maps. It is APPROXIMATE: a district spans one to three kilometres, so a point can be off
@@ -12,12 +27,20 @@ latitude and longitude or to central shipping.
 
 from __future__ import annotations
 
+import csv
+import json
 import re
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from dropline.fulfilment.ports import Geocoder
 from dropline.fulfilment.rules import GeoPoint
 
-__all__ = ["Geocoder", "LondonDistrictGeocoder", "outward_code"]
+__all__ = ["ChainGeocoder", "Geocoder", "LondonDistrictGeocoder", "NominatimGeocoder",
+           "PostcodeFileGeocoder", "normalise_postcode", "outward_code"]
 
 
 # (latitude, longitude) of each district's approximate centre.
@@ -95,3 +118,131 @@ class LondonDistrictGeocoder:
 
     def districts(self) -> list[str]:
         return sorted(self._table)
+
+
+def normalise_postcode(postcode: str) -> str:
+    """"sw1a 1aa" -> "SW1A1AA": upper case, no spaces (the key every table uses)."""
+    return re.sub(r"\s+", "", postcode.strip().upper())[:8]
+
+
+class PostcodeFileGeocoder:
+    """Points from a postcode dataset the brand supplies (see the module docstring)."""
+
+    def __init__(self, points: dict[str, tuple[float, float]], *, source: str = "") -> None:
+        self.source = source
+        self._points = {normalise_postcode(k): v for k, v in points.items()}
+        sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+        for key, (lat, lon) in self._points.items():
+            outward = outward_code(key[:-3] + " " + key[-3:]) if len(key) > 4 else key
+            if outward:
+                acc = sums[outward]
+                acc[0] += lat
+                acc[1] += lon
+                acc[2] += 1
+        self._outward = {k: (a[0] / a[2], a[1] / a[2]) for k, a in sums.items()}
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PostcodeFileGeocoder:
+        """Reads either format, told apart by the first line (ONS has a header)."""
+        path = Path(path)
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            first = handle.readline()
+        if "\t" in first:
+            return cls.from_geonames(path)
+        return cls.from_ons(path)
+
+    @classmethod
+    def from_geonames(cls, path: str | Path) -> PostcodeFileGeocoder:
+        points = {}
+        with Path(path).open(encoding="utf-8", newline="") as handle:
+            for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+                if len(row) < 11:
+                    raise ValueError(f"{path}:{number}: a GeoNames row has 12 columns, "
+                                     f"found {len(row)}")
+                points[row[1]] = _point(row[9], row[10], path, number)
+        return cls(points, source=str(path))
+
+    @classmethod
+    def from_ons(cls, path: str | Path) -> PostcodeFileGeocoder:
+        points = {}
+        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields = {f.lower(): f for f in reader.fieldnames or []}
+            key = fields.get("pcds") or fields.get("pcd") or fields.get("pcd2")
+            if key is None or "lat" not in fields or "long" not in fields:
+                raise ValueError(f"{path}: an ONS Postcode Directory CSV needs the pcds (or "
+                                 "pcd), lat and long columns")
+            for number, row in enumerate(reader, start=2):
+                lat, lon = row[fields["lat"]], row[fields["long"]]
+                if lat.startswith("99.9"):
+                    continue  # no grid reference
+                points[row[key]] = _point(lat, lon, path, number)
+        return cls(points, source=str(path))
+
+    def locate(self, postcode: str) -> GeoPoint | None:
+        key = normalise_postcode(postcode)
+        if key in self._points:
+            return GeoPoint(*self._points[key])
+        outward = outward_code(postcode)
+        if outward is not None and outward in self._outward:
+            return GeoPoint(*self._outward[outward])
+        return None
+
+    def postcodes(self) -> list[str]:
+        return sorted(self._points)
+
+
+def _point(lat: str, lon: str, path: object, number: int) -> tuple[float, float]:
+    try:
+        point = GeoPoint(float(lat), float(lon))
+    except ValueError:
+        raise ValueError(f"{path}:{number}: {lat!r}, {lon!r} is not a latitude and "
+                         "longitude") from None
+    return point.latitude, point.longitude
+
+
+class NominatimGeocoder:
+    """A Nominatim-compatible HTTP geocoder (OpenStreetMap's, or one the brand runs). Public
+    Nominatim allows one request a second and wants a real ``user_agent``; a failed or slow
+    request is "not known" (None), so the order ships central rather than failing."""
+
+    def __init__(self, base_url: str, *, user_agent: str = "dropline", country: str = "gb",
+                 timeout: float = 3.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user_agent = user_agent
+        self.country = country
+        self.timeout = timeout
+
+    def locate(self, postcode: str) -> GeoPoint | None:
+        if outward_code(postcode) is None and self.country == "gb":
+            return None
+        query = urllib.parse.urlencode({"postalcode": postcode.strip()[:10],
+                                        "countrycodes": self.country, "format": "jsonv2",
+                                        "limit": 1})
+        request = urllib.request.Request(f"{self.base_url}/search?{query}",
+                                         headers={"User-Agent": self.user_agent})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                found = json.loads(response.read(1_000_000))
+            if not found:
+                return None
+            return GeoPoint(float(found[0]["lat"]), float(found[0]["lon"]))
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return None
+
+
+class ChainGeocoder:
+    """Tries each geocoder in turn: the first that knows the postcode answers."""
+
+    def __init__(self, geocoders: Sequence[Geocoder] | Iterable[Geocoder]) -> None:
+        self.geocoders = list(geocoders)
+
+    def locate(self, postcode: str) -> GeoPoint | None:
+        for geocoder in self.geocoders:
+            point = geocoder.locate(postcode)
+            if point is not None:
+                return point
+        return None

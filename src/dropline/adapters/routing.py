@@ -9,10 +9,17 @@ are computed by the same rules.
 
 from __future__ import annotations
 
+import json
+import urllib.request
+from collections.abc import Sequence
+
+import numpy as np
 import pyvrp
 from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, StoppingCriterion
 
-from dropline.fulfilment.ports import RouteSolver
+from dropline.fulfilment.ports import RouteSolver, TravelTimes
+from dropline.fulfilment.rules import GeoPoint
+from dropline.fulfilment.travel import StraightLineTravel, TravelMatrix
 from dropline.fulfilment.vrp import (
     RoutePlan,
     RoutingProblem,
@@ -21,7 +28,8 @@ from dropline.fulfilment.vrp import (
     schedule_route,
 )
 
-__all__ = ["NearestNeighbourSolver", "PyVRPSolver", "RouteSolver", "serviceable_stops"]
+__all__ = ["NearestNeighbourSolver", "OSRMTravelTimes", "PyVRPSolver", "RouteSolver",
+           "serviceable_stops"]
 
 
 def serviceable_stops(problem: RoutingProblem) -> list[StopId]:
@@ -159,3 +167,39 @@ class NearestNeighbourSolver:
             sequences.append(route)
 
         return plan_routes_from_sequences(problem, sequences)
+
+
+class OSRMTravelTimes:
+    """Road-network metres and seconds from an OSRM server's table service
+    (``GET {base}/table/v1/{profile}/{lon,lat;...}?annotations=duration,distance``), for
+    planning windows on real streets. When the server fails, answers with anything but
+    ``"code": "Ok"`` or leaves a pair unroutable, the whole matrix comes from ``fallback``
+    (straight line by default) and says so in ``source``: a plan is never refused for it.
+    OSRM's demo server is for light testing only; run your own for production."""
+
+    def __init__(self, base_url: str, *, profile: str = "driving", timeout: float = 10.0,
+                 fallback: TravelTimes | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.profile = profile
+        self.timeout = timeout
+        self.fallback = fallback or StraightLineTravel()
+
+    def matrix(self, points: Sequence[GeoPoint]) -> TravelMatrix:
+        coordinates = ";".join(f"{p.longitude:.6f},{p.latitude:.6f}" for p in points)
+        url = (f"{self.base_url}/table/v1/{self.profile}/{coordinates}"
+               "?annotations=duration,distance")
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310
+                body = json.loads(response.read(50_000_000))
+            if body.get("code") != "Ok":
+                raise ValueError(body.get("code"))
+            seconds = np.array(body["durations"], dtype=np.float64)
+            metres = np.array(body["distances"], dtype=np.float64)
+            size = len(points)
+            if seconds.shape != (size, size) or metres.shape != (size, size):
+                raise ValueError("matrix of the wrong shape")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            fallback = self.fallback.matrix(points)
+            return TravelMatrix(fallback.metres, fallback.seconds,
+                                f"{fallback.source} (OSRM failed: {str(exc)[:80]})")
+        return TravelMatrix(metres, seconds, "osrm")

@@ -2,7 +2,9 @@
 a working day.
 
 For each hub, a handful of orders placed since yesterday evening by customers who live within
-a couple of kilometres; each goes through the real fulfilment decision (the brand's rules,
+a couple of kilometres (their postcode's district centre, by the demo's London geocoder, is in
+reach; the door is placed within ``DOOR_KM`` of that centre, so address, postcode and
+coordinates agree: no Cardiff postcode on a Clapham cargo bike); each goes through the real fulfilment decision (the brand's rules,
 stock, windows, cost) at the moment it was placed, the decision is recorded, and a hub-window
 decision books its window. Windows whose cutoff has passed are routed (as the planning job
 would); if none has yet, each hub's first window with stops is routed early, so a route
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from dropline.adapters.geocoding import LondonDistrictGeocoder
 from dropline.adapters.routing import NearestNeighbourSolver
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.clock import FrozenClock
@@ -39,6 +42,7 @@ from dropline.pricing import PricedLine, order_totals
 LONDON = ZoneInfo("Europe/London")
 ORDERS_PER_HUB = 7
 RADIUS_KM = 2.6  # some beyond the 2 km rule: they fall to the cost comparison
+DOOR_KM = 0.5  # a door within this of its postcode district's centre
 
 
 def seed_deliveries(ctx: DemoContext) -> str:
@@ -50,6 +54,9 @@ def seed_deliveries(ctx: DemoContext) -> str:
     if not hubs or not customers:
         return "no hubs or customers"
     members = [(c, ctx.ids.customers[c]) for c in _member_ids(ctx) if c in ctx.ids.customers]
+    geocoder = LondonDistrictGeocoder()
+    homes = {c: point for c, shopper in customers
+             if (point := geocoder.locate(shopper.postcode)) is not None}
     decisions = booked = 0
     for hub in hubs:
         windows = [w for w in session.scalars(select(DeliveryWindow).where(
@@ -57,16 +64,24 @@ def seed_deliveries(ctx: DemoContext) -> str:
             if w.starts_at.astimezone(LONDON).date() == today]
         stock = [v for v, on_hand in session.execute(select(StockLevel.variant_id,
                  StockLevel.on_hand).where(StockLevel.location_id == hub.id)) if on_hand > 5]
-        if not windows or not stock:
+        hub_point = R.GeoPoint(hub.latitude or 0, hub.longitude or 0)
+
+        def local(pairs: list[tuple[int, Any]], hub_point: R.GeoPoint = hub_point
+                  ) -> list[tuple[int, Any]]:
+            return [(c, s) for c, s in pairs
+                    if c in homes and homes[c].metres_to(hub_point) <= RADIUS_KM * 1000]
+
+        neighbours, local_members = local(customers), local(members)
+        if not windows or not stock or not neighbours:
             continue
         for _ in range(ORDERS_PER_HUB):
             window = ctx.rng.choice(windows)
             latest = min(window.cutoff_at, ctx.now) - timedelta(minutes=2)
             placed = latest - timedelta(minutes=ctx.rng.uniform(5, 600))
             # Members are over-represented among window orders: their subsidy rule applies.
-            customer_id, shopper = ctx.rng.choice(members or customers) \
-                if ctx.rng.random() < 0.3 else ctx.rng.choice(customers)
-            point = _near(ctx, hub)
+            customer_id, shopper = ctx.rng.choice(local_members or neighbours) \
+                if ctx.rng.random() < 0.3 else ctx.rng.choice(neighbours)
+            point = _near(ctx, homes[customer_id], DOOR_KM)
             variant_id = ctx.rng.choice(stock)
             try:
                 decision = fulfilment.decide_fulfilment(
@@ -109,12 +124,13 @@ def _facts(ctx: DemoContext, customer_id: int, at: Any) -> fulfilment.CustomerFa
                                     member_delivery_subsidy=subsidy.kind.value != "none")
 
 
-def _near(ctx: DemoContext, hub: Location) -> R.GeoPoint:
-    distance = RADIUS_KM * math.sqrt(ctx.rng.random())
+def _near(ctx: DemoContext, centre: R.GeoPoint, radius_km: float) -> R.GeoPoint:
+    """A point uniformly within ``radius_km`` of ``centre``."""
+    distance = radius_km * math.sqrt(ctx.rng.random())
     bearing = ctx.rng.uniform(0, 2 * math.pi)
-    lat = (hub.latitude or 0) + distance * math.cos(bearing) / 110.574
-    lon = (hub.longitude or 0) + distance * math.sin(bearing) / (
-        111.320 * math.cos(math.radians(hub.latitude or 0)))
+    lat = centre.latitude + distance * math.cos(bearing) / 110.574
+    lon = centre.longitude + distance * math.sin(bearing) / (
+        111.320 * math.cos(math.radians(centre.latitude)))
     return R.GeoPoint(round(lat, 6), round(lon, 6))
 
 

@@ -3,6 +3,7 @@ stock movements for the brand (scope ``fulfilment:manage``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from dropline.carts.models import Cart, CartLine
 from dropline.catalog.service import get_location_by_code
 from dropline.errors import InvalidInput, NotFound
+from dropline.fulfilment import positioning as P
 from dropline.fulfilment import rules as R
 from dropline.fulfilment import service
 from dropline.fulfilment.decision_tree import tree_html, tree_markdown, tree_svg
@@ -21,17 +23,28 @@ from dropline.fulfilment.models import FulfilmentSite, MovementKind
 from dropline.fulfilment.planning import RouteSheet, plan_window_apart, route_sheet
 from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.fulfilment.routemap import route_map_svg
+from dropline.fulfilment.stocking import (
+    PositioningPlan,
+    accept_positioning,
+    cost_report,
+    plan_positioning,
+)
 from dropline.fulfilment.schemas import (
     AddressRead,
     BookingCreate,
     BookingRead,
     CentralOptionRead,
+    CostRowRead,
     DecisionRead,
     DeliveryOptionsRead,
     JobsRead,
     MovementCreate,
     MovementRead,
     PlanCreate,
+    PositioningIn,
+    PositioningRead,
+    PositionTargetRead,
+    ProposalRead,
     RateCardPut,
     RateRead,
     RouteSheetRead,
@@ -118,7 +131,8 @@ def delivery_options(
     destination = service.resolve_destination(geocoder=geocoder, latitude=latitude,
                                               longitude=longitude, postcode=postcode)
     decision, options = service.decide_with_options(
-        session, lines=lines, destination=destination, at=clock.now(), required_by=required_by)
+        session, lines=lines, destination=destination, at=clock.now(), required_by=required_by,
+        steering=service.Steering() if settings.fulfilment.steering else None)
     central = next((o for o in options.options if o.path == "central" and o.eligible), None)
     windows = service.window_options(session, options.options)
     return DeliveryOptionsRead(
@@ -332,3 +346,58 @@ def run_jobs(db: DatabaseDep, clock: ClockDep, solver: SolverDep, _: Manager) ->
     report = run_fulfilment_jobs(db, clock=clock, solver=solver)
     return JobsRead.model_validate(report, from_attributes=True)
 
+
+
+# --- stock where demand is, and what fulfilment costs ----------------------------------------
+
+
+def _positioning(session: Session, clock: ClockDep, geocoder: Geocoder,
+                 body: PositioningIn) -> PositioningPlan:
+    drop = P.DropDemand(estimate={int(k): float(v) for k, v in body.drop_estimate.items()},
+                        cap={int(k): v for k, v in body.drop_cap.items()}) \
+        if body.drop_estimate else None
+    return plan_positioning(session, clock=clock, geocoder=geocoder, days=body.days,
+                            cover_days=body.cover_days, safety=body.safety, drop=drop)
+
+
+def _positioning_read(plan: PositioningPlan) -> PositioningRead:
+    return PositioningRead(
+        orders_read=plan.orders_read, orders_in_reach=plan.orders_in_reach,
+        targets=[PositionTargetRead.model_validate(t, from_attributes=True)
+                 for t in plan.targets],
+        proposals=[ProposalRead(number=n, kind=p.kind, source=p.source,
+                                destination=p.destination, variant_id=p.variant_id,
+                                quantity=p.quantity, lead_hours=p.lead_hours,
+                                arrives_at=p.arrives_at, late=p.late)
+                   for n, p in enumerate(plan.proposals, start=1)])
+
+
+@router.post(f"{PREFIX}/positioning", response_model=PositioningRead,
+             summary="The positioning plan: units per hub and variant, and the transfers and "
+                     "production runs that would get them there (changes nothing)")
+def positioning_plan(body: PositioningIn, session: SessionDep, clock: ClockDep,
+                     geocoder: GeocoderDep, _: Manager) -> PositioningRead:
+    return _positioning_read(_positioning(session, clock, geocoder, body))
+
+
+@router.post(f"{PREFIX}/positioning/accept", response_model=list[MovementRead],
+             status_code=status.HTTP_201_CREATED,
+             summary="Accept the positioning plan's proposals as stock movements")
+def positioning_accept(body: PositioningIn, session: SessionDep, clock: ClockDep,
+                       geocoder: GeocoderDep, _: Manager) -> list[MovementRead]:
+    plan = _positioning(session, clock, geocoder, body)
+    movements = accept_positioning(session, clock=clock, plan=plan,
+                                   only=set(body.only) if body.only is not None else None)
+    return [MovementRead.model_validate(m) for m in movements]
+
+
+@router.get(f"{PREFIX}/costs", response_model=list[CostRowRead],
+            summary="Fulfilment cost per order by ISO week, path and location")
+def get_costs(session: SessionDep, clock: ClockDep, _: Manager,
+              weeks: Annotated[int, Query(ge=1, le=104)] = 4) -> list[CostRowRead]:
+    now = clock.now()
+    rows = cost_report(session, since=now - timedelta(weeks=weeks),
+                       until=now + timedelta(seconds=1))
+    return [CostRowRead(week=r.week, path=r.path, location=r.location_code, orders=r.orders,
+                        cost_amount=r.cost_amount, cost_per_order=round(r.cost_per_order, 1),
+                        routed_orders=r.routed_orders) for r in rows]

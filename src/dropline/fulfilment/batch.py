@@ -207,6 +207,12 @@ def _decide_by_rules(session: Session, *, clock: Clock, order: Order, geocoder: 
         problem = _allocate(session, clock=clock, order=order, option=chosen, lines=lines,
                             destination=destination)
         if problem is None:
+            if destination is None:
+                postcode = str((order.shipping_address or {}).get("postcode") or "")[:12]
+                decision = replace(decision, explanation=(
+                    f"{decision.explanation} Address not located (postcode {postcode!r} "
+                    "unknown to the geocoder): central shipping, priced at the farthest "
+                    "zone."))
             if fallbacks:
                 decision = replace(
                     decision, rule=f"{decision.rule} (fallback: {'; '.join(fallbacks)})",

@@ -19,6 +19,7 @@ from dropline.fulfilment.service import (
     CustomerFacts,
     Destination,
     LineRequest,
+    Steering,
     book_window,
     cancel_booking,
     decide_with_options,
@@ -42,8 +43,9 @@ class WindowBooking:
 class WindowCheckout:
     """Quotes, books and frees hub delivery windows for the cart checkout."""
 
-    def __init__(self, geocoder: Geocoder) -> None:
+    def __init__(self, geocoder: Geocoder, *, steering: bool = False) -> None:
         self._geocoder = geocoder
+        self._steering = steering
 
     def quote_window(self, session: Session, *, lines: Sequence[tuple[int, int]],
                      choice: DeliveryChoice, postcode: str, at: datetime,
@@ -55,7 +57,8 @@ class WindowCheckout:
                                           longitude=choice.longitude, postcode=postcode)
         decision, options = decide_with_options(
             session, lines=[LineRequest(variant_id, quantity) for variant_id, quantity in lines],
-            destination=destination, at=at, customer=customer)
+            destination=destination, at=at, customer=customer,
+            steering=Steering() if self._steering else None)
         option = next((o for o in options.options if o.window_id == choice.window_id), None)
         if option is None or not option.eligible:
             why = option.excluded if option is not None else "it does not serve this address"

@@ -158,8 +158,12 @@ fulfilment_app = typer.Typer(
 )
 rules_app = typer.Typer(help="The brand's fulfilment rules.", no_args_is_help=True)
 windows_app = typer.Typer(help="Hub delivery windows.", no_args_is_help=True)
+position_app = typer.Typer(
+    help="Stock where demand is: the positioning plan per hub and variant, and accepting its "
+         "transfer and production-run proposals.", no_args_is_help=True)
 fulfilment_app.add_typer(rules_app, name="rules")
 fulfilment_app.add_typer(windows_app, name="windows")
+fulfilment_app.add_typer(position_app, name="position")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -395,3 +399,118 @@ def decide_orders() -> None:
     Console().print(f"{report.total} orders decided ({paths or 'none undecided'}); "
                     f"{len(report.fallbacks)} after a fallback, "
                     f"{len(report.skipped)} decided meanwhile elsewhere")
+
+
+# --- stock where demand is, and what fulfilment costs ----------------------------------------
+
+
+def _variant_units(items: list[str], option: str) -> dict[int, int]:
+    """"12=200" -> {12: 200}; a bad item is one line naming the option."""
+    result = {}
+    for item in items:
+        variant, _, units = item.partition("=")
+        if not (variant.isdigit() and units.isdigit()):
+            raise _fail(f"{option} takes VARIANT=UNITS, e.g. 12=200 (got {item!r})")
+        result[int(variant)] = int(units)
+    return result
+
+
+def _positioning(session: Any, clock: Any, *, days: int, cover: float, safety: float,
+                 expect: list[str], cap: list[str]) -> Any:
+    from dropline.fulfilment import positioning as P
+    from dropline.fulfilment.stocking import plan_positioning
+
+    estimate, caps = _variant_units(expect, "--expect"), _variant_units(cap, "--cap")
+    drop = P.DropDemand(estimate={k: float(v) for k, v in estimate.items()}, cap=caps) \
+        if estimate else None
+    return plan_positioning(session, clock=clock, geocoder=services().geocoder, days=days,
+                            cover_days=cover, safety=safety, drop=drop)
+
+
+DaysOption = Annotated[int, typer.Option(min=1, max=365, help="Days of past orders to read.")]
+CoverOption = Annotated[float, typer.Option(min=0.1, max=60, help="Days of demand to hold.")]
+SafetyOption = Annotated[float, typer.Option(min=1, max=5, help="Safety factor on the demand.")]
+ExpectOption = Annotated[list[str], typer.Option(
+    help="A coming drop: the planner's estimate, VARIANT=UNITS (repeat).")]
+CapOption = Annotated[list[str], typer.Option(help="The drop's cap, VARIANT=UNITS (repeat).")]
+
+
+@position_app.command("plan", epilog="Example: dropline fulfilment position plan --days 28 "
+                      "--cover 2 --expect 12=200 --cap 12=150")
+def position_plan(days: DaysOption = 28, cover: CoverOption = 2.0, safety: SafetyOption = 1.3,
+                  expect: ExpectOption = [], cap: CapOption = [],  # noqa: B006
+                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show how many units of each variant each hub should hold and the transfers and
+    production runs (micro-factory, 48 h) that would get them there."""
+    with _unit_of_work() as (session, clock):
+        plan = _positioning(session, clock, days=days, cover=cover, safety=safety,
+                            expect=expect, cap=cap)
+    if as_json:
+        typer.echo(json.dumps({
+            "orders_read": plan.orders_read, "orders_in_reach": plan.orders_in_reach,
+            "targets": [{"hub": t.hub, "variant_id": t.variant_id, "daily_units": t.daily_units,
+                         "target": t.target, "on_hand": t.on_hand, "in_transit": t.in_transit}
+                        for t in plan.targets],
+            "proposals": [{"number": n, "kind": p.kind, "source": p.source,
+                           "destination": p.destination, "variant_id": p.variant_id,
+                           "quantity": p.quantity, "lead_hours": p.lead_hours,
+                           "arrives_at": p.arrives_at.isoformat(), "late": p.late}
+                          for n, p in enumerate(plan.proposals, start=1)]}))
+        return
+    console = Console()
+    console.print(f"{plan.orders_read} paid orders in {plan.days} days, "
+                  f"{plan.orders_in_reach} within a hub's reach")
+    table = Table("#", "kind", "from", "to", "variant", "units", "lead (h)", "arrives (UTC)")
+    for number, p in enumerate(plan.proposals, start=1):
+        table.add_row(str(number), p.kind, p.source, p.destination, str(p.variant_id),
+                      str(p.quantity), f"{p.lead_hours:g}", f"{p.arrives_at:%Y-%m-%d %H:%M}"
+                      + (" (late)" if p.late else ""))
+    console.print(table if plan.proposals else "nothing to move: every hub holds its target")
+
+
+@position_app.command("accept", epilog="Example: dropline fulfilment position accept "
+                      "--only 1 --only 3")
+def position_accept(days: DaysOption = 28, cover: CoverOption = 2.0,
+                    safety: SafetyOption = 1.3, expect: ExpectOption = [],  # noqa: B006
+                    cap: CapOption = [],  # noqa: B006
+                    only: Annotated[list[int], typer.Option(
+                        min=1, help="Accept only these proposal numbers (repeat); all by "
+                                    "default.")] = []) -> None:  # noqa: B006
+    """Start the plan's proposals as transfers and production runs (the same plan as
+    `position plan` with the same options, computed again now)."""
+    from dropline.fulfilment.stocking import accept_positioning
+
+    with _unit_of_work() as (session, clock):
+        plan = _positioning(session, clock, days=days, cover=cover, safety=safety,
+                            expect=expect, cap=cap)
+        movements = accept_positioning(session, clock=clock, plan=plan,
+                                       only=set(only) if only else None)
+    units = sum(m.quantity for m in movements)
+    typer.echo(f"{len(movements)} movement(s) started, {units} units")
+
+
+@fulfilment_app.command("costs", epilog="Example: dropline fulfilment costs --weeks 4 --json")
+def costs(weeks: Annotated[int, typer.Option(min=1, max=104, help="Weeks back from now.")] = 4,
+          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Fulfilment cost per order by ISO week, path and location (hub-window orders from
+    their planned routes once planned)."""
+    from datetime import timedelta
+
+    from dropline.fulfilment.stocking import cost_report
+
+    with _unit_of_work() as (session, clock):
+        now = clock.now()
+        rows = cost_report(session, since=now - timedelta(weeks=weeks),
+                           until=now + timedelta(seconds=1))
+    if as_json:
+        typer.echo(json.dumps([{"week": r.week, "path": r.path, "location": r.location_code,
+                                "orders": r.orders, "cost_amount": r.cost_amount,
+                                "cost_per_order": round(r.cost_per_order, 1),
+                                "routed_orders": r.routed_orders} for r in rows]))
+        return
+    table = Table("week", "path", "location", "orders", "cost", "per order", "from routes")
+    for r in rows:
+        table.add_row(r.week, r.path, r.location_code, str(r.orders),
+                      f"{r.cost_amount / 100:.2f}", f"{r.cost_per_order / 100:.2f}",
+                      str(r.routed_orders))
+    Console().print(table if rows else "no fulfilment decisions in that time")

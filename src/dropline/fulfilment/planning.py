@@ -14,10 +14,11 @@ feasible for that fleet is feasible for every vehicle); mixed fleets would need 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -37,7 +38,8 @@ from dropline.fulfilment.models import (
     WindowBooking,
     WindowStatus,
 )
-from dropline.fulfilment.ports import RouteSolver
+from dropline.fulfilment.ports import RouteSolver, TravelTimes
+from dropline.fulfilment.steering import EXTRA_PARCEL_SECONDS, SAME_ADDRESS_METRES
 from dropline.fulfilment.vrp import (
     NO_LIMIT,
     Depot,
@@ -65,6 +67,11 @@ class WindowProblem:
     bookings: dict[int, WindowBooking]
     origin: datetime  # second 0 of the problem's clock
     costs: R.VehicleCosts | None
+    # Consolidation: the stop's booking id -> every booking handed over at that stop.
+    merged: dict[int, list[int]] = field(default_factory=dict)
+
+    def bookings_at(self, stop_id: StopId) -> list[int]:
+        return self.merged.get(int(stop_id), [int(stop_id)])
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,27 @@ class PlannedWindow:
     plan: RoutePlan
 
 
-def build_window_problem(session: Session, *, window_id: int) -> WindowProblem:
+def group_same_address(bookings: Sequence[WindowBooking]) -> dict[int, list[int]]:
+    """Bookings at one address (within ``SAME_ADDRESS_METRES``), in booking order, keyed by
+    the first: the orders of one household in a window become one stop."""
+    groups: dict[int, list[int]] = {}
+    heads: list[tuple[R.GeoPoint, int]] = []
+    for booking in bookings:
+        point = R.GeoPoint(booking.latitude, booking.longitude)
+        head = next((bid for p, bid in heads
+                     if p.metres_to(point) < SAME_ADDRESS_METRES), None)
+        if head is None:
+            heads.append((point, booking.id))
+            groups[booking.id] = [booking.id]
+        else:
+            groups[head].append(booking.id)
+    return groups
+
+
+def build_window_problem(session: Session, *, window_id: int, consolidate: bool = True,
+                         travel: TravelTimes | None = None) -> WindowProblem:
+    """The window's routing problem; ``travel`` (e.g. OSRM's road matrix) replaces the
+    straight-line metres and seconds."""
     window = session.get(DeliveryWindow, window_id)
     if window is None:
         raise NotFound(f"delivery window {window_id} not found")
@@ -105,9 +132,17 @@ def build_window_problem(session: Session, *, window_id: int) -> WindowProblem:
         .order_by(WindowBooking.id))}
     earliest = seconds(window.starts_at)
     latest = max(earliest, seconds(window.ends_at) - site.service_seconds)
-    stops = [Stop(id=b.id, x=b.longitude, y=b.latitude, demand=b.weight_grams,
-                  earliest=earliest, latest=latest, service=site.service_seconds)
-             for b in bookings.values()]
+    groups = (group_same_address(list(bookings.values())) if consolidate
+              else {bid: [bid] for bid in bookings})
+    stops = []
+    for head, members in groups.items():
+        b = bookings[head]
+        service = site.service_seconds + EXTRA_PARCEL_SECONDS * (len(members) - 1)
+        stops.append(Stop(id=b.id, x=b.longitude, y=b.latitude,
+                          demand=sum(bookings[m].weight_grams for m in members),
+                          earliest=earliest, latest=max(earliest, latest - (service
+                                                        - site.service_seconds)),
+                          service=service))
     if vehicles:
         fleet = Fleet(
             count=len(vehicles), capacity=min(v.capacity_grams for v in vehicles),
@@ -120,10 +155,19 @@ def build_window_problem(session: Session, *, window_id: int) -> WindowProblem:
     problem = build_geographic_problem(depot, stops, fleet, speed_kmh=site.speed_kmh,
                                        detour_factor=site.detour_factor,
                                        name=f"window-{window.id}")
+    if travel is not None:
+        matrix = travel.matrix([R.GeoPoint(location.latitude, location.longitude),
+                                *(R.GeoPoint(stop.y, stop.x) for stop in stops)])
+        problem = RoutingProblem(
+            depot=depot, stops=tuple(stops), fleet=fleet,
+            distance=np.rint(matrix.metres).astype(np.int64),
+            duration=np.ceil(matrix.seconds).astype(np.int64), scale=1,
+            name=f"window-{window.id} ({matrix.source})")
     costs = R.VehicleCosts(max(v.cost_per_km_amount for v in vehicles),
                            max(v.cost_per_hour_amount for v in vehicles), site.speed_kmh,
                            site.detour_factor, site.service_seconds) if vehicles else None
-    return WindowProblem(window, problem, vehicles, bookings, origin, costs)
+    merged = {head: members for head, members in groups.items() if len(members) > 1}
+    return WindowProblem(window, problem, vehicles, bookings, origin, costs, merged)
 
 
 @dataclass(frozen=True)
@@ -135,11 +179,14 @@ class PlanInputs:
     built: WindowProblem
     replaced_plan_id: int | None
     fingerprint: tuple[object, ...]
+    consolidated: bool = True
 
 
-def read_plan_inputs(session: Session, *, window_id: int, replan: bool) -> PlanInputs:
+def read_plan_inputs(session: Session, *, window_id: int, replan: bool,
+                     consolidate: bool = True, travel: TravelTimes | None = None) -> PlanInputs:
     """The window's routing problem; a window planned already is refused unless ``replan``."""
-    built = build_window_problem(session, window_id=window_id)
+    built = build_window_problem(session, window_id=window_id, consolidate=consolidate,
+                                 travel=travel)
     existing = session.scalar(select(RoutePlanRow.id).where(
         RoutePlanRow.window_id == built.window.id))
     if existing is not None and not replan:
@@ -152,7 +199,7 @@ def read_plan_inputs(session: Session, *, window_id: int, replan: bool) -> PlanI
         tuple((v.id, v.capacity_grams, v.shift_start, v.shift_end, v.cost_per_km_amount,
                v.cost_per_hour_amount) for v in built.vehicles),
         built.problem.depot)
-    return PlanInputs(built, existing, fingerprint)
+    return PlanInputs(built, existing, fingerprint, consolidate)
 
 
 def solve_plan(inputs: PlanInputs, *, solver: RouteSolver, max_seconds: float,
@@ -167,7 +214,8 @@ def store_window_plan(session: Session, *, clock: Clock, inputs: PlanInputs, pla
     """Stores a plan computed from ``inputs``, if the window, its bookings, its vans and its
     plan are still what they were (else ``InvalidState``: plan again); the window stops taking
     bookings."""
-    current = read_plan_inputs(session, window_id=inputs.built.window.id, replan=True)
+    current = read_plan_inputs(session, window_id=inputs.built.window.id, replan=True,
+                               consolidate=inputs.consolidated)
     if current.fingerprint != inputs.fingerprint:
         raise InvalidState(f"window {inputs.built.window.id} changed while it was planned; "
                            "plan it again")
@@ -184,16 +232,18 @@ def store_window_plan(session: Session, *, clock: Clock, inputs: PlanInputs, pla
                  payload={"window_id": window.id, "routes": len(plan.routes),
                           "stops": len(built.bookings), "unassigned": len(plan.unassigned),
                           "cost_amount": row.cost_amount, "feasible": plan.feasible})
-    return PlannedWindow(row, built.problem, plan)
+    return PlannedWindow(row, inputs.built.problem, plan)  # the problem it was solved on
 
 
 def plan_window(session: Session, *, clock: Clock, window_id: int, solver: RouteSolver,
-                max_seconds: float = 5.0, seed: int = 0, replan: bool = False) -> PlannedWindow:
+                max_seconds: float = 5.0, seed: int = 0, replan: bool = False,
+                consolidate: bool = True, travel: TravelTimes | None = None) -> PlannedWindow:
     """Plans a window's routes and stores them, in the caller's transaction (the CLI, the
     demo); the window stops taking bookings. A window planned already keeps its plan unless
     ``replan``. Stops the plan cannot fit are listed as unassigned (they go by carrier).
     Servers use ``plan_window_apart``, which holds no transaction while the solver runs."""
-    inputs = read_plan_inputs(session, window_id=window_id, replan=replan)
+    inputs = read_plan_inputs(session, window_id=window_id, replan=replan,
+                              consolidate=consolidate, travel=travel)
     plan = solve_plan(inputs, solver=solver, max_seconds=max_seconds, seed=seed)
     return store_window_plan(session, clock=clock, inputs=inputs, plan=plan,
                              solver=type(solver).__name__)
@@ -201,13 +251,15 @@ def plan_window(session: Session, *, clock: Clock, window_id: int, solver: Route
 
 def plan_window_apart(db: Database, *, clock: Clock, window_id: int, solver: RouteSolver,
                       max_seconds: float = 5.0, seed: int = 0,
-                      replan: bool = False) -> PlannedWindow:
+                      replan: bool = False, consolidate: bool = True,
+                      travel: TravelTimes | None = None) -> PlannedWindow:
     """``plan_window`` in three steps: read the problem in a short transaction, solve with no
     transaction open, store in a short transaction that checks nothing changed meanwhile. On
     SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``, ``dropline.db``), so a
     solver running inside one would hold every other request for its whole run."""
     with db.transaction() as session:
-        inputs = read_plan_inputs(session, window_id=window_id, replan=replan)
+        inputs = read_plan_inputs(session, window_id=window_id, replan=replan,
+                                  consolidate=consolidate, travel=travel)
     plan = solve_plan(inputs, solver=solver, max_seconds=max_seconds, seed=seed)
     with db.transaction() as session:
         return store_window_plan(session, clock=clock, inputs=inputs, plan=plan,
@@ -251,7 +303,8 @@ def _store_plan(session: Session, *, clock: Clock, built: WindowProblem, plan: R
         window_id=built.window.id, planned_at=clock.now(), solver=solver[:32],
         cost_amount=R.round_amount(plan.cost / COST_UNITS_PER_MINOR),
         distance_m=plan.distance, duration_s=plan.duration, feasible=plan.feasible,
-        unassigned_booking_ids=[int(stop_id) for stop_id in plan.unassigned])
+        unassigned_booking_ids=[bid for stop_id in plan.unassigned
+                                for bid in built.bookings_at(stop_id)])
     session.add(row)
     session.flush()
     for number, (route, vehicle) in enumerate(zip(plan.routes, built.vehicles, strict=False),
@@ -264,11 +317,13 @@ def _store_plan(session: Session, *, clock: Clock, built: WindowProblem, plan: R
             cost_amount=costs.amount_for(route.distance, route.duration) if costs else 0)
         session.add(route_row)
         session.flush()
+        # A consolidated stop stores one row per booking, at the same position and time.
         session.add_all(RouteStopRow(route_id=route_row.id, position=position,
-                                     booking_id=int(stop_id),
+                                     booking_id=booking_id,
                                      eta=built.origin + timedelta(seconds=eta))
                         for position, (stop_id, eta) in enumerate(zip(route.stops, route.etas),
-                                                                   start=1))
+                                                                   start=1)
+                        for booking_id in built.bookings_at(stop_id))
     session.flush()
     return row
 

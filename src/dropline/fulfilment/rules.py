@@ -36,11 +36,11 @@ __all__ = [
     "ACTIONS", "CONDITION_FIELDS", "OPERATORS", "CarrierRate", "CentralQuote", "CentralSite",
     "Condition", "Decision", "GeoPoint", "Insertion", "OpeningHours", "Option", "OrderFacts",
     "Path", "Rule", "VehicleCosts", "WindowSlot", "carrier_rate", "central_quote", "decide",
-    "describe_condition", "describe_rule", "insertion_quote", "parse_rule",
+    "describe_condition", "describe_rule", "insertion_quote", "joined_central_quote", "parse_rule",
     "round_amount", "slot_windows", "trip_quote", "window_price",
 ]
 
-Path = Literal["central", "hub-window", "pop-up"]
+Path = Literal["central", "hub-window", "hub-collect", "pop-up"]
 LONDON = ZoneInfo("Europe/London")
 
 
@@ -143,6 +143,23 @@ def central_quote(site: CentralSite, *, destination: GeoPoint, weight_grams: int
         carrier_amount=rate.amount, zone=rate.zone, distance_km=round(distance_km, 2),
         promise_at=delivered.astimezone(at.tzinfo),
     )
+
+
+def joined_central_quote(site: CentralSite, *, destination: GeoPoint, parcel_grams: int,
+                         weight_grams: int, at: datetime) -> CentralQuote | None:
+    """Consolidation at the warehouse: an order joining a parcel to the same address that has
+    not left yet costs its pick/pack plus what the heavier parcel adds to the carrier's rate
+    (often nothing), not a second parcel. None when the card cannot carry the joined weight."""
+    alone = central_quote(site, destination=destination, weight_grams=parcel_grams, at=at)
+    joined = central_quote(site, destination=destination,
+                           weight_grams=parcel_grams + weight_grams, at=at)
+    if alone is None or joined is None:
+        return None
+    extra = joined.carrier_amount - alone.carrier_amount
+    return CentralQuote(cost_amount=site.pick_pack_amount + extra,
+                        pick_pack_amount=site.pick_pack_amount, carrier_amount=extra,
+                        zone=joined.zone, distance_km=joined.distance_km,
+                        promise_at=joined.promise_at)
 
 
 # --- hub deliveries -------------------------------------------------------------------------
@@ -455,6 +472,7 @@ class Option:
     excluded: str = ""  # why it cannot be chosen; "" when eligible
     price_amount: int | None = None  # what the shopper pays (windows)
     green: bool = False
+    offer: str = ""  # why a window is offered at its price, or hidden (slot steering)
 
     @property
     def eligible(self) -> bool:
@@ -465,6 +483,8 @@ class Option:
             local = self.window_starts_at.astimezone(LONDON)
             end = self.promise_at.astimezone(LONDON)
             what = f"{self.location_code} window {local:%a %H:%M}–{end:%H:%M}"
+        elif self.path == "hub-collect":
+            what = f"collection at {self.location_code}"
         else:
             what = f"{self.path} shipping from {self.location_code}"
         parts = " + ".join(f"{name} {format_money(amount, currency)}"

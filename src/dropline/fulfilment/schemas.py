@@ -293,3 +293,59 @@ class DeliveryOptionsRead(Output):
     central: CentralOptionRead | None
     windows: list[WindowOptionRead]
 
+
+
+# --- stock where demand is, costs -------------------------------------------------------------
+
+VariantUnits = Annotated[dict[Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,14}$")],
+                              Annotated[int, Field(ge=0, le=10**9)]], Field(max_length=500)]
+
+
+class PositioningIn(Input):
+    days: Annotated[int, Field(ge=1, le=365)] = 28
+    cover_days: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 2.0
+    safety: Annotated[float, Field(ge=1, le=5, allow_inf_nan=False)] = 1.3
+    drop_estimate: VariantUnits = Field(default_factory=dict, description=(
+        "a coming drop: the planner's estimate of units per variant id"))
+    drop_cap: VariantUnits = Field(default_factory=dict, description="the drop's cap per variant")
+    only: list[Annotated[int, Field(ge=1)]] | None = Field(default=None, max_length=1000,
+                                                           description=(
+        "accept: only these 1-based proposal numbers (all when absent)"))
+
+
+class PositionTargetRead(Output):
+    hub: str
+    variant_id: int
+    daily_units: float
+    target: int
+    on_hand: int
+    in_transit: int
+
+
+class ProposalRead(Output):
+    number: int
+    kind: Literal["transfer", "production"]
+    source: str
+    destination: str
+    variant_id: int
+    quantity: int
+    lead_hours: float
+    arrives_at: datetime
+    late: bool
+
+
+class PositioningRead(Output):
+    orders_read: int
+    orders_in_reach: int
+    targets: list[PositionTargetRead]
+    proposals: list[ProposalRead]
+
+
+class CostRowRead(Output):
+    week: str
+    path: str
+    location: str
+    orders: int
+    cost_amount: int = Field(description="integer minor units")
+    cost_per_order: float = Field(description="minor units")
+    routed_orders: int = Field(description="hub-window orders costed from planned routes")

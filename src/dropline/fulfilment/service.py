@@ -16,9 +16,10 @@ The checkout seam (the checkout flow calls these inside its own transaction):
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from dropline.clock import Clock
 from dropline.errors import AlreadyExists, InvalidInput, InvalidState, NotFound, OutOfStock
 from dropline.events.service import record_event
 from dropline.fulfilment import rules as R
+from dropline.fulfilment import steering as S
 from dropline.fulfilment.errors import AddressNotFound, WindowClosed, WindowFull
 from dropline.fulfilment.models import (
     BookingStatus,
@@ -49,6 +51,7 @@ from dropline.fulfilment.models import (
 )
 from dropline.fulfilment.ports import Geocoder
 from dropline.locations.models import Location, LocationKind, StockLevel
+from dropline.money import format_money
 from dropline.orders.models import OrderLine
 
 # Windows further ahead than this are not offered (the shopper picks from the next few days).
@@ -70,6 +73,25 @@ class CustomerFacts:
 
     is_member: bool = False
     member_delivery_subsidy: bool = False
+
+
+@dataclass(frozen=True)
+class Steering:
+    """Slot steering for one quote (``dropline.fulfilment.steering``): the demand map's
+    expected bookings per window (window id -> stops expected by cutoff; None: the same hub's
+    windows at the same hour on the same weekday over the last four weeks, averaged), the
+    member's delivery subsidy taken off window prices, and whether a household's second order
+    shares its first order's stop. ``collection``: the shopper asked to collect from a hub.
+    ``price`` False keeps the standard window prices (consolidation and collection only)."""
+
+    expected_stops: Mapping[int, float] | None = None
+    member_subsidy_amount: int = 0
+    consolidate: bool = True
+    collection: bool = False
+    # Consolidation at the warehouse: the weight of a parcel to this address that has not
+    # left yet (the checkout finds it); the order may join it.
+    join_parcel_grams: int | None = None
+    price: bool = True
 
 
 @dataclass(frozen=True)
@@ -265,8 +287,12 @@ def _weights(session: Session, lines: Sequence[LineRequest]) -> tuple[int, int, 
 def gather_options(session: Session, *, lines: Sequence[LineRequest],
                    destination: Destination | None, at: datetime,
                    customer: CustomerFacts = CustomerFacts(),
-                   required_by: datetime | None = None) -> OptionSet:
+                   required_by: datetime | None = None,
+                   steering: Steering | None = None) -> OptionSet:
     """Every way the order could go, each priced, with the reason any cannot be chosen.
+    With ``steering``, hub windows are priced, made green or hidden from their marginal cost
+    to the routes forming (``steering.offer_windows``), and collection at a hub is listed
+    when the shopper asked for it.
 
     ``destination`` None (an address no geocoder knows) leaves central shipping at its
     farthest zone as the only option."""
@@ -303,6 +329,23 @@ def gather_options(session: Session, *, lines: Sequence[LineRequest],
                                        in_stock(location.id)))
         if options[-1].breakdown:
             central_zone = options[-1].breakdown[1][0].removeprefix("carrier ")
+        if (steering is not None and steering.consolidate and steering.join_parcel_grams
+                and destination is not None and location.latitude is not None
+                and location.longitude is not None and in_stock(location.id)):
+            joined = R.joined_central_quote(
+                R.CentralSite(location.id, location.code,
+                              R.GeoPoint(location.latitude, location.longitude),
+                              site.handling_amount, tuple(rates), site.dispatch_cutoff_hour,
+                              site.timezone),
+                destination=destination.point, parcel_grams=steering.join_parcel_grams,
+                weight_grams=weight, at=at)
+            if joined is not None:
+                options.append(R.Option(
+                    "central", location.id, location.code, joined.cost_amount,
+                    joined.promise_at, breakdown=(("pick/pack", joined.pick_pack_amount),
+                                                  ("carrier, added weight",
+                                                   joined.carrier_amount)),
+                    offer="joins the parcel to this address that has not left yet"))
 
     hubs: dict[int, HubContext] = {}
     nearest_km: float | None = None
@@ -321,15 +364,27 @@ def gather_options(session: Session, *, lines: Sequence[LineRequest],
                 DeliveryWindow.starts_at <= at + OFFER_HORIZON)
             .order_by(DeliveryWindow.starts_at, DeliveryWindow.id)))
         booked = _booked_points([w.id for w in windows if w.booked > 0], session)
+        if steering is not None and steering.expected_stops is None:
+            steering = replace(steering, expected_stops=expected_window_stops(session, windows))
         for location, site in hub_sites:
             hub_point = R.GeoPoint(location.latitude, location.longitude)  # type: ignore[arg-type]
             km = hub_point.metres_to(destination.point) / 1000
             nearest_km = km if nearest_km is None else min(nearest_km, km)
             costs = vehicle_costs(site, vehicles[location.id])
             hubs[location.id] = HubContext(location, site, costs)
-            options.extend(_hub_options(
-                location, site, costs, hub_point, destination, km, at, in_stock(location.id),
-                [w for w in windows if w.location_id == location.id], booked))
+            hub_windows = [w for w in windows if w.location_id == location.id]
+            if steering is None or not steering.price:
+                options.extend(_hub_options(
+                    location, site, costs, hub_point, destination, km, at,
+                    in_stock(location.id), hub_windows, booked))
+            else:
+                options.extend(_steered_options(
+                    location, site, costs, hub_point, destination, km, at,
+                    in_stock(location.id), hub_windows, booked,
+                    len([v for v in vehicles[location.id] if v.active]), steering, customer))
+            if steering is not None and steering.collection:
+                options.append(_collection_option(location, site, destination, km, at,
+                                                  in_stock(location.id), hub_windows))
 
     facts = R.OrderFacts(
         weight_grams=weight, subtotal_amount=subtotal,
@@ -337,6 +392,32 @@ def gather_options(session: Session, *, lines: Sequence[LineRequest],
         is_member=customer.is_member, member_delivery_subsidy=customer.member_delivery_subsidy,
         central_zone=central_zone, required_by=required_by)
     return OptionSet(facts, options, weight, destination, currency, hubs)
+
+
+def expected_window_stops(session: Session, windows: Sequence[DeliveryWindow],
+                          weeks: int = 4) -> dict[int, float]:
+    """The demand map for steering, from history: each window's expected bookings are the
+    mean of what the same hub's windows starting the same time 1..``weeks`` weeks earlier took
+    (within an hour, so a clock change does not lose them); 0 without history."""
+    if not windows:
+        return {}
+    earliest = min(w.starts_at for w in windows) - timedelta(weeks=weeks, hours=1)
+    past = session.execute(select(DeliveryWindow.location_id, DeliveryWindow.starts_at,
+                                  DeliveryWindow.booked).where(
+        DeliveryWindow.location_id.in_({w.location_id for w in windows}),
+        DeliveryWindow.starts_at >= earliest,
+        DeliveryWindow.starts_at < max(w.starts_at for w in windows))).all()
+    result = {}
+    for window in windows:
+        counts = []
+        for k in range(1, weeks + 1):
+            when = window.starts_at - timedelta(weeks=k)
+            match = [booked for loc, starts, booked in past if loc == window.location_id
+                     and abs((starts - when).total_seconds()) <= 3600]
+            if match:
+                counts.append(match[0])
+        result[window.id] = sum(counts) / len(counts) if counts else 0.0
+    return result
 
 
 def _booked_points(window_ids: list[int], session: Session) -> dict[int, list[R.GeoPoint]]:
@@ -427,6 +508,80 @@ def _hub_options(location: Location, site: FulfilmentSite, costs: R.VehicleCosts
     return options
 
 
+def _steered_options(location: Location, site: FulfilmentSite, costs: R.VehicleCosts | None,
+                     hub_point: R.GeoPoint, destination: Destination, km: float, at: datetime,
+                     stocked: bool, windows: Sequence[DeliveryWindow],
+                     booked: Mapping[int, list[R.GeoPoint]], vehicles: int,
+                     steering: Steering, customer: CustomerFacts) -> list[R.Option]:
+    """The hub's windows priced by slot steering; a hidden window is listed as excluded with
+    the reason, so the decision record shows the whole offered set."""
+    def excluded(reason: str) -> list[R.Option]:
+        return [R.Option("hub-window", location.id, location.code, 0, at, excluded=reason)]
+
+    if costs is None:
+        return excluded("no vehicles at this hub")
+    if km * 1000 > site.service_radius_m:
+        return excluded(f"{km:.1f} km away, beyond its {site.service_radius_m / 1000:.1f} km "
+                        "radius")
+    if not stocked:
+        return excluded("not in stock at this hub")
+    if not windows:
+        return excluded("no window left that can take the order")
+    trip = R.trip_quote(hub_point, destination.point, costs)
+    area = math.pi * float(site.service_radius_m) ** 2
+    quotes = []
+    for window in windows:
+        points = booked.get(window.id, [])
+        insertion = R.insertion_quote(hub_point, points, destination.point, costs)
+        expected = (steering.expected_stops or {}).get(window.id, 0.0)
+        forecast = None
+        if expected > len(points):
+            per_route = max(1, window.capacity // max(vehicles, 1))
+            forecast = S.density_quote(hub_point, destination.point, costs,
+                                       expected_stops=expected, area_m2=area,
+                                       stops_per_route=per_route)
+        same = steering.consolidate and any(
+            p.metres_to(destination.point) < S.SAME_ADDRESS_METRES for p in points)
+        quotes.append(S.WindowQuote(window.id, location.code, insertion, forecast,
+                                    window.capacity - window.booked, same))
+    subsidy = steering.member_subsidy_amount if customer.member_delivery_subsidy else 0
+    offers = S.offer_windows(quotes, trip=trip, base_price=site.window_price_amount,
+                             green_price=site.green_price_amount, member_subsidy=subsidy)
+    by_id = {w.id: w for w in windows}
+    options = []
+    for offer in offers:
+        window = by_id[offer.window_id]
+        cost = site.handling_amount + offer.marginal_amount
+        options.append(R.Option(
+            "hub-window", location.id, location.code, cost, window.ends_at,
+            breakdown=(("handling", site.handling_amount),
+                       ("route marginal", offer.marginal_amount)),
+            window_id=window.id, window_starts_at=window.starts_at,
+            price_amount=offer.price_amount, green=offer.green, offer=offer.reason,
+            excluded=offer.reason if offer.hidden else ""))
+    return options
+
+
+def _collection_option(location: Location, site: FulfilmentSite, destination: Destination,
+                       km: float, at: datetime, stocked: bool,
+                       windows: Sequence[DeliveryWindow]) -> R.Option:
+    """Collection at the hub, ready by the end of its next window: costs the hub's handling,
+    no driving."""
+    if km * 1000 > site.service_radius_m:
+        return R.Option("hub-collect", location.id, location.code, 0, at,
+                        excluded=f"{km:.1f} km away, beyond its collection radius")
+    if not stocked:
+        return R.Option("hub-collect", location.id, location.code, 0, at,
+                        excluded="not in stock at this hub")
+    ready = min((w.ends_at for w in windows), default=None)
+    if ready is None:
+        return R.Option("hub-collect", location.id, location.code, 0, at,
+                        excluded="the hub has no opening left to hand it over")
+    return R.Option("hub-collect", location.id, location.code, site.handling_amount, ready,
+                    breakdown=(("handling", site.handling_amount),), price_amount=0,
+                    offer="collect free from the hub")
+
+
 def decide_fulfilment(session: Session, *, lines: Sequence[LineRequest],
                       destination: Destination | R.GeoPoint | None, customer_id: int | None,
                       at: datetime, rules: Sequence[R.Rule] | None = None,
@@ -444,11 +599,12 @@ def decide_with_options(session: Session, *, lines: Sequence[LineRequest],
                         destination: Destination | R.GeoPoint | None, at: datetime,
                         rules: Sequence[R.Rule] | None = None,
                         customer: CustomerFacts = CustomerFacts(),
-                        required_by: datetime | None = None) -> tuple[R.Decision, OptionSet]:
+                        required_by: datetime | None = None,
+                        steering: Steering | None = None) -> tuple[R.Decision, OptionSet]:
     if isinstance(destination, R.GeoPoint):
         destination = Destination(destination)
     option_set = gather_options(session, lines=lines, destination=destination, at=at,
-                                customer=customer, required_by=required_by)
+                                customer=customer, required_by=required_by, steering=steering)
     rules = load_rules(session) if rules is None else rules
     decision = R.decide(option_set.facts, option_set.options, rules, option_set.currency)
     if decision is None:
@@ -471,7 +627,8 @@ def window_options(session: Session, options: Sequence[R.Option]) -> list[dict[s
             "starts_at": window.starts_at, "ends_at": window.ends_at,
             "price_amount": option.price_amount or 0, "cost_amount": option.cost_amount,
             "green": option.green,
-            "label": "green: a van already goes nearby" if option.green else "",
+            "label": option.offer or ("green: a van already goes nearby" if option.green
+                                      else ""),
             "remaining": window.capacity - window.booked,
         })
     return rows
@@ -486,6 +643,25 @@ def order_weight(session: Session, order_id: int) -> int:
     return max(int(weight or 0), 1)
 
 
+def describe_offers(options: Sequence[R.Option], currency: str = "GBP") -> str:
+    """The windows slot steering offered (price, green or why priced up) and hid, for the
+    decision record; "" when the quote was not steered."""
+    steered = [o for o in options if o.offer and o.path in ("hub-window", "hub-collect")]
+    if not steered:
+        return ""
+    parts = []
+    for option in sorted(steered, key=lambda o: (o.excluded != "", o.price_amount or 0,
+                                                 o.promise_at)):
+        when = (f"{option.window_starts_at.astimezone(R.LONDON):%H:%M}"
+                if option.window_starts_at else "collection")
+        if option.excluded:
+            parts.append(f"{option.location_code} {when} {option.offer}")
+        else:
+            parts.append(f"{option.location_code} {when} "
+                         f"{format_money(option.price_amount or 0, currency)} ({option.offer})")
+    return " Offered: " + "; ".join(parts) + "."
+
+
 def record_decision(session: Session, *, clock: Clock, decision: R.Decision,
                     order_id: int | None, customer_id: int | None) -> FulfilmentDecisionRow:
     chosen = decision.chosen
@@ -495,7 +671,8 @@ def record_decision(session: Session, *, clock: Clock, decision: R.Decision,
         cost_amount=chosen.cost_amount,
         central_cost_amount=decision.central.cost_amount if decision.central else None,
         hub_cost_amount=decision.hub.cost_amount if decision.hub else None,
-        rule=decision.rule[:200], explanation=decision.explanation[:2000],
+        rule=decision.rule[:200],
+        explanation=(decision.explanation + describe_offers(decision.options))[:2000],
         decided_at=clock.now())
     session.add(row)
     session.flush()

@@ -22,6 +22,7 @@ from dropline.discounts.rules import FIELD as DISCOUNT_FIELD
 from dropline.errors import DomainError, InvalidInput, NotFound, PaymentDeclined
 from dropline.fulfilment.service import (
     LineRequest,
+    Steering,
     booked_window,
     decide_with_options,
     resolve_destination,
@@ -173,7 +174,8 @@ def delivery_windows(session: Session, services: Services, view: carts.CartView,
         destination = resolve_destination(geocoder=services.geocoder, postcode=postcode)
         _, options = decide_with_options(
             session, lines=[LineRequest(line.variant_id, line.quantity) for line in view.lines],
-            destination=destination, at=services.clock.now())
+            destination=destination, at=services.clock.now(),
+            steering=Steering() if services.settings.fulfilment.steering else None)
     except DomainError:
         return []
     return [o for o in options.options if o.window_id is not None and o.eligible]

@@ -392,9 +392,9 @@ class FulfilmentSettings(Section):
         "dropline", "User-Agent sent to the Nominatim service (the public one requires a real "
                     "one naming your shop).")
     steering: bool = setting(
-        False, "Slot steering at checkout: windows priced, green or hidden from their marginal "
+        True, "Slot steering at checkout: windows priced, green or hidden from their marginal "
                "cost to the routes forming, the demand map taken from the last four weeks' "
-               "bookings.")
+               "bookings (on by default; `false` offers every window at its flat price).")
 
 
 class Settings(BaseSettings):

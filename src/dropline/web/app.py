@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
@@ -94,10 +95,19 @@ class DroplineApp(LaneFastAPI):
 
     csrf_guard: CsrfGuard | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Outermost, ahead of the lane and the guard: every answer carries its request's id
+        # (the lane's and the guard's refusals too), and every line logged while it is served.
+        self._entry = RequestIdMiddleware(self._dispatch)
+
     async def _unguarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         await FastAPI.__call__(self, scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if await self.serve_lane(scope, receive, send):
             return
         if self.csrf_guard is None:
@@ -163,7 +173,6 @@ def create_app(
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
     install_metrics(app, services)  # /metrics, /livez, /readyz and the request timer
     app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)
-    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of a request has its id
     install_api_docs(app, title=app.title)
 
     api = APIRouter(prefix="/api/v1")

@@ -61,7 +61,7 @@ from dropline.web.api_docs import install_api_docs
 from dropline.web.caching import install as install_page_cache
 from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.local_pay import router as local_pay_router
-from dropline.web.metrics import install_metrics
+from dropline.web.metrics import install_metrics, start_metrics, stop_metrics
 from dropline.web.request_ids import RequestIdMiddleware
 from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
@@ -142,7 +142,9 @@ def create_app(
         if start_worker:
             services.after_commit.append(worker.kick)
             worker.start()
+        start_metrics(app)
         yield
+        stop_metrics(app)
         if start_worker:
             worker.stop()
 

@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 
 from dropline.adapters.payments import LocalCardProvider
 from dropline.clock import FrozenClock
+from dropline.db import exclusive_job
 from dropline.drops import flows as drop_flows
 from dropline.drops.models import DropBuyer, DropSlot
 from dropline.drops.service import HoldLine
@@ -325,3 +326,32 @@ def test_each_due_job_runs_once_though_a_worker_dies_in_the_middle(
         last, last_log = crew.start("last", once=True)
         assert last.wait(timeout=180) == 0, last_log.read_text()[-3000:]
         job.check(db, ctx, receiver)
+
+
+def test_a_job_lock_is_held_by_one_process_at_a_time_and_goes_with_it(db, database_url):
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from dropline.db import Database, exclusive_job\n"
+         f"db = Database({database_url!r})\n"
+         "with exclusive_job(db, 'fulfilment') as mine:\n"
+         "    print('held' if mine else 'refused', flush=True)\n"
+         "    sys.stdin.read()  # holds the lock until killed\n"],
+        env={**os.environ, "PYTHONPATH": str(SRC)}, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with exclusive_job(db, "fulfilment") as mine, exclusive_job(db, "memberships") as other:
+            assert (mine, other) == (False, True)  # the same job refused, another one free
+    finally:
+        kill(holder)
+    # SIGKILL: the server ends the holder's session and its lock with it.
+    wait_for(lambda: _free(db, "fulfilment"), what="the dead holder's lock to go", seconds=30)
+    with exclusive_job(db, "fulfilment") as mine:
+        assert mine
+        with exclusive_job(db, "fulfilment") as again:  # another connection, even here
+            assert not again
+
+
+def _free(db, name: str) -> bool:
+    with exclusive_job(db, name) as mine:
+        return mine

@@ -13,6 +13,9 @@ work is done. Each due job's effect must have happened once and none may be lost
     payment recovery  each stranded order paid once, from the one charge already made, its
                       units counted once
 
+And the job lock itself (``db.exclusive_job``): held by one process at a time, released when
+its holder is killed.
+
 PostgreSQL only: the workers are separate processes on one database, as on several nodes
 (SQLite deployments are one machine). Synchronised by the failpoint's log line and by polling
 the database with a deadline, never by sleeping for a guessed time."""

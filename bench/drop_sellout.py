@@ -389,9 +389,12 @@ def seed(*, units: int, shoppers: int, queue: bool = True) -> dict[str, Any]:
 
 def start_server(*, port: int, workers: int, ids: dict[str, Any], async_commit: bool,
                  shared_socket: bool = False, redis: bool = True,
-                 stripe_api_base: str | None = None) -> subprocess.Popen[bytes]:
+                 stripe_api_base: str | None = None,
+                 secret_key: str | None = None) -> subprocess.Popen[bytes]:
+    """``secret_key``: the nodes of one shop share theirs (an admission token issued by one
+    is checked by another); a fresh one by default."""
     env = {**os.environ, "DROPLINE_DATABASE_URL": DB_URL, "DROPLINE_RUN_SCHEDULER": "false",
-           "DROPLINE_SECRET_KEY": uuid.uuid4().hex * 2,
+           "DROPLINE_SECRET_KEY": secret_key or uuid.uuid4().hex * 2,
            # Every simulated shopper comes from 127.0.0.1: the per-IP limit would stop the
            # crowd at once. The per-identity limit stays at its default.
            "DROPLINE_DROPS_IP_PER_MINUTE": str(10**9),

@@ -8,14 +8,18 @@ on this machine's loopback ports.
    ``--units`` units (2 per person) and ``--shoppers`` signed-in shoppers, and flushes the
    bench's Redis keys.
 2. Starts two nodes, each a ``dropline serve`` process on its own port, one database and one
-   Redis, with the scheduler off (as deploy/compose.yaml runs them). Shopper *i* talks to node
-   *i mod 2* (what a load balancer does), and the whole crowd asks for admission and buys at
-   once.
+   Redis, with the scheduler off (as deploy/compose.yaml runs them). When HAProxy is installed
+   (Debian: ``apt-get install haproxy``) it runs in front of them with the shipped
+   ``deploy/haproxy/haproxy.cfg`` (its addresses rewritten to this machine's loopback ports)
+   and the whole crowd goes through it; each node's share is read from its ``/metrics``.
+   Otherwise (or with ``--no-balancer``) shopper *i* talks to node *i mod 2* itself. The whole
+   crowd asks for admission and buys at once.
 3. Runs the jobs as a deployment does, with workers that die: a first ``dropline worker`` is
    killed (SIGKILL) as soon as it has sent some of the drop's confirmation mails, then two
    workers run together until the mail outbox is empty. Mail goes by SMTP to a real server in
    this process (aiosmtpd), which counts every message it receives by Message-ID.
-4. Prints (last line, JSON): units sold per node, oversold (units beyond the cap), lost paid
+4. Prints (last line, JSON): ``through`` (``haproxy`` or ``direct``), units sold per node,
+   oversold (units beyond the cap), lost paid
    orders, units left while someone was told sold out, and for the jobs: paid drop orders,
    confirmation mails queued, sent, received, received twice, and still pending. A mail is
    received twice only if its worker died between the SMTP server's acceptance and marking it
@@ -29,6 +33,7 @@ import asyncio
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -105,6 +110,60 @@ async def crowd_through(ports: list[int], ids: dict[str, Any], tokens: list[str]
     for i, result in enumerate(results):
         by_node[i % len(ports)].append(result)
     return by_node, seconds
+
+
+HAPROXY_CONFIG = bench.ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+
+
+def haproxy_binary() -> str | None:
+    found = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    return found if Path(found).exists() else None
+
+
+def start_haproxy(binary: str, node_ports: list[int], work: Path, log: Any
+                  ) -> tuple[subprocess.Popen[bytes], int]:
+    """HAProxy with the shipped configuration, its front on a free loopback port and its
+    servers at the nodes' ports; returns once it answers through to a node."""
+    import httpx
+
+    port = free_port()
+    config = HAPROXY_CONFIG.read_text().replace("bind :8080", f"bind 127.0.0.1:{port}")
+    for n, node_port in enumerate(node_ports, start=1):
+        config = config.replace(f"node{n}:8000", f"127.0.0.1:{node_port}")
+    path = work / "haproxy.cfg"
+    path.write_text(config)
+    checked = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True)
+    if checked.returncode != 0:
+        raise SystemExit(f"haproxy refused its configuration: {checked.stdout}{checked.stderr}")
+    process = subprocess.Popen([binary, "-db", "-f", str(path)], stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process, port
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"haproxy did not answer on {port}; see {work}")
+        time.sleep(0.1)  # polls until it answers, bounded by the deadline
+
+
+def node_figures(port: int) -> dict[str, int]:
+    """A node's drop purchases as its /metrics reports them (the sum over its workers)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    paid = refused = 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "dropline_drop_purchases_total" and \
+                    sample.labels.get("outcome") == "paid":
+                paid += int(sample.value)
+            elif sample.name == "dropline_drop_refusals_total":
+                refused += int(sample.value)
+    return {"paid": paid, "refused": refused}
 
 
 def mail_counts(ids: dict[str, Any]) -> dict[str, int]:
@@ -187,6 +246,8 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=600)
     parser.add_argument("--shoppers", type=int, default=500)
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--no-balancer", action="store_true",
+                        help="send each shopper to a node directly even if HAProxy is installed")
     args = parser.parse_args()
 
     def say(message: str) -> None:
@@ -206,11 +267,26 @@ def main() -> None:
     ports = [free_port(), free_port()]
     work = Path(tempfile.mkdtemp(prefix="two-nodes-"))
     nodes = []
+    balancer = None if args.no_balancer else haproxy_binary()
+    proxy: subprocess.Popen[bytes] | None = None
+    figures: dict[int, dict[str, int]] = {}
     try:
+        secret = uuid.uuid4().hex * 2  # one shop: every node signs and checks with the same key
         for port in ports:
-            nodes.append(bench.start_server(port=port, workers=1, ids=ids, async_commit=False))
+            nodes.append(bench.start_server(port=port, workers=1, ids=ids, async_commit=False,
+                                            secret_key=secret))
         say(f"nodes on {ports}")
-        by_node, seconds = asyncio.run(crowd_through(ports, ids, tokens))
+        if balancer:
+            proxy, front = start_haproxy(balancer, ports, work,
+                                         open(work / "haproxy.log", "ab"))  # noqa: SIM115
+            say(f"haproxy on {front} in front of them")
+            by_node, seconds = asyncio.run(crowd_through([front], ids, tokens))
+            figures = {n: node_figures(port) for n, port in enumerate(ports)}
+        else:
+            by_node, seconds = asyncio.run(crowd_through(ports, ids, tokens))
+        if proxy is not None:
+            kill(proxy, signal.SIGTERM)
+            proxy = None
         for node in nodes:
             bench.stop_server(node)
         nodes = []
@@ -218,15 +294,20 @@ def main() -> None:
         say(f"crowd done in {seconds:.1f} s: {checks['drop']}")
         jobs = run_jobs(ids, handler, smtp.port, work / "workers.log", say)
     finally:
+        if proxy is not None:
+            kill(proxy, signal.SIGTERM)
         for node in nodes:
             bench.stop_server(node)
         smtp.stop()
-    per_node = {f"node{n + 1}": {
+    answers = {f"node{n + 1}" if not balancer else "haproxy": {
         **{key: value for key, value in bench.summarise(seconds, results).items()
            if key in ("orders", "units", "statuses", "sold_out_answers", "errors")}}
         for n, results in by_node.items()}
-    sold_out_answers = sum(node["sold_out_answers"] for node in per_node.values())
+    sold_out_answers = sum(node["sold_out_answers"] for node in answers.values())
+    per_node = answers if not balancer else {
+        f"node{n + 1}": node for n, node in figures.items()}
     result = {
+        "through": "haproxy" if balancer else "direct", "answers": answers,
         "units": args.units, "shoppers": args.shoppers, "seconds": round(seconds, 2),
         "units_sold": checks["drop"]["sold"], "oversold": checks["drop"]["oversold"],
         "lost_paid_orders": checks["drop"]["lost_paid_orders"],

@@ -51,6 +51,7 @@ KEPT = [
     ("DROPLINE_IDEMPOTENCY_RETENTION_HOURS", "48", "idempotency.retention_hours", 48),
     ("DROPLINE_WEBHOOK_MAX_ATTEMPTS", "3", "webhooks.max_attempts", 3),
     ("DROPLINE_WEBHOOK_TIMEOUT_SECONDS", "1.5", "webhooks.timeout_seconds", 1.5),
+    ("DROPLINE_WEBHOOK_LEASE_SECONDS", "3", "webhooks.lease_seconds", 3),
     ("DROPLINE_WEBHOOK_ALLOW_HTTP", "true", "webhooks.allow_http", True),
     ("DROPLINE_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true", "webhooks.allow_private_targets", True),
     ("DROPLINE_PAYMENTS", "stripe", "payments.provider", "stripe"),

@@ -184,6 +184,9 @@ class WebhookSettings(Section):
 
     max_attempts: int = setting(8, "Delivery attempts of a webhook before it is given up.")
     timeout_seconds: float = setting(5.0, "Timeout of one webhook delivery, in seconds.")
+    lease_seconds: int = setting(
+        60, "A delivery claimed by a worker that has not finished it within this many seconds "
+        "(the worker died) is claimed again: keep it above the timeout.")
     allow_http: bool = setting(
         False, "Development only: accept plain-http webhook targets.")
     allow_private_targets: bool = setting(

@@ -7,13 +7,23 @@ uses one conditional UPDATE and checks the row count.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -139,3 +149,43 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# pg_try_advisory_lock(classid, objid): the class id says "a Dropline job" (b"drop"), so the
+# locks never meet another application's on the same server.
+_JOB_LOCK_CLASS = 0x64726F70
+
+
+@contextmanager
+def exclusive_job(db: Database, name: str) -> Iterator[bool]:
+    """Whether this process may run the periodic job ``name`` now: True for the one process
+    that holds its lock, False (at once, no waiting) for every other one, on any node.
+
+    On PostgreSQL the lock is a session advisory lock on a connection of its own, held while
+    the job runs: the server drops it when the process ends, however it ends (a SIGKILL
+    closes the socket and the server releases the lock at once), so a job is never left
+    owned by a dead worker and no lease has to lapse first. The connection is committed
+    straight after the lock is taken, so it holds no snapshot while the job runs.
+
+    On SQLite the answer is always True: its deployments are one machine whose writers the
+    engine serialises, and each job is safe to repeat by its own conditional claims."""
+    if db.is_sqlite:
+        yield True
+        return
+    objid = zlib.crc32(name.encode()) - 2**31  # the int4 PostgreSQL wants, stable everywhere
+    params = {"classid": _JOB_LOCK_CLASS, "objid": objid}
+    with db.engine.connect() as conn:
+        held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:classid, :objid)"), params))
+        conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:classid, :objid)"), params)
+                    conn.commit()
+                except Exception:
+                    # A lock that could not be released must not go back to the pool with
+                    # its connection: closing the connection releases it.
+                    conn.invalidate()
+                    raise

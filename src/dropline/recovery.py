@@ -43,13 +43,14 @@ def recover_payments(
     db: Database, *, clock: Clock, provider: PaymentProvider, policy: CheckoutPolicy,
     redis_url: str | None, redis_prefix: str = DEFAULT_PREFIX,
     grace_seconds: int = RECOVERY_GRACE_SECONDS, order_ids: Collection[int] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, failpoint: str | None = None,
 ) -> Recovered:
     """One recovery pass (``orders.jobs``); the gate of every drop with an order settled
     failed here is rebuilt (Redis on PostgreSQL only)."""
     recovered = settle_stranded_payments(
         db, clock=clock, provider=provider, grace_seconds=grace_seconds, order_ids=order_ids,
-        on_payment_failed=units_back_hook(clock=clock, policy=policy), progress=progress)
+        on_payment_failed=units_back_hook(clock=clock, policy=policy), progress=progress,
+        failpoint=failpoint)
     if recovered.failed_orders and redis_url and not db.is_sqlite:
         with db.transaction() as session:
             drop_ids = {d for d in map(functools.partial(drops.drop_of_order, session),

@@ -1,5 +1,7 @@
 """Request ids and JSON logs: ``dropline serve`` run for real with ``DROPLINE_LOG_FORMAT=json``;
-each request's id is in its response header and in the log line written while serving it."""
+each request's id is in its response header and in the log line written while serving it. The
+answers given before the middleware stack (the CSRF guard's refusals, the drop lane's answers)
+carry one too."""
 
 from __future__ import annotations
 
@@ -12,12 +14,18 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
+import redis
 
 from dropline.logs import JsonFormatter, request_id
 from dropline.web.request_ids import sane_request_id
+from tests.drops.builders import REDIS_URL
+from tests.drops.servers import serve_gated
+from tests.drops.test_purchase_rules import ON_POSTGRESQL, Shop, purchase_body
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -133,3 +141,40 @@ def test_json_lines_carry_the_extras_and_the_current_request_id():
     assert line["request_id"] == "r-42" and line["drop_id"] == 7
     assert line["logger"] == "dropline.drops" and line["level"] == "WARNING"
     assert line["amount"].startswith("<object object")
+
+
+def test_the_csrf_guards_refusals_carry_the_request_id(client):
+    followed = client.post("/cart/lines", data={"variant_id": "1"},
+                           headers={"Origin": "https://evil.example", "X-Request-Id": "lb-7"})
+    fresh = client.post("/cart/lines", data={"variant_id": "1"},
+                        headers={"Origin": "https://evil.example"})
+
+    assert followed.status_code == 403 and followed.headers["X-Request-Id"] == "lb-7"
+    assert fresh.status_code == 403
+    made = fresh.headers["X-Request-Id"]
+    assert made != "lb-7" and sane_request_id(made) == made
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="the drop lane runs on PostgreSQL with Redis: "
+                    "set DROPLINE_TEST_DATABASE_URL and DROPLINE_TEST_REDIS_URL")
+def test_the_drop_lanes_answers_carry_the_request_id(db, clock, settings):
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    with serve_gated(db, clock, settings, client) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as http:
+        shop = Shop("engine", http, server.app, db, clock, client, server.prefix)
+        world = shop.drop(cap=1, limit=1)
+        first, second = shop.shopper(), shop.shopper()
+        paid = shop.post(first, f"/api/v1/drops/{world.drop_id}/purchase",
+                         headers={"Idempotency-Key": uuid.uuid4().hex, "X-Request-Id": "lb-1"},
+                         json=purchase_body(world))
+        sold_out = shop.buy(second, world)
+        refused = shop.post(second, f"/api/v1/drops/{world.drop_id}/purchase",
+                            headers={"Idempotency-Key": uuid.uuid4().hex,
+                                     "Origin": "https://evil.example"},
+                            json=purchase_body(world))
+    client.close()
+
+    assert (paid.status_code, sold_out.status_code, refused.status_code) == (201, 409, 403)
+    assert paid.headers["X-Request-Id"] == "lb-1"  # the balancer's id, followed
+    ids = [sold_out.headers["X-Request-Id"], refused.headers["X-Request-Id"]]
+    assert all(sane_request_id(made) == made for made in ids) and len(set(ids)) == 2

@@ -3,6 +3,7 @@ limited per identity and per IP)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from dropline.clock import Clock
 from dropline.config import DropsSettings
 from dropline.drops import batched, flows, service, stories, waiting_room
+from dropline.drops.crowd.counters import DropCounters
 from dropline.drops.crowd.purchase import respond as engine_response
 from dropline.drops.crowd.wiring import (
     early_access_for,
@@ -44,7 +46,7 @@ from dropline.drops.schemas import (
     WaitlistRead,
 )
 from dropline.drops.story import render_story
-from dropline.errors import InvalidState, PaymentDeclined, RateLimited
+from dropline.errors import DomainError, InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.orders.api import order_read
 from dropline.planning.drop_report import drop_report
@@ -339,9 +341,32 @@ async def purchase_response(request: Request, *, drop_id: int, body: PurchaseCre
             session_token=request.cookies.get(services.settings.web.session_cookie_name),
             idempotency_key=idempotency_key, ip=client_ip(request),
             early_access=early_access_of(request), admission_token=admission_token)
-    return await anyio.to_thread.run_sync(
-        _purchase_in_database, drop_id, body, request, services, idempotency_key,
-        admission_token)
+    counters: DropCounters | None = getattr(request.app.state, "drop_counters", None)
+    try:
+        response = await anyio.to_thread.run_sync(
+            _purchase_in_database, drop_id, body, request, services, idempotency_key,
+            admission_token)
+    except DomainError as exc:  # answered as problem+json by the app's handler
+        if counters is not None:
+            counters.refused(exc.slug)
+        raise
+    # Counted here, on the event loop's thread, as the lane counts: no lock needed.
+    if counters is not None:
+        if response.headers.get("idempotent-replayed") == "true":
+            counters.replayed += 1
+        elif response.status_code == 201:
+            counters.paid += 1
+        elif response.status_code >= 400:  # a refusal, answered (and stored) as a problem
+            counters.refused(_problem_slug(response.body))
+    return response
+
+
+def _problem_slug(body: bytes | memoryview) -> str:
+    """The slug of a problem+json body's type (``.../problems/sold-out``: ``sold-out``)."""
+    try:
+        return str(json.loads(bytes(body))["type"]).rsplit("/", 1)[-1]
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
 
 
 _batcher_lock = threading.Lock()

@@ -32,7 +32,8 @@ class JobReport:
 
 
 def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver,
-                        seconds_per_window: float = DEFAULT_SECONDS_PER_WINDOW) -> JobReport:
+                        seconds_per_window: float = DEFAULT_SECONDS_PER_WINDOW,
+                        failpoint: str | None = None) -> JobReport:
     report = JobReport()
     with db.transaction() as session:
         report.movements_completed = complete_due_movements(session, clock=clock)
@@ -41,7 +42,7 @@ def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver,
     for window_id in due:
         try:
             plan_window_apart(db, clock=clock, window_id=window_id, solver=solver,
-                              max_seconds=seconds_per_window)
+                              max_seconds=seconds_per_window, failpoint=failpoint)
             report.windows_planned.append(window_id)
         except (DomainError, IntegrityError) as exc:  # planned meanwhile, or misconfigured
             log.warning("window %s not planned: %s", window_id, exc)

@@ -26,6 +26,7 @@ from dropline.clock import Clock
 from dropline.db import Database
 from dropline.errors import InvalidState, NotFound
 from dropline.events.service import record_event
+from dropline.failpoints import AFTER_SOLVE, stop_at
 from dropline.fulfilment import rules as R
 from dropline.fulfilment.models import (
     BookingStatus,
@@ -252,7 +253,8 @@ def plan_window(session: Session, *, clock: Clock, window_id: int, solver: Route
 def plan_window_apart(db: Database, *, clock: Clock, window_id: int, solver: RouteSolver,
                       max_seconds: float = 5.0, seed: int = 0,
                       replan: bool = False, consolidate: bool = True,
-                      travel: TravelTimes | None = None) -> PlannedWindow:
+                      travel: TravelTimes | None = None,
+                      failpoint: str | None = None) -> PlannedWindow:
     """``plan_window`` in three steps: read the problem in a short transaction, solve with no
     transaction open, store in a short transaction that checks nothing changed meanwhile. On
     SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``, ``dropline.db``), so a
@@ -261,6 +263,7 @@ def plan_window_apart(db: Database, *, clock: Clock, window_id: int, solver: Rou
         inputs = read_plan_inputs(session, window_id=window_id, replan=replan,
                                   consolidate=consolidate, travel=travel)
     plan = solve_plan(inputs, solver=solver, max_seconds=max_seconds, seed=seed)
+    stop_at(AFTER_SOLVE, failpoint)  # the crash tests' setting (``dropline.failpoints``)
     with db.transaction() as session:
         return store_window_plan(session, clock=clock, inputs=inputs, plan=plan,
                                  solver=type(solver).__name__)

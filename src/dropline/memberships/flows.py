@@ -37,6 +37,7 @@ from dropline.errors import (
     ServiceUnavailable,
 )
 from dropline.events.service import record_event
+from dropline.failpoints import AFTER_RENEWAL_CHARGE, stop_at
 from dropline.memberships import service
 from dropline.memberships.config import MembershipConfig
 from dropline.memberships.mix_rules import choose_mix
@@ -190,8 +191,10 @@ def _collect_customer_present(db: Database, *, clock: Clock, config: MembershipC
 
 
 def attempt_charge(db: Database, *, clock: Clock, config: MembershipConfig,
-                   provider: RecurringPaymentProvider, charge_id: int) -> Outcome:
-    """Claim, charge, settle one attempt of one charge (see the module docstring)."""
+                   provider: RecurringPaymentProvider, charge_id: int,
+                   failpoint: str | None = None) -> Outcome:
+    """Claim, charge, settle one attempt of one charge (see the module docstring).
+    ``failpoint``: the crash tests' setting (``dropline.failpoints``)."""
     now = clock.now()
     lease = now + timedelta(seconds=config.charge_lease_seconds)
     with db.transaction() as session:
@@ -229,6 +232,7 @@ def attempt_charge(db: Database, *, clock: Clock, config: MembershipConfig,
         idempotency_key=f"{key}:{attempt}"))
     if result is None:
         return "unavailable"  # the lease runs out and the same attempt is resumed later
+    stop_at(AFTER_RENEWAL_CHARGE, failpoint)
     with db.transaction() as session:
         settled = settle(session, clock=clock, config=config, charge_id=charge_id,
                          attempt=attempt, result=result)

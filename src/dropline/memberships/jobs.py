@@ -51,7 +51,8 @@ class RenewalReport:
 
 
 def renew_due(db: Database, *, clock: Clock, config: MembershipConfig,
-              provider: RecurringPaymentProvider, limit: int = 500) -> RenewalReport:
+              provider: RecurringPaymentProvider, limit: int = 500,
+              failpoint: str | None = None) -> RenewalReport:
     report = RenewalReport()
     now = clock.now()
     with db.transaction() as session:
@@ -97,7 +98,7 @@ def renew_due(db: Database, *, clock: Clock, config: MembershipConfig,
             .order_by(MembershipCharge.next_attempt_at, MembershipCharge.id).limit(limit)).all()
     for charge_id in due:
         report.count(flows.attempt_charge(db, clock=clock, config=config, provider=provider,
-                                          charge_id=charge_id))
+                                          charge_id=charge_id, failpoint=failpoint))
     return report
 
 
@@ -171,7 +172,8 @@ class MembershipJobs:
     def run_once(self) -> RenewalReport:
         config = membership_config(self.settings)
         resume_due(self.db, clock=self.clock)
-        report = renew_due(self.db, clock=self.clock, config=config, provider=self.provider)
+        report = renew_due(self.db, clock=self.clock, config=config, provider=self.provider,
+                           failpoint=self.settings.testing.failpoint)
         lapse_overdue(self.db, clock=self.clock)
         advance_onboarding(self.db, clock=self.clock)
         recompute_segments(self.db, clock=self.clock, drop_days=self.drop_days)

@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from dropline.clock import Clock
 from dropline.db import Database
+from dropline.failpoints import AFTER_LOOKUP, stop_at
 from dropline.orders.flows import PaymentFailedHook, settle_order
 from dropline.orders.models import Order, OrderStatus
 from dropline.payments.models import Payment, PaymentStatus
@@ -71,10 +72,11 @@ def settle_stranded_payments(
     db: Database, *, clock: Clock, provider: PaymentProvider,
     on_payment_failed: PaymentFailedHook, grace_seconds: int = RECOVERY_GRACE_SECONDS,
     order_ids: Collection[int] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, failpoint: str | None = None,
 ) -> Recovered:
     """One pass (see the module docstring): each payment looked up outside any transaction,
-    then settled in a transaction of its own. ``progress(done, total)`` after each."""
+    then settled in a transaction of its own. ``progress(done, total)`` after each;
+    ``failpoint``: the crash tests' setting (``dropline.failpoints``)."""
     found = stranded_payments(db, clock=clock, grace_seconds=grace_seconds,
                               order_ids=order_ids)
     recovered = Recovered()
@@ -84,6 +86,7 @@ def settle_stranded_payments(
         if result is None:
             recovered.not_charged += 1
         else:
+            stop_at(AFTER_LOOKUP, failpoint)
             with db.transaction() as session:
                 order, moved = settle_order(
                     session, clock=clock, order_id=order_id, payment_id=payment_id,

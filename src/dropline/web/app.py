@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
@@ -60,7 +61,7 @@ from dropline.web.api_docs import install_api_docs
 from dropline.web.caching import install as install_page_cache
 from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.local_pay import router as local_pay_router
-from dropline.web.metrics import install_metrics
+from dropline.web.metrics import install_metrics, start_metrics, stop_metrics
 from dropline.web.request_ids import RequestIdMiddleware
 from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
@@ -94,10 +95,19 @@ class DroplineApp(LaneFastAPI):
 
     csrf_guard: CsrfGuard | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Outermost, ahead of the lane and the guard: every answer carries its request's id
+        # (the lane's and the guard's refusals too), and every line logged while it is served.
+        self._entry = RequestIdMiddleware(self._dispatch)
+
     async def _unguarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         await FastAPI.__call__(self, scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if await self.serve_lane(scope, receive, send):
             return
         if self.csrf_guard is None:
@@ -132,7 +142,9 @@ def create_app(
         if start_worker:
             services.after_commit.append(worker.kick)
             worker.start()
+        start_metrics(app)
         yield
+        stop_metrics(app)
         if start_worker:
             worker.stop()
 
@@ -163,7 +175,6 @@ def create_app(
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
     install_metrics(app, services)  # /metrics, /livez, /readyz and the request timer
     app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)
-    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of a request has its id
     install_api_docs(app, title=app.title)
 
     api = APIRouter(prefix="/api/v1")

@@ -5,10 +5,13 @@ Three kinds of figures:
 * **Measured in the process**: request latency by route template and status class
   (``dropline_http_request_duration_seconds``; the drop purchase lane answers before the
   middleware stack and is counted by its own bench), edge purges given up.
-* **Counted by the drop purchase lane** (``drops.crowd.counters``: plain integers the lane adds
-  to, read here at scrape time): gate decisions by outcome, refusals by problem type, paid and
-  replayed purchases, orders per written batch and each batch's write time. They are the
-  answering worker's, labelled ``worker`` with its process id.
+* **Counted by the drop purchases** (``drops.crowd.counters``: plain integers the purchase
+  lane and the database path add to, on the event loop's thread): gate decisions by outcome,
+  refusals by problem type, paid and replayed purchases, orders per written batch and each
+  batch's write time. With ``PROMETHEUS_MULTIPROC_DIR`` set, each worker process writes a
+  snapshot of its own figures there every second (``drops-<pid>.json``, replaced atomically)
+  and a scrape adds up every worker's file, its own taken fresh: the node's sum, at most a
+  second behind. Without it they are the process's own.
 * **Read from the database at scrape time** (the same from any node or worker): the mail
   outbox and webhook deliveries by status with the age of the oldest one due, and payments of
   the last 15 minutes by outcome; and each live drop's waiting room (waiting, admitted). Each
@@ -29,9 +32,13 @@ restarts by ``/livez``."""
 from __future__ import annotations
 
 import hmac
+import json
+import logging
 import os
+import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -53,9 +60,10 @@ from dropline.payments.models import Payment
 from dropline.services import Services
 from dropline.webhooks.models import WebhookDelivery
 
-__all__ = ["install_metrics"]
+__all__ = ["install_metrics", "start_metrics", "stop_metrics"]
 
 router = APIRouter(tags=["ops"])
+log = logging.getLogger("dropline.metrics")
 LOOPBACK = {"127.0.0.1", "::1"}  # the peer address of a scrape from this machine
 PAYMENT_WINDOW = timedelta(minutes=15)
 
@@ -106,46 +114,107 @@ class ShopCollector:
         yield failed
 
 
+class CounterFiles:
+    """The drop counters of every worker process of the node, through files in
+    ``PROMETHEUS_MULTIPROC_DIR``: each process writes its snapshot to ``drops-<pid>.json``
+    (written aside, then renamed: a reader never sees half a file) and a scrape reads them all.
+    A process that has ended leaves its last figures there, so the node's totals never go
+    back (as prometheus_client does with a dead worker's counters); the folder is emptied
+    before the server starts."""
+
+    PERIOD_SECONDS = 1.0
+
+    def __init__(self, folder: Path, counters: DropCounters) -> None:
+        self.folder, self.counters = folder, counters
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def own(self) -> Path:
+        return self.folder / f"drops-{os.getpid()}.json"
+
+    def publish(self) -> None:
+        data = json.dumps(self.counters.snapshot())
+        aside = self.own.with_suffix(".tmp")
+        aside.write_text(data)
+        aside.replace(self.own)
+
+    def summed(self) -> DropCounters:
+        """Every process's figures added up, this one's as they stand now."""
+        own = self.own
+        snapshots = [self.counters.snapshot()]
+        for path in self.folder.glob("drops-*.json"):
+            if path != own:
+                try:
+                    snapshots.append(json.loads(path.read_text()))
+                except (OSError, ValueError):  # removed meanwhile: nothing to add
+                    continue
+        return DropCounters.summed(snapshots)
+
+    def start(self) -> None:
+        """Publishes every ``PERIOD_SECONDS`` from a thread of its own, in the worker process
+        (the app's lifespan: after the fork), until ``stop``."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="dropline-counters",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.publish()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.PERIOD_SECONDS):
+            try:
+                self.publish()
+            except OSError:  # a full or missing folder: the next period tries again
+                log.warning("could not publish the drop counters to %s", self.folder,
+                            exc_info=True)
+
+
 class DropCollector:
-    """The drops' figures: the purchase lane's counters of this worker
-    (``drops.crowd.counters``, read as they stand: the lane itself never touches a Prometheus
-    object) labelled with the process id, and each live drop's waiting room read from the
-    database. Without the lane (no Redis, or SQLite) its families are present and empty."""
+    """The drops' figures: the purchase counters (``drops.crowd.counters``, read as they
+    stand: a purchase never touches a Prometheus object), summed over the node's worker
+    processes through ``CounterFiles`` when there is a folder, and each live drop's waiting
+    room read from the database. Families with no purchase yet are present and empty."""
 
     def __init__(self, app_state: Any, services: Services) -> None:
         self.app_state = app_state
         self.services = services
-        self.pid = str(os.getpid())
 
     def collect(self) -> Any:
-        hot = self.app_state._state.get("drops_hot")  # never built by a scrape
-        counters: DropCounters | None = getattr(hot, "counters", None)
-        worker = [self.pid]
+        files: CounterFiles | None = getattr(self.app_state, "drop_counter_files", None)
+        counters: DropCounters = (files.summed() if files is not None
+                                  else self.app_state.drop_counters)
         decisions = CounterMetricFamily(
-            "dropline_drop_gate_decisions", "The drop gate's verdicts, by outcome (this worker)",
-            labels=["outcome", "worker"])
+            "dropline_drop_gate_decisions", "The drop gate's verdicts, by outcome",
+            labels=["outcome"])
         refusals = CounterMetricFamily(
-            "dropline_drop_refusals", "Drop purchases answered with a problem, by its type "
-            "(this worker)", labels=["reason", "worker"])
+            "dropline_drop_refusals", "Drop purchases answered with a problem, by its type",
+            labels=["reason"])
         purchases = CounterMetricFamily(
             "dropline_drop_purchases", "Drop purchases answered with a new paid order or a "
-            "stored answer sent again (this worker)", labels=["outcome", "worker"])
+            "stored answer sent again", labels=["outcome"])
         batch = HistogramMetricFamily(
-            "dropline_drop_batch_orders", "Orders per written batch (this worker)",
-            labels=["worker"])
+            "dropline_drop_batch_orders", "Orders per written batch (the purchase lane)")
         write = HistogramMetricFamily(
             "dropline_drop_batch_write_seconds", "Time to write, charge and settle one batch "
-            "(this worker)", labels=["worker"])
-        if counters is not None:
-            for outcome, number in sorted(counters.decisions.items()):
-                decisions.add_metric([outcome, self.pid], number)
-            for reason, number in sorted(counters.refusals.items()):
-                refusals.add_metric([reason, self.pid], number)
-            purchases.add_metric(["paid", self.pid], counters.paid)
-            purchases.add_metric(["replayed", self.pid], counters.replayed)
+            "(the purchase lane)")
+        for outcome, number in sorted(counters.decisions.items()):
+            decisions.add_metric([outcome], number)
+        for reason, number in sorted(counters.refusals.items()):
+            refusals.add_metric([reason], number)
+        if counters.paid or counters.replayed:
+            purchases.add_metric(["paid"], counters.paid)
+            purchases.add_metric(["replayed"], counters.replayed)
+        if counters.batch_orders.count:
             for family, tally in ((batch, counters.batch_orders),
                                   (write, counters.write_seconds)):
-                _add_tally(family, worker, tally)
+                _add_tally(family, [], tally)
         yield from (decisions, refusals, purchases, batch, write)
         with self.services.db.transaction() as session:
             rooms = room_counts(session, now=self.services.clock.now())
@@ -250,14 +319,33 @@ def install_metrics(app: FastAPI, services: Services) -> None:
     """The app's own registry (tests build many apps in one process), its request timer
     and its routes."""
     registry = CollectorRegistry()
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    # With a folder the histogram's values live in its files, which MultiProcessCollector
+    # reads for every worker: registered here as well, this process's would appear twice.
     histogram = Histogram(
         "dropline_http_request_duration_seconds", "Request duration by route and status class",
-        ["method", "route", "status_class"], registry=registry,
+        ["method", "route", "status_class"], registry=None if folder else registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    app.state.drop_counters = DropCounters()  # the process's; the drop purchases add to it
+    if folder:
         MultiProcessCollector(registry)
+        app.state.drop_counter_files = CounterFiles(Path(folder), app.state.drop_counters)
     registry.register(ShopCollector(services))
     registry.register(DropCollector(app.state, services))
     app.state.metrics_registry = registry
     app.add_middleware(RequestTimer, histogram=histogram)
     app.include_router(router)
+
+
+def start_metrics(app: FastAPI) -> None:
+    """In the worker process, once it serves (the app's lifespan): its drop counters are
+    published for the node's other workers to add up."""
+    files: CounterFiles | None = getattr(app.state, "drop_counter_files", None)
+    if files is not None:
+        files.start()
+
+
+def stop_metrics(app: FastAPI) -> None:
+    files: CounterFiles | None = getattr(app.state, "drop_counter_files", None)
+    if files is not None:
+        files.stop()

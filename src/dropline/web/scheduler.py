@@ -2,17 +2,27 @@
 the worker) and on a short timer for retries; the domain jobs (fulfilment planning, membership
 renewals, drop reclaim, payment recovery, idempotency clean-up) run on their own, slower timer, never on every
 commit: a flash crowd commits hundreds of times a second. ``serve`` runs it in-process for the
-embedded default; production runs the same passes in ``dropline worker``."""
+embedded default; production runs the same passes in ``dropline worker``.
+
+Any number of workers may run on any number of nodes. Webhook deliveries are claimed row by
+row (``webhooks.jobs``), so workers share them. Each domain job runs in one process at a time:
+it is run under its lock (``db.exclusive_job``), and a worker that finds the lock taken skips
+the job this pass. The lock goes with its process, so a worker that dies mid-job holds up
+nobody; what it left half done is finished by the job's own claims (a charge's lease, a
+window still open, a payment still pending). ``tests/e2e/test_jobs_once.py`` kills workers in
+the middle of each job and counts the effects."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
 
+from dropline.db import exclusive_job
 from dropline.drops.jobs import reclaim_drops
 from dropline.drops.service import started_drop_days
 from dropline.fulfilment.jobs import run_fulfilment_jobs
@@ -62,28 +72,50 @@ class BackgroundWorker:
         return attempted
 
     def deliver_webhooks(self, client: httpx.Client) -> int:
+        webhooks = self._settings.webhooks
         report = deliver_due(self._db, clock=self._clock, client=client,
-                             max_attempts=self._settings.webhooks.max_attempts,
-                             targets=TargetPolicy.from_settings(self._settings.webhooks))
+                             max_attempts=webhooks.max_attempts,
+                             targets=TargetPolicy.from_settings(webhooks),
+                             lease_seconds=webhooks.lease_seconds,
+                             failpoint=self._settings.testing.failpoint)
         return report.attempted
 
+    def domain_jobs(self) -> list[tuple[str, Callable[[], object]]]:
+        """Each domain job by the name its lock goes by, in the order a pass runs them."""
+        db, clock, settings, services = self._db, self._clock, self._settings, self._services
+        failpoint = settings.testing.failpoint
+        jobs: list[tuple[str, Callable[[], object]]] = [
+            ("idempotency.purge", self._purge_idempotency_records),
+            ("fulfilment", lambda: run_fulfilment_jobs(db, clock=clock, solver=services.solver,
+                                                       failpoint=failpoint)),
+            ("memberships", lambda: run_membership_jobs(
+                db, clock=clock, settings=settings,
+                provider=services.payments,  # type: ignore[arg-type]
+                drop_days=started_drop_days)),
+            ("drops.reclaim", lambda: reclaim_drops(db, clock=clock,
+                                                    redis_url=settings.redis.url)),
+            # Charges whose settlement never ran (a worker died between the two) are settled
+            # within a jobs interval or two of the grace.
+            ("payments.recovery", lambda: recover_payments(
+                db, clock=clock, provider=services.payments, policy=services.checkout,
+                redis_url=settings.redis.url, failpoint=failpoint)),
+        ]
+        # Registered by the root (the order mail outbox ...), named by their function.
+        jobs += [(_job_name(job), job) for job in services.jobs]
+        return jobs
+
     def run_domain_jobs(self) -> None:
+        for name, job in self.domain_jobs():
+            with exclusive_job(self._db, name) as mine:
+                if mine:
+                    job()
+
+    def _purge_idempotency_records(self) -> None:
         now = self._clock.now()
         if self._last_purge is None or (now - self._last_purge).total_seconds() >= 3600:
             purge_idempotency_records(self._db, clock=self._clock,
                                       retention_hours=self._settings.idempotency.retention_hours)
             self._last_purge = now
-        run_fulfilment_jobs(self._db, clock=self._clock, solver=self._services.solver)
-        run_membership_jobs(self._db, clock=self._clock, settings=self._settings,
-                            provider=self._services.payments,  # type: ignore[arg-type]
-                            drop_days=started_drop_days)
-        reclaim_drops(self._db, clock=self._clock, redis_url=self._settings.redis.url)
-        # Charges whose settlement never ran (a worker died between the two) are settled
-        # within a jobs interval or two of the grace.
-        recover_payments(self._db, clock=self._clock, provider=self._services.payments,
-                         policy=self._services.checkout, redis_url=self._settings.redis.url)
-        for job in self._services.jobs:  # registered by the root (the order mail outbox ...)
-            job()
 
     def _run(self) -> None:
         with httpx.Client(timeout=self._settings.webhooks.timeout_seconds) as client:
@@ -101,3 +133,8 @@ class BackgroundWorker:
                 self._stop.wait(0.2)
                 self._wake.wait(self._interval)
                 self._wake.clear()
+
+
+def _job_name(job: Callable[[], object]) -> str:
+    func = getattr(job, "func", job)  # a functools.partial names its function
+    return f"{func.__module__}.{func.__qualname__}"

@@ -25,8 +25,10 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -106,6 +108,18 @@ def worker_app(factory: str) -> Any:
     return app
 
 
+def clear_metrics_folder() -> None:
+    """Removes the worker processes' metric files of a previous run from
+    ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's ``*.db``, the drop counters'
+    ``drops-*.json``), before any worker starts: the node's sums begin again from this run."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder or not Path(folder).is_dir():
+        return
+    for pattern in ("*.db", "drops-*.json", "drops-*.tmp"):
+        for path in Path(folder).glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "info",
         access_log: bool = True, backlog: int = 2048, shared_socket: bool = False,
         log_config: dict[str, Any] | None = None) -> None:
@@ -114,6 +128,7 @@ def run(app: str, *, host: str, port: int, workers: int = 1, log_level: str = "i
     ``shared_socket`` runs uvicorn's own ``--workers`` (one socket for all) anyway.
     ``log_config`` (a ``logging.config.dictConfig`` mapping, ``dropline.logs.logging_config``)
     replaces uvicorn's own and is applied in every worker process."""
+    clear_metrics_folder()
     balanced = workers > 1 and not shared_socket and balanced_by_kernel()
     try:  # the port is free (for us): say so now, not once per worker
         bound_socket(host, port, reuseport=balanced).close()

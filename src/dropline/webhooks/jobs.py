@@ -1,7 +1,9 @@
 """Deliver queued webhooks. Safe to run on several workers at once: a delivery is claimed with a
 conditional UPDATE (and ``SKIP LOCKED`` on PostgreSQL) before it is sent, so no two senders post
 the same row. A sender that dies mid-flight loses its lease and the row is retried later, so the
-guarantee is at-least-once per (event, endpoint); receivers de-duplicate on ``webhook-id``."""
+guarantee is at-least-once per (event, endpoint); receivers de-duplicate on ``webhook-id``, which
+a resent delivery keeps (with the same body). ``tests/e2e/test_jobs_once.py`` kills a worker
+between the receiver's answer and the mark."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sqlalchemy import or_, select, update
 from dropline.clock import Clock
 from dropline.db import Database
 from dropline.events.models import DomainEvent
+from dropline.failpoints import AFTER_SEND, stop_at
 from dropline.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from dropline.webhooks.service import backoff
 from dropline.webhooks.signing import sign
@@ -26,7 +29,7 @@ from dropline.webhooks.targets import (
     check_delivery_target,
 )
 
-LEASE = timedelta(seconds=60)
+LEASE_SECONDS = 60
 
 
 @dataclass
@@ -50,7 +53,8 @@ def event_body(event: DomainEvent) -> bytes:
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _claim_due(db: Database, *, clock: Clock, limit: int) -> list[int]:
+def _claim_due(db: Database, *, clock: Clock, limit: int,
+               lease_seconds: int = LEASE_SECONDS) -> list[int]:
     now = clock.now()
     claimable = or_(
         WebhookDelivery.status == DeliveryStatus.pending,
@@ -73,7 +77,7 @@ def _claim_due(db: Database, *, clock: Clock, limit: int) -> list[int]:
                 .where(WebhookDelivery.id == delivery_id, claimable)
                 .values(
                     status=DeliveryStatus.sending,
-                    lease_until=now + LEASE,
+                    lease_until=now + timedelta(seconds=lease_seconds),
                     attempts=WebhookDelivery.attempts + 1,
                 )
             )
@@ -84,13 +88,15 @@ def _claim_due(db: Database, *, clock: Clock, limit: int) -> list[int]:
 
 def deliver_due(
     db: Database, *, clock: Clock, client: httpx.Client, max_attempts: int = 8, limit: int = 100,
-    targets: TargetPolicy = STRICT,
+    targets: TargetPolicy = STRICT, lease_seconds: int = LEASE_SECONDS,
+    failpoint: str | None = None,
 ) -> DeliveryReport:
     """Sends each due delivery to the address its host resolves to now, checked again here
     (``webhooks.targets``): a target that has become internal is refused without connecting,
     and the delivery fails with that reason rather than with what the internal port said."""
     report = DeliveryReport()
-    for delivery_id in _claim_due(db, clock=clock, limit=limit):
+    for delivery_id in _claim_due(db, clock=clock, limit=limit,
+                                  lease_seconds=lease_seconds):
         with db.transaction() as session:
             delivery = session.get(WebhookDelivery, delivery_id)
             assert delivery is not None
@@ -124,6 +130,7 @@ def deliver_due(
             error, refused = f"refused: {exc.detail}", True
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
+        stop_at(AFTER_SEND, failpoint)
 
         now = clock.now()
         with db.transaction() as session:

@@ -7,12 +7,16 @@ only (``purchase.respond``, ``purchase._take`` and ``HotPath._write_jobs`` all r
 lock is needed. ``/metrics`` reads them at scrape time (``web.metrics``), from another thread:
 a scrape may see a batch's count before its bucket, never a torn integer.
 
-The figures are this process's: with several worker processes each keeps its own, and the
-scrape labels them with the process id (see docs/operations.md)."""
+The figures are this process's, the lane's and the database path's alike (one instance per
+process, ``app.state.drop_counters``). With several worker processes each publishes a
+``snapshot`` of its own to a shared folder and the scrape adds them up (``web.metrics``;
+docs/operations.md says why files and not Redis or the database)."""
 
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["BATCH_BOUNDS", "DropCounters", "Tally", "WRITE_BOUNDS"]
 
@@ -38,6 +42,16 @@ class Tally:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
         self.count += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"counts": list(self.counts), "sum": self.sum, "count": self.count}
+
+    def add(self, snapshot: dict[str, Any]) -> None:
+        """Another process's tally (its ``snapshot``, same bounds) added to this one."""
+        for i, count in enumerate(snapshot["counts"][:len(self.counts)]):
+            self.counts[i] += int(count)
+        self.sum += float(snapshot["sum"])
+        self.count += int(snapshot["count"])
 
     def cumulative(self) -> list[tuple[str, int]]:
         """Prometheus's buckets: (upper bound, observations at most it), ending with +Inf."""
@@ -79,3 +93,26 @@ class DropCounters:
     def batch_written(self, orders: int, seconds: float) -> None:
         self.batch_orders.observe(orders)
         self.write_seconds.observe(seconds)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The figures as plain JSON-able data; safe to take from another thread (each dict and
+        list is copied in one step, under the GIL)."""
+        return {"decisions": dict(self.decisions), "refusals": dict(self.refusals),
+                "paid": self.paid, "replayed": self.replayed,
+                "batch_orders": self.batch_orders.snapshot(),
+                "write_seconds": self.write_seconds.snapshot()}
+
+    @classmethod
+    def summed(cls, snapshots: Iterable[dict[str, Any]]) -> DropCounters:
+        """The figures of several processes added up."""
+        total = cls()
+        for snap in snapshots:
+            for mine, theirs in ((total.decisions, snap["decisions"]),
+                                 (total.refusals, snap["refusals"])):
+                for key, number in theirs.items():
+                    mine[key] = mine.get(key, 0) + int(number)
+            total.paid += int(snap["paid"])
+            total.replayed += int(snap["replayed"])
+            total.batch_orders.add(snap["batch_orders"])
+            total.write_seconds.add(snap["write_seconds"])
+        return total

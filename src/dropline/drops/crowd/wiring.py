@@ -66,7 +66,8 @@ def hot_path(app_state: Any) -> HotPath | None:
                 provider=services.payments, redis_url=url,
                 prefix=getattr(app_state, "drops_redis_prefix", gates.DEFAULT_PREFIX),
                 admission_limits=lambda: limiter_for(app_state),
-                early_access=lambda: early_access_for(app_state), read_order=_order_json)
+                early_access=lambda: early_access_for(app_state), read_order=_order_json,
+                counters=getattr(app_state, "drop_counters", None))
     return app_state.drops_hot
 
 

@@ -89,7 +89,8 @@ class HotPath:
                  redis_url: str, prefix: str = gates.DEFAULT_PREFIX,
                  admission_limits: Callable[[], tuple[RateLimiter, DropsSettings]],
                  early_access: Callable[[], service.EarlyAccess],
-                 read_order: Callable[[Session, int], Any]) -> None:
+                 read_order: Callable[[Session, int], Any],
+                 counters: DropCounters | None = None) -> None:
         self.db, self.clock, self.settings, self.provider = db, clock, settings, provider
         # A bounded pool that waits for a free connection rather than failing under a crowd.
         self.gate = gates.RedisGate(aredis.Redis(connection_pool=aredis.BlockingConnectionPool
@@ -97,8 +98,9 @@ class HotPath:
                                                            timeout=10)), prefix=prefix)
         self.sync_gate = gates.SyncGate(redis.Redis.from_url(redis_url), prefix=prefix)
         self.limits = settings.drops
-        # What /metrics reports of this worker's purchases (plain integers, no locks).
-        self.counters = DropCounters()
+        # What /metrics reports of this worker's purchases (plain integers, no locks): the
+        # process's, shared with the database path when the app passes them.
+        self.counters = counters if counters is not None else DropCounters()
         # Each round trip of the hot path is coalesced across concurrent requests
         # (drops.crowd.coalesce): sessions in one query, gate verdicts in one pipeline, orders in
         # batched transactions. Blocking database work runs in threads of its own.

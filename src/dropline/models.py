@@ -4,7 +4,7 @@ nothing: the audit trail's listeners are installed by ``bootstrap.install_listen
 from dropline.admin.models import AdminSession, AdminUser, ApiToken, RecoveryCode
 from dropline.audit.models import AuditLog
 from dropline.carts.models import Cart, CartLine
-from dropline.catalog.models import Product, ProductFamily, Variant
+from dropline.catalog.models import Product, ProductFamily, StockAdjustment, Variant
 from dropline.customers.models import Customer, CustomerSession, PasswordReset
 from dropline.db import Base
 from dropline.discounts.models import DiscountCode, DiscountRedemption
@@ -30,6 +30,7 @@ from dropline.fulfilment.models import (
     StockMovement,
     Vehicle,
     WindowBooking,
+    WindowTemplate,
 )
 from dropline.idempotency.models import IdempotencyRecord
 from dropline.invoices.models import CreditNote, DocumentCounter, Invoice
@@ -135,6 +136,7 @@ __all__ = [
     "RouteRow",
     "RouteStopRow",
     "SerialUnit",
+    "StockAdjustment",
     "Shipment",
     "ShipmentLine",
     "StockLevel",
@@ -146,5 +148,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "WindowBooking",
+    "WindowTemplate",
     "metadata",
 ]

@@ -11,10 +11,10 @@ form is the page again with the message beside its field and the typed values ke
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,12 +22,9 @@ from dropline.catalog import service
 from dropline.catalog.models import ConditionGrade, Product, ProductStatus
 from dropline.catalog.rules import DEFAULT_DISCLOSURES, GRADE_LABELS, STOCK_REASONS
 from dropline.errors import DomainError, InvalidInput
-from dropline.media import flows as media_flows
-from dropline.media import service as media_service
 from dropline.media.models import MediaOwner
-from dropline.media.rules import Limits
+from dropline.media.pages import add_image_forms, image_rows
 from dropline.media.views import image_views
-from dropline.money import parse_major
 from dropline.risk.models import SerialUnit
 from dropline.risk.returns import register_serials
 from dropline.schemas import IdPath
@@ -36,6 +33,14 @@ from dropline.tax.rules import TaxClass
 from dropline.tax.service import set_tax_class, tax_classes_of
 from dropline.web.admin import AdminViewer, render, staff_with
 from dropline.web.deps import ServicesDep
+from dropline.web.forms import (
+    FormError,
+    done,
+    from_domain,
+    parse_amount,
+    parse_choice,
+    parse_int,
+)
 from dropline.web.navigation import NavItem
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +50,6 @@ PAGE_SIZE = 25
 
 Reader = Annotated[AdminViewer, staff_with("catalog:read")]
 Writer = Annotated[AdminViewer, staff_with("catalog:write")]
-MediaWriter = Annotated[AdminViewer, staff_with("media:write")]
 # Every field arrives as text and is parsed here, so a bad value is a message beside its
 # field (never the framework's bare 422).
 Text = Annotated[str, Form(max_length=200)]
@@ -60,49 +64,6 @@ OPTIONS = {
     "grade_options": [(g.value, label) for g, label in GRADE_LABELS.items()],
     "reason_options": list(STOCK_REASONS.items()),
 }
-
-
-class FormError(Exception):
-    """A form's refusal: which form on the page, which field, what to say."""
-
-    def __init__(self, message: str, *, field: str = "", form: str = "", status: int = 422
-                 ) -> None:
-        super().__init__(message)
-        self.message, self.field, self.form, self.status = message, field, form, status
-
-
-def _int(text: str, field: str, *, low: int, high: int, form: str = "") -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise FormError(f"enter a whole number from {low} to {high}", field=field,
-                        form=form) from None
-    if not low <= value <= high:
-        raise FormError(f"enter a whole number from {low} to {high}", field=field, form=form)
-    return value
-
-
-def _amount(text: str, field: str, *, form: str = "") -> int:
-    try:
-        return parse_major(text)
-    except ValueError:
-        raise FormError("enter a price such as 42 or 42.50", field=field, form=form) from None
-
-
-def _choice(text: str, kind: type[Any], field: str, *, form: str = "") -> Any:
-    try:
-        return kind(text)
-    except ValueError:
-        raise FormError("choose one of the options", field=field, form=form) from None
-
-
-def _done(path: str, message: str, anchor: str = "") -> RedirectResponse:
-    return RedirectResponse(f"{path}?done={quote(message)}{anchor}", status_code=303)
-
-
-def _from_domain(exc: DomainError, form: str) -> FormError:
-    return FormError(exc.detail, field=str(exc.extensions.get("field", "")), form=form,
-                     status=exc.status)
 
 
 # --- the list -----------------------------------------------------------------------------
@@ -178,20 +139,20 @@ def create_product(request: Request, viewer: Writer, services: ServicesDep,
             raise FormError("the first variant needs a SKU", field="sku")
         spec = service.VariantSpec(
             sku=sku.strip(), name=variant_name.strip() or "Standard",
-            price_amount=_amount(price, "price"),
+            price_amount=parse_amount(price, "price"),
             currency=services.settings.shop.currency,
-            condition_grade=_choice(grade, ConditionGrade, "grade"),
+            condition_grade=parse_choice(grade, ConditionGrade, "grade"),
             condition_disclosure=disclosure.strip(),
-            weight_grams=_int(weight_grams or "0", "weight_grams", low=0, high=1_000_000))
+            weight_grams=parse_int(weight_grams or "0", "weight_grams", low=0, high=1_000_000))
         with services.db.transaction() as session:
             try:
                 product = service.create_product(
                     session, clock=services.clock, name=name.strip(),
                     slug=service.slugify(slug) if slug.strip() else None,
                     family_slug=family_slug, description=description,
-                    status=_choice(status, ProductStatus, "status"), variants=[spec])
+                    status=parse_choice(status, ProductStatus, "status"), variants=[spec])
                 set_tax_class(session, product_id=product.id,
-                              tax_class=_choice(tax_class, TaxClass, "tax_class"))
+                              tax_class=parse_choice(tax_class, TaxClass, "tax_class"))
             except DomainError as exc:
                 field = {"condition_disclosure": "disclosure"}.get(
                     str(exc.extensions.get("field", "")), str(exc.extensions.get("field", "")))
@@ -199,7 +160,7 @@ def create_product(request: Request, viewer: Writer, services: ServicesDep,
             product_id = product.id
     except FormError as error:
         return _new_form(request, viewer, services, values=values, error=error)
-    return _done(f"{PATH}/{product_id}", "Product created. Add images and stock below.")
+    return done(f"{PATH}/{product_id}", "Product created. Add images and stock below.")
 
 
 # --- one product ---------------------------------------------------------------------------
@@ -223,9 +184,7 @@ def _product_context(session: Session, services: Services, product: Product
         "levels": service.stock_levels(session, ids),
         "ledger": service.stock_ledger(session, ids, limit=20),
         "serials": serials,
-        "images": media_service.images_of(session, MediaOwner.product, [product.id])[product.id],
-        "views": image_views(session, MediaOwner.product, [product.id],
-                             base_url=services.settings.media.public_url)[product.id],
+        "images": image_rows(session, services, MediaOwner.product, product.id),
     }
 
 
@@ -237,8 +196,7 @@ def _product_page(request: Request, viewer: AdminViewer, services: Services, pro
                                    service.get_product(session, product_id))
     return render(request, "catalog/product.html", viewer,
                   status_code=error.status if error else 200, message=message,
-                  error=error.message if error else "", field=error.field if error else "",
-                  form=error.form if error else "", values=values or {},
+                  **(error.context() if error else {}), values=values or {},
                   disclosures=DEFAULT_DISCLOSURES, currency=services.settings.shop.currency,
                   **OPTIONS, **context)
 
@@ -260,8 +218,8 @@ def update_product(request: Request, product_id: IdPath, viewer: Writer,
         family_slug = service.slugify(family) if family.strip() else ""
         if not family_slug:
             raise FormError("choose or type a family", field="family", form="details")
-        chosen = _choice(status, ProductStatus, "status", form="details")
-        taxed = _choice(tax_class, TaxClass, "tax_class", form="details")
+        chosen = parse_choice(status, ProductStatus, "status", form="details")
+        taxed = parse_choice(tax_class, TaxClass, "tax_class", form="details")
         with services.db.transaction() as session:
             try:
                 service.update_product(session, clock=services.clock, product_id=product_id,
@@ -269,10 +227,10 @@ def update_product(request: Request, product_id: IdPath, viewer: Writer,
                                        family_slug=family_slug, status=chosen)
                 set_tax_class(session, product_id=product_id, tax_class=taxed)
             except DomainError as exc:
-                raise _from_domain(exc, "details") from None
+                raise from_domain(exc, "details") from None
     except FormError as error:
         return _product_page(request, viewer, services, product_id, error=error, values=values)
-    return _done(f"{PATH}/{product_id}", "Details saved.")
+    return done(f"{PATH}/{product_id}", "Details saved.")
 
 
 def _variant_values(prefix: str, **fields: str) -> dict[str, str]:
@@ -292,24 +250,24 @@ def add_variant(request: Request, product_id: IdPath, viewer: Writer, services: 
             raise FormError("a variant needs a SKU", field="sku", form=form)
         spec = service.VariantSpec(
             sku=sku.strip()[:64], name=variant_name.strip() or "Standard",
-            price_amount=_amount(price, "price", form=form),
+            price_amount=parse_amount(price, "price", form=form),
             currency=services.settings.shop.currency,
-            condition_grade=_choice(grade, ConditionGrade, "grade", form=form),
+            condition_grade=parse_choice(grade, ConditionGrade, "grade", form=form),
             condition_disclosure=disclosure.strip(),
-            weight_grams=_int(weight_grams or "0", "weight_grams", low=0, high=1_000_000,
+            weight_grams=parse_int(weight_grams or "0", "weight_grams", low=0, high=1_000_000,
                               form=form))
         with services.db.transaction() as session:
             try:
                 service.add_variant(session, clock=services.clock, product_id=product_id,
                                     spec=spec)
             except DomainError as exc:
-                error = _from_domain(exc, form)
+                error = from_domain(exc, form)
                 error.field = {"condition_disclosure": "disclosure"}.get(error.field,
                                                                          error.field)
                 raise error from None
     except FormError as error:
         return _product_page(request, viewer, services, product_id, error=error, values=values)
-    return _done(f"{PATH}/{product_id}", f"Variant {sku.strip()} added.", "#variants")
+    return done(f"{PATH}/{product_id}", f"Variant {sku.strip()} added.", "#variants")
 
 
 def _variant_of(session: Session, product_id: int, variant_id: int) -> Any:
@@ -329,9 +287,9 @@ def update_variant(request: Request, product_id: IdPath, variant_id: IdPath, vie
                              grade=grade, disclosure=disclosure, weight_grams=weight_grams,
                              final_sale=final_sale, active=active)
     try:
-        amount = _amount(price, "price", form=form)
-        chosen = _choice(grade, ConditionGrade, "grade", form=form)
-        weight = _int(weight_grams or "0", "weight_grams", low=0, high=1_000_000, form=form)
+        amount = parse_amount(price, "price", form=form)
+        chosen = parse_choice(grade, ConditionGrade, "grade", form=form)
+        weight = parse_int(weight_grams or "0", "weight_grams", low=0, high=1_000_000, form=form)
         with services.db.transaction() as session:
             try:
                 _variant_of(session, product_id, variant_id)
@@ -341,13 +299,13 @@ def update_variant(request: Request, product_id: IdPath, variant_id: IdPath, vie
                     weight_grams=weight, final_sale=bool(final_sale), active=bool(active),
                     actor=f"admin:{viewer.id}")
             except DomainError as exc:
-                error = _from_domain(exc, form)
+                error = from_domain(exc, form)
                 error.field = {"condition_disclosure": "disclosure",
                                "price_amount": "price"}.get(error.field, error.field)
                 raise error from None
     except FormError as error:
         return _product_page(request, viewer, services, product_id, error=error, values=values)
-    return _done(f"{PATH}/{product_id}", "Variant saved.", f"#variant-{variant_id}")
+    return done(f"{PATH}/{product_id}", "Variant saved.", f"#variant-{variant_id}")
 
 
 @router.post(PATH + "/{product_id}/stock", response_class=HTMLResponse)
@@ -358,8 +316,8 @@ def adjust_stock(request: Request, product_id: IdPath, viewer: Writer, services:
     values = {"stock_variant_id": variant_id, "stock_location": location,
               "stock_delta": delta, "stock_reason": reason, "stock_note": note}
     try:
-        vid = _int(variant_id, "variant_id", low=1, high=2**53, form=form)
-        change = _int(delta, "delta", low=-10_000_000, high=10_000_000, form=form)
+        vid = parse_int(variant_id, "variant_id", low=1, high=2**53, form=form)
+        change = parse_int(delta, "delta", low=-10_000_000, high=10_000_000, form=form)
         if reason not in STOCK_REASONS:
             raise FormError("choose a reason", field="reason", form=form)
         with services.db.transaction() as session:
@@ -370,12 +328,12 @@ def adjust_stock(request: Request, product_id: IdPath, viewer: Writer, services:
                     delta=change, reason=reason, note=note, actor=f"admin:{viewer.id}")
                 after = adjustment.on_hand_after
             except DomainError as exc:
-                error = _from_domain(exc, form)
+                error = from_domain(exc, form)
                 error.field = error.field or "location"
                 raise error from None
     except FormError as error:
         return _product_page(request, viewer, services, product_id, error=error, values=values)
-    return _done(f"{PATH}/{product_id}", f"Stock at {location}: {after} on hand.", "#stock")
+    return done(f"{PATH}/{product_id}", f"Stock at {location}: {after} on hand.", "#stock")
 
 
 @router.post(PATH + "/{product_id}/serials", response_class=HTMLResponse)
@@ -387,7 +345,7 @@ def add_serials(request: Request, product_id: IdPath, viewer: Writer, services: 
               "serials": serials}
     listed = [s.strip() for s in serials.replace(",", "\n").splitlines() if s.strip()]
     try:
-        vid = _int(variant_id, "variant_id", low=1, high=2**53, form=form)
+        vid = parse_int(variant_id, "variant_id", low=1, high=2**53, form=form)
         if not listed or len(listed) > 500 or any(len(s) > 64 for s in listed):
             raise FormError("list 1 to 500 serials (each up to 64 characters), one a line",
                             field="serials", form=form)
@@ -397,107 +355,25 @@ def add_serials(request: Request, product_id: IdPath, viewer: Writer, services: 
                 register_serials(session, clock=services.clock, variant_id=vid,
                                  serials=listed, location_code=location)
             except DomainError as exc:
-                error = _from_domain(exc, form)
+                error = from_domain(exc, form)
                 error.field = error.field or ("location" if exc.status == 404 else "serials")
                 raise error from None
     except FormError as error:
         return _product_page(request, viewer, services, product_id, error=error, values=values)
-    return _done(f"{PATH}/{product_id}", f"{len(listed)} serial(s) registered.", "#serials")
+    return done(f"{PATH}/{product_id}", f"{len(listed)} serial(s) registered.", "#serials")
 
 
-# --- images ---------------------------------------------------------------------------------
+# --- images: the shared console image forms ---------------------------------------------
 
 
-def limits_of(services: Services) -> Limits:
-    media = services.settings.media
-    return Limits(max_bytes=media.max_bytes, max_side=media.max_side, min_side=media.min_side)
+def _page_with_error(request: Request, viewer: AdminViewer, services: Services, owner_id: int,
+                     error: FormError, values: dict[str, str]) -> Response:
+    return _product_page(request, viewer, services, owner_id, error=error, values=values)
 
 
-@router.post(PATH + "/{product_id}/media", response_class=HTMLResponse)
-def upload_image(request: Request, product_id: IdPath, viewer: MediaWriter,
-                 services: ServicesDep, file: Annotated[UploadFile | None, File()] = None,
-                 alt: Annotated[str, Form(max_length=300)] = "") -> Response:
-    """Through the media flow the API uses: checked by content, stored as renditions."""
-    form = "media"
-    values = {"alt": alt}
-    try:
-        limit = services.settings.media.max_bytes
-        data = file.file.read(limit + 1) if file is not None else b""
-        if not data:
-            raise FormError("choose an image file", field="file", form=form)
-        if len(data) > limit:
-            raise FormError(f"the file is larger than {limit // 1_000_000} MB", field="file",
-                            form=form)
-        if not alt.strip():
-            raise FormError("describe the image for people who cannot see it",
-                            field="alt", form=form)
-        try:
-            media_flows.add_image(services.db, services.media, clock=services.clock,
-                                  limits=limits_of(services), owner_kind=MediaOwner.product,
-                                  owner_ref=product_id, data=data, alt=alt.strip())
-        except DomainError as exc:
-            error = _from_domain(exc, form)
-            error.field = "file"
-            raise error from None
-    except FormError as error:
-        return _product_page(request, viewer, services, product_id, error=error, values=values)
-    return _done(f"{PATH}/{product_id}", "Image added.", "#images")
+def _product_name(session: Session, product_id: int) -> str:
+    return service.get_product(session, product_id).name
 
 
-def _own_image(session: Session, product_id: int, media_id: int) -> Any:
-    asset = media_service.get_image(session, media_id)
-    if asset.owner_kind is not MediaOwner.product or asset.owner_id != product_id:
-        raise InvalidInput(f"image {media_id} is not an image of this product")
-    return asset
-
-
-@router.post(PATH + "/{product_id}/media/{media_id}/move", response_class=HTMLResponse)
-def move_image(request: Request, product_id: IdPath, media_id: IdPath, viewer: MediaWriter,
-               services: ServicesDep, direction: Text = "") -> Response:
-    steps = {"up": -1, "down": 1, "first": -10_000}.get(direction)
-    try:
-        if steps is None:
-            raise FormError("move up, down or first", form="media")
-        with services.db.transaction() as session:
-            try:
-                _own_image(session, product_id, media_id)
-                media_service.move_image(session, clock=services.clock, media_id=media_id,
-                                         steps=steps)
-            except DomainError as exc:
-                raise _from_domain(exc, "media") from None
-    except FormError as error:
-        return _product_page(request, viewer, services, product_id, error=error)
-    return _done(f"{PATH}/{product_id}", "Images reordered.", "#images")
-
-
-@router.get(PATH + "/{product_id}/media/{media_id}/remove", response_class=HTMLResponse)
-def confirm_remove_image(request: Request, product_id: IdPath, media_id: IdPath,
-                         viewer: MediaWriter, services: ServicesDep) -> HTMLResponse:
-    """The confirmation a removal needs (a page, so it works without JavaScript)."""
-    with services.db.transaction() as session:
-        product = service.get_product(session, product_id)
-        asset = _own_image(session, product_id, media_id)
-        view = image_views(session, MediaOwner.product, [product_id],
-                           base_url=services.settings.media.public_url)[product_id]
-        shown = next(v for a, v in zip(media_service.images_of(
-            session, MediaOwner.product, [product_id])[product_id], view, strict=True)
-            if a.id == asset.id)
-    return render(request, "catalog/confirm_remove.html", viewer, product=product,
-                  media_id=media_id, view=shown)
-
-
-@router.post(PATH + "/{product_id}/media/{media_id}/remove", response_class=HTMLResponse)
-def remove_image(request: Request, product_id: IdPath, media_id: IdPath, viewer: MediaWriter,
-                 services: ServicesDep, confirm: Text = "") -> Response:
-    if confirm != "yes":
-        return RedirectResponse(f"{PATH}/{product_id}/media/{media_id}/remove",
-                                status_code=303)
-    try:
-        with services.db.transaction() as session:
-            _own_image(session, product_id, media_id)
-    except DomainError as exc:
-        return _product_page(request, viewer, services, product_id,
-                             error=_from_domain(exc, "media"))
-    media_flows.remove_image(services.db, services.media, clock=services.clock,
-                             media_id=media_id)
-    return _done(f"{PATH}/{product_id}", "Image removed.", "#images")
+add_image_forms(router, path=PATH + "/{owner_id}", back=PATH + "/{owner_id}",
+                kind=MediaOwner.product, page=_page_with_error, title=_product_name)

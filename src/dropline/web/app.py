@@ -21,6 +21,7 @@ from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.catalog.pages import NAV_ITEMS as catalog_nav
 from dropline.catalog.pages import router as catalog_pages_router
+from dropline.console.drop_forms import router as drop_forms_router
 from dropline.console.pages import NAV_ITEMS as console_nav
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
@@ -187,6 +188,7 @@ def create_app(
     app.include_router(media_files_router)
     app.include_router(admin_pages_router)
     app.include_router(catalog_pages_router)
+    app.include_router(drop_forms_router)  # before the console's /admin/drops/{drop_id}
     app.include_router(drops_pages_router)
     app.include_router(fulfilment_pages_router)
     app.include_router(memberships_pages_router)

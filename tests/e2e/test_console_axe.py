@@ -39,6 +39,8 @@ DETAIL_PAGES = [
     "/admin/drops/{drop}",
     "/admin/drops/{drop}/edit",
     "/admin/fulfilment/templates",
+    "/admin/discounts/new",
+    "/admin/popups/new",
     "/admin/playbooks/cohort-map",
     "/admin/playbooks/drop-runbook",
     "/admin/playbooks/decision-tree",

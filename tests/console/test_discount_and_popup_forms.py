@@ -1,6 +1,6 @@
-"""The console's discount-code and pop-up forms over HTTP: create a code (and withdraw it
-only after confirming), plan a pop-up at a new location and open it. A refused form keeps
-what was typed, says why beside the field and changes nothing."""
+"""The console's discount-code, pop-up and membership-tier forms over HTTP: create a code (and
+withdraw it only after confirming), plan a pop-up at a new location and open it, create a
+tier. A refused form keeps what was typed, says why beside the field and changes nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from dropline.discounts.models import DiscountCode
 from dropline.locations.models import Location
+from dropline.memberships.models import MembershipTier
 from dropline.popups.models import Popup, PopupStatus
 from tests.builders import make_location, sign_in_console
 from tests.web.support import changed_tables, snapshot
@@ -102,4 +103,34 @@ def test_a_refused_pop_up_plan_keeps_the_values_and_changes_nothing(console, db)
     assert 'value="Borough Market pop-up"' in bad_dates.text
     no_name = console.post("/admin/popups/new", data={**POPUP, "new_name": ""})
     assert no_name.status_code == 422 and 'id="f-new_name-error"' in no_name.text
+    assert changed_tables(before, snapshot(db)) == []
+
+
+TIER = {"name": "Inner Circle", "slug": "", "description": "First to every drop.",
+        "interval": "monthly", "price": "9.50", "cap": "200", "trial_days": "0",
+        "member_price_kind": "percent", "member_price_value": "10",
+        "early_access_minutes": "60", "delivery_subsidy_kind": "free",
+        "delivery_subsidy_amount": ""}
+
+
+def test_a_membership_tier_is_created_from_the_console(console, db):
+    created = console.post("/admin/memberships/tiers/new", data=TIER, follow_redirects=False)
+    assert created.status_code == 303, created.text[:1000]
+    with db.transaction() as session:
+        tier = session.scalars(select(MembershipTier)).one()
+        assert (tier.slug, tier.price_amount, tier.cap, tier.member_price_value,
+                tier.early_access_minutes, tier.delivery_subsidy_kind.value) == (
+            "inner-circle", 950, 200, 10, 60, "free")
+    assert "Inner Circle" in console.get("/admin/memberships/tiers").text
+    assert console.get(created.headers["location"]).status_code == 200
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"price": "free"}, "price"), ({"member_price_value": "150"}, "member_price_value"),
+    ({"name": ""}, "name"), ({"interval": "weekly"}, "interval")])
+def test_a_refused_tier_keeps_the_values_and_changes_nothing(console, db, changes, field):
+    before = snapshot(db)
+    page = console.post("/admin/memberships/tiers/new", data={**TIER, **changes})
+    assert page.status_code == 422 and f'id="f-{field}-error"' in page.text
+    assert "First to every drop." in page.text
     assert changed_tables(before, snapshot(db)) == []

@@ -24,6 +24,7 @@ from dropline.fulfilment.models import DeliveryWindow
 from dropline.media import flows as media_flows
 from dropline.media.models import MediaOwner
 from dropline.media.pages import limits_of
+from dropline.memberships.models import MembershipTier
 from dropline.web.app import console_navigation, create_app
 from tests.console.support import ADMIN, NOW, demo_settings, seed_demo_database
 from tests.e2e.axe import assert_accessible
@@ -41,6 +42,8 @@ DETAIL_PAGES = [
     "/admin/fulfilment/templates",
     "/admin/discounts/new",
     "/admin/popups/new",
+    "/admin/memberships/tiers/new",
+    "/admin/memberships/tiers/{tier}",
     "/admin/playbooks/cohort-map",
     "/admin/playbooks/drop-runbook",
     "/admin/playbooks/decision-tree",
@@ -79,13 +82,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         product = session.scalars(select(Product.id).order_by(Product.id)).first()
         drop = session.scalars(select(Drop.id).order_by(Drop.starts_at.desc())).first()
         window = session.scalars(select(DeliveryWindow.id)).first()
+        tier = session.scalars(select(MembershipTier.id).order_by(MembershipTier.id)).first()
     image = media_flows.add_image(db, services.media, clock=services.clock,
                                   limits=limits_of(services), owner_kind=MediaOwner.product,
                                   owner_ref=product, data=image_bytes(), alt="The bottle").id
     server = LiveServer(app)
     server.start()
     yield Console(server, {"product": product, "drop": drop, "image": image,
-                           "window": window or 0})
+                           "window": window or 0, "tier": tier})
     server.stop()
     db.dispose()
 

@@ -50,6 +50,12 @@ DETAIL_PAGES = [
     "/admin/security",
 ]
 WIDTHS = (1280, 375)
+# The innermost elements that reach past the screen's right edge (for a failure's message).
+WIDEST = """width => [...document.querySelectorAll("main *")]
+  .filter(e => e.getBoundingClientRect().right > width + 1
+          && ![...e.children].some(c => c.getBoundingClientRect().right > width + 1))
+  .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.className ? "." + e.className : "")
+                        + " " + Math.round(e.getBoundingClientRect().right))"""
 
 
 def console_pages() -> list[str]:
@@ -126,7 +132,8 @@ def test_every_console_page_has_no_axe_violations(browser, console, owner_state,
                         full_page=True)
         assert_accessible(page, f"{path} at {width} px")
         overflow = page.evaluate("document.documentElement.scrollWidth")
-        assert overflow <= width + 1, f"{path} is {overflow} px wide at {width} px"
+        assert overflow <= width + 1, (f"{path} is {overflow} px wide at {width} px: "
+                                       f"{page.evaluate(WIDEST, width)}")
         assert not errors, errors
     finally:
         context.close()

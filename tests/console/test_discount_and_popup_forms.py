@@ -134,3 +134,20 @@ def test_a_refused_tier_keeps_the_values_and_changes_nothing(console, db, change
     assert page.status_code == 422 and f'id="f-{field}-error"' in page.text
     assert "First to every drop." in page.text
     assert changed_tables(before, snapshot(db)) == []
+
+
+def test_the_cli_plans_a_pop_up_through_the_same_service(db, database_url, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dropline.cli import app as cli_app
+
+    make_location(db, code="central")
+    monkeypatch.setenv("DROPLINE_DATABASE_URL", database_url)
+    made = CliRunner().invoke(cli_app, [
+        "popups", "create", "popup-borough", "--hub", "central",
+        "--opens", "2026-03-10T10:00:00+00:00", "--closes", "2026-03-15T18:00:00+00:00",
+        "--name", "Borough Market pop-up"])
+    assert made.exit_code == 0, made.output
+    with db.transaction() as session:
+        popup = session.scalars(select(Popup)).one()
+        assert session.get(Location, popup.location_id).name == "Borough Market pop-up"

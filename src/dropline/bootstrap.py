@@ -24,7 +24,7 @@ from dropline.adapters.varnish import VarnishXkeyPurger
 from dropline.adapters.storage import media_store_for
 from dropline.audit import Audited
 from dropline.audit import install as install_audit_trail
-from dropline.catalog.models import Variant
+from dropline.catalog.models import Product, StockAdjustment, Variant
 from dropline.checkout_policy import (
     build_checkout_policy,
     customer_delivery_facts,
@@ -166,6 +166,8 @@ AUDITED_MODELS: dict[type, Audited] = {
     Shipment: Audited(),
     Variant: Audited(columns=("sku", "price_amount", "currency", "condition_grade",
                               "condition_disclosure", "final_sale", "active")),
+    Product: Audited(columns=("name", "slug", "status", "family_id")),
+    StockAdjustment: Audited(),
     Drop: Audited(),
     Membership: Audited(),
     ReturnRequest: Audited(),

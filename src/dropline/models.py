@@ -4,7 +4,7 @@ nothing: the audit trail's listeners are installed by ``bootstrap.install_listen
 from dropline.admin.models import AdminSession, AdminUser, ApiToken, RecoveryCode
 from dropline.audit.models import AuditLog
 from dropline.carts.models import Cart, CartLine
-from dropline.catalog.models import Product, ProductFamily, Variant
+from dropline.catalog.models import Product, ProductFamily, StockAdjustment, Variant
 from dropline.console.models import PlaybookSnapshot
 from dropline.customers.models import Customer, CustomerSession, PasswordReset
 from dropline.db import Base
@@ -31,6 +31,7 @@ from dropline.fulfilment.models import (
     StockMovement,
     Vehicle,
     WindowBooking,
+    WindowTemplate,
 )
 from dropline.idempotency.models import IdempotencyRecord
 from dropline.invoices.models import CreditNote, DocumentCounter, Invoice
@@ -137,6 +138,7 @@ __all__ = [
     "RouteRow",
     "RouteStopRow",
     "SerialUnit",
+    "StockAdjustment",
     "Shipment",
     "ShipmentLine",
     "StockLevel",
@@ -148,5 +150,6 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "WindowBooking",
+    "WindowTemplate",
     "metadata",
 ]

@@ -1,11 +1,14 @@
-"""Money for people to read: integer minor units and an ISO 4217 code to a display string.
+"""Money for people to read and type: integer minor units and an ISO 4217 code to a display
+string, and an amount a person typed ("12.50") to minor units.
 
 The one formatter behind the templates' ``money`` filter, the emails, the CLI tables and the
 generated playbooks, so an amount reads the same everywhere."""
 
 from __future__ import annotations
 
-__all__ = ["format_money"]
+import re
+
+__all__ = ["format_money", "parse_major"]
 
 SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
@@ -18,3 +21,16 @@ def format_money(amount: int, currency: str = "GBP") -> str:
     symbol = SYMBOLS.get(currency)
     major = f"{units:,}.{cents:02d}"
     return f"{sign}{symbol}{major}" if symbol else f"{sign}{major} {currency}"
+
+
+_MAJOR = re.compile(r"(\d{1,10})(?:[.,](\d{1,2}))?")
+
+
+def parse_major(text: str) -> int:
+    """"12.50", "12,5" or "12" (two-decimal currencies, a symbol and spaces ignored) to
+    minor units; ValueError for anything else (negative amounts included)."""
+    cleaned = text.strip().lstrip("£€$").replace(" ", "")
+    match = _MAJOR.fullmatch(cleaned)
+    if not match:
+        raise ValueError(f"not an amount: {text!r}")
+    return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))

@@ -100,7 +100,7 @@ def test_the_console_queue_shows_reasons_and_a_decision_is_recorded_in_the_audit
     with db.transaction() as session:
         assert session.get(RiskCase, 1).status is CaseStatus.denied
     audit = client.get("/admin/audit", params={"entity": "return_requests"})
-    assert "in-review → denied" in audit.text and "admin:1" in audit.text
+    assert "<del>in-review</del> → <ins>denied</ins>" in audit.text and "admin:1" in audit.text
     exported = client.get("/admin/audit.csv", params={"entity": "risk_cases"})
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert ("open", "denied") in {(r["old"], r["new"]) for r in rows if r["column"] == "status"}

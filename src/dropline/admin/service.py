@@ -36,6 +36,7 @@ from dropline.security import (
 )
 
 SCOPES: dict[str, str] = {
+    "catalog:read": "read products, variants, stock and the stock ledger in the console",
     "catalog:write": "create and change products, variants, prices and stock",
     "orders:read": "read every order",
     "orders:refund": "refund orders, and cancel them before packing (which refunds)",
@@ -53,6 +54,7 @@ SCOPES: dict[str, str] = {
     "memberships:read": "read members, metrics, the cohort map, segment rules and polls",
     "memberships:manage": "create tiers, change segment rules, recompute segments, open polls",
     "telemetry:read": "read cohorts, shop LTV and the decisions built on them",
+    "popups:manage": "create and change pop-up stores and their schedules",
 }
 log = logging.getLogger(__name__)
 ALL_SCOPES = "*"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dropline.db import Base, BigIntPK
@@ -74,3 +74,23 @@ class Variant(Base):
         CheckConstraint("price_amount >= 0", name="price_non_negative"),
         CheckConstraint("weight_grams >= 0", name="weight_non_negative"),
     )
+
+
+class StockAdjustment(Base):
+    """One change to a variant's stock at a location made by a person (a count, damage, a
+    found box), with its reason: the stock ledger the console shows beside each level. Rows
+    are only ever added; sales and returns change stock by arithmetic and are not listed."""
+
+    __tablename__ = "stock_adjustments"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    location_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("locations.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("variants.id", ondelete="CASCADE"), index=True)
+    delta: Mapped[int] = mapped_column(Integer)
+    on_hand_after: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))  # one of catalog.rules.STOCK_REASONS
+    note: Mapped[str] = mapped_column(String(300), default="")
+    actor: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]

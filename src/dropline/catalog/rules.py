@@ -33,3 +33,24 @@ def disclosure_problem(grade: ConditionGrade, disclosure: str) -> str | None:
             f"{MIN_DISCLOSURE_CHARS} characters describing its actual state"
         )
     return None
+
+# Why a person changed stock by hand (the console's and the ledger's reasons).
+STOCK_REASONS: dict[str, str] = {
+    "received": "Goods received",
+    "count": "Stock take correction",
+    "damaged": "Damaged or lost",
+    "found": "Found",
+    "returned": "Returned to stock",
+    "transfer": "Moved by hand",
+}
+
+
+def stock_change_problem(*, delta: int, on_hand: int, reason: str) -> tuple[str, str] | None:
+    """None when a hand adjustment may be made, else (field, reason it may not)."""
+    if reason not in STOCK_REASONS:
+        return "reason", f"choose a reason: {', '.join(STOCK_REASONS)}"
+    if delta == 0:
+        return "delta", "enter how many units to add (or a negative number to remove)"
+    if on_hand + delta < 0:
+        return "delta", f"only {on_hand} on hand here: cannot remove {-delta}"
+    return None

@@ -1,4 +1,5 @@
-"""Catalog use cases: families, products with their variants, prices, stock."""
+"""Catalog use cases: families, products with their variants, prices, stock (counted, taken
+by sales, and adjusted by hand with a reason)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from dropline.catalog.models import ConditionGrade, Product, ProductFamily, ProductStatus, Variant
-from dropline.catalog.rules import disclosure_problem
+from dropline.catalog.models import (
+    ConditionGrade,
+    Product,
+    ProductFamily,
+    ProductStatus,
+    StockAdjustment,
+    Variant,
+)
+from dropline.catalog.rules import disclosure_problem, stock_change_problem
 from dropline.clock import Clock
 from dropline.errors import AlreadyExists, InvalidInput, NotFound
 from dropline.events.service import record_event
@@ -218,3 +226,147 @@ def return_stock(session: Session, *, location_id: int, variant_id: int, quantit
         .where(StockLevel.location_id == location_id, StockLevel.variant_id == variant_id)
         .values(on_hand=StockLevel.on_hand + quantity)
     )
+
+
+# --- the console's editing: products, variants, hand adjustments ----------------------------
+
+
+def search_products(session: Session, *, text: str = "", status: ProductStatus | None = None,
+                    limit: int = 25, offset: int = 0) -> tuple[list[Product], int]:
+    """Products whose name, slug or a variant's SKU contains ``text`` (any status unless
+    one is given), newest first, with the number that match."""
+    query = select(Product)
+    if text.strip():
+        like = f"%{text.strip().lower()[:100]}%"
+        skus = select(Variant.product_id).where(func.lower(Variant.sku).like(like))
+        query = query.where(or_(func.lower(Product.name).like(like),
+                                func.lower(Product.slug).like(like), Product.id.in_(skus)))
+    if status is not None:
+        query = query.where(Product.status == status)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Product.id.desc()).limit(limit).offset(offset))
+    return list(rows), int(total)
+
+
+def update_product(session: Session, *, clock: Clock, product_id: int, name: str,
+                   description: str, family_slug: str, status: ProductStatus) -> Product:
+    product = get_product(session, product_id)
+    if not name.strip():
+        raise InvalidInput("a product needs a name", field="name")
+    product.name = name.strip()
+    product.description = description
+    product.family_id = ensure_family(session, slug=family_slug).id
+    product.status = status
+    product.updated_at = clock.now()
+    session.flush()
+    record_event(session, clock=clock, type="product.updated", subject_type="product",
+                 subject_id=product.id, payload={"slug": product.slug,
+                                                 "status": status.value})
+    return product
+
+
+def add_variant(session: Session, *, clock: Clock, product_id: int, spec: VariantSpec
+                ) -> Variant:
+    get_product(session, product_id)
+    if session.scalar(select(Variant.id).where(Variant.sku == spec.sku)) is not None:
+        raise AlreadyExists(f"SKU {spec.sku!r} is already in use", field="sku")
+    if problem := disclosure_problem(spec.condition_grade, spec.condition_disclosure):
+        raise InvalidInput(problem, field="condition_disclosure")
+    variant = Variant(product_id=product_id, **spec.__dict__)
+    session.add(variant)
+    session.flush()
+    record_event(session, clock=clock, type="variant.created", subject_type="variant",
+                 subject_id=variant.id, payload={"sku": spec.sku, "product_id": product_id})
+    return variant
+
+
+def update_variant(session: Session, *, clock: Clock, variant_id: int, name: str,
+                   price_amount: int, condition_grade: ConditionGrade,
+                   condition_disclosure: str, weight_grams: int, final_sale: bool,
+                   active: bool, actor: str) -> Variant:
+    """Everything but the SKU and the currency (orders and invoices name them). A price change
+    is also a ``variant.price_changed`` event, as from ``set_price``."""
+    variant = get_variant(session, variant_id)
+    if problem := disclosure_problem(condition_grade, condition_disclosure):
+        raise InvalidInput(problem, field="condition_disclosure")
+    if not 0 <= price_amount <= 10**12:
+        raise InvalidInput("a price is 0 or more, in minor units", field="price_amount")
+    if not 0 <= weight_grams <= 1_000_000:
+        raise InvalidInput("a weight is 0 to 1,000,000 grams", field="weight_grams")
+    if price_amount != variant.price_amount:
+        set_price(session, clock=clock, variant_id=variant_id, price_amount=price_amount,
+                  actor=actor)
+    variant.name = name.strip() or variant.name
+    variant.condition_grade = condition_grade
+    variant.condition_disclosure = condition_disclosure.strip()
+    variant.weight_grams = weight_grams
+    variant.final_sale = final_sale
+    variant.active = active
+    session.flush()
+    return variant
+
+
+def adjust_stock(session: Session, *, clock: Clock, location_code: str, variant_id: int,
+                 delta: int, reason: str, note: str = "", actor: str) -> StockAdjustment:
+    """Changes a level by ``delta`` by arithmetic in one conditional UPDATE (never below zero,
+    whatever sells meanwhile), and records the change with its reason in the stock ledger."""
+    location = get_location_by_code(session, location_code)
+    get_variant(session, variant_id)
+    current = session.scalar(select(StockLevel.on_hand).where(
+        StockLevel.location_id == location.id, StockLevel.variant_id == variant_id))
+    if problem := stock_change_problem(delta=delta, on_hand=current or 0, reason=reason):
+        raise InvalidInput(problem[1], field=problem[0])
+    if current is None:
+        insert = postgresql.insert if session.bind and session.bind.dialect.name == \
+            "postgresql" else sqlite.insert
+        session.execute(insert(StockLevel).values(location_id=location.id,
+                                                  variant_id=variant_id, on_hand=0)
+                        .on_conflict_do_nothing(index_elements=["location_id", "variant_id"]))
+    changed = session.execute(
+        update(StockLevel)
+        .where(StockLevel.location_id == location.id, StockLevel.variant_id == variant_id,
+               StockLevel.on_hand + delta >= 0)
+        .values(on_hand=StockLevel.on_hand + delta)
+        .returning(StockLevel.on_hand)).scalar()
+    if changed is None:  # sold meanwhile: the level is lower than the form showed
+        raise InvalidInput(f"not enough on hand to remove {-delta}", field="delta")
+    adjustment = StockAdjustment(location_id=location.id, variant_id=variant_id, delta=delta,
+                                 on_hand_after=int(changed), reason=reason,
+                                 note=note.strip()[:300], actor=actor, created_at=clock.now())
+    session.add(adjustment)
+    session.flush()
+    record_event(session, clock=clock, type="stock.adjusted", subject_type="variant",
+                 subject_id=variant_id, payload={"location": location_code, "delta": delta,
+                                                 "on_hand": int(changed), "reason": reason,
+                                                 "actor": actor})
+    return adjustment
+
+
+def stock_levels(session: Session, variant_ids: Sequence[int]
+                 ) -> dict[int, list[tuple[Location, int]]]:
+    """Each variant's levels per location (locations without a row are left out)."""
+    levels: dict[int, list[tuple[Location, int]]] = {vid: [] for vid in variant_ids}
+    if variant_ids:
+        for location, variant_id, on_hand in session.execute(
+                select(Location, StockLevel.variant_id, StockLevel.on_hand)
+                .join(StockLevel, StockLevel.location_id == Location.id)
+                .where(StockLevel.variant_id.in_(variant_ids)).order_by(Location.code)):
+            levels[variant_id].append((location, on_hand))
+    return levels
+
+
+def list_locations(session: Session) -> list[Location]:
+    return list(session.scalars(select(Location).where(Location.active.is_(True))
+                                .order_by(Location.code)))
+
+
+def stock_ledger(session: Session, variant_ids: Sequence[int], *, limit: int = 50
+                 ) -> list[tuple[StockAdjustment, str]]:
+    """The latest hand adjustments of these variants, newest first, with the location code."""
+    if not variant_ids:
+        return []
+    return [(adj, code) for adj, code in session.execute(
+        select(StockAdjustment, Location.code)
+        .join(Location, Location.id == StockAdjustment.location_id)
+        .where(StockAdjustment.variant_id.in_(variant_ids))
+        .order_by(StockAdjustment.id.desc()).limit(limit))]

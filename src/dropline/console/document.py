@@ -106,7 +106,7 @@ def to_html_fragment(doc: Document) -> str:
             head = "".join(f"<th>{escape(h)}</th>" for h in section.table.headers)
             body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
                            for row in section.table.rows)
-            parts.append(f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead>'
+            parts.append(f'<div class="table-wrap" tabindex="0"><table><thead><tr>{head}</tr></thead>'
                          f"<tbody>{body}</tbody></table></div>")
         parts += [f'<p class="muted">{escape(note)}</p>' for note in section.notes]
         if section.svg:

@@ -38,6 +38,13 @@ from dropline.fulfilment.service import (
     start_movement,
     window_options,
 )
+from dropline.fulfilment.window_templates import (
+    TemplateSpec,
+    list_templates,
+    remove_template,
+    roll_windows_forward,
+    set_template,
+)
 from dropline.fulfilment.solomon import (
     InstanceFormatError,
     dimacs_cost,
@@ -161,9 +168,13 @@ windows_app = typer.Typer(help="Hub delivery windows.", no_args_is_help=True)
 position_app = typer.Typer(
     help="Stock where demand is: the positioning plan per hub and variant, and accepting its "
          "transfer and production-run proposals.", no_args_is_help=True)
+templates_app = typer.Typer(
+    help="Delivery-window templates: each hub's windows kept N days ahead by the scheduler.",
+    no_args_is_help=True)
 fulfilment_app.add_typer(rules_app, name="rules")
 fulfilment_app.add_typer(windows_app, name="windows")
 fulfilment_app.add_typer(position_app, name="position")
+fulfilment_app.add_typer(templates_app, name="templates")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -268,6 +279,72 @@ def windows_list(hub: Annotated[str | None, typer.Option(help="Hub location code
                           f"{w.ends_at:%H:%M}", f"{w.cutoff_at:%H:%M}",
                           f"{w.booked}/{w.capacity}", w.status.value)
     Console().print(table)
+
+
+@templates_app.command("set", epilog="Example: dropline fulfilment templates set --hub "
+                                     "hub-hackney --minutes 120 --capacity 40 --days 14")
+def templates_set(
+    hub: Annotated[str, typer.Option(help="Hub location code.")],
+    minutes: Annotated[int, typer.Option(min=15, max=720, help="Window length.")] = 120,
+    capacity: Annotated[int, typer.Option(min=1, max=10_000, help="Orders per window.")] = 40,
+    cutoff: Annotated[int, typer.Option(min=0, max=2880,
+                                        help="Minutes before the start that booking stops.")]
+    = 120,
+    first_start: Annotated[str | None, typer.Option(
+        help="Local time of the first window (HH:MM); default: opening time.")] = None,
+    days: Annotated[int, typer.Option(min=1, max=60, help="Days of windows kept ahead.")] = 14,
+    paused: Annotated[bool, typer.Option("--paused", help="Keep it, but roll nothing.")]
+    = False,
+) -> None:
+    """Create or replace a hub's window template, then roll its windows forward."""
+    try:
+        start = datetime.strptime(first_start, "%H:%M").time() if first_start else None
+    except ValueError:
+        raise _fail(f"--first-start: not a time (HH:MM): {first_start!r}") from None
+    with _unit_of_work() as (session, clock):
+        set_template(session, clock=clock, location_code=hub, spec=TemplateSpec(
+            window_minutes=minutes, capacity=capacity, cutoff_minutes=cutoff,
+            first_start=start, days_ahead=days, active=not paused))
+        created = roll_windows_forward(session, clock=clock)
+    typer.echo(f"template saved for {hub}; {max(created.get(hub, 0), 0)} window(s) created")
+
+
+@templates_app.command("list", epilog="Example: dropline fulfilment templates list")
+def templates_list() -> None:
+    """List the hubs' window templates, one a line."""
+    with _unit_of_work() as (session, _):
+        rows = [(location.code, template) for template, location in list_templates(session)]
+        for code, template in rows:
+            first = template.first_start.strftime("%H:%M") if template.first_start \
+                else "opening"
+            typer.echo(f"{code}: {template.window_minutes} min windows from {first}, "
+                       f"{template.capacity} orders each, booking stops "
+                       f"{template.cutoff_minutes} min before, {template.days_ahead} days "
+                       f"ahead, {'active' if template.active else 'paused'}")
+    if not rows:
+        typer.echo("no template: dropline fulfilment templates set --hub <code>")
+
+
+@templates_app.command("roll", epilog="Example: dropline fulfilment templates roll")
+def templates_roll() -> None:
+    """Create the missing windows of every active template now (the scheduler does this by
+    itself; running it again creates nothing)."""
+    with _unit_of_work() as (session, clock):
+        created = roll_windows_forward(session, clock=clock)
+    for hub, count in created.items():
+        typer.echo(f"{hub}: " + ("refused (check its opening hours)" if count < 0
+                                 else f"{count} window(s) created"))
+    if not created:
+        typer.echo("no active template: dropline fulfilment templates set --hub <code>")
+
+
+@templates_app.command("remove", epilog="Example: dropline fulfilment templates remove "
+                                        "--hub hub-hackney")
+def templates_remove(hub: Annotated[str, typer.Option(help="Hub location code.")]) -> None:
+    """Stop rolling a hub's windows forward (windows already created stay bookable)."""
+    with _unit_of_work() as (session, clock):
+        remove_template(session, clock=clock, location_code=hub)
+    typer.echo(f"template of {hub} removed")
 
 
 @fulfilment_app.command("options", epilog="Example: dropline fulfilment options --line 12x2 "

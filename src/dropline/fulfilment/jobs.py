@@ -1,5 +1,6 @@
 """Scheduled fulfilment work, idempotent: complete stock movements that are due (restocking
-hubs) and plan every window whose booking cutoff has passed. Each window is planned in its own
+hubs), keep each hub's delivery windows ``days_ahead`` days ahead from its template
+(``window_templates``), and plan every window whose booking cutoff has passed. Each window is planned in its own
 transaction, so one bad window never holds back the others, and a window planned already is
 skipped (its status is no longer open). The solver runs with no transaction open
 (``planning.plan_window_apart``)."""
@@ -17,6 +18,7 @@ from dropline.errors import DomainError
 from dropline.fulfilment.planning import plan_window_apart, windows_due_for_planning
 from dropline.fulfilment.ports import RouteSolver
 from dropline.fulfilment.service import complete_due_movements
+from dropline.fulfilment.window_templates import roll_windows_forward
 
 log = logging.getLogger("dropline.fulfilment")
 
@@ -29,6 +31,7 @@ class JobReport:
     movements_completed: list[int] = field(default_factory=list)
     windows_planned: list[int] = field(default_factory=list)
     windows_failed: list[int] = field(default_factory=list)
+    windows_created: dict[str, int] = field(default_factory=dict)  # per hub code
 
 
 def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver,
@@ -37,6 +40,8 @@ def run_fulfilment_jobs(db: Database, *, clock: Clock, solver: RouteSolver,
     report = JobReport()
     with db.transaction() as session:
         report.movements_completed = complete_due_movements(session, clock=clock)
+    with db.transaction() as session:
+        report.windows_created = roll_windows_forward(session, clock=clock)
     with db.transaction() as session:
         due = windows_due_for_planning(session, at=clock.now())
     for window_id in due:

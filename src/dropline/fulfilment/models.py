@@ -265,3 +265,28 @@ class StockMovement(Base):
         CheckConstraint("quantity > 0", name="quantity_positive"),
         Index("ix_stock_movements_status_due_at", "status", "due_at"),
     )
+
+
+class WindowTemplate(Base):
+    """How a hub's delivery windows are cut, kept ``days_ahead`` days ahead by the scheduler
+    (``fulfilment.jobs``): the days and hours come from the hub's opening hours; one template
+    per hub."""
+
+    __tablename__ = "window_templates"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    location_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("locations.id", ondelete="CASCADE"), unique=True)
+    window_minutes: Mapped[int]
+    capacity: Mapped[int]
+    cutoff_minutes: Mapped[int]
+    first_start: Mapped[time | None] = mapped_column(Time)
+    days_ahead: Mapped[int]
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("window_minutes >= 15 AND window_minutes <= 720 AND capacity >= 1 "
+                        "AND cutoff_minutes >= 0 AND days_ahead >= 1 AND days_ahead <= 60",
+                        name="template_sane"),
+    )

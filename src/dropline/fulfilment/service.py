@@ -683,10 +683,11 @@ def record_decision(session: Session, *, clock: Clock, decision: R.Decision,
 
 
 def create_windows(session: Session, *, location_code: str, day: date, window_minutes: int,
-                   capacity: int, cutoff_minutes: int,
-                   first_start: time | None = None) -> list[DeliveryWindow]:
+                   capacity: int, cutoff_minutes: int, first_start: time | None = None,
+                   not_before: datetime | None = None) -> list[DeliveryWindow]:
     """Slots a hub's day into windows from its opening hours; windows already there are kept
-    (running it twice changes nothing)."""
+    (running it twice changes nothing). With ``not_before``, a window whose booking cutoff is
+    not after it is left out (nobody could book it)."""
     location = get_location_by_code(session, location_code)
     if location.kind is not LocationKind.micro_hub:
         raise InvalidInput(f"{location_code} is not a micro-hub", field="location")
@@ -699,6 +700,8 @@ def create_windows(session: Session, *, location_code: str, day: date, window_mi
                                cutoff_minutes=cutoff_minutes, first_start=first_start)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+    if not_before is not None:
+        slots = [s for s in slots if s.cutoff_at > not_before]
     existing = {w.starts_at: w for w in session.scalars(select(DeliveryWindow).where(
         DeliveryWindow.location_id == location.id,
         DeliveryWindow.starts_at.in_([s.starts_at for s in slots])))} if slots else {}

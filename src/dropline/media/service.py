@@ -91,3 +91,19 @@ def remove_image(session: Session, *, clock: Clock, media_id: int) -> list[str]:
     record_event(session, clock=clock, type="media.removed", subject_type=asset.owner_kind.value,
                  subject_id=asset.owner_id, payload={"media_id": media_id})
     return names
+
+
+def move_image(session: Session, *, clock: Clock, media_id: int, steps: int) -> MediaAsset:
+    """Moves an image ``steps`` places among its owner's images (negative: towards the front,
+    where the first is the main image); the positions are renumbered 0..n-1."""
+    asset = get_image(session, media_id)
+    siblings = images_of(session, asset.owner_kind, [asset.owner_id])[asset.owner_id]
+    order = [a for a in siblings if a.id != asset.id]
+    at = max(0, min(len(order), siblings.index(asset) + steps))
+    order.insert(at, asset)
+    for position, image in enumerate(order):
+        image.position = position
+    session.flush()
+    record_event(session, clock=clock, type="media.moved", subject_type=asset.owner_kind.value,
+                 subject_id=asset.owner_id, payload={"media_id": media_id, "position": at})
+    return asset

@@ -21,7 +21,11 @@ from dropline.memberships.onboarding_pages import router as onboarding_router
 from dropline.memberships.rules import PERK_STATUSES
 from dropline.payments.provider import CardToken
 from dropline.schemas import IdPath
-from dropline.web.admin import AdminPageUser
+from dropline.catalog.service import slugify
+from dropline.media.models import MediaOwner
+from dropline.media.pages import add_image_forms, image_rows
+from dropline.memberships.rules import Interval, MemberPriceKind, SubsidyKind
+from dropline.web.admin import AdminPageUser, AdminViewer, staff_with
 from dropline.web.admin import render as render_console
 from dropline.web.deps import (
     OptionalCustomer,
@@ -29,6 +33,14 @@ from dropline.web.deps import (
     PaymentFormDep,
     Principal,
     ServicesDep,
+)
+from dropline.web.forms import (
+    FormError,
+    done,
+    from_domain,
+    parse_amount,
+    parse_choice,
+    parse_int,
 )
 from dropline.web.navigation import NavItem
 from dropline.web.payment_page import hosted_card_entry, ready_card
@@ -308,7 +320,9 @@ def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, po
 # ------------------------------------------------------------------ the brand's cohort map
 
 
-NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map"),)
+TIERS_PATH = "/admin/memberships/tiers"
+NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map"),
+             NavItem("Tiers", TIERS_PATH, scope="memberships:manage"))
 
 
 @router.get("/admin/memberships/cohort-map", response_class=HTMLResponse)
@@ -320,3 +334,121 @@ def cohort_map_page(request: Request, services: ServicesDep,
         rules = segments.get_rules(session).as_dict()
     return render_console(request, "cohort_map.html", viewer, cells=cells,
                           rules=rules)
+
+
+# ------------------------------------------------------------------ the console's tiers
+
+TierManager = Annotated[AdminViewer, staff_with("memberships:manage")]
+Text = Annotated[str, Form(max_length=1000)]
+TIER_OPTIONS = {
+    "interval_options": [(i.value, i.value) for i in Interval],
+    "member_price_options": [(MemberPriceKind.none.value, "no member price"),
+                             (MemberPriceKind.percent.value, "percent off"),
+                             (MemberPriceKind.fixed.value, "amount off each unit")],
+    "subsidy_options": [(SubsidyKind.none.value, "none"),
+                        (SubsidyKind.free.value, "free local delivery"),
+                        (SubsidyKind.discount.value, "amount off local delivery")],
+}
+
+
+@router.get(TIERS_PATH, response_class=HTMLResponse)
+def tiers_page(request: Request, viewer: TierManager, services: ServicesDep,
+               done_: Annotated[str, Query(alias="done", max_length=200)] = ""
+               ) -> HTMLResponse:
+    with services.db.transaction() as session:
+        tiers = service.list_tiers(session, include_inactive=True)
+    return render_console(request, "tiers.html", viewer, tiers=tiers, message=done_)
+
+
+def _tier_form(request: Request, viewer: AdminViewer, services: Any, *,
+               values: dict[str, str], error: FormError | None = None) -> HTMLResponse:
+    return render_console(request, "tier_new.html", viewer,
+                          status_code=error.status if error else 200, values=values,
+                          currency=services.settings.shop.currency, **TIER_OPTIONS,
+                          **(error.context() if error else {}))
+
+
+@router.get(TIERS_PATH + "/new", response_class=HTMLResponse)
+def new_tier_form(request: Request, viewer: TierManager, services: ServicesDep) -> HTMLResponse:
+    return _tier_form(request, viewer, services, values={
+        "interval": "monthly", "member_price_kind": "none", "delivery_subsidy_kind": "none",
+        "trial_days": "0", "early_access_minutes": "0"})
+
+
+@router.post(TIERS_PATH + "/new", response_class=HTMLResponse)
+def create_tier(request: Request, viewer: TierManager, services: ServicesDep,
+                name: Text = "", slug: Text = "", description: Text = "",
+                interval: Text = "", price: Text = "", cap: Text = "", trial_days: Text = "0",
+                member_price_kind: Text = "none", member_price_value: Text = "",
+                early_access_minutes: Text = "0", delivery_subsidy_kind: Text = "none",
+                delivery_subsidy_amount: Text = "") -> Response:
+    values = {"name": name, "slug": slug, "description": description, "interval": interval,
+              "price": price, "cap": cap, "trial_days": trial_days,
+              "member_price_kind": member_price_kind, "member_price_value": member_price_value,
+              "early_access_minutes": early_access_minutes,
+              "delivery_subsidy_kind": delivery_subsidy_kind,
+              "delivery_subsidy_amount": delivery_subsidy_amount}
+    try:
+        if not name.strip():
+            raise FormError("a tier needs a name", field="name")
+        price_kind = parse_choice(member_price_kind, MemberPriceKind, "member_price_kind")
+        subsidy = parse_choice(delivery_subsidy_kind, SubsidyKind, "delivery_subsidy_kind")
+        spec = service.TierSpec(
+            slug=slugify(slug or name)[:64], name=name.strip()[:120],
+            interval=parse_choice(interval, Interval, "interval"),
+            price_amount=parse_amount(price, "price"),
+            currency=services.settings.shop.currency, description=description.strip(),
+            cap=parse_int(cap, "cap", low=0, high=10_000_000) if cap.strip() else None,
+            trial_days=parse_int(trial_days or "0", "trial_days", low=0, high=365),
+            member_price_kind=price_kind,
+            member_price_value=0 if price_kind is MemberPriceKind.none else (
+                parse_int(member_price_value, "member_price_value", low=1, high=100)
+                if price_kind is MemberPriceKind.percent
+                else parse_amount(member_price_value, "member_price_value")),
+            early_access_minutes=parse_int(early_access_minutes or "0",
+                                           "early_access_minutes", low=0, high=10_080),
+            delivery_subsidy_kind=subsidy,
+            delivery_subsidy_amount=parse_amount(delivery_subsidy_amount,
+                                                 "delivery_subsidy_amount")
+            if subsidy is SubsidyKind.discount else 0)
+        with services.db.transaction() as session:
+            try:
+                tier = service.create_tier(session, clock=services.clock, spec=spec)
+            except DomainError as exc:
+                raise from_domain(exc, fields={"price_amount": "price"}) from None
+            tier_id = tier.id
+    except FormError as error:
+        return _tier_form(request, viewer, services, values=values, error=error)
+    return done(f"{TIERS_PATH}/{tier_id}", "Tier created. Add its picture below.")
+
+
+def _tier_page(request: Request, viewer: AdminViewer, services: Any, tier_id: int, *,
+               error: FormError | None = None, values: dict[str, str] | None = None,
+               message: str = "") -> HTMLResponse:
+    with services.db.transaction() as session:
+        tier = service.get_tier(session, tier_id)
+        images = image_rows(session, services, MediaOwner.tier, tier_id)
+    return render_console(request, "tier.html", viewer,
+                          status_code=error.status if error else 200, tier=tier,
+                          images=images, values=values or {}, message=message,
+                          **(error.context() if error else {}))
+
+
+@router.get(TIERS_PATH + "/{tier_id}", response_class=HTMLResponse)
+def tier_page(request: Request, tier_id: IdPath, viewer: TierManager, services: ServicesDep,
+              done_: Annotated[str, Query(alias="done", max_length=200)] = ""
+              ) -> HTMLResponse:
+    return _tier_page(request, viewer, services, tier_id, message=done_)
+
+
+def _tier_with_error(request: Request, viewer: AdminViewer, services: Any, owner_id: int,
+                     error: FormError, values: dict[str, str]) -> Response:
+    return _tier_page(request, viewer, services, owner_id, error=error, values=values)
+
+
+def _tier_name(session: Any, tier_id: int) -> str:
+    return service.get_tier(session, tier_id).name
+
+
+add_image_forms(router, path=TIERS_PATH + "/{owner_id}", back=TIERS_PATH + "/{owner_id}",
+                kind=MediaOwner.tier, page=_tier_with_error, title=_tier_name)

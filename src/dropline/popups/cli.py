@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from dropline.catalog.models import Variant
 from dropline.cli_support import command_transaction, services
 from dropline.errors import InvalidInput, NotFound
-from dropline.locations.models import Location, LocationKind
 from dropline.popups import experiments, listings, service
 
 console = Console()
@@ -65,12 +64,9 @@ def create(code: str, hub: Annotated[str, typer.Option(help="hub or warehouse co
            lon: Annotated[float | None, typer.Option(help="longitude, when new")] = None) -> None:
     """Plan a pop-up at a pop-up location (created when --name is given and it is new)."""
     with command_transaction() as session:
-        if name and session.scalar(select(Location.id).where(Location.code == code)) is None:
-            session.add(Location(code=code, name=name, kind=LocationKind.pop_up,
-                                 address=address, latitude=lat, longitude=lon, active=True))
-            session.flush()
-        popup = service.create_popup(session, clock=services().clock, location_code=code,
-                                     hub_code=hub, opens_at=_when(opens), closes_at=_when(closes))
+        popup = service.plan_popup(session, clock=services().clock, code=code, hub_code=hub,
+                                   opens_at=_when(opens), closes_at=_when(closes), name=name,
+                                   address=address, latitude=lat, longitude=lon)
         console.print(f"planned pop-up {code} (id {popup.id}); stock it with "
                       f"`dropline popups transfer {code} SKU=QTY`")
 

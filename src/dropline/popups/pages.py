@@ -16,28 +16,38 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Form, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import select
 
 from dropline.catalog.models import Product, ProductFamily, Variant
-from dropline.errors import NotAuthenticated, NotFound
+from dropline.errors import DomainError, NotAuthenticated, NotFound
+from dropline.locations.models import Location, LocationKind
 from dropline.memberships import service as members
 from dropline.memberships.config import membership_config
 from dropline.popups import counter, experiments, listings, service
 from dropline.popups.api import sale_read, sell_idempotent
 from dropline.popups.discovery import tags_for
+from dropline.popups.models import Popup
 from dropline.popups.schemas import CounterSaleCreate, CounterSignUp, SaleRead
 from dropline.schemas import IdPath
 from dropline.telemetry import service as telemetry
 from dropline.telemetry.charts import bar_chart_svg
 from dropline.telemetry.cohorts import value_by
-from dropline.web.admin import ADMIN_COOKIE, AdminPageUser, render, signed_in_admin
+from dropline.web.admin import (
+    ADMIN_COOKIE,
+    AdminPageUser,
+    AdminViewer,
+    render,
+    signed_in_admin,
+    staff_with,
+)
 from dropline.web.caching import etag_matches, strong_etag
 from dropline.web.deps import Principal, ServicesDep, SessionDep
+from dropline.web.forms import FormError, done, from_domain, parse_local_time
 from dropline.web.navigation import NavItem
-from dropline.web.templating import jsonld_script, templates
+from dropline.web.templating import SHOP_TIMEZONE, jsonld_script, templates
 
 PATH = "/admin/popups"
 NAV_ITEMS = (NavItem("Pop-ups", PATH),)
@@ -164,11 +174,12 @@ def popups_context(session: Any, *, as_of: Any, currency: str,
 @router.get(PATH, response_class=HTMLResponse)
 def popups_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                 services: ServicesDep,
-                within_days: Annotated[int, Query(ge=1, le=365)] = service.CONVERSION_DAYS
+                within_days: Annotated[int, Query(ge=1, le=365)] = service.CONVERSION_DAYS,
+                done_: Annotated[str, Query(alias="done", max_length=200)] = ""
                 ) -> HTMLResponse:
     context = popups_context(session, as_of=services.clock.now(),
                              currency=services.settings.shop.currency, within_days=within_days)
-    return render(request, "popups/console.html", viewer, **context)
+    return render(request, "popups/console.html", viewer, message=done_, **context)
 
 
 # ------------------------------------------------------------------ public pages
@@ -207,3 +218,68 @@ def search_page(request: Request, services: ServicesDep) -> Response:
     html = templates.env.get_template("popups/search.html").render(
         shop_name=services.settings.shop.name)
     return _public(request, html)
+
+
+# ------------------------------------------------------------------ console: plan and open
+
+Manager = Annotated[AdminViewer, staff_with("popups:manage")]
+Text = Annotated[str, Form(max_length=200)]
+
+
+def _plan_page(request: Request, viewer: AdminViewer, services: Any, *,
+               values: dict[str, str], error: FormError | None = None) -> HTMLResponse:
+    with services.db.transaction() as session:
+        taken = set(session.scalars(select(Popup.location_id)))
+        places = list(session.scalars(select(Location).order_by(Location.code)))
+    spots = [("", "a new location (below)")] + [
+        (loc.code, f"{loc.name} ({loc.code})") for loc in places
+        if loc.kind is LocationKind.pop_up and loc.id not in taken]
+    hubs = [(loc.code, f"{loc.name} ({loc.code})") for loc in places
+            if loc.kind is not LocationKind.pop_up]
+    return render(request, "popups/plan.html", viewer,
+                  status_code=error.status if error else 200, values=values,
+                  spot_options=spots, hub_options=hubs, **(error.context() if error else {}))
+
+
+@router.get(PATH + "/new", response_class=HTMLResponse)
+def plan_form(request: Request, viewer: Manager, services: ServicesDep) -> HTMLResponse:
+    return _plan_page(request, viewer, services, values={})
+
+
+@router.post(PATH + "/new", response_class=HTMLResponse)
+def plan(request: Request, viewer: Manager, services: ServicesDep, location: Text = "",
+         new_code: Text = "", new_name: Text = "", new_address: Text = "", hub: Text = "",
+         opens_at: Text = "", closes_at: Text = "") -> Response:
+    """Plans a pop-up (``service.plan_popup``, as ``dropline popups create`` does)."""
+    values = {"location": location, "new_code": new_code, "new_name": new_name,
+              "new_address": new_address, "hub": hub, "opens_at": opens_at,
+              "closes_at": closes_at}
+    try:
+        code = location or new_code.strip()
+        if not location and not (new_code.strip() and new_name.strip()):
+            raise FormError("choose a pop-up location, or give the new one a code and a name",
+                            field="new_code" if not new_code.strip() else "new_name")
+        opens = parse_local_time(opens_at, "opens_at", timezone=SHOP_TIMEZONE)
+        closes = parse_local_time(closes_at, "closes_at", timezone=SHOP_TIMEZONE)
+        with services.db.transaction() as session:
+            try:
+                service.plan_popup(session, clock=services.clock, code=code[:32], hub_code=hub,
+                                   opens_at=opens, closes_at=closes,
+                                   name="" if location else new_name,
+                                   address="" if location else new_address)
+            except DomainError as exc:
+                raise from_domain(exc, fields={"location": "location" if location
+                                               else "new_code"}) from None
+    except FormError as error:
+        return _plan_page(request, viewer, services, values=values, error=error)
+    return done(PATH, f"Pop-up {code} planned: transfer its stock, then open it.")
+
+
+@router.post(PATH + "/{code}/open", response_class=HTMLResponse)
+def open_now(code: str, viewer: Manager, services: ServicesDep) -> Response:
+    try:
+        with services.db.transaction() as session:
+            service.open_popup(session, clock=services.clock, code=code[:32])
+    except DomainError as exc:
+        return done(PATH, f"Not opened: {exc.detail}")
+    return done(PATH, f"{code[:32]} is open: its counter sells now.")

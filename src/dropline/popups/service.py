@@ -72,6 +72,22 @@ def create_popup(session: Session, *, clock: Clock, location_code: str, hub_code
     return popup
 
 
+def plan_popup(session: Session, *, clock: Clock, code: str, hub_code: str, opens_at: datetime,
+               closes_at: datetime, name: str = "", address: str = "",
+               latitude: float | None = None, longitude: float | None = None) -> Popup:
+    """Plans a pop-up at the pop-up location ``code``, which is created first when it is new
+    and a ``name`` is given (what the CLI and the console's form both call)."""
+    if name.strip() and session.scalar(select(Location.id).where(Location.code == code)) is None:
+        if not code.strip():
+            raise InvalidInput("a new location needs a code", field="location")
+        session.add(Location(code=code.strip(), name=name.strip(), kind=LocationKind.pop_up,
+                             address=address.strip(), latitude=latitude, longitude=longitude,
+                             active=True))
+        session.flush()
+    return create_popup(session, clock=clock, location_code=code, hub_code=hub_code,
+                        opens_at=opens_at, closes_at=closes_at)
+
+
 def get_popup(session: Session, code: str) -> PopupView:
     row = session.execute(
         select(Popup, Location).join(Location, Location.id == Popup.location_id)

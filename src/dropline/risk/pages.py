@@ -207,6 +207,7 @@ def _filter(entity: str, entity_id: str, actor: str, action: str) -> audit.Audit
 
 
 Filt = Annotated[str, Query(max_length=120)]
+AUDIT_PAGE = 50  # changes a page; older pages by keyset (``before_id``)
 
 
 @router.get(AUDIT_PATH, response_class=HTMLResponse)
@@ -214,13 +215,13 @@ def audit_page(request: Request, viewer: AdminPageUser, session: SessionDep,
                entity: Filt = "", entity_id: Filt = "", actor: Filt = "", action: Filt = "",
                before_id: Annotated[int, Query(ge=0, le=2**53)] = 0) -> HTMLResponse:
     f = _filter(entity, entity_id, actor, action)
-    rows = audit.list_audit(session, f, before_id=before_id or None, limit=100)
+    rows = audit.list_audit(session, f, before_id=before_id or None, limit=AUDIT_PAGE)
     query = "&".join(f"{k}={quote(v)}" for k, v in (("entity", entity), ("entity_id", entity_id),
                                                      ("actor", actor), ("action", action)) if v)
     return render_console(request, "risk/audit.html", viewer, rows=rows,
                           entities=audit.audited_entities(), entity=entity, entity_id=entity_id,
-                          actor=actor, action=action, query=query,
-                          next_before=rows[-1].id if len(rows) == 100 else None)
+                          actor=actor, action=action, query=query, before_id=before_id,
+                          next_before=rows[-1].id if len(rows) == AUDIT_PAGE else None)
 
 
 @router.get(AUDIT_PATH + ".csv")

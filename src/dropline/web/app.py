@@ -20,6 +20,11 @@ from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
 from dropline.clock import Clock
 from dropline.config import Settings
+from dropline.catalog.pages import NAV_ITEMS as catalog_nav
+from dropline.catalog.pages import router as catalog_pages_router
+from dropline.console.drop_forms import router as drop_forms_router
+from dropline.discounts.pages import NAV_ITEMS as discounts_nav
+from dropline.discounts.pages import router as discounts_pages_router
 from dropline.console.pages import NAV_ITEMS as console_nav
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
@@ -119,7 +124,7 @@ class DroplineApp(LaneFastAPI):
 def console_navigation() -> Navigation:
     """The console's side navigation: the overview, then each area's entries (the layout
     orders them by rank)."""
-    return Navigation([OVERVIEW, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
+    return Navigation([OVERVIEW, *catalog_nav, *discounts_nav, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
                        *planning_nav, *risk_nav, *mail_nav])
 
 
@@ -195,6 +200,9 @@ def create_app(
     app.include_router(pages_router)
     app.include_router(media_files_router)
     app.include_router(admin_pages_router)
+    app.include_router(catalog_pages_router)
+    app.include_router(drop_forms_router)  # before the console's /admin/drops/{drop_id}
+    app.include_router(discounts_pages_router)
     app.include_router(drops_pages_router)
     app.include_router(fulfilment_pages_router)
     app.include_router(memberships_pages_router)

@@ -44,6 +44,7 @@ DETAIL_PAGES = [
     "/admin/popups/new",
     "/admin/memberships/tiers/new",
     "/admin/memberships/tiers/{tier}",
+    "/admin/memberships/onboarding",
     "/admin/playbooks/cohort-map",
     "/admin/playbooks/drop-runbook",
     "/admin/playbooks/decision-tree",

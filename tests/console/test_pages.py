@@ -96,6 +96,10 @@ def _pages_show_the_shops_own_numbers(demo, db, clock):
         report.units_sold, report.cap, report.units_remaining)
 
     fulfilment = demo.get("/admin/fulfilment").text
+    costs = demo.get("/admin/fulfilment/costs?weeks=104")
+    assert costs.status_code == 200 and "Cost per order by path" in costs.text
+    assert "Central warehouse" in costs.text and 'href="/admin/fulfilment/costs"' in fulfilment
+    assert demo.get("/admin/fulfilment/costs?weeks=0").status_code == 422
     assert stops > 0 and plans
     assert fulfilment.count("<circle") >= stops  # one dot per stop (plus the sites)
     for window_id in plans:

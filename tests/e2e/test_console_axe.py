@@ -40,6 +40,7 @@ DETAIL_PAGES = [
     "/admin/drops/{drop}",
     "/admin/drops/{drop}/edit",
     "/admin/fulfilment/templates",
+    "/admin/fulfilment/costs",
     "/admin/discounts/new",
     "/admin/popups/new",
     "/admin/memberships/tiers/new",

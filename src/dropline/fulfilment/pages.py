@@ -135,3 +135,37 @@ def roll_now(viewer: Manager, services: ServicesDep) -> Response:
         created: dict[str, Any] = roll_windows_forward(session, clock=services.clock)
     total = sum(n for n in created.values() if n > 0)
     return done(TEMPLATES_PATH, f"{total} new window(s) created.")
+
+
+# ------------------------------------------------------------------------ what it costs
+
+PATH_WORDS = {"central": "Central warehouse", "hub-window": "Hub delivery window",
+              "hub-collect": "Collection at a hub", "popup": "Pop-up counter"}
+
+
+@router.get("/costs", response_class=HTMLResponse)
+def costs_page(request: Request, viewer: Annotated[AdminViewer, staff_with("orders:read")],
+               services: ServicesDep,
+               weeks: Annotated[int, Query(ge=1, le=104)] = 8) -> HTMLResponse:
+    """Fulfilment cost per order by path, location and ISO week: the figure the 90-day
+    checklist asks a brand to audit (the same rows as ``dropline fulfilment costs``)."""
+    from datetime import timedelta
+
+    from dropline.fulfilment.stocking import cost_report
+
+    now = services.clock.now()
+    with services.db.transaction() as session:
+        rows = cost_report(session, since=now - timedelta(weeks=weeks),
+                           until=now + timedelta(seconds=1))
+    by_path: dict[str, list[int]] = {}
+    for row in rows:
+        totals = by_path.setdefault(row.path, [0, 0])
+        totals[0] += row.orders
+        totals[1] += row.cost_amount
+    summary = sorted(((path, orders, cost, cost / orders if orders else 0.0)
+                      for path, (orders, cost) in by_path.items()), key=lambda r: -r[1])
+    widest = max((per for *_, per in summary), default=0.0) or 1.0
+    return render(request, "costs.html", viewer, rows=rows, weeks=weeks, words=PATH_WORDS,
+                  summary=[(PATH_WORDS.get(p, p), n, c, per, round(300 * per / widest))
+                           for p, n, c, per in summary],
+                  currency=services.settings.shop.currency)

@@ -53,6 +53,19 @@ SCOPES: dict[str, str] = {
     "memberships:read": "read members, metrics, the cohort map, segment rules and polls",
     "memberships:manage": "create tiers, change segment rules, recompute segments, open polls",
     "telemetry:read": "read cohorts, shop LTV and the decisions built on them",
+    "customers:manage": "add notes to customers, export a customer's personal data",
+    "customers:erase": "erase a customer's personal data (pseudonymise; orders stay)",
+    "staff:manage": "invite staff, change their roles, deactivate them",
+    "drops:read": "read drops, their live sell-through and post-drop reports",
+    "fulfilment:read": "read the fulfilment network, today's windows and route sheets",
+    "planning:read": "read drop cadence and cap planning",
+    "risk:read": "read the risk review queue and card-testing alerts",
+    "risk:decide": "approve or deny return cases, mark card-testing alerts reviewed",
+    "audit:read": "read the audit trail",
+    "mail:read": "read the mail templates and the outbox",
+    "popups:read": "read pop-up shops and their counters",
+    "guides:read": "read the playbooks and the 90-day checklist",
+    "popups:sell": "sell and sign up members at a pop-up's counter",
 }
 log = logging.getLogger(__name__)
 ALL_SCOPES = "*"
@@ -83,6 +96,8 @@ def authenticate_admin(session: Session, *, email: str, password: str) -> AdminU
     if not verify_password(user.password_hash if user else None, password):
         raise NotAuthenticated("wrong email or password")
     assert user is not None
+    if user.deactivated_at is not None:  # the same answer: nothing tells the account apart
+        raise NotAuthenticated("wrong email or password")
     return user
 
 
@@ -185,7 +200,8 @@ def admin_for_session(session: Session, *, clock: Clock, token: str,
                                 owner=AdminSession.admin_user_id, token=token,
                                 idle=timedelta(minutes=idle_minutes),
                                 where=(AdminSession.awaiting_code.is_(False),))
-    return session.get(AdminUser, user_id) if user_id is not None else None
+    user = session.get(AdminUser, user_id) if user_id is not None else None
+    return user if user is not None and user.deactivated_at is None else None
 
 
 def admin_awaiting_code(session: Session, *, clock: Clock, token: str) -> AdminUser | None:

@@ -20,7 +20,7 @@ from dropline.memberships.models import MembershipPaymentMethod
 from dropline.memberships.rules import PERK_STATUSES
 from dropline.payments.provider import CardToken
 from dropline.schemas import IdPath
-from dropline.web.admin import AdminPageUser
+from dropline.web.admin import AdminViewer, staff_with
 from dropline.web.admin import render as render_console
 from dropline.web.deps import (
     OptionalCustomer,
@@ -306,12 +306,13 @@ def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, po
 # ------------------------------------------------------------------ the brand's cohort map
 
 
-NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map"),)
+NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map", "memberships:read"),)
 
 
 @router.get("/admin/memberships/cohort-map", response_class=HTMLResponse)
 def cohort_map_page(request: Request, services: ServicesDep,
-                    viewer: AdminPageUser) -> HTMLResponse:
+                    viewer: Annotated[AdminViewer, staff_with("memberships:read")]
+                    ) -> HTMLResponse:
     """The membership cohort map: segments by join month, a console page."""
     with services.db.transaction() as session:
         cells = reports.membership_cohort_map(session, now=services.clock.now())

@@ -155,6 +155,41 @@ def render(request: Request, template: str, viewer: AdminViewer, status_code: in
     return response
 
 
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class Pager:
+    """A console table's page: ``?page=N`` (1-based); one more row than shown is read to know
+    whether a next page exists (``admin/_pager.html`` draws the links)."""
+
+    page: int
+    size: int = PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+    @property
+    def limit(self) -> int:
+        return self.size + 1
+
+    def cut(self, rows: list[Any]) -> tuple[list[Any], bool]:
+        return rows[:self.size], len(rows) > self.size
+
+
+PageNumber = Annotated[int, Query(ge=1, le=100_000)]
+
+
+def confirm_page(request: Request, viewer: AdminViewer, *, title: str, question: str,
+                 action: str, fields: dict[str, str], button: str,
+                 back: str) -> HTMLResponse:
+    """The confirmation of a destructive console action: the same form again, with
+    ``confirm=yes`` (works without JavaScript)."""
+    return render(request, "admin/confirm.html", viewer, title=title, question=question,
+                  action=action, fields=fields, button=button, back=back)
+
+
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 

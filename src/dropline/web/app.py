@@ -14,6 +14,8 @@ from starlette.types import Receive, Scope, Send
 
 import dropline
 from dropline.admin.api import router as admin_router
+from dropline.admin.pages import NAV_ITEMS as staff_nav
+from dropline.admin.pages import router as staff_pages_router
 from dropline.bootstrap import build_services
 from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
@@ -110,7 +112,7 @@ def console_navigation() -> Navigation:
     """The console's side navigation: the overview, then each area's entries (the layout
     orders them by rank)."""
     return Navigation([OVERVIEW, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
-                       *planning_nav, *risk_nav, *mail_nav])
+                       *planning_nav, *risk_nav, *mail_nav, *staff_nav])
 
 
 def create_app(
@@ -184,6 +186,7 @@ def create_app(
     app.include_router(pages_router)
     app.include_router(media_files_router)
     app.include_router(admin_pages_router)
+    app.include_router(staff_pages_router)
     app.include_router(drops_pages_router)
     app.include_router(fulfilment_pages_router)
     app.include_router(memberships_pages_router)

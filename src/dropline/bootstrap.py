@@ -148,7 +148,7 @@ AUDITED_MODELS: dict[type, Audited] = {
                               "condition_disclosure", "final_sale", "active")),
     Drop: Audited(),
     Membership: Audited(),
-    ReturnRequest: Audited(),
+    ReturnRequest: Audited(ignore=("note", "device_id")),
     ReturnPolicy: Audited(),
     RiskCase: Audited(columns=("status", "score", "threshold")),
     RiskSetting: Audited(),

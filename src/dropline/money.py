@@ -5,7 +5,9 @@ generated playbooks, so an amount reads the same everywhere."""
 
 from __future__ import annotations
 
-__all__ = ["format_money"]
+import re
+
+__all__ = ["format_money", "parse_money"]
 
 SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
@@ -18,3 +20,18 @@ def format_money(amount: int, currency: str = "GBP") -> str:
     symbol = SYMBOLS.get(currency)
     major = f"{units:,}.{cents:02d}"
     return f"{sign}{symbol}{major}" if symbol else f"{sign}{major} {currency}"
+
+
+_AMOUNT = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
+
+
+def parse_money(text: str) -> int:
+    """What a person types in a form to minor units: "12", "12.5", "12.50", "£1,012.50" ->
+    101250 (two-decimal currencies). Raises ValueError for anything else (a negative amount,
+    three decimals, letters)."""
+    cleaned = text.strip().replace(",", "").lstrip("".join(SYMBOLS.values())).strip()
+    found = _AMOUNT.fullmatch(cleaned)
+    if found is None:
+        raise ValueError(f"not an amount: {text!r}")
+    units, cents = found.group(1), (found.group(2) or "0").ljust(2, "0")
+    return int(units) * 100 + int(cents)

@@ -24,6 +24,8 @@ from dropline.config import Settings
 from dropline.console.pages import NAV_ITEMS as console_nav
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
+from dropline.customers.pages import NAV_ITEMS as customers_nav
+from dropline.customers.pages import router as customers_pages_router
 from dropline.db import Database
 from dropline.discounts.api import router as discounts_router
 from dropline.drops.api import router as drops_router
@@ -41,6 +43,8 @@ from dropline.notifications.api import router as mail_router
 from dropline.notifications.pages import NAV_ITEMS as mail_nav
 from dropline.notifications.pages import router as mail_pages_router
 from dropline.orders.api import router as orders_router
+from dropline.orders.pages import NAV_ITEMS as orders_nav
+from dropline.orders.pages import router as orders_pages_router
 from dropline.payments.provider import PaymentProvider
 from dropline.planning.api import router as planning_router
 from dropline.planning.pages import NAV_ITEMS as planning_nav
@@ -112,7 +116,8 @@ def console_navigation() -> Navigation:
     """The console's side navigation: the overview, then each area's entries (the layout
     orders them by rank)."""
     return Navigation([OVERVIEW, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
-                       *planning_nav, *risk_nav, *mail_nav, *staff_nav])
+                       *planning_nav, *risk_nav, *mail_nav, *staff_nav, *orders_nav,
+                       *customers_nav])
 
 
 def create_app(
@@ -187,6 +192,8 @@ def create_app(
     app.include_router(media_files_router)
     app.include_router(admin_pages_router)
     app.include_router(staff_pages_router)
+    app.include_router(orders_pages_router)
+    app.include_router(customers_pages_router)
     app.include_router(drops_pages_router)
     app.include_router(fulfilment_pages_router)
     app.include_router(memberships_pages_router)

@@ -14,7 +14,7 @@ __all__ = ["NAV_RANKS", "NavItem", "Navigation", "OVERVIEW"]
 # Where the areas sit in the side navigation (an ops lead's day: overview, selling, customers,
 # delivery, numbers, safeguards, then the how-to). Paths not listed go after, in the order
 # they were added.
-NAV_RANKS = {"/admin": 0, "/admin/orders": 4, "/admin/orders/pick-list": 5,
+NAV_RANKS = {"/admin": 0, "/admin/orders": 4, "/admin/pick-list": 5,
              "/admin/customers": 6, "/admin/drops": 10, "/admin/popups": 15,
              "/admin/memberships/cohort-map": 20, "/admin/fulfilment": 30,
              "/admin/telemetry": 40,

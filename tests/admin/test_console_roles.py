@@ -7,6 +7,7 @@ a forged form without its CSRF token is refused and changes nothing."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -199,3 +200,12 @@ def test_a_forged_console_form_without_its_csrf_token_is_refused(client, db, clo
         assert session.scalar(select(func.count()).select_from(AuditLog)) == before
         assert session.scalar(select(AdminUser.id).where(
             AdminUser.email == "forged@brand.example")) is None
+
+
+def test_the_documented_roles_table_is_the_code():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "capabilities" /
+           "console-operations.md").read_text(encoding="utf-8")
+    for scope in SCOPES:
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{scope}` |"))
+        marks = [cell.strip() for cell in row.strip("|").split("|")[2:]]
+        assert marks == ["✓" if _may(role, scope) else "" for role in Role], scope

@@ -28,7 +28,7 @@ ROLE_LABELS = {Role.owner: "Owner", Role.manager: "Manager", Role.packer: "Packe
 
 _READS = frozenset({"orders:read", "customers:read", "events:read", "drops:read",
                     "fulfilment:read", "memberships:read", "telemetry:read", "planning:read",
-                    "risk:read", "audit:read", "mail:read", "popups:read", "guides:read"})
+                    "audit:read", "mail:read", "popups:read", "guides:read"})
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.owner: frozenset({ALL_SCOPES}),

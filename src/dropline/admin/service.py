@@ -59,13 +59,18 @@ SCOPES: dict[str, str] = {
     "drops:read": "read drops, their live sell-through and post-drop reports",
     "fulfilment:read": "read the fulfilment network, today's windows and route sheets",
     "planning:read": "read drop cadence and cap planning",
-    "risk:read": "read the risk review queue and card-testing alerts",
-    "risk:decide": "approve or deny return cases, mark card-testing alerts reviewed",
-    "audit:read": "read the audit trail",
     "mail:read": "read the mail templates and the outbox",
-    "popups:read": "read pop-up shops and their counters",
     "guides:read": "read the playbooks and the 90-day checklist",
-    "popups:sell": "sell and sign up members at a pop-up's counter",
+    # The risk and pop-up domains' scopes, listed here too so every role and every process
+    # knows them whatever was imported first (those modules add them again, harmlessly).
+    "returns:manage": "receive, approve, deny and refund returns; serials; chargebacks; "
+                      "return policies",
+    "risk:review": "read the risk review queue and customer scores, decide cases, change "
+                   "risk settings",
+    "audit:read": "read and export the audit log",
+    "popups:read": "read pop-ups, their conversion figures and experiments",
+    "popups:write": "plan, stock, open, close and restock pop-ups; experiments",
+    "popups:sell": "ring up counter sales at a pop-up",
 }
 log = logging.getLogger(__name__)
 ALL_SCOPES = "*"

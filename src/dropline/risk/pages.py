@@ -32,9 +32,9 @@ from dropline.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 QUEUE_PATH, AUDIT_PATH = "/admin/risk", "/admin/audit"
-NAV_ITEMS = (NavItem("Risk", QUEUE_PATH, "risk:read"), NavItem("Audit", AUDIT_PATH, "audit:read"))
-RiskReader = Annotated[AdminViewer, staff_with("risk:read")]
-RiskDecider = Annotated[AdminViewer, staff_with("risk:decide")]
+NAV_ITEMS = (NavItem("Risk", QUEUE_PATH, "risk:review"),
+             NavItem("Audit", AUDIT_PATH, "audit:read"))
+RiskReviewer = Annotated[AdminViewer, staff_with("risk:review")]
 AuditReader = Annotated[AdminViewer, staff_with("audit:read")]
 Short = Annotated[str, Form(max_length=500)]
 
@@ -148,7 +148,7 @@ def queue_context(session: Any) -> dict[str, Any]:
 
 
 @router.get(QUEUE_PATH, response_class=HTMLResponse)
-def review_queue_page(request: Request, viewer: RiskReader, session: SessionDep,
+def review_queue_page(request: Request, viewer: RiskReviewer, session: SessionDep,
                       done: Annotated[str, Query(max_length=80)] = "",
                       error: Annotated[str, Query(max_length=300)] = "") -> HTMLResponse:
     return render_console(request, "risk/queue.html", viewer,
@@ -156,7 +156,7 @@ def review_queue_page(request: Request, viewer: RiskReader, session: SessionDep,
 
 
 @router.post(QUEUE_PATH + "/cases/{case_id}/decision")
-def decide_case(case_id: IdPath, services: ServicesDep, viewer: RiskDecider,
+def decide_case(case_id: IdPath, services: ServicesDep, viewer: RiskReviewer,
                 decision: Annotated[str, Form(max_length=8)], note: Short = "",
                 refund_amount: Annotated[str, Form(max_length=14)] = "") -> Response:
     actor = f"admin:{viewer.id}"
@@ -189,7 +189,7 @@ def decide_case(case_id: IdPath, services: ServicesDep, viewer: RiskDecider,
 
 
 @router.post(QUEUE_PATH + "/decline-alerts/{alert_id}/reviewed")
-def review_decline_alert(alert_id: IdPath, services: ServicesDep, viewer: RiskDecider,
+def review_decline_alert(alert_id: IdPath, services: ServicesDep, viewer: RiskReviewer,
                          note: Short = "") -> Response:
     """An operator has looked at a card-testing alert (and blocked, reported or dismissed)."""
     try:

@@ -1,6 +1,6 @@
-"""Staff account flows that mail: the console's password reset and staff invitations. The flow owns its transaction
-and mails only once it has committed; the answer never says whether the address is a staff
-account's."""
+"""Staff account flows that mail: the console's password reset and staff invitations. Each
+flow owns its transaction and mails only once it has committed; the reset's answer never says
+whether the address is a staff account's."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ poll, post-drop report), the fulfilment network (map, today's windows and their 
 sheets), the playbooks and the 90-day checklist; plus a "not built yet" page for an area whose
 module is missing, so the navigation never leads to fake numbers.
 
-Every page declares its scope (``web.admin.staff_with``) and is rendered with ``web.admin.render`` into
-``admin/base.html``; charts are SVG drawn on the server.
+Every page declares its scope (``web.admin.staff_with``) and is rendered with
+``web.admin.render`` into ``admin/base.html``; charts are SVG drawn on the server.
 """
 
 from __future__ import annotations

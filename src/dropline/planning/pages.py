@@ -86,7 +86,8 @@ def render_planning_html(context: dict[str, Any]) -> str:
 
 
 @router.get(PATH, response_class=HTMLResponse)
-def planning_page(request: Request, viewer: Annotated[AdminViewer, staff_with("planning:read")], session: SessionDep,
+def planning_page(request: Request,
+                  viewer: Annotated[AdminViewer, staff_with("planning:read")], session: SessionDep,
                   clock: ClockDep) -> HTMLResponse:
     try:
         context = planning_context(session, clock=clock)

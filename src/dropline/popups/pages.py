@@ -114,7 +114,8 @@ def counter_data(session: Any, *, code: str) -> dict[str, Any]:
 
 
 @router.get("/admin/counter/{code}", response_class=HTMLResponse)
-def counter_page(code: str, request: Request, viewer: Annotated[AdminViewer, staff_with("popups:sell")],
+def counter_page(code: str, request: Request,
+                 viewer: Annotated[AdminViewer, staff_with("popups:sell")],
                  session: SessionDep) -> HTMLResponse:
     data = counter_data(session, code=code[:32])
     return render(request, "popups/counter.html", viewer, data=data,
@@ -178,7 +179,8 @@ def popups_context(session: Any, *, as_of: Any, currency: str,
 
 
 @router.get(PATH, response_class=HTMLResponse)
-def popups_page(request: Request, viewer: Annotated[AdminViewer, staff_with("popups:read")], session: SessionDep,
+def popups_page(request: Request,
+                viewer: Annotated[AdminViewer, staff_with("popups:read")], session: SessionDep,
                 services: ServicesDep,
                 within_days: Annotated[int, Query(ge=1, le=365)] = service.CONVERSION_DAYS
                 ) -> HTMLResponse:

@@ -104,7 +104,9 @@ def render_telemetry_html(context: dict[str, Any]) -> str:
 
 
 @router.get(PATH, response_class=HTMLResponse)
-def telemetry_page(request: Request, viewer: Annotated[AdminViewer, staff_with("telemetry:read")], session: SessionDep,
+def telemetry_page(request: Request,
+                   viewer: Annotated[AdminViewer, staff_with("telemetry:read")],
+                   session: SessionDep,
                    clock: ClockDep, settings: SettingsDep, by: PageCut = "source",
                    unit_cost: Annotated[int | None, Query(ge=0, le=10**8)] = None,
                    family: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:

@@ -51,6 +51,9 @@ from dropline.console.versions import snapshot_playbooks
 from dropline.notifications.jobs import queue_out_for_delivery, send_mail_outbox
 from dropline.notifications.service import queue_mail
 from dropline.orders.models import Order, Shipment
+from dropline.admin.models import AdminUser
+from dropline.customers.models import Customer
+from dropline.notes.models import StaffNote
 from dropline.payments.models import Payment, Refund
 from dropline.payments.provider import PaymentProvider
 from dropline.ratelimit import make_limiter
@@ -158,9 +161,14 @@ def build_solver() -> RouteSolver:
     return PyVRPSolver()
 
 
-# What the audit trail records: each audited model and its column rules.
+# What the audit trail records: each audited model and its column rules. Personal data (an
+# order's email and address, a customer's email and name, a note's text) is never copied into
+# the append-only trail, so erasing a customer (``customers.erasure``) leaves none behind.
 AUDITED_MODELS: dict[type, Audited] = {
-    Order: Audited(ignore=("shipping_address",)),
+    Order: Audited(ignore=("shipping_address", "email")),
+    Customer: Audited(columns=("acquisition_source", "erased_at")),
+    AdminUser: Audited(columns=("role", "deactivated_at")),
+    StaffNote: Audited(columns=("subject_type", "subject_id", "author")),
     Payment: Audited(ignore=("card_fingerprint",)),
     Refund: Audited(),
     Shipment: Audited(),
@@ -170,7 +178,7 @@ AUDITED_MODELS: dict[type, Audited] = {
     StockAdjustment: Audited(),
     Drop: Audited(),
     Membership: Audited(),
-    ReturnRequest: Audited(),
+    ReturnRequest: Audited(ignore=("note", "device_id")),
     ReturnPolicy: Audited(),
     RiskCase: Audited(columns=("status", "score", "threshold")),
     RiskSetting: Audited(),

@@ -17,11 +17,16 @@ from rich.console import Console
 from rich.table import Table
 
 from dropline import cli_support
+from dropline.admin.flows import invite_staff
+from dropline.admin.roles import parse_role
 from dropline.admin.service import SCOPES, create_admin_user, issue_token, reset_second_factor
+from dropline.admin.staff import change_role, deactivate_staff, staff_by_email
 from dropline.backup import BackupReport, backup_sqlite, restore_sqlite
 from dropline.bootstrap import build_services
 from dropline.cli_support import readable_errors, services
 from dropline.console.cli import playbook_app
+from dropline.customers.cli import customers_app
+from dropline.customers.flows import MailContext
 from dropline.demo import seed_demo
 from dropline.logs import configure_logging, logging_config
 from dropline.discounts.cli import discounts_app
@@ -60,6 +65,7 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Admin users and scoped API tokens.", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhook endpoints and deliveries.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+app.add_typer(customers_app, name="customers")
 app.add_typer(webhooks_app, name="webhooks")
 
 
@@ -233,12 +239,57 @@ def create_user(
         prompt=True, hide_input=True, confirmation_prompt=True,
         help="At least 10 characters, not a common password nor built from the email.")],
     name: Annotated[str, typer.Option(help="Display name.")] = "",
+    role: Annotated[str, typer.Option(help="owner, manager, packer, counter or analyst.")]
+    = "owner",
 ) -> None:
     """Create an admin user (the password policy of dropline.passwords applies)."""
     with services().db.transaction() as session:
         user = create_admin_user(session, clock=services().clock, email=email, password=password,
                                  name=name)
-        console.print(f"admin user {user.email} created (id {user.id})")
+        user.role = parse_role(role).value
+        console.print(f"admin user {user.email} created (id {user.id}, {user.role})")
+
+
+@admin_app.command("invite", epilog="Example: dropline admin invite sam@brand.example "
+                                    "--role packer --name Sam")
+@friendly_errors
+def invite(
+    email: Annotated[str, typer.Argument(help="The new staff member's email.")],
+    role: Annotated[str, typer.Option(help="owner, manager, packer, counter or analyst.")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Invite a staff member with a role: they are emailed a single-use link (7 days) to
+    choose their password."""
+    svc = services()
+    mail = MailContext(sender=svc.mailer, shop_name=svc.settings.shop.name,
+                       base_url=svc.settings.web.mail_base_url())
+    user_id = invite_staff(svc.db, clock=svc.clock, mail=mail, email=email, role=role,
+                           name=name)
+    console.print(f"invited {email.strip().lower()} as {parse_role(role).value} "
+                  f"(id {user_id}); the link is in their mail")
+
+
+@admin_app.command("role", epilog="Example: dropline admin role sam@brand.example manager")
+@friendly_errors
+def role(
+    email: Annotated[str, typer.Argument(help="The staff member's email.")],
+    new_role: Annotated[str, typer.Argument(
+        metavar="ROLE", help="owner, manager, packer, counter or analyst.")],
+) -> None:
+    """Change a staff member's role (the shop keeps at least one active owner)."""
+    with services().db.transaction() as session:
+        user = change_role(session, user_id=staff_by_email(session, email).id, role=new_role)
+        console.print(f"{user.email} is now {user.role}")
+
+
+@admin_app.command("deactivate", epilog="Example: dropline admin deactivate sam@brand.example")
+@friendly_errors
+def deactivate(email: Annotated[str, typer.Argument(help="The staff member's email.")]) -> None:
+    """Deactivate a staff member: signed out everywhere, API tokens revoked, the row kept."""
+    with services().db.transaction() as session:
+        user = deactivate_staff(session, clock=services().clock,
+                                user_id=staff_by_email(session, email).id)
+        console.print(f"{user.email} is deactivated")
 
 
 @admin_app.command("reset-2fa", epilog="Example: dropline admin reset-2fa ops@brand.example")

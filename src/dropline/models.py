@@ -49,6 +49,7 @@ from dropline.memberships.models import (
     WaitlistEntry,
 )
 from dropline.notifications.models import MailOutboxItem, MarketingOptOut
+from dropline.notes.models import StaffNote
 from dropline.orders.models import Order, OrderLine, Shipment, ShipmentLine
 from dropline.payments.models import LocalProviderCharge, Payment, Refund
 from dropline.popups.models import (
@@ -106,6 +107,7 @@ __all__ = [
     "LocalProviderCharge",
     "Location",
     "MailOutboxItem",
+    "StaffNote",
     "MarketingOptOut",
     "MediaAsset",
     "Membership",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 __all__ = ["format_money", "parse_major"]
+__all__ = ["format_money", "parse_money"]
 
 SYMBOLS = {"GBP": "£", "EUR": "€", "USD": "$"}
 
@@ -34,3 +35,16 @@ def parse_major(text: str) -> int:
     if not match:
         raise ValueError(f"not an amount: {text!r}")
     return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+_AMOUNT = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
+
+
+def parse_money(text: str) -> int:
+    """What a person types in a form to minor units: "12", "12.5", "12.50", "£1,012.50" ->
+    101250 (two-decimal currencies). Raises ValueError for anything else (a negative amount,
+    three decimals, letters)."""
+    cleaned = text.strip().replace(",", "").lstrip("".join(SYMBOLS.values())).strip()
+    found = _AMOUNT.fullmatch(cleaned)
+    if found is None:
+        raise ValueError(f"not an amount: {text!r}")
+    units, cents = found.group(1), (found.group(2) or "0").ljust(2, "0")
+    return int(units) * 100 + int(cents)

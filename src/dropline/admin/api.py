@@ -57,9 +57,11 @@ def scopes(_: TokenManager) -> dict[str, str]:
              summary="Issue an API token")
 def issue_token(body: TokenCreate, session: SessionDep, clock: ClockDep,
                 caller: TokenManager) -> IssuedTokenRead:
+    # ``caller.scopes`` are already capped by the role of the staff member behind the token,
+    # whose the new token is too (so a later, lower role lowers it as well).
     service.refuse_scope_escalation(service.validate_scopes(body.scopes), held=caller.scopes)
     issued = service.issue_token(session, clock=clock, name=body.name, scopes=body.scopes,
-                                 expires_at=body.expires_at)
+                                 expires_at=body.expires_at, admin_user_id=caller.staff_id)
     return IssuedTokenRead(**TokenRead.model_validate(issued.token).model_dump(),
                            token=issued.secret)
 

@@ -23,6 +23,12 @@ class AdminUser(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_confirmed_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # The staff member's role (``admin.roles.Role``): the permission set of their console
+    # pages, forms and API tokens. Staff from before roles existed held everything: owner.
+    role: Mapped[str] = mapped_column(String(16), default="owner", server_default="owner")
+    # A deactivated member signs in no more; their sessions and tokens stop working. The row
+    # stays: the audit trail names them.
+    deactivated_at: Mapped[datetime | None]
 
 
 class RecoveryCode(Base):

@@ -3,14 +3,14 @@ poll, post-drop report), the fulfilment network (map, today's windows and their 
 sheets), the playbooks and the 90-day checklist; plus a "not built yet" page for an area whose
 module is missing, so the navigation never leads to fake numbers.
 
-Every page is behind ``AdminPageUser`` and rendered with ``web.admin.render`` into
-``admin/base.html``; charts are SVG drawn on the server.
+Every page declares its scope (``web.admin.staff_with``) and is rendered with
+``web.admin.render`` into ``admin/base.html``; charts are SVG drawn on the server.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -23,11 +23,14 @@ from dropline.drops import service as drops
 from dropline.errors import NotFound
 from dropline.planning.drop_report import drop_report
 from dropline.schemas import IdPath
-from dropline.web.admin import AdminPageUser, render
+from dropline.web.admin import AdminViewer, AnyStaff, render, staff_with
 from dropline.web.deps import ClockDep, SessionDep, SettingsDep
 from dropline.web.navigation import NavItem
 
 router = APIRouter(include_in_schema=False)
+DropsReader = Annotated[AdminViewer, staff_with("drops:read")]
+FulfilmentReader = Annotated[AdminViewer, staff_with("fulfilment:read")]
+GuidesReader = Annotated[AdminViewer, staff_with("guides:read")]
 
 PlaybookName = Literal["cohort-map", "drop-runbook", "decision-tree"]
 # Areas owned by other modules: if the module has no console page, ours says so.
@@ -41,9 +44,10 @@ def _missing(area: str) -> bool:
 
 
 # The console's entries, and a placeholder for each optional area whose module is not built.
-NAV_ITEMS = (NavItem("Drops", "/admin/drops"), NavItem("Fulfilment", "/admin/fulfilment"),
-             NavItem("Playbooks", "/admin/playbooks"),
-             NavItem("90-day checklist", "/admin/checklist"),
+NAV_ITEMS = (NavItem("Drops", "/admin/drops", "drops:read"),
+             NavItem("Fulfilment", "/admin/fulfilment", "fulfilment:read"),
+             NavItem("Playbooks", "/admin/playbooks", "guides:read"),
+             NavItem("90-day checklist", "/admin/checklist", "guides:read"),
              *(NavItem(label, path) for area, (label, path, _) in OPTIONAL_AREAS.items()
                if _missing(area)))
 
@@ -52,7 +56,7 @@ NAV_ITEMS = (NavItem("Drops", "/admin/drops"), NavItem("Fulfilment", "/admin/ful
 
 
 @router.get("/admin/drops", response_class=HTMLResponse)
-def drops_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def drops_page(request: Request, viewer: DropsReader, session: SessionDep,
                clock: ClockDep) -> HTMLResponse:
     rows = figures.drop_rows(session, clock=clock)
     live = [r for r in rows if r.state in ("live", "early-access", "sold-out")
@@ -62,7 +66,7 @@ def drops_page(request: Request, viewer: AdminPageUser, session: SessionDep,
 
 
 @router.get("/admin/drops/{drop_id}", response_class=HTMLResponse)
-def drop_page(request: Request, drop_id: IdPath, viewer: AdminPageUser, session: SessionDep,
+def drop_page(request: Request, drop_id: IdPath, viewer: DropsReader, session: SessionDep,
               clock: ClockDep) -> HTMLResponse:
     drop = drops.get_drop(session, drop_id)
     row = figures.drop_row(session, clock=clock, drop=drop)
@@ -78,7 +82,7 @@ def drop_page(request: Request, drop_id: IdPath, viewer: AdminPageUser, session:
 
 
 @router.get("/admin/drops/{drop_id}/live.json")
-def drop_live(drop_id: IdPath, _: AdminPageUser, session: SessionDep,
+def drop_live(drop_id: IdPath, _: DropsReader, session: SessionDep,
               clock: ClockDep) -> JSONResponse:
     """What the drops page polls every few seconds while a drop is open."""
     row = figures.drop_row(session, clock=clock, drop=drops.get_drop(session, drop_id))
@@ -94,7 +98,7 @@ def drop_live(drop_id: IdPath, _: AdminPageUser, session: SessionDep,
 
 
 @router.get("/admin/fulfilment", response_class=HTMLResponse)
-def fulfilment_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def fulfilment_page(request: Request, viewer: FulfilmentReader, session: SessionDep,
                     clock: ClockDep) -> HTMLResponse:
     today = figures.delivery_day(session, day=figures.local_day(clock.now()))
     tomorrow = figures.delivery_day(session,
@@ -108,13 +112,13 @@ def fulfilment_page(request: Request, viewer: AdminPageUser, session: SessionDep
 
 
 @router.get("/admin/playbooks", response_class=HTMLResponse)
-def playbooks_page(request: Request, viewer: AdminPageUser) -> HTMLResponse:
+def playbooks_page(request: Request, viewer: GuidesReader) -> HTMLResponse:
     return render(request, "console/playbooks.html", viewer,
                   playbooks=playbooks.PLAYBOOKS)
 
 
 @router.get("/admin/playbooks/{name}", response_class=HTMLResponse)
-def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
+def playbook_page(request: Request, name: PlaybookName, viewer: GuidesReader,
                   session: SessionDep, clock: ClockDep, settings: SettingsDep,
                   format: Literal["page", "md", "html"] = "page") -> Response:
     try:
@@ -137,7 +141,7 @@ def playbook_page(request: Request, name: PlaybookName, viewer: AdminPageUser,
 
 
 @router.get("/admin/checklist", response_class=HTMLResponse)
-def checklist_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def checklist_page(request: Request, viewer: GuidesReader, session: SessionDep,
                    clock: ClockDep, settings: SettingsDep) -> HTMLResponse:
     items = checklist_module.checklist(session, clock=clock, currency=settings.shop.currency)
     return render(request, "console/checklist.html", viewer, items=items,
@@ -150,7 +154,7 @@ def checklist_page(request: Request, viewer: AdminPageUser, session: SessionDep,
 def _not_built_page(area: str) -> Any:
     label, _, what = OPTIONAL_AREAS[area]
 
-    def page(request: Request, viewer: AdminPageUser) -> HTMLResponse:
+    def page(request: Request, viewer: AnyStaff) -> HTMLResponse:
         return render(request, "console/not_built.html", viewer, title=label,
                       why=f"The {label.lower()} module ({what}) is not built yet, so this "
                           "page shows no numbers.")

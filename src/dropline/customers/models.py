@@ -19,6 +19,9 @@ class Customer(Base):
     acquisition_source: Mapped[str] = mapped_column(String(64), default="direct", index=True)
     acquisition_campaign: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(index=True)
+    # Set when the customer's personal data was erased (``customers.erasure``): the row stays
+    # (orders point at it) with a pseudonymous email and no name.
+    erased_at: Mapped[datetime | None]
 
 
 class CustomerSession(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -160,6 +160,21 @@ def get_customer(session: Session, customer_id: int) -> Customer:
 
 def list_customers(session: Session, *, limit: int = 100, offset: int = 0) -> list[Customer]:
     return list(session.scalars(select(Customer).order_by(Customer.id).limit(limit).offset(offset)))
+
+
+def search_customers(session: Session, *, q: str = "", limit: int = 25, offset: int = 0
+                     ) -> list[Customer]:
+    """Newest first; ``q`` matches part of the email or the name, or a customer number."""
+    query = select(Customer).order_by(Customer.id.desc())
+    term = q.strip().lstrip("#")
+    if term:
+        like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses = [Customer.email.ilike(like, escape="\\"),
+                   Customer.name.ilike(like, escape="\\")]
+        if term.isdigit() and len(term) <= 15:
+            clauses.append(Customer.id == int(term))
+        query = query.where(or_(*clauses))
+    return list(session.scalars(query.limit(limit).offset(offset)))
 
 
 def change_password(session: Session, *, clock: Clock, customer_id: int, current_password: str,

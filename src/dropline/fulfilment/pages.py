@@ -37,13 +37,14 @@ from dropline.web.deps import SessionDep, SettingsDep
 from dropline.web.templating import templates
 
 router = APIRouter(prefix="/admin/fulfilment", include_in_schema=False)
+FulfilmentReader = Annotated[AdminViewer, staff_with("fulfilment:read")]
 # No navigation entry: the printable tree is linked from the console's Fulfilment page and
 # shown inside the console as the decision-tree playbook.
 
 
 @router.get("/windows/{window_id}", response_class=HTMLResponse)
 def route_sheet_page(request: Request, window_id: IdPath, session: SessionDep,
-                     _: AdminPageUser) -> HTMLResponse:
+                     _: FulfilmentReader) -> HTMLResponse:
     sheet = route_sheet(session, window_id=window_id)
     response = templates.TemplateResponse(request, "route_sheet.html", {
         "sheet": sheet, "map_svg": route_map_svg(sheet)})
@@ -53,7 +54,7 @@ def route_sheet_page(request: Request, window_id: IdPath, session: SessionDep,
 
 @router.get("/decision-tree", response_class=HTMLResponse)
 def decision_tree_page(session: SessionDep, settings: SettingsDep,
-                       _: AdminPageUser) -> HTMLResponse:
+                       _: FulfilmentReader) -> HTMLResponse:
     response = HTMLResponse(tree_html(load_rules(session),
                                   title=f"Fulfilment decision tree — {settings.shop.name}"))
     response.headers["Cache-Control"] = "private, no-store"

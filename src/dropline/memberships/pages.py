@@ -26,6 +26,7 @@ from dropline.media.models import MediaOwner
 from dropline.media.pages import add_image_forms, image_rows
 from dropline.memberships.rules import Interval, MemberPriceKind, SubsidyKind
 from dropline.web.admin import AdminPageUser, AdminViewer, staff_with
+from dropline.web.admin import AdminViewer, staff_with
 from dropline.web.admin import render as render_console
 from dropline.web.deps import (
     OptionalCustomer,
@@ -321,13 +322,14 @@ def vote(request: Request, services: ServicesDep, customer: OptionalCustomer, po
 
 
 TIERS_PATH = "/admin/memberships/tiers"
-NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map"),
+NAV_ITEMS = (NavItem("Members", "/admin/memberships/cohort-map", "memberships:read"),
              NavItem("Tiers", TIERS_PATH, scope="memberships:manage"))
 
 
 @router.get("/admin/memberships/cohort-map", response_class=HTMLResponse)
 def cohort_map_page(request: Request, services: ServicesDep,
-                    viewer: AdminPageUser) -> HTMLResponse:
+                    viewer: Annotated[AdminViewer, staff_with("memberships:read")]
+                    ) -> HTMLResponse:
     """The membership cohort map: segments by join month, a console page."""
     with services.db.transaction() as session:
         cells = reports.membership_cohort_map(session, now=services.clock.now())

@@ -29,7 +29,7 @@ from dropline.notifications import service
 from dropline.notifications.models import MailStatus
 from dropline.notifications.render import TEMPLATES, RenderedMail, render_mail
 from dropline.notifications.rules import MARKETING, SUBJECTS
-from dropline.web.admin import AdminPageUser, render
+from dropline.web.admin import AdminViewer, render, staff_with
 from dropline.web.caching import private_response
 from dropline.web.deps import OptionalCustomer, ServicesDep, SessionDep
 from dropline.web.navigation import NavItem
@@ -38,7 +38,8 @@ from dropline.web.templating import templates
 __all__ = ["NAV_ITEMS", "router"]
 
 PATH = "/admin/mail"
-NAV_ITEMS = (NavItem("Mail", PATH),)
+NAV_ITEMS = (NavItem("Mail", PATH, "mail:read"),)
+MailReader = Annotated[AdminViewer, staff_with("mail:read")]
 router = APIRouter(include_in_schema=False)
 
 # The preview frame's own policy: no script, no network, no form; inline styles (mail has
@@ -112,7 +113,7 @@ def _preview(name: str, services: ServicesDep) -> RenderedMail:
 
 
 @router.get(PATH)
-def mail_templates(request: Request, viewer: AdminPageUser, services: ServicesDep,
+def mail_templates(request: Request, viewer: MailReader, services: ServicesDep,
                    session: SessionDep) -> HTMLResponse:
     previews = [{"name": name, "subject": mail.subject, "text": mail.text,
                  "marketing": name in MARKETING}
@@ -122,7 +123,7 @@ def mail_templates(request: Request, viewer: AdminPageUser, services: ServicesDe
 
 
 @router.get(PATH + "/templates/{name}.html")
-def mail_template_html(name: str, _: AdminPageUser, services: ServicesDep) -> Response:
+def mail_template_html(name: str, _: MailReader, services: ServicesDep) -> Response:
     """One template's HTML alone, for the console's preview frame."""
     response = HTMLResponse(_preview(name[:40], services).html)
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
@@ -132,7 +133,7 @@ def mail_template_html(name: str, _: AdminPageUser, services: ServicesDep) -> Re
 
 
 @router.get(PATH + "/outbox")
-def mail_outbox(request: Request, viewer: AdminPageUser, session: SessionDep,
+def mail_outbox(request: Request, viewer: MailReader, session: SessionDep,
                 status: Annotated[MailStatus | None, Query()] = None) -> HTMLResponse:
     return render(request, "mail_outbox.html", viewer, status=status,
                   statuses=list(MailStatus), counts=service.outbox_counts(session),

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 from dropline.customers.models import Customer
+from dropline.errors import NotFound
 from dropline.events.models import DomainEvent
 from dropline.mail import OutgoingEmail
 from dropline.money import format_money
@@ -347,3 +348,27 @@ def sample_context(template: str, *, shop_name: str, public_url: str) -> dict[st
         "refund_amount": "£18.00",
         "hub": "Shoreditch", "window": "between 14:00 and 16:00", "eta": "14:40",
     }
+
+
+def order_mails(session: Session, *, order_id: int) -> list[MailOutboxItem]:
+    """The mails about one order, newest first (the console's order page)."""
+    return list(session.scalars(select(MailOutboxItem).where(
+        MailOutboxItem.order_id == order_id).order_by(MailOutboxItem.id.desc())))
+
+
+def resend_mail(session: Session, *, clock: Clock, order_id: int, mail_id: int
+                ) -> MailOutboxItem:
+    """Queues a copy of an order's mail (a customer who lost it): a new outbox row with its
+    own key, so it is sent again once, with a new Message-ID; the original stays as it was."""
+    item = session.get(MailOutboxItem, mail_id)
+    if item is None or item.order_id != order_id:
+        raise NotFound(f"mail {mail_id} of order {order_id} not found")
+    now = clock.now()
+    base = item.event_id.split("-resend-")[0][:90]
+    copy = MailOutboxItem(event_id=f"{base}-resend-{now:%Y%m%d%H%M%S%f}", template=item.template,
+                          customer_id=item.customer_id, order_id=item.order_id,
+                          payload=dict(item.payload or {}), status=MailStatus.pending,
+                          attempts=0, next_attempt_at=now, last_error="", created_at=now)
+    session.add(copy)
+    session.flush()
+    return copy

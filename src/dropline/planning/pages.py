@@ -8,7 +8,7 @@ so tests render the page without a browser."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -19,7 +19,7 @@ from dropline.errors import DomainError
 from dropline.planning import service, signals
 from dropline.planning.model import series_curve
 from dropline.telemetry.charts import Series, line_chart_svg
-from dropline.web.admin import AdminPageUser, render
+from dropline.web.admin import AdminViewer, render, staff_with
 from dropline.web.deps import ClockDep, SessionDep
 from dropline.web.navigation import NavItem
 from dropline.web.templating import templates
@@ -27,7 +27,7 @@ from dropline.web.templating import templates
 PATH = "/admin/planning"
 CHART_DAYS = 180
 router = APIRouter(include_in_schema=False)
-NAV_ITEMS = (NavItem("Planning", PATH),)
+NAV_ITEMS = (NavItem("Planning", PATH, "planning:read"),)
 
 
 def _attention_svg(plan: service.DropPlan) -> str:
@@ -86,7 +86,8 @@ def render_planning_html(context: dict[str, Any]) -> str:
 
 
 @router.get(PATH, response_class=HTMLResponse)
-def planning_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def planning_page(request: Request,
+                  viewer: Annotated[AdminViewer, staff_with("planning:read")], session: SessionDep,
                   clock: ClockDep) -> HTMLResponse:
     try:
         context = planning_context(session, clock=clock)

@@ -21,9 +21,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from markupsafe import Markup
 from sqlalchemy import select
 
+from dropline.audit import set_actor
 from dropline.catalog.models import Product, ProductFamily, Variant
 from dropline.errors import DomainError, NotAuthenticated, NotFound
 from dropline.locations.models import Location, LocationKind
+from dropline.errors import NotAuthenticated, NotFound, PermissionDenied
 from dropline.memberships import service as members
 from dropline.memberships.config import membership_config
 from dropline.popups import counter, experiments, listings, service
@@ -42,6 +44,7 @@ from dropline.web.admin import (
     render,
     signed_in_admin,
     staff_with,
+    viewer_of,
 )
 from dropline.web.caching import etag_matches, strong_etag
 from dropline.web.deps import Principal, ServicesDep, SessionDep
@@ -50,7 +53,7 @@ from dropline.web.navigation import NavItem
 from dropline.web.templating import SHOP_TIMEZONE, jsonld_script, templates
 
 PATH = "/admin/popups"
-NAV_ITEMS = (NavItem("Pop-ups", PATH),)
+NAV_ITEMS = (NavItem("Pop-ups", PATH, "popups:read"),)
 router = APIRouter(include_in_schema=False)
 PUBLIC_CACHE = "public, max-age=300, s-maxage=600, stale-while-revalidate=3600"
 
@@ -72,8 +75,16 @@ def staff_api(request: Request, services: ServicesDep) -> StaffPrincipal:
         with services.db.transaction() as session:
             user = signed_in_admin(session, services, token)
             if user is not None:
+                if not viewer_of(user).may(COUNTER_SCOPE):
+                    raise PermissionDenied(f"your role does not allow this ({COUNTER_SCOPE})",
+                                           scope=COUNTER_SCOPE)
+                set_actor(f"admin:{user.id}")
                 return StaffPrincipal(kind="token", id=user.id, email=user.email)
     raise NotAuthenticated("sign in to the console first (/admin/login)")
+
+
+COUNTER_SCOPE = "popups:sell"
+staff_api.console_scope = COUNTER_SCOPE  # type: ignore[attr-defined]  # read by the role tests
 
 
 StaffDep = Annotated[StaffPrincipal, Depends(staff_api)]
@@ -108,7 +119,8 @@ def counter_data(session: Any, *, code: str) -> dict[str, Any]:
 
 
 @router.get("/admin/counter/{code}", response_class=HTMLResponse)
-def counter_page(code: str, request: Request, viewer: AdminPageUser,
+def counter_page(code: str, request: Request,
+                 viewer: Annotated[AdminViewer, staff_with("popups:sell")],
                  session: SessionDep) -> HTMLResponse:
     data = counter_data(session, code=code[:32])
     return render(request, "popups/counter.html", viewer, data=data,
@@ -172,7 +184,8 @@ def popups_context(session: Any, *, as_of: Any, currency: str,
 
 
 @router.get(PATH, response_class=HTMLResponse)
-def popups_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def popups_page(request: Request,
+                viewer: Annotated[AdminViewer, staff_with("popups:read")], session: SessionDep,
                 services: ServicesDep,
                 within_days: Annotated[int, Query(ge=1, le=365)] = service.CONVERSION_DAYS,
                 done_: Annotated[str, Query(alias="done", max_length=200)] = ""
@@ -222,7 +235,7 @@ def search_page(request: Request, services: ServicesDep) -> Response:
 
 # ------------------------------------------------------------------ console: plan and open
 
-Manager = Annotated[AdminViewer, staff_with("popups:manage")]
+Manager = Annotated[AdminViewer, staff_with("popups:write")]
 Text = Annotated[str, Form(max_length=200)]
 
 

@@ -24,7 +24,7 @@ from dropline.risk import audit, card_testing, config, flows, queue, returns
 from dropline.risk.models import ReturnOutcome, ReturnPolicy, ReturnStatus
 from dropline.schemas import IdForm, IdPath
 from dropline.telemetry.charts import bar_chart_svg
-from dropline.web.admin import AdminPageUser
+from dropline.web.admin import AdminViewer, staff_with
 from dropline.web.admin import render as render_console
 from dropline.web.deps import OptionalCustomer, ServicesDep, SessionDep
 from dropline.web.navigation import NavItem
@@ -32,7 +32,10 @@ from dropline.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
 QUEUE_PATH, AUDIT_PATH = "/admin/risk", "/admin/audit"
-NAV_ITEMS = (NavItem("Risk", QUEUE_PATH), NavItem("Audit", AUDIT_PATH))
+NAV_ITEMS = (NavItem("Risk", QUEUE_PATH, "risk:review"),
+             NavItem("Audit", AUDIT_PATH, "audit:read"))
+RiskReviewer = Annotated[AdminViewer, staff_with("risk:review")]
+AuditReader = Annotated[AdminViewer, staff_with("audit:read")]
 Short = Annotated[str, Form(max_length=500)]
 
 
@@ -145,7 +148,7 @@ def queue_context(session: Any) -> dict[str, Any]:
 
 
 @router.get(QUEUE_PATH, response_class=HTMLResponse)
-def review_queue_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def review_queue_page(request: Request, viewer: RiskReviewer, session: SessionDep,
                       done: Annotated[str, Query(max_length=80)] = "",
                       error: Annotated[str, Query(max_length=300)] = "") -> HTMLResponse:
     return render_console(request, "risk/queue.html", viewer,
@@ -153,7 +156,7 @@ def review_queue_page(request: Request, viewer: AdminPageUser, session: SessionD
 
 
 @router.post(QUEUE_PATH + "/cases/{case_id}/decision")
-def decide_case(case_id: IdPath, services: ServicesDep, viewer: AdminPageUser,
+def decide_case(case_id: IdPath, services: ServicesDep, viewer: RiskReviewer,
                 decision: Annotated[str, Form(max_length=8)], note: Short = "",
                 refund_amount: Annotated[str, Form(max_length=14)] = "") -> Response:
     actor = f"admin:{viewer.id}"
@@ -186,7 +189,7 @@ def decide_case(case_id: IdPath, services: ServicesDep, viewer: AdminPageUser,
 
 
 @router.post(QUEUE_PATH + "/decline-alerts/{alert_id}/reviewed")
-def review_decline_alert(alert_id: IdPath, services: ServicesDep, viewer: AdminPageUser,
+def review_decline_alert(alert_id: IdPath, services: ServicesDep, viewer: RiskReviewer,
                          note: Short = "") -> Response:
     """An operator has looked at a card-testing alert (and blocked, reported or dismissed)."""
     try:
@@ -211,7 +214,7 @@ AUDIT_PAGE = 50  # changes a page; older pages by keyset (``before_id``)
 
 
 @router.get(AUDIT_PATH, response_class=HTMLResponse)
-def audit_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def audit_page(request: Request, viewer: AuditReader, session: SessionDep,
                entity: Filt = "", entity_id: Filt = "", actor: Filt = "", action: Filt = "",
                before_id: Annotated[int, Query(ge=0, le=2**53)] = 0) -> HTMLResponse:
     f = _filter(entity, entity_id, actor, action)
@@ -225,7 +228,7 @@ def audit_page(request: Request, viewer: AdminPageUser, session: SessionDep,
 
 
 @router.get(AUDIT_PATH + ".csv")
-def audit_page_csv(viewer: AdminPageUser, services: ServicesDep, entity: Filt = "",
+def audit_page_csv(viewer: AuditReader, services: ServicesDep, entity: Filt = "",
                    entity_id: Filt = "", actor: Filt = "", action: Filt = "") -> Response:
     with services.db.transaction() as session:
         text = "".join(audit.iter_audit_csv(session, _filter(entity, entity_id, actor, action)))

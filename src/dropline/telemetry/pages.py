@@ -24,14 +24,14 @@ from dropline.telemetry.decisions import (
     delivery_subsidy_decision,
 )
 from dropline.telemetry.shop_ltv import estimate_shop_ltv
-from dropline.web.admin import AdminPageUser
+from dropline.web.admin import AdminViewer, staff_with
 from dropline.web.deps import ClockDep, SessionDep, SettingsDep
 from dropline.web.navigation import NavItem
 from dropline.web.templating import money, templates
 
 PATH = "/admin/telemetry"
 router = APIRouter(include_in_schema=False)
-NAV_ITEMS = (NavItem("Telemetry", PATH),)
+NAV_ITEMS = (NavItem("Telemetry", PATH, "telemetry:read"),)
 
 PageCut = Literal["source", "family", "fulfilment", "drop_type", "subsidised", "campaign"]
 
@@ -104,7 +104,9 @@ def render_telemetry_html(context: dict[str, Any]) -> str:
 
 
 @router.get(PATH, response_class=HTMLResponse)
-def telemetry_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def telemetry_page(request: Request,
+                   viewer: Annotated[AdminViewer, staff_with("telemetry:read")],
+                   session: SessionDep,
                    clock: ClockDep, settings: SettingsDep, by: PageCut = "source",
                    unit_cost: Annotated[int | None, Query(ge=0, le=10**8)] = None,
                    family: Annotated[str | None, Query(max_length=64)] = None) -> HTMLResponse:

@@ -2,10 +2,12 @@
 the user has enrolled one), the page dependency that guards every console page, the staff
 member's security page (TOTP enrolment), the shared layout and its navigation.
 
-A domain adds a console page with a router whose endpoints depend on ``AdminPageUser`` and
-render a template extending ``admin/base.html``, and exports its navigation entries as data
-(``NAV_ITEMS``); the composition root includes the router and registers the entries
-(``web.navigation``).
+A domain adds a console page with a router whose endpoints declare the permission they need
+with ``staff_with(scope)`` (a scope of ``admin.service.SCOPES``, or ``ANY_STAFF``) and render a
+template extending ``admin/base.html``, and exports its navigation entries as data
+(``NAV_ITEMS``, each with its scope); the composition root includes the router and registers
+the entries (``web.navigation``). A staff member's scopes are their role's
+(``admin.roles``); the navigation lists only the entries the viewer may open.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session
 from dropline.admin import flows as staff_flows
 from dropline.admin import passwords as staff_passwords
 from dropline.admin.models import AdminUser
+from dropline.admin.roles import ROLE_LABELS, Role, scopes_of
 from dropline.admin.service import (
     admin_awaiting_code,
     admin_for_session,
@@ -57,9 +60,19 @@ class AdminViewer:
     name: str
     # The staff member's permissions (``admin.service.SCOPES`` names; ``*`` is every one).
     scopes: frozenset[str] = frozenset({"*"})
+    role: str = Role.owner.value
 
-    def may(self, scope: str) -> bool:
-        return "*" in self.scopes or scope in self.scopes
+    def may(self, scope: str | None) -> bool:
+        return scope is None or "*" in self.scopes or scope in self.scopes
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[Role(self.role)]
+
+
+def viewer_of(user: AdminUser) -> AdminViewer:
+    return AdminViewer(user.id, user.email, user.name, scopes=scopes_of(user.role),
+                       role=user.role)
 
 
 class LoginRequired(Exception):
@@ -93,16 +106,23 @@ def current_admin(request: Request, services: ServicesDep) -> AdminViewer:
             user = signed_in_admin(session, services, token)
             if user is not None:
                 set_actor(f"admin:{user.id}")  # the audit trail's actor (audit.actor)
-                return AdminViewer(user.id, user.email, user.name)
+                return viewer_of(user)
     raise LoginRequired(request.url.path)
 
 
 AdminPageUser = Annotated[AdminViewer, Depends(current_admin)]
 
 
-def staff_with(scope: str) -> Any:
+# The declared scope of a page any signed-in staff member may open (the overview, their own
+# security page).
+ANY_STAFF: str | None = None
+
+
+def staff_with(scope: str | None) -> Any:
     """A page or form dependency: the signed-in staff member, who must hold ``scope``
-    (403 otherwise). ``Annotated[AdminViewer, staff_with("orders:fulfil")]``."""
+    (403 otherwise; ``ANY_STAFF``: any member). ``Annotated[AdminViewer,
+    staff_with("orders:fulfil")]``. The scope is kept on the dependency
+    (``console_scope``) so the role tests read every route's from the app's router."""
 
     def dependency(viewer: AdminPageUser) -> AdminViewer:
         if not viewer.may(scope):
@@ -110,18 +130,64 @@ def staff_with(scope: str) -> Any:
                                    "shop's owner", scope=scope)
         return viewer
 
+    dependency.console_scope = scope  # type: ignore[attr-defined]
+    dependency.__name__ = f"staff_with_{(scope or 'any').replace(':', '_')}"
     return Depends(dependency)
+
+
+def console_scope_of(call: Any) -> tuple[bool, str | None]:
+    """(declared, scope) of a dependency callable made by ``staff_with``."""
+    return (hasattr(call, "console_scope"), getattr(call, "console_scope", None))
+
+
+AnyStaff = Annotated[AdminViewer, staff_with(ANY_STAFF)]
 
 
 def render(request: Request, template: str, viewer: AdminViewer, status_code: int = 200,
            **context: object) -> HTMLResponse:
     """Render a console page with the layout's navigation and no caching (private data)."""
+    nav = [item for item in request.app.state.navigation if viewer.may(item.scope)]
     response = templates.TemplateResponse(request, template, {
-        "nav": request.app.state.navigation, "viewer": viewer, "current": request.url.path,
+        "nav": nav, "viewer": viewer, "current": request.url.path,
         "shop_name": request.app.state.services.settings.shop.name, **context,
     }, status_code=status_code)
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class Pager:
+    """A console table's page: ``?page=N`` (1-based); one more row than shown is read to know
+    whether a next page exists (``admin/_pager.html`` draws the links)."""
+
+    page: int
+    size: int = PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+    @property
+    def limit(self) -> int:
+        return self.size + 1
+
+    def cut(self, rows: list[Any]) -> tuple[list[Any], bool]:
+        return rows[:self.size], len(rows) > self.size
+
+
+PageNumber = Annotated[int, Query(ge=1, le=100_000)]
+
+
+def confirm_page(request: Request, viewer: AdminViewer, *, title: str, question: str,
+                 action: str, fields: dict[str, str], button: str,
+                 back: str) -> HTMLResponse:
+    """The confirmation of a destructive console action: the same form again, with
+    ``confirm=yes`` (works without JavaScript)."""
+    return render(request, "admin/confirm.html", viewer, title=title, question=question,
+                  action=action, fields=fields, button=button, back=back)
 
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -211,7 +277,7 @@ def logout(request: Request, session: SessionDep, services: ServicesDep) -> Resp
 
 
 @router.get("", response_class=HTMLResponse)
-def overview(request: Request, viewer: AdminPageUser, session: SessionDep,
+def overview(request: Request, viewer: AnyStaff, session: SessionDep,
              services: ServicesDep) -> HTMLResponse:
     currency = services.settings.shop.currency
     return render(request, "admin/overview.html", viewer, overview=shop_overview(
@@ -270,7 +336,7 @@ def reset_password(request: Request, services: ServicesDep,
 
 
 @router.post("/security/password", response_class=HTMLResponse)
-def change_password(request: Request, viewer: AdminPageUser, services: ServicesDep,
+def change_password(request: Request, viewer: AnyStaff, services: ServicesDep,
                     current_password: Annotated[str, Form(max_length=200)] = "",
                     new_password: Annotated[str, Form(max_length=200)] = "") -> HTMLResponse:
     """The signed-in staff member's new password; their other console sessions end."""
@@ -299,7 +365,7 @@ def _security_context(services: Services, viewer: AdminViewer) -> dict[str, obje
 
 
 @router.get("/security", response_class=HTMLResponse)
-def security_page(request: Request, viewer: AdminPageUser, session: SessionDep,
+def security_page(request: Request, viewer: AnyStaff, session: SessionDep,
                   services: ServicesDep) -> HTMLResponse:
     user = session.get(AdminUser, viewer.id)
     assert user is not None
@@ -308,7 +374,7 @@ def security_page(request: Request, viewer: AdminPageUser, session: SessionDep,
 
 
 @router.post("/security/totp", response_class=HTMLResponse)
-def start_totp(request: Request, viewer: AdminPageUser, session: SessionDep,
+def start_totp(request: Request, viewer: AnyStaff, session: SessionDep,
                services: ServicesDep) -> HTMLResponse:
     """Shows a new secret and its otpauth:// URI; nothing changes at sign-in until a code
     from the device confirms it."""
@@ -326,7 +392,7 @@ def start_totp(request: Request, viewer: AdminPageUser, session: SessionDep,
 
 
 @router.post("/security/totp/confirm", response_class=HTMLResponse)
-def confirm(request: Request, viewer: AdminPageUser, services: ServicesDep,
+def confirm(request: Request, viewer: AnyStaff, services: ServicesDep,
             code: Annotated[str, Form(max_length=40)] = "") -> HTMLResponse:
     try:
         with services.db.transaction() as session:

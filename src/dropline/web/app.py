@@ -15,6 +15,8 @@ from starlette.types import Receive, Scope, Send
 
 import dropline
 from dropline.admin.api import router as admin_router
+from dropline.admin.pages import NAV_ITEMS as staff_nav
+from dropline.admin.pages import router as staff_pages_router
 from dropline.bootstrap import build_services
 from dropline.carts.api import router as carts_router
 from dropline.catalog.api import router as catalog_router
@@ -28,6 +30,8 @@ from dropline.discounts.pages import router as discounts_pages_router
 from dropline.console.pages import NAV_ITEMS as console_nav
 from dropline.console.pages import router as console_pages_router
 from dropline.customers.api import router as customers_router
+from dropline.customers.pages import NAV_ITEMS as customers_nav
+from dropline.customers.pages import router as customers_pages_router
 from dropline.db import Database
 from dropline.discounts.api import router as discounts_router
 from dropline.drops.api import router as drops_router
@@ -45,6 +49,8 @@ from dropline.notifications.api import router as mail_router
 from dropline.notifications.pages import NAV_ITEMS as mail_nav
 from dropline.notifications.pages import router as mail_pages_router
 from dropline.orders.api import router as orders_router
+from dropline.orders.pages import NAV_ITEMS as orders_nav
+from dropline.orders.pages import router as orders_pages_router
 from dropline.payments.provider import PaymentProvider
 from dropline.planning.api import router as planning_router
 from dropline.planning.pages import NAV_ITEMS as planning_nav
@@ -124,8 +130,9 @@ class DroplineApp(LaneFastAPI):
 def console_navigation() -> Navigation:
     """The console's side navigation: the overview, then each area's entries (the layout
     orders them by rank)."""
-    return Navigation([OVERVIEW, *catalog_nav, *discounts_nav, *console_nav, *popups_nav, *memberships_nav, *telemetry_nav,
-                       *planning_nav, *risk_nav, *mail_nav])
+    return Navigation([OVERVIEW, *catalog_nav, *discounts_nav, *console_nav, *popups_nav,
+                       *memberships_nav, *telemetry_nav, *planning_nav, *risk_nav, *mail_nav,
+                       *staff_nav, *orders_nav, *customers_nav])
 
 
 def create_app(
@@ -203,6 +210,9 @@ def create_app(
     app.include_router(catalog_pages_router)
     app.include_router(drop_forms_router)  # before the console's /admin/drops/{drop_id}
     app.include_router(discounts_pages_router)
+    app.include_router(staff_pages_router)
+    app.include_router(orders_pages_router)
+    app.include_router(customers_pages_router)
     app.include_router(drops_pages_router)
     app.include_router(fulfilment_pages_router)
     app.include_router(memberships_pages_router)

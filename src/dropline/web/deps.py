@@ -10,7 +10,9 @@ from typing import Annotated, Literal
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from dropline.admin.service import has_scope, resolve_token
+from dropline.admin.models import AdminUser
+from dropline.admin.roles import capped_scopes
+from dropline.admin.service import ALL_SCOPES, resolve_token
 from dropline.audit import set_actor
 from dropline.clock import Clock
 from dropline.config import Settings
@@ -64,6 +66,8 @@ class Principal:
     id: int
     email: str = ""
     scopes: tuple[str, ...] = ()
+    # A token issued by (or for) a staff member: its scopes are capped by their role.
+    staff_id: int | None = None
 
     @property
     def key(self) -> str:
@@ -119,11 +123,19 @@ def require_scope(scope: str) -> Callable[..., Principal]:
             token = resolve_token(session, clock=services.clock, secret=secret[:200])
             if token is None:
                 raise NotAuthenticated("the API token is unknown, revoked or expired")
-            if not has_scope(token, scope):
+            scopes = tuple(token.scopes)
+            if token.admin_user_id is not None:
+                # A staff member's token never does more than their role allows today.
+                owner = session.get(AdminUser, token.admin_user_id)
+                if owner is None or owner.deactivated_at is not None:
+                    raise NotAuthenticated("the API token is unknown, revoked or expired")
+                scopes = capped_scopes(scopes, role=owner.role)
+            if not (ALL_SCOPES in scopes or scope in scopes):
                 raise PermissionDenied(f"this token lacks the {scope!r} scope", scope=scope)
             token.last_used_at = services.clock.now()
             set_actor(f"token:{token.id}")  # the audit trail's actor (audit.actor)
-            return Principal(kind="token", id=token.id, scopes=tuple(token.scopes))
+            return Principal(kind="token", id=token.id, scopes=scopes,
+                             staff_id=token.admin_user_id)
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     _AUTHENTICATIONS.add(dependency)

@@ -14,13 +14,15 @@ __all__ = ["NAV_RANKS", "NavItem", "Navigation", "OVERVIEW"]
 # Where the areas sit in the side navigation (an ops lead's day: overview, selling, customers,
 # delivery, numbers, safeguards, then the how-to). Paths not listed go after, in the order
 # they were added.
-NAV_RANKS = {"/admin": 0, "/admin/products": 8, "/admin/drops": 10, "/admin/discounts": 12,
-             "/admin/popups": 15,
+NAV_RANKS = {"/admin": 0, "/admin/orders": 4, "/admin/pick-list": 5,
+             "/admin/customers": 6, "/admin/products": 8, "/admin/drops": 10,
+             "/admin/discounts": 12, "/admin/popups": 15,
              "/admin/memberships/cohort-map": 20, "/admin/memberships/tiers": 21,
              "/admin/fulfilment": 30,
              "/admin/telemetry": 40,
              "/admin/planning": 45, "/admin/risk": 50, "/admin/audit": 51, "/admin/mail": 55,
-             "/admin/playbooks": 80, "/admin/checklist": 90}
+             "/admin/playbooks": 80, "/admin/checklist": 90, "/admin/staff": 95,
+             "/admin/tokens": 96}
 
 
 @dataclass(frozen=True)

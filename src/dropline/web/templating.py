@@ -29,8 +29,8 @@ __all__ = ["DOMAIN_TEMPLATE_DIRS", "TEMPLATE_DIR", "jsonld_script", "local_time"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 _PACKAGE = Path(__file__).resolve().parents[1]
 DOMAIN_TEMPLATE_DIRS = [_PACKAGE / domain / "templates" for domain in (
-    "catalog", "console", "discounts", "fulfilment", "memberships", "planning", "popups",
-    "risk", "telemetry")]
+    "admin", "catalog", "console", "customers", "discounts", "fulfilment", "memberships",
+    "orders", "planning", "popups", "risk", "telemetry")]
 # The notifications domain's page templates; its mail templates beside them have their own
 # environment (``notifications.render``).
 DOMAIN_TEMPLATE_DIRS.append(_PACKAGE / "notifications" / "templates" / "pages")

@@ -152,7 +152,8 @@ def join(request: Request, services: ServicesDep, customer: OptionalCustomer,
          tier_id: Annotated[int, Form(ge=1, le=2**53)], key: Key,
          payment: PaymentFormDep) -> Response:
     if customer is not None and payment.missing:  # sent without JavaScript: no card yet
-        hosted = hosted_card_entry(services, f"/membership?join={tier_id}")
+        hosted = hosted_card_entry(request, services, path=f"/membership?join={tier_id}",
+                                   form={}, customer_id=customer.id)
         if hosted is not None:
             return hosted
 
@@ -222,7 +223,8 @@ def keep(request: Request, services: ServicesDep, customer: OptionalCustomer) ->
 def card(request: Request, services: ServicesDep, customer: OptionalCustomer,
          payment: PaymentFormDep) -> Response:
     if customer is not None and payment.missing:  # sent without JavaScript: no card yet
-        hosted = hosted_card_entry(services, "/membership?card=1")
+        hosted = hosted_card_entry(request, services, path="/membership?card=1", form={},
+                                   customer_id=customer.id)
         if hosted is not None:
             return hosted
     return _act(request, services, customer, lambda who: flows.update_payment_method(

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dropline.payments.provider import CardRefused, CardToken
 from dropline.web.deps import ServicesDep
+from dropline.web.payment_page import safe_return
 from dropline.web.problems import problem_response
 from dropline.web.templating import templates
 
@@ -74,23 +75,15 @@ def create_token(card: _Card, services: ServicesDep) -> JSONResponse:
 
 
 FIELDS = {"invalid_number": "number", "invalid_expiry": "exp_month", "invalid_cvc": "cvc"}
-ReturnTo = Annotated[str, Query(max_length=500)]
+# A path, with the form typed before sealed in it (web.payment_page.hosted_card_entry).
+ReturnTo = Annotated[str, Query(max_length=3000)]
 CardField = Annotated[str, Form(max_length=30)]
-
-
-def _safe_return(return_to: str) -> str:
-    """A path of this site only (never ``//host`` or a scheme): the page cannot be used to
-    send a shopper elsewhere."""
-    if not return_to.startswith("/") or return_to.startswith(("//", "/\\")) or any(
-            c in return_to for c in "\r\n\\"):
-        return "/"
-    return return_to
 
 
 def _card_page(request: Request, services: ServicesDep, return_to: str, *,
                error: str = "", field: str = "", status_code: int = 200) -> HTMLResponse:
     return templates.TemplateResponse(request, "pay/local_card.html", {
-        "shop_name": services.settings.shop.name, "return_to": _safe_return(return_to),
+        "shop_name": services.settings.shop.name, "return_to": safe_return(return_to),
         "error": error, "field": field}, status_code=status_code)
 
 
@@ -102,7 +95,7 @@ def card_page(request: Request, services: ServicesDep, return_to: ReturnTo = "/"
 @router.post("/pay/local/card")
 def take_card(request: Request, services: ServicesDep, number: CardField, exp_month: CardField,
               exp_year: CardField, cvc: CardField,
-              return_to: Annotated[str, Form(max_length=500)] = "/") -> Response:
+              return_to: Annotated[str, Form(max_length=3000)] = "/") -> Response:
     tokeniser: CardTokeniser = services.payments  # type: ignore[assignment]
     try:
         token = tokeniser.tokenise_card(
@@ -112,7 +105,7 @@ def take_card(request: Request, services: ServicesDep, number: CardField, exp_mo
         return _card_page(request, services, return_to, status_code=422,
                           error=MESSAGES.get(exc.decline_code, "the card was refused"),
                           field=FIELDS.get(exc.decline_code, "number"))
-    target = _safe_return(return_to)
+    target = safe_return(return_to)
     joiner = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{joiner}payment_method={token.reference}",
                             status_code=303)

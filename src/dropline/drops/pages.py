@@ -315,7 +315,9 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
         # Held for the shopper while their bank asks them to authenticate, in this page.
         return _me_page(request, services, customer, drop_id, status_code=response.status_code,
                         confirm={"client_secret": str(answer["client_secret"]),
-                                 "return_to": f"/orders/{int(answer['order_id'])}/payment-return"})
+                                 "return_to": f"/orders/{int(answer['order_id'])}/payment-return",
+                                 "bank_action":
+                                     f"/orders/{int(answer['order_id'])}/bank-authentication"})
     if response.status_code >= 400:
         return _me_page(request, services, customer, drop_id, error=answer["detail"],
                         status_code=response.status_code, form=typed)

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
 from dropline.discounts.rules import FIELD as DISCOUNT_FIELD
-from dropline.errors import DomainError, InvalidInput, NotFound, PaymentDeclined
+from dropline.errors import (
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PaymentDeclined,
+    PaymentRequiresAction,
+)
 from dropline.fulfilment.service import (
     LineRequest,
     booked_window,
@@ -290,6 +296,9 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice,
                 discount_code=discount_code.strip(), vat_number=vat_number.strip()))
+    except PaymentRequiresAction as exc:  # the bank asks the shopper: its own page
+        return RedirectResponse(f"/orders/{int(exc.extensions['order_id'])}/confirm-payment",
+                                status_code=303)
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
             record_decline(services, request, customer.id, fingerprint)

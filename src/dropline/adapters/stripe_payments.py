@@ -358,9 +358,14 @@ class StripeProvider:
         """The bank's page for a PaymentIntent waiting for 3-D Secure, for a browser without
         JavaScript: the intent is confirmed again with ``return_url`` (where the bank sends
         the shopper back, the order's payment return) and Stripe answers
-        ``next_action.redirect_to_url``. None when the intent waits for nothing (already
-        decided: the return settles it)."""
+        ``next_action.redirect_to_url``. An intent that already names a redirect (confirmed
+        with a ``return_url`` before) is followed as it is. None when the intent waits for
+        nothing (already decided: the return settles it)."""
         try:
+            intent = self._client.v1.payment_intents.retrieve(reference)
+            action = intent.to_dict().get("next_action") or {}
+            if intent.status == "requires_action" and action.get("type") == "redirect_to_url":
+                return str(action["redirect_to_url"]["url"])
             intent = self._client.v1.payment_intents.confirm(
                 reference, params={"return_url": return_url})
         except stripe.InvalidRequestError:

@@ -32,6 +32,7 @@ from dropline.schemas import IdPath
 from dropline.services import Services
 from dropline.web.caching import private_response
 from dropline.web.deps import OptionalCustomer, ServicesDep
+from dropline.web.payment_page import shop_base_url
 from dropline.web.templating import templates
 
 __all__ = ["router"]
@@ -86,8 +87,7 @@ def bank_authentication(order_id: IdPath, request: Request, services: ServicesDe
     reference = _waiting_reference(services, order_id, customer.id)
     if reference is None:
         return RedirectResponse(f"/orders/{order_id}", status_code=303)
-    base = services.settings.web.public_url or str(request.base_url).rstrip("/")
     bank = cast(BankRedirect, services.payments).authentication_redirect(
-        reference, return_url=f"{base}{_return_path(order_id)}")
+        reference, return_url=f"{shop_base_url(request, services)}{_return_path(order_id)}")
     # None: the payment waits for nothing any more; the return settles it as it stands.
     return RedirectResponse(bank or _return_path(order_id), status_code=303)

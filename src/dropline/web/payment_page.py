@@ -48,7 +48,7 @@ from dropline.web.security_headers import allow_sources
 
 __all__ = ["RETURN_WITHIN", "PaymentPage", "hosted_card_entry", "payment_page",
            "payment_scripts", "ready_card", "returned_form", "router", "safe_return",
-           "stripe_sources"]
+           "shop_base_url", "stripe_sources"]
 
 RETURN_WITHIN = timedelta(minutes=30)  # how long a sealed form survives the hosted card page
 _FORM_PURPOSE = "hosted-card-form"
@@ -134,7 +134,9 @@ def _owner(services: Services, customer_id: int) -> str:
                     f"hosted-card:{customer_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _base_url(request: Request, services: Services) -> str:
+def shop_base_url(request: Request, services: Services) -> str:
+    """Where the provider sends the browser back to (absolute): ``DROPLINE_PUBLIC_URL``, else
+    the address the request named."""
     return services.settings.web.public_url or str(request.base_url).rstrip("/")
 
 
@@ -159,7 +161,7 @@ def hosted_card_entry(request: Request, services: Services, *, path: str,
     if not hasattr(services.payments, "start_card_entry"):
         return None
     hosted = cast(HostedCardEntry, services.payments)
-    base = _base_url(request, services)
+    base = shop_base_url(request, services)
     page = hosted.start_card_entry(
         success_url=f"{base}/pay/stripe/return?session_id={{CHECKOUT_SESSION_ID}}"
                     f"&return_to={quote(return_to, safe='')}",

@@ -7,14 +7,25 @@ says. Only the order's own customer gets there, and a wrong client secret decide
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from dropline.locations.models import StockLevel
+from dropline.memberships import jobs
+from dropline.memberships.models import (
+    ChargeKind,
+    ChargeStatus,
+    Membership,
+    MembershipCharge,
+    MembershipPaymentMethod,
+)
+from dropline.memberships.rules import MembershipStatus
 from dropline.orders.models import Order, OrderStatus
-from tests.builders import make_location, make_product, sign_up
+from tests.builders import PASSWORD, make_location, make_product, sign_up
+from tests.memberships.support import CONFIG, join, make_tier
 from tests.storefront.builders import CHECKOUT_FORM
 from tests.web.support import browser_session, changed_tables, snapshot
 
@@ -121,3 +132,39 @@ def test_another_customer_cannot_reach_the_orders_bank_page(client, db, clock):
     assert page.status_code == 303 and page.headers["location"] == f"/orders/{order_id}"
     assert sent.status_code == 303 and sent.headers["location"] == f"/orders/{order_id}"
     assert changed_tables(before, snapshot(db)) == []
+
+
+def test_a_renewal_held_for_the_member_is_confirmed_at_the_bank_without_javascript(client, db,
+                                                                                 clock):
+    """The dunning notice's page has the same button: the held renewal goes to the provider's
+    bank page and, confirmed there, renews the membership on return."""
+    provider = client.app.state.services.payments
+    tier = make_tier(db, clock, price=900)
+    me = sign_up(client)
+    customer = me["id"]
+    member = join(db, clock, provider, customer_id=customer, tier_id=tier)
+    held = provider.save_card(card=provider.describe_card(THREE_D_SECURE)).token
+    with db.transaction() as session:
+        method_id = session.get(Membership, member).payment_method_id
+        session.get(MembershipPaymentMethod, method_id).token = held
+        clock.current = session.get(Membership, member).current_period_end + timedelta(minutes=1)
+    jobs.renew_due(db, clock=clock, config=CONFIG, provider=provider)
+    with db.transaction() as session:
+        charge_id = session.scalars(select(MembershipCharge.id).where(
+            MembershipCharge.kind == ChargeKind.renewal)).one()
+    client.post("/sign-in", data={"email": me["email"], "password": PASSWORD})  # a month on
+
+    page = client.get(f"/membership/charges/{charge_id}/authenticate")
+    assert f'action="/membership/charges/{charge_id}/bank-authentication"' in page.text
+    bank = client.post(f"/membership/charges/{charge_id}/bank-authentication",
+                       follow_redirects=False).headers["location"]
+    query = parse_qs(urlsplit(bank).query)
+    answered = client.post("/pay/local/authenticate", follow_redirects=False, data={
+        "client_secret": query["client_secret"][0], "answer": "confirm",
+        "return_to": query["return_to"][0]})
+    back = client.get(answered.headers["location"], follow_redirects=False)
+
+    assert back.status_code == 303 and back.headers["location"] == "/membership?done=renewed"
+    with db.transaction() as session:
+        assert session.get(MembershipCharge, charge_id).status is ChargeStatus.succeeded
+        assert session.get(Membership, member).status is MembershipStatus.active

@@ -105,7 +105,8 @@ def build_services(
     mailer = sender_for(settings.mail)
     services = Services(
         settings=settings, db=db, clock=clock,
-        payments=payments or build_payments(settings.payments, db=db, clock=clock),
+        payments=payments or build_payments(
+            settings.payments, db=db, clock=clock, secret_key=settings.web.secret_key),
         geocoder=geocoder,
         solver=build_solver(),
         mailer=mailer,
@@ -133,9 +134,11 @@ def build_services(
     return services
 
 
-def build_payments(settings: PaymentSettings, *, db: Database, clock: Clock) -> PaymentProvider:
+def build_payments(settings: PaymentSettings, *, db: Database, clock: Clock,
+                   secret_key: str = "local-provider") -> PaymentProvider:
     """The card provider the settings name: the local one (offline, its test cards only) by
-    default, Stripe with its keys."""
+    default, Stripe with its keys. ``secret_key`` (the app's) keys the local provider's 3-D
+    Secure client secrets."""
     if settings.provider == "stripe":
         if not settings.stripe_secret_key:
             raise ValueError("DROPLINE_PAYMENTS=stripe needs DROPLINE_PAYMENTS_STRIPE_SECRET_KEY")
@@ -144,7 +147,7 @@ def build_payments(settings: PaymentSettings, *, db: Database, clock: Clock) -> 
                               api_base=settings.stripe_api_base,
                               timeout_seconds=settings.stripe_timeout_seconds,
                               batch_concurrency=settings.stripe_batch_concurrency)
-    return LocalCardProvider(db.sessions, clock)
+    return LocalCardProvider(db.sessions, clock, secret=secret_key)
 
 
 def build_edge(settings: EdgeSettings) -> EdgePurger | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -66,6 +67,28 @@ def seal(plaintext: str, *, secret_key: str, purpose: str) -> str:
     32-character secret."""
     token = _fernet(secret_key, purpose).encrypt(plaintext.encode())
     return SEALED_PREFIX + token.decode("ascii")
+
+
+def seal_at(plaintext: str, *, secret_key: str, purpose: str, at: datetime) -> str:
+    """``seal`` stamped with ``at`` (the injectable clock's now), for a value that is opened
+    only within a short time of being sealed (``unseal_within``)."""
+    token = _fernet(secret_key, purpose).encrypt_at_time(plaintext.encode(), int(at.timestamp()))
+    return SEALED_PREFIX + token.decode("ascii")
+
+
+def unseal_within(sealed: str, *, secret_key: str, purpose: str, at: datetime,
+                  max_age: timedelta) -> str:
+    """Opens a value sealed by ``seal_at`` no more than ``max_age`` before ``at``; raises
+    ``Unsealable`` for one older (or sealed in the future), tampered with or sealed under
+    another key or purpose."""
+    if not is_sealed(sealed):
+        raise Unsealable("not a sealed value")
+    try:
+        return _fernet(secret_key, purpose).decrypt_at_time(
+            sealed[len(SEALED_PREFIX):].encode(), int(max_age.total_seconds()),
+            int(at.timestamp())).decode()
+    except InvalidToken as exc:
+        raise Unsealable("expired, or sealed under another secret key") from exc
 
 
 def is_sealed(value: str) -> bool:

@@ -89,3 +89,7 @@ class ScriptedProvider:
 
     def refund(self, **_: object) -> str:
         raise NotImplementedError
+
+    def withdraw_charge(self, reference: str) -> ChargeResult:
+        """Nothing of this fake waits for a member: a held charge is simply withdrawn."""
+        return ChargeResult("declined", reference, "withdrawn")

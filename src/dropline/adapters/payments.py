@@ -17,6 +17,11 @@ Test cards (any future expiry, any CVC):
     4000 0000 0000 9995   declined (insufficient_funds)
     4000 0000 0000 0119   the provider fails transiently on the first try of each
                           idempotency key; retrying the same key succeeds
+    4000 0025 0000 3155   the bank asks for 3-D Secure on every charge: ``requires_action``
+                          (off-session: declined ``authentication_required``), the charge
+                          waiting in the ledger (``pending``) until the shopper answers on the
+                          provider's bank page (``web.local_pay``: ``/pay/local/authenticate``)
+                          or the shop withdraws it (``withdraw_charge``)
 
 Stripe's test payment methods name the same cards without tokenising, in the local provider
 as in Stripe's test mode (so a test written with them runs against either):
@@ -25,6 +30,7 @@ as in Stripe's test mode (so a test written with them runs against either):
     pm_card_visa_chargeDeclined                   0002 ... card_declined
     pm_card_visa_chargeDeclinedInsufficientFunds  9995 ... insufficient_funds
     pm_card_chargeDeclinedProcessingError         0119 ... transient here (Stripe declines it)
+    pm_card_authenticationRequired                3155 ... 3-D Secure on every charge
 
 Any other number passing the Luhn check succeeds; one failing it is refused at tokenisation
 (``CardRefused("invalid_number")``). Saved cards (renewals, charged off-session) are the same
@@ -35,12 +41,14 @@ card it stands for.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote, urlsplit
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,6 +73,8 @@ SUCCEEDS = "4242424242424242"
 DECLINED = "4000000000000002"
 INSUFFICIENT_FUNDS = "4000000000009995"
 TRANSIENT_FAILURE = "4000000000000119"
+AUTHENTICATE = "4000002500003155"
+PENDING = "pending"  # a charge's outcome in the ledger while the bank waits for the shopper
 
 
 def luhn_valid(number: str) -> bool:
@@ -82,7 +92,7 @@ def luhn_valid(number: str) -> bool:
 def _behaviour_of(number: str) -> str:
     """What charging the card does: an outcome, or "transient" (fails once per key)."""
     return {DECLINED: "declined:card_declined", INSUFFICIENT_FUNDS: "declined:insufficient_funds",
-            TRANSIENT_FAILURE: "transient"}.get(number, "succeeded")
+            TRANSIENT_FAILURE: "transient", AUTHENTICATE: "authenticate"}.get(number, "succeeded")
 
 
 def card_fingerprint(number: str) -> str:
@@ -106,15 +116,20 @@ TEST_PAYMENT_METHODS = dict([
     _test_method("pm_card_visa_chargeDeclined", DECLINED),
     _test_method("pm_card_visa_chargeDeclinedInsufficientFunds", INSUFFICIENT_FUNDS),
     _test_method("pm_card_chargeDeclinedProcessingError", TRANSIENT_FAILURE),
+    _test_method("pm_card_authenticationRequired", AUTHENTICATE),
 ])
 
 
 class LocalCardProvider:
     name = "local"
 
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, *,
+                 secret: str = "local-provider") -> None:
+        """``secret`` keys the client secrets of charges waiting for 3-D Secure (the
+        composition root passes the app's secret key)."""
         self._sessions = sessions
         self._clock = clock
+        self._secret = secret
         self._transient_seen: set[str] = set()
         # Tokens never change once written, so each process keeps those it has read.
         self._tokens: dict[str, _Token] = dict(TEST_PAYMENT_METHODS)
@@ -183,9 +198,22 @@ class LocalCardProvider:
             )
             if row is None:
                 return None
-            if row.outcome == "succeeded":
-                return ChargeResult("succeeded", row.reference)
-            return ChargeResult("declined", row.reference, row.outcome.split(":", 1)[1])
+            return self._result(row.reference, row.outcome)
+
+    def _result(self, reference: str, outcome: str) -> ChargeResult:
+        if outcome == "succeeded":
+            return ChargeResult("succeeded", reference)
+        if outcome == PENDING:
+            return ChargeResult("requires_action", reference,
+                                client_secret=self.client_secret(reference))
+        return ChargeResult("declined", reference, outcome.split(":", 1)[1])
+
+    def client_secret(self, reference: str) -> str:
+        """What lets the shopper's browser answer the bank for one waiting charge (as a
+        PaymentIntent's client secret does at Stripe): keyed, so a charge's reference alone
+        does not open its bank page."""
+        digest = hmac.new(self._secret.encode(), f"3ds:{reference}".encode(), hashlib.sha256)
+        return f"{reference}_secret_{digest.hexdigest()[:24]}"
 
     def _record(self, *, kind: str, key: str, outcome: str, amount: int, currency: str,
                 charge_reference: str | None = None) -> str:
@@ -223,6 +251,8 @@ class LocalCardProvider:
                 self._transient_seen.add(idempotency_key)
                 raise ProviderUnavailable("processor timeout (simulated); retry with the same key")
             outcome = "succeeded"
+        elif behaviour == "authenticate":
+            outcome = PENDING
         else:
             outcome = behaviour
         self._record(kind="charge", key=idempotency_key, outcome=outcome, amount=amount,
@@ -232,7 +262,8 @@ class LocalCardProvider:
         return result
 
     def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
-        return self._remembered(idempotency_key)
+        found = self._remembered(idempotency_key)
+        return None if found is None or found.status == "requires_action" else found
 
     def list_charges(self, *, since: datetime, until: datetime) -> list[ListedCharge]:
         """The ledger's charges made in [since, until) (its own list API)."""
@@ -241,20 +272,66 @@ class LocalCardProvider:
                 LocalProviderCharge.kind == "charge", LocalProviderCharge.created_at >= since,
                 LocalProviderCharge.created_at < until).order_by(LocalProviderCharge.id)).all()
         return [ListedCharge(row.reference, row.idempotency_key,
-                             "succeeded" if row.outcome == "succeeded" else "declined",
+                             "succeeded" if row.outcome == "succeeded" else
+                             "pending" if row.outcome == PENDING else "declined",
                              row.amount, row.currency, row.created_at) for row in rows]
 
     def charge_status(self, reference: str) -> ChargeResult | None:
-        """The local provider decides every charge at once, so a known charge is decided."""
+        """A known charge's outcome; None while its bank waits for the shopper (3-D Secure)."""
+        outcome = self._outcome(reference)
+        if outcome is None or outcome == PENDING:
+            return None
+        return self._result(reference, outcome)
+
+    def _outcome(self, reference: str) -> str | None:
         with self._sessions() as session:
-            row = session.scalar(select(LocalProviderCharge).where(
+            return session.scalar(select(LocalProviderCharge.outcome).where(
                 LocalProviderCharge.reference == reference,
                 LocalProviderCharge.kind == "charge"))
-            if row is None:
-                return None
-            if row.outcome == "succeeded":
-                return ChargeResult("succeeded", row.reference)
-            return ChargeResult("declined", row.reference, row.outcome.split(":", 1)[1])
+
+    # -- 3-D Secure: the bank's side ---------------------------------------------------------
+
+    def answer_bank(self, reference: str, *, client_secret: str, approved: bool) -> bool:
+        """The shopper's answer on the bank's page (``web.local_pay``): a waiting charge is
+        decided, succeeded or declined ``authentication_failed``. One conditional UPDATE, so
+        a charge withdrawn meanwhile (``withdraw_charge``) stays withdrawn; False when the
+        charge was not waiting (or the secret is wrong) and nothing changed."""
+        if not hmac.compare_digest(client_secret, self.client_secret(reference)):
+            return False
+        return self._decide(reference, "succeeded" if approved
+                            else "declined:authentication_failed")
+
+    def _decide(self, reference: str, outcome: str) -> bool:
+        with self._sessions() as session:
+            moved = session.execute(update(LocalProviderCharge).where(
+                LocalProviderCharge.reference == reference,
+                LocalProviderCharge.kind == "charge",
+                LocalProviderCharge.outcome == PENDING).values(outcome=outcome)).rowcount
+            session.commit()
+        return moved == 1
+
+    def authentication_secret(self, reference: str) -> tuple[str, str]:
+        """The waiting charge's client secret (and no payment method: the ledger knows it)."""
+        return self.client_secret(reference), ""
+
+    def authentication_redirect(self, reference: str, *, return_url: str) -> str | None:
+        """``payments.provider.BankRedirect``: the provider's bank page for a waiting charge,
+        which comes back to ``return_url``'s path; None for a charge not waiting."""
+        if self._outcome(reference) != PENDING:
+            return None
+        return (f"/pay/local/authenticate?client_secret={self.client_secret(reference)}"
+                f"&return_to={quote(urlsplit(return_url).path, safe='')}")
+
+    def withdraw_charge(self, reference: str) -> ChargeResult | None:
+        """A waiting charge is declined ``withdrawn`` (it can no longer succeed); a decided
+        one is reported as it is. The same conditional UPDATE as the bank's answer, so
+        exactly one of them decides it."""
+        if self._decide(reference, "declined:withdrawn"):
+            return ChargeResult("declined", reference, "withdrawn")
+        outcome = self._outcome(reference)
+        if outcome is None:
+            return ChargeResult("declined", reference, "withdrawn")
+        return self._result(reference, outcome)
 
     def charge_present(self, *, amount: int, currency: str, reading: TerminalReading,
                        idempotency_key: str) -> ChargeResult:
@@ -283,7 +360,8 @@ class LocalCardProvider:
         card keeps its one-request behaviour, and a clash with a concurrent writer falls back
         to ``charge`` per key (which replays the remembered outcome)."""
         tokens = self._read_tokens(r.card.reference for r in requests)
-        if any(r.card.reference not in tokens or tokens[r.card.reference].behaviour == "transient"
+        if any(r.card.reference not in tokens
+               or tokens[r.card.reference].behaviour in ("transient", "authenticate")
                for r in requests) or len({r.idempotency_key for r in requests}) != len(requests):
             return charge_each(self, requests)
         now = self._clock.now()
@@ -354,8 +432,13 @@ class LocalCardProvider:
 
     def charge_saved(self, *, amount: int, currency: str, token: str,
                      idempotency_key: str) -> ChargeResult:
-        return self._charge_token(amount=amount, currency=currency, reference=token,
-                                  idempotency_key=idempotency_key)
+        result = self._charge_token(amount=amount, currency=currency, reference=token,
+                                    idempotency_key=idempotency_key)
+        if result.status == "requires_action":
+            # Off-session nobody can answer the bank now: declined as Stripe declines it, the
+            # charge kept waiting for the member to confirm it (the dunning notice's link).
+            return ChargeResult("declined", result.reference, "authentication_required")
+        return result
 
     def refund(self, *, charge_reference: str, amount: int, currency: str,
                idempotency_key: str) -> str:

@@ -14,6 +14,15 @@ The card never reaches the shop: Stripe.js (or a Stripe reader) turns it into a 
                     member present answers ``authentication_required`` (a decline code the
                     dunning notice can act on)
     verify_event    ``Stripe-Signature`` checked by the SDK (``Webhook.construct_event``)
+    start_card_entry / finish_card_entry
+                    the no-JavaScript card: a Checkout Session in ``mode=setup`` (Stripe's
+                    hosted page), and on the way back its SetupIntent's PaymentMethod, read
+                    from Stripe (``GET /v1/checkout/sessions/{id}``), never from the browser
+    authentication_redirect
+                    3-D Secure without JavaScript: the waiting PaymentIntent confirmed again
+                    with ``return_url``; its ``next_action.redirect_to_url`` is the bank's page
+    withdraw_charge a renewal held for the member is cancelled before it is tried anew
+                    (``POST /v1/payment_intents/{id}/cancel``), or found paid
 
 Every request that moves money carries an ``Idempotency-Key`` derived from Dropline's own key
 (``stripe_key``): a retried or resumed charge is answered by Stripe from its memory (within its
@@ -302,6 +311,98 @@ class StripeProvider:
             # with this code; a test server may leave the intent waiting instead).
             return ChargeResult("declined", result.reference, "authentication_required")
         return result
+
+    # -- the no-JavaScript paths -------------------------------------------------------------
+
+    def start_card_entry(self, *, success_url: str, cancel_url: str, owner: str,
+                         currency: str) -> str:
+        """Stripe's hosted card page for a shopper without JavaScript: a Checkout Session in
+        ``mode=setup`` (it collects a card and charges nothing). ``success_url`` should carry
+        ``{CHECKOUT_SESSION_ID}``, which Stripe fills in; ``owner`` (the shop's opaque name
+        for the shopper) is kept as the session's ``client_reference_id``, so only the
+        shopper who started it can use the card it collects. Returns the page's address."""
+        try:
+            session = self._client.v1.checkout.sessions.create(params={
+                "mode": "setup", "currency": currency.lower(),
+                "payment_method_types": ["card"], "success_url": success_url,
+                "cancel_url": cancel_url, "client_reference_id": owner})
+        except stripe.StripeError as exc:
+            raise ServiceUnavailable("the payment provider is not answering; retry",
+                                     retry_after=5) from exc
+        assert session.url is not None
+        return session.url
+
+    def finish_card_entry(self, session_id: str, *, owner: str) -> str | None:
+        """The PaymentMethod the shopper gave on the hosted page, as Stripe reports it: the
+        session's SetupIntent's, once the session is complete and was started for ``owner``;
+        None for an unknown, unfinished or someone else's session."""
+        if not session_id.startswith("cs_"):
+            return None
+        try:
+            session = self._client.v1.checkout.sessions.retrieve(
+                session_id, params={"expand": ["setup_intent"]})
+        except stripe.InvalidRequestError:
+            return None
+        except stripe.StripeError as exc:
+            raise ServiceUnavailable("the payment provider is not answering; retry",
+                                     retry_after=5) from exc
+        data = session.to_dict()
+        setup = data.get("setup_intent") or {}
+        if data.get("status") != "complete" or data.get("client_reference_id") != owner \
+                or not isinstance(setup, dict) or setup.get("status") != "succeeded":
+            return None
+        method = setup.get("payment_method") or ""
+        return str(method.get("id", "") if isinstance(method, dict) else method) or None
+
+    def authentication_redirect(self, reference: str, *, return_url: str) -> str | None:
+        """The bank's page for a PaymentIntent waiting for 3-D Secure, for a browser without
+        JavaScript: the intent is confirmed again with ``return_url`` (where the bank sends
+        the shopper back, the order's payment return) and Stripe answers
+        ``next_action.redirect_to_url``. An intent that already names a redirect (confirmed
+        with a ``return_url`` before) is followed as it is. None when the intent waits for
+        nothing (already decided: the return settles it)."""
+        try:
+            intent = self._client.v1.payment_intents.retrieve(reference)
+            action = intent.to_dict().get("next_action") or {}
+            if intent.status == "requires_action" and action.get("type") == "redirect_to_url":
+                return str(action["redirect_to_url"]["url"])
+            intent = self._client.v1.payment_intents.confirm(
+                reference, params={"return_url": return_url})
+        except stripe.InvalidRequestError:
+            return None
+        except stripe.StripeError as exc:
+            raise ServiceUnavailable("the payment provider is not answering; retry",
+                                     retry_after=5) from exc
+        action = intent.to_dict().get("next_action") or {}
+        if intent.status != "requires_action" or action.get("type") != "redirect_to_url":
+            return None
+        return str(action["redirect_to_url"]["url"])
+
+    def withdraw_charge(self, reference: str) -> ChargeResult | None:
+        """Withdraws a PaymentIntent still waiting for its customer (a renewal held for
+        authentication), so that it can no longer succeed: ``POST .../cancel``. Stripe refuses
+        to cancel one that has succeeded (or is processing); then the intent's outcome is
+        returned instead. Returns ``succeeded`` (paid with it: charge nothing new),
+        ``declined`` (cancelled now or failed before: a new attempt is safe) or None (still
+        deciding: try later)."""
+        if not reference.startswith("pi_"):
+            return ChargeResult("declined", reference, "withdrawn")
+        try:
+            intent = self._client.v1.payment_intents.cancel(reference)
+        except stripe.InvalidRequestError:
+            intent = None
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(str(exc)) from exc
+        if intent is None:
+            try:
+                intent = self._client.v1.payment_intents.retrieve(reference)
+            except stripe.InvalidRequestError:
+                return ChargeResult("declined", reference, "withdrawn")  # Stripe has no such
+            except stripe.StripeError as exc:
+                raise ProviderUnavailable(str(exc)) from exc
+        if intent.status == "canceled":
+            return ChargeResult("declined", intent.id, "withdrawn")
+        return _intent_outcome(intent)
 
     # -- webhooks ----------------------------------------------------------------------------
 

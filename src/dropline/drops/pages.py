@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 import anyio.from_thread
 from fastapi import APIRouter, Form, Request
@@ -53,7 +52,7 @@ from dropline.web.deps import (
     Services,
     ServicesDep,
 )
-from dropline.web.payment_page import hosted_card_entry, ready_card
+from dropline.web.payment_page import hosted_card_entry, ready_card, returned_form
 from dropline.web.templating import render_html, templates
 
 router = APIRouter(include_in_schema=False)
@@ -211,7 +210,7 @@ def my_place(ref: str, request: Request, services: ServicesDep,
     # Back from the provider's hosted card page (no JavaScript): the card ready, and what the
     # shopper had typed, for them to confirm.
     card = ready_card(services, query.get("payment_method", ""))
-    typed = {name: query.get(name, "")[:200] for name in RETURNED_FIELDS} if card else None
+    typed = returned_form(services, request) if card else None
     return _me_page(request, services, customer, _drop_id(services, ref),
                     message=message.get(query.get("done", ""), ""), form=typed, card=card)
 
@@ -256,7 +255,6 @@ def join_waitlist(ref: str, request: Request, services: ServicesDep,
     return _act(request, services, customer, ref, action, "waitlist")
 
 
-RETURNED_FIELDS = ("name", "line1", "city", "postcode", "country", "variant_id", "quantity")
 
 
 def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> PurchaseCreate:
@@ -286,7 +284,8 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
     typed = {"name": name, "line1": line1, "city": city, "postcode": postcode,
              "country": country, "variant_id": str(variant_id), "quantity": str(quantity)}
     if payment.missing:  # sent without JavaScript: the card is given at the provider's page
-        hosted = hosted_card_entry(services, f"/drops/{drop_id}/me?{urlencode(typed)}")
+        hosted = hosted_card_entry(request, services, path=f"/drops/{drop_id}/me", form=typed,
+                                   customer_id=customer.id)
         if hosted is not None:
             return hosted
     if payment.refusal is not None:
@@ -316,7 +315,9 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
         # Held for the shopper while their bank asks them to authenticate, in this page.
         return _me_page(request, services, customer, drop_id, status_code=response.status_code,
                         confirm={"client_secret": str(answer["client_secret"]),
-                                 "return_to": f"/orders/{int(answer['order_id'])}/payment-return"})
+                                 "return_to": f"/orders/{int(answer['order_id'])}/payment-return",
+                                 "bank_action":
+                                     f"/orders/{int(answer['order_id'])}/bank-authentication"})
     if response.status_code >= 400:
         return _me_page(request, services, customer, drop_id, error=answer["detail"],
                         status_code=response.status_code, form=typed)

@@ -193,8 +193,13 @@ def _collect_customer_present(db: Database, *, clock: Clock, config: MembershipC
 def attempt_charge(db: Database, *, clock: Clock, config: MembershipConfig,
                    provider: RecurringPaymentProvider, charge_id: int,
                    failpoint: str | None = None) -> Outcome:
-    """Claim, charge, settle one attempt of one charge (see the module docstring).
+    """Claim, charge, settle one attempt of one charge (see the module docstring). A charge
+    held for the member's authentication is first withdrawn at the provider
+    (``withdraw_held``), so the new attempt and the member's confirmation cannot both pay.
     ``failpoint``: the crash tests' setting (``dropline.failpoints``)."""
+    held = withdraw_held(db, clock=clock, config=config, provider=provider, charge_id=charge_id)
+    if held is not None:
+        return held
     now = clock.now()
     lease = now + timedelta(seconds=config.charge_lease_seconds)
     with db.transaction() as session:
@@ -268,6 +273,64 @@ def settle(session: Session, *, clock: Clock, config: MembershipConfig, charge_i
 AUTHENTICATION_REQUIRED = "authentication_required"
 
 
+def withdraw_held(db: Database, *, clock: Clock, config: MembershipConfig,
+                  provider: RecurringPaymentProvider, charge_id: int) -> Outcome | None:
+    """Before a new attempt of a charge whose last attempt the bank held for the member
+    (``authentication_required``, its PaymentIntent waiting on the authenticate page): the
+    held one is withdrawn at the provider (``withdraw_charge``). The provider decides that
+    and the member's confirmation one after the other, so exactly one of them wins:
+
+        withdrawn      None: the new attempt may charge (the member's page can no longer pay)
+        paid already   the charge is settled paid with it, as ``settle_authenticated`` would
+                       (the same conditional UPDATE, so only one of the two applies);
+                       ``settled``, and nothing new is charged
+        undecided      ``busy``: the provider is still deciding; the next run tries again
+
+    None too for a charge that is not held (nothing to withdraw)."""
+    now = clock.now()
+    with db.transaction() as session:
+        charge = session.get(MembershipCharge, charge_id)
+        if charge is None or charge.status is not ChargeStatus.pending or charge.attempt_open \
+                or charge.decline_code != AUTHENTICATION_REQUIRED or not charge.provider_ref \
+                or charge.next_attempt_at > now:
+            return None
+        reference = charge.provider_ref
+    try:
+        outcome = provider.withdraw_charge(reference)
+    except ProviderUnavailable:
+        return "unavailable"
+    if outcome is None:
+        return "busy"
+    if outcome.status != "succeeded":
+        return None
+    with db.transaction() as session:
+        _settle_paid_with(session, clock=clock, config=config, charge_id=charge_id,
+                          reference=reference)
+    return "settled"
+
+
+def _settle_paid_with(session: Session, *, clock: Clock, config: MembershipConfig,
+                      charge_id: int, reference: str) -> bool:
+    """A held charge paid after all with its held PaymentIntent ``reference``: settled paid,
+    once (only while pending, between attempts and on that very intent)."""
+    moved = session.execute(
+        update(MembershipCharge)
+        .where(MembershipCharge.id == charge_id,
+               MembershipCharge.status == ChargeStatus.pending,
+               MembershipCharge.attempt_open.is_(False),
+               MembershipCharge.provider_ref == reference)
+        .values(status=ChargeStatus.succeeded, paid_at=clock.now(), decline_code=None)
+    ).rowcount
+    if moved != 1:
+        return False
+    charge = session.get(MembershipCharge, charge_id)
+    assert charge is not None
+    session.refresh(charge)
+    on_paid(session, clock=clock, config=config, charge=charge,
+            membership=service.get_membership(session, charge.membership_id))
+    return True
+
+
 def authentication_path(charge_id: int) -> str:
     """The member's page that confirms an off-session charge their bank held for them."""
     return f"/membership/charges/{charge_id}/authenticate"
@@ -281,9 +344,10 @@ def settle_authenticated(db: Database, *, clock: Clock, config: MembershipConfig
     moves, so a repeat or a concurrent renewal attempt changes nothing twice. Returns
     ``paid``, ``undecided`` (the provider has not succeeded it) or ``not-pending``.
 
-    Left open: a scheduled retry claimed while the member is on the page is a new
-    PaymentIntent (its own key); if both then succeed, the member paid twice, and nothing here
-    detects it yet (reconciliation leaves membership charges to this domain)."""
+    A retry due while the member is on the page first withdraws this intent at the provider
+    (``withdraw_held``): if the withdrawal comes first the member's confirmation fails there
+    (``undecided`` here) and the retry charges; if the confirmation comes first the retry
+    settles the charge paid with it and charges nothing. Either way one payment succeeds."""
     with db.transaction() as session:
         charge = _member_charge(session, customer_id=customer_id, charge_id=charge_id)
         if charge.status is not ChargeStatus.pending or not charge.provider_ref:
@@ -293,21 +357,9 @@ def settle_authenticated(db: Database, *, clock: Clock, config: MembershipConfig
     if result is None or result.status != "succeeded":
         return "undecided"
     with db.transaction() as session:
-        moved = session.execute(
-            update(MembershipCharge)
-            .where(MembershipCharge.id == charge_id,
-                   MembershipCharge.status == ChargeStatus.pending,
-                   MembershipCharge.attempt_open.is_(False),
-                   MembershipCharge.provider_ref == reference)
-            .values(status=ChargeStatus.succeeded, paid_at=clock.now(), decline_code=None)
-        ).rowcount
-        if moved != 1:
+        if not _settle_paid_with(session, clock=clock, config=config, charge_id=charge_id,
+                                 reference=reference):
             return "not-pending"
-        charge = session.get(MembershipCharge, charge_id)
-        assert charge is not None
-        session.refresh(charge)
-        on_paid(session, clock=clock, config=config, charge=charge,
-                membership=service.get_membership(session, charge.membership_id))
     return "paid"
 
 

@@ -19,7 +19,7 @@ from dropline.memberships.api import config_of, recurring
 from dropline.memberships.models import MembershipPaymentMethod
 from dropline.memberships.onboarding_pages import router as onboarding_router
 from dropline.memberships.rules import PERK_STATUSES
-from dropline.payments.provider import CardToken
+from dropline.payments.provider import BankRedirect, CardToken
 from dropline.schemas import IdPath
 from dropline.catalog.service import slugify
 from dropline.media.models import MediaOwner
@@ -44,7 +44,7 @@ from dropline.web.forms import (
     parse_int,
 )
 from dropline.web.navigation import NavItem
-from dropline.web.payment_page import hosted_card_entry, ready_card
+from dropline.web.payment_page import hosted_card_entry, ready_card, shop_base_url
 from dropline.web.templating import templates
 
 router = APIRouter(include_in_schema=False)
@@ -167,7 +167,8 @@ def join(request: Request, services: ServicesDep, customer: OptionalCustomer,
          tier_id: Annotated[int, Form(ge=1, le=2**53)], key: Key,
          payment: PaymentFormDep) -> Response:
     if customer is not None and payment.missing:  # sent without JavaScript: no card yet
-        hosted = hosted_card_entry(services, f"/membership?join={tier_id}")
+        hosted = hosted_card_entry(request, services, path=f"/membership?join={tier_id}",
+                                   form={}, customer_id=customer.id)
         if hosted is not None:
             return hosted
 
@@ -237,7 +238,8 @@ def keep(request: Request, services: ServicesDep, customer: OptionalCustomer) ->
 def card(request: Request, services: ServicesDep, customer: OptionalCustomer,
          payment: PaymentFormDep) -> Response:
     if customer is not None and payment.missing:  # sent without JavaScript: no card yet
-        hosted = hosted_card_entry(services, "/membership?card=1")
+        hosted = hosted_card_entry(request, services, path="/membership?card=1", form={},
+                                   customer_id=customer.id)
         if hosted is not None:
             return hosted
     return _act(request, services, customer, lambda who: flows.update_payment_method(
@@ -272,7 +274,28 @@ def authenticate_page(request: Request, services: ServicesDep, customer: Optiona
     return templates.TemplateResponse(request, "member_authenticate.html", {
         "shop_name": services.settings.shop.name, "amount": amount, "currency": currency,
         "confirm": {"client_secret": secret, "payment_method": method,
-                    "return_to": f"/membership/charges/{charge_id}/return"}})
+                    "return_to": f"/membership/charges/{charge_id}/return",
+                    "bank_action": f"/membership/charges/{charge_id}/bank-authentication"}})
+
+
+@router.post("/membership/charges/{charge_id}/bank-authentication")
+def bank_authentication(request: Request, services: ServicesDep, customer: OptionalCustomer,
+                        charge_id: IdPath) -> Response:
+    """The authenticate page's button (no JavaScript, or the local provider): the bank's own
+    page for the held charge (``BankRedirect``), which comes back to the charge's return."""
+    if customer is None:
+        return RedirectResponse("/membership/sign-in", status_code=303)
+    back = f"/membership/charges/{charge_id}/return"
+    try:
+        with services.db.transaction() as session:
+            reference = flows.held_charge(session, customer_id=customer.id,
+                                          charge_id=charge_id).provider_ref or ""
+    except DomainError as exc:
+        return _portal(request, services, customer, error=exc.detail, status_code=exc.status)
+    bank: BankRedirect = services.payments  # type: ignore[assignment]
+    url = bank.authentication_redirect(
+        reference, return_url=f"{shop_base_url(request, services)}{back}")
+    return RedirectResponse(url or back, status_code=303)
 
 
 @router.get("/membership/charges/{charge_id}/return")

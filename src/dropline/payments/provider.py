@@ -14,8 +14,13 @@ that reference and learns the card only as ``CardToken`` (reference, last4, fing
                                 list_charges (reconciliation)
     KnownCards                  known_card: a card described without I/O, if the provider
                                 holds it (optional; the drop engine's purchase asks it first)
-    ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals)
+    ├── RecurringPaymentProvider  save_card, charge_saved (membership renewals), withdraw_charge
+    │                             (a renewal held for the member, withdrawn before a new try)
     └── CardPresentProvider       charge_present through a reader (pop-up counters)
+    HostedCardEntry             start_card_entry, finish_card_entry: the provider's own hosted
+                                card page, reached by redirect (no JavaScript; Stripe Checkout)
+    BankRedirect                authentication_redirect: the bank's 3-D Secure page for a
+                                browser without JavaScript
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 __all__ = [
+    "BankRedirect",
     "CONTACTLESS_LIMIT",
     "CardPresentProvider",
     "CardRefused",
@@ -33,6 +39,7 @@ __all__ = [
     "ChargeRequest",
     "ChargeResult",
     "EventVerifier",
+    "HostedCardEntry",
     "KnownCards",
     "ListedCharge",
     "PaymentProvider",
@@ -173,6 +180,39 @@ class RecurringPaymentProvider(PaymentProvider, Protocol):
 
     def charge_saved(self, *, amount: int, currency: str, token: str,
                      idempotency_key: str) -> ChargeResult:
+        ...
+
+    def withdraw_charge(self, reference: str) -> ChargeResult | None:
+        """Withdraws a charge still waiting for its customer (held for authentication), so it
+        can no longer succeed, before a new attempt is charged. Returns ``succeeded`` if it
+        was paid after all (settle with it; charge nothing new), ``declined`` if it can no
+        longer be paid (withdrawn now, or failed before), None if the provider is still
+        deciding it (try later). Never charges."""
+        ...
+
+
+class HostedCardEntry(Protocol):
+    """A provider whose hosted card page is reached by redirect (Stripe Checkout): the
+    no-JavaScript way to give a card. The local provider's own page is ``web.local_pay``."""
+
+    def start_card_entry(self, *, success_url: str, cancel_url: str, owner: str,
+                         currency: str) -> str:
+        """The address of a hosted page collecting one card for ``owner``; it comes back to
+        ``success_url`` (or ``cancel_url``)."""
+        ...
+
+    def finish_card_entry(self, session_id: str, *, owner: str) -> str | None:
+        """The payment method reference the page collected, asked of the provider; None for
+        a session unknown, unfinished or started for someone else."""
+        ...
+
+
+class BankRedirect(Protocol):
+    """A provider that can send a browser without JavaScript to the bank's 3-D Secure page."""
+
+    def authentication_redirect(self, reference: str, *, return_url: str) -> str | None:
+        """The address of the bank's page for this charge, which comes back to
+        ``return_url``; None when the charge waits for nothing (already decided)."""
         ...
 
 

@@ -74,6 +74,7 @@ from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.local_pay import router as local_pay_router
 from dropline.web.metrics import install_metrics, start_metrics, stop_metrics
 from dropline.web.request_ids import RequestIdMiddleware
+from dropline.web.payment_confirm import router as payment_confirm_router
 from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
@@ -228,6 +229,8 @@ def create_app(
         app.include_router(local_pay_router)
     if hasattr(services.payments, "create_card_setup"):  # Stripe: a card set up in the page
         app.include_router(stripe_pay_router)
+    if hasattr(services.payments, "authentication_redirect"):  # 3-D Secure at the bank's page
+        app.include_router(payment_confirm_router)
     if hasattr(services.payments, "verify_event"):  # a provider reporting by webhooks
         app.include_router(provider_webhooks_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

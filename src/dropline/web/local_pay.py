@@ -15,6 +15,13 @@ reference is redirected here (``web.payment_page.hosted_card_entry``) with ``ret
 path of the shop; the card typed here is tokenised and the browser goes back (303) to
 ``return_to`` with ``payment_method=pm_...``. A refused card is said beside its field and
 nothing is kept.
+
+``GET/POST /pay/local/authenticate`` is the provider's stand-in for the bank's 3-D Secure page:
+a charge on the 3-D Secure test card waits (``requires_action``) until the shopper confirms or
+refuses it here, with the charge's client secret; then the browser goes back (303) to
+``return_to`` (the order's payment return), where the shop asks the provider for the outcome.
+The pages' scripts and the no-JavaScript button both come here
+(``LocalCardProvider.authentication_redirect``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dropline.payments.provider import CardRefused, CardToken
 from dropline.web.deps import ServicesDep
+from dropline.web.payment_page import safe_return
 from dropline.web.problems import problem_response
 from dropline.web.templating import templates
 
@@ -74,23 +82,15 @@ def create_token(card: _Card, services: ServicesDep) -> JSONResponse:
 
 
 FIELDS = {"invalid_number": "number", "invalid_expiry": "exp_month", "invalid_cvc": "cvc"}
-ReturnTo = Annotated[str, Query(max_length=500)]
+# A path, with the form typed before sealed in it (web.payment_page.hosted_card_entry).
+ReturnTo = Annotated[str, Query(max_length=3000)]
 CardField = Annotated[str, Form(max_length=30)]
-
-
-def _safe_return(return_to: str) -> str:
-    """A path of this site only (never ``//host`` or a scheme): the page cannot be used to
-    send a shopper elsewhere."""
-    if not return_to.startswith("/") or return_to.startswith(("//", "/\\")) or any(
-            c in return_to for c in "\r\n\\"):
-        return "/"
-    return return_to
 
 
 def _card_page(request: Request, services: ServicesDep, return_to: str, *,
                error: str = "", field: str = "", status_code: int = 200) -> HTMLResponse:
     return templates.TemplateResponse(request, "pay/local_card.html", {
-        "shop_name": services.settings.shop.name, "return_to": _safe_return(return_to),
+        "shop_name": services.settings.shop.name, "return_to": safe_return(return_to),
         "error": error, "field": field}, status_code=status_code)
 
 
@@ -102,7 +102,7 @@ def card_page(request: Request, services: ServicesDep, return_to: ReturnTo = "/"
 @router.post("/pay/local/card")
 def take_card(request: Request, services: ServicesDep, number: CardField, exp_month: CardField,
               exp_year: CardField, cvc: CardField,
-              return_to: Annotated[str, Form(max_length=500)] = "/") -> Response:
+              return_to: Annotated[str, Form(max_length=3000)] = "/") -> Response:
     tokeniser: CardTokeniser = services.payments  # type: ignore[assignment]
     try:
         token = tokeniser.tokenise_card(
@@ -112,7 +112,44 @@ def take_card(request: Request, services: ServicesDep, number: CardField, exp_mo
         return _card_page(request, services, return_to, status_code=422,
                           error=MESSAGES.get(exc.decline_code, "the card was refused"),
                           field=FIELDS.get(exc.decline_code, "number"))
-    target = _safe_return(return_to)
+    target = safe_return(return_to)
     joiner = "&" if "?" in target else "?"
     return RedirectResponse(f"{target}{joiner}payment_method={token.reference}",
                             status_code=303)
+
+
+class LocalBank(Protocol):
+    def answer_bank(self, reference: str, *, client_secret: str, approved: bool) -> bool: ...
+
+
+SecretQuery = Annotated[str, Query(max_length=200)]
+
+
+def _bank_page(request: Request, services: ServicesDep, *, client_secret: str, return_to: str,
+               status_code: int = 200, error: str = "") -> HTMLResponse:
+    return templates.TemplateResponse(request, "pay/local_bank.html", {
+        "shop_name": services.settings.shop.name, "client_secret": client_secret,
+        "return_to": safe_return(return_to), "error": error}, status_code=status_code)
+
+
+@router.get("/pay/local/authenticate", response_class=HTMLResponse)
+def bank_page(request: Request, services: ServicesDep, client_secret: SecretQuery = "",
+              return_to: ReturnTo = "/") -> Response:
+    return _bank_page(request, services, client_secret=client_secret, return_to=return_to)
+
+
+@router.post("/pay/local/authenticate")
+def answer_bank(request: Request, services: ServicesDep,
+                client_secret: Annotated[str, Form(max_length=200)],
+                answer: Annotated[str, Form(pattern="^(confirm|refuse)$")],
+                return_to: Annotated[str, Form(max_length=3000)] = "/") -> Response:
+    """The shopper's answer: the waiting charge is decided (once: a charge decided or
+    withdrawn meanwhile is left as it is) and the browser goes back to the shop, which reads
+    the outcome from the provider."""
+    bank: LocalBank = services.payments  # type: ignore[assignment]
+    reference = client_secret.split("_secret_", 1)[0]
+    if not bank.answer_bank(reference, client_secret=client_secret,
+                            approved=answer == "confirm"):
+        return _bank_page(request, services, client_secret=client_secret, return_to=return_to,
+                          status_code=409, error="This payment is no longer waiting for you.")
+    return RedirectResponse(safe_return(return_to), status_code=303)

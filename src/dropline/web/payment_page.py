@@ -13,28 +13,45 @@ Content-Security-Policy.
 ``/pay/stripe/setup-intents`` (mounted by the app on the Stripe provider) answers a SetupIntent's
 client secret, for a Stripe.js without the Payment Element (localstripe's stand-in) to collect
 the card into; the shop still receives only the PaymentMethod's id.
+
+Without JavaScript (``hosted_card_entry``) a form goes on to the provider's hosted card page
+and comes back to the page it came from with ``payment_method=pm_...``. What the shopper had
+typed (name, address, email) never travels in a URL: it is sealed with the app's key
+(``security.seal_at``, opened by ``returned_form`` for ``RETURN_WITHIN``) and the return
+address carries only that. On Stripe the hosted page is a Checkout Session in setup mode, which
+comes back to ``/pay/stripe/return``: the PaymentMethod is read from Stripe by the session's id
+(never taken from the query) and only for the shopper who started it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Annotated, Any, Protocol, cast
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
 from dropline.config import PaymentSettings
 from dropline.errors import DomainError
-from dropline.payments.provider import CardToken
+from dropline.payments.provider import CardToken, HostedCardEntry
+from dropline.security import Unsealable, seal_at, unseal_within
 from dropline.services import Services
-from dropline.web.deps import ServicesDep
+from dropline.web.deps import OptionalCustomer, ServicesDep
 from dropline.web.security_headers import allow_sources
 
-__all__ = ["PaymentPage", "hosted_card_entry", "payment_page", "payment_scripts", "ready_card",
-           "router", "stripe_sources"]
+__all__ = ["RETURN_WITHIN", "PaymentPage", "hosted_card_entry", "payment_page",
+           "payment_scripts", "ready_card", "returned_form", "router", "safe_return",
+           "shop_base_url", "stripe_sources"]
+
+RETURN_WITHIN = timedelta(minutes=30)  # how long a sealed form survives the hosted card page
+_FORM_PURPOSE = "hosted-card-form"
 
 router = APIRouter(include_in_schema=False)
 _MARK = "payment_page"  # in the request's state: this answer renders card fields
@@ -101,17 +118,74 @@ def payment_scripts(context: Any) -> Markup:
         f'data-setup-url="/pay/stripe/setup-intents"></script>')
 
 
-def hosted_card_entry(services: Services, return_to: str) -> RedirectResponse | None:
+def safe_return(return_to: str) -> str:
+    """A path of this site only (never ``//host`` or a scheme): a return address cannot be
+    used to send a shopper elsewhere."""
+    if not return_to.startswith("/") or return_to.startswith(("//", "/\\")) or any(
+            c in return_to for c in "\r\n\\"):
+        return "/"
+    return return_to
+
+
+def _owner(services: Services, customer_id: int) -> str:
+    """The shop's opaque name for a shopper at the provider (a hosted page's owner): keyed
+    with the app's secret, so it says nothing about the customer and cannot be forged."""
+    return hmac.new(services.settings.web.secret_key.encode(),
+                    f"hosted-card:{customer_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def shop_base_url(request: Request, services: Services) -> str:
+    """Where the provider sends the browser back to (absolute): ``DROPLINE_PUBLIC_URL``, else
+    the address the request named."""
+    return services.settings.web.public_url or str(request.base_url).rstrip("/")
+
+
+def hosted_card_entry(request: Request, services: Services, *, path: str,
+                      form: dict[str, str], customer_id: int) -> RedirectResponse | None:
     """The no-JavaScript way to give a card: a form that arrived without a payment method
     reference is sent on (303) to the provider's hosted card page, which takes the card and
-    comes back to ``return_to`` (a path of this site) with ``payment_method=pm_...``; the page
-    there shows the card ready and the shopper confirms. The local provider's page is
-    ``/pay/local/card`` (``web.local_pay``); None for a provider without one here (Stripe's
-    hosted Checkout is not wired: its pages need JavaScript)."""
-    if not hasattr(services.payments, "tokenise_card"):
+    comes back to ``path`` (a path of this site) with ``payment_method=pm_...``; the page
+    there shows the card ready and what the shopper typed (``returned_form``), for them to
+    confirm. ``form`` travels sealed (``returned=``), never in clear in a URL. The local
+    provider's page is ``/pay/local/card`` (``web.local_pay``); Stripe's is a Checkout
+    Session (``HostedCardEntry``), back through ``/pay/stripe/return``. None for a provider
+    with neither."""
+    return_to = path
+    if form:
+        sealed = seal_at(json.dumps(form), secret_key=services.settings.web.secret_key,
+                         purpose=_FORM_PURPOSE, at=services.clock.now())
+        return_to += ("&" if "?" in path else "?") + f"returned={quote(sealed, safe='')}"
+    if hasattr(services.payments, "tokenise_card"):
+        return RedirectResponse(f"/pay/local/card?return_to={quote(return_to, safe='')}",
+                                status_code=303)
+    if not hasattr(services.payments, "start_card_entry"):
         return None
-    return RedirectResponse(f"/pay/local/card?return_to={quote(return_to, safe='')}",
-                            status_code=303)
+    hosted = cast(HostedCardEntry, services.payments)
+    base = shop_base_url(request, services)
+    page = hosted.start_card_entry(
+        success_url=f"{base}/pay/stripe/return?session_id={{CHECKOUT_SESSION_ID}}"
+                    f"&return_to={quote(return_to, safe='')}",
+        cancel_url=f"{base}{return_to}", owner=_owner(services, customer_id),
+        currency=services.settings.shop.currency)
+    return RedirectResponse(page, status_code=303)
+
+
+def returned_form(services: Services, request: Request) -> dict[str, str]:
+    """What the shopper had typed before the hosted card page (``hosted_card_entry``), from
+    the return address's sealed ``returned``; empty when there is none, or it is stale (older
+    than ``RETURN_WITHIN``), altered or sealed under another key."""
+    sealed = request.query_params.get("returned", "")
+    if not sealed:
+        return {}
+    try:
+        form = json.loads(unseal_within(sealed, secret_key=services.settings.web.secret_key,
+                                        purpose=_FORM_PURPOSE, at=services.clock.now(),
+                                        max_age=RETURN_WITHIN))
+    except (Unsealable, ValueError):
+        return {}
+    if not isinstance(form, dict):
+        return {}
+    return {str(k): str(v)[:200] for k, v in form.items()}
 
 
 def ready_card(services: Services, reference: str) -> CardToken | None:
@@ -135,3 +209,24 @@ def create_setup_intent(services: ServicesDep) -> JSONResponse:
     browser, with Stripe); nothing of the shop's is read or written."""
     setup: CardSetup = services.payments  # type: ignore[assignment]
     return JSONResponse({"client_secret": setup.create_card_setup()}, status_code=201)
+
+
+@router.get("/pay/stripe/return")
+def stripe_card_return(services: ServicesDep, customer: OptionalCustomer,
+                       session_id: Annotated[str, Query(max_length=200)] = "",
+                       return_to: Annotated[str, Query(max_length=3000)] = "/") -> RedirectResponse:
+    """Back from Stripe's hosted card page (the Checkout Session ``hosted_card_entry``
+    started): the session's PaymentMethod is asked of Stripe and the browser goes on (303) to
+    ``return_to`` with it, as from the local provider's page. A session unknown, unfinished or
+    someone else's goes back to ``return_to`` without a card (the form asks again); nothing of
+    the shop's is written."""
+    target = safe_return(return_to)
+    if customer is None:
+        return RedirectResponse(f"/sign-in?next={quote(target, safe='')}", status_code=303)
+    hosted = cast(HostedCardEntry, services.payments)
+    method = hosted.finish_card_entry(session_id, owner=_owner(services, customer.id))
+    if method is None:
+        return RedirectResponse(target, status_code=303)
+    joiner = "&" if "?" in target else "?"
+    return RedirectResponse(f"{target}{joiner}payment_method={quote(method, safe='')}",
+                            status_code=303)

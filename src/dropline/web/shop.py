@@ -9,7 +9,6 @@ import hashlib
 import re
 import uuid
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -19,7 +18,13 @@ from sqlalchemy.orm import Session
 from dropline.carts import service as carts
 from dropline.carts.models import Cart, CartStatus
 from dropline.discounts.rules import FIELD as DISCOUNT_FIELD
-from dropline.errors import DomainError, InvalidInput, NotFound, PaymentDeclined
+from dropline.errors import (
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PaymentDeclined,
+    PaymentRequiresAction,
+)
 from dropline.fulfilment.service import (
     LineRequest,
     Steering,
@@ -47,7 +52,7 @@ from dropline.web.deps import (
     Services,
     ServicesDep,
 )
-from dropline.web.payment_page import hosted_card_entry, ready_card
+from dropline.web.payment_page import hosted_card_entry, ready_card, returned_form
 from dropline.web.templating import templates
 from dropline.web.throttle import record_decline, refuse_cooling_card
 
@@ -225,8 +230,11 @@ def checkout_page(request: Request, services: ServicesDep, customer: OptionalCus
     # shopper had typed, for them to confirm.
     card = ready_card(services, request.query_params.get("payment_method", ""))
     if card is not None:
-        form |= {name: request.query_params.get(name, "")[:200]
-                 for name in (*ADDRESS_FIELDS, "vat_number")}
+        typed = returned_form(services, request)
+        form |= {name: typed.get(name, form.get(name, ""))
+                 for name in (*ADDRESS_FIELDS, "postcode", "delivery", "discount_code",
+                              "vat_number")}
+        postcode = form["postcode"].strip().upper()
     return _checkout_page(request, services, customer, postcode=postcode, form=form,
                           card=card)
 
@@ -262,7 +270,8 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
             "country": country, "delivery": delivery, "discount_code": discount_code.strip(),
             "vat_number": vat_number.strip()}
     if payment.missing:  # sent without JavaScript: the card is given at the provider's page
-        hosted = hosted_card_entry(services, f"/checkout?{urlencode(form)}")
+        hosted = hosted_card_entry(request, services, path="/checkout", form=form,
+                                   customer_id=customer.id)
         if hosted is not None:
             return hosted
     if payment.refusal is not None:
@@ -289,6 +298,9 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice,
                 discount_code=discount_code.strip(), vat_number=vat_number.strip()))
+    except PaymentRequiresAction as exc:  # the bank asks the shopper: its own page
+        return RedirectResponse(f"/orders/{int(exc.extensions['order_id'])}/confirm-payment",
+                                status_code=303)
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
             record_decline(services, request, customer.id, fingerprint)

@@ -86,6 +86,21 @@ outbox.addEventListener("sent", ({ detail }) => {
   li.append(link, ` (${detail.body.status}).`);
   form.hidden = true;
 });
+outbox.addEventListener("action", ({ detail }) => {
+  // The order is placed and waits for the shopper's bank (3-D Secure): on to its confirm page,
+  // where the provider's script (or the bank's own page) asks them, as the online checkout does.
+  const li = row(detail.entry);
+  const confirmAt = `/orders/${Number(detail.body.order_id)}/confirm-payment`;
+  li.dataset.state = "awaiting-bank";
+  li.dataset.orderId = detail.body.order_id;
+  li.textContent = `${detail.entry.label}: your bank asks you to confirm the payment. `;
+  const link = document.createElement("a");
+  link.href = confirmAt;
+  link.textContent = "Confirm with your bank";
+  li.append(link);
+  form.hidden = true;
+  window.location.assign(confirmAt);
+});
 outbox.addEventListener("failed", ({ detail }) => {
   const li = row(detail.entry);
   li.dataset.state = "failed";

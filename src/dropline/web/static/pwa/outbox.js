@@ -8,7 +8,8 @@
  *   await outbox.pending();   // entries not yet answered, oldest first
  *   await outbox.flush();     // send them now (also runs on `online` and on start())
  *   outbox.start();           // once per page: flush now and whenever the browser is online
- *   outbox.addEventListener("queued" | "sent" | "failed" | "retry" | "payment", (e) => e.detail);
+ *   outbox.addEventListener("queued" | "sent" | "failed" | "retry" | "payment" | "action",
+ *                           (e) => e.detail);
  *
  * Payments: no card data, and no payment method either, is ever kept in the store. An entry
  * enqueued with `payment: true` holds only what to buy (cart, address, delivery, its key); when
@@ -18,8 +19,14 @@
  * reloaded, the card fields are empty) the entry stays queued and "payment" is dispatched: the
  * page asks the shopper to confirm payment, then calls flush() again.
  *
+ * A payment the shopper's bank wants confirmed (3-D Secure: 402 `payment-requires-action`,
+ * with the order's id and the provider's client secret) is a final answer too: the order exists
+ * and waits for the bank, so the entry leaves the store and "action" is dispatched; the page
+ * sends the shopper to confirm it (/orders/{id}/confirm-payment). A replay of the same entry is
+ * answered with the same order, never a second one.
+ *
  * `detail` is { entry } for "queued", and { entry, status, body } otherwise (`body` is the
- * parsed JSON answer, a problem+json object on "failed").
+ * parsed JSON answer, a problem+json object on "failed" and "action").
  *
  * Rules that make replays safe:
  * - every entry carries an Idempotency-Key chosen once, on this device (crypto.randomUUID()),
@@ -133,8 +140,10 @@ class Outbox extends EventTarget {
         this.dispatchEvent(new CustomEvent("retry", { detail }));
         return;
       }
+      const action = response.status === 402 && answer && answer.order_id &&
+        String(answer.type || "").endsWith("/payment-requires-action");
       await withStore("readwrite", (store) => store.delete(entry.id));
-      this.dispatchEvent(new CustomEvent(response.ok ? "sent" : "failed", { detail }));
+      this.dispatchEvent(new CustomEvent(response.ok ? "sent" : action ? "action" : "failed", { detail }));
     }
   }
 }

@@ -112,8 +112,11 @@ def operator_packs_ships_refunds_exports_and_erases(page, live_server, orders: D
     _shot(page, "orders-375")
 
 
-def _given_a_days_drop_orders(db, clock, settings) -> DayOrders:
-    world = make_drop(db, clock, cap=50, variants=2, price=3000)
+def given_a_days_drop_orders(db, clock, settings, *, with_location: bool = True) -> DayOrders:
+    """Paid orders from a drop: two to ship, one of two lines to refund one of, and a
+    customer whose only order was delivered long ago (``with_location``: False when the shop
+    already has its central location)."""
+    world = make_drop(db, clock, cap=50, variants=2, price=3000, with_location=with_location)
     with db.transaction() as session:
         for variant_id in world.variant_ids:
             set_stock(session, clock=clock, location_code="central", variant_id=variant_id,
@@ -138,7 +141,7 @@ def _given_a_days_drop_orders(db, clock, settings) -> DayOrders:
 
 def test_an_operator_packs_ships_refunds_exports_and_erases(page, live_server, db, clock,
                                                             settings):
-    orders = _given_a_days_drop_orders(db, clock, settings)
+    orders = given_a_days_drop_orders(db, clock, settings)
     _, email = make_staff(db, clock, Role.owner)
     operator_packs_ships_refunds_exports_and_erases(page, live_server, orders, email=email,
                                                     password=CONSOLE_PASSWORD)

@@ -118,6 +118,15 @@ KEPT = [
     ("DROPLINE_MEDIA_MAX_BYTES", "1000", "media.max_bytes", 1000),
     ("DROPLINE_MEDIA_MAX_SIDE", "4000", "media.max_side", 4000),
     ("DROPLINE_MEDIA_MIN_SIDE", "100", "media.min_side", 100),
+    ("DROPLINE_THEME_LOGO_URL", "/media/logo.png", "theme.logo_url", "/media/logo.png"),
+    ("DROPLINE_THEME_LOGO_WIDTH", "120", "theme.logo_width", 120),
+    ("DROPLINE_THEME_LOGO_HEIGHT", "30", "theme.logo_height", 30),
+    ("DROPLINE_THEME_ACCENT", "#1f4e5f", "theme.accent", "#1f4e5f"),
+    ("DROPLINE_THEME_INK", "#000000", "theme.ink", "#000000"),
+    ("DROPLINE_THEME_MUTED", "#595959", "theme.muted", "#595959"),
+    ("DROPLINE_THEME_PAPER", "#ffffff", "theme.paper", "#ffffff"),
+    ("DROPLINE_THEME_BODY_FONT", "serif", "theme.body_font", "serif"),
+    ("DROPLINE_THEME_HEADING_FONT", "mono", "theme.heading_font", "mono"),
 ]
 
 

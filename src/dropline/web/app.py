@@ -62,6 +62,7 @@ from dropline.web.csrf import CsrfGuard, Refused, on_refused, require_form_token
 from dropline.web.local_pay import router as local_pay_router
 from dropline.web.metrics import install_metrics
 from dropline.web.request_ids import RequestIdMiddleware
+from dropline.web.templating import use_theme
 from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
@@ -156,6 +157,7 @@ def create_app(
     app.state.worker = worker
     app.state.navigation = console_navigation()
     install_page_cache(app, services)
+    use_theme(settings.theme)
     install_problem_handlers(app)
     document_problems(app)  # every operation's problem answers, in the OpenAPI document
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]

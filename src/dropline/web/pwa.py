@@ -25,7 +25,6 @@ from dropline.web.templating import render_html
 
 router = APIRouter()
 STATIC = Path(__file__).parent / "static"
-THEME = "#8a4b2e"
 
 
 @router.get("/manifest.webmanifest", include_in_schema=False)
@@ -33,7 +32,8 @@ def manifest(services: ServicesDep) -> Response:
     body = {
         "name": services.settings.shop.name, "short_name": services.settings.shop.name[:12],
         "start_url": "/?source=pwa", "scope": "/", "display": "standalone",
-        "background_color": "#fbf8f4", "theme_color": THEME,
+        "background_color": services.settings.theme.paper,
+        "theme_color": services.settings.theme.accent,
         "description": "Drops, members and offline-first checkout.",
         "icons": [{"src": f"/static/pwa/icon-{s}.png", "sizes": f"{s}x{s}",
                    "type": "image/png", "purpose": "any"} for s in (192, 512)],

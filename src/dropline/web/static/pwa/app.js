@@ -2,6 +2,7 @@
 // fills the personal bits of the (cached, identical for everyone) page from
 // /api/v1/me/summary, and sends any checkout kept while offline.
 import { outbox } from "/static/pwa/outbox.js";
+import "/static/pwa/outbox_view.js";
 
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {});

@@ -119,7 +119,9 @@ def main() -> None:
     console = Console(stderr=True)
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "DROPLINE_DATABASE_URL": f"sqlite:///{tmp}/shop.db",
+        # PYTHONPATH: the dropline of this checkout, not whichever the venv installed.
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src"),
+               "DROPLINE_DATABASE_URL": f"sqlite:///{tmp}/shop.db",
                "DROPLINE_MEDIA_DIR": f"{tmp}/media", "DROPLINE_RUN_SCHEDULER": "false",
                "DROPLINE_SHOP_NAME": "Ember & Fig", "DROPLINE_SECRET_KEY": "bench-lighthouse",
                "DROPLINE_MAIL_OUTBOX_DIR": f"{tmp}/mail"}

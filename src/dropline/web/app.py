@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 import dropline
@@ -163,6 +164,9 @@ def create_app(
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, on_refused)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
+    # Text answers (pages, CSS, JS, JSON) compressed for browsers that ask; images and event
+    # streams are left alone (Starlette's exclusions).
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     install_metrics(app, services)  # /metrics, /livez, /readyz and the request timer
     app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)
     app.add_middleware(RequestIdMiddleware)  # outermost: every log line of a request has its id

@@ -28,9 +28,10 @@ const product = document.querySelector("[data-product-id]");
 summary(drop ? drop.dataset.dropId : null, product ? product.dataset.productId : null).then((me) => {
   if (!me) return;
   const cart = document.querySelector('[data-me="cart"]');
-  if (cart && me.cart_count) { cart.textContent = "(" + me.cart_count + ")"; cart.hidden = false; }
+  // Written into room the layout already keeps, so nothing moves (no layout shift).
+  if (cart && me.cart_count) cart.textContent = "(" + me.cart_count + ")";
   const account = document.querySelector('[data-me="account"]');
-  if (account && me.signed_in) account.textContent = me.name + (me.member ? " · " + me.member.tier : "");
+  if (account && me.signed_in) account.title = "Signed in as " + me.name + (me.member ? " · " + me.member.tier + " member" : "");
   // The page is the same for everyone (cached); a member's own price is written in here.
   for (const [variant, price] of Object.entries(me.member_prices || {})) {
     const slot = document.querySelector(`[data-member-price="${variant}"]`);

@@ -99,6 +99,10 @@ def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server,
 
     page.goto(f"{live_server.url}/drops/{world.drop_id}")
     assert page.locator("#countdown").is_visible()
+    # The viewer's own early-access state: this shopper is not a member.
+    early = page.locator('[data-me="early-access"]')
+    early.get_by_role("link", name="become a member").wait_for()
+    assert early.inner_text() == "Your account has none: become a member to get it."
     page.get_by_role("button", name="Join the waiting room").click()
     assert page.get_by_text("You are number 1 in the waiting room").is_visible()
     page.goto(f"{live_server.url}/drops/{world.drop_id}")

@@ -68,7 +68,8 @@ def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock,
     shot(page, "home")
 
     page.get_by_text("Atomiser Stone").click()
-    assert page.get_by_text("Hairline glaze crack, sealed.").is_visible()
+    page.wait_for_url("**/products/atomiser-stone")
+    page.get_by_text("Hairline glaze crack, sealed.").wait_for()
     shot(page, "product")
     page.get_by_role("button", name="Add 50 ml to cart").click()
     assert page.url.endswith("/cart")

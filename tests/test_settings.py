@@ -125,7 +125,16 @@ KEPT = [
      "https://geo.example"),
     ("DROPLINE_FULFILMENT_NOMINATIM_USER_AGENT", "shop (ops@shop.example)",
      "fulfilment.nominatim_user_agent", "shop (ops@shop.example)"),
-    ("DROPLINE_FULFILMENT_STEERING", "true", "fulfilment.steering", True),
+    ("DROPLINE_FULFILMENT_STEERING", "false", "fulfilment.steering", False),
+    ("DROPLINE_THEME_LOGO_URL", "/media/logo.png", "theme.logo_url", "/media/logo.png"),
+    ("DROPLINE_THEME_LOGO_WIDTH", "120", "theme.logo_width", 120),
+    ("DROPLINE_THEME_LOGO_HEIGHT", "30", "theme.logo_height", 30),
+    ("DROPLINE_THEME_ACCENT", "#1f4e5f", "theme.accent", "#1f4e5f"),
+    ("DROPLINE_THEME_INK", "#000000", "theme.ink", "#000000"),
+    ("DROPLINE_THEME_MUTED", "#595959", "theme.muted", "#595959"),
+    ("DROPLINE_THEME_PAPER", "#ffffff", "theme.paper", "#ffffff"),
+    ("DROPLINE_THEME_BODY_FONT", "serif", "theme.body_font", "serif"),
+    ("DROPLINE_THEME_HEADING_FONT", "mono", "theme.heading_font", "mono"),
 ]
 
 

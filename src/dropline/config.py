@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "DatabaseSettings", "DropsSettings", "EdgeSettings", "FulfilmentSettings", "IdempotencySettings", "MailSettings", "MediaSettings",
     "MembershipSettings", "PaymentSettings", "RedisSettings", "Section", "Settings",
-    "ShopSettings", "TestingSettings", "ThrottleSettings", "WebSettings", "WebhookSettings",
-    "get_settings", "settings_table",
+    "ShopSettings", "TestingSettings", "ThemeSettings", "ThrottleSettings", "WebSettings", "WebhookSettings",
+    "contrast_ratio", "get_settings", "settings_table",
 ]
 
 DEFAULT_DATA_DIR = Path("var")
@@ -148,7 +148,8 @@ class EdgeSettings(Section):
 class ShopSettings(Section):
     env_prefix: ClassVar[str] = "DROPLINE_SHOP_"
 
-    name: str = setting("Dropline demo shop", "The shop's name on pages, mails and the API.")
+    name: str = setting("Dropline shop", "The shop's name on pages, mails and the API "
+                        "(`./run shop` sets the demo brand's, Ember & Fig).")
     currency: str = setting("GBP", "ISO 4217 currency of the shop's prices.",
                             env="DROPLINE_CURRENCY", min_length=3, max_length=3)
     # Flat shipping until the fulfilment module decides per order (minor units, shop currency).
@@ -168,6 +169,70 @@ class ShopSettings(Section):
                                  "registered, for reverse charge.", pattern=r"^[A-Z]{2}$")
     vat_number: str = setting("", "The shop's VAT number, printed on invoices.",
                               max_length=20)
+
+
+HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"
+FONT_STACKS = {
+    "system": 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif',
+    "serif": 'Charter, "Bitstream Charter", "Sitka Text", Cambria, Georgia, serif',
+    "humanist": 'Seravek, "Gill Sans Nova", Ubuntu, Calibri, "DejaVu Sans", sans-serif',
+    "mono": 'ui-monospace, "Cascadia Code", Menlo, Consolas, "DejaVu Sans Mono", monospace',
+}
+
+
+class ThemeSettings(Section):
+    """The storefront's look, in one place: logo, colours and type. Fonts are system stacks
+    (nothing downloaded, so no layout shift or extra request); colours are checked for
+    readable contrast when the settings are read (``dropline.web.theme``)."""
+
+    env_prefix: ClassVar[str] = "DROPLINE_THEME_"
+
+    logo_url: str = setting(
+        "", "The logo in the header (a /media/... URL from `dropline media add` or any "
+            "image URL the CSP allows); empty: the shop's name in type.", max_length=500)
+    logo_width: int = setting(160, "The logo's width in CSS pixels (its box is reserved, "
+                                   "so it causes no layout shift).", ge=16, le=600)
+    logo_height: int = setting(40, "The logo's height in CSS pixels.", ge=16, le=200)
+    accent: str = setting("#8a4b2e", "Links, prices and buttons (white text sits on it).",
+                          pattern=HEX_COLOUR)
+    ink: str = setting("#1d1b19", "Body text.", pattern=HEX_COLOUR)
+    muted: str = setting("#6d665f", "Secondary text (families, notes, the footer).",
+                         pattern=HEX_COLOUR)
+    paper: str = setting("#fbf8f4", "The page background.", pattern=HEX_COLOUR)
+    body_font: Literal["system", "serif", "humanist", "mono"] = setting(
+        "system", "Type of the text: one of system, serif, humanist, mono (system font "
+                  "stacks).")
+    heading_font: Literal["system", "serif", "humanist", "mono"] = setting(
+        "serif", "Type of the headings and the shop's name.")
+
+    @model_validator(mode="after")
+    def _readable(self) -> ThemeSettings:
+        # WCAG AA for normal text (4.5:1), on the page and on the white of cards and forms.
+        pairs = [("ink", self.ink, self.paper), ("ink", self.ink, "#ffffff"),
+                 ("muted", self.muted, self.paper), ("muted", self.muted, "#ffffff"),
+                 ("accent", self.accent, self.paper), ("accent", self.accent, "#ffffff")]
+        for name, fore, back in pairs:
+            ratio = contrast_ratio(fore, back)
+            if ratio < 4.5:
+                raise ValueError(f"theme colour {name} {fore} on {back} has contrast "
+                                 f"{ratio:.2f}:1; text needs at least 4.5:1")
+        return self
+
+    def css(self) -> str:
+        """The custom properties the storefront's stylesheet reads."""
+        return (f":root{{--accent:{self.accent};--ink:{self.ink};--muted:{self.muted};"
+                f"--paper:{self.paper};--body-font:{FONT_STACKS[self.body_font]};"
+                f"--heading-font:{FONT_STACKS[self.heading_font]}}}")
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
 
 
 class IdempotencySettings(Section):
@@ -418,6 +483,7 @@ class Settings(BaseSettings):
     testing: TestingSettings = Field(default_factory=TestingSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     fulfilment: FulfilmentSettings = Field(default_factory=FulfilmentSettings)
+    theme: ThemeSettings = Field(default_factory=ThemeSettings)
 
     @classmethod
     def settings_customise_sources(

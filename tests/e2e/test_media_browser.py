@@ -1,16 +1,28 @@
 """Product media in real Chromium: an image uploaded through the admin API appears on the
 product page in the best format the browser takes, with no layout shift; at 375 px the
-product page fits the screen and its first buy button is in view."""
+product page fits the screen and its first buy button is in view; an admitted shopper buys in
+place from the drop page; a member with a paid delivery window is charged exactly the total
+checkout showed, through the page's script, and lands on the confirmation."""
 
 from __future__ import annotations
 
-import httpx
+import re
 
+import httpx
+from sqlalchemy import select
+
+from dropline.adapters.payments import LocalCardProvider
+from dropline.catalog.models import Product, Variant
 from dropline.customers.service import register_customer
+from dropline.memberships.rules import MemberPriceKind
+from dropline.orders.models import Order
+from dropline.payments.models import Payment
 from tests.builders import PASSWORD, api_token, make_location, make_product
 from tests.drops.builders import make_drop
 from tests.e2e.conftest import ARTIFACTS
+from tests.fulfilment.builders import make_item, make_network, make_windows
 from tests.media.builders import image_bytes
+from tests.memberships.support import join, make_tier
 
 PHONE = {"width": 375, "height": 812}
 
@@ -86,3 +98,55 @@ def test_an_admitted_shopper_buys_in_place_from_the_drop_page(page, live_server,
     page.wait_for_url("**/orders/*")
 
     assert page.get_by_text("Thank you: your order is placed.").is_visible()
+
+
+def test_a_member_with_a_paid_delivery_window_is_charged_the_total_checkout_showed(
+        page, live_server, db, clock):
+    make_network(db, clock)
+    variant = make_item(db, clock, price=4000)
+    window = make_windows(db)[-1]
+    with db.transaction() as session:
+        customer = register_customer(session, clock=clock, email="ada@example.com",
+                                     password=PASSWORD)
+        slug = session.get(Product, session.get(Variant, variant).product_id).slug
+    tier = make_tier(db, clock, member_price_kind=MemberPriceKind.percent, member_price_value=10)
+    join(db, clock, LocalCardProvider(db.sessions, clock), customer_id=customer.id, tier_id=tier)
+    page.goto(f"{live_server.url}/sign-in?next=/products/{slug}")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/products/{slug}")
+    # The member's own price is written beside the shelf price on the (shared) product page.
+    page.get_by_text("member price: £36.00").wait_for()
+    page.get_by_label("Quantity").fill("2")
+    page.get_by_role("button", name="Add 50 ml to cart").click()
+    page.wait_for_url("**/cart")
+
+    page.goto(f"{live_server.url}/checkout")
+    page.get_by_label("Delivery postcode").fill("E8 3PN")
+    page.get_by_role("button", name="Update delivery, code and total").click()
+    page.locator(f'input[name="delivery"][value="{window}"]').check()
+    page.get_by_role("button", name="Update delivery, code and total").click()
+    page.locator(f'input[name="delivery"][value="{window}"]:checked').wait_for()
+    shown = int(page.locator("dd[data-total]").get_attribute("data-total"))
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Address", exact=True).fill("1 Dalston Lane")
+    page.get_by_label("Town or city").fill("London")
+    page.get_by_label("Postcode").last.fill("E8 3PN")
+    page.get_by_label("Card number").fill("4242 4242 4242 4242")
+    page.get_by_label("Expiry month").fill("12")
+    page.get_by_label("Expiry year").fill("2030")
+    page.get_by_label("CVC").fill("123")
+    button = page.get_by_role("button", name=re.compile(r"^Place order and pay £"))
+    assert button.inner_text() == f"Place order and pay £{shown // 100}.{shown % 100:02d}"
+    button.click()  # the page's script sends it (outbox), then shows the confirmation
+    page.wait_for_url(re.compile(r".*/orders/\d+\?placed=1$"))
+
+    order_id = int(re.search(r"/orders/(\d+)", page.url).group(1))
+    with db.transaction() as session:
+        order = session.get(Order, order_id)
+        charged = session.scalar(select(Payment.amount).where(Payment.order_id == order_id))
+    assert shown > 7200  # 2 x 40.00 less 10 %, plus the window's price
+    assert order.total_amount == charged == shown
+    assert page.get_by_text("Thank you: your order is placed.").is_visible()
+    assert page.get_by_text("local hub, in your window").is_visible()

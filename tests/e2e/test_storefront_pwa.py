@@ -68,7 +68,8 @@ def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock,
     shot(page, "home")
 
     page.get_by_text("Atomiser Stone").click()
-    assert page.get_by_text("Hairline glaze crack, sealed.").is_visible()
+    page.wait_for_url("**/products/atomiser-stone")
+    page.get_by_text("Hairline glaze crack, sealed.").wait_for()
     shot(page, "product")
     page.get_by_role("button", name="Add 50 ml to cart").click()
     assert page.url.endswith("/cart")
@@ -79,7 +80,9 @@ def test_a_shopper_browses_buys_and_sees_the_order(page, live_server, db, clock,
     shot(page, "checkout")
     page.get_by_role("button", name="Place order").click()
 
-    page.locator("#outbox-list li[data-state=sent] a").click()
+    # The script's checkout ends where the form's does: on the order's confirmation page.
+    page.wait_for_url(re.compile(r".*/orders/\d+\?placed=1$"))
+    assert page.get_by_text("Thank you: your order is placed.").is_visible()
     assert page.get_by_role("heading", level=1, name="Order").is_visible()
     assert page.locator("[data-status=paid]").is_visible()
     assert page.get_by_text("Hairline glaze crack, sealed.").is_visible()
@@ -97,6 +100,10 @@ def test_the_drop_page_in_the_waiting_room_and_after_sell_out(page, live_server,
 
     page.goto(f"{live_server.url}/drops/{world.drop_id}")
     assert page.locator("#countdown").is_visible()
+    # The viewer's own early-access state: this shopper is not a member.
+    early = page.locator('[data-me="early-access"]')
+    early.get_by_role("link", name="become a member").wait_for()
+    assert early.inner_text() == "Your account has none: become a member to get it."
     page.get_by_role("button", name="Join the waiting room").click()
     assert page.get_by_text("You are number 1 in the waiting room").is_visible()
     page.goto(f"{live_server.url}/drops/{world.drop_id}")
@@ -170,15 +177,20 @@ def _offline_checkout(page, live_server, db, clock, outbox) -> int:
 def test_an_offline_checkout_is_sent_once_online_and_a_replay_makes_no_second_order(
         page, live_server, db, clock, outbox):
     _offline_checkout(page, live_server, db, clock, outbox)
+    queued = page.locator("#outbox-list li[data-state=pending]")
+    key = queued.get_attribute("data-idempotency-key")
+    body = json.loads(queued.get_attribute("data-body"))  # as stored: no payment method in it
 
     page.context.set_offline(False)
-    sent = page.locator("#outbox-list li[data-state=sent]")
-    sent.wait_for()
+    # Sent on reconnect, the shopper lands on the confirmation, which says when it was sent.
+    page.wait_for_url(re.compile(r".*/orders/\d+\?placed=1$"))
+    note = page.locator("#sent-note")
+    note.wait_for()
     assert counts(db) == {"orders": 1, "payments": 1, "charges": 1}
+    assert re.fullmatch(r"Placed on this device at \d\d:\d\d while you were offline, "
+                        r"sent at \d\d:\d\d\.", note.inner_text())
     shot(page, "checkout-sent")
 
-    key = sent.get_attribute("data-idempotency-key")
-    body = json.loads(sent.get_attribute("data-body"))  # as stored: no payment method in it
     replay = page.evaluate("""([key, body]) => fetch('/api/v1/checkout', {method: 'POST',
         headers: {'Content-Type': 'application/json', 'Idempotency-Key': key},
         body: JSON.stringify({...body, payment_method: 'pm_card_visa'})}).then(
@@ -203,3 +215,43 @@ def test_an_offline_checkout_that_sold_out_meanwhile_says_so_and_charges_nothing
     assert "nothing was charged" in failed.inner_text()
     shot(page, "checkout-sold-out")
     assert counts(db) == {"orders": 0, "payments": 0, "charges": 0}
+    # The answer is kept until dismissed: another page still says what came of the order.
+    page.goto(live_server.url + "/")
+    kept = page.locator("#outbox-list li[data-state=failed]")
+    kept.wait_for()
+    assert "Sold out while you were offline" in kept.inner_text()
+    kept.get_by_role("button", name="Dismiss").click()
+    page.reload()
+    page.wait_for_load_state("load")
+    assert page.evaluate(
+        "import('/static/pwa/outbox.js').then(m => m.outbox.answers())") == []
+    assert page.locator("#outbox").is_hidden()
+
+
+def test_an_order_queued_offline_stays_in_view_after_a_reload_and_is_sent_once_confirmed(
+        page, live_server, db, clock, outbox):
+    _offline_checkout(page, live_server, db, clock, outbox)
+
+    page.reload()  # still offline: the checkout is not cached, the offline page answers
+    page.get_by_role("heading", name="You are offline").wait_for()
+    kept = page.locator("#outbox-list li[data-state=pending]")
+    kept.wait_for()
+    assert re.fullmatch(r"Order of 1 item, placed at \d\d:\d\d while offline: pending\. It is "
+                        r"kept on this device and sent as soon as you are online\.",
+                        kept.inner_text())
+    shot(page, "offline-queued")
+
+    page.context.set_offline(False)  # the card is not kept, so it waits for the shopper
+    waiting = page.locator("#outbox-list li[data-state=awaiting-payment]")
+    waiting.wait_for()
+    assert counts(db)["orders"] == 0
+    waiting.get_by_role("link", name="Confirm payment at checkout").click()
+    page.wait_for_url("**/checkout")
+    fill_checkout(page)
+    page.get_by_role("button", name="Confirm payment").click()
+
+    page.wait_for_url(re.compile(r".*/orders/\d+\?placed=1$"))
+    page.locator("#sent-note").wait_for()
+    assert "while you were offline" in page.locator("#sent-note").inner_text()
+    assert counts(db) == {"orders": 1, "payments": 1, "charges": 1}
+    assert page.evaluate("import('/static/pwa/outbox.js').then(m => m.outbox.pending())") == []

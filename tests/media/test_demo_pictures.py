@@ -1,5 +1,5 @@
 """The demo brand gets pictures drawn at seed time for every product, drop and tier, and a
-story for every drop; its headline experiment retitles only the hero scent's page."""
+story for every drop (a gallery for the one to come); its headline experiment retitles only the hero scent's page."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ def test_the_demo_shop_has_pictures_drop_stories_and_a_scoped_experiment(
     assert home.count("<picture") >= products
     assert "Smoke, resin, a winter night" in drop_page and "<picture" in drop_page
     assert "Numbered by hand." in drop_page
+    # The drop still to come has a gallery after its hero; tiers show their card.
+    assert 'aria-label="More pictures of the drop"' in drop_page
+    assert drop_page.count('alt="Ember Oud: the') == 2
+    membership = client.get("/membership").text
+    assert "Friends of the Fig membership card" in membership
     hero = client.get("/products/fig-eau-de-parfum?v=b").text
     other = client.get("/products/tea-eau-de-parfum?v=b").text
     assert "Green fig, cedar smoke, a London night" in hero

@@ -10,6 +10,7 @@ import re
 from sqlalchemy import select
 
 from dropline.adapters.payments import LocalCardProvider
+from dropline.catalog.models import Product, Variant
 from dropline.memberships.rules import MemberPriceKind
 from dropline.orders.models import Order
 from dropline.payments.models import Payment
@@ -76,3 +77,35 @@ def test_a_guest_cart_shows_the_listed_total_and_a_window_no_longer_offered_is_n
     sign_up(client)
     page = client.get("/checkout", params={"postcode": "ZZ", "delivery": "999999"}).text
     assert total_on(page) == 1395 and 'name="delivery" value="central"' in page
+
+
+def test_a_member_is_shown_the_member_price_checkout_charges_and_others_are_not(
+        client, db, clock):
+    make_network(db, clock)
+    variant = make_item(db, clock, price=4000)
+    with db.transaction() as session:
+        product = session.get(Product, session.get(Variant, variant).product_id)
+        product, slug = product.id, product.slug
+    product_page = client.get(f"/products/{slug}").text
+    guest = client.get("/api/v1/me/summary", params={"product": product}).json()
+    customer = sign_up(client)
+    not_yet = client.get("/api/v1/me/summary", params={"product": product}).json()
+    tier = make_tier(db, clock, member_price_kind=MemberPriceKind.percent, member_price_value=10)
+    join(db, clock, LocalCardProvider(db.sessions, clock), customer_id=customer["id"],
+         tier_id=tier)
+
+    member = client.get("/api/v1/me/summary", params={"product": product}).json()
+    client.post("/cart/lines", data={"variant_id": variant, "quantity": 1})
+
+    assert f'data-member-price="{variant}" hidden' in product_page  # filled in by the script
+    assert guest["member_prices"] == {} and not_yet["member_prices"] == {}
+    assert member["member_prices"] == {
+        str(variant): {"amount": 3600, "currency": "GBP", "formatted": "£36.00"}}
+    assert total_on(client.get("/cart").text) == 3600 + 395  # the same price at checkout
+
+
+def test_a_summary_for_a_product_that_is_not_a_number_is_a_422(client):
+    answer = client.get("/api/v1/me/summary", params={"product": "fig"})
+
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("application/problem+json")

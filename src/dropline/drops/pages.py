@@ -124,7 +124,7 @@ def render_drop(services: Services, ref: str,
         "drop.html", shop_name=shop_name, drop=drop, state=state.value, items=items,
         opens_at=drop.starts_at - timedelta(minutes=drop.early_access_minutes),
         rendered_at=now, experiment=variant, story_html=render_story(drop.story),
-        hero=hero[0] if hero else None, item_images=item_images)
+        hero=hero[0] if hero else None, gallery=hero[1:], item_images=item_images)
     keys = [f"drop-{drop.id}", *(f"product-{p}" for p in sorted(product_ids)),
             experiments.page_key("drop")]
     return html, keys, 200, _next_change(drop, now)

@@ -29,6 +29,8 @@ PALETTE = {
     "discovery": ("#3c2f4a", "#efe6f4"),
 }
 BRAND = ("#8a4b2e", "#fbf8f4")
+# The further pictures of a drop still to come (after its hero): scene and colours.
+GALLERY = (("the batch", ("#2f3b2a", "#e9dcc3")), ("the notes", ("#3c2f4a", "#efe6f4")))
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -86,6 +88,12 @@ def seed_pictures(ctx: DemoContext) -> str | None:
         _store(ctx, MediaOwner.drop, drop.id, draw_card(drop.name, "drop", BRAND, drop.slug),
                f"{drop.name}, a {BRAND_SHORT_NAME} drop")
         count += 1
+        if drop.ends_at > ctx.clock.now():  # a drop still to come gets a gallery too
+            for scene, colours in GALLERY:
+                _store(ctx, MediaOwner.drop, drop.id,
+                       draw_card(drop.name, scene, colours, f"{drop.slug}-{scene}"),
+                       f"{drop.name}: {scene}")
+                count += 1
     for tier in session.scalars(select(MembershipTier).order_by(MembershipTier.id)):
         _store(ctx, MediaOwner.tier, tier.id,
                draw_card(tier.name, "membership", ("#1d1b19", "#e9c9a8"), tier.slug),

@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dropline.customers.service import authenticate_customer, start_session
 from dropline.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
+from dropline.media.models import MediaOwner
+from dropline.media.views import image_views
 from dropline.memberships import flows, onboarding, polls, reports, segments, service
 from dropline.memberships.api import config_of, recurring
 from dropline.memberships.models import MembershipPaymentMethod
@@ -73,8 +75,11 @@ def _portal(request: Request, services: ServicesDep, customer: Principal | None,
     clock = services.clock
     with services.db.transaction() as session:
         tiers = service.list_tiers(session)
+        art = image_views(session, MediaOwner.tier, [t.id for t in tiers],
+                          base_url=services.settings.media.public_url)
         context: dict[str, Any] = {
             "shop_name": services.settings.shop.name, "customer": customer,
+            "tier_art": {tier: images[0] for tier, images in art.items() if images},
             "tiers": tiers, "spots_left": service.spots_left, "message": message,
             "error": error, "form_key": uuid.uuid4().hex, "membership": None,
             "ready": card, "ready_for": card_for if card is not None else "",

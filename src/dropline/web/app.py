@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 import dropline
@@ -75,6 +76,7 @@ from dropline.web.local_pay import router as local_pay_router
 from dropline.web.metrics import install_metrics, start_metrics, stop_metrics
 from dropline.web.request_ids import RequestIdMiddleware
 from dropline.web.payment_confirm import router as payment_confirm_router
+from dropline.web.templating import use_theme
 from dropline.web.payment_page import router as stripe_pay_router
 from dropline.web.navigation import OVERVIEW, Navigation
 from dropline.web.pages import router as pages_router
@@ -181,11 +183,15 @@ def create_app(
     app.state.worker = worker
     app.state.navigation = console_navigation()
     install_page_cache(app, services)
+    use_theme(settings.theme)
     install_problem_handlers(app)
     document_problems(app)  # every operation's problem answers, in the OpenAPI document
     app.add_exception_handler(LoginRequired, login_redirect)  # type: ignore[arg-type]
     app.add_exception_handler(Refused, on_refused)  # type: ignore[arg-type]
     app.add_middleware(ActorMiddleware)  # who acts, for the audit trail (web.actor)
+    # Text answers (pages, CSS, JS, JSON) compressed for browsers that ask; images and event
+    # streams are left alone (Starlette's exclusions).
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)
     install_metrics(app, services)  # /metrics, /livez, /readyz and the request timer
     app.add_middleware(SecurityHeadersMiddleware, https=settings.web.cookie_secure)
     install_api_docs(app, title=app.title)

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
 from dropline.carts.service import view_cart
+from dropline.catalog.service import variants_of
 from dropline.customers.service import get_customer
 from dropline.drops import service as drops
 from dropline.drops import waiting_room
@@ -18,6 +19,7 @@ from dropline.drops.api import early_access_of
 from dropline.drops.models import DropWaitlistEntry
 from dropline.errors import NotFound
 from dropline.memberships import perks
+from dropline.money import format_money
 from dropline.web import caching
 from dropline.web.deps import OptionalCustomer, ServicesDep
 from dropline.web.shop import current_cart
@@ -25,7 +27,6 @@ from dropline.web.templating import render_html
 
 router = APIRouter()
 STATIC = Path(__file__).parent / "static"
-THEME = "#8a4b2e"
 
 
 @router.get("/manifest.webmanifest", include_in_schema=False)
@@ -33,7 +34,8 @@ def manifest(services: ServicesDep) -> Response:
     body = {
         "name": services.settings.shop.name, "short_name": services.settings.shop.name[:12],
         "start_url": "/?source=pwa", "scope": "/", "display": "standalone",
-        "background_color": "#fbf8f4", "theme_color": THEME,
+        "background_color": services.settings.theme.paper,
+        "theme_color": services.settings.theme.accent,
         "description": "Drops, members and offline-first checkout.",
         "icons": [{"src": f"/static/pwa/icon-{s}.png", "sizes": f"{s}x{s}",
                    "type": "image/png", "purpose": "any"} for s in (192, 512)],
@@ -59,12 +61,16 @@ def offline(request: Request, services: ServicesDep) -> Response:
 @router.get("/api/v1/me/summary", tags=["customers"],
             summary="What a cached page personalises: who, cart count, member, drop place")
 def summary(request: Request, services: ServicesDep, customer: OptionalCustomer,
-            drop: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> Response:
+            drop: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+            product: Annotated[int | None, Query(ge=1, le=2**62)] = None) -> Response:
     """Never cached (``private, no-store``). ``drop`` adds the drop's live state and, when
-    signed in, this shopper's early-access lead, queue place and waitlist entry."""
+    signed in, this shopper's early-access lead, queue place and waitlist entry. ``product``
+    adds, for a member, the member price of each of its variants that is below the shelf
+    price (``member_prices``: variant id -> amount, currency and the amount in words), by the
+    same rule checkout charges."""
     clock = services.clock
     body: dict[str, Any] = {"signed_in": customer is not None, "name": "", "cart_count": 0,
-                            "member": None, "drop": None}
+                            "member": None, "drop": None, "member_prices": {}}
     with services.db.transaction() as session:
         cart = current_cart(session, request, customer)
         if cart is not None:
@@ -75,9 +81,24 @@ def summary(request: Request, services: ServicesDep, customer: OptionalCustomer,
             body["name"] = person.name or person.email.split("@")[0]
             tier = perks.active_tier(session, customer_id=customer.id, at=clock.now())
             body["member"] = {"tier": tier.name} if tier is not None else None
+            if tier is not None and product is not None:
+                body["member_prices"] = _member_prices(session, services, customer.id, product)
         if drop is not None:
             body["drop"] = _drop_summary(session, request, services, drop, customer)
     return JSONResponse(body, headers={"Cache-Control": caching.PRIVATE})
+
+
+def _member_prices(session: Any, services: ServicesDep, customer_id: int,
+                   product_id: int) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for variant in variants_of(session, [product_id])[product_id]:
+        amount = services.checkout.member_price(
+            session, customer_id=customer_id, variant_id=variant.id,
+            base_amount=variant.price_amount, at=services.clock.now())
+        if amount < variant.price_amount:
+            out[str(variant.id)] = {"amount": amount, "currency": variant.currency,
+                                    "formatted": format_money(amount, variant.currency)}
+    return out
 
 
 def _drop_summary(session: Any, request: Request, services: ServicesDep, drop_id: int,

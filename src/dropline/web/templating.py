@@ -18,13 +18,14 @@ from markupsafe import Markup
 
 from dropline.catalog.models import ConditionGrade
 from dropline.catalog.rules import GRADE_LABELS
+from dropline.config import ThemeSettings
 from dropline.money import format_money
 from dropline.popups.listings import product_jsonld
 from dropline.web.formtoken import csrf_field
 from dropline.web.payment_page import payment_page, payment_scripts
 
 __all__ = ["DOMAIN_TEMPLATE_DIRS", "TEMPLATE_DIR", "jsonld_script", "local_time", "money",
-           "render_html", "templates"]
+           "render_html", "templates", "use_theme"]
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -64,6 +65,15 @@ templates.env.globals["payment_scripts"] = payment_scripts
 # The storefront's product template includes ``popups/product_jsonld.html``, which calls this.
 templates.env.globals["product_jsonld"] = lambda product, base_url="", images=(): jsonld_script(
     product_jsonld(product, base_url=base_url, images=images))
+
+
+def use_theme(theme: ThemeSettings) -> None:
+    """The storefront's logo, colours and type for every page this process renders: one shop
+    per process, so the composition (``create_app``) sets it once from ``settings.theme``."""
+    templates.env.globals["theme"] = theme
+
+
+use_theme(ThemeSettings())  # the defaults, for templates rendered outside an app
 
 
 def render_html(name: str, **context: Any) -> str:

@@ -3,13 +3,13 @@
 // delivery, the key) and never the card: the card is tokenised with the payment provider when
 // the order is sent, and the reference lives in this page's memory only. An order queued
 // offline is sent on reconnect if the shopper is still on the page (they confirmed it by placing
-// it); after a reload it waits for them to confirm payment again.
+// it); after a reload it waits for them to confirm payment again. Once sent, the shopper lands on
+// the order's confirmation page, as the form without JavaScript does.
 import { outbox } from "/static/pwa/outbox.js";
+import { row } from "/static/pwa/outbox_view.js";
 import { cardFilled, tokenise } from "/static/pay/card.js";
 
 const form = document.getElementById("checkout-form");
-const panel = document.getElementById("outbox");
-const list = document.getElementById("outbox-list");
 const newKey = () => { form.elements.key.value = crypto.randomUUID(); };
 newKey();  // the attempt's key is chosen here, on the device
 
@@ -39,24 +39,9 @@ function body() {
   return out;
 }
 
-function row(entry) {
-  let li = list.querySelector(`[data-idempotency-key="${entry.idempotencyKey}"]`);
-  if (!li) {
-    li = document.createElement("li");
-    li.dataset.idempotencyKey = entry.idempotencyKey;
-    list.append(li);
-  }
-  li.dataset.body = JSON.stringify(entry.body);
-  panel.hidden = false;
-  return li;
-}
-
-function pending(entry) {
-  const li = row(entry);
-  li.dataset.state = "pending";
-  li.textContent = `${entry.label}: pending. It is kept on this device and sent as soon as you are online.`;
-}
-
+// The panel's rows (pending, sent, refused) are drawn by outbox_view.js on every page; here the
+// checkout adds the card prompt for an order waiting for payment, and a placed order ends on
+// its confirmation page.
 outbox.addEventListener("payment", ({ detail }) => {
   const li = row(detail.entry);
   li.dataset.state = "awaiting-payment";
@@ -73,43 +58,16 @@ outbox.addEventListener("payment", ({ detail }) => {
   li.append(button);
   form.hidden = false;
 });
-outbox.addEventListener("queued", (e) => pending(e.detail.entry));
-outbox.addEventListener("retry", (e) => pending(e.detail.entry));
 outbox.addEventListener("sent", ({ detail }) => {
-  const li = row(detail.entry);
-  li.dataset.state = "sent";
-  li.dataset.orderId = detail.body.id;
-  li.innerHTML = "";
-  const link = document.createElement("a");
-  link.href = `/orders/${detail.body.id}`;
-  link.textContent = `Order ${detail.body.id} placed`;
-  li.append(link, ` (${detail.body.status}).`);
   form.hidden = true;
+  if (detail.entry.url === "/api/v1/checkout") location.assign(`/orders/${detail.body.id}?placed=1`);
 });
 outbox.addEventListener("action", ({ detail }) => {
   // The order is placed and waits for the shopper's bank (3-D Secure): on to its confirm page,
-  // where the provider's script (or the bank's own page) asks them, as the online checkout does.
-  const li = row(detail.entry);
-  const confirmAt = `/orders/${Number(detail.body.order_id)}/confirm-payment`;
-  li.dataset.state = "awaiting-bank";
-  li.dataset.orderId = detail.body.order_id;
-  li.textContent = `${detail.entry.label}: your bank asks you to confirm the payment. `;
-  const link = document.createElement("a");
-  link.href = confirmAt;
-  link.textContent = "Confirm with your bank";
-  li.append(link);
+  // where the provider's script (or the bank's own page) asks them, as the online checkout
+  // does; the panel of orders on this device (outbox_view.js) links there too.
   form.hidden = true;
-  window.location.assign(confirmAt);
-});
-outbox.addEventListener("failed", ({ detail }) => {
-  const li = row(detail.entry);
-  li.dataset.state = "failed";
-  const problem = detail.body || {};
-  const soldOut = detail.status === 409 && String(problem.type || "").endsWith("/out-of-stock");
-  li.setAttribute("role", "alert");
-  li.textContent = soldOut
-    ? `Sold out while you were offline: ${problem.detail}. Your order was not placed and nothing was charged.`
-    : `Your order was not placed: ${problem.detail || "refused"} (nothing was charged).`;
+  window.location.assign(`/orders/${Number(detail.body.order_id)}/confirm-payment`);
 });
 
 form.addEventListener("submit", async (event) => {
@@ -118,8 +76,7 @@ form.addEventListener("submit", async (event) => {
   const lines = form.closest("main").querySelectorAll(".items li").length;
   confirmed.add(form.elements.key.value);  // placing the order confirms its payment
   await outbox.enqueue({ url: "/api/v1/checkout", body: body(), idempotencyKey: form.elements.key.value,
-                         label: `Order of ${lines} item${lines === 1 ? "" : "s"}`, payment: true });
+                         label: `Order of ${lines} item${lines === 1 ? "" : "s"}`, payment: true, remember: true });
   newKey();  // a second, deliberate order is a new attempt
 });
 
-outbox.pending().then((entries) => entries.forEach(pending));

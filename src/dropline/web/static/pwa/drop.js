@@ -19,8 +19,14 @@ tick();
 function show(me) {
   const d = me && me.drop;
   if (!d) return;
+  // The viewer's own early access: theirs in minutes, or how to get it.
   const early = document.querySelector('[data-me="early-access"]');
-  if (early && d.early_access_minutes) early.textContent = `You have ${d.early_access_minutes} minutes of early access.`;
+  if (early) {
+    const link = (href, text) => Object.assign(document.createElement("a"), { href, textContent: text });
+    if (d.early_access_minutes) early.textContent = `You have ${d.early_access_minutes} minutes of early access.`;
+    else if (!me.signed_in) early.replaceChildren(link(`/sign-in?next=/drops/${article.dataset.dropId}`, "Sign in"), " to see yours.");
+    else early.replaceChildren("Your account has none: ", link("/membership", "become a member"), " to get it.");
+  }
   const queue = document.querySelector('[data-me="queue"]');
   if (queue && d.queue) {
     queue.textContent = d.queue.admitted ? "It's your turn."

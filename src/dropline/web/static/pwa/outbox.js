@@ -10,6 +10,13 @@
  *   outbox.start();           // once per page: flush now and whenever the browser is online
  *   outbox.addEventListener("queued" | "sent" | "failed" | "retry" | "payment" | "action",
  *                           (e) => e.detail);
+ *   await outbox.answers();   // final answers of entries enqueued with `remember: true`
+ *   await outbox.forget(key); // drop one of those answers once the shopper has seen it
+ *
+ * An entry enqueued with `remember: true` (an order) leaves, with its final answer, a small
+ * record in a second store (`answers`: label, when it was placed and whether offline, when it
+ * was answered, the order id and status or the refusal's detail), so whatever page the shopper
+ * is on when it is sent, and after a reload, they are told what came of it.
  *
  * Payments: no card data, and no payment method either, is ever kept in the store. An entry
  * enqueued with `payment: true` holds only what to buy (cart, address, delivery, its key); when
@@ -26,7 +33,9 @@
  * answered with the same order, never a second one.
  *
  * `detail` is { entry } for "queued", and { entry, status, body } otherwise (`body` is the
- * parsed JSON answer, a problem+json object on "failed" and "action").
+ * parsed JSON answer, a problem+json object on "failed" and "action"; "sent", "failed" and
+ * "action" add `answer`, the record kept for a `remember` entry, else null). "action": the
+ * order exists and waits for the shopper's bank (3-D Secure), a final answer too.
  *
  * Rules that make replays safe:
  * - every entry carries an Idempotency-Key chosen once, on this device (crypto.randomUUID()),
@@ -39,24 +48,44 @@
 
 const DB_NAME = "dropline-outbox";
 const STORE = "entries";
+const ANSWERS = "answers";
 
 function openDb() {
   return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, 1);
-    request.onupgradeneeded = () =>
-      request.result.createObjectStore(STORE, { keyPath: "id", autoIncrement: true });
+    const request = indexedDB.open(DB_NAME, 2);
+    request.onupgradeneeded = () => {
+      const db = request.result;
+      if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, { keyPath: "id", autoIncrement: true });
+      if (!db.objectStoreNames.contains(ANSWERS)) db.createObjectStore(ANSWERS, { keyPath: "idempotencyKey" });
+    };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
   });
 }
 
-async function withStore(mode, work) {
+async function withStore(mode, work, name = STORE) {
   const db = await openDb();
   try {
     return await new Promise((resolve, reject) => {
-      const tx = db.transaction(STORE, mode);
-      const result = work(tx.objectStore(STORE));
+      const tx = db.transaction(name, mode);
+      const result = work(tx.objectStore(name));
       tx.oncomplete = () => resolve(result && "result" in result ? result.result : result);
+      tx.onerror = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+// The entry leaves the queue and its answer is kept, in one transaction: never both or neither.
+async function settle(entry, answer) {
+  const db = await openDb();
+  try {
+    await new Promise((resolve, reject) => {
+      const tx = db.transaction([STORE, ANSWERS], "readwrite");
+      tx.objectStore(STORE).delete(entry.id);
+      if (answer) tx.objectStore(ANSWERS).put(answer);
+      tx.oncomplete = resolve;
       tx.onerror = () => reject(tx.error);
     });
   } finally {
@@ -75,9 +104,10 @@ class Outbox extends EventTarget {
 
   withPayment = null;  // async (entry) => the body with its payment method reference, or null
 
-  async enqueue({ url, method = "POST", body, idempotencyKey, label = "", payment = false }) {
+  async enqueue({ url, method = "POST", body, idempotencyKey, label = "", payment = false, remember = false }) {
     if (!url || !idempotencyKey) throw new Error("outbox.enqueue needs url and idempotencyKey");
-    const entry = { url, method, body, idempotencyKey, label, payment, createdAt: Date.now(), attempts: 0 };
+    const entry = { url, method, body, idempotencyKey, label, payment, remember,
+                    offline: !navigator.onLine, createdAt: Date.now(), attempts: 0 };
     entry.id = await withStore("readwrite", (store) => store.add(entry));
     this.dispatchEvent(new CustomEvent("queued", { detail: { entry } }));
     this.flush();
@@ -86,6 +116,14 @@ class Outbox extends EventTarget {
 
   pending() {
     return withStore("readonly", (store) => store.getAll());
+  }
+
+  answers() {
+    return withStore("readonly", (store) => store.getAll(), ANSWERS);
+  }
+
+  forget(idempotencyKey) {
+    return withStore("readwrite", (store) => store.delete(idempotencyKey), ANSWERS);
   }
 
   flush() {
@@ -142,7 +180,15 @@ class Outbox extends EventTarget {
       }
       const action = response.status === 402 && answer && answer.order_id &&
         String(answer.type || "").endsWith("/payment-requires-action");
-      await withStore("readwrite", (store) => store.delete(entry.id));
+      const problem = answer || {};
+      detail.answer = entry.remember ? {
+        idempotencyKey: entry.idempotencyKey, label: entry.label, offline: !!entry.offline,
+        createdAt: entry.createdAt, answeredAt: Date.now(), ok: response.ok, status: response.status,
+        orderId: response.ok ? problem.id : action ? problem.order_id : null,
+        orderStatus: response.ok ? problem.status : action ? "awaiting-payment" : null,
+        type: response.ok ? null : problem.type || null, detail: response.ok ? null : problem.detail || null,
+      } : null;
+      await settle(entry, detail.answer);
       this.dispatchEvent(new CustomEvent(response.ok ? "sent" : action ? "action" : "failed", { detail }));
     }
   }

@@ -3,10 +3,10 @@
 // cached copy, else /offline, when the network fails. Never touches /api/ or non-GET
 // requests: writes go through the page's outbox (IndexedDB), so an offline checkout is sent
 // by the page with its Idempotency-Key, not replayed blindly by the worker.
-const VERSION = "dropline-v2";  // bumped when the shell's files change
+const VERSION = "dropline-v3";  // bumped when the shell's files change
 const SHELL = ["/offline", "/static/shop.css", "/static/pwa/app.js", "/static/pwa/outbox.js",
-               "/static/pwa/checkout.js", "/static/pwa/drop.js", "/static/pwa/icon-192.png",
-               "/static/pwa/icon-512.png", "/manifest.webmanifest"];
+               "/static/pwa/outbox_view.js", "/static/pwa/checkout.js", "/static/pwa/drop.js",
+               "/static/pwa/icon-192.png", "/static/pwa/icon-512.png", "/manifest.webmanifest"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));

@@ -27,16 +27,22 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from dropline.catalog.models import Variant
 from dropline.customers.models import Customer
 from dropline.customers.service import start_session
 from dropline.drops.schemas import PurchaseCreate
 from dropline.idempotency import service as idempotency
+from dropline.invoices import documents
+from dropline.invoices import service as invoices
 from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.tax import service as tax
+from dropline.tax.rules import TaxClass
 from dropline.web.app import create_app
 from dropline.web.formtoken import CSRF_COOKIE, CSRF_HEADER, form_token
 from tests.builders import ADDRESS, GOOD_PM
 from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
 from tests.drops.servers import serve_gated
+from tests.invoices.test_invoices import SELLER, pdf_text
 from tests.web.test_security_headers import assert_security_headers
 
 CARD = GOOD_PM
@@ -453,6 +459,31 @@ def the_storefront_form_buys_by_the_same_rules(shop: Shop) -> None:
     assert shop.orders_of(buyer) == 1 and shop.paid_units(world) == 1
 
 
+def a_drop_order_carries_its_vat_breakdown(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2, price=4200)  # given a reduced-rate (5 %) drop product
+    with shop.db.transaction() as session:
+        product_id = session.get(Variant, world.variant_ids[0]).product_id
+        tax.set_tax_class(session, product_id=product_id, tax_class=TaxClass.reduced)
+    answer = shop.buy(shop.shopper(), world)  # when one is bought, below free delivery
+    assert answer.status_code == 201, answer.text
+    # then: 42.00 at 5 % holds 2.00 VAT; delivery (3.95) at the standard 20 % holds 0.66
+    assert (answer.json()["tax_amount"], answer.json()["total_amount"]) == (266, 4595)
+    with shop.db.transaction() as session:
+        order = session.get(Order, answer.json()["id"])
+        line = session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).one()
+        assert (order.tax_amount, order.shipping_tax_amount, order.shipping_tax_rate_bp,
+                order.tax_country) == (266, 66, 2000, "GB")
+        assert (line.tax_class, line.tax_rate_bp, line.tax_amount) == ("reduced", 500, 200)
+        invoice = invoices.issue_invoice(session, clock=shop.clock, order_id=order.id,
+                                         seller=SELLER)
+        text = pdf_text(documents.invoice_pdf(reference=invoice.reference,
+                                              currency=invoice.currency,
+                                              issued_at=invoice.issued_at,
+                                              content=invoice.content))
+    assert "VAT 5% £40.00 £2.00" in text and "VAT 20% £3.29 £0.66" in text
+    assert "Total VAT £2.66" in text and "Total £45.95" in text
+
+
 @dataclass(frozen=True)
 class Rule:
     check: Callable[[Shop], None]
@@ -484,6 +515,7 @@ RULES = [
     Rule(a_waitlist_offer_in_early_access_goes_to_who_may_buy_then),
     Rule(a_waitlist_offer_is_claimed_only_once_the_drop_is_open_to_the_shopper),
     Rule(the_storefront_form_buys_by_the_same_rules),
+    Rule(a_drop_order_carries_its_vat_breakdown),
 ]
 ENGINES = ["database", "engine"]
 

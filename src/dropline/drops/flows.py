@@ -138,10 +138,13 @@ def _write_order(session: Session, *, clock: Clock, settings: Settings, customer
                     line.variant.currency) for line in drafted],
         currency=settings.shop.currency, flat_shipping=settings.shop.flat_shipping_amount,
         free_shipping_threshold=settings.shop.free_shipping_threshold)
+    totals, vat, line_taxes = orders.taxed(
+        session, settings=settings, at=clock.now(), lines=drafted, totals=totals,
+        country=str(shipping_address.get("country") or ""))
     return orders.write_pending_order(
         session, clock=clock, customer=customer, lines=drafted, totals=totals,
         checkout_reference=checkout_reference, card=card, shipping_address=shipping_address,
-        location_id=drop.location_id)
+        location_id=drop.location_id, tax=vat, line_taxes=line_taxes)
 
 
 def _pay(db: Database, *, clock: Clock, provider: PaymentProvider, order: Order,

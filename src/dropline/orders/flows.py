@@ -23,7 +23,8 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -76,6 +77,7 @@ from dropline.payments.charging import (
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.payments.provider import CardToken, ChargeResult, PaymentProvider
 from dropline.pricing import Totals
+from dropline.tax import service as tax_service
 from dropline.tax.rules import LineTax, TaxBreakdown
 
 # Gives an order's units back when its payment fails, inside the settling transaction.
@@ -265,6 +267,21 @@ def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     cart.status = CartStatus.checked_out
     session.flush()
     return order
+
+
+def taxed(session: Session, *, settings: Settings, at: datetime, lines: list[DraftLine],
+          totals: Totals, country: str) -> tuple[Totals, TaxBreakdown, dict[int, LineTax]]:
+    """VAT for an order priced outside the cart's quote (a drop purchase, a counter sale),
+    by the checkout's rules (``tax.rules``): the totals with any tax added on top, the
+    breakdown, and each line's tax by variant id, as ``write_pending_order`` takes them."""
+    vat = tax_service.tax_for(
+        session, lines=[(line.product.id, line.line_total_amount - line.discount_amount)
+                        for line in lines],
+        shipping_amount=totals.shipping_amount, country=country or settings.shop.country,
+        at=at, prices_include_tax=settings.shop.prices_include_tax,
+        shop_country=settings.shop.country)
+    return (replace(totals, tax_added_amount=vat.added_amount), vat,
+            {line.variant.id: line_vat for line, line_vat in zip(lines, vat.lines, strict=True)})
 
 
 def _line_tax(tax: LineTax | None) -> dict[str, Any]:

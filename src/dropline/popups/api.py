@@ -215,7 +215,8 @@ def sell_idempotent(services: Services, *, request: Request, principal: Principa
     counter page (whose outbox resends the key it generated when the sale was rung up)."""
     def operation(claim: Claim) -> tuple[int, SaleRead]:
         card = services.payments.describe_card(body.terminal.payment_method)
-        order_id = counter.sell(services.db, clock=services.clock, provider=services.payments,
+        order_id = counter.sell(services.db, clock=services.clock, settings=services.settings,
+                                provider=services.payments,
                                 request=counter.CounterSaleRequest(
                                     popup_code=code, email=body.email, name=body.name,
                                     lines=[(li.variant_id, li.quantity) for li in body.lines],

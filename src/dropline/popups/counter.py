@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from dropline.catalog.service import take_stock
 from dropline.clock import Clock
+from dropline.config import Settings
 from dropline.db import Database
 from dropline.errors import (
     AlreadyExists,
@@ -47,6 +48,7 @@ from dropline.orders.flows import (
     draft_lines,
     pay_order,
     return_cart_stock,
+    taxed,
     write_pending_order,
 )
 from dropline.orders.models import Order, OrderLine
@@ -100,7 +102,8 @@ class _PresentCharge:
                                      currency=currency, idempotency_key=idempotency_key)
 
 
-def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) -> Order:
+def _write_sale(session: Session, *, clock: Clock, settings: Settings,
+                request: CounterSaleRequest) -> Order:
     view = service.get_popup(session, request.popup_code)
     if view.popup.status is not PopupStatus.open:
         raise InvalidState(f"{request.popup_code} is {view.popup.status.value}; the counter "
@@ -131,12 +134,16 @@ def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) 
             raise OutOfStock(f"not enough {line.variant.sku} at {request.popup_code} for "
                              f"{line.quantity}", sku=line.variant.sku)
     subtotal = sum(line.line_total_amount for line in lines)
+    # Sold and handed over in the shop's country: its rates apply, as at any till.
+    totals, vat, line_taxes = taxed(session, settings=settings, at=now, lines=lines,
+                                    totals=Totals(currencies.pop(), subtotal, 0, 0),
+                                    country=settings.shop.country)
     order = write_pending_order(
-        session, clock=clock, customer=customer, lines=lines,
-        totals=Totals(currencies.pop(), subtotal, 0, 0),
+        session, clock=clock, customer=customer, lines=lines, totals=totals,
         checkout_reference=request.sale_reference, card=request.reading.card,
         shipping_address={"collected_at": request.popup_code}, location_id=view.location.id,
-        fulfilment_path="pop-up", extra_payload={"popup": request.popup_code})
+        fulfilment_path="pop-up", extra_payload={"popup": request.popup_code}, tax=vat,
+        line_taxes=line_taxes)
     session.add(PopupSale(popup_id=view.popup.id, order_id=order.id, customer_id=customer.id,
                           card_last4=request.reading.card.last4, sold_at=now))
     session.flush()
@@ -149,7 +156,7 @@ def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) 
     return order
 
 
-def sell(db: Database, *, clock: Clock, provider: PaymentProvider,
+def sell(db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
          request: CounterSaleRequest) -> int:
     """Returns the paid order's id; raises PaymentDeclined (stock returned to the pop-up),
     OutOfStock / InvalidState / InvalidInput (nothing written). Resumable by reference."""
@@ -159,7 +166,7 @@ def sell(db: Database, *, clock: Clock, provider: PaymentProvider,
     with db.transaction() as session:
         order = find_by_checkout_reference(session, request.sale_reference)
         if order is None:
-            order = _write_sale(session, clock=clock, request=request)
+            order = _write_sale(session, clock=clock, settings=settings, request=request)
         payment = latest_payment(session, order.id)
     order_id = pay_order(db, clock=clock,
                          provider=_PresentCharge(provider, request.reading),  # type: ignore[arg-type]

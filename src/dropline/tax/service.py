@@ -24,6 +24,7 @@ from dropline.tax.rules import (
     TaxBreakdown,
     TaxClass,
     TaxLine,
+    TaxTable,
     breakdown,
     is_reverse_charge,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "shipped_rates",
     "tax_classes_of",
     "tax_for",
+    "tax_table",
 ]
 
 
@@ -145,3 +147,11 @@ def tax_for(session: Session, *, lines: Sequence[tuple[int, int]], shipping_amou
     return breakdown(rows, lines=[TaxLine(amount, classes[pid]) for pid, amount in lines],
                      shipping_amount=shipping_amount, country=country.upper(), on=at.date(),
                      prices_include_tax=prices_include_tax, reverse_charge=reverse)
+
+
+def tax_table(session: Session, *, product_ids: Sequence[int],
+              prices_include_tax: bool) -> TaxTable:
+    """The rates and these products' tax classes, read once for many orders of them (a drop
+    batch, the counter)."""
+    return TaxTable(rate_rows(session), tax_classes_of(session, sorted(set(product_ids))),
+                    prices_include_tax=prices_include_tax)

@@ -34,6 +34,7 @@ from dropline.edge import BackgroundPurger, EdgePurger
 from dropline.events.service import subscribe
 from dropline.fulfilment.batch import decide_undecided_orders
 from dropline.fulfilment.ports import RouteSolver
+from dropline.invoices.service import CreditNotes, seller_of
 from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
 from dropline.notifications.jobs import queue_out_for_delivery, send_mail_outbox
@@ -84,6 +85,7 @@ def build_services(
         mailer=mailer,
         checkout=build_checkout_policy(geocoder=geocoder),
         media=media or media_store_for(settings.media),
+        credit_notes=CreditNotes(seller_of(settings)),
         limiter=make_limiter(settings.drops.redis_url),
         carriers=build_carriers(),
         edge=build_edge(settings.edge),

@@ -16,7 +16,7 @@ from dropline.notifications.rules import MARKETING
 from dropline.notifications.service import sample_context
 from dropline.orders import flows, lifecycle, shipments
 from dropline.orders.models import Order
-from tests.builders import checkout_policy, make_location, make_product
+from tests.builders import CREDIT_NOTES, checkout_policy, make_location, make_product
 from tests.notifications.conftest import free_port
 from tests.orders.lifecycle_builders import paid_order
 
@@ -115,7 +115,8 @@ def test_a_cancellation_mails_the_cancellation_and_the_refund(db, clock, setting
     order_id = paid_order(db, clock, settings, [(variant, 1)])
 
     flows.cancel_order(db, clock=clock, provider=LocalCardProvider(db.sessions, clock),
-                       policy=checkout_policy(), order_id=order_id, reason="changed my mind",
+                       policy=checkout_policy(), credit_notes=CREDIT_NOTES, order_id=order_id,
+                       reason="changed my mind",
                        actor="test")
 
     assert [template for template, _, _ in _outbox(db)] == [

@@ -195,8 +195,9 @@ def refund(order_id: IdPath, body: RefundCreate, request: Request, services: Ser
 
     def operation(claim: Claim) -> tuple[int, RefundRead]:
         refund_id = flows.refund_order(
-            services.db, clock=services.clock, provider=services.payments, order_id=order_id,
-            amount=body.amount, reason=body.reason, actor=principal.key,
+            services.db, clock=services.clock, provider=services.payments,
+            credit_notes=services.credit_notes, order_id=order_id, amount=body.amount,
+            reason=body.reason, actor=principal.key,
             idempotency_key=claim.reference,
         )
         with services.db.transaction() as session:
@@ -293,7 +294,8 @@ def cancel(order_id: IdPath, body: CancelCreate, request: Request, services: Ser
     def operation(claim: Claim) -> tuple[int, OrderRead]:
         flows.cancel_order(
             services.db, clock=services.clock, provider=services.payments,
-            policy=services.checkout, order_id=order_id, reason=body.reason,
+            policy=services.checkout, credit_notes=services.credit_notes,
+            order_id=order_id, reason=body.reason,
             actor=principal.key, idempotency_key=claim.reference,
             lines=None if body.lines is None else _quantities(body))
         return 200, _moved(services, order_id)

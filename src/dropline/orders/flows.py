@@ -58,7 +58,7 @@ from dropline.events.service import record_event
 from dropline.orders import lifecycle, shipments
 from dropline.orders.carriers import Carrier, ParcelRequest
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.policy import CheckoutPolicy, DeliveryChoice
+from dropline.orders.policy import CheckoutPolicy, CreditNoteIssuer, DeliveryChoice
 from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.rules import OrderStage
 from dropline.orders.service import (
@@ -413,13 +413,13 @@ def pay_order(
 
 
 def refund_order(
-    db: Database, *, clock: Clock, provider: PaymentProvider, order_id: int, amount: int,
-    reason: str, actor: str, idempotency_key: str,
+    db: Database, *, clock: Clock, provider: PaymentProvider, credit_notes: CreditNoteIssuer,
+    order_id: int, amount: int, reason: str, actor: str, idempotency_key: str,
 ) -> int:
     """Refunds part or all of a paid order; returns the refund id. The refunded total can never
     exceed the order total (``service.open_refund``). As with checkout, the provider is called
     between two transactions, so a retry with the same key resumes a refund that crashed
-    half-way and never pays out twice."""
+    half-way and never pays out twice (nor issues a second credit note)."""
     with db.transaction() as session:
         refund = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
         if refund is None:
@@ -428,16 +428,17 @@ def refund_order(
         elif refund.order_id != order_id or refund.amount != amount:
             raise IdempotencyKeyReused("this key was used for a different refund")
         refund_id = refund.id
-    pay_out_refund(db, clock=clock, provider=provider, refund_id=refund_id)
+    pay_out_refund(db, clock=clock, provider=provider, credit_notes=credit_notes,
+                   refund_id=refund_id)
     return refund_id
 
 
 def pay_out_refund(db: Database, *, clock: Clock, provider: PaymentProvider,
-                   refund_id: int) -> None:
+                   credit_notes: CreditNoteIssuer, refund_id: int) -> None:
     """The second half of every refund, on a refund opened and committed by the first: the
     provider is asked with the refund's own key (it never pays out twice), then the refund is
-    settled and ``order.refunded`` recorded by the first settler only. A refund already settled
-    is left alone."""
+    settled, and ``order.refunded`` recorded and the credit note issued, by the first settler
+    only, in the settling transaction. A refund already settled is left alone."""
     with db.transaction() as session:
         refund = session.get(Refund, refund_id)
         assert refund is not None
@@ -460,6 +461,7 @@ def pay_out_refund(db: Database, *, clock: Clock, provider: PaymentProvider,
                                   "refund_amount": amount,
                                   "refunded_amount": order.refunded_amount,
                                   "reason": reason, "actor": actor})
+            credit_notes(session, clock=clock, refund_id=refund_id)
 
 
 @dataclass(frozen=True)
@@ -471,7 +473,8 @@ class Cancellation:
 
 def cancel_order(
     db: Database, *, clock: Clock, provider: PaymentProvider, policy: CheckoutPolicy,
-    order_id: int, reason: str, actor: str, lines: Mapping[int, int] | None = None,
+    credit_notes: CreditNoteIssuer, order_id: int, reason: str, actor: str,
+    lines: Mapping[int, int] | None = None,
     idempotency_key: str | None = None,
 ) -> Cancellation:
     """Cancels a paid order before packing, whole (``lines`` None) or some units of some lines
@@ -500,7 +503,8 @@ def cancel_order(
                                     reason=reason or "cancelled", actor=actor,
                                     idempotency_key=key).id
     if refund_id is not None:
-        pay_out_refund(db, clock=clock, provider=provider, refund_id=refund_id)
+        pay_out_refund(db, clock=clock, provider=provider, credit_notes=credit_notes,
+                       refund_id=refund_id)
     return Cancellation(order_id, refund_id, amount)
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from dropline.catalog.models import Variant
 from dropline.customers.models import Customer
 from dropline.customers.service import start_session
+from dropline.discounts import service as discounts
 from dropline.drops.schemas import PurchaseCreate
 from dropline.idempotency import service as idempotency
 from dropline.invoices import documents
@@ -40,6 +41,7 @@ from dropline.tax.rules import TaxClass
 from dropline.web.app import create_app
 from dropline.web.formtoken import CSRF_COOKIE, CSRF_HEADER, form_token
 from tests.builders import ADDRESS, GOOD_PM
+from tests.discounts.builders import make_code
 from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
 from tests.drops.servers import serve_gated
 from tests.invoices.test_invoices import SELLER, pdf_text
@@ -92,11 +94,13 @@ class Shop:
         return self.http.delete(path, headers=self._browser(buyer))
 
     def buy(self, buyer: Buyer, world: DropWorld, *, quantity: int = 1, key: str | None = None,
-            admission: str | None = None, address: dict[str, Any] = ADDRESS) -> httpx.Response:
+            admission: str | None = None, address: dict[str, Any] = ADDRESS,
+            code: str = "") -> httpx.Response:
+        body = purchase_body(world, quantity=quantity, admission=admission, address=address)
+        if code:
+            body["discount_code"] = code
         return self.post(buyer, f"/api/v1/drops/{world.drop_id}/purchase",
-                         headers={"Idempotency-Key": key or uuid.uuid4().hex},
-                         json=purchase_body(world, quantity=quantity, admission=admission,
-                                            address=address))
+                         headers={"Idempotency-Key": key or uuid.uuid4().hex}, json=body)
 
     def admission(self, buyer: Buyer, world: DropWorld) -> str:
         """The shopper joins the waiting room, is admitted, and asks for a token."""
@@ -484,6 +488,55 @@ def a_drop_order_carries_its_vat_breakdown(shop: Shop) -> None:
     assert "Total VAT £2.66" in text and "Total £45.95" in text
 
 
+def a_discount_code_applies_by_its_scope_and_its_cap(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2, price=4200)  # given a code for this drop, used once
+    mine, other = f"D{world.drop_id}-{uuid.uuid4().hex[:6]}", f"X-{uuid.uuid4().hex[:6]}"
+    make_code(shop.db, shop.clock, code=mine, percent=10, drop_ids=[world.drop_id],
+              max_uses=1)
+    make_code(shop.db, shop.clock, code=other, percent=50, drop_ids=[world.drop_id + 1000])
+    first, second = shop.shopper(), shop.shopper()
+    paid = shop.buy(first, world, code=mine.lower())  # when it is used, then used again
+    used_up = shop.buy(second, world, code=mine)
+    elsewhere = shop.buy(second, world, code=other)  # and a code for another drop is tried
+    assert paid.status_code == 201, paid.text
+    # then: 10 % off 42.00; delivery on the 37.80 left; VAT on what is paid (6.30 + 0.66)
+    order = paid.json()
+    assert (order["discount_code"], order["discount_amount"], order["shipping_amount"],
+            order["total_amount"], order["tax_amount"]) == (mine.upper(), 420, 395, 4175, 696)
+    assert order["lines"][0]["discount_amount"] == 420
+    assert refused(used_up, 409, "discount-cap-reached")
+    assert used_up.json()["field"] == "discount_code"
+    assert refused(elsewhere, 422, "discount-not-applicable")
+    assert shop.paid_units(world) == 1 and shop.orders_of(second) == 0
+    with shop.db.transaction() as session:
+        redemption = discounts.redemption_of(session, order["id"])
+        assert (redemption.discount_amount, redemption.customer_id) == (420,
+                                                                        first.customer_id)
+        assert discounts.lookup_code(session, mine).uses == 1
+
+
+def the_drop_form_takes_a_code_and_says_beside_it_why_one_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2, price=4200)  # given a 20 % code for this drop
+    code = f"F{world.drop_id}-{uuid.uuid4().hex[:6]}"
+    make_code(shop.db, shop.clock, code=code, percent=20, drop_ids=[world.drop_id])
+    buyer = shop.shopper()
+    form = {"name": ADDRESS["name"], "line1": ADDRESS["line1"], "city": ADDRESS["city"],
+            "postcode": ADDRESS["postcode"], "country": ADDRESS["country"],
+            "payment_method": CARD, "variant_id": world.variant_ids[0], "quantity": 1}
+    path = f"/drops/{world.drop_id}/buy"
+    wrong = shop.post(buyer, path, data={**form, "key": "code-1", "discount_code": "NOPE-X"},
+                      follow_redirects=False)  # when a wrong code, then the right one, is sent
+    right = shop.post(buyer, path, data={**form, "key": "code-2", "discount_code": code},
+                      follow_redirects=False)
+    assert wrong.status_code == 422  # then: the reason beside the field, what was typed kept
+    assert 'id="discount_code-error"' in wrong.text and "NOPE-X" in wrong.text
+    assert 'aria-invalid="true"' in wrong.text and ADDRESS["line1"] in wrong.text
+    assert right.status_code == 303, right.text
+    with shop.db.transaction() as session:
+        order = session.get(Order, int(right.headers["location"].split("/")[2].split("?")[0]))
+        assert (order.discount_code, order.discount_amount) == (code.upper(), 840)
+
+
 @dataclass(frozen=True)
 class Rule:
     check: Callable[[Shop], None]
@@ -516,6 +569,8 @@ RULES = [
     Rule(a_waitlist_offer_is_claimed_only_once_the_drop_is_open_to_the_shopper),
     Rule(the_storefront_form_buys_by_the_same_rules),
     Rule(a_drop_order_carries_its_vat_breakdown),
+    Rule(a_discount_code_applies_by_its_scope_and_its_cap),
+    Rule(the_drop_form_takes_a_code_and_says_beside_it_why_one_is_refused),
 ]
 ENGINES = ["database", "engine"]
 

@@ -297,7 +297,8 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
                 provider=services.payments, customer_id=who.customer_id, hold_id=hold_id,
                 card=services.payments.describe_card(body.payment_method),
                 shipping_address=body.shipping_address.model_dump(),
-                checkout_reference=claim.reference, early_access=early_access_of(request))
+                checkout_reference=claim.reference, early_access=early_access_of(request),
+                discount_code=body.discount_code)
         except PaymentDeclined:
             _close_in_gate(request, services, hold_id, units_back=True)
             raise
@@ -380,7 +381,8 @@ def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
                 drop_id=drop_id, shopper=who, lines=lines,
                 admission_token=admission_token or body.admission_token, card=card,
                 shipping_address=body.shipping_address.model_dump(),
-                checkout_reference=claim.reference, early_access=early_access_of(request))
+                checkout_reference=claim.reference, early_access=early_access_of(request),
+                discount_code=body.discount_code)
             if paid is not None:
                 return 201, paid
         order_id = flows.purchase(
@@ -388,7 +390,8 @@ def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
             provider=services.payments, drop_id=drop_id, shopper=who, lines=lines,
             admission_token=admission_token or body.admission_token, card=card,
             shipping_address=body.shipping_address.model_dump(),
-            checkout_reference=claim.reference, early_access=early_access_of(request))
+            checkout_reference=claim.reference, early_access=early_access_of(request),
+            discount_code=body.discount_code)
         with services.db.transaction() as session:
             return 201, order_read(session, order_id)
 

@@ -26,13 +26,15 @@ from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.customers.models import Customer
 from dropline.db import Database
-from dropline.drops import service, waiting_room
+from dropline.discounts import service as discounts
+from dropline.drops import codes, service, waiting_room
 from dropline.drops.errors import SoldOut
 from dropline.drops.models import Drop, DropHold, HoldSource
 from dropline.errors import InvalidState, NotFound
 from dropline.orders import flows as orders
 from dropline.orders.models import Order
-from dropline.orders.rules import PricedLine, order_totals
+from dropline.orders.rules import PricedLine
+from dropline.pricing import discounted_totals
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.charging import latest_payment
 from dropline.payments.provider import CardToken, PaymentProvider
@@ -114,45 +116,73 @@ def place_hold(
 
 def _order_from_hold(session: Session, *, clock: Clock, settings: Settings, hold: DropHold,
                      card: CardToken, shipping_address: dict[str, Any],
-                     checkout_reference: str) -> Order:
+                     checkout_reference: str, discount_code: str = "") -> Order:
     order = _write_order(session, clock=clock, settings=settings, customer_id=hold.customer_id,
                          drop=service.get_drop(session, hold.drop_id),
                          lines=[(line["variant_id"], line["quantity"]) for line in hold.lines],
                          card=card, shipping_address=shipping_address,
-                         checkout_reference=checkout_reference)
+                         checkout_reference=checkout_reference, discount_code=discount_code)
     service.attach_order(session, hold=hold, order_id=order.id)
     return order
 
 
 def _write_order(session: Session, *, clock: Clock, settings: Settings, customer_id: int,
                  drop: Drop, lines: Sequence[tuple[int, int]], card: CardToken,
-                 shipping_address: dict[str, Any], checkout_reference: str) -> Order:
-    """A pending order of (variant id, quantity) lines, priced as any checkout's."""
+                 shipping_address: dict[str, Any], checkout_reference: str,
+                 discount_code: str = "") -> Order:
+    """A pending order of (variant id, quantity) lines, priced as any checkout's: a discount
+    code (``drops.codes``; its use taken here, one conditional UPDATE), delivery, VAT."""
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound("customer not found")
     drafted = orders.draft_lines(session, [(variant_id, None, quantity)
                                            for variant_id, quantity in lines])
-    totals = order_totals(
+    code, applied = None, None
+    if discount_code.strip():
+        code, applied = codes.price_drop_code(
+            session, code=discount_code, drop_id=drop.id, customer_id=customer.id,
+            currency=settings.shop.currency, at=clock.now(),
+            lines=[(line.variant, line.product, line.family, line.quantity)
+                   for line in drafted])
+        discounts.take_use(session, discount_id=code.id, customer_id=customer.id)
+        drafted = orders.draft_lines(
+            session, [(line.variant.id, None, line.quantity) for line in drafted],
+            discounts={line.variant.id: off for line, off
+                       in zip(drafted, applied.line_discounts, strict=True)})
+    totals, saved = discounted_totals(
         [PricedLine(line.variant.id, line.unit_price_amount, line.quantity,
                     line.variant.currency) for line in drafted],
         currency=settings.shop.currency, flat_shipping=settings.shop.flat_shipping_amount,
-        free_shipping_threshold=settings.shop.free_shipping_threshold)
+        free_shipping_threshold=settings.shop.free_shipping_threshold,
+        discount_amount=sum(line.discount_amount for line in drafted),
+        free_delivery=applied is not None and applied.free_delivery)
     totals, vat, line_taxes = orders.taxed(
         session, settings=settings, at=clock.now(), lines=drafted, totals=totals,
         country=str(shipping_address.get("country") or ""))
-    return orders.write_pending_order(
+    order = orders.write_pending_order(
         session, clock=clock, customer=customer, lines=drafted, totals=totals,
         checkout_reference=checkout_reference, card=card, shipping_address=shipping_address,
-        location_id=drop.location_id, tax=vat, line_taxes=line_taxes)
+        location_id=drop.location_id, tax=vat, line_taxes=line_taxes,
+        discount_code=code.code if code else None)
+    if code is not None:
+        discounts.record_redemption(session, clock=clock, discount_id=code.id,
+                                    customer_id=customer.id, order_id=order.id,
+                                    discount_amount=totals.discount_amount,
+                                    delivery_discount_amount=saved)
+    return order
 
 
 def _pay(db: Database, *, clock: Clock, provider: PaymentProvider, order: Order,
          payment: Any, card: CardToken) -> int:
     return orders.pay_order(
         db, clock=clock, provider=provider, order=order, payment=payment, card=card,
-        on_payment_failed=lambda session, failed: service.return_units_of_order(
-            session, clock=clock, order=failed))
+        on_payment_failed=lambda session, failed: _return_order(session, clock, failed))
+
+
+def _return_order(session: Session, clock: Clock, order: Order) -> None:
+    """A declined card: the code's use (if any) and the units go back."""
+    discounts.release(session, order_id=order.id)
+    service.return_units_of_order(session, clock=clock, order=order)
 
 
 def _resume(db: Database, checkout_reference: str) -> tuple[Order, Any]:
@@ -172,6 +202,7 @@ def checkout_hold(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
     customer_id: int, hold_id: int, card: CardToken, shipping_address: dict[str, Any],
     checkout_reference: str, early_access: service.EarlyAccess = service.membership_early_access,
+    discount_code: str = "",
 ) -> int:
     """Pays for a hold; returns the paid order's id. A retry with the same reference resumes
     (finds the order, charges with the same payment key); a declined card returns the units.
@@ -189,7 +220,8 @@ def checkout_hold(
                                         customer_id=customer_id)
             order = _order_from_hold(session, clock=clock, settings=settings, hold=hold,
                                      card=card, shipping_address=shipping_address,
-                                     checkout_reference=checkout_reference)
+                                     checkout_reference=checkout_reference,
+                                     discount_code=discount_code)
         return order, latest_payment(session, order.id)
 
     try:
@@ -204,7 +236,7 @@ def purchase(
     shopper: Shopper, lines: Sequence[service.HoldLine], admission_token: str | None,
     card: CardToken, shipping_address: dict[str, Any], checkout_reference: str,
     early_access: service.EarlyAccess = service.membership_early_access,
-    rng: random.Random | None = None,
+    rng: random.Random | None = None, discount_code: str = "",
 ) -> int:
     """Admission, units, order and payment in one request, the take-and-write one commit:
     the person counted, the order written, and only then the units taken (recorded as a hold
@@ -224,7 +256,7 @@ def purchase(
                 drop=drop, lines=[(line.variant_id, line.quantity)
                                   for line in sorted(lines, key=lambda item: item.variant_id)],
                 card=card, shipping_address=shipping_address,
-                checkout_reference=checkout_reference)
+                checkout_reference=checkout_reference, discount_code=discount_code)
             payment = latest_payment(session, order.id)
             service.take_purchase_units(session, clock=clock, drop=drop,
                                         customer_id=shopper.customer_id, lines=lines,

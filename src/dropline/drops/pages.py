@@ -162,14 +162,15 @@ def _sign_in(next_path: str) -> RedirectResponse:
 
 def _me_page(request: Request, services: Services, customer: Principal, drop_id: int, *,
              error: str = "", message: str = "", status_code: int = 200,
-             form: dict[str, str] | None = None,
+             form: dict[str, str] | None = None, field: str = "",
              confirm: dict[str, str] | None = None,
              card: CardToken | None = None) -> HTMLResponse:
     """The shopper's own place; after a refused purchase ``form`` keeps what they typed
     (never the card number or CVC), shown with the one message saying why. ``confirm``: a
     payment waiting for the shopper's bank (3-D Secure), for the provider's script to confirm
     (``_confirm_payment.html``). ``card``: a card back from the provider's hosted card page,
-    shown ready in the form."""
+    shown ready in the form. ``field``: the form field the refusal is about (shown beside
+    it, e.g. a discount code's refusal)."""
     clock = services.clock
     with services.db.transaction() as session:
         drop = service.get_drop(session, drop_id)
@@ -188,7 +189,7 @@ def _me_page(request: Request, services: Services, customer: Principal, drop_id:
     response = templates.TemplateResponse(request, "drop_me.html", {
         "shop_name": services.settings.shop.name, "drop": drop, "state": state.value,
         "items": items, "queue": queue, "waitlist": waitlist, "can_buy": can_buy,
-        "error": error, "message": message, "form_key": uuid.uuid4().hex,
+        "error": error, "field": field, "message": message, "form_key": uuid.uuid4().hex,
         "form": form or {}, "confirm": confirm, "card_ready": card,
         "eta": int((queue.admitted_at - clock.now()).total_seconds()) if queue else 0,
     }, status_code=status_code)
@@ -256,7 +257,8 @@ def join_waitlist(ref: str, request: Request, services: ServicesDep,
     return _act(request, services, customer, ref, action, "waitlist")
 
 
-RETURNED_FIELDS = ("name", "line1", "city", "postcode", "country", "variant_id", "quantity")
+RETURNED_FIELDS = ("name", "line1", "city", "postcode", "country", "variant_id", "quantity",
+                   "discount_code")
 
 
 def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> PurchaseCreate:
@@ -266,7 +268,8 @@ def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> P
             payment_method=form["payment_method"],
             shipping_address=AddressIn(name=form["name"], line1=form["line1"],
                                        city=form["city"], postcode=form["postcode"],
-                                       country=form["country"] or "GB"))
+                                       country=form["country"] or "GB"),
+            discount_code=form.get("discount_code", ""))
     except (ValidationError, ValueError):
         raise InvalidInput("check the address") from None
 
@@ -275,7 +278,7 @@ def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> P
 def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCustomer,
         variant_id: IdForm, key: Annotated[str, Form(max_length=64)],
         name: Short, line1: Short, city: Short, postcode: Short, payment: PaymentFormDep,
-        quantity: Small = 1, country: Short = "GB") -> Response:
+        quantity: Small = 1, country: Short = "GB", discount_code: Short = "") -> Response:
     """Buys once admitted: an admission token is issued and redeemed in this one request,
     through the API's entry point (``api.purchase_response``: rate limits, the engine or the
     database path). The form's key is the purchase's Idempotency-Key, so a double submit is
@@ -284,7 +287,8 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
         return _sign_in(f"/drops/{ref[:120]}")
     drop_id = _drop_id(services, ref)
     typed = {"name": name, "line1": line1, "city": city, "postcode": postcode,
-             "country": country, "variant_id": str(variant_id), "quantity": str(quantity)}
+             "country": country, "variant_id": str(variant_id), "quantity": str(quantity),
+             "discount_code": discount_code}
     if payment.missing:  # sent without JavaScript: the card is given at the provider's page
         hosted = hosted_card_entry(services, f"/drops/{drop_id}/me?{urlencode(typed)}")
         if hosted is not None:
@@ -296,7 +300,8 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
     try:
         body = _purchase_body({"payment_method": payment.reference, "name": name,
                                "line1": line1, "city": city, "postcode": postcode,
-                               "country": country}, variant_id=variant_id, quantity=quantity)
+                               "country": country, "discount_code": discount_code},
+                              variant_id=variant_id, quantity=quantity)
         token = None
         with services.db.transaction() as session:
             drop = service.get_drop(session, drop_id)
@@ -310,7 +315,8 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
             admission_token=token))
     except DomainError as exc:
         return _me_page(request, services, customer, drop_id, error=exc.detail,
-                        status_code=exc.status, form=typed)
+                        status_code=exc.status, form=typed,
+                        field=str(exc.extensions.get("field") or ""))
     answer = json.loads(bytes(response.body))
     if response.status_code >= 400 and answer.get("client_secret") and answer.get("order_id"):
         # Held for the shopper while their bank asks them to authenticate, in this page.
@@ -319,5 +325,6 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
                                  "return_to": f"/orders/{int(answer['order_id'])}/payment-return"})
     if response.status_code >= 400:
         return _me_page(request, services, customer, drop_id, error=answer["detail"],
-                        status_code=response.status_code, form=typed)
+                        status_code=response.status_code, form=typed,
+                        field=str(answer.get("field") or ""))
     return RedirectResponse(f"/orders/{answer['id']}?placed=1", status_code=303)

@@ -121,14 +121,22 @@ class HoldRead(Output):
     order_id: int | None
 
 
+def _discount_code() -> Any:
+    return Field("", max_length=40, description="a discount code (any case) whose scope covers "
+                 "the drop's goods; refused with the reason, naming this field, if it does not "
+                 "apply (422) or is used up (409)")
+
+
 class HoldCheckout(PaymentInput):
     payment_method: PaymentMethodRef
     shipping_address: AddressIn
+    discount_code: str = _discount_code()
 
 
 class PurchaseCreate(HoldCreate, PaymentInput):
     payment_method: PaymentMethodRef
     shipping_address: AddressIn
+    discount_code: str = _discount_code()
 
 
 class WaitlistJoin(Input):

@@ -64,15 +64,18 @@ def order_totals(
 
 def discounted_totals(lines: Sequence[PricedLine], *, currency: str, flat_shipping: int,
                       free_shipping_threshold: int, discount_amount: int,
-                      free_delivery: bool = False) -> tuple[Totals, int]:
+                      free_delivery: bool = False,
+                      delivery_amount: int | None = None) -> tuple[Totals, int]:
     """An order's totals after a discount code, as the checkout's quote prices them: delivery
-    is free from the threshold judged on the goods after the discount, and a free-delivery
-    code makes it nothing. Returns the totals and what the code saved on delivery."""
+    is free from the threshold judged on the goods after the discount (or costs
+    ``delivery_amount``, a hub window's price, when one was picked), and a free-delivery code
+    makes it nothing. Returns the totals and what the code saved on delivery."""
     plain = order_totals(lines, currency=currency, flat_shipping=flat_shipping,
                          free_shipping_threshold=free_shipping_threshold,
                          discount_amount=discount_amount)
-    shipping = shipping_for(plain.subtotal_amount - discount_amount, flat_amount=flat_shipping,
-                            free_threshold=free_shipping_threshold)
+    shipping = delivery_amount if delivery_amount is not None else shipping_for(
+        plain.subtotal_amount - discount_amount, flat_amount=flat_shipping,
+        free_threshold=free_shipping_threshold)
     saved = shipping if free_delivery else 0
     return Totals(currency, plain.subtotal_amount, discount_amount, shipping - saved), saved
 

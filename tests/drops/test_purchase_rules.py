@@ -28,13 +28,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from dropline.catalog.models import Variant
+from dropline.catalog.service import set_stock
 from dropline.customers.models import Customer
 from dropline.customers.service import start_session
 from dropline.discounts import service as discounts
 from dropline.drops.schemas import PurchaseCreate
+from dropline.fulfilment.models import DeliveryWindow, FulfilmentDecisionRow, WindowBooking
 from dropline.idempotency import service as idempotency
 from dropline.invoices import documents
 from dropline.invoices import service as invoices
+from dropline.locations.models import StockLevel
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.tax import service as tax
 from dropline.tax.rules import TaxClass
@@ -44,6 +47,7 @@ from tests.builders import ADDRESS, GOOD_PM
 from tests.discounts.builders import make_code
 from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
 from tests.drops.servers import serve_gated
+from tests.fulfilment.builders import DALSTON, make_network, make_windows
 from tests.invoices.test_invoices import SELLER, pdf_text
 from tests.web.test_security_headers import assert_security_headers
 
@@ -95,10 +99,12 @@ class Shop:
 
     def buy(self, buyer: Buyer, world: DropWorld, *, quantity: int = 1, key: str | None = None,
             admission: str | None = None, address: dict[str, Any] = ADDRESS,
-            code: str = "") -> httpx.Response:
+            code: str = "", delivery: dict[str, Any] | None = None) -> httpx.Response:
         body = purchase_body(world, quantity=quantity, admission=admission, address=address)
         if code:
             body["discount_code"] = code
+        if delivery:
+            body["delivery"] = delivery
         return self.post(buyer, f"/api/v1/drops/{world.drop_id}/purchase",
                          headers={"Idempotency-Key": key or uuid.uuid4().hex}, json=body)
 
@@ -537,6 +543,39 @@ def the_drop_form_takes_a_code_and_says_beside_it_why_one_is_refused(shop: Shop)
         assert (order.discount_code, order.discount_amount) == (code.upper(), 840)
 
 
+def a_purchase_books_its_delivery_window_and_a_full_one_takes_nothing(shop: Shop) -> None:
+    network = make_network(shop.db, shop.clock)  # given a hub with 5 units, windows of one
+    window = make_windows(shop.db, capacity=1)[-1]
+    world = shop.drop(cap=5, limit=2, price=4200, with_location=False)
+    with shop.db.transaction() as session:
+        set_stock(session, clock=shop.clock, location_code="hub-hackney",
+                  variant_id=world.variant_ids[0], on_hand=5, actor="test")
+    near = {"window_id": window, "latitude": DALSTON.latitude, "longitude": DALSTON.longitude}
+    first, second, third = shop.shopper(), shop.shopper(), shop.shopper()
+    booked = shop.buy(first, world, delivery=near)  # when two pick the window, one none
+    full = shop.buy(second, world, delivery=near)
+    later = shop.buy(third, world)
+    assert booked.status_code == 201, booked.text  # then: the first is booked and priced
+    order = booked.json()
+    assert (order["fulfilment_path"], order["shipping_amount"], order["total_amount"]) == (
+        "hub-window", 395, 4595)
+    assert refused(full, 409, "window-full") and shop.orders_of(second) == 0, full.text
+    assert later.status_code == 201 and later.json()["fulfilment_path"] == "central"
+    assert shop.paid_units(world) == 2
+    with shop.db.transaction() as session:
+        decisions = {row.order_id: row for row in session.scalars(
+            select(FulfilmentDecisionRow))}
+        assert order["id"] in decisions  # decided with the purchase, its place booked
+        assert session.scalar(select(WindowBooking.window_id).where(
+            WindowBooking.live_order_id == order["id"])) == window
+        assert later.json()["id"] not in decisions  # decided after the drop, by the batch
+        assert session.scalar(select(DeliveryWindow.booked).where(
+            DeliveryWindow.id == window)) == 1
+        assert session.scalar(select(StockLevel.on_hand).where(
+            StockLevel.location_id == network.hub_id,
+            StockLevel.variant_id == world.variant_ids[0])) == 4  # the full one took none
+
+
 @dataclass(frozen=True)
 class Rule:
     check: Callable[[Shop], None]
@@ -571,6 +610,7 @@ RULES = [
     Rule(a_drop_order_carries_its_vat_breakdown),
     Rule(a_discount_code_applies_by_its_scope_and_its_cap),
     Rule(the_drop_form_takes_a_code_and_says_beside_it_why_one_is_refused),
+    Rule(a_purchase_books_its_delivery_window_and_a_full_one_takes_nothing),
 ]
 ENGINES = ["database", "engine"]
 

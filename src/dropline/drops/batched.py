@@ -205,10 +205,14 @@ def purchase(
     shopper: Shopper, lines: Sequence[service.HoldLine], admission_token: str | None,
     card: CardToken, shipping_address: dict[str, Any], checkout_reference: str,
     early_access: service.EarlyAccess, discount_code: str = "",
+    delivery: object | None = None,
 ) -> Any | None:
     """The paid order (as the API reads it), or a refusal raised; None leaves the purchase to
-    ``flows.purchase`` (see the module's text). The request's Idempotency-Key is the caller's
-    (its record written before, its answer stored after, as for ``flows.purchase``)."""
+    ``flows.purchase`` (see the module's text), as is any purchase with a ``delivery`` window
+    (the batch books no windows). The request's Idempotency-Key is the caller's (its record
+    written before, its answer stored after, as for ``flows.purchase``)."""
+    if delivery is not None:
+        return None
     screened = in_transaction(db, lambda session: screen(
         session, clock=clock, settings=settings, drop_id=drop_id, shopper=shopper, lines=lines,
         admission_token=admission_token, checkout_reference=checkout_reference,

@@ -576,6 +576,31 @@ def a_purchase_books_its_delivery_window_and_a_full_one_takes_nothing(shop: Shop
             StockLevel.variant_id == world.variant_ids[0])) == 4  # the full one took none
 
 
+def the_drop_form_lists_windows_for_a_postcode_and_books_the_one_picked(shop: Shop) -> None:
+    make_network(shop.db, shop.clock)  # given a hub near E8 with the drop's units
+    window = make_windows(shop.db)[-1]
+    world = shop.drop(cap=5, limit=2, price=4200, with_location=False)
+    with shop.db.transaction() as session:
+        set_stock(session, clock=shop.clock, location_code="hub-hackney",
+                  variant_id=world.variant_ids[0], on_hand=5, actor="test")
+    buyer = shop.shopper()
+    page = shop.get(buyer, f"/drops/{world.drop_id}/me?postcode=E8+3PN")  # no JavaScript
+    form = {"name": ADDRESS["name"], "line1": ADDRESS["line1"], "city": ADDRESS["city"],
+            "postcode": "E8 3PN", "country": "GB", "payment_method": CARD,
+            "variant_id": world.variant_ids[0], "quantity": 1, "key": "window-form-1",
+            "window": str(window)}
+    bought = shop.post(buyer, f"/drops/{world.drop_id}/buy", data=form,
+                       follow_redirects=False)
+    assert page.status_code == 200  # then: the windows are offered, and the picked one booked
+    assert f'name="window" value="{window}"' in page.text and 'value="E8 3PN"' in page.text
+    assert bought.status_code == 303, bought.text
+    with shop.db.transaction() as session:
+        order = session.get(Order, int(bought.headers["location"].split("/")[2].split("?")[0]))
+        assert (order.fulfilment_path, order.shipping_amount) == ("hub-window", 395)
+        assert session.scalar(select(WindowBooking.window_id).where(
+            WindowBooking.live_order_id == order.id)) == window
+
+
 @dataclass(frozen=True)
 class Rule:
     check: Callable[[Shop], None]
@@ -611,6 +636,7 @@ RULES = [
     Rule(a_discount_code_applies_by_its_scope_and_its_cap),
     Rule(the_drop_form_takes_a_code_and_says_beside_it_why_one_is_refused),
     Rule(a_purchase_books_its_delivery_window_and_a_full_one_takes_nothing),
+    Rule(the_drop_form_lists_windows_for_a_postcode_and_books_the_one_picked),
 ]
 ENGINES = ["database", "engine"]
 

@@ -20,6 +20,8 @@ from dropline.media.ports import MediaStore
 from dropline.orders.policy import CheckoutPolicy, CreditNoteIssuer
 from dropline.payments.provider import PaymentProvider
 from dropline.ratelimit import MemoryRateLimiter, RateLimiter
+from dropline.tax.ports import VatNumberChecker
+from dropline.tax.service import OfflineVatChecker
 
 __all__ = ["Services"]
 
@@ -50,3 +52,5 @@ class Services:
     # The edge cache in front of the storefront (Varnish), purged by surrogate key after each
     # commit that changes a public page; None: only the in-process page cache.
     edge: EdgePurger | None = None
+    # Business buyers' VAT numbers (reverse charge): offline unless the root wires VIES.
+    vat_checker: VatNumberChecker = field(default_factory=OfflineVatChecker)

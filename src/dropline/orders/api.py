@@ -96,6 +96,7 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
                     if body.delivery else None,
                     discount_code=body.discount_code, vat_number=body.vat_number,
                 ),
+                vat_checker=services.vat_checker,
             )
         except PaymentDeclined:
             record_decline(services, request, customer.id, card.fingerprint)
@@ -126,7 +127,7 @@ def quote(body: QuoteCreate, services: ServicesDep, customer: CustomerDep,
         customer_id=customer.id, view=view,
         delivery=flows.DeliveryChoice(**body.delivery.model_dump()) if body.delivery else None,
         postcode=body.postcode, discount_code=body.discount_code, country=body.country,
-        vat_number=body.vat_number)
+        vat_number=body.vat_number, vat_checker=services.vat_checker)
     vat = priced.tax
     assert vat is not None
     return QuoteRead(

@@ -78,6 +78,7 @@ from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatu
 from dropline.payments.provider import CardToken, ChargeResult, PaymentProvider
 from dropline.pricing import Totals
 from dropline.tax import service as tax_service
+from dropline.tax.ports import VatNumberChecker
 from dropline.tax.rules import LineTax, TaxBreakdown
 
 # Gives an order's units back when its payment fails, inside the settling transaction.
@@ -197,7 +198,8 @@ def write_pending_order(
 
 
 def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
-                          policy: CheckoutPolicy, request: CheckoutRequest) -> Order:
+                          policy: CheckoutPolicy, request: CheckoutRequest,
+                          vat_checker: VatNumberChecker = tax_service.OFFLINE) -> Order:
     """The first half of a cart checkout, in the caller's transaction: the cart priced by
     ``quote_checkout``, the discount code's use, the stock and the window taken, the order
     written awaiting payment (``checkout`` then charges it)."""
@@ -218,7 +220,7 @@ def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                            postcode=str(request.shipping_address.get("postcode", "")),
                            discount_code=request.discount_code, strict=True,
                            country=str(request.shipping_address.get("country") or ""),
-                           vat_number=request.vat_number)
+                           vat_number=request.vat_number, vat_checker=vat_checker)
     if quote.discount_id is not None:
         # The code's use is taken first, by one conditional UPDATE in this transaction: a code
         # used up refuses the checkout before any stock is touched, and a rollback (no stock,
@@ -358,6 +360,7 @@ def settle_reported_payment(session: Session, *, clock: Clock, payment: Payment,
 def checkout(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
     policy: CheckoutPolicy, request: CheckoutRequest,
+    vat_checker: VatNumberChecker = tax_service.OFFLINE,
 ) -> int:
     """Returns the order id once it is paid; raises PaymentDeclined (order kept, stock
     returned) or OutOfStock / InvalidInput (nothing written). ``policy`` answers for member
@@ -366,7 +369,8 @@ def checkout(
         order = find_by_checkout_reference(session, request.checkout_reference)
         if order is None:
             order = create_pending_order(session, clock=clock, settings=settings,
-                                          policy=policy, request=request)
+                                          policy=policy, request=request,
+                                          vat_checker=vat_checker)
         payment = latest_payment(session, order.id)
     return pay_order(db, clock=clock, provider=provider, order=order, payment=payment,
                      card=request.card,

@@ -19,6 +19,7 @@ from stdnum.gb import vat as gb_vat
 from dropline.clock import Clock
 from dropline.errors import InvalidInput
 from dropline.tax.models import ProductTaxClass, TaxRate
+from dropline.tax.ports import VatNumber, VatNumberChecker
 from dropline.tax.rules import (
     RateRow,
     TaxBreakdown,
@@ -30,6 +31,8 @@ from dropline.tax.rules import (
 )
 
 __all__ = [
+    "OFFLINE",
+    "OfflineVatChecker",
     "VatNumber",
     "check_vat_number",
     "rate_rows",
@@ -106,12 +109,6 @@ def set_tax_class(session: Session, *, product_id: int, tax_class: TaxClass) -> 
     session.flush()
 
 
-class VatNumber(str):
-    """A VAT number checked by its format and check digits, compact (``DE136695976``)."""
-
-    country: str
-
-
 def check_vat_number(number: str) -> VatNumber:
     """Checks a UK or EU VAT number's format and check digits (python-stdnum; no network
     lookup in VIES); raises InvalidInput naming the field."""
@@ -130,16 +127,26 @@ def check_vat_number(number: str) -> VatNumber:
     return checked
 
 
+class OfflineVatChecker:
+    """The built-in ``VatNumberChecker``: format and check digits only, no network."""
+
+    def check(self, number: str) -> VatNumber:
+        return check_vat_number(number)
+
+
+OFFLINE = OfflineVatChecker()
+
+
 def tax_for(session: Session, *, lines: Sequence[tuple[int, int]], shipping_amount: int,
             country: str, at: datetime, prices_include_tax: bool, shop_country: str,
-            vat_number: str = "") -> TaxBreakdown:
+            vat_number: str = "", vat_checker: VatNumberChecker = OFFLINE) -> TaxBreakdown:
     """The VAT of a priced cart: ``lines`` are (product id, amount after discounts) in order.
-    A VAT number must be valid; with one from another country than the shop's, the sale is
-    reverse-charged."""
+    A VAT number must be valid (``vat_checker``: offline unless the root wires VIES); with one
+    from another country than the shop's, the sale is reverse-charged."""
     rows = rate_rows(session)
     reverse = False
     if vat_number.strip():
-        checked = check_vat_number(vat_number)
+        checked = vat_checker.check(vat_number)
         reverse = is_reverse_charge(shop_country=shop_country, buyer_country=checked.country,
                                     vat_number_valid=True,
                                     countries_with_rates={r.country for r in rows})

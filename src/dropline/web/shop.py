@@ -289,7 +289,8 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
             request=flows.CheckoutRequest(
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice,
-                discount_code=discount_code.strip(), vat_number=vat_number.strip()))
+                discount_code=discount_code.strip(), vat_number=vat_number.strip()),
+            vat_checker=services.vat_checker)
     except DomainError as exc:
         if isinstance(exc, PaymentDeclined):
             record_decline(services, request, customer.id, fingerprint)

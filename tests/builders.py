@@ -20,6 +20,7 @@ from dropline.catalog.service import VariantSpec, create_product, set_stock
 from dropline.checkout_policy import build_checkout_policy
 from dropline.clock import Clock
 from dropline.db import Database
+from dropline.invoices.service import CreditNotes
 from dropline.locations.models import Location, LocationKind
 from dropline.orders.policy import CheckoutPolicy
 from dropline.payments.provider import CardToken
@@ -31,6 +32,8 @@ GOOD_PM = "pm_card_visa"
 DECLINED_PM = "pm_card_visa_chargeDeclined"
 NO_FUNDS_PM = "pm_card_visa_chargeDeclinedInsufficientFunds"
 TRANSIENT_PM = "pm_card_chargeDeclinedProcessingError"
+# Every refund's credit note, as the composition root wires it (a shop with no VAT number).
+CREDIT_NOTES = CreditNotes({"name": "Dropline test shop", "vat_number": "", "country": "GB"})
 ADDRESS = {"name": "Ada Lovelace", "line1": "1 Fournier St", "city": "London",
            "postcode": "E1 6QE", "country": "GB"}
 

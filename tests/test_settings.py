@@ -47,6 +47,7 @@ KEPT = [
     ("DROPLINE_SHOP_PRICES_INCLUDE_TAX", "false", "shop.prices_include_tax", False),
     ("DROPLINE_SHOP_COUNTRY", "DE", "shop.country", "DE"),
     ("DROPLINE_SHOP_VAT_NUMBER", "DE136695976", "shop.vat_number", "DE136695976"),
+    ("DROPLINE_SHOP_VAT_CHECKER", "vies", "shop.vat_checker", "vies"),
     ("DROPLINE_IDEMPOTENCY_LEASE_SECONDS", "5", "idempotency.lease_seconds", 5),
     ("DROPLINE_IDEMPOTENCY_RETENTION_HOURS", "48", "idempotency.retention_hours", 48),
     ("DROPLINE_WEBHOOK_MAX_ATTEMPTS", "3", "webhooks.max_attempts", 3),

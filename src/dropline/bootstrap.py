@@ -21,6 +21,7 @@ from dropline.adapters.payments import LocalCardProvider
 from dropline.adapters.routing import PyVRPSolver
 from dropline.adapters.stripe_payments import StripeProvider
 from dropline.adapters.varnish import VarnishXkeyPurger
+from dropline.adapters.vies import ViesVatChecker
 from dropline.adapters.storage import media_store_for
 from dropline.audit import Audited
 from dropline.audit import install as install_audit_trail
@@ -45,6 +46,9 @@ from dropline.edge import BackgroundPurger, EdgePurger
 from dropline.events.service import subscribe
 from dropline.fulfilment.batch import decide_undecided_orders
 from dropline.fulfilment.ports import Geocoder, RouteSolver
+from dropline.invoices.service import CreditNotes, seller_of
+from dropline.tax.ports import VatNumberChecker
+from dropline.tax.service import OfflineVatChecker
 from dropline.media.ports import MediaStore
 from dropline.memberships.models import Membership
 from dropline.console.versions import snapshot_playbooks
@@ -113,9 +117,11 @@ def build_services(
         checkout=build_checkout_policy(geocoder=geocoder,
                                        steering=settings.fulfilment.steering),
         media=media or media_store_for(settings.media),
+        credit_notes=CreditNotes(seller_of(settings)),
         limiter=make_limiter(settings.drops.redis_url),
         carriers=build_carriers(),
         edge=build_edge(settings.edge),
+        vat_checker=build_vat_checker(settings),
     )
     # Paid orders nobody decided (drop purchases after their drop, counter sales, consumables).
     services.jobs.append(functools.partial(
@@ -188,6 +194,14 @@ AUDITED_MODELS: dict[type, Audited] = {
     SerialUnit: Audited(),
     Chargeback: Audited(),
 }
+
+
+def build_vat_checker(settings: Settings) -> VatNumberChecker:
+    """Offline (format and check digits) unless VIES is asked for
+    (``DROPLINE_SHOP_VAT_CHECKER=vies``; it needs the internet)."""
+    if settings.shop.vat_checker == "vies":
+        return ViesVatChecker(offline=OfflineVatChecker())
+    return OfflineVatChecker()
 
 
 def install_listeners() -> None:

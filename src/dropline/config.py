@@ -169,6 +169,9 @@ class ShopSettings(Section):
                                  "registered, for reverse charge.", pattern=r"^[A-Z]{2}$")
     vat_number: str = setting("", "The shop's VAT number, printed on invoices.",
                               max_length=20)
+    vat_checker: Literal["offline", "vies"] = setting(
+        "offline", "How buyers' VAT numbers are checked: offline (format and check digits) or "
+                   "vies (then asks the EU's VIES whether an EU number is registered).")
 
 
 HEX_COLOUR = r"^#[0-9a-fA-F]{6}$"

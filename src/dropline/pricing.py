@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from dropline.errors import InvalidInput
 
-__all__ = ["PricedLine", "Totals", "order_totals", "proportional_share", "reconciles",
-           "shipping_for"]
+__all__ = ["PricedLine", "Totals", "discounted_totals", "order_totals", "proportional_share",
+           "reconciles", "shipping_for"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,24 @@ def order_totals(
     shipping = shipping_for(subtotal, flat_amount=flat_shipping,
                             free_threshold=free_shipping_threshold)
     return Totals(currency, subtotal, discount_amount, shipping)
+
+
+def discounted_totals(lines: Sequence[PricedLine], *, currency: str, flat_shipping: int,
+                      free_shipping_threshold: int, discount_amount: int,
+                      free_delivery: bool = False,
+                      delivery_amount: int | None = None) -> tuple[Totals, int]:
+    """An order's totals after a discount code, as the checkout's quote prices them: delivery
+    is free from the threshold judged on the goods after the discount (or costs
+    ``delivery_amount``, a hub window's price, when one was picked), and a free-delivery code
+    makes it nothing. Returns the totals and what the code saved on delivery."""
+    plain = order_totals(lines, currency=currency, flat_shipping=flat_shipping,
+                         free_shipping_threshold=free_shipping_threshold,
+                         discount_amount=discount_amount)
+    shipping = delivery_amount if delivery_amount is not None else shipping_for(
+        plain.subtotal_amount - discount_amount, flat_amount=flat_shipping,
+        free_threshold=free_shipping_threshold)
+    saved = shipping if free_delivery else 0
+    return Totals(currency, plain.subtotal_amount, discount_amount, shipping - saved), saved
 
 
 def reconciles(*, subtotal_amount: int, discount_amount: int, shipping_amount: int,

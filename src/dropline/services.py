@@ -17,9 +17,11 @@ from dropline.fulfilment.ports import Geocoder, RouteSolver
 from dropline.mail import EmailSender
 from dropline.orders.carriers import Carrier
 from dropline.media.ports import MediaStore
-from dropline.orders.policy import CheckoutPolicy
+from dropline.orders.policy import CheckoutPolicy, CreditNoteIssuer
 from dropline.payments.provider import PaymentProvider
 from dropline.ratelimit import MemoryRateLimiter, RateLimiter
+from dropline.tax.ports import VatNumberChecker
+from dropline.tax.service import OfflineVatChecker
 
 __all__ = ["Services"]
 
@@ -37,6 +39,7 @@ class Services:
     mailer: EmailSender
     checkout: CheckoutPolicy  # member prices and delivery windows for the cart checkout
     media: MediaStore  # product, variant, drop and tier images (a folder or an S3 bucket)
+    credit_notes: CreditNoteIssuer  # every refund's credit note, issued as it is settled
     after_commit: list[Callable[[], None]] = field(default_factory=list)
     # Throttles sign-in, sign-up and checkout (web.throttle); in process unless the root
     # gives it Redis.
@@ -49,3 +52,5 @@ class Services:
     # The edge cache in front of the storefront (Varnish), purged by surrogate key after each
     # commit that changes a public page; None: only the in-process page cache.
     edge: EdgePurger | None = None
+    # Business buyers' VAT numbers (reverse charge): offline unless the root wires VIES.
+    vat_checker: VatNumberChecker = field(default_factory=OfflineVatChecker)

@@ -27,16 +27,28 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from dropline.catalog.models import Variant
+from dropline.catalog.service import set_stock
 from dropline.customers.models import Customer
 from dropline.customers.service import start_session
+from dropline.discounts import service as discounts
 from dropline.drops.schemas import PurchaseCreate
+from dropline.fulfilment.models import DeliveryWindow, FulfilmentDecisionRow, WindowBooking
 from dropline.idempotency import service as idempotency
+from dropline.invoices import documents
+from dropline.invoices import service as invoices
+from dropline.locations.models import StockLevel
 from dropline.orders.models import Order, OrderLine, OrderStatus
+from dropline.tax import service as tax
+from dropline.tax.rules import TaxClass
 from dropline.web.app import create_app
 from dropline.web.formtoken import CSRF_COOKIE, CSRF_HEADER, form_token
 from tests.builders import ADDRESS, GOOD_PM
+from tests.discounts.builders import make_code
 from tests.drops.builders import REDIS_URL, DropWorld, LeadTimes, make_drop
 from tests.drops.servers import serve_gated
+from tests.fulfilment.builders import DALSTON, make_network, make_windows
+from tests.invoices.test_invoices import SELLER, pdf_text
 from tests.web.test_security_headers import assert_security_headers
 
 CARD = GOOD_PM
@@ -86,11 +98,15 @@ class Shop:
         return self.http.delete(path, headers=self._browser(buyer))
 
     def buy(self, buyer: Buyer, world: DropWorld, *, quantity: int = 1, key: str | None = None,
-            admission: str | None = None, address: dict[str, Any] = ADDRESS) -> httpx.Response:
+            admission: str | None = None, address: dict[str, Any] = ADDRESS,
+            code: str = "", delivery: dict[str, Any] | None = None) -> httpx.Response:
+        body = purchase_body(world, quantity=quantity, admission=admission, address=address)
+        if code:
+            body["discount_code"] = code
+        if delivery:
+            body["delivery"] = delivery
         return self.post(buyer, f"/api/v1/drops/{world.drop_id}/purchase",
-                         headers={"Idempotency-Key": key or uuid.uuid4().hex},
-                         json=purchase_body(world, quantity=quantity, admission=admission,
-                                            address=address))
+                         headers={"Idempotency-Key": key or uuid.uuid4().hex}, json=body)
 
     def admission(self, buyer: Buyer, world: DropWorld) -> str:
         """The shopper joins the waiting room, is admitted, and asks for a token."""
@@ -453,6 +469,138 @@ def the_storefront_form_buys_by_the_same_rules(shop: Shop) -> None:
     assert shop.orders_of(buyer) == 1 and shop.paid_units(world) == 1
 
 
+def a_drop_order_carries_its_vat_breakdown(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2, price=4200)  # given a reduced-rate (5 %) drop product
+    with shop.db.transaction() as session:
+        product_id = session.get(Variant, world.variant_ids[0]).product_id
+        tax.set_tax_class(session, product_id=product_id, tax_class=TaxClass.reduced)
+    answer = shop.buy(shop.shopper(), world)  # when one is bought, below free delivery
+    assert answer.status_code == 201, answer.text
+    # then: 42.00 at 5 % holds 2.00 VAT; delivery (3.95) at the standard 20 % holds 0.66
+    assert (answer.json()["tax_amount"], answer.json()["total_amount"]) == (266, 4595)
+    with shop.db.transaction() as session:
+        order = session.get(Order, answer.json()["id"])
+        line = session.scalars(select(OrderLine).where(OrderLine.order_id == order.id)).one()
+        assert (order.tax_amount, order.shipping_tax_amount, order.shipping_tax_rate_bp,
+                order.tax_country) == (266, 66, 2000, "GB")
+        assert (line.tax_class, line.tax_rate_bp, line.tax_amount) == ("reduced", 500, 200)
+        invoice = invoices.issue_invoice(session, clock=shop.clock, order_id=order.id,
+                                         seller=SELLER)
+        text = pdf_text(documents.invoice_pdf(reference=invoice.reference,
+                                              currency=invoice.currency,
+                                              issued_at=invoice.issued_at,
+                                              content=invoice.content))
+    assert "VAT 5% £40.00 £2.00" in text and "VAT 20% £3.29 £0.66" in text
+    assert "Total VAT £2.66" in text and "Total £45.95" in text
+
+
+def a_discount_code_applies_by_its_scope_and_its_cap(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2, price=4200)  # given a code for this drop, used once
+    mine, other = f"D{world.drop_id}-{uuid.uuid4().hex[:6]}", f"X-{uuid.uuid4().hex[:6]}"
+    make_code(shop.db, shop.clock, code=mine, percent=10, drop_ids=[world.drop_id],
+              max_uses=1)
+    make_code(shop.db, shop.clock, code=other, percent=50, drop_ids=[world.drop_id + 1000])
+    first, second = shop.shopper(), shop.shopper()
+    paid = shop.buy(first, world, code=mine.lower())  # when it is used, then used again
+    used_up = shop.buy(second, world, code=mine)
+    elsewhere = shop.buy(second, world, code=other)  # and a code for another drop is tried
+    assert paid.status_code == 201, paid.text
+    # then: 10 % off 42.00; delivery on the 37.80 left; VAT on what is paid (6.30 + 0.66)
+    order = paid.json()
+    assert (order["discount_code"], order["discount_amount"], order["shipping_amount"],
+            order["total_amount"], order["tax_amount"]) == (mine.upper(), 420, 395, 4175, 696)
+    assert order["lines"][0]["discount_amount"] == 420
+    assert refused(used_up, 409, "discount-cap-reached")
+    assert used_up.json()["field"] == "discount_code"
+    assert refused(elsewhere, 422, "discount-not-applicable")
+    assert shop.paid_units(world) == 1 and shop.orders_of(second) == 0
+    with shop.db.transaction() as session:
+        redemption = discounts.redemption_of(session, order["id"])
+        assert (redemption.discount_amount, redemption.customer_id) == (420,
+                                                                        first.customer_id)
+        assert discounts.lookup_code(session, mine).uses == 1
+
+
+def the_drop_form_takes_a_code_and_says_beside_it_why_one_is_refused(shop: Shop) -> None:
+    world = shop.drop(cap=5, limit=2, price=4200)  # given a 20 % code for this drop
+    code = f"F{world.drop_id}-{uuid.uuid4().hex[:6]}"
+    make_code(shop.db, shop.clock, code=code, percent=20, drop_ids=[world.drop_id])
+    buyer = shop.shopper()
+    form = {"name": ADDRESS["name"], "line1": ADDRESS["line1"], "city": ADDRESS["city"],
+            "postcode": ADDRESS["postcode"], "country": ADDRESS["country"],
+            "payment_method": CARD, "variant_id": world.variant_ids[0], "quantity": 1}
+    path = f"/drops/{world.drop_id}/buy"
+    wrong = shop.post(buyer, path, data={**form, "key": "code-1", "discount_code": "NOPE-X"},
+                      follow_redirects=False)  # when a wrong code, then the right one, is sent
+    right = shop.post(buyer, path, data={**form, "key": "code-2", "discount_code": code},
+                      follow_redirects=False)
+    assert wrong.status_code == 422  # then: the reason beside the field, what was typed kept
+    assert 'id="discount_code-error"' in wrong.text and "NOPE-X" in wrong.text
+    assert 'aria-invalid="true"' in wrong.text and ADDRESS["line1"] in wrong.text
+    assert right.status_code == 303, right.text
+    with shop.db.transaction() as session:
+        order = session.get(Order, int(right.headers["location"].split("/")[2].split("?")[0]))
+        assert (order.discount_code, order.discount_amount) == (code.upper(), 840)
+
+
+def a_purchase_books_its_delivery_window_and_a_full_one_takes_nothing(shop: Shop) -> None:
+    network = make_network(shop.db, shop.clock)  # given a hub with 5 units, windows of one
+    window = make_windows(shop.db, capacity=1)[-1]
+    world = shop.drop(cap=5, limit=2, price=4200, with_location=False)
+    with shop.db.transaction() as session:
+        set_stock(session, clock=shop.clock, location_code="hub-hackney",
+                  variant_id=world.variant_ids[0], on_hand=5, actor="test")
+    near = {"window_id": window, "latitude": DALSTON.latitude, "longitude": DALSTON.longitude}
+    first, second, third = shop.shopper(), shop.shopper(), shop.shopper()
+    booked = shop.buy(first, world, delivery=near)  # when two pick the window, one none
+    full = shop.buy(second, world, delivery=near)
+    later = shop.buy(third, world)
+    assert booked.status_code == 201, booked.text  # then: the first is booked and priced
+    order = booked.json()
+    assert (order["fulfilment_path"], order["shipping_amount"], order["total_amount"]) == (
+        "hub-window", 395, 4595)
+    assert refused(full, 409, "window-full") and shop.orders_of(second) == 0, full.text
+    assert later.status_code == 201 and later.json()["fulfilment_path"] == "central"
+    assert shop.paid_units(world) == 2
+    with shop.db.transaction() as session:
+        decisions = {row.order_id: row for row in session.scalars(
+            select(FulfilmentDecisionRow))}
+        assert order["id"] in decisions  # decided with the purchase, its place booked
+        assert session.scalar(select(WindowBooking.window_id).where(
+            WindowBooking.live_order_id == order["id"])) == window
+        assert later.json()["id"] not in decisions  # decided after the drop, by the batch
+        assert session.scalar(select(DeliveryWindow.booked).where(
+            DeliveryWindow.id == window)) == 1
+        assert session.scalar(select(StockLevel.on_hand).where(
+            StockLevel.location_id == network.hub_id,
+            StockLevel.variant_id == world.variant_ids[0])) == 4  # the full one took none
+
+
+def the_drop_form_lists_windows_for_a_postcode_and_books_the_one_picked(shop: Shop) -> None:
+    make_network(shop.db, shop.clock)  # given a hub near E8 with the drop's units
+    window = make_windows(shop.db)[-1]
+    world = shop.drop(cap=5, limit=2, price=4200, with_location=False)
+    with shop.db.transaction() as session:
+        set_stock(session, clock=shop.clock, location_code="hub-hackney",
+                  variant_id=world.variant_ids[0], on_hand=5, actor="test")
+    buyer = shop.shopper()
+    page = shop.get(buyer, f"/drops/{world.drop_id}/me?postcode=E8+3PN")  # no JavaScript
+    form = {"name": ADDRESS["name"], "line1": ADDRESS["line1"], "city": ADDRESS["city"],
+            "postcode": "E8 3PN", "country": "GB", "payment_method": CARD,
+            "variant_id": world.variant_ids[0], "quantity": 1, "key": "window-form-1",
+            "window": str(window)}
+    bought = shop.post(buyer, f"/drops/{world.drop_id}/buy", data=form,
+                       follow_redirects=False)
+    assert page.status_code == 200  # then: the windows are offered, and the picked one booked
+    assert f'name="window" value="{window}"' in page.text and 'value="E8 3PN"' in page.text
+    assert bought.status_code == 303, bought.text
+    with shop.db.transaction() as session:
+        order = session.get(Order, int(bought.headers["location"].split("/")[2].split("?")[0]))
+        assert (order.fulfilment_path, order.shipping_amount) == ("hub-window", 395)
+        assert session.scalar(select(WindowBooking.window_id).where(
+            WindowBooking.live_order_id == order.id)) == window
+
+
 @dataclass(frozen=True)
 class Rule:
     check: Callable[[Shop], None]
@@ -484,6 +632,11 @@ RULES = [
     Rule(a_waitlist_offer_in_early_access_goes_to_who_may_buy_then),
     Rule(a_waitlist_offer_is_claimed_only_once_the_drop_is_open_to_the_shopper),
     Rule(the_storefront_form_buys_by_the_same_rules),
+    Rule(a_drop_order_carries_its_vat_breakdown),
+    Rule(a_discount_code_applies_by_its_scope_and_its_cap),
+    Rule(the_drop_form_takes_a_code_and_says_beside_it_why_one_is_refused),
+    Rule(a_purchase_books_its_delivery_window_and_a_full_one_takes_nothing),
+    Rule(the_drop_form_lists_windows_for_a_postcode_and_books_the_one_picked),
 ]
 ENGINES = ["database", "engine"]
 

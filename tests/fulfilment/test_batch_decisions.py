@@ -5,9 +5,11 @@ even with two workers racing (real threads; on PostgreSQL real interleaved trans
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from dropline.adapters.geocoding import LondonDistrictGeocoder
@@ -17,6 +19,7 @@ from dropline.checkout_policy import orders_in_live_drops
 from dropline.customers.models import Customer
 from dropline.demo import seed_demo
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
+from dropline.fulfilment import batch
 from dropline.fulfilment.batch import decide_undecided_orders
 from dropline.fulfilment.models import (
     BookingStatus,
@@ -28,9 +31,10 @@ from dropline.locations.models import StockLevel
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from tests.orders.test_races import race
 
-from .builders import make_item, make_network, make_windows
+from .builders import make_item, make_network, make_orders, make_windows
 
 GEOCODER = LondonDistrictGeocoder()
+ON_POSTGRESQL = (os.environ.get("DROPLINE_TEST_DATABASE_URL") or "").startswith("postgresql")
 
 
 def _paid_orders(db, clock, *, variant_id: int, location_id: int, count: int,
@@ -195,3 +199,48 @@ def test_drop_purchases_wait_until_their_drop_has_ended(db, clock):
     clock.advance(hours=1)  # the drop has ended
     decide_undecided_orders(db, clock=clock, geocoder=GEOCODER, held_back=orders_in_live_drops)
     assert decided() == {plain, in_drop}
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="two concurrent writers need PostgreSQL (SQLite "
+                    "serialises them: the filler would wait for the decider's lock)")
+def test_a_window_filled_between_reading_and_booking_falls_back_by_rule_and_says_so(
+        db, clock, monkeypatch):
+    network = make_network(db, clock)
+    windows = make_windows(db, capacity=1)
+    variant = make_item(db, clock, central=5, hub=5)
+    [order_id] = _paid_orders(db, clock, variant_id=variant, location_id=network.central_id,
+                              count=1)
+    [rival] = make_orders(db, clock, 1)  # another shopper's order, not for this batch
+    filled: list[int] = []
+    real_book_window = batch.book_window
+
+    def book_after_a_rival(session, *, window_id, **kwargs):
+        """The decider has read the options (the window had room); before its booking, the
+        rival's booking takes the last place in its own transaction, and commits."""
+        if not filled:
+            filled.append(window_id)
+            with db.transaction() as other:
+                real_book_window(other, clock=clock, window_id=window_id, order_id=rival,
+                                 destination=kwargs["destination"], weight_grams=500)
+        return real_book_window(session, window_id=window_id, **kwargs)
+
+    monkeypatch.setattr(batch, "book_window", book_after_a_rival)
+
+    report = decide_undecided_orders(db, clock=clock, geocoder=GEOCODER,
+                                     held_back=lambda session, at: {rival})
+
+    assert report.fallbacks == [order_id] and filled and filled[0] in windows
+    with db.transaction() as session:
+        row = session.scalar(select(FulfilmentDecisionRow).where(
+            FulfilmentDecisionRow.order_id == order_id))
+        # then: the rules ran again without the full window, and the record says why
+        assert "fallback" in row.rule
+        assert f"Fell back: hub-hackney window {filled[0]} is full (1 orders)" \
+            in row.explanation
+        assert row.window_id != filled[0]
+        bookings = {b.live_order_id: b.window_id for b in session.scalars(
+            select(WindowBooking).where(WindowBooking.status == BookingStatus.booked))}
+        assert bookings.get(rival) == filled[0] and bookings.get(order_id) == row.window_id
+        assert all(w.booked <= w.capacity for w in session.scalars(select(DeliveryWindow)))
+        assert session.scalar(select(DeliveryWindow.booked).where(
+            DeliveryWindow.id == filled[0])) == 1

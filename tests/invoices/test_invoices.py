@@ -9,16 +9,26 @@ import uuid
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from dropline.cli import app
 from dropline.invoices import service
-from dropline.invoices.models import Invoice
+from dropline.adapters.payments import LocalCardProvider
+from dropline.invoices.models import CreditNote, Invoice
+from dropline.orders import flows
 from dropline.orders.models import Order, OrderStatus
 from dropline.tax import service as tax
 from dropline.tax.rules import TaxClass
-from tests.builders import api_token, cart_with, checkout_body, make_location, make_product, sign_up
+from tests.builders import (
+    CREDIT_NOTES,
+    api_token,
+    cart_with,
+    checkout_body,
+    make_location,
+    make_product,
+    sign_up,
+)
 from tests.orders.lifecycle_builders import paid_order
 from tests.orders.test_races import race
 
@@ -165,3 +175,56 @@ def test_the_shopper_downloads_their_issued_invoice_from_the_order_page(client, 
     assert pdf.status_code == 200 and "Invoice INV-000001" in pdf_text(pdf.content)
     sign_up(client)  # another shopper
     assert client.get(f"/orders/{order['id']}/invoice.pdf").status_code == 404
+
+
+def _credit_notes(db) -> list[tuple[str, int, int]]:
+    with db.transaction() as session:
+        return [(n.reference, n.refund_id, n.gross_amount) for n in session.scalars(
+            select(CreditNote).order_by(CreditNote.number))]
+
+
+def test_every_refund_issues_its_credit_note_once_with_gapless_numbers(client, db, clock):
+    order = _order_with_two_rates(client, db, clock)  # 81.00, paid through the API
+    headers = api_token(db, clock, "invoices:manage", "orders:refund")
+    path = f"/api/v1/admin/orders/{order['id']}"
+
+    first = client.post(f"{path}/refunds", json={"amount": 2700, "reason": "a damaged box"},
+                        headers={**headers, "Idempotency-Key": "r1"})
+    retried = client.post(f"{path}/refunds", json={"amount": 2700, "reason": "a damaged box"},
+                          headers={**headers, "Idempotency-Key": "r1"})
+    asked = client.post(f"/api/v1/admin/refunds/{first.json()['id']}/credit-note",
+                        headers=headers)
+    cancelled = client.post(f"{path}/cancel", json={"reason": "changed my mind"},
+                            headers={**headers, "Idempotency-Key": "c1"})
+
+    assert first.status_code == 201 and retried.json()["id"] == first.json()["id"]
+    assert cancelled.status_code == 200, cancelled.text
+    notes = _credit_notes(db)
+    # one per refund, none asked for: the partial one, then the cancellation's (the rest)
+    assert [(ref, gross) for ref, _, gross in notes] == [("CN-000001", 2700),
+                                                         ("CN-000002", 5400)]
+    assert notes[0][1] == first.json()["id"] and asked.json()["reference"] == "CN-000001"
+    with db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Invoice)) == 1  # INV-000001
+
+
+def test_concurrent_refunds_each_issue_one_credit_note_without_gaps(db, clock, settings):
+    make_location(db)
+    _, variant = make_product(db, clock, price=1000, stock=100)
+    orders = [paid_order(db, clock, settings, [(variant, 4)]) for _ in range(3)]
+    provider = LocalCardProvider(db.sessions, clock)
+
+    def refund(i: int) -> int:  # six refunds of 10.00 at once, two per order; then retried
+        return flows.refund_order(db, clock=clock, provider=provider,
+                                  credit_notes=CREDIT_NOTES, order_id=orders[i % 3],
+                                  amount=1000, reason="race", actor="test",
+                                  idempotency_key=f"race-{i}")
+
+    results = race(6, refund)
+    retried = [refund(i) for i in range(6)]  # the same keys again: the same refunds
+
+    refunds = {r for r in results if isinstance(r, int)}
+    assert len(refunds) == 6 and set(retried) == refunds, results
+    notes = _credit_notes(db)
+    assert sorted(refund_id for _, refund_id, _ in notes) == sorted(refunds)
+    assert [ref for ref, _, _ in notes] == [f"CN-{n:06d}" for n in range(1, 7)]

@@ -14,9 +14,13 @@ from dropline.notifications.models import MailOutboxItem, MailStatus
 from dropline.notifications.render import TEMPLATES, render_mail
 from dropline.notifications.rules import MARKETING
 from dropline.notifications.service import sample_context
+from dropline.drops import flows as drop_flows
+from dropline.drops.service import HoldLine
 from dropline.orders import flows, lifecycle, shipments
 from dropline.orders.models import Order
-from tests.builders import checkout_policy, make_location, make_product
+from tests.builders import ADDRESS, CREDIT_NOTES, checkout_policy, make_location, make_product
+from tests.discounts.builders import make_code
+from tests.drops.builders import CARD, make_drop, make_shopper
 from tests.notifications.conftest import free_port
 from tests.orders.lifecycle_builders import paid_order
 
@@ -115,7 +119,8 @@ def test_a_cancellation_mails_the_cancellation_and_the_refund(db, clock, setting
     order_id = paid_order(db, clock, settings, [(variant, 1)])
 
     flows.cancel_order(db, clock=clock, provider=LocalCardProvider(db.sessions, clock),
-                       policy=checkout_policy(), order_id=order_id, reason="changed my mind",
+                       policy=checkout_policy(), credit_notes=CREDIT_NOTES, order_id=order_id,
+                       reason="changed my mind",
                        actor="test")
 
     assert [template for template, _, _ in _outbox(db)] == [
@@ -165,3 +170,24 @@ def test_a_mail_about_an_event_days_old_is_not_sent(db, clock, settings, smtp_se
 
     assert (report.sent, report.failed, inbox.messages) == (0, 1, [])
     assert _outbox(db) == [("order_confirmation", MailStatus.failed, 1)]
+
+
+def test_a_drop_order_bought_with_a_code_is_confirmed_with_its_discount_and_vat(
+        db, clock, settings, smtp_server):
+    inbox, port = smtp_server
+    world = make_drop(db, clock, cap=5, limit=2, price=4200)
+    make_code(db, clock, code="FIGNIGHT", percent=10, drop_ids=[world.drop_id])
+    order_id = drop_flows.purchase(
+        db, clock=clock, settings=settings, provider=LocalCardProvider(db.sessions, clock),
+        drop_id=world.drop_id, shopper=make_shopper(db, clock),
+        lines=[HoldLine(world.variant_ids[0], 1)], admission_token=None, card=CARD,
+        shipping_address=ADDRESS, checkout_reference="mail-code-1", discount_code="fignight")
+
+    _send(db, clock, port)
+
+    [confirmation] = inbox.messages
+    assert confirmation["Subject"] == f"Your Fig & Smoke order {order_id} is confirmed"
+    text = " ".join(confirmation.get_body(("plain",)).get_content().split())
+    # 42.00 less 10 %, delivery 3.95: 41.75, of which VAT 6.30 (goods) + 0.66 (delivery)
+    assert "Discount code FIGNIGHT -£4.20" in text and "Total £41.75" in text
+    assert "£6.96" in text

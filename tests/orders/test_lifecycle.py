@@ -16,7 +16,7 @@ from dropline.orders import flows, lifecycle
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.orders.rules import OrderStage, StageConflict
 from dropline.payments.models import LocalProviderCharge, Refund
-from tests.builders import checkout_policy, make_location, make_product
+from tests.builders import CREDIT_NOTES, checkout_policy, make_location, make_product
 from tests.orders.lifecycle_builders import paid_order
 from tests.orders.test_races import race
 
@@ -30,7 +30,8 @@ def _move(db, clock, order_id, *actions):
 
 def _cancel(db, clock, order_id, lines=None, key=None):
     return flows.cancel_order(db, clock=clock, provider=LocalCardProvider(db.sessions, clock),
-                              policy=checkout_policy(), order_id=order_id, reason="changed mind",
+                              policy=checkout_policy(), credit_notes=CREDIT_NOTES,
+                              order_id=order_id, reason="changed mind",
                               actor="test", lines=lines, idempotency_key=key)
 
 

@@ -22,7 +22,14 @@ from dropline.locations.models import StockLevel
 from dropline.orders import flows
 from dropline.orders.models import Order, OrderStatus
 from dropline.payments.models import LocalProviderCharge
-from tests.builders import ADDRESS, card_of, checkout_policy, make_location, make_product
+from tests.builders import (
+    ADDRESS,
+    CREDIT_NOTES,
+    card_of,
+    checkout_policy,
+    make_location,
+    make_product,
+)
 
 CARD = card_of()
 
@@ -121,7 +128,8 @@ def test_concurrent_refunds_never_exceed_the_order_total(db, clock, settings):
     order_id = _checkout(db, clock, settings, provider, customer_id, cart_id, "paid-1")
 
     results = race(6, lambda i: flows.refund_order(
-        db, clock=clock, provider=provider, order_id=order_id, amount=2500, reason="race",
+        db, clock=clock, provider=provider, credit_notes=CREDIT_NOTES, order_id=order_id,
+        amount=2500, reason="race",
         actor="test", idempotency_key=f"refund-{i}"))
 
     succeeded = [r for r in results if isinstance(r, int)]

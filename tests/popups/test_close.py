@@ -26,8 +26,9 @@ def _stock(db, code: str) -> dict[int, int]:
             Location, Location.id == StockLevel.location_id).where(Location.code == code)).all())
 
 
-def _sell(db, clock, shop, variant_id: int, quantity: int, ref: str) -> None:
-    counter.sell(db, clock=clock, provider=LocalCardProvider(db.sessions, clock),
+def _sell(db, clock, settings, shop, variant_id: int, quantity: int, ref: str) -> None:
+    counter.sell(db, clock=clock, settings=settings,
+                 provider=LocalCardProvider(db.sessions, clock),
                  request=counter.CounterSaleRequest(
                      popup_code=shop.code, lines=[(variant_id, quantity)],
                      reading=TerminalReading("term_x", card_of(),
@@ -35,10 +36,10 @@ def _sell(db, clock, shop, variant_id: int, quantity: int, ref: str) -> None:
                      email="b@example.com", name="", sale_reference=ref))
 
 
-def test_close_reconciles_expected_against_counted_and_sends_the_count_back(db, clock):
+def test_close_reconciles_expected_against_counted_and_sends_the_count_back(db, clock, settings):
     shop = open_popup(db, clock, stock=(10, 5))  # hub keeps 10 and 15
     fig, candle = shop.variants
-    _sell(db, clock, shop, fig, 3, "r1")  # expected: fig 7, candle 5
+    _sell(db, clock, settings, shop, fig, 3, "r1")  # expected: fig 7, candle 5
 
     with db.transaction() as session:
         report = service.close_popup(session, clock=clock, code=shop.code,

@@ -11,11 +11,13 @@ from dropline.customers.models import Customer
 from dropline.fulfilment.models import FulfilmentDecisionRow
 from dropline.locations.models import Location, StockLevel
 from dropline.memberships.models import Membership
-from dropline.orders.models import Order, OrderStatus
+from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.popups.models import PopupSale
 from dropline.telemetry import service as telemetry
 from dropline.telemetry.cohorts import value_by
 from tests.builders import DECLINED_PM, api_token, sign_in_console
+from tests.discounts.builders import make_code
+from tests.invoices.test_invoices import pdf_text
 from tests.memberships.support import make_tier
 from tests.popups.support import open_popup, sale_body
 from tests.web.support import assert_problem
@@ -182,3 +184,68 @@ def test_the_receipt_of_a_graded_item_carries_its_condition_disclosure(client, d
     assert "Condition: Refurbished, grade B. Hairline glaze crack, sealed." in text
     assert "/returns-policy#grades" in text
     assert "Condition" not in new_receipt.read_text()  # nothing to disclose on a new item
+
+
+def test_a_counter_sale_records_its_vat_and_its_invoice_shows_it(client, db, clock):
+    shop = open_popup(db, clock)  # 42.00 and 25.00, standard-rated, sold in the UK shop
+    headers = {**api_token(db, clock, "popups:sell", "invoices:manage"),
+               "Idempotency-Key": "sale-vat"}
+    body = {**sale_body(shop.variants[0]),
+            "lines": [{"variant_id": shop.variants[0], "quantity": 1},
+                      {"variant_id": shop.variants[1], "quantity": 1}]}
+
+    sold = client.post("/api/v1/admin/popups/popup-test/sales", json=body, headers=headers)
+    order_id = sold.json()["order_id"]
+    issued = client.post(f"/api/v1/admin/orders/{order_id}/invoice", headers=headers)
+    pdf = client.get(f"/api/v1/admin/invoices/{issued.json()['reference']}.pdf",
+                     headers=headers)
+
+    assert sold.status_code == 201, sold.text
+    with db.transaction() as session:
+        order = session.get(Order, order_id)
+        lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)
+                                .order_by(OrderLine.variant_id)).all()
+        # 42.00 holds 7.00 VAT at 20 %, 25.00 holds 4.17; no delivery, nothing added on top
+        assert (order.tax_amount, order.tax_added_amount, order.total_amount,
+                order.tax_country) == (1117, 0, 6700, "GB")
+        assert [(li.tax_rate_bp, li.tax_amount) for li in lines] == [(2000, 700), (2000, 417)]
+    text = pdf_text(pdf.content)
+    assert "VAT 20% £55.83 £11.17" in text
+    assert "Total VAT £11.17" in text and "Total £67.00" in text
+
+
+def test_a_discount_code_at_the_counter_applies_by_its_scope_and_cap(client, db, clock,
+                                                                      outbox_dir):
+    shop = open_popup(db, clock)  # 42.00 eau de parfum, 25.00 candle
+    make_code(db, clock, code="CANDLES20", percent=20, family_slugs=["candles"], max_uses=1)
+    make_code(db, clock, code="DROPONLY", percent=50, drop_ids=[404])
+    headers = api_token(db, clock, "popups:sell")
+    both = [{"variant_id": shop.variants[0], "quantity": 1},
+            {"variant_id": shop.variants[1], "quantity": 1}]
+
+    def sell(key: str, code: str):
+        return client.post("/api/v1/admin/popups/popup-test/sales",
+                           json={**sale_body(shop.variants[0]), "lines": both,
+                                 "discount_code": code},
+                           headers={**headers, "Idempotency-Key": key})
+
+    sold = sell("code-1", "candles20")  # any case
+    used_up = sell("code-2", "CANDLES20")
+    drop_only = sell("code-3", "DROPONLY")
+    unknown = sell("code-4", "NOPE")
+
+    assert sold.status_code == 201, sold.text
+    # 20 % off the candle only: 5.00 off; the VAT is on what was paid (7.00 + 3.33)
+    assert (sold.json()["discount_code"], sold.json()["discount_amount"],
+            sold.json()["total_amount"], sold.json()["tax_amount"]) == ("CANDLES20", 500,
+                                                                          6200, 1033)
+    assert_problem(used_up, 409)
+    assert used_up.json()["field"] == "discount_code" and "used up" in used_up.json()["detail"]
+    assert_problem(drop_only, 422)
+    assert drop_only.json()["field"] == "discount_code"
+    assert_problem(unknown, 422)
+    assert _orders(db) == 1  # refused sales write nothing, and take no stock
+    assert _on_hand(db, "popup-test", shop.variants[1]) == 4
+    receipt = next(outbox_dir.glob("popup-receipt-*.eml")).read_text()
+    assert "Discount (CANDLES20): -£5.00" in receipt and "Total paid: £62.00" in receipt
+    assert "Includes VAT of £10.33" in receipt

@@ -16,12 +16,12 @@ from tests.orders.test_races import race
 from tests.popups.support import open_popup
 
 
-def test_the_last_unit_at_a_pop_up_is_sold_once(db, clock):
+def test_the_last_unit_at_a_pop_up_is_sold_once(db, clock, settings):
     shop = open_popup(db, clock, stock=(1, 1))
     provider = LocalCardProvider(db.sessions, clock)
 
     def sell(i: int) -> int:
-        return counter.sell(db, clock=clock, provider=provider,
+        return counter.sell(db, clock=clock, settings=settings, provider=provider,
                             request=counter.CounterSaleRequest(
                                 popup_code=shop.code, lines=[(shop.variants[0], 1)],
                                 reading=TerminalReading(

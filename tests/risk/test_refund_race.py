@@ -14,6 +14,7 @@ from dropline.orders.models import Order, OrderLine
 from dropline.payments.models import LocalProviderCharge, Refund
 from dropline.risk import flows, returns
 from dropline.risk.models import ReturnRequest, ReturnStatus
+from tests.builders import CREDIT_NOTES
 from tests.orders.test_races import _checkout, _shopper_with_cart, race
 from tests.risk.support import shop
 
@@ -40,6 +41,7 @@ def test_concurrent_refunds_of_one_return_pay_it_exactly_once(db, clock, setting
     provider = LocalCardProvider(db.sessions, clock)
 
     results = race(8, lambda i: flows.refund_return(db, clock=clock, provider=provider,
+                                                    credit_notes=CREDIT_NOTES,
                                                     return_id=return_id, actor=f"admin:{i}"))
 
     assert Counter(type(r).__name__ for r in results) == {"ReturnRequest": 8}, results
@@ -56,9 +58,11 @@ def test_concurrent_refunds_of_one_return_pay_it_exactly_once(db, clock, setting
 def test_a_repeated_refund_after_success_replays_and_pays_nothing_more(db, clock, settings):
     return_id, order_id = _approved_return(db, clock, settings)
     provider = LocalCardProvider(db.sessions, clock)
-    first = flows.refund_return(db, clock=clock, provider=provider, return_id=return_id,
+    first = flows.refund_return(db, clock=clock, provider=provider, credit_notes=CREDIT_NOTES,
+                                return_id=return_id,
                                 actor="admin:1")
-    again = flows.refund_return(db, clock=clock, provider=provider, return_id=return_id,
+    again = flows.refund_return(db, clock=clock, provider=provider, credit_notes=CREDIT_NOTES,
+                                return_id=return_id,
                                 actor="admin:2")
     assert first.refund_id is not None and again.refund_id == first.refund_id
     with db.transaction() as session:

@@ -8,6 +8,7 @@ from dropline.tax.rules import (
     RateRow,
     TaxClass,
     TaxLine,
+    TaxTable,
     breakdown,
     is_reverse_charge,
     rate_for,
@@ -69,3 +70,20 @@ def test_the_shipped_table_has_the_uk_and_the_27_eu_states():
     countries = {row.country for row in shipped_rates()}
     assert len(countries) == 28 and {"GB", "DE", "FR", "IE", "MT"} <= countries
     assert rate_for(shipped_rates(), country="FI", tax_class=S, on=date(2026, 1, 1)) == 2550
+
+
+def test_a_tax_table_gives_the_breakdown_of_the_rules_for_every_order_of_a_batch():
+    table = TaxTable(ROWS, {1: S, 2: R}, prices_include_tax=True)  # products 1 and 2
+    orders = [([(1, 4200), (2, 1050)], 0, "GB"), ([(1, 4200)], 395, "GB"),
+              ([(2, 2100)], 395, "EE"), ([(3, 999)], 0, "GB")]  # 3: not read in, standard
+    classes = {1: S, 2: R, 3: S}
+
+    for lines, shipping, country in orders * 2:  # each order twice: the second from memory
+        assert table.breakdown(lines=lines, shipping_amount=shipping, country=country,
+                               on=date(2026, 3, 2)) == breakdown(
+            ROWS, lines=[TaxLine(amount, classes[pid]) for pid, amount in lines],
+            shipping_amount=shipping, country=country, on=date(2026, 3, 2),
+            prices_include_tax=True)
+    # the EE reduced line: Estonia has no reduced rate in ROWS, so it is untaxed there
+    assert table.breakdown(lines=[(2, 2100)], shipping_amount=0, country="EE",
+                           on=date(2026, 3, 2)).tax_amount == 0

@@ -49,6 +49,7 @@ from dropline.drops.story import render_story
 from dropline.errors import DomainError, InvalidState, PaymentDeclined, RateLimited
 from dropline.idempotency.service import Claim
 from dropline.orders.api import order_read
+from dropline.orders.policy import DeliveryChoice
 from dropline.planning.drop_report import drop_report
 from dropline.ratelimit import RateLimiter, identity_key, ip_key
 from dropline.schemas import IDEMPOTENCY_KEY_PATTERN, IdPath
@@ -299,7 +300,9 @@ def checkout_hold(hold_id: IdPath, body: HoldCheckout, request: Request, service
                 provider=services.payments, customer_id=who.customer_id, hold_id=hold_id,
                 card=services.payments.describe_card(body.payment_method),
                 shipping_address=body.shipping_address.model_dump(),
-                checkout_reference=claim.reference, early_access=early_access_of(request))
+                checkout_reference=claim.reference, early_access=early_access_of(request),
+                discount_code=body.discount_code, delivery=_delivery(body),
+                policy=services.checkout)
         except PaymentDeclined:
             _close_in_gate(request, services, hold_id, units_back=True)
             raise
@@ -335,7 +338,10 @@ async def purchase_response(request: Request, *, drop_id: int, body: PurchaseCre
     (the form), used instead of the body's and not part of the request's fingerprint."""
     services: Services = request.app.state.services
     hot = hot_path(request.app.state)
-    if hot is not None:  # the API's are served by the fast lane (drops.crowd.lane), normally
+    # A purchase with a delivery window is booked by the database path even with the engine
+    # on (its batch writer books no windows); the slot rows stay the truth, and the gate
+    # learns of the units from PostgreSQL, as it does of held units.
+    if hot is not None and body.delivery is None:  # the API's take the fast lane, normally
         return await engine_response(
             hot, drop_id=drop_id, body=body, path=request.url.path,
             session_token=request.cookies.get(services.settings.web.session_cookie_name),
@@ -372,6 +378,10 @@ def _problem_slug(body: bytes | memoryview) -> str:
 _batcher_lock = threading.Lock()
 
 
+def _delivery(body: PurchaseCreate | HoldCheckout) -> DeliveryChoice | None:
+    return DeliveryChoice(**body.delivery.model_dump()) if body.delivery else None
+
+
 def _batcher(state: Any, services: Services) -> batched.PurchaseBatcher | None:
     """The process's batcher of database-path purchases (``drops.batched``), on PostgreSQL;
     None on SQLite, whose purchases take ``flows.purchase`` one by one."""
@@ -405,7 +415,8 @@ def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
                 drop_id=drop_id, shopper=who, lines=lines,
                 admission_token=admission_token or body.admission_token, card=card,
                 shipping_address=body.shipping_address.model_dump(),
-                checkout_reference=claim.reference, early_access=early_access_of(request))
+                checkout_reference=claim.reference, early_access=early_access_of(request),
+                discount_code=body.discount_code, delivery=_delivery(body))
             if paid is not None:
                 return 201, paid
         order_id = flows.purchase(
@@ -413,7 +424,9 @@ def _purchase_in_database(drop_id: int, body: PurchaseCreate, request: Request,
             provider=services.payments, drop_id=drop_id, shopper=who, lines=lines,
             admission_token=admission_token or body.admission_token, card=card,
             shipping_address=body.shipping_address.model_dump(),
-            checkout_reference=claim.reference, early_access=early_access_of(request))
+            checkout_reference=claim.reference, early_access=early_access_of(request),
+            discount_code=body.discount_code, delivery=_delivery(body),
+            policy=services.checkout)
         with services.db.transaction() as session:
             return 201, order_read(session, order_id)
 

@@ -49,7 +49,7 @@ from dropline.drops.crowd.writer import Job, write_batch
 from dropline.drops.errors import AdmissionRefused, SoldOut
 from dropline.drops.flows import Shopper, in_transaction
 from dropline.drops.models import DropBuyer, DropQueueEntry, HoldSource
-from dropline.errors import PaymentDeclined
+from dropline.errors import DomainError, PaymentDeclined
 from dropline.orders.service import find_by_checkout_reference
 from dropline.payments.provider import CardToken, PaymentProvider
 
@@ -204,11 +204,15 @@ def purchase(
     db: Database, *, clock: Clock, settings: Settings, batcher: PurchaseBatcher, drop_id: int,
     shopper: Shopper, lines: Sequence[service.HoldLine], admission_token: str | None,
     card: CardToken, shipping_address: dict[str, Any], checkout_reference: str,
-    early_access: service.EarlyAccess,
+    early_access: service.EarlyAccess, discount_code: str = "",
+    delivery: object | None = None,
 ) -> Any | None:
     """The paid order (as the API reads it), or a refusal raised; None leaves the purchase to
-    ``flows.purchase`` (see the module's text). The request's Idempotency-Key is the caller's
-    (its record written before, its answer stored after, as for ``flows.purchase``)."""
+    ``flows.purchase`` (see the module's text), as is any purchase with a ``delivery`` window
+    (the batch books no windows). The request's Idempotency-Key is the caller's (its record
+    written before, its answer stored after, as for ``flows.purchase``)."""
+    if delivery is not None:
+        return None
     screened = in_transaction(db, lambda session: screen(
         session, clock=clock, settings=settings, drop_id=drop_id, shopper=shopper, lines=lines,
         admission_token=admission_token, checkout_reference=checkout_reference,
@@ -224,7 +228,8 @@ def purchase(
     job = Job(drop_id=drop_id, customer_id=shopper.customer_id,
               lines=sorted(by_variant.items()), pools=screened.pools, card=card,
               shipping_address=shipping_address, reference=checkout_reference,
-              token_n=screened.token_n, source=screened.source)
+              token_n=screened.token_n, source=screened.source,
+              discount_code=discount_code.strip())
     batcher.submit(job)
     kind, detail = job.outcome or ("refused", None)
     if kind == "paid":
@@ -234,4 +239,6 @@ def purchase(
                               "was charged", **detail)
     if (kind, detail) == ("refused", "soldout"):
         raise _sold_out(screened, drop_id)
+    if kind == "refused" and isinstance(detail, DomainError):
+        raise detail  # the discount code's refusal, decided in the batch
     return None

@@ -37,7 +37,7 @@ from dropline.drops.story import render_story
 from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.media.models import MediaOwner
 from dropline.media.views import image_views
-from dropline.orders.schemas import AddressIn
+from dropline.orders.schemas import AddressIn, DeliveryIn
 from dropline.payments.provider import CardToken
 from dropline.popups import experiments
 from dropline.popups.experiments import requested_variant
@@ -53,6 +53,7 @@ from dropline.web.deps import (
     ServicesDep,
 )
 from dropline.web.payment_page import hosted_card_entry, ready_card, returned_form
+from dropline.web.shop import delivery_windows
 from dropline.web.templating import render_html, templates
 
 router = APIRouter(include_in_schema=False)
@@ -161,14 +162,16 @@ def _sign_in(next_path: str) -> RedirectResponse:
 
 def _me_page(request: Request, services: Services, customer: Principal, drop_id: int, *,
              error: str = "", message: str = "", status_code: int = 200,
-             form: dict[str, str] | None = None,
+             form: dict[str, str] | None = None, field: str = "", postcode: str = "",
              confirm: dict[str, str] | None = None,
              card: CardToken | None = None) -> HTMLResponse:
     """The shopper's own place; after a refused purchase ``form`` keeps what they typed
     (never the card number or CVC), shown with the one message saying why. ``confirm``: a
     payment waiting for the shopper's bank (3-D Secure), for the provider's script to confirm
     (``_confirm_payment.html``). ``card``: a card back from the provider's hosted card page,
-    shown ready in the form."""
+    shown ready in the form. ``field``: the form field the refusal is about (shown beside
+    it, e.g. a discount code's refusal). ``postcode``: the hub delivery windows offered there
+    are listed in the form (for the item picked, else the first)."""
     clock = services.clock
     with services.db.transaction() as session:
         drop = service.get_drop(session, drop_id)
@@ -182,13 +185,23 @@ def _me_page(request: Request, services: Services, customer: Principal, drop_id:
             queue = None
         waitlist = session.scalar(select(DropWaitlistEntry).where(
             DropWaitlistEntry.drop_id == drop.id, DropWaitlistEntry.customer_id == customer.id))
-    can_buy = state in (DropState.live, DropState.early_access) and (
-        not drop.queue_enabled or (queue is not None and queue.admitted))
+        can_buy = state in (DropState.live, DropState.early_access) and (
+            not drop.queue_enabled or (queue is not None and queue.admitted))
+        form = form or {}
+        postcode = postcode or form.get("postcode", "")
+        if postcode and not form.get("postcode"):
+            form = {**form, "postcode": postcode}  # the address starts with it
+        picked = next((item.variant_id for item in items
+                       if str(item.variant_id) == form.get("variant_id")),
+                      items[0].variant_id if items else None)
+        windows = delivery_windows(session, services, [(picked, 1)], postcode) \
+            if can_buy and picked is not None else []
     response = templates.TemplateResponse(request, "drop_me.html", {
         "shop_name": services.settings.shop.name, "drop": drop, "state": state.value,
         "items": items, "queue": queue, "waitlist": waitlist, "can_buy": can_buy,
-        "error": error, "message": message, "form_key": uuid.uuid4().hex,
-        "form": form or {}, "confirm": confirm, "card_ready": card,
+        "error": error, "field": field, "message": message, "form_key": uuid.uuid4().hex,
+        "form": form, "confirm": confirm, "card_ready": card, "windows": windows,
+        "postcode": postcode,
         "eta": int((queue.admitted_at - clock.now()).total_seconds()) if queue else 0,
     }, status_code=status_code)
     return caching.private_response(response)  # type: ignore[return-value]
@@ -212,7 +225,8 @@ def my_place(ref: str, request: Request, services: ServicesDep,
     card = ready_card(services, query.get("payment_method", ""))
     typed = returned_form(services, request) if card else None
     return _me_page(request, services, customer, _drop_id(services, ref),
-                    message=message.get(query.get("done", ""), ""), form=typed, card=card)
+                    message=message.get(query.get("done", ""), ""), form=typed, card=card,
+                    postcode=query.get("postcode", "")[:16])
 
 
 def _act(request: Request, services: Services, customer: Principal | None, ref: str,
@@ -264,7 +278,10 @@ def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> P
             payment_method=form["payment_method"],
             shipping_address=AddressIn(name=form["name"], line1=form["line1"],
                                        city=form["city"], postcode=form["postcode"],
-                                       country=form["country"] or "GB"))
+                                       country=form["country"] or "GB"),
+            discount_code=form.get("discount_code", ""),
+            delivery=DeliveryIn(window_id=int(form["window"]))
+            if form.get("window", "").isdigit() else None)
     except (ValidationError, ValueError):
         raise InvalidInput("check the address") from None
 
@@ -273,7 +290,8 @@ def _purchase_body(form: dict[str, str], *, variant_id: int, quantity: int) -> P
 def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCustomer,
         variant_id: IdForm, key: Annotated[str, Form(max_length=64)],
         name: Short, line1: Short, city: Short, postcode: Short, payment: PaymentFormDep,
-        quantity: Small = 1, country: Short = "GB") -> Response:
+        quantity: Small = 1, country: Short = "GB", discount_code: Short = "",
+        window: Short = "") -> Response:
     """Buys once admitted: an admission token is issued and redeemed in this one request,
     through the API's entry point (``api.purchase_response``: rate limits, the engine or the
     database path). The form's key is the purchase's Idempotency-Key, so a double submit is
@@ -282,7 +300,8 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
         return _sign_in(f"/drops/{ref[:120]}")
     drop_id = _drop_id(services, ref)
     typed = {"name": name, "line1": line1, "city": city, "postcode": postcode,
-             "country": country, "variant_id": str(variant_id), "quantity": str(quantity)}
+             "country": country, "variant_id": str(variant_id), "quantity": str(quantity),
+             "discount_code": discount_code, "window": window}
     if payment.missing:  # sent without JavaScript: the card is given at the provider's page
         hosted = hosted_card_entry(request, services, path=f"/drops/{drop_id}/me", form=typed,
                                    customer_id=customer.id)
@@ -295,7 +314,9 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
     try:
         body = _purchase_body({"payment_method": payment.reference, "name": name,
                                "line1": line1, "city": city, "postcode": postcode,
-                               "country": country}, variant_id=variant_id, quantity=quantity)
+                               "country": country, "discount_code": discount_code,
+                               "window": window},
+                              variant_id=variant_id, quantity=quantity)
         token = None
         with services.db.transaction() as session:
             drop = service.get_drop(session, drop_id)
@@ -309,7 +330,8 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
             admission_token=token))
     except DomainError as exc:
         return _me_page(request, services, customer, drop_id, error=exc.detail,
-                        status_code=exc.status, form=typed)
+                        status_code=exc.status, form=typed,
+                        field=str(exc.extensions.get("field") or ""))
     answer = json.loads(bytes(response.body))
     if response.status_code >= 400 and answer.get("client_secret") and answer.get("order_id"):
         # Held for the shopper while their bank asks them to authenticate, in this page.
@@ -320,5 +342,6 @@ def buy(ref: str, request: Request, services: ServicesDep, customer: OptionalCus
                                      f"/orders/{int(answer['order_id'])}/bank-authentication"})
     if response.status_code >= 400:
         return _me_page(request, services, customer, drop_id, error=answer["detail"],
-                        status_code=response.status_code, form=typed)
+                        status_code=response.status_code, form=typed,
+                        field=str(answer.get("field") or ""))
     return RedirectResponse(f"/orders/{answer['id']}?placed=1", status_code=303)

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dropline.drops.models import HoldSource, HoldStatus, WaitlistStatus
 from dropline.drops.rules import MAX_SLOTS, DropState
-from dropline.orders.schemas import AddressIn
+from dropline.orders.schemas import AddressIn, DeliveryIn
 from dropline.schemas import (
     Id,
     Input,
@@ -121,14 +121,29 @@ class HoldRead(Output):
     order_id: int | None
 
 
+WINDOW = ("a hub delivery window (from GET /api/v1/delivery-options), booked with the order "
+          "and its price added to the total; a full window answers 409 and nothing is taken. "
+          "Without one, the order's delivery is decided after the drop")
+
+
+def _discount_code() -> Any:
+    return Field("", max_length=40, description="a discount code (any case) whose scope covers "
+                 "the drop's goods; refused with the reason, naming this field, if it does not "
+                 "apply (422) or is used up (409)")
+
+
 class HoldCheckout(PaymentInput):
     payment_method: PaymentMethodRef
     shipping_address: AddressIn
+    discount_code: str = _discount_code()
+    delivery: DeliveryIn | None = Field(None, description=WINDOW)
 
 
 class PurchaseCreate(HoldCreate, PaymentInput):
     payment_method: PaymentMethodRef
     shipping_address: AddressIn
+    discount_code: str = _discount_code()
+    delivery: DeliveryIn | None = Field(None, description=WINDOW)
 
 
 class WaitlistJoin(Input):

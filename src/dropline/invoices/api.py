@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from dropline.config import Settings
 from dropline.invoices import documents, service
 from dropline.schemas import IdPath, Output
 from dropline.web.deps import ClockDep, Principal, ServicesDep, SessionDep, admin
@@ -32,11 +31,6 @@ class DocumentRead(Output):
     content: dict[str, Any]
 
 
-def seller_of(settings: Settings) -> service.Seller:
-    shop = settings.shop
-    return {"name": shop.name, "vat_number": shop.vat_number, "country": shop.country}
-
-
 def _pdf(body: bytes, name: str) -> Response:
     return Response(body, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{name}.pdf"'})
@@ -48,7 +42,7 @@ def _pdf(body: bytes, name: str) -> Response:
 def issue_invoice(order_id: IdPath, session: SessionDep, clock: ClockDep,
                   services: ServicesDep, _: Manager) -> DocumentRead:
     return DocumentRead.model_validate(service.issue_invoice(
-        session, clock=clock, order_id=order_id, seller=seller_of(services.settings)))
+        session, clock=clock, order_id=order_id, seller=service.seller_of(services.settings)))
 
 
 @router.post("/refunds/{refund_id}/credit-note", response_model=DocumentRead,
@@ -57,7 +51,7 @@ def issue_invoice(order_id: IdPath, session: SessionDep, clock: ClockDep,
 def issue_credit_note(refund_id: IdPath, session: SessionDep, clock: ClockDep,
                       services: ServicesDep, _: Manager) -> DocumentRead:
     return DocumentRead.model_validate(service.issue_credit_note(
-        session, clock=clock, refund_id=refund_id, seller=seller_of(services.settings)))
+        session, clock=clock, refund_id=refund_id, seller=service.seller_of(services.settings)))
 
 
 @router.get("/invoices/{reference}.pdf", summary="An issued invoice as PDF",

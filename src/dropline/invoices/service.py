@@ -9,21 +9,29 @@ commit."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
+from dropline.config import Settings
 from dropline.errors import InvalidState, NotFound
 from dropline.invoices.models import CreditNote, DocumentCounter, Invoice
 from dropline.invoices.rules import InvoiceLine, credit_content, invoice_content, reference
 from dropline.orders.models import Order, OrderLine, OrderStatus
 from dropline.payments.models import Refund
 
-__all__ = ["Seller", "get_credit_note", "get_invoice", "invoice_of", "issue_credit_note",
-           "issue_invoice", "next_number"]
+__all__ = ["CreditNotes", "Seller", "get_credit_note", "get_invoice", "invoice_of",
+           "issue_credit_note", "issue_invoice", "next_number", "seller_of"]
 
 Seller = dict[str, str]  # name, vat_number, country
+
+
+def seller_of(settings: Settings) -> Seller:
+    shop = settings.shop
+    return {"name": shop.name, "vat_number": shop.vat_number, "country": shop.country}
 CAPTURED = (OrderStatus.paid, OrderStatus.partially_refunded, OrderStatus.refunded)
 
 
@@ -132,3 +140,14 @@ def get_credit_note(session: Session, reference_: str) -> CreditNote:
     if found is None:
         raise NotFound(f"credit note {reference_} not found")
     return found
+
+
+@dataclass(frozen=True)
+class CreditNotes:
+    """``orders.policy.CreditNoteIssuer``: every settled refund's credit note, issued in the
+    settling transaction (the order's invoice first, if it had none), by this seller."""
+
+    seller: Seller
+
+    def __call__(self, session: Session, *, clock: Clock, refund_id: int) -> CreditNote:
+        return issue_credit_note(session, clock=clock, refund_id=refund_id, seller=self.seller)

@@ -96,6 +96,7 @@ def checkout(body: CheckoutCreate, request: Request, services: ServicesDep,
                     if body.delivery else None,
                     discount_code=body.discount_code, vat_number=body.vat_number,
                 ),
+                vat_checker=services.vat_checker,
             )
         except PaymentDeclined:
             record_decline(services, request, customer.id, card.fingerprint)
@@ -126,7 +127,7 @@ def quote(body: QuoteCreate, services: ServicesDep, customer: CustomerDep,
         customer_id=customer.id, view=view,
         delivery=flows.DeliveryChoice(**body.delivery.model_dump()) if body.delivery else None,
         postcode=body.postcode, discount_code=body.discount_code, country=body.country,
-        vat_number=body.vat_number)
+        vat_number=body.vat_number, vat_checker=services.vat_checker)
     vat = priced.tax
     assert vat is not None
     return QuoteRead(
@@ -195,8 +196,9 @@ def refund(order_id: IdPath, body: RefundCreate, request: Request, services: Ser
 
     def operation(claim: Claim) -> tuple[int, RefundRead]:
         refund_id = flows.refund_order(
-            services.db, clock=services.clock, provider=services.payments, order_id=order_id,
-            amount=body.amount, reason=body.reason, actor=principal.key,
+            services.db, clock=services.clock, provider=services.payments,
+            credit_notes=services.credit_notes, order_id=order_id, amount=body.amount,
+            reason=body.reason, actor=principal.key,
             idempotency_key=claim.reference,
         )
         with services.db.transaction() as session:
@@ -293,7 +295,8 @@ def cancel(order_id: IdPath, body: CancelCreate, request: Request, services: Ser
     def operation(claim: Claim) -> tuple[int, OrderRead]:
         flows.cancel_order(
             services.db, clock=services.clock, provider=services.payments,
-            policy=services.checkout, order_id=order_id, reason=body.reason,
+            policy=services.checkout, credit_notes=services.credit_notes,
+            order_id=order_id, reason=body.reason,
             actor=principal.key, idempotency_key=claim.reference,
             lines=None if body.lines is None else _quantities(body))
         return 200, _moved(services, order_id)

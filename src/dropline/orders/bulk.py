@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
@@ -25,9 +25,12 @@ from dropline import audit, bulk
 from dropline.config import Settings
 from dropline.orders.models import Order, OrderStatus
 from dropline.orders.rules import PricedLine, order_event_payload, order_totals
+from dropline.pricing import discounted_totals
 from dropline.payments.bulk import Settlement, insert_payments, settle_payments
 from dropline.payments.models import PaymentStatus
 from dropline.payments.provider import CardToken, ChargeResult
+from dropline.tax import service as tax
+from dropline.tax.rules import TaxBreakdown
 
 
 @dataclass(kw_only=True)
@@ -42,11 +45,17 @@ class BulkOrder:
     shipping_address: dict[str, Any]
     reference: str  # the checkout reference (unique per order)
     outcome: tuple[str, Any] | None = None
+    discount_code: str = ""  # as typed; once priced by the caller, the code as stored
+    discount_id: int | None = None  # set by the caller once the code's use is taken
+    line_discounts: dict[int, int] = field(default_factory=dict)  # variant -> the code's part
+    free_delivery: bool = False  # the code makes delivery free
     # filled while writing
     order_id: int = 0
     payment_id: int = 0
     payment_key: str = ""
     totals: Any = None
+    tax: TaxBreakdown | None = None  # the order's VAT (``tax.rules``)
+    delivery_discount: int = 0  # what a free-delivery code saved
     drafted: list[dict[str, Any]] = field(default_factory=list)
     written_at: datetime | None = None  # when its pending order and payment were written
 
@@ -86,6 +95,12 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
     customers = {row[0]: Buyer(*row) for row in bulk.execute(
         session, "SELECT id, email, acquisition_source, acquisition_campaign FROM customers "
         "WHERE id = ANY(%s)", (sorted({o.customer_id for o in orders}),))}
+    # VAT as checkout records it (``tax.rules``), read once for the batch: a drop's prices
+    # are fixed, so its few distinct lines are taxed once and reused across the batch.
+    table = tax.tax_table(session, product_ids=[catalog[v][1].id for o in orders
+                                                for v, _ in o.lines],
+                          prices_include_tax=settings.shop.prices_include_tax)
+    on = now.date()
     for order in orders:
         priced = []
         order.drafted = []
@@ -98,10 +113,30 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
                 "condition_grade": variant.condition_grade,
                 "condition_disclosure": variant.condition_disclosure,
                 "unit_price_amount": variant.price_amount, "quantity": q,
-                "line_total_amount": variant.price_amount * q})
-        order.totals = order_totals(priced, currency=settings.shop.currency,
-                                    flat_shipping=settings.shop.flat_shipping_amount,
-                                    free_shipping_threshold=settings.shop.free_shipping_threshold)
+                "line_total_amount": variant.price_amount * q, "discount_amount": 0})
+        off = order.line_discounts
+        if off or order.free_delivery:  # a discount code, priced by the caller
+            for drafted in order.drafted:
+                drafted["discount_amount"] = off.get(drafted["variant_id"], 0)
+            totals, order.delivery_discount = discounted_totals(
+                priced, currency=settings.shop.currency,
+                flat_shipping=settings.shop.flat_shipping_amount,
+                free_shipping_threshold=settings.shop.free_shipping_threshold,
+                discount_amount=sum(off.values()), free_delivery=order.free_delivery)
+        else:
+            totals = order_totals(priced, currency=settings.shop.currency,
+                                  flat_shipping=settings.shop.flat_shipping_amount,
+                                  free_shipping_threshold=settings.shop.free_shipping_threshold)
+        order.tax = table.breakdown(
+            lines=[(catalog[v][1].id, catalog[v][0].price_amount * q - off.get(v, 0))
+                   for v, q in order.lines],
+            shipping_amount=totals.shipping_amount,
+            country=str(order.shipping_address.get("country") or settings.shop.country).upper(),
+            on=on)
+        order.totals = replace(totals, tax_added_amount=order.tax.added_amount)
+        for drafted, line_vat in zip(order.drafted, order.tax.lines, strict=True):
+            drafted.update(tax_class=line_vat.tax_class.value, tax_rate_bp=line_vat.rate_bp,
+                           tax_amount=line_vat.tax_amount)
     for order, (order_id, payment_id) in zip(
             orders, bulk.next_ids(session, ["orders", "payments"], len(orders)), strict=True):
         order.order_id, order.payment_id = order_id, payment_id
@@ -111,7 +146,11 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
         "status": OrderStatus.pending_payment, "currency": o.totals.currency,
         "subtotal_amount": o.totals.subtotal_amount, "discount_amount": o.totals.discount_amount,
         "shipping_amount": o.totals.shipping_amount, "total_amount": o.totals.total_amount,
+        "tax_amount": o.tax.tax_amount, "tax_added_amount": o.tax.added_amount,
+        "shipping_tax_amount": o.tax.shipping.tax_amount,
+        "shipping_tax_rate_bp": o.tax.shipping.rate_bp, "tax_country": o.tax.country,
         "refunded_amount": 0, "checkout_reference": o.reference, "cart_id": None,
+        "discount_code": o.discount_code if o.discount_id is not None else None,
         "location_id": location_id, "fulfilment_path": "central",
         "acquisition_source": customers[o.customer_id].acquisition_source,
         "acquisition_campaign": customers[o.customer_id].acquisition_campaign,
@@ -119,8 +158,11 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
     bulk.insert_dicts(session, "orders", [
         ("id", "bigint"), ("customer_id", "bigint"), ("email", "text"), ("status", "text"),
         ("currency", "text"), ("subtotal_amount", "bigint"), ("discount_amount", "bigint"),
-        ("shipping_amount", "bigint"), ("total_amount", "bigint"),
+        ("shipping_amount", "bigint"), ("total_amount", "bigint"), ("tax_amount", "bigint"),
+        ("tax_added_amount", "bigint"), ("shipping_tax_amount", "bigint"),
+        ("shipping_tax_rate_bp", "integer"), ("tax_country", "text"),
         ("refunded_amount", "bigint"), ("checkout_reference", "text"), ("cart_id", "text"),
+        ("discount_code", "text"),
         ("location_id", "bigint"), ("fulfilment_path", "text"), ("acquisition_source", "text"),
         ("acquisition_campaign", "text"), ("shipping_address", "json"),
         ("created_at", "timestamptz")], rows)
@@ -129,11 +171,20 @@ def insert_orders(session: Session, *, now: datetime, settings: Settings,
         ("product_name", "text"), ("variant_name", "text"), ("product_family", "text"),
         ("condition_grade", "text"), ("condition_disclosure", "text"),
         ("unit_price_amount", "bigint"), ("quantity", "integer"),
-        ("line_total_amount", "bigint")], [
+        ("line_total_amount", "bigint"), ("discount_amount", "bigint"), ("tax_class", "text"),
+        ("tax_rate_bp", "integer"), ("tax_amount", "bigint")], [
         (o.order_id, d["variant_id"], d["sku"], d["product_name"], d["variant_name"],
          d["product_family"], d["condition_grade"].name, d["condition_disclosure"],
-         d["unit_price_amount"], d["quantity"], d["line_total_amount"])
+         d["unit_price_amount"], d["quantity"], d["line_total_amount"], d["discount_amount"],
+         d["tax_class"], d["tax_rate_bp"], d["tax_amount"])
         for o in orders for d in o.drafted])
+    # Each coded order's use of its code (taken by the caller in this transaction).
+    bulk.insert_unnest(session, "discount_redemptions", [
+        ("discount_id", "bigint"), ("customer_id", "bigint"), ("order_id", "bigint"),
+        ("discount_amount", "bigint"), ("delivery_discount_amount", "bigint"),
+        ("created_at", "timestamptz")], [
+        (o.discount_id, o.customer_id, o.order_id, o.totals.discount_amount,
+         o.delivery_discount, now) for o in orders if o.discount_id is not None])
     actors = [f"customer:{o.customer_id}" for o in orders]
     # The audit trail, as the ORM's listeners would have written it (dropline.audit).
     audit.record_bulk(session, Order, "create", at=now, entries=[
@@ -208,11 +259,13 @@ def _order_body(order: BulkOrder, customer: Buyer, now: datetime) -> dict[str, A
     return {
         "id": order.order_id, "status": OrderStatus.paid.value, "email": customer.email,
         "currency": t.currency, "subtotal_amount": t.subtotal_amount,
-        "discount_code": None, "discount_amount": t.discount_amount,
-        "shipping_amount": t.shipping_amount, "tax_amount": 0, "tax_added_amount": 0,
+        "discount_code": order.discount_code if order.discount_id is not None else None,
+        "discount_amount": t.discount_amount,
+        "shipping_amount": t.shipping_amount, "tax_amount": order.tax.tax_amount,
+        "tax_added_amount": order.tax.added_amount,
         "reverse_charge": False, "total_amount": t.total_amount, "refunded_amount": 0, "fulfilment_path": "central",
         "created_at": now.isoformat(), "paid_at": now.isoformat(),
-        "lines": [{**d, "discount_amount": 0,
+        "lines": [{**d,
                    "condition_grade": getattr(d["condition_grade"], "value",
                                               d["condition_grade"])} for d in order.drafted],
         "payments": [{"id": order.payment_id, "status": PaymentStatus.succeeded.value,

@@ -172,7 +172,8 @@ def cancel(order_id: int,
                     raise InvalidInput(f"line {line_id}: units is a whole number from 1")
                 quantities[line_id] = int(units)
         done = flows.cancel_order(db, clock=services().clock, provider=services().payments,
-                                  policy=services().checkout, order_id=order_id,
+                                  policy=services().checkout,
+                                  credit_notes=services().credit_notes, order_id=order_id,
                                   reason=reason[:300], actor=ACTOR, lines=quantities)
         console.print(f"refunded {done.refund_amount} (refund {done.refund_id})")
         _show(db, order_id)

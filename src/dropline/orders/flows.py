@@ -23,7 +23,8 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -57,7 +58,7 @@ from dropline.events.service import record_event
 from dropline.orders import lifecycle, shipments
 from dropline.orders.carriers import Carrier, ParcelRequest
 from dropline.orders.models import Order, OrderLine, OrderStatus
-from dropline.orders.policy import CheckoutPolicy, DeliveryChoice
+from dropline.orders.policy import CheckoutPolicy, CreditNoteIssuer, DeliveryChoice
 from dropline.orders.quote import CheckoutQuote, quote_checkout
 from dropline.orders.rules import OrderStage
 from dropline.orders.service import (
@@ -76,6 +77,8 @@ from dropline.payments.charging import (
 from dropline.payments.models import Payment, PaymentStatus, Refund, RefundStatus
 from dropline.payments.provider import CardToken, ChargeResult, PaymentProvider
 from dropline.pricing import Totals
+from dropline.tax import service as tax_service
+from dropline.tax.ports import VatNumberChecker
 from dropline.tax.rules import LineTax, TaxBreakdown
 
 # Gives an order's units back when its payment fails, inside the settling transaction.
@@ -195,7 +198,8 @@ def write_pending_order(
 
 
 def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
-                          policy: CheckoutPolicy, request: CheckoutRequest) -> Order:
+                          policy: CheckoutPolicy, request: CheckoutRequest,
+                          vat_checker: VatNumberChecker = tax_service.OFFLINE) -> Order:
     """The first half of a cart checkout, in the caller's transaction: the cart priced by
     ``quote_checkout``, the discount code's use, the stock and the window taken, the order
     written awaiting payment (``checkout`` then charges it)."""
@@ -216,7 +220,7 @@ def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
                            postcode=str(request.shipping_address.get("postcode", "")),
                            discount_code=request.discount_code, strict=True,
                            country=str(request.shipping_address.get("country") or ""),
-                           vat_number=request.vat_number)
+                           vat_number=request.vat_number, vat_checker=vat_checker)
     if quote.discount_id is not None:
         # The code's use is taken first, by one conditional UPDATE in this transaction: a code
         # used up refuses the checkout before any stock is touched, and a rollback (no stock,
@@ -265,6 +269,21 @@ def create_pending_order(session: Session, *, clock: Clock, settings: Settings,
     cart.status = CartStatus.checked_out
     session.flush()
     return order
+
+
+def taxed(session: Session, *, settings: Settings, at: datetime, lines: list[DraftLine],
+          totals: Totals, country: str) -> tuple[Totals, TaxBreakdown, dict[int, LineTax]]:
+    """VAT for an order priced outside the cart's quote (a drop purchase, a counter sale),
+    by the checkout's rules (``tax.rules``): the totals with any tax added on top, the
+    breakdown, and each line's tax by variant id, as ``write_pending_order`` takes them."""
+    vat = tax_service.tax_for(
+        session, lines=[(line.product.id, line.line_total_amount - line.discount_amount)
+                        for line in lines],
+        shipping_amount=totals.shipping_amount, country=country or settings.shop.country,
+        at=at, prices_include_tax=settings.shop.prices_include_tax,
+        shop_country=settings.shop.country)
+    return (replace(totals, tax_added_amount=vat.added_amount), vat,
+            {line.variant.id: line_vat for line, line_vat in zip(lines, vat.lines, strict=True)})
 
 
 def _line_tax(tax: LineTax | None) -> dict[str, Any]:
@@ -341,6 +360,7 @@ def settle_reported_payment(session: Session, *, clock: Clock, payment: Payment,
 def checkout(
     db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
     policy: CheckoutPolicy, request: CheckoutRequest,
+    vat_checker: VatNumberChecker = tax_service.OFFLINE,
 ) -> int:
     """Returns the order id once it is paid; raises PaymentDeclined (order kept, stock
     returned) or OutOfStock / InvalidInput (nothing written). ``policy`` answers for member
@@ -349,7 +369,8 @@ def checkout(
         order = find_by_checkout_reference(session, request.checkout_reference)
         if order is None:
             order = create_pending_order(session, clock=clock, settings=settings,
-                                          policy=policy, request=request)
+                                          policy=policy, request=request,
+                                          vat_checker=vat_checker)
         payment = latest_payment(session, order.id)
     return pay_order(db, clock=clock, provider=provider, order=order, payment=payment,
                      card=request.card,
@@ -396,13 +417,13 @@ def pay_order(
 
 
 def refund_order(
-    db: Database, *, clock: Clock, provider: PaymentProvider, order_id: int, amount: int,
-    reason: str, actor: str, idempotency_key: str,
+    db: Database, *, clock: Clock, provider: PaymentProvider, credit_notes: CreditNoteIssuer,
+    order_id: int, amount: int, reason: str, actor: str, idempotency_key: str,
 ) -> int:
     """Refunds part or all of a paid order; returns the refund id. The refunded total can never
     exceed the order total (``service.open_refund``). As with checkout, the provider is called
     between two transactions, so a retry with the same key resumes a refund that crashed
-    half-way and never pays out twice."""
+    half-way and never pays out twice (nor issues a second credit note)."""
     with db.transaction() as session:
         refund = session.scalar(select(Refund).where(Refund.idempotency_key == idempotency_key))
         if refund is None:
@@ -411,16 +432,17 @@ def refund_order(
         elif refund.order_id != order_id or refund.amount != amount:
             raise IdempotencyKeyReused("this key was used for a different refund")
         refund_id = refund.id
-    pay_out_refund(db, clock=clock, provider=provider, refund_id=refund_id)
+    pay_out_refund(db, clock=clock, provider=provider, credit_notes=credit_notes,
+                   refund_id=refund_id)
     return refund_id
 
 
 def pay_out_refund(db: Database, *, clock: Clock, provider: PaymentProvider,
-                   refund_id: int) -> None:
+                   credit_notes: CreditNoteIssuer, refund_id: int) -> None:
     """The second half of every refund, on a refund opened and committed by the first: the
     provider is asked with the refund's own key (it never pays out twice), then the refund is
-    settled and ``order.refunded`` recorded by the first settler only. A refund already settled
-    is left alone."""
+    settled, and ``order.refunded`` recorded and the credit note issued, by the first settler
+    only, in the settling transaction. A refund already settled is left alone."""
     with db.transaction() as session:
         refund = session.get(Refund, refund_id)
         assert refund is not None
@@ -443,6 +465,7 @@ def pay_out_refund(db: Database, *, clock: Clock, provider: PaymentProvider,
                                   "refund_amount": amount,
                                   "refunded_amount": order.refunded_amount,
                                   "reason": reason, "actor": actor})
+            credit_notes(session, clock=clock, refund_id=refund_id)
 
 
 @dataclass(frozen=True)
@@ -454,7 +477,8 @@ class Cancellation:
 
 def cancel_order(
     db: Database, *, clock: Clock, provider: PaymentProvider, policy: CheckoutPolicy,
-    order_id: int, reason: str, actor: str, lines: Mapping[int, int] | None = None,
+    credit_notes: CreditNoteIssuer, order_id: int, reason: str, actor: str,
+    lines: Mapping[int, int] | None = None,
     idempotency_key: str | None = None,
 ) -> Cancellation:
     """Cancels a paid order before packing, whole (``lines`` None) or some units of some lines
@@ -483,7 +507,8 @@ def cancel_order(
                                     reason=reason or "cancelled", actor=actor,
                                     idempotency_key=key).id
     if refund_id is not None:
-        pay_out_refund(db, clock=clock, provider=provider, refund_id=refund_id)
+        pay_out_refund(db, clock=clock, provider=provider, credit_notes=credit_notes,
+                       refund_id=refund_id)
     return Cancellation(order_id, refund_id, amount)
 
 

@@ -289,7 +289,7 @@ def refund(order_id: IdPath, request: Request, services: ServicesDep, viewer: Re
             raise InvalidInput("Say why (the customer sees it on the credit note).",
                                field="reason")
         flows.refund_order(services.db, clock=services.clock, provider=services.payments,
-                           order_id=order_id, amount=value, reason=reason.strip(),
+                           credit_notes=services.credit_notes, order_id=order_id, amount=value, reason=reason.strip(),
                            actor=f"admin:{viewer.id}", idempotency_key=_form_key(form_key))
     except DomainError as exc:
         return _refused(request, services, viewer, order_id, exc, kept, "amount")
@@ -311,7 +311,8 @@ def cancel(order_id: IdPath, request: Request, services: ServicesDep, viewer: Re
                                 fields={"reason": reason.strip()}, button="Cancel the order",
                                 back=f"{PATH}/{order_id}")
         flows.cancel_order(services.db, clock=services.clock, provider=services.payments,
-                           policy=services.checkout, order_id=order_id, reason=reason.strip(),
+                           policy=services.checkout, credit_notes=services.credit_notes,
+                           order_id=order_id, reason=reason.strip(),
                            actor=f"admin:{viewer.id}",
                            idempotency_key=f"console-{uuid.uuid4().hex}")
     except DomainError as exc:

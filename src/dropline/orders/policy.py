@@ -18,7 +18,17 @@ from sqlalchemy.orm import Session
 
 from dropline.clock import Clock
 
-__all__ = ["CheckoutPolicy", "DeliveryChoice", "DiscountFacts", "WindowQuote"]
+__all__ = ["CheckoutPolicy", "CreditNoteIssuer", "DeliveryChoice", "DiscountFacts",
+           "WindowQuote"]
+
+
+class CreditNoteIssuer(Protocol):
+    """Issues a refund's credit note inside the transaction that settles the refund, so every
+    refund (on request, a cancellation's, a return's) has exactly one and its number is taken
+    with it. Invoices are a domain above orders: the composition root hands in
+    ``invoices.service.CreditNotes``. Must be idempotent per refund."""
+
+    def __call__(self, session: Session, *, clock: Clock, refund_id: int) -> object: ...
 
 
 @dataclass(frozen=True)

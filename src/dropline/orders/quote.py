@@ -27,6 +27,7 @@ from dropline.errors import DomainError
 from dropline.orders.policy import CheckoutPolicy, DeliveryChoice, WindowQuote
 from dropline.pricing import shipping_for
 from dropline.tax import service as tax
+from dropline.tax.ports import VatNumberChecker
 from dropline.tax.rules import TaxBreakdown
 
 __all__ = ["CheckoutQuote", "QuotedLine", "quote_checkout"]
@@ -113,8 +114,8 @@ def _line_facts(session: Session, *, policy: CheckoutPolicy, customer_id: int,
 def quote_checkout(session: Session, *, clock: Clock, settings: Settings,
                    policy: CheckoutPolicy, customer_id: int, view: CartView,
                    delivery: DeliveryChoice | None, postcode: str, discount_code: str = "",
-                   strict: bool = False, country: str = "", vat_number: str = ""
-                   ) -> CheckoutQuote:
+                   strict: bool = False, country: str = "", vat_number: str = "",
+                   vat_checker: VatNumberChecker = tax.OFFLINE) -> CheckoutQuote:
     """Prices the cart for this customer. A refused discount code raises its refusal
     (``discounts.errors``). A picked window that cannot take the order raises too when
     ``strict`` (the checkout: nothing is written), else standard delivery is quoted with the
@@ -167,7 +168,8 @@ def quote_checkout(session: Session, *, clock: Clock, settings: Settings,
                       shipping_amount=shipping - saved,
                       country=country or settings.shop.country, at=now,
                       prices_include_tax=settings.shop.prices_include_tax,
-                      shop_country=settings.shop.country, vat_number=vat_number)
+                      shop_country=settings.shop.country, vat_number=vat_number,
+                      vat_checker=vat_checker)
     return CheckoutQuote(
         view.cart.currency, lines, shipping - saved, window.window_id if window else None,
         problem, window, discount_id=code.id if code else None,

@@ -215,13 +215,15 @@ def sell_idempotent(services: Services, *, request: Request, principal: Principa
     counter page (whose outbox resends the key it generated when the sale was rung up)."""
     def operation(claim: Claim) -> tuple[int, SaleRead]:
         card = services.payments.describe_card(body.terminal.payment_method)
-        order_id = counter.sell(services.db, clock=services.clock, provider=services.payments,
+        order_id = counter.sell(services.db, clock=services.clock, settings=services.settings,
+                                provider=services.payments,
                                 request=counter.CounterSaleRequest(
                                     popup_code=code, email=body.email, name=body.name,
                                     lines=[(li.variant_id, li.quantity) for li in body.lines],
                                     reading=TerminalReading(body.terminal.terminal_id, card,
                                                             body.terminal.entry_mode),
-                                    sale_reference=claim.reference, save_card=body.save_card))
+                                    sale_reference=claim.reference, save_card=body.save_card,
+                                    discount_code=body.discount_code))
         with services.db.transaction() as session:
             summary = counter.sale_summary(session, order_id=order_id)
         counter.send_after_commit(counter.receipt_email(
@@ -235,6 +237,9 @@ def sell_idempotent(services: Services, *, request: Request, principal: Principa
 def sale_read(summary: counter.SaleSummary) -> SaleRead:
     return SaleRead(order_id=summary.order_id, popup=summary.popup_code, email=summary.email,
                     customer_id=summary.customer_id, total_amount=summary.total_amount,
+                    discount_code=summary.discount_code,
+                    discount_amount=summary.discount_amount, tax_amount=summary.tax_amount,
+                    tax_added_amount=summary.tax_added_amount,
                     currency=summary.currency, card_last4=summary.card_last4,
                     can_sign_up=summary.can_sign_up)
 

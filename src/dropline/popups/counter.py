@@ -24,7 +24,10 @@ from sqlalchemy.orm import Session
 
 from dropline.catalog.service import take_stock
 from dropline.clock import Clock
+from dropline.config import Settings
 from dropline.db import Database
+from dropline.discounts import service as discounts
+from dropline.discounts.rules import LineFacts
 from dropline.errors import (
     AlreadyExists,
     InvalidInput,
@@ -47,6 +50,7 @@ from dropline.orders.flows import (
     draft_lines,
     pay_order,
     return_cart_stock,
+    taxed,
     write_pending_order,
 )
 from dropline.orders.models import Order, OrderLine
@@ -78,6 +82,7 @@ class CounterSaleRequest:
     name: str
     sale_reference: str  # stable per sale (derived from the Idempotency-Key)
     save_card: bool = True  # the buyer agreed to keep the card for a membership
+    discount_code: str = ""  # a code the buyer gave at the till, or none
 
 
 class _PresentCharge:
@@ -100,7 +105,8 @@ class _PresentCharge:
                                      currency=currency, idempotency_key=idempotency_key)
 
 
-def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) -> Order:
+def _write_sale(session: Session, *, clock: Clock, settings: Settings,
+                request: CounterSaleRequest) -> Order:
     view = service.get_popup(session, request.popup_code)
     if view.popup.status is not PopupStatus.open:
         raise InvalidState(f"{request.popup_code} is {view.popup.status.value}; the counter "
@@ -120,23 +126,55 @@ def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) 
     currencies = {line.variant.currency for line in lines}
     if len(currencies) != 1:
         raise InvalidInput("one sale takes one currency", field="lines")
-    lines = draft_lines(session, [
-        (line.variant.id, perks.member_price(session, customer_id=customer.id,
-                                             variant_id=line.variant.id,
-                                             base_amount=line.variant.price_amount, at=now),
-         line.quantity) for line in lines])
+    member_units = [perks.member_price(session, customer_id=customer.id,
+                                       variant_id=line.variant.id,
+                                       base_amount=line.variant.price_amount, at=now)
+                    for line in lines]
+    code, applied = None, None
+    if request.discount_code.strip():
+        # The checkout's rules (``discounts.rules``): the code's scope (products, families,
+        # tiers; a drop-scoped code covers none of a counter's goods), how it stacks with
+        # member prices, and its caps; a refusal says why beside the field.
+        tier = perks.active_tier(session, customer_id=customer.id, at=now)
+        code, applied = discounts.price_with_code(
+            session, code=request.discount_code, currency=lines[0].variant.currency,
+            tier_slug=tier.slug if tier is not None else None, customer_id=customer.id, at=now,
+            lines=[LineFacts(variant_id=line.variant.id, product_id=line.product.id,
+                             family_slug=line.family.slug, drop_ids=frozenset(),
+                             quantity=line.quantity,
+                             list_unit_amount=line.variant.price_amount,
+                             member_unit_amount=member)
+                   for line, member in zip(lines, member_units, strict=True)])
+        # One use taken by one conditional UPDATE before any stock: a used-up code refuses
+        # the sale, and a rollback gives the use back with everything else.
+        discounts.take_use(session, discount_id=code.id, customer_id=customer.id)
+        member_units = list(applied.unit_amounts)
+    line_discounts = {line.variant.id: (applied.line_discounts[i] if applied else 0)
+                      for i, line in enumerate(lines)}
+    lines = draft_lines(session, [(line.variant.id, unit, line.quantity)
+                                  for line, unit in zip(lines, member_units, strict=True)],
+                        discounts=line_discounts)
     for line in lines:  # sorted by variant id: one lock order on PostgreSQL
         if not take_stock(session, location_id=view.location.id, variant_id=line.variant.id,
                           quantity=line.quantity):
             raise OutOfStock(f"not enough {line.variant.sku} at {request.popup_code} for "
                              f"{line.quantity}", sku=line.variant.sku)
     subtotal = sum(line.line_total_amount for line in lines)
+    # Sold and handed over in the shop's country: its rates apply, as at any till.
+    discount = sum(line.discount_amount for line in lines)
+    totals, vat, line_taxes = taxed(session, settings=settings, at=now, lines=lines,
+                                    totals=Totals(currencies.pop(), subtotal, discount, 0),
+                                    country=settings.shop.country)
     order = write_pending_order(
-        session, clock=clock, customer=customer, lines=lines,
-        totals=Totals(currencies.pop(), subtotal, 0, 0),
+        session, clock=clock, customer=customer, lines=lines, totals=totals,
         checkout_reference=request.sale_reference, card=request.reading.card,
         shipping_address={"collected_at": request.popup_code}, location_id=view.location.id,
-        fulfilment_path="pop-up", extra_payload={"popup": request.popup_code})
+        fulfilment_path="pop-up", extra_payload={"popup": request.popup_code}, tax=vat,
+        line_taxes=line_taxes, discount_code=code.code if code else None)
+    if code is not None:
+        discounts.record_redemption(session, clock=clock, discount_id=code.id,
+                                    customer_id=customer.id, order_id=order.id,
+                                    discount_amount=discount, delivery_discount_amount=0)
     session.add(PopupSale(popup_id=view.popup.id, order_id=order.id, customer_id=customer.id,
                           card_last4=request.reading.card.last4, sold_at=now))
     session.flush()
@@ -149,7 +187,7 @@ def _write_sale(session: Session, *, clock: Clock, request: CounterSaleRequest) 
     return order
 
 
-def sell(db: Database, *, clock: Clock, provider: PaymentProvider,
+def sell(db: Database, *, clock: Clock, settings: Settings, provider: PaymentProvider,
          request: CounterSaleRequest) -> int:
     """Returns the paid order's id; raises PaymentDeclined (stock returned to the pop-up),
     OutOfStock / InvalidState / InvalidInput (nothing written). Resumable by reference."""
@@ -159,16 +197,22 @@ def sell(db: Database, *, clock: Clock, provider: PaymentProvider,
     with db.transaction() as session:
         order = find_by_checkout_reference(session, request.sale_reference)
         if order is None:
-            order = _write_sale(session, clock=clock, request=request)
+            order = _write_sale(session, clock=clock, settings=settings, request=request)
         payment = latest_payment(session, order.id)
     order_id = pay_order(db, clock=clock,
                          provider=_PresentCharge(provider, request.reading),  # type: ignore[arg-type]
                          order=order, payment=payment, card=request.reading.card,
-                         on_payment_failed=functools.partial(return_cart_stock, clock=clock))
+                         on_payment_failed=functools.partial(_return_sale, clock=clock))
     if request.save_card and hasattr(provider, "save_card"):
         _keep_card(db, provider=provider, order_id=order_id,  # type: ignore[arg-type]
                    reading=request.reading)
     return order_id
+
+
+def _return_sale(session: Session, order: Order, *, clock: Clock) -> None:
+    """A declined card: the code's use and the units go back to the pop-up."""
+    discounts.release(session, order_id=order.id)
+    return_cart_stock(session, order, clock=clock)
 
 
 def _keep_card(db: Database, *, provider: RecurringPaymentProvider, order_id: int,
@@ -200,6 +244,10 @@ class SaleSummary:
     can_sign_up: bool
     lines: list[tuple[str, str, int, int]]  # product, variant, quantity, line total
     disclosures: list[str]  # the graded items' required disclosures, for the receipt
+    discount_code: str | None = None
+    discount_amount: int = 0
+    tax_amount: int = 0
+    tax_added_amount: int = 0
 
 
 def sale_summary(session: Session, *, order_id: int) -> SaleSummary:
@@ -215,7 +263,8 @@ def sale_summary(session: Session, *, order_id: int) -> SaleSummary:
              for li in order_lines]
     return SaleSummary(order.id, code, order.email, order.customer_id, order.total_amount,
                        order.currency, sale.card_last4, sale.card_token is not None, lines,
-                       receipt_disclosures(order_lines))
+                       receipt_disclosures(order_lines), order.discount_code,
+                       order.discount_amount, order.tax_amount, order.tax_added_amount)
 
 
 def receipt_email(summary: SaleSummary, *, shop_name: str) -> OutgoingEmail:
@@ -224,7 +273,15 @@ def receipt_email(summary: SaleSummary, *, shop_name: str) -> OutgoingEmail:
     body += [f"  {qty} x {product} ({variant})  {money(total, summary.currency)}"
              for product, variant, qty, total in summary.lines]
     paid = money(summary.total_amount, summary.currency)
-    body += ["", f"Total paid: {paid} (card ending {summary.card_last4})"]
+    body.append("")
+    if summary.discount_amount:
+        body.append(f"Discount ({summary.discount_code}): "
+                    f"-{money(summary.discount_amount, summary.currency)}")
+    if summary.tax_added_amount:
+        body.append(f"VAT added: {money(summary.tax_added_amount, summary.currency)}")
+    body.append(f"Total paid: {paid} (card ending {summary.card_last4})")
+    if summary.tax_amount and not summary.tax_added_amount:
+        body.append(f"Includes VAT of {money(summary.tax_amount, summary.currency)}")
     body += summary.disclosures
     return OutgoingEmail(to=summary.email, subject=f"Your receipt from {shop_name}",
                          text="\n".join(body) + "\n",

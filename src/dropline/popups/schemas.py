@@ -67,6 +67,9 @@ class CounterSaleCreate(PaymentInput):
     name: str = Field("", max_length=120)
     terminal: TerminalIn
     save_card: bool = True
+    discount_code: str = Field("", max_length=40, description="a discount code the buyer "
+                               "gave (any case); refused with the reason (422 or 409) if it "
+                               "does not apply")
 
 
 class CounterSignUp(Input):
@@ -79,6 +82,10 @@ class SaleRead(BaseModel):
     email: str
     customer_id: int
     total_amount: int
+    discount_code: str | None = None
+    discount_amount: int = 0
+    tax_amount: int = 0  # the VAT in the total (or added to it: ``tax_added_amount``)
+    tax_added_amount: int = 0
     currency: str
     card_last4: str
     can_sign_up: bool

@@ -98,7 +98,8 @@ def _pay_if_approved(services: ServicesDep, return_id: int, actor: str) -> Retur
         due = ret.status is ReturnStatus.approved and ret.outcome is ReturnOutcome.refund
     if due:
         flows.refund_return(services.db, clock=services.clock, provider=services.payments,
-                            return_id=return_id, actor=actor)
+                            credit_notes=services.credit_notes, return_id=return_id,
+                            actor=actor)
     with services.db.transaction() as session:
         return ReturnRead.model_validate(returns.get_return(session, return_id))
 
@@ -162,7 +163,8 @@ def refund(return_id: IdPath, request: Request, services: ServicesDep, principal
 
     def operation(_: Claim) -> tuple[int, ReturnRead]:
         flows.refund_return(services.db, clock=services.clock, provider=services.payments,
-                            return_id=return_id, actor=principal.key)
+                            credit_notes=services.credit_notes, return_id=return_id,
+                            actor=principal.key)
         with services.db.transaction() as session:
             return 200, ReturnRead.model_validate(returns.get_return(session, return_id))
 

@@ -92,7 +92,8 @@ def _pay(db: Database, return_id: int) -> None:
             and ret.outcome.value == "refund"
     if due:
         flows.refund_return(db, clock=clock, provider=services().payments,
-                            return_id=return_id, actor=ACTOR)
+                            credit_notes=services().credit_notes, return_id=return_id,
+                            actor=ACTOR)
 
 
 @returns_app.command("receive")
@@ -155,7 +156,8 @@ def refund_cmd(return_id: int) -> None:
     """
     with _db() as db:
         flows.refund_return(db, clock=services().clock, provider=services().payments,
-                            return_id=return_id, actor=ACTOR)
+                            credit_notes=services().credit_notes, return_id=return_id,
+                            actor=ACTOR)
         with db.transaction() as session:
             _show_return(returns.get_return(session, return_id))
 

@@ -22,13 +22,14 @@ from dropline.db import Database
 from dropline.errors import DomainError, InvalidState
 from dropline.orders import flows as order_flows
 from dropline.payments.models import Refund
+from dropline.orders.policy import CreditNoteIssuer
 from dropline.payments.provider import PaymentProvider
 from dropline.risk.models import ReturnOutcome, ReturnRequest, ReturnStatus
 from dropline.risk.returns import _event, get_return, mark_refunding
 
 
-def refund_return(db: Database, *, clock: Clock, provider: PaymentProvider, return_id: int,
-                  actor: str) -> ReturnRequest:
+def refund_return(db: Database, *, clock: Clock, provider: PaymentProvider,
+                  credit_notes: CreditNoteIssuer, return_id: int, actor: str) -> ReturnRequest:
     with db.transaction() as session:
         ret = get_return(session, return_id)
         if ret.status is ReturnStatus.refunded:
@@ -43,7 +44,8 @@ def refund_return(db: Database, *, clock: Clock, provider: PaymentProvider, retu
     if amount == 0:
         refund_id = None  # nothing to pay (e.g. the restocking fee took it all)
     else:
-        refund_id = _pay(db, clock=clock, provider=provider, return_id=return_id,
+        refund_id = _pay(db, clock=clock, provider=provider, credit_notes=credit_notes,
+                         return_id=return_id,
                          order_id=order_id, amount=amount, actor=actor)
     with db.transaction() as session:
         moved = session.execute(
@@ -57,13 +59,15 @@ def refund_return(db: Database, *, clock: Clock, provider: PaymentProvider, retu
         return ret
 
 
-def _pay(db: Database, *, clock: Clock, provider: PaymentProvider, return_id: int,
-         order_id: int, amount: int, actor: str) -> int:
+def _pay(db: Database, *, clock: Clock, provider: PaymentProvider,
+         credit_notes: CreditNoteIssuer, return_id: int, order_id: int, amount: int,
+         actor: str) -> int:
     key = f"return-{return_id}"
 
     def pay() -> int:
         return order_flows.refund_order(
-            db, clock=clock, provider=provider, order_id=order_id, amount=amount,
+            db, clock=clock, provider=provider, credit_notes=credit_notes,
+            order_id=order_id, amount=amount,
             reason=f"return {return_id}", actor=actor, idempotency_key=key)
 
     try:

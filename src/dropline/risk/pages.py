@@ -177,7 +177,8 @@ def decide_case(case_id: IdPath, services: ServicesDep, viewer: RiskReviewer,
             due = returns.get_return(session, return_id).status is ReturnStatus.approved
         if due:
             flows.refund_return(services.db, clock=services.clock, provider=services.payments,
-                                return_id=return_id, actor=actor)
+                                credit_notes=services.credit_notes, return_id=return_id,
+                                actor=actor)
     except ValueError:
         return RedirectResponse(f"{QUEUE_PATH}?error={quote('refund amount: minor units')}",
                                 status_code=303)

@@ -75,7 +75,8 @@ def set_class(product_id: int, tax_class: TaxClass) -> None:
 
 @tax_app.command("check-vat", epilog="Example: dropline tax check-vat DE136695976")
 def check_vat(number: str) -> None:
-    """Check a UK or EU VAT number's format and check digits (no VIES lookup)."""
+    """Check a UK or EU VAT number: format and check digits, and with
+    DROPLINE_SHOP_VAT_CHECKER=vies whether VIES has an EU number registered."""
     with readable_errors():
-        checked = service.check_vat_number(number)
+        checked = services().vat_checker.check(number)
     console.print(f"{checked} is valid ({checked.country})", highlight=False)

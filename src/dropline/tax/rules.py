@@ -28,7 +28,9 @@ __all__ = [
     "TaxBreakdown",
     "TaxClass",
     "TaxLine",
+    "TaxTable",
     "breakdown",
+    "line_tax",
     "rate_for",
     "refund_tax",
     "tax_in",
@@ -115,20 +117,59 @@ class TaxBreakdown:
         return sorted(totals.items(), reverse=True)
 
 
+def line_tax(rows: Sequence[RateRow], *, amount: int, tax_class: TaxClass, country: str,
+             on: date, prices_include_tax: bool, reverse_charge: bool = False) -> LineTax:
+    """The tax of one amount of goods of ``tax_class`` sent to ``country`` on ``on``."""
+    rate = 0 if reverse_charge else (rate_for(rows, country=country, tax_class=tax_class,
+                                              on=on) or 0)
+    return LineTax(tax_class, rate, tax_in(amount, rate, prices_include_tax=prices_include_tax))
+
+
 def breakdown(rows: Sequence[RateRow], *, lines: Sequence[TaxLine], shipping_amount: int,
               country: str, on: date, prices_include_tax: bool,
               reverse_charge: bool = False) -> TaxBreakdown:
     """The tax of each line and of delivery, for goods sent to ``country`` on ``on``."""
 
     def tax(amount: int, tax_class: TaxClass) -> LineTax:
-        rate = 0 if reverse_charge else (rate_for(rows, country=country, tax_class=tax_class,
-                                                  on=on) or 0)
-        return LineTax(tax_class, rate, tax_in(amount, rate,
-                                               prices_include_tax=prices_include_tax))
+        return line_tax(rows, amount=amount, tax_class=tax_class, country=country, on=on,
+                        prices_include_tax=prices_include_tax, reverse_charge=reverse_charge)
 
     return TaxBreakdown(country, prices_include_tax, reverse_charge,
                         tuple(tax(line.amount, line.tax_class) for line in lines),
                         tax(shipping_amount, TaxClass.standard))
+
+
+class TaxTable:
+    """Rates and product tax classes read once, for many orders of the same few products
+    (a drop's batch of purchases, where every price is fixed): each distinct line (product,
+    amount, destination, day) is taxed once and the result reused, so a batch of n orders
+    costs the arithmetic of its distinct lines, not n breakdowns. Pure: the caller reads the
+    rows and classes. Business buyers (reverse charge) go through ``breakdown``."""
+
+    def __init__(self, rows: Sequence[RateRow], classes: dict[int, TaxClass], *,
+                 prices_include_tax: bool) -> None:
+        self._rows, self._classes = tuple(rows), dict(classes)
+        self.prices_include_tax = prices_include_tax
+        self._memo: dict[tuple[str, date, TaxClass, int], LineTax] = {}
+
+    def _tax(self, tax_class: TaxClass, amount: int, country: str, on: date) -> LineTax:
+        key = (country, on, tax_class, amount)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = line_tax(
+                self._rows, amount=amount, tax_class=tax_class, country=country, on=on,
+                prices_include_tax=self.prices_include_tax)
+        return found
+
+    def breakdown(self, *, lines: Sequence[tuple[int, int]], shipping_amount: int,
+                  country: str, on: date) -> TaxBreakdown:
+        """``lines``: (product id, amount after discounts) in order; products not read in
+        are standard-rated."""
+        return TaxBreakdown(
+            country, self.prices_include_tax, False,
+            tuple(self._tax(self._classes.get(product_id, TaxClass.standard), amount,
+                            country, on) for product_id, amount in lines),
+            self._tax(TaxClass.standard, shipping_amount, country, on))
 
 
 def refund_tax(refund_amount: int, *, total_amount: int, tax_amount: int) -> int:

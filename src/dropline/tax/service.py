@@ -19,16 +19,20 @@ from stdnum.gb import vat as gb_vat
 from dropline.clock import Clock
 from dropline.errors import InvalidInput
 from dropline.tax.models import ProductTaxClass, TaxRate
+from dropline.tax.ports import VatNumber, VatNumberChecker
 from dropline.tax.rules import (
     RateRow,
     TaxBreakdown,
     TaxClass,
     TaxLine,
+    TaxTable,
     breakdown,
     is_reverse_charge,
 )
 
 __all__ = [
+    "OFFLINE",
+    "OfflineVatChecker",
     "VatNumber",
     "check_vat_number",
     "rate_rows",
@@ -37,6 +41,7 @@ __all__ = [
     "shipped_rates",
     "tax_classes_of",
     "tax_for",
+    "tax_table",
 ]
 
 
@@ -104,12 +109,6 @@ def set_tax_class(session: Session, *, product_id: int, tax_class: TaxClass) -> 
     session.flush()
 
 
-class VatNumber(str):
-    """A VAT number checked by its format and check digits, compact (``DE136695976``)."""
-
-    country: str
-
-
 def check_vat_number(number: str) -> VatNumber:
     """Checks a UK or EU VAT number's format and check digits (python-stdnum; no network
     lookup in VIES); raises InvalidInput naming the field."""
@@ -128,16 +127,26 @@ def check_vat_number(number: str) -> VatNumber:
     return checked
 
 
+class OfflineVatChecker:
+    """The built-in ``VatNumberChecker``: format and check digits only, no network."""
+
+    def check(self, number: str) -> VatNumber:
+        return check_vat_number(number)
+
+
+OFFLINE = OfflineVatChecker()
+
+
 def tax_for(session: Session, *, lines: Sequence[tuple[int, int]], shipping_amount: int,
             country: str, at: datetime, prices_include_tax: bool, shop_country: str,
-            vat_number: str = "") -> TaxBreakdown:
+            vat_number: str = "", vat_checker: VatNumberChecker = OFFLINE) -> TaxBreakdown:
     """The VAT of a priced cart: ``lines`` are (product id, amount after discounts) in order.
-    A VAT number must be valid; with one from another country than the shop's, the sale is
-    reverse-charged."""
+    A VAT number must be valid (``vat_checker``: offline unless the root wires VIES); with one
+    from another country than the shop's, the sale is reverse-charged."""
     rows = rate_rows(session)
     reverse = False
     if vat_number.strip():
-        checked = check_vat_number(vat_number)
+        checked = vat_checker.check(vat_number)
         reverse = is_reverse_charge(shop_country=shop_country, buyer_country=checked.country,
                                     vat_number_valid=True,
                                     countries_with_rates={r.country for r in rows})
@@ -145,3 +154,11 @@ def tax_for(session: Session, *, lines: Sequence[tuple[int, int]], shipping_amou
     return breakdown(rows, lines=[TaxLine(amount, classes[pid]) for pid, amount in lines],
                      shipping_amount=shipping_amount, country=country.upper(), on=at.date(),
                      prices_include_tax=prices_include_tax, reverse_charge=reverse)
+
+
+def tax_table(session: Session, *, product_ids: Sequence[int],
+              prices_include_tax: bool) -> TaxTable:
+    """The rates and these products' tax classes, read once for many orders of them (a drop
+    batch, the counter)."""
+    return TaxTable(rate_rows(session), tax_classes_of(session, sorted(set(product_ids))),
+                    prices_include_tax=prices_include_tax)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -169,16 +170,17 @@ def add_to_cart(request: Request, services: ServicesDep, customer: OptionalCusto
 # --- checkout ---------------------------------------------------------------------------------
 
 
-def delivery_windows(session: Session, services: Services, view: carts.CartView,
+def delivery_windows(session: Session, services: Services, lines: Sequence[tuple[int, int]],
                      postcode: str) -> list[Any]:
-    """The hub windows the fulfilment module offers for this cart and postcode (eligible
-    ones), or none when it offers none (no hub nearby, unknown postcode, no stock there)."""
+    """The hub windows the fulfilment module offers for these (variant, quantity) lines and
+    postcode (eligible ones), or none when it offers none (no hub nearby, unknown postcode,
+    no stock there). The cart's checkout page and a drop's buy form list them."""
     if not postcode:
         return []
     try:
         destination = resolve_destination(geocoder=services.geocoder, postcode=postcode)
         _, options = decide_with_options(
-            session, lines=[LineRequest(line.variant_id, line.quantity) for line in view.lines],
+            session, lines=[LineRequest(variant_id, quantity) for variant_id, quantity in lines],
             destination=destination, at=services.clock.now(),
             steering=Steering() if services.settings.fulfilment.steering else None)
     except DomainError:
@@ -196,7 +198,8 @@ def _checkout_page(request: Request, services: Services, customer: Principal, *,
         view = _view(session, services, current_cart(session, request, customer))
         if view is None or not view.lines:
             return RedirectResponse("/cart", status_code=303)
-        windows = delivery_windows(session, services, view, postcode)
+        windows = delivery_windows(session, services, [(line.variant_id, line.quantity)
+                                                       for line in view.lines], postcode)
         offered = {str(w.window_id) for w in windows}
         delivery = form.get("delivery", "") if form.get("delivery", "") in offered else ""
         code = form.get("discount_code", "")
@@ -297,7 +300,8 @@ def place_order(request: Request, services: ServicesDep, customer: OptionalCusto
             request=flows.CheckoutRequest(
                 customer_id=customer.id, cart_id=cart_id, card=card, shipping_address=address,
                 checkout_reference=_reference(customer, key), delivery=choice,
-                discount_code=discount_code.strip(), vat_number=vat_number.strip()))
+                discount_code=discount_code.strip(), vat_number=vat_number.strip()),
+            vat_checker=services.vat_checker)
     except PaymentRequiresAction as exc:  # the bank asks the shopper: its own page
         return RedirectResponse(f"/orders/{int(exc.extensions['order_id'])}/confirm-payment",
                                 status_code=303)

@@ -14,7 +14,9 @@ drop's start the whole waiting room asks for its tokens at once, and the lane an
 batches, with the route's answers.
 
 Everything else, and these paths too when the gate is off (no Redis, or SQLite), goes on to
-FastAPI, where the documented routes (OpenAPI) serve them.
+FastAPI, where the documented routes (OpenAPI) serve them. So does a purchase that picks a
+delivery window (the gate's batch writer books no windows): its body, already read, is
+replayed to the route.
 """
 
 from __future__ import annotations
@@ -72,10 +74,29 @@ class LaneFastAPI(FastAPI):
         if response is None:
             serve = _serve if match[2] == "purchase" else _serve_admission
             response = await serve(hot, self.state, scope, receive, int(match[1]))
+        if isinstance(response, _ToRoute):
+            await super().__call__(scope, response.receive_from(receive), send)
+            return True
         if response is not None:
             response.raw_headers += self.lane_headers  # built per answer: never shared
             await response(scope, receive, send)
         return True
+
+
+class _ToRoute:
+    """A lane request left to its FastAPI route, with the body the lane already read."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+
+    def receive_from(self, receive: Receive) -> Receive:
+        """The body first, then whatever the connection says (its disconnect)."""
+        pending = [{"type": "http.request", "body": self._raw, "more_body": False}]
+
+        async def replay() -> Any:
+            return pending.pop() if pending else await receive()
+
+        return replay
 
 
 async def _serve_admission(hot: Any, state: Any, scope: Scope, receive: Receive,
@@ -138,6 +159,8 @@ async def _serve(hot: Any, state: Any, scope: Scope, receive: Receive, drop_id: 
     except ValidationError as exc:
         return validation_problem(
             [{**err, "loc": ("body", *err["loc"])} for err in exc.errors()], path)
+    if body.delivery is not None:
+        return _ToRoute(raw)
     cookie, key = session_cookie(scope["headers"], hot.settings.web.session_cookie_name)
     client = scope.get("client")
     return await respond(hot, drop_id=drop_id, body=body, path=path, session_token=cookie,

@@ -100,7 +100,9 @@ def _refusal(verdict: gates.Verdict, facts: DropFacts) -> DomainError:
                    drop_id=facts.drop_id)
 
 
-def _refused(reason: str, facts: DropFacts) -> DomainError:
+def _refused(reason: str | DomainError, facts: DropFacts) -> DomainError:
+    if isinstance(reason, DomainError):  # decided by the batch (a discount code's refusal)
+        return reason
     if reason == "limit":
         return LimitReached(f"the limit is {facts.per_person_limit} per person",
                             limit=facts.per_person_limit)
@@ -355,7 +357,7 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
               pools=quantities, card=card, shipping_address=body.shipping_address.model_dump(),
               reference=reference, token_n=token_n, fingerprint=fp, idempotency_key=key,
               source=HoldSource.queue if facts.queue_enabled else HoldSource.direct,
-              lease=lease)
+              lease=lease, discount_code=body.discount_code.strip())
     stop_at(AFTER_TAKE, hot.settings.testing.failpoint)
     try:
         await hot.writer.submit(job)
@@ -401,7 +403,8 @@ async def purchase(hot: HotPath, *, drop_id: int, body: PurchaseCreate, path: st
                                       path=path, card=card, owner=KeyOfOrder(principal, key))
     await hot.gate.end_leases(drop_id, "return", [lease])
     raise await _store_refusal(hot, drop_id=drop_id, reference=reference, fp=fp, path=path,
-                               refusal=_refused(str(detail), facts))
+                               refusal=_refused(detail if isinstance(detail, DomainError)
+                                                else str(detail), facts))
 
 
 async def _take(hot: HotPath, request: gates.TakeRequest) -> gates.Verdict:

@@ -54,9 +54,12 @@ from dropline.catalog.models import Product, ProductFamily, ProductStatus, Varia
 from dropline.clock import Clock
 from dropline.config import Settings
 from dropline.db import Database
-from dropline.drops import service
+from dropline.discounts import service as discounts
+from dropline.discounts.errors import DiscountCustomerCapReached
+from dropline.drops import codes, service
 from dropline.drops.flows import in_transaction
 from dropline.drops.models import Drop, DropHold, HoldSource, HoldStatus
+from dropline.errors import DomainError
 from dropline.failpoints import AFTER_CHARGE, stop_at
 from dropline.idempotency.models import KeyState
 from dropline.notifications.bulk import queue_event_mails
@@ -266,17 +269,21 @@ def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: 
     for job in live:
         if job.customer_id in refused:
             job.outcome = ("refused", "limit")
-    live = [j for j in live if j.outcome is None]
-    used = _guard_tokens(session, drop, live)
-    for job in live:
+    counted = [j for j in live if j.outcome is None]  # their buyer counts are raised
+    used = _guard_tokens(session, drop, counted)
+    for job in counted:
         if job.customer_id in used:
             job.outcome = ("refused", "token_used")
-    if used:  # their counts were raised above: lower them again
+    # Discount codes after the buyer counters and before the slot rows, the lock order of
+    # the database path (``drops.flows``).
+    _take_codes(session, now=now, settings=settings, drop=drop, catalog=catalog,
+                jobs=[j for j in counted if j.outcome is None and j.discount_code])
+    undone = [j for j in counted if j.outcome is not None]
+    if undone:  # refused after their counts were raised above: lower them again
         session.execute(text("UPDATE drop_buyers SET units = units - :u WHERE drop_id = :d "
                              "AND customer_id = :c"),
-                        [{"d": drop.id, "c": j.customer_id, "u": j.quantity}
-                         for j in jobs if j.outcome == ("refused", "token_used")])
-    live = [j for j in live if j.outcome is None]
+                        [{"d": drop.id, "c": j.customer_id, "u": j.quantity} for j in undone])
+    live = [j for j in counted if j.outcome is None]
     if not live:
         return [], {}
     customers, created = insert_orders(session, now=now, settings=settings, catalog=catalog,
@@ -302,6 +309,38 @@ def _write_pending(session: Session, *, clock: Clock, settings: Settings, drop: 
                                 "quantity": j.quantity}} for j in live]
     record_events(session, now=now, events=events)
     return live, customers
+
+
+def _take_codes(session: Session, *, now: datetime, settings: Settings, drop: Drop,
+                catalog: dict[int, tuple[Any, ...]], jobs: list[Job]) -> None:
+    """Prices each coded job by the drop's code rules (``drops.codes``) and takes one use of
+    its code (one conditional UPDATE, in a savepoint so a per-customer refusal undoes it); a
+    refusal becomes the job's outcome, the code's own error, which the caller answers as
+    is. A customer's jobs in one batch count against the per-customer cap together, as the
+    redemptions they will write."""
+    for job in jobs:
+        try:
+            code, applied = codes.price_drop_code(
+                session, code=job.discount_code, drop_id=drop.id,
+                customer_id=job.customer_id, currency=settings.shop.currency, at=now,
+                lines=[(*catalog[v], q) for v, q in job.lines])
+            with session.begin_nested():
+                discounts.take_use(session, discount_id=code.id, customer_id=job.customer_id)
+                same = [j for j in jobs if j.discount_id == code.id
+                        and j.customer_id == job.customer_id]
+                if code.max_uses_per_customer is not None and discounts.customer_uses(
+                        session, discount_id=code.id, customer_id=job.customer_id
+                ) + len(same) >= code.max_uses_per_customer:
+                    raise DiscountCustomerCapReached(
+                        f"you have used the code {code.code} {code.max_uses_per_customer} "
+                        "time(s), as often as it allows", field="discount_code")
+        except DomainError as refusal:
+            job.outcome = ("refused", refusal)
+            continue
+        job.discount_id, job.discount_code = code.id, code.code
+        job.line_discounts = {v: off for (v, _), off
+                              in zip(job.lines, applied.line_discounts, strict=True) if off}
+        job.free_delivery = applied.free_delivery
 
 
 def _record_keys(session: Session, *, now: datetime, jobs: list[Job]) -> None:
@@ -330,12 +369,16 @@ def _return_drop_units(session: Session, drop: Drop, declined: list[Job]) -> Non
     session.execute(text("UPDATE drop_buyers SET units = units - :u WHERE drop_id = :d "
                          "AND customer_id = :c"),
                     [{"d": drop.id, "c": j.customer_id, "u": j.quantity} for j in declined])
+    for job in declined:  # their codes' uses go back (rare: only coded orders have one)
+        if job.discount_id is not None:
+            discounts.release(session, order_id=job.order_id)
 
 
 def _write_all(session: Session, *, clock: Clock, settings: Settings, drop_id: int,
                jobs: list[Job]) -> tuple[list[Job], dict[int, Any], Drop]:
     for job in jobs:  # a retried transaction starts from scratch
         job.outcome = None
+        job.discount_id, job.line_discounts, job.free_delivery = None, {}, False
     drop = service.get_drop(session, drop_id)
     written, customers = _write_pending(session, clock=clock, settings=settings, drop=drop,
                                         jobs=jobs)

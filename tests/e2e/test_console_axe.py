@@ -25,6 +25,7 @@ from dropline.media import flows as media_flows
 from dropline.media.models import MediaOwner
 from dropline.media.pages import limits_of
 from dropline.memberships.models import MembershipTier
+from dropline.orders.models import Order
 from dropline.web.app import console_navigation, create_app
 from tests.console.support import ADMIN, NOW, demo_settings, seed_demo_database
 from tests.e2e.axe import assert_accessible
@@ -50,6 +51,8 @@ DETAIL_PAGES = [
     "/admin/playbooks/drop-runbook",
     "/admin/playbooks/decision-tree",
     "/admin/security",
+    "/admin/orders/{order}",
+    "/admin/customers/{customer}",
 ]
 WIDTHS = (1280, 375)
 # The innermost elements that reach past the screen's right edge (for a failure's message).
@@ -91,13 +94,16 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         drop = session.scalars(select(Drop.id).order_by(Drop.starts_at.desc())).first()
         window = session.scalars(select(DeliveryWindow.id)).first()
         tier = session.scalars(select(MembershipTier.id).order_by(MembershipTier.id)).first()
+        order = session.scalars(select(Order.id).order_by(Order.id.desc())).first()
+        customer = session.scalars(select(Order.customer_id).where(Order.id == order)).one()
     image = media_flows.add_image(db, services.media, clock=services.clock,
                                   limits=limits_of(services), owner_kind=MediaOwner.product,
                                   owner_ref=product, data=image_bytes(), alt="The bottle").id
     server = LiveServer(app)
     server.start()
     yield Console(server, {"product": product, "drop": drop, "image": image,
-                           "window": window or 0, "tier": tier})
+                           "window": window or 0, "tier": tier, "order": order,
+                           "customer": customer})
     server.stop()
     db.dispose()
 

@@ -26,7 +26,7 @@ from dropline.errors import DomainError, InvalidInput, NotFound
 from dropline.fulfilment.models import FulfilmentDecisionRow
 from dropline.invoices import documents as invoice_documents
 from dropline.invoices import service as invoices
-from dropline.invoices.api import seller_of
+from dropline.invoices.service import seller_of
 from dropline.locations.models import Location
 from dropline.money import parse_money
 from dropline.notes import service as notes

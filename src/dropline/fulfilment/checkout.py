@@ -15,6 +15,7 @@ from dropline.clock import Clock
 from dropline.errors import InvalidState
 from dropline.fulfilment import rules as R
 from dropline.fulfilment.errors import WindowFull
+from dropline.fulfilment.steering import FULL_VANS
 from dropline.fulfilment.models import DeliveryWindow
 from dropline.fulfilment.ports import Geocoder
 from dropline.fulfilment.service import (
@@ -62,13 +63,16 @@ class WindowCheckout:
             destination=destination, at=at, customer=customer,
             steering=Steering() if self._steering else None)
         option = next((o for o in options.options if o.window_id == choice.window_id), None)
-        if option is None:
+        if option is None or not option.eligible:
             window = session.get(DeliveryWindow, choice.window_id)
-            if window is not None and window.booked >= window.capacity:
-                # Full windows are not offered at all: say so, rather than "not served".
+            vans_full = option is not None and FULL_VANS in (option.excluded or "")
+            if window is not None and (window.booked >= window.capacity or vans_full):
+                # A full window (by its count, or its vans' time under steering) is full:
+                # say so, rather than "not served" or "cannot take this order".
                 raise WindowFull(f"delivery window {choice.window_id} is full "
-                                 f"({window.capacity} orders); pick another from "
-                                 "GET /api/v1/delivery-options", window_id=choice.window_id)
+                                 f"({window.capacity} orders, or its vans' time); pick another "
+                                 "from GET /api/v1/delivery-options",
+                                 window_id=choice.window_id)
         if option is None or not option.eligible:
             why = option.excluded if option is not None else "it does not serve this address"
             raise InvalidState(f"delivery window {choice.window_id} cannot take this order "

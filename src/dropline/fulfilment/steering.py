@@ -45,6 +45,9 @@ TOUR_CONSTANT = 0.7124
 SAME_ADDRESS_METRES = 15.0
 EXTRA_PARCEL_SECONDS = 30
 
+# The reason a window whose vans' time is used up is hidden (checkout reads it as "full").
+FULL_VANS = "hidden: the vans' time in this window is used up"
+
 
 def window_capacity(*, vehicles: int, window_seconds: float, costs: VehicleCosts,
                     area_m2: float, expected_stops: float) -> int:
@@ -129,7 +132,7 @@ def offer_windows(quotes: Sequence[WindowQuote], *, trip: Insertion, base_price:
         ins = quote.insertion
         if quote.remaining <= 0:
             offers.append(Offer(quote.window_id, quote.location_code, marginal, 0, False, True,
-                                "hidden: the vans' time in this window is used up"))
+                                FULL_VANS))
             continue
         assert cheapest is not None
         if quote.same_address:

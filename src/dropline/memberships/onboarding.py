@@ -88,7 +88,8 @@ def advance_all(session: Session, *, clock: Clock, draw: Callable[[], float] = r
     now = clock.now()
     members = session.scalars(select(Membership).where(
         Membership.status.in_(FLOW_STATUSES),
-        Membership.started_at >= now - timedelta(days=ONBOARDING_DAYS + 2))).all()
+        Membership.started_at >= now - timedelta(days=ONBOARDING_DAYS + 2))
+        .order_by(Membership.id)).all()  # new members draw in joining order
     if not members:
         return 0
     flows = {f.name: f for f in get_flows(session)}

@@ -137,7 +137,8 @@ def _wilson(successes: int, n: int, z: float) -> tuple[float, float, float]:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return p, max(0.0, centre - half), min(1.0, centre + half)
+    return (p, 0.0 if successes == 0 else max(0.0, centre - half),
+            1.0 if successes == n else min(1.0, centre + half))
 
 
 def retention_effect(flow: Sequence[bool], holdout: Sequence[bool], *,

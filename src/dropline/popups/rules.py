@@ -84,7 +84,9 @@ def wilson(successes: int, trials: int, z: float = Z_95) -> Interval:
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return Interval(max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or all successes the bound is exact (0 or 1); computed, it is off by a rounding.
+    return Interval(0.0 if successes == 0 else max(0.0, centre - half),
+                    1.0 if successes == trials else min(1.0, centre + half))
 
 
 def newcombe_difference(s1: int, n1: int, s2: int, n2: int, z: float = Z_95) -> Interval:

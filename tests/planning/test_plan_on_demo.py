@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from tests.planning.noise import add_small_drop
 from tests.web.support import browser_session
 
 runner = CliRunner()
+PINNED = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 # The demo steps whose rows planning reads (the others, e.g. pop-ups and telemetry tags, only
 # cost time here; the console's browser test runs the planning page on the whole demo).
 PLANNING_INPUTS = {"catalog", "locations", "admin", "customers", "orders", "fulfilment",
@@ -29,7 +30,10 @@ PLANNING_INPUTS = {"catalog", "locations", "admin", "customers", "orders", "fulf
 def test_on_demo_data_the_cli_api_and_page_give_dates_and_caps_with_reasons(db, settings,
                                                                              monkeypatch):
     """One demo seed (the slow part) for all three faces of the planner."""
-    clock = SystemClock()  # the CLI plans from the real "now", so the demo is seeded there too
+    # The CLI plans from the system clock, so the demo is seeded there too; both are pinned to
+    # one instant, or where "today" falls in the demo's history would move the fit by the hour.
+    monkeypatch.setattr(SystemClock, "now", lambda self: PINNED)
+    clock = SystemClock()
     steps = [step for step in registered_steps() if step.name in PLANNING_INPUTS]
     seed_demo(db, settings=settings, customers=200, seed=7, clock=clock, steps=steps)
     monkeypatch.setenv("DROPLINE_DATABASE_URL", db.url)
